@@ -1,0 +1,3 @@
+module github.com/nominacl/consolidation/coordinator
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/nominacl/consolidation/proto
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/nominacl/consolidation/worker
+
+go 1.26
