@@ -1,0 +1,46 @@
+package pgtest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// aptInstall installs a Debian package when we are root on Debian, and otherwise
+// says exactly what to install. A file lock keeps concurrent test binaries from
+// running apt-get at the same time.
+// found reports whether the package's binaries are there now (another test
+// binary may have installed them while this one waited for the lock).
+func aptInstall(pkg string, found func() bool) error {
+	_, debErr := os.Stat("/etc/debian_version")
+	if os.Geteuid() != 0 || debErr != nil {
+		return fmt.Errorf("install the %q package (Debian/Ubuntu: sudo apt-get install -y %s), or set TEST_DATABASE_URL and TEST_REDIS_URL to servers of your own", pkg, pkg)
+	}
+	lock, err := os.OpenFile(os.TempDir()+"/pgtest-apt.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if found() {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "pgtest: installing %s with apt-get\n", pkg)
+	update := exec.Command("apt-get", "update")
+	update.Stdout, update.Stderr = os.Stderr, os.Stderr
+	if err := update.Run(); err != nil {
+		return fmt.Errorf("apt-get update: %w", err)
+	}
+	install := exec.Command("apt-get", "install", "-y", "--no-install-recommends", pkg)
+	install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	install.Stdout, install.Stderr = os.Stderr, os.Stderr
+	if err := install.Run(); err != nil {
+		return errors.Join(fmt.Errorf("apt-get install %s", pkg), err)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresServer is a PostgreSQL server started from initdb in a temporary directory.
+type PostgresServer struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartPostgres initializes a cluster in a temporary directory and starts it on a
+// free loopback port, as the "postgres" (or "nobody") user when run as root. It is
+// tuned for tests: no fsync, no durable commits.
+func StartPostgres(ctx context.Context) (*PostgresServer, error) {
+	bin, err := postgresBinDir()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := unprivilegedUser()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	data := filepath.Join(dir, "data")
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+		"-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N", "--no-instructions")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Env = append(os.Environ(), "LC_ALL=C")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &PostgresServer{dir: dir, port: port, done: make(chan struct{})}
+		if lastErr = s.start(ctx, bin, cred); lastErr == nil {
+			return s, nil
+		}
+	}
+	_ = os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Credential) error {
+	logFile, err := os.Create(filepath.Join(s.dir, "postgres.log"))
+	if err != nil {
+		return err
+	}
+	if cred != nil {
+		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"),
+		"-D", filepath.Join(s.dir, "data"),
+		"-p", strconv.Itoa(s.port),
+		"-k", s.dir,
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=300",
+		"-c", "shared_buffers=128MB",
+		"-c", "max_wal_size=2GB",
+	)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	// SIGQUIT is PostgreSQL's immediate shutdown: if the test binary dies, the
+	// server goes with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("starting postgres: %w", err)
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		logFile.Close()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-s.done:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+			return fmt.Errorf("postgres exited during start: %s", tail(log, 2000))
+		default:
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgx.Connect(pingCtx, s.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.kill()
+			return fmt.Errorf("postgres did not accept connections within 60s: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// URL is a connection URL for a database of the server.
+func (s *PostgresServer) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, database)
+}
+
+// Stop shuts the server down fast and removes its directory.
+func (s *PostgresServer) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			s.kill()
+		}
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+func (s *PostgresServer) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+}
+
+// postgresBinDir finds the directory holding initdb and postgres, installing
+// PostgreSQL with apt-get when it is missing and that is possible.
+func postgresBinDir() (string, error) {
+	find := func() string {
+		if p, err := exec.LookPath("initdb"); err == nil {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(p), "postgres")); err == nil {
+				return filepath.Dir(p)
+			}
+		}
+		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+		sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+		for _, d := range dirs {
+			if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+				return d
+			}
+		}
+		return ""
+	}
+	if d := find(); d != "" {
+		return d, nil
+	}
+	if err := aptInstall("postgresql", func() bool { return find() != "" }); err != nil {
+		return "", fmt.Errorf("PostgreSQL server binaries (initdb, postgres) not found: %w", err)
+	}
+	if d := find(); d != "" {
+		return d, nil
+	}
+	return "", errors.New("PostgreSQL was installed but initdb is still not found")
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// unprivilegedUser is the user PostgreSQL runs as when we are root (it refuses to
+// run as root); nil when we are not root.
+func unprivilegedUser() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// withDatabase replaces the database of a connection URL.
+func withDatabase(rawURL, database string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	u.Path = "/" + database
+	return u.String()
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
