@@ -1,0 +1,80 @@
+package schema_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/schema"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// A database with nothing in it, not the pre-migrated template.
+	admin, err := pgxpool.New(ctx, pgtest.AdminURL(t))
+	require.NoError(t, err)
+	defer admin.Close()
+	_, err = admin.Exec(ctx, "CREATE DATABASE migrate_twice")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS migrate_twice WITH (FORCE)")
+	})
+	cfg, err := pgxpool.ParseConfig(pgtest.AdminURL(t))
+	require.NoError(t, err)
+	cfg.ConnConfig.Database = "migrate_twice"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	all, err := schema.Migrations()
+	require.NoError(t, err)
+	require.NotEmpty(t, all)
+
+	applied, err := schema.Migrate(ctx, logger, pool)
+	require.NoError(t, err)
+	require.Equal(t, len(all), applied)
+
+	applied, err = schema.Migrate(ctx, logger, pool)
+	require.NoError(t, err)
+	require.Zero(t, applied, "second run applies nothing")
+
+	for _, table := range []string{
+		"nomina_cierrenomina", "nomina_empleado_cierre", "nomina_registro_concepto_empleado",
+		"nomina_empleado_cierre_novedades", "nomina_registro_concepto_empleado_novedades",
+		"nomina_movimiento_alta_baja", "nomina_movimiento_ausentismo", "nomina_movimiento_vacaciones",
+		"nomina_discrepanciacierre", "nomina_analista_ingreso", "nomina_analista_finiquito",
+		"nomina_analista_incidencia", "nomina_empleado_consolidado", "nomina_concepto_empleado_consolidado",
+		"nomina_metrica_consolidacion", "consolidation_run", "consolidation_chunk", "consolidation_chunk_attempt",
+	} {
+		var exists bool
+		require.NoError(t, pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists))
+		require.True(t, exists, table)
+	}
+}
+
+func TestMigrationsOnExistingPayrollTables(t *testing.T) {
+	t.Parallel()
+	// The payroll application owns the source tables in production: our migrations
+	// must accept them already there, and explicit ids on insert.
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	_, err := pool.Exec(ctx, "DELETE FROM schema_migrations")
+	require.NoError(t, err)
+	_, err = schema.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), pool)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "INSERT INTO nomina_cierrenomina (id, mes, anno, estado) VALUES (900, 1, 2026, 'x')")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "INSERT INTO nomina_cierrenomina (mes, anno, estado) VALUES (13, 2026, 'x')")
+	require.Error(t, err, "mes is 1..12")
+}

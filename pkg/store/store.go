@@ -1,0 +1,52 @@
+// Package store is the service's only door to PostgreSQL for closing data: it reads
+// a chunk's sources set-based (a fixed handful of queries whatever the chunk size)
+// and writes consolidated rows with COPY. All SQL of the data path lives here.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier is what the store needs of a pool, a connection or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// interpretError translates driver errors into the store's own, once, at the edge.
+func interpretError(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// Closing is one row of nomina_cierrenomina.
+type Closing struct {
+	ID     int64
+	Mes    int
+	Anno   int
+	Estado string
+}
+
+// GetClosing reads a closing.
+func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
+	c := Closing{ID: id}
+	err := q.QueryRow(ctx, "SELECT mes, anno, estado FROM nomina_cierrenomina WHERE id = $1", id).
+		Scan(&c.Mes, &c.Anno, &c.Estado)
+	if err != nil {
+		return Closing{}, fmt.Errorf("reading closing %d: %w", id, interpretError(err))
+	}
+	return c, nil
+}
