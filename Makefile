@@ -1,0 +1,46 @@
+# Payroll consolidation service. `make help` lists the targets.
+
+MODULES      := proto pkg coordinator worker
+TOOLS        := $(CURDIR)/bin/tools
+BUF_VERSION  := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+GO_TEST_FLAGS ?= -count=1 -timeout 15m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/coordinator, bin/worker and bin/cierrectl
+	go build -o bin/ ./coordinator/cmd/... ./worker/cmd/...
+
+.PHONY: test
+test: ## run every test of every module (starts its own PostgreSQL and Redis unless TEST_DATABASE_URL/TEST_REDIS_URL are set)
+	go test $(GO_TEST_FLAGS) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+
+.PHONY: tools
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install buf and the protoc plugins into bin/tools
+
+$(TOOLS)/buf:
+	GOBIN=$(TOOLS) GOWORK=off go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) GOWORK=off go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) GOWORK=off go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+.PHONY: generate
+generate: tools ## regenerate the protobuf code in proto/ (buf with local plugins)
+	$(TOOLS)/buf generate
+
+.PHONY: lint
+lint: tools ## buf lint and go vet on every module
+	$(TOOLS)/buf lint
+	go vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
+
+.PHONY: verify
+verify: generate lint ## check generated code is up to date, then lint
+	@git diff --exit-code -- proto || { echo "generated code is out of date: run make generate and commit"; exit 1; }
