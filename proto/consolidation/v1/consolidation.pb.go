@@ -760,9 +760,13 @@ type Consolidation struct {
 	StartedAt          *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	FinishedAt         *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// Why the run ended as it did, when it did not succeed.
-	Error         string `protobuf:"bytes,20,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error string `protobuf:"bytes,20,opt,name=error,proto3" json:"error,omitempty"`
+	// The run's metrics (the nomina_metrica_consolidacion row), once it has ended.
+	Metrics *RunMetrics `protobuf:"bytes,21,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// How many failed chunks there are in all; failed_chunks lists at most 100.
+	FailedChunksTotal int32 `protobuf:"varint,22,opt,name=failed_chunks_total,json=failedChunksTotal,proto3" json:"failed_chunks_total,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Consolidation) Reset() {
@@ -935,6 +939,161 @@ func (x *Consolidation) GetError() string {
 	return ""
 }
 
+func (x *Consolidation) GetMetrics() *RunMetrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Consolidation) GetFailedChunksTotal() int32 {
+	if x != nil {
+		return x.FailedChunksTotal
+	}
+	return 0
+}
+
+// RunMetrics mirrors the nomina_metrica_consolidacion row of a run.
+type RunMetrics struct {
+	state                      protoimpl.MessageState `protogen:"open.v1"`
+	TotalEmpleados             int32                  `protobuf:"varint,1,opt,name=total_empleados,json=totalEmpleados,proto3" json:"total_empleados,omitempty"`
+	ChunksProcesados           int32                  `protobuf:"varint,2,opt,name=chunks_procesados,json=chunksProcesados,proto3" json:"chunks_procesados,omitempty"`
+	ChunksExitosos             int32                  `protobuf:"varint,3,opt,name=chunks_exitosos,json=chunksExitosos,proto3" json:"chunks_exitosos,omitempty"`
+	RegistrosCreados           int64                  `protobuf:"varint,4,opt,name=registros_creados,json=registrosCreados,proto3" json:"registros_creados,omitempty"`
+	TiempoTotalSeconds         float64                `protobuf:"fixed64,5,opt,name=tiempo_total_seconds,json=tiempoTotalSeconds,proto3" json:"tiempo_total_seconds,omitempty"`
+	TiempoPromedioChunkSeconds float64                `protobuf:"fixed64,6,opt,name=tiempo_promedio_chunk_seconds,json=tiempoPromedioChunkSeconds,proto3" json:"tiempo_promedio_chunk_seconds,omitempty"`
+	ThroughputEmpleadosSec     float64                `protobuf:"fixed64,7,opt,name=throughput_empleados_sec,json=throughputEmpleadosSec,proto3" json:"throughput_empleados_sec,omitempty"`
+	ThroughputRegistrosSec     float64                `protobuf:"fixed64,8,opt,name=throughput_registros_sec,json=throughputRegistrosSec,proto3" json:"throughput_registros_sec,omitempty"`
+	MemoriaPicoMb              float64                `protobuf:"fixed64,9,opt,name=memoria_pico_mb,json=memoriaPicoMb,proto3" json:"memoria_pico_mb,omitempty"`
+	CpuPromedioPercent         float64                `protobuf:"fixed64,10,opt,name=cpu_promedio_percent,json=cpuPromedioPercent,proto3" json:"cpu_promedio_percent,omitempty"`
+	ChunkSizeUtilizado         int32                  `protobuf:"varint,11,opt,name=chunk_size_utilizado,json=chunkSizeUtilizado,proto3" json:"chunk_size_utilizado,omitempty"`
+	WorkersUtilizados          int32                  `protobuf:"varint,12,opt,name=workers_utilizados,json=workersUtilizados,proto3" json:"workers_utilizados,omitempty"`
+	VersionAlgoritmo           string                 `protobuf:"bytes,13,opt,name=version_algoritmo,json=versionAlgoritmo,proto3" json:"version_algoritmo,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
+}
+
+func (x *RunMetrics) Reset() {
+	*x = RunMetrics{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunMetrics) ProtoMessage() {}
+
+func (x *RunMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunMetrics.ProtoReflect.Descriptor instead.
+func (*RunMetrics) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RunMetrics) GetTotalEmpleados() int32 {
+	if x != nil {
+		return x.TotalEmpleados
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetChunksProcesados() int32 {
+	if x != nil {
+		return x.ChunksProcesados
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetChunksExitosos() int32 {
+	if x != nil {
+		return x.ChunksExitosos
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetRegistrosCreados() int64 {
+	if x != nil {
+		return x.RegistrosCreados
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetTiempoTotalSeconds() float64 {
+	if x != nil {
+		return x.TiempoTotalSeconds
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetTiempoPromedioChunkSeconds() float64 {
+	if x != nil {
+		return x.TiempoPromedioChunkSeconds
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetThroughputEmpleadosSec() float64 {
+	if x != nil {
+		return x.ThroughputEmpleadosSec
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetThroughputRegistrosSec() float64 {
+	if x != nil {
+		return x.ThroughputRegistrosSec
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetMemoriaPicoMb() float64 {
+	if x != nil {
+		return x.MemoriaPicoMb
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetCpuPromedioPercent() float64 {
+	if x != nil {
+		return x.CpuPromedioPercent
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetChunkSizeUtilizado() int32 {
+	if x != nil {
+		return x.ChunkSizeUtilizado
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetWorkersUtilizados() int32 {
+	if x != nil {
+		return x.WorkersUtilizados
+	}
+	return 0
+}
+
+func (x *RunMetrics) GetVersionAlgoritmo() string {
+	if x != nil {
+		return x.VersionAlgoritmo
+	}
+	return ""
+}
+
 // FailedChunk is a chunk that did not commit, with its last error.
 type FailedChunk struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -950,7 +1109,7 @@ type FailedChunk struct {
 
 func (x *FailedChunk) Reset() {
 	*x = FailedChunk{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1121,7 @@ func (x *FailedChunk) String() string {
 func (*FailedChunk) ProtoMessage() {}
 
 func (x *FailedChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1134,7 @@ func (x *FailedChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedChunk.ProtoReflect.Descriptor instead.
 func (*FailedChunk) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FailedChunk) GetChunkIndex() int32 {
@@ -1035,7 +1194,7 @@ type ControlTotals struct {
 
 func (x *ControlTotals) Reset() {
 	*x = ControlTotals{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1206,7 @@ func (x *ControlTotals) String() string {
 func (*ControlTotals) ProtoMessage() {}
 
 func (x *ControlTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1219,7 @@ func (x *ControlTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlTotals.ProtoReflect.Descriptor instead.
 func (*ControlTotals) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ControlTotals) GetTotalHaberesCents() int64 {
@@ -1108,7 +1267,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1279,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1292,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Progress) GetChunksDone() int32 {
@@ -1199,7 +1358,7 @@ type ProcessChunkRequest struct {
 
 func (x *ProcessChunkRequest) Reset() {
 	*x = ProcessChunkRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1370,7 @@ func (x *ProcessChunkRequest) String() string {
 func (*ProcessChunkRequest) ProtoMessage() {}
 
 func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1383,7 @@ func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkRequest.ProtoReflect.Descriptor instead.
 func (*ProcessChunkRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProcessChunkRequest) GetConsolidationId() int64 {
@@ -1264,7 +1423,7 @@ type ProcessChunkResponse struct {
 
 func (x *ProcessChunkResponse) Reset() {
 	*x = ProcessChunkResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1435,7 @@ func (x *ProcessChunkResponse) String() string {
 func (*ProcessChunkResponse) ProtoMessage() {}
 
 func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1448,7 @@ func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkResponse.ProtoReflect.Descriptor instead.
 func (*ProcessChunkResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProcessChunkResponse) GetSummary() *ChunkSummary {
@@ -1313,15 +1472,17 @@ type ChunkSummary struct {
 	// True when the chunk had already been committed and this answer comes from the
 	// ledger (nothing was written again).
 	FromLedger bool `protobuf:"varint,9,opt,name=from_ledger,json=fromLedger,proto3" json:"from_ledger,omitempty"`
-	// Set when the chunk failed in a way retrying will not fix (bad data).
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// CPU time the chunk used on the worker's thread (reading, rules and writing).
+	CpuTime *durationpb.Duration `protobuf:"bytes,10,opt,name=cpu_time,json=cpuTime,proto3" json:"cpu_time,omitempty"`
+	// The address of the worker that processed the chunk.
+	Worker        string `protobuf:"bytes,11,opt,name=worker,proto3" json:"worker,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkSummary) Reset() {
 	*x = ChunkSummary{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1494,7 @@ func (x *ChunkSummary) String() string {
 func (*ChunkSummary) ProtoMessage() {}
 
 func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1507,7 @@ func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSummary.ProtoReflect.Descriptor instead.
 func (*ChunkSummary) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChunkSummary) GetChunkIndex() int32 {
@@ -1412,9 +1573,16 @@ func (x *ChunkSummary) GetFromLedger() bool {
 	return false
 }
 
-func (x *ChunkSummary) GetError() string {
+func (x *ChunkSummary) GetCpuTime() *durationpb.Duration {
 	if x != nil {
-		return x.Error
+		return x.CpuTime
+	}
+	return nil
+}
+
+func (x *ChunkSummary) GetWorker() string {
+	if x != nil {
+		return x.Worker
 	}
 	return ""
 }
@@ -1460,7 +1628,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"closing_id\x18\x02 \x01(\x03H\x00R\tclosingIdB\x05\n" +
 	"\x03ref\"d\n" +
 	"\x1bCancelConsolidationResponse\x12E\n" +
-	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xbf\a\n" +
+	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xa7\b\n" +
 	"\rConsolidation\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
@@ -1486,7 +1654,25 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"started_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x14\n" +
-	"\x05error\x18\x14 \x01(\tR\x05error\"\xd4\x01\n" +
+	"\x05error\x18\x14 \x01(\tR\x05error\x126\n" +
+	"\ametrics\x18\x15 \x01(\v2\x1c.consolidation.v1.RunMetricsR\ametrics\x12.\n" +
+	"\x13failed_chunks_total\x18\x16 \x01(\x05R\x11failedChunksTotal\"\x89\x05\n" +
+	"\n" +
+	"RunMetrics\x12'\n" +
+	"\x0ftotal_empleados\x18\x01 \x01(\x05R\x0etotalEmpleados\x12+\n" +
+	"\x11chunks_procesados\x18\x02 \x01(\x05R\x10chunksProcesados\x12'\n" +
+	"\x0fchunks_exitosos\x18\x03 \x01(\x05R\x0echunksExitosos\x12+\n" +
+	"\x11registros_creados\x18\x04 \x01(\x03R\x10registrosCreados\x120\n" +
+	"\x14tiempo_total_seconds\x18\x05 \x01(\x01R\x12tiempoTotalSeconds\x12A\n" +
+	"\x1dtiempo_promedio_chunk_seconds\x18\x06 \x01(\x01R\x1atiempoPromedioChunkSeconds\x128\n" +
+	"\x18throughput_empleados_sec\x18\a \x01(\x01R\x16throughputEmpleadosSec\x128\n" +
+	"\x18throughput_registros_sec\x18\b \x01(\x01R\x16throughputRegistrosSec\x12&\n" +
+	"\x0fmemoria_pico_mb\x18\t \x01(\x01R\rmemoriaPicoMb\x120\n" +
+	"\x14cpu_promedio_percent\x18\n" +
+	" \x01(\x01R\x12cpuPromedioPercent\x120\n" +
+	"\x14chunk_size_utilizado\x18\v \x01(\x05R\x12chunkSizeUtilizado\x12-\n" +
+	"\x12workers_utilizados\x18\f \x01(\x05R\x11workersUtilizados\x12+\n" +
+	"\x11version_algoritmo\x18\r \x01(\tR\x10versionAlgoritmo\"\xd4\x01\n" +
 	"\vFailedChunk\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12*\n" +
@@ -1517,7 +1703,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"chunkIndex\x12#\n" +
 	"\rattempt_token\x18\x04 \x01(\x03R\fattemptToken\"P\n" +
 	"\x14ProcessChunkResponse\x128\n" +
-	"\asummary\x18\x01 \x01(\v2\x1e.consolidation.v1.ChunkSummaryR\asummary\"\xa0\x03\n" +
+	"\asummary\x18\x01 \x01(\v2\x1e.consolidation.v1.ChunkSummaryR\asummary\"\xd8\x03\n" +
 	"\fChunkSummary\x12\x1f\n" +
 	"\vchunk_index\x18\x01 \x01(\x05R\n" +
 	"chunkIndex\x12\x1c\n" +
@@ -1529,9 +1715,10 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x16total_descuentos_cents\x18\a \x01(\x03R\x14totalDescuentosCents\x12.\n" +
 	"\x13liquido_pagar_cents\x18\b \x01(\x03R\x11liquidoPagarCents\x12\x1f\n" +
 	"\vfrom_ledger\x18\t \x01(\bR\n" +
-	"fromLedger\x12\x14\n" +
-	"\x05error\x18\n" +
-	" \x01(\tR\x05error*y\n" +
+	"fromLedger\x124\n" +
+	"\bcpu_time\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\acpuTime\x12\x16\n" +
+	"\x06worker\x18\v \x01(\tR\x06worker*y\n" +
 	"\x11ConsolidationMode\x12\"\n" +
 	"\x1eCONSOLIDATION_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONSOLIDATION_MODE_FULL\x10\x01\x12#\n" +
@@ -1569,7 +1756,7 @@ func file_consolidation_v1_consolidation_proto_rawDescGZIP() []byte {
 }
 
 var file_consolidation_v1_consolidation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(ConsolidationMode)(0),              // 0: consolidation.v1.ConsolidationMode
 	(ChunkPolicy)(0),                    // 1: consolidation.v1.ChunkPolicy
@@ -1583,49 +1770,52 @@ var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(*CancelConsolidationRequest)(nil),  // 9: consolidation.v1.CancelConsolidationRequest
 	(*CancelConsolidationResponse)(nil), // 10: consolidation.v1.CancelConsolidationResponse
 	(*Consolidation)(nil),               // 11: consolidation.v1.Consolidation
-	(*FailedChunk)(nil),                 // 12: consolidation.v1.FailedChunk
-	(*ControlTotals)(nil),               // 13: consolidation.v1.ControlTotals
-	(*Progress)(nil),                    // 14: consolidation.v1.Progress
-	(*ProcessChunkRequest)(nil),         // 15: consolidation.v1.ProcessChunkRequest
-	(*ProcessChunkResponse)(nil),        // 16: consolidation.v1.ProcessChunkResponse
-	(*ChunkSummary)(nil),                // 17: consolidation.v1.ChunkSummary
-	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 19: google.protobuf.Duration
+	(*RunMetrics)(nil),                  // 12: consolidation.v1.RunMetrics
+	(*FailedChunk)(nil),                 // 13: consolidation.v1.FailedChunk
+	(*ControlTotals)(nil),               // 14: consolidation.v1.ControlTotals
+	(*Progress)(nil),                    // 15: consolidation.v1.Progress
+	(*ProcessChunkRequest)(nil),         // 16: consolidation.v1.ProcessChunkRequest
+	(*ProcessChunkResponse)(nil),        // 17: consolidation.v1.ProcessChunkResponse
+	(*ChunkSummary)(nil),                // 18: consolidation.v1.ChunkSummary
+	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 20: google.protobuf.Duration
 }
 var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	0,  // 0: consolidation.v1.ConsolidateRequest.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 1: consolidation.v1.ConsolidateRequest.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
 	11, // 2: consolidation.v1.GetConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
-	14, // 3: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
+	15, // 3: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
 	11, // 4: consolidation.v1.WatchConsolidationResponse.final:type_name -> consolidation.v1.Consolidation
 	11, // 5: consolidation.v1.CancelConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
 	2,  // 6: consolidation.v1.Consolidation.status:type_name -> consolidation.v1.RunStatus
 	0,  // 7: consolidation.v1.Consolidation.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 8: consolidation.v1.Consolidation.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
-	12, // 9: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
-	13, // 10: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
-	14, // 11: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
-	18, // 12: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
-	18, // 13: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
-	19, // 14: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	19, // 15: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
-	17, // 16: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
-	19, // 17: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
-	3,  // 18: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
-	5,  // 19: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
-	7,  // 20: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
-	9,  // 21: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
-	15, // 22: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
-	4,  // 23: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
-	6,  // 24: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
-	8,  // 25: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
-	10, // 26: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
-	16, // 27: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 9: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
+	14, // 10: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
+	15, // 11: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
+	19, // 12: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
+	19, // 13: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
+	12, // 14: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
+	20, // 15: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	20, // 16: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
+	18, // 17: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
+	20, // 18: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
+	20, // 19: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
+	3,  // 20: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
+	5,  // 21: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
+	7,  // 22: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
+	9,  // 23: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
+	16, // 24: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
+	4,  // 25: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
+	6,  // 26: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
+	8,  // 27: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
+	10, // 28: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
+	17, // 29: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_consolidation_v1_consolidation_proto_init() }
@@ -1651,7 +1841,7 @@ func file_consolidation_v1_consolidation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consolidation_v1_consolidation_proto_rawDesc), len(file_consolidation_v1_consolidation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
