@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS consolidation_chunk (
     error                text             NULL,
     records              integer          NOT NULL DEFAULT 0,
     duration_seconds     double precision NULL,
+    cpu_seconds          double precision NULL,
     peak_rss_bytes       bigint           NULL,
     sum_haberes_cents    bigint           NULL,
     sum_descuentos_cents bigint           NULL,

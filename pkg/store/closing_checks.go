@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Estados of a closing (nomina_cierrenomina.estado), in the payroll application's words.
+const (
+	EstadoVerificado       = "verificado_sin_discrepancias"
+	EstadoConDiscrepancias = "con_discrepancias"
+	EstadoConsolidando     = "consolidando_datos"
+	EstadoConsolidados     = "datos_consolidados"
+	EstadoParcial          = "consolidacion_parcial"
+	EstadoError            = "error_consolidacion"
+	EstadoCancelada        = "consolidacion_cancelada"
+	EstadoTimeout          = "timeout_consolidacion"
+	EstadoErrorRecursos    = "error_recursos"
+)
+
+// BadRUT is a libro or novedades row whose RUT does not normalize.
+type BadRUT struct {
+	Table string
+	RowID int64
+	Raw   string
+}
+
+// RepeatedRUT is a canonical RUT held by two or more rows of one source.
+type RepeatedRUT struct {
+	Table  string
+	RUT    string
+	RowIDs []int64
+}
+
+// RUTProblems is what CheckRUTs finds: at most limit examples of each kind, and how
+// many there are in all.
+type RUTProblems struct {
+	Bad           []BadRUT
+	BadCount      int
+	Repeated      []RepeatedRUT
+	RepeatedCount int
+}
+
+// OK reports whether the closing's RUTs are all valid and unique per source.
+func (p RUTProblems) OK() bool { return p.BadCount == 0 && p.RepeatedCount == 0 }
+
+var rutSources = []string{"nomina_empleado_cierre", "nomina_empleado_cierre_novedades"}
+
+// CheckRUTs looks for libro and novedades rows of a closing whose RUT does not
+// normalize (R1) or normalizes to a RUT another row of the same source has.
+func CheckRUTs(ctx context.Context, q Querier, closingID int64, limit int) (RUTProblems, error) {
+	var p RUTProblems
+	for _, table := range rutSources {
+		rows, err := q.Query(ctx, fmt.Sprintf(`
+			SELECT id, rut, count(*) OVER ()
+			FROM %s WHERE cierre_id = $1 AND nomina_rut_canonical(rut) IS NULL
+			ORDER BY id LIMIT $2`, table), closingID, limit)
+		if err != nil {
+			return p, fmt.Errorf("checking RUTs of %s for closing %d: %w", table, closingID, err)
+		}
+		tableTotal := 0
+		for rows.Next() {
+			b := BadRUT{Table: table}
+			if err := rows.Scan(&b.RowID, &b.Raw, &tableTotal); err != nil {
+				rows.Close()
+				return p, err
+			}
+			p.Bad = append(p.Bad, b)
+		}
+		p.BadCount += tableTotal
+		if err := rows.Err(); err != nil {
+			return p, err
+		}
+		rows, err = q.Query(ctx, fmt.Sprintf(`
+			SELECT canon, ids, count(*) OVER ()
+			FROM (SELECT nomina_rut_canonical(rut) AS canon, array_agg(id ORDER BY id) AS ids
+			      FROM %s WHERE cierre_id = $1 AND nomina_rut_canonical(rut) IS NOT NULL
+			      GROUP BY 1 HAVING count(*) > 1) d
+			ORDER BY ids[1] LIMIT $2`, table), closingID, limit)
+		if err != nil {
+			return p, fmt.Errorf("checking repeated RUTs of %s for closing %d: %w", table, closingID, err)
+		}
+		tableTotal = 0
+		for rows.Next() {
+			r := RepeatedRUT{Table: table}
+			if err := rows.Scan(&r.RUT, &r.RowIDs, &tableTotal); err != nil {
+				rows.Close()
+				return p, err
+			}
+			p.Repeated = append(p.Repeated, r)
+		}
+		p.RepeatedCount += tableTotal
+		if err := rows.Err(); err != nil {
+			return p, err
+		}
+	}
+	p.Bad = p.Bad[:min(len(p.Bad), limit)]
+	p.Repeated = p.Repeated[:min(len(p.Repeated), limit)]
+	return p, nil
+}

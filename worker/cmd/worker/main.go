@@ -1,0 +1,95 @@
+// Command worker serves WorkerService: it consolidates the chunks the coordinator
+// hands it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+	"github.com/nominacl/consolidation/pkg/config"
+	"github.com/nominacl/consolidation/pkg/grpcserve"
+	"github.com/nominacl/consolidation/pkg/telemetry"
+	"github.com/nominacl/consolidation/worker/internal/chunk"
+	"github.com/nominacl/consolidation/worker/internal/server"
+)
+
+type settings struct {
+	databaseURL string
+	grpcAddr    string
+	metricsAddr string
+	name        string
+	maxInFlight int
+	softTimeout time.Duration
+	drain       time.Duration
+}
+
+func load() (settings, error) {
+	var env config.Env
+	host, _ := os.Hostname()
+	s := settings{
+		databaseURL: env.Required("DATABASE_URL"),
+		grpcAddr:    env.String("GRPC_ADDR", ":50052"),
+		metricsAddr: env.String("METRICS_ADDR", ""),
+		maxInFlight: env.Int("WORKER_MAX_IN_FLIGHT", 4, 1),
+		softTimeout: env.Duration("CHUNK_SOFT_TIMEOUT", 300*time.Second),
+		drain:       env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
+	}
+	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
+	return s, env.Err()
+}
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "worker")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, logger)
+	stop()
+	if err != nil {
+		logger.Error("worker failed", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	s, err := load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	metrics, err := telemetry.Setup(ctx, logger, s.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.Shutdown(context.WithoutCancel(ctx))
+
+	poolCfg, err := pgxpool.ParseConfig(s.databaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	poolCfg.MaxConns = int32(s.maxInFlight + 2)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+
+	processor, err := chunk.NewProcessor(logger, chunk.Config{Name: s.name, SoftTimeout: s.softTimeout}, pool)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", s.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
+	}
+	srv := grpcserve.New(logger)
+	consolidationv1.RegisterWorkerServiceServer(srv.GRPC, server.NewWorkerServer(logger, processor, s.maxInFlight))
+	logger.InfoContext(ctx, "worker serving", "addr", l.Addr().String(), "max_in_flight", s.maxInFlight)
+	return srv.Serve(ctx, l, s.drain)
+}

@@ -1,0 +1,200 @@
+// Package chunk consolidates one chunk of a run: it reads the chunk's sources,
+// applies the rules and commits the rows together with the chunk's ledger entry,
+// fenced by the attempt token the coordinator handed out.
+package chunk
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nominacl/consolidation/pkg/rules"
+	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/telemetry"
+)
+
+// Config configures a Processor.
+type Config struct {
+	// Name identifies this worker in the ledger (default: "worker").
+	Name string
+	// SoftTimeout bounds one chunk's processing on the worker; past it the chunk is
+	// abandoned and reported as timed out (default: 300s, the seed's soft limit).
+	SoftTimeout time.Duration
+}
+
+// Processor consolidates chunks.
+type Processor struct {
+	logger *slog.Logger
+	cfg    Config
+	pool   *pgxpool.Pool
+
+	chunks   metric.Int64Counter
+	rows     metric.Int64Counter
+	duration metric.Float64Histogram
+}
+
+// NewProcessor builds a Processor.
+func NewProcessor(logger *slog.Logger, cfg Config, pool *pgxpool.Pool) (*Processor, error) {
+	cfg.Name = cmp.Or(cfg.Name, "worker")
+	cfg.SoftTimeout = cmp.Or(cfg.SoftTimeout, 300*time.Second)
+	if pool == nil {
+		return nil, errors.New("chunk processor needs a database pool")
+	}
+	meter := otel.Meter("consolidation/worker")
+	p := &Processor{logger: logger, cfg: cfg, pool: pool}
+	var err error
+	if p.chunks, err = meter.Int64Counter("consolidation_worker_chunks", metric.WithDescription("Chunks processed, by outcome")); err != nil {
+		return nil, err
+	}
+	if p.rows, err = meter.Int64Counter("consolidation_worker_rows_written", metric.WithDescription("Result rows written")); err != nil {
+		return nil, err
+	}
+	if p.duration, err = meter.Float64Histogram("consolidation_worker_chunk_seconds", metric.WithUnit("s"),
+		metric.WithDescription("Time to consolidate and commit one chunk")); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Request names the chunk to process and the attempt it belongs to.
+type Request struct {
+	RunID     int64
+	ClosingID int64
+	Index     int
+	Token     int64
+}
+
+// Summary is what a processed chunk reports.
+type Summary struct {
+	store.WriteSummary
+	Duration   time.Duration
+	CPU        time.Duration
+	PeakRSS    int64
+	FromLedger bool
+	Worker     string
+}
+
+// DataError is a failure that retrying cannot fix: the chunk's data breaks a rule
+// (an amount that does not fit numeric(12,2), a RUT that no longer normalizes).
+type DataError struct{ Err error }
+
+func (e *DataError) Error() string { return e.Err.Error() }
+func (e *DataError) Unwrap() error { return e.Err }
+
+// Process consolidates a chunk and commits it if req.Token is still current.
+// Errors: store.ErrStaleAttempt when it is not, *DataError for bad data, anything
+// else is worth a retry.
+func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.SoftTimeout)
+	defer cancel()
+	// Lock the goroutine to its thread so the thread's CPU time is this chunk's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, cpuStart := time.Now(), telemetry.ThreadCPU()
+
+	sum, err := p.process(ctx, req, start, cpuStart)
+	outcome := "committed"
+	switch {
+	case err == nil && sum.FromLedger:
+		outcome = "from_ledger"
+	case errors.Is(err, store.ErrStaleAttempt):
+		outcome = "stale"
+	case err != nil:
+		var de *DataError
+		outcome = "error"
+		if errors.As(err, &de) {
+			outcome = "data_error"
+		}
+	}
+	p.chunks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	p.duration.Record(ctx, time.Since(start).Seconds())
+	if err != nil {
+		p.logger.WarnContext(ctx, "chunk not committed", "consolidation_id", req.RunID, "chunk", req.Index,
+			"outcome", outcome, "error", err.Error())
+		return Summary{}, err
+	}
+	p.rows.Add(ctx, int64(sum.Records))
+	p.logger.InfoContext(ctx, "chunk committed", "consolidation_id", req.RunID, "closing_id", req.ClosingID,
+		"chunk", req.Index, "employees", sum.Employees, "records", sum.Records, "from_ledger", sum.FromLedger,
+		"duration_ms", sum.Duration.Milliseconds())
+	return sum, nil
+}
+
+func (p *Processor) process(ctx context.Context, req Request, start time.Time, cpuStart time.Duration) (Summary, error) {
+	a, err := store.GetAssignment(ctx, p.pool, req.RunID, req.Index)
+	if err != nil {
+		return Summary{}, err
+	}
+	if a.Closing.ID != req.ClosingID {
+		return Summary{}, &DataError{Err: fmt.Errorf("chunk %d of consolidation %d belongs to closing %d, not %d",
+			req.Index, req.RunID, a.Closing.ID, req.ClosingID)}
+	}
+	if a.Chunk.Status == store.ChunkSucceeded {
+		return p.fromLedger(a.Chunk), nil
+	}
+	if a.Token != req.Token {
+		return Summary{}, store.ErrStaleAttempt
+	}
+	src, err := store.ReadChunk(ctx, p.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)
+	if err != nil {
+		var re *store.RUTError
+		if errors.As(err, &re) {
+			return Summary{}, &DataError{Err: err}
+		}
+		return Summary{}, err
+	}
+	recs := make([]rules.Consolidated, 0, len(src.Employees))
+	for _, s := range src.Employees {
+		rec, err := rules.Consolidate(s, src.Month)
+		if err != nil {
+			return Summary{}, &DataError{Err: err}
+		}
+		recs = append(recs, rec)
+	}
+	stats := store.ChunkStats{
+		Worker:          p.cfg.Name,
+		DurationSeconds: time.Since(start).Seconds(),
+		CPUSeconds:      (telemetry.ThreadCPU() - cpuStart).Seconds(),
+		PeakRSSBytes:    telemetry.PeakRSSBytes(),
+	}
+	ws, fromLedger, err := store.CommitChunk(ctx, p.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs, stats)
+	if err != nil {
+		return Summary{}, err
+	}
+	if fromLedger {
+		c, err := store.GetChunk(ctx, p.pool, req.RunID, req.Index)
+		if err != nil {
+			return Summary{}, err
+		}
+		return p.fromLedger(c), nil
+	}
+	return Summary{
+		WriteSummary: ws,
+		Duration:     time.Since(start),
+		CPU:          telemetry.ThreadCPU() - cpuStart,
+		PeakRSS:      telemetry.PeakRSSBytes(),
+		Worker:       p.cfg.Name,
+	}, nil
+}
+
+func (p *Processor) fromLedger(c store.Chunk) Summary {
+	return Summary{
+		WriteSummary: store.WriteSummary{Employees: c.Employees, Records: c.Records, TotalHaberes: c.TotalHaberes,
+			TotalDescuentos: c.TotalDescuentos, LiquidoPagar: c.LiquidoPagar},
+		Duration:   time.Duration(c.DurationSeconds * float64(time.Second)),
+		CPU:        time.Duration(c.CPUSeconds * float64(time.Second)),
+		PeakRSS:    c.PeakRSSBytes,
+		FromLedger: true,
+		Worker:     c.Worker,
+	}
+}
