@@ -6,22 +6,35 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
+	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/coordinator/internal/plan"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/coordinator/internal/server"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+	"github.com/nominacl/consolidation/pkg/config"
+	"github.com/nominacl/consolidation/pkg/grpcserve"
 	"github.com/nominacl/consolidation/pkg/schema"
+	"github.com/nominacl/consolidation/pkg/telemetry"
 )
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "coordinator")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, logger, os.Args[1:]); err != nil {
+	err := run(ctx, logger, os.Args[1:])
+	stop()
+	if err != nil {
 		logger.Error("coordinator failed", "error", err.Error())
-		stop()
 		os.Exit(1)
 	}
 }
@@ -34,15 +47,18 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	switch cmd {
 	case "migrate":
 		return migrate(ctx, logger)
+	case "serve":
+		return serve(ctx, logger)
 	default:
-		return fmt.Errorf("unknown command %q (want migrate)", cmd)
+		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
 	}
 }
 
 func migrate(ctx context.Context, logger *slog.Logger) error {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return fmt.Errorf("DATABASE_URL is not set")
+	var env config.Env
+	url := env.Required("DATABASE_URL")
+	if err := env.Err(); err != nil {
+		return err
 	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -55,4 +71,89 @@ func migrate(ctx context.Context, logger *slog.Logger) error {
 	}
 	logger.InfoContext(ctx, "schema up to date", "applied", applied)
 	return nil
+}
+
+type settings struct {
+	databaseURL, redisURL, redisPrefix string
+	grpcAddr, metricsAddr, workerTarget string
+	workerInFlight                      int
+	engine                              engine.Config
+	drain                               time.Duration
+}
+
+func load() (settings, error) {
+	var env config.Env
+	s := settings{
+		databaseURL:    env.Required("DATABASE_URL"),
+		redisURL:       env.Required("REDIS_URL"),
+		workerTarget:   env.Required("WORKER_TARGET"),
+		redisPrefix:    env.String("REDIS_PREFIX", "consolidacion:"),
+		grpcAddr:       env.String("GRPC_ADDR", ":50051"),
+		metricsAddr:    env.String("METRICS_ADDR", ""),
+		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", 2, 1),
+		drain:          env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
+		engine: engine.Config{
+			DefaultPolicy:    plan.Policy(env.String("CHUNK_POLICY", string(plan.DefaultPolicy))),
+			ChunkHardTimeout: env.Duration("CHUNK_HARD_TIMEOUT", 600*time.Second),
+			RunTimeout:       env.Duration("RUN_TIMEOUT", 2*time.Hour),
+			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", 4, 1),
+			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", 200*time.Millisecond),
+			ReconcileEvery:   env.Duration("RECONCILE_EVERY", 2*time.Second),
+		},
+	}
+	if _, err := plan.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
+		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
+	}
+	return s, env.Err()
+}
+
+func serve(ctx context.Context, logger *slog.Logger) error {
+	s, err := load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	metrics, err := telemetry.Setup(ctx, logger, s.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.Shutdown(context.WithoutCancel(ctx))
+
+	pool, err := pgxpool.New(ctx, s.databaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	redisOpts, err := redis.ParseURL(s.redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	dispatcher, err := dispatch.NewDispatcher(logger, dispatch.Config{Target: s.workerTarget, MaxInFlightPerWorker: s.workerInFlight})
+	if err != nil {
+		return err
+	}
+	defer dispatcher.Close()
+	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix))
+	if err != nil {
+		return err
+	}
+
+	l, err := net.Listen("tcp", s.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
+	}
+	srv := grpcserve.New(logger)
+	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng))
+
+	// The engine resumes unfinished runs now. On SIGTERM it stops driving at once:
+	// in-flight chunk calls are cancelled (fencing keeps them from committing) and
+	// their runs stay in the ledger, to be resumed by the next coordinator; watch
+	// streams end; then the gRPC server drains the remaining calls.
+	var wg sync.WaitGroup
+	wg.Go(func() { eng.Run(ctx) })
+	logger.InfoContext(ctx, "coordinator serving", "addr", l.Addr().String(), "workers", s.workerTarget)
+	err = srv.Serve(ctx, l, s.drain)
+	wg.Wait()
+	return err
 }

@@ -69,39 +69,99 @@ type ChunkPlan struct {
 // NewChunkPlan plans employees (sorted by id) with a policy. sizeOverride > 0
 // replaces the seed's size rule.
 func NewChunkPlan(policy Policy, employees []Employee, sizeOverride int) (ChunkPlan, error) {
-	n := len(employees)
+	total := 0.0
+	for _, e := range employees {
+		total += e.Weight()
+	}
+	b, err := NewBuilder(policy, len(employees), total, sizeOverride)
+	if err != nil {
+		return ChunkPlan{}, err
+	}
+	for _, e := range employees {
+		if err := b.Add(e); err != nil {
+			return ChunkPlan{}, err
+		}
+	}
+	return b.Plan()
+}
+
+// Builder plans a closing while its employees stream by in id order, so planning
+// holds only the chunks, never the employees. It needs the employee count (and,
+// for the cost-weighted policy, the total weight) up front.
+type Builder struct {
+	plan   ChunkPlan
+	n      int
+	sizes  []int   // seed: the size of each chunk
+	k      int     // cost-weighted: the number of chunks
+	total  float64 // cost-weighted: the closing's total weight
+	cum    float64
+	added  int
+	lastID int64
+	cur    *Chunk
+	curIdx int // cost-weighted: the bucket the current chunk fills
+}
+
+// NewBuilder starts a plan of n employees with the given total weight.
+func NewBuilder(policy Policy, n int, totalWeight float64, sizeOverride int) (*Builder, error) {
 	size := SeedSize(n)
 	if sizeOverride > 0 {
 		size = sizeOverride
 	}
-	p := ChunkPlan{Policy: policy, ChunkSize: size}
-	if n == 0 {
-		return p, nil
-	}
-	for i := 1; i < n; i++ {
-		if employees[i].ID <= employees[i-1].ID {
-			return ChunkPlan{}, fmt.Errorf("employees must be sorted by id without repeats (at position %d)", i)
-		}
-	}
-	var sizes []int
+	b := &Builder{plan: ChunkPlan{Policy: policy, ChunkSize: size}, n: n, total: totalWeight}
 	switch policy {
 	case PolicySeed:
-		sizes = BalancedSizes(n, size)
+		b.sizes = BalancedSizes(n, size)
 	case PolicyCostWeighted:
-		sizes = weightedSizes(employees, len(BalancedSizes(n, size)))
+		b.k = len(BalancedSizes(n, size))
 	default:
-		return ChunkPlan{}, fmt.Errorf("unknown chunk policy %q", policy)
+		return nil, fmt.Errorf("unknown chunk policy %q", policy)
 	}
-	start := 0
-	for i, s := range sizes {
-		c := Chunk{Index: i, FirstID: employees[start].ID, LastID: employees[start+s-1].ID, Employees: s}
-		for _, e := range employees[start : start+s] {
-			c.Weight += e.Weight()
+	return b, nil
+}
+
+// Add places the next employee; ids must increase.
+func (b *Builder) Add(e Employee) error {
+	if b.added > 0 && e.ID <= b.lastID {
+		return fmt.Errorf("employees must be sorted by id without repeats (at position %d)", b.added)
+	}
+	if b.added == b.n {
+		return fmt.Errorf("more than the %d employees the plan was built for", b.n)
+	}
+	w := e.Weight()
+	var newChunk bool
+	switch b.plan.Policy {
+	case PolicySeed:
+		newChunk = b.cur == nil || b.cur.Employees == b.sizes[b.cur.Index]
+	case PolicyCostWeighted:
+		// An employee goes to the bucket its weight's midpoint falls in; empty
+		// buckets are skipped, so chunks stay contiguous and non-empty.
+		idx := 0
+		if b.total > 0 {
+			idx = int(math.Floor((b.cum + w/2) * float64(b.k) / b.total))
 		}
-		p.Chunks = append(p.Chunks, c)
-		start += s
+		idx = min(max(idx, 0), b.k-1)
+		newChunk = b.cur == nil || idx != b.curIdx
+		b.curIdx = idx
 	}
-	return p, nil
+	if newChunk {
+		b.plan.Chunks = append(b.plan.Chunks, Chunk{Index: len(b.plan.Chunks), FirstID: e.ID})
+		b.cur = &b.plan.Chunks[len(b.plan.Chunks)-1]
+	}
+	b.cur.LastID = e.ID
+	b.cur.Employees++
+	b.cur.Weight += w
+	b.cum += w
+	b.added++
+	b.lastID = e.ID
+	return nil
+}
+
+// Plan returns the finished plan.
+func (b *Builder) Plan() (ChunkPlan, error) {
+	if b.added != b.n {
+		return ChunkPlan{}, fmt.Errorf("plan built for %d employees got %d", b.n, b.added)
+	}
+	return b.plan, nil
 }
 
 // SeedSize is the seed's calcular_chunk_size_dinamico: n ≤ 50 → n; ≤ 200 →
@@ -133,31 +193,6 @@ func BalancedSizes(n, size int) []int {
 	var out []int
 	for start := 0; start < n; start += step {
 		out = append(out, min(step, n-start))
-	}
-	return out
-}
-
-// weightedSizes cuts employees into at most k contiguous chunks of about equal
-// weight: an employee goes to the chunk its weight's midpoint falls in.
-func weightedSizes(employees []Employee, k int) []int {
-	total := 0.0
-	for _, e := range employees {
-		total += e.Weight()
-	}
-	sizes := make([]int, k)
-	cum := 0.0
-	for _, e := range employees {
-		w := e.Weight()
-		idx := int(math.Floor((cum + w/2) * float64(k) / total))
-		idx = min(max(idx, 0), k-1)
-		sizes[idx]++
-		cum += w
-	}
-	out := sizes[:0]
-	for _, s := range sizes {
-		if s > 0 {
-			out = append(out, s)
-		}
 	}
 	return out
 }

@@ -1,0 +1,308 @@
+// Package dispatch sends ProcessChunk calls to the worker pool: client-side
+// round-robin over the workers named by WORKER_TARGET (a comma list of host:port,
+// or dns:///name:port for a Kubernetes headless Service, re-resolved as pods come
+// and go), with a bounded number of calls in flight per worker and a short
+// cool-down for a worker whose call just failed.
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// Target names the workers: "host:port,host:port" or "dns:///name:port".
+	Target string
+	// MaxInFlightPerWorker bounds the calls in flight on one worker (default: 2).
+	MaxInFlightPerWorker int
+	// ResolveEvery is how often a dns:/// target is resolved again (default: 5s).
+	ResolveEvery time.Duration
+	// CoolDown is how long a worker whose call failed is passed over (default: 1s).
+	CoolDown time.Duration
+}
+
+// ErrNoWorkers means no worker answered a health check.
+var ErrNoWorkers = errors.New("no worker is reachable")
+
+// Dispatcher holds a connection per worker and hands out call slots.
+type Dispatcher struct {
+	logger *slog.Logger
+	cfg    Config
+	dnsHost, dnsPort string
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+	order     []string
+	next      int
+	freed     chan struct{}
+	stop      chan struct{}
+	stopOnce  sync.Once
+}
+
+type endpoint struct {
+	addr      string
+	conn      *grpc.ClientConn
+	client    consolidationv1.WorkerServiceClient
+	health    healthpb.HealthClient
+	inFlight  int
+	coolUntil time.Time
+	removed   bool
+}
+
+// NewDispatcher builds a Dispatcher and connects to the workers (connections are
+// lazy: nothing is dialled until the first call).
+func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
+	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, 2)
+	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, 5*time.Second)
+	cfg.CoolDown = cmp.Or(cfg.CoolDown, time.Second)
+	if strings.TrimSpace(cfg.Target) == "" {
+		return nil, errors.New("WORKER_TARGET is empty")
+	}
+	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{},
+		freed: make(chan struct{}, 1), stop: make(chan struct{})}
+	if rest, ok := strings.CutPrefix(cfg.Target, "dns:///"); ok {
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return nil, fmt.Errorf("WORKER_TARGET %q: want dns:///name:port: %w", cfg.Target, err)
+		}
+		d.dnsHost, d.dnsPort = host, port
+		if err := d.resolve(context.Background()); err != nil {
+			logger.Warn("resolving workers", "target", cfg.Target, "error", err.Error())
+		}
+		go d.resolveLoop()
+		return d, nil
+	}
+	var addrs []string
+	for _, a := range strings.Split(cfg.Target, ",") {
+		a = strings.TrimSpace(a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("WORKER_TARGET %q: %q is not host:port", cfg.Target, a)
+		}
+		addrs = append(addrs, a)
+	}
+	if err := d.setAddrs(addrs); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dispatcher) resolveLoop() {
+	t := time.NewTicker(d.cfg.ResolveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ResolveEvery)
+			if err := d.resolve(ctx); err != nil {
+				d.logger.Warn("resolving workers", "target", d.cfg.Target, "error", err.Error())
+			}
+			cancel()
+		}
+	}
+}
+
+func (d *Dispatcher) resolve(ctx context.Context) error {
+	ips, err := net.DefaultResolver.LookupHost(ctx, d.dnsHost)
+	if err != nil {
+		return err
+	}
+	addrs := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, d.dnsPort))
+	}
+	return d.setAddrs(addrs)
+}
+
+// setAddrs makes the worker set exactly addrs, keeping existing connections.
+func (d *Dispatcher) setAddrs(addrs []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	for _, a := range addrs {
+		if _, ok := d.endpoints[a]; ok {
+			continue
+		}
+		conn, err := grpc.NewClient(a,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", a, err)
+		}
+		d.endpoints[a] = &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
+			health: healthpb.NewHealthClient(conn)}
+		d.logger.Info("worker added", "worker", a)
+	}
+	for a, ep := range d.endpoints {
+		if !slices.Contains(addrs, a) {
+			ep.removed = true
+			delete(d.endpoints, a)
+			if ep.inFlight == 0 {
+				_ = ep.conn.Close()
+			}
+			d.logger.Info("worker removed", "worker", a)
+		}
+	}
+	d.order = addrs
+	d.signal()
+	return nil
+}
+
+// Lease is a call slot on one worker.
+type Lease struct {
+	d  *Dispatcher
+	ep *endpoint
+}
+
+// Worker is the address of the leased worker.
+func (l *Lease) Worker() string { return l.ep.addr }
+
+// ProcessChunk calls the leased worker.
+func (l *Lease) ProcessChunk(ctx context.Context, req *consolidationv1.ProcessChunkRequest) (*consolidationv1.ProcessChunkResponse, error) {
+	return l.ep.client.ProcessChunk(ctx, req)
+}
+
+// Release gives the slot back; failed puts the worker in a short cool-down so the
+// retry goes elsewhere.
+func (l *Lease) Release(failed bool) {
+	d := l.d
+	d.mu.Lock()
+	l.ep.inFlight--
+	if failed {
+		l.ep.coolUntil = time.Now().Add(d.cfg.CoolDown)
+	}
+	if l.ep.removed && l.ep.inFlight == 0 {
+		_ = l.ep.conn.Close()
+	}
+	d.mu.Unlock()
+	d.signal()
+}
+
+func (d *Dispatcher) signal() {
+	select {
+	case d.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Acquire waits for a free slot, taking workers in round-robin order and passing
+// over those cooling down (unless every worker is).
+func (d *Dispatcher) Acquire(ctx context.Context) (*Lease, error) {
+	for {
+		if l := d.tryAcquire(); l != nil {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-d.freed:
+			d.signal() // pass the wake-up on to other waiters
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Dispatcher) tryAcquire() *Lease {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := len(d.order)
+	now := time.Now()
+	fallback, fallbackAt, anyHealthy := (*endpoint)(nil), 0, false
+	for i := range n {
+		ep := d.endpoints[d.order[(d.next+i)%n]]
+		if ep == nil {
+			continue
+		}
+		cooling := now.Before(ep.coolUntil)
+		anyHealthy = anyHealthy || !cooling
+		if ep.inFlight >= d.cfg.MaxInFlightPerWorker {
+			continue
+		}
+		if !cooling {
+			return d.take(ep, i)
+		}
+		if fallback == nil {
+			fallback, fallbackAt = ep, i
+		}
+	}
+	// Every worker is cooling down: better to try one than to wait forever.
+	if fallback != nil && !anyHealthy {
+		return d.take(fallback, fallbackAt)
+	}
+	return nil
+}
+
+func (d *Dispatcher) take(ep *endpoint, i int) *Lease {
+	ep.inFlight++
+	d.next = (d.next + i + 1) % len(d.order)
+	return &Lease{d: d, ep: ep}
+}
+
+// Capacity is the number of calls that can be in flight at once.
+func (d *Dispatcher) Capacity() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.endpoints) * d.cfg.MaxInFlightPerWorker
+}
+
+// Healthy checks the workers' gRPC health and returns how many are serving, or
+// ErrNoWorkers when none is.
+func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	eps := make([]*endpoint, 0, len(d.endpoints))
+	for _, ep := range d.endpoints {
+		eps = append(eps, ep)
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	serving := 0
+	for _, ep := range eps {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			resp, err := ep.health.Check(cctx, &healthpb.HealthCheckRequest{})
+			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+				mu.Lock()
+				serving++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if serving == 0 {
+		return 0, ErrNoWorkers
+	}
+	return serving, nil
+}
+
+// Close closes every connection.
+func (d *Dispatcher) Close() {
+	d.stopOnce.Do(func() { close(d.stop) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ep := range d.endpoints {
+		_ = ep.conn.Close()
+	}
+}

@@ -1,0 +1,195 @@
+// Package engine runs consolidations: it validates and plans a run, stores it
+// durably, drives its chunks through the worker pool, folds the chunk summaries
+// into the closing's final estado and metrics, and resumes runs left unfinished by
+// a coordinator that stopped.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
+	"github.com/nominacl/consolidation/coordinator/internal/plan"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// DefaultPolicy plans runs whose request names no policy (default: plan.DefaultPolicy).
+	DefaultPolicy plan.Policy
+	// ChunkHardTimeout is the deadline of one ProcessChunk call; past it the attempt
+	// is abandoned and the chunk re-dispatched (default: 600s, the seed's hard limit).
+	ChunkHardTimeout time.Duration
+	// RunTimeout bounds a whole run; past it the run ends timeout_consolidacion
+	// (default: 2h).
+	RunTimeout time.Duration
+	// MaxAttempts bounds the dispatches of one chunk (default: 4).
+	MaxAttempts int
+	// RetryBaseDelay is the first retry's backoff, doubled each time up to
+	// RetryMaxDelay, with full jitter (defaults: 200ms, 5s).
+	RetryBaseDelay time.Duration
+	RetryMaxDelay  time.Duration
+	// ReconcileEvery is how often unfinished runs are looked for and Redis progress
+	// checked (default: 2s).
+	ReconcileEvery time.Duration
+	// WatchEvery is how often WatchConsolidation looks for new progress (default: 200ms).
+	WatchEvery time.Duration
+	// KeyTTL is the lifetime of a run's Redis keys, longer than any run
+	// (default: RunTimeout + 24h).
+	KeyTTL time.Duration
+}
+
+// Engine runs consolidations.
+type Engine struct {
+	logger     *slog.Logger
+	cfg        Config
+	pool       *pgxpool.Pool
+	dispatcher *dispatch.Dispatcher
+	progress   progress.Store
+
+	mu     sync.Mutex
+	base   context.Context // Run's context: runs stop (to be resumed) when it ends
+	active map[int64]*activeRun
+	wg     sync.WaitGroup
+
+	runsStarted  metric.Int64Counter
+	runsFinished metric.Int64Counter
+	attempts     metric.Int64Counter
+}
+
+type activeRun struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// NewEngine builds an Engine.
+func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
+	cfg.DefaultPolicy = cmp.Or(cfg.DefaultPolicy, plan.DefaultPolicy)
+	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, 600*time.Second)
+	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, 2*time.Hour)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 4)
+	cfg.RetryBaseDelay = cmp.Or(cfg.RetryBaseDelay, 200*time.Millisecond)
+	cfg.RetryMaxDelay = cmp.Or(cfg.RetryMaxDelay, 5*time.Second)
+	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 2*time.Second)
+	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, 200*time.Millisecond)
+	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+24*time.Hour)
+	if _, err := plan.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
+		return nil, err
+	}
+	if pool == nil || d == nil || p == nil {
+		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
+	}
+	meter := otel.Meter("consolidation/coordinator")
+	e := &Engine{logger: logger, cfg: cfg, pool: pool, dispatcher: d, progress: p, active: map[int64]*activeRun{}}
+	var err error
+	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
+		return nil, err
+	}
+	if e.runsFinished, err = meter.Int64Counter("consolidation_runs_finished", metric.WithDescription("Runs ended, by estado")); err != nil {
+		return nil, err
+	}
+	if e.attempts, err = meter.Int64Counter("consolidation_chunk_attempts", metric.WithDescription("Chunk dispatches, by outcome")); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run resumes the runs left unfinished and keeps reconciling until ctx is done:
+// unfinished runs nobody drives are picked up, and lost Redis progress is rebuilt
+// from the ledger. It returns after every run this engine drives has stopped.
+func (e *Engine) Run(ctx context.Context) {
+	e.mu.Lock()
+	e.base = ctx
+	e.mu.Unlock()
+	t := time.NewTicker(e.cfg.ReconcileEvery)
+	defer t.Stop()
+	for {
+		e.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			e.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) reconcile(ctx context.Context) {
+	ids, err := store.UnfinishedRuns(ctx, e.pool)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.logger.WarnContext(ctx, "reconcile: listing unfinished runs", "error", err.Error())
+		}
+		return
+	}
+	for _, id := range ids {
+		if !e.isActive(id) {
+			e.launch(id)
+			continue
+		}
+		if err := e.ensureProgress(ctx, id); err != nil {
+			e.logger.WarnContext(ctx, "reconcile: checking progress", "consolidation_id", id, "error", err.Error())
+		}
+	}
+}
+
+func (e *Engine) isActive(runID int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.active[runID]
+	return ok
+}
+
+// launch starts driving a run in the background unless it is driven here already,
+// and returns its handle.
+func (e *Engine) launch(runID int64) *activeRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if a, ok := e.active[runID]; ok {
+		return a
+	}
+	ctx := e.base
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	a := &activeRun{cancel: cancel, done: make(chan struct{})}
+	e.active[runID] = a
+	e.wg.Add(1)
+	// Stop driving when the engine stops (the run stays unfinished, to be resumed).
+	stop := context.AfterFunc(ctx, func() { cancel(errEngineStopped) })
+	go func() {
+		defer e.wg.Done()
+		defer stop()
+		defer close(a.done)
+		defer func() {
+			e.mu.Lock()
+			delete(e.active, runID)
+			e.mu.Unlock()
+		}()
+		e.drive(runCtx, runID)
+	}()
+	return a
+}
+
+var (
+	errEngineStopped = errors.New("coordinator stopping")
+	errCancelled     = errors.New("consolidation cancelled")
+)
+
+// lockKey is the advisory lock that makes one coordinator drive a run.
+func lockKey(runID int64) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("consolidation_run"))
+	return int64(h.Sum64()>>1) ^ runID
+}

@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// Ref names a run directly, or a closing (meaning its latest run).
+type Ref struct {
+	RunID     int64
+	ClosingID int64
+}
+
+// Resolve turns a Ref into a run id.
+func (e *Engine) Resolve(ctx context.Context, ref Ref) (int64, error) {
+	switch {
+	case ref.RunID > 0:
+		return ref.RunID, nil
+	case ref.ClosingID > 0:
+		id, err := store.LatestRunID(ctx, e.pool, ref.ClosingID)
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, errorf(KindNotFound, "closing %d has no consolidation", ref.ClosingID)
+		}
+		return id, err
+	default:
+		return 0, errorf(KindInvalidArgument, "consolidation_id or closing_id must be > 0")
+	}
+}
+
+// Report is everything GetConsolidation returns about a run.
+type Report struct {
+	Run          store.Run
+	Progress     progress.Snapshot
+	FailedChunks []store.Chunk // at most MaxFailedListed
+	Metrics      *store.Metrics
+}
+
+// MaxFailedListed bounds the failed chunks a report lists, so no message grows
+// with the closing.
+const MaxFailedListed = 100
+
+// Get reports on a run.
+func (e *Engine) Get(ctx context.Context, ref Ref) (Report, error) {
+	runID, err := e.Resolve(ctx, ref)
+	if err != nil {
+		return Report{}, err
+	}
+	return e.report(ctx, runID)
+}
+
+func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
+	run, err := store.GetRun(ctx, e.pool, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	r := Report{Run: run, Progress: e.liveProgress(ctx, run)}
+	if run.ChunksFailed > 0 {
+		if r.FailedChunks, err = store.Chunks(ctx, e.pool, runID, MaxFailedListed, store.ChunkFailed); err != nil {
+			return Report{}, err
+		}
+	}
+	if run.Finished() {
+		if m, err := store.GetMetrics(ctx, e.pool, run.ClosingID); err == nil && m.RunID == run.ID {
+			r.Metrics = &m
+		}
+	}
+	return r, nil
+}
+
+// liveProgress reads the progress hash from Redis, or computes it from the ledger
+// when Redis lost it or the run is over.
+func (e *Engine) liveProgress(ctx context.Context, run store.Run) progress.Snapshot {
+	if !run.Finished() {
+		if f, err := e.progress.Get(ctx, run.ID, "progress"); err == nil {
+			if s, ok := progress.ParseSnapshot(f); ok {
+				return progress.Compute(s, run.StartedAt, time.Now())
+			}
+		}
+	}
+	end := time.Now()
+	if run.Finished() {
+		end = run.FinishedAt
+	}
+	s := progress.Snapshot{TotalChunks: run.TotalChunks, ChunksDone: run.ChunksSucceeded + run.ChunksFailed,
+		EmployeesDone: run.EmployeesDone, TotalEmployees: run.TotalEmployees, Records: run.Records}
+	return progress.Compute(s, run.StartedAt, end)
+}
+
+// Watch calls send with the run's progress whenever it changes, and a last time
+// with the final report when the run has ended (at once for a finished run).
+func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapshot, final *Report) error) error {
+	runID, err := e.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(e.cfg.WatchEvery)
+	defer t.Stop()
+	var last progress.Snapshot
+	first := true
+	for {
+		r, err := e.report(ctx, runID)
+		if err != nil {
+			return err
+		}
+		if r.Run.Finished() {
+			return send(r.Progress, &r)
+		}
+		p := r.Progress
+		if first || p.ChunksDone != last.ChunksDone || p.EmployeesDone != last.EmployeesDone ||
+			p.Elapsed-last.Elapsed >= time.Second {
+			if err := send(p, nil); err != nil {
+				return err
+			}
+			last, first = p, false
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.stopping():
+			return errorf(KindUnavailable, "coordinator is shutting down; watch again")
+		case <-t.C:
+		}
+	}
+}
+
+// stopping is closed when the engine stops (never, before Run is called).
+func (e *Engine) stopping() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.base == nil {
+		return nil
+	}
+	return e.base.Done()
+}
+
+// Cancel stops a running run: attempt tokens are revoked at once (so no chunk can
+// commit any more), in-flight calls are cancelled through their contexts, and the
+// run's rows are removed. It waits (up to ctx) for the run to end.
+func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
+	runID, err := e.Resolve(ctx, ref)
+	if err != nil {
+		return Report{}, err
+	}
+	run, err := store.GetRun(ctx, e.pool, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	if run.Finished() {
+		return Report{}, errorf(KindFailedPrecondition, "consolidation %d has already ended in estado %q", runID, run.Estado)
+	}
+	if _, err := store.RequestCancel(ctx, e.pool, runID); err != nil {
+		return Report{}, err
+	}
+	// Driven here: stop it. Not driven here: drive it now, which finishes it as
+	// cancelled (or, if another coordinator drives it, that one will).
+	a := e.launch(runID)
+	a.cancel(errCancelled)
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+	e.logger.InfoContext(ctx, "consolidation cancel requested", "consolidation_id", runID)
+	return e.report(ctx, runID)
+}

@@ -1,0 +1,98 @@
+// Package progress keeps the Redis side of a run: the chord's set-based completion
+// counters and the seed's progress and metrics hashes, namespaced by run. Redis is
+// never the record of what finished (the chunk ledger in PostgreSQL is): when its
+// keys are lost (FLUSHALL, restart) they are rebuilt from the ledger.
+package progress
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Store is what the tracker needs of Redis. RedisStore implements it with go-redis.
+type Store interface {
+	Ping(ctx context.Context) error
+	// MarkDone adds a chunk to the run's done set and, the first time only, adds
+	// its employees and records to the progress hash. It reports whether the chunk
+	// was new and whether the progress hash existed before (if not, the keys were
+	// lost and must be rebuilt).
+	MarkDone(ctx context.Context, runID int64, chunk, employees, records int, ttl time.Duration) (added, hadHash bool, err error)
+	// Reset replaces the run's keys: done set, and the progress hash fields.
+	Reset(ctx context.Context, runID int64, done []int, fields map[string]string, ttl time.Duration) error
+	// Set updates fields of the run's "progress" or "metrics" hash.
+	Set(ctx context.Context, runID int64, hash string, fields map[string]string, ttl time.Duration) error
+	// Get reads the run's "progress" or "metrics" hash (empty when missing).
+	Get(ctx context.Context, runID int64, hash string) (map[string]string, error)
+}
+
+// Snapshot is a run's progress, the seed's progress hash in numbers.
+type Snapshot struct {
+	TotalChunks    int
+	ChunksDone     int
+	EmployeesDone  int
+	TotalEmployees int
+	Records        int64
+	Percent        float64
+	Elapsed        time.Duration
+	ETA            time.Duration
+}
+
+// Compute fills percent, elapsed and ETA from the counts and the start time.
+func Compute(s Snapshot, startedAt, now time.Time) Snapshot {
+	s.Elapsed = max(0, now.Sub(startedAt))
+	switch {
+	case s.TotalChunks == 0:
+		s.Percent = 100
+	default:
+		s.Percent = math.Round(1000*float64(s.ChunksDone)/float64(s.TotalChunks)) / 10
+	}
+	if s.ChunksDone > 0 && s.ChunksDone < s.TotalChunks {
+		per := s.Elapsed / time.Duration(s.ChunksDone)
+		s.ETA = per * time.Duration(s.TotalChunks-s.ChunksDone)
+	}
+	return s
+}
+
+// Fields renders a snapshot as the seed's progress hash.
+func (s Snapshot) Fields() map[string]string {
+	return map[string]string{
+		"total_chunks":         strconv.Itoa(s.TotalChunks),
+		"chunks_completados":   strconv.Itoa(s.ChunksDone),
+		"progreso_porcentaje":  strconv.FormatFloat(s.Percent, 'f', 1, 64),
+		"empleados_procesados": strconv.Itoa(s.EmployeesDone),
+		"total_empleados":      strconv.Itoa(s.TotalEmployees),
+		"registros_creados":    strconv.FormatInt(s.Records, 10),
+		"tiempo_transcurrido":  strconv.FormatFloat(s.Elapsed.Seconds(), 'f', 3, 64),
+		"eta_restante":         strconv.FormatFloat(s.ETA.Seconds(), 'f', 3, 64),
+	}
+}
+
+// ParseSnapshot reads a progress hash; ok is false when it is missing or partial.
+func ParseSnapshot(f map[string]string) (s Snapshot, ok bool) {
+	ints := []struct {
+		key string
+		dst *int
+	}{{"total_chunks", &s.TotalChunks}, {"chunks_completados", &s.ChunksDone},
+		{"empleados_procesados", &s.EmployeesDone}, {"total_empleados", &s.TotalEmployees}}
+	for _, it := range ints {
+		v, err := strconv.Atoi(f[it.key])
+		if err != nil {
+			return Snapshot{}, false
+		}
+		*it.dst = v
+	}
+	s.Records, _ = strconv.ParseInt(f["registros_creados"], 10, 64)
+	s.Percent, _ = strconv.ParseFloat(f["progreso_porcentaje"], 64)
+	el, _ := strconv.ParseFloat(f["tiempo_transcurrido"], 64)
+	eta, _ := strconv.ParseFloat(f["eta_restante"], 64)
+	s.Elapsed = time.Duration(el * float64(time.Second))
+	s.ETA = time.Duration(eta * float64(time.Second))
+	return s, true
+}
+
+func key(prefix string, runID int64, part string) string {
+	return fmt.Sprintf("%srun:%d:%s", prefix, runID, part)
+}
