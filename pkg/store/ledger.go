@@ -476,8 +476,8 @@ func (c ControlTotals) Agree() bool { return c.Ledger == c.Written }
 func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTotals, error) {
 	var t ControlTotals
 	err := q.QueryRow(ctx, `
-		SELECT coalesce(sum(employees), 0), coalesce(sum(records), 0), coalesce(sum(sum_haberes_cents), 0),
-		       coalesce(sum(sum_descuentos_cents), 0), coalesce(sum(sum_liquido_cents), 0)
+		SELECT coalesce(sum(employees), 0), coalesce(sum(records), 0), coalesce(sum(sum_haberes_cents), 0)::bigint,
+		       coalesce(sum(sum_descuentos_cents), 0)::bigint, coalesce(sum(sum_liquido_cents), 0)::bigint
 		FROM consolidation_chunk WHERE run_id = $1 AND status = 'succeeded'`, runID).
 		Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar)
 	if err != nil {

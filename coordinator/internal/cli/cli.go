@@ -1,0 +1,317 @@
+// Package cli is cierrectl, the operators' command line: start a consolidation and
+// follow it with a live progress bar, show its status, cancel it, generate a
+// synthetic closing, and run the whole demo.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+	"github.com/nominacl/consolidation/pkg/money"
+)
+
+const usage = `cierrectl: operate the payroll consolidation service.
+
+Commands:
+  consolidate -closing N [-policy seed|cost_weighted] [-chunk-size N] [-force] [-retry-failed] [-no-watch]
+              start a consolidation and follow it with a progress bar until it ends
+  watch       -closing N | -run N      follow a run until it ends
+  status      -closing N | -run N      show a run's state, totals and metrics
+  cancel      -closing N | -run N      cancel a running consolidation
+  generate    -employees N [-year Y -month M -seed S]
+              write a synthetic closing into DATABASE_URL and print its id
+  demo        [-employees N] [-workers N]
+              start PostgreSQL, Redis, a coordinator and workers; generate, consolidate, print, stop
+
+The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051).
+`
+
+// Main runs a command and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
+		"generate": generate, "demo": demo,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "cierrectl: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 2
+		}
+		fmt.Fprintf(stderr, "cierrectl %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func addrFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("COORDINATOR_ADDR")
+	if def == "" {
+		def = "localhost:50051"
+	}
+	return fs.String("addr", def, "coordinator address host:port")
+}
+
+func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("coordinator %s: %w", addr, err)
+	}
+	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// refFlags parses -closing / -run.
+type refFlags struct{ closing, run *int64 }
+
+func addRef(fs *flag.FlagSet) refFlags {
+	return refFlags{closing: fs.Int64("closing", 0, "closing id (its latest run)"), run: fs.Int64("run", 0, "consolidation (run) id")}
+}
+
+func (r refFlags) check() error {
+	if (*r.closing > 0) == (*r.run > 0) {
+		return errors.New("give exactly one of -closing N or -run N")
+	}
+	return nil
+}
+
+func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("consolidate", flag.ContinueOnError)
+	addr := addrFlag(fs)
+	closing := fs.Int64("closing", 0, "closing id to consolidate")
+	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
+	size := fs.Int("chunk-size", 0, "override the policy's chunk size")
+	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
+	noWatch := fs.Bool("no-watch", false, "return after starting")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *closing <= 0 {
+		return errors.New("-closing N is required")
+	}
+	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force}
+	switch *policy {
+	case "":
+	case "seed":
+		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED
+	case "cost_weighted":
+		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
+	default:
+		return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+	}
+	if *retry {
+		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
+	}
+	client, closeConn, err := dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	resp, err := client.Consolidate(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "consolidation %d of closing %d started: %d employees in %d chunks\n",
+		resp.GetConsolidationId(), resp.GetClosingId(), resp.GetTotalEmployees(), resp.GetTotalChunks())
+	if *noWatch {
+		return nil
+	}
+	final, err := follow(ctx, client, &consolidationv1.WatchConsolidationRequest{
+		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, stderr)
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, final)
+	return nil
+}
+
+func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	addr := addrFlag(fs)
+	ref := addRef(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := ref.check(); err != nil {
+		return err
+	}
+	client, closeConn, err := dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	req := &consolidationv1.WatchConsolidationRequest{}
+	if *ref.run > 0 {
+		req.Ref = &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
+	} else {
+		req.Ref = &consolidationv1.WatchConsolidationRequest_ClosingId{ClosingId: *ref.closing}
+	}
+	final, err := follow(ctx, client, req, stderr)
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, final)
+	return nil
+}
+
+// follow draws a progress bar from WatchConsolidation until the run ends; if the
+// stream breaks (a coordinator restart) it watches again.
+func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClient, req *consolidationv1.WatchConsolidationRequest, stderr io.Writer) (*consolidationv1.Consolidation, error) {
+	var bar *progressbar.ProgressBar
+	defer func() {
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(stderr)
+		}
+	}()
+	for retries := 0; ; retries++ {
+		stream, err := client.WatchConsolidation(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				if ctx.Err() != nil || retries >= 30 {
+					return nil, err
+				}
+				time.Sleep(time.Second)
+				break
+			}
+			p := msg.GetProgress()
+			if bar == nil {
+				bar = progressbar.NewOptions(max(1, int(p.GetTotalEmployees())),
+					progressbar.OptionSetWriter(stderr), progressbar.OptionSetWidth(30), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(false), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionSetItsString("employees"), progressbar.OptionSetRenderBlankState(true))
+			}
+			_ = bar.Set(int(p.GetEmployeesDone()))
+			bar.Describe(fmt.Sprintf("chunks %d/%d %5.1f%% elapsed %s ETA %s", p.GetChunksDone(), p.GetTotalChunks(),
+				p.GetPercent(), p.GetElapsed().AsDuration().Round(time.Millisecond), p.GetEta().AsDuration().Round(time.Millisecond)))
+			if f := msg.GetFinal(); f != nil {
+				return f, nil
+			}
+		}
+	}
+}
+
+func statusCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	addr := addrFlag(fs)
+	ref := addRef(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := ref.check(); err != nil {
+		return err
+	}
+	client, closeConn, err := dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	req := &consolidationv1.GetConsolidationRequest{}
+	if *ref.run > 0 {
+		req.Ref = &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
+	} else {
+		req.Ref = &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: *ref.closing}
+	}
+	resp, err := client.GetConsolidation(ctx, req)
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, resp.GetConsolidation())
+	return nil
+}
+
+func cancel(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
+	addr := addrFlag(fs)
+	ref := addRef(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := ref.check(); err != nil {
+		return err
+	}
+	client, closeConn, err := dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	req := &consolidationv1.CancelConsolidationRequest{}
+	if *ref.run > 0 {
+		req.Ref = &consolidationv1.CancelConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
+	} else {
+		req.Ref = &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: *ref.closing}
+	}
+	resp, err := client.CancelConsolidation(ctx, req)
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, resp.GetConsolidation())
+	return nil
+}
+
+func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
+	p := c.GetProgress()
+	t := c.GetControlTotals()
+	fmt.Fprintf(w, "consolidation %d of closing %d: %s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado())
+	fmt.Fprintf(w, "  chunks        %d ok, %d failed, %d in all (policy %s, size %d)\n", c.GetChunksSucceeded(),
+		c.GetChunksFailed(), c.GetTotalChunks(), strings.ToLower(strings.TrimPrefix(c.GetChunkPolicy().String(), "CHUNK_POLICY_")), c.GetChunkSize())
+	fmt.Fprintf(w, "  employees     %d of %d consolidated, %d records, %d novedades without libro\n",
+		c.GetEmployeesConsolidated(), c.GetTotalEmployees(), c.GetRecordsCreated(), c.GetUnmatchedNovedades())
+	fmt.Fprintf(w, "  elapsed       %s\n", p.GetElapsed().AsDuration().Round(time.Millisecond))
+	verified := "not verified"
+	if t.GetVerified() {
+		verified = "verified against the written rows"
+	}
+	fmt.Fprintf(w, "  totals        haberes %s, descuentos %s, líquido %s (%s)\n", money.Cents(t.GetTotalHaberesCents()),
+		money.Cents(t.GetTotalDescuentosCents()), money.Cents(t.GetLiquidoPagarCents()), verified)
+	if c.GetError() != "" {
+		fmt.Fprintf(w, "  note          %s\n", c.GetError())
+	}
+	for _, f := range c.GetFailedChunks() {
+		fmt.Fprintf(w, "  failed chunk  %d (employees %d..%d, %d attempts): %s\n", f.GetChunkIndex(), f.GetFirstEmployeeId(),
+			f.GetLastEmployeeId(), f.GetAttempts(), f.GetError())
+	}
+	if m := c.GetMetrics(); m != nil {
+		fmt.Fprintf(w, "nomina_metrica_consolidacion:\n")
+		rows := []struct {
+			k string
+			v any
+		}{
+			{"total_empleados", m.GetTotalEmpleados()}, {"chunks_procesados", m.GetChunksProcesados()},
+			{"chunks_exitosos", m.GetChunksExitosos()}, {"registros_creados", m.GetRegistrosCreados()},
+			{"tiempo_total", fmt.Sprintf("%.3f s", m.GetTiempoTotalSeconds())},
+			{"tiempo_promedio_chunk", fmt.Sprintf("%.3f s", m.GetTiempoPromedioChunkSeconds())},
+			{"throughput_empleados_sec", fmt.Sprintf("%.1f", m.GetThroughputEmpleadosSec())},
+			{"throughput_registros_sec", fmt.Sprintf("%.1f", m.GetThroughputRegistrosSec())},
+			{"memoria_pico_mb", fmt.Sprintf("%.1f", m.GetMemoriaPicoMb())},
+			{"cpu_promedio_percent", fmt.Sprintf("%.1f", m.GetCpuPromedioPercent())},
+			{"chunk_size_utilizado", m.GetChunkSizeUtilizado()}, {"workers_utilizados", m.GetWorkersUtilizados()},
+			{"version_algoritmo", m.GetVersionAlgoritmo()},
+		}
+		for _, r := range rows {
+			fmt.Fprintf(w, "  %-26s %v\n", r.k, r.v)
+		}
+	}
+}
