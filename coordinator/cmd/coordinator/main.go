@@ -21,11 +21,11 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/coordinator/internal/server"
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcserve"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/telemetry"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 func main() {
@@ -74,7 +74,7 @@ func migrate(ctx context.Context, logger *slog.Logger) error {
 }
 
 type settings struct {
-	databaseURL, redisURL, redisPrefix string
+	databaseURL, redisURL, redisPrefix  string
 	grpcAddr, metricsAddr, workerTarget string
 	workerInFlight                      int
 	engine                              engine.Config

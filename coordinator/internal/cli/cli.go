@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/money"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 const usage = `cierrectl: operate the payroll consolidation service.

@@ -43,8 +43,8 @@ var ErrNoWorkers = errors.New("no worker is reachable")
 
 // Dispatcher holds a connection per worker and hands out call slots.
 type Dispatcher struct {
-	logger *slog.Logger
-	cfg    Config
+	logger           *slog.Logger
+	cfg              Config
 	dnsHost, dnsPort string
 
 	mu        sync.Mutex

@@ -16,8 +16,8 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/store"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 // drive takes a run from its ledger to its end: it holds the run's advisory lock

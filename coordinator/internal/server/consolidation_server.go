@@ -13,8 +13,8 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/store"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 // ConsolidationServer implements ConsolidationService.
