@@ -23,11 +23,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/synth"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 var binDir string

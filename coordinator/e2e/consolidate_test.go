@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/store"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 func TestThreeWorkersGiveTheRowsOfTheRules(t *testing.T) {

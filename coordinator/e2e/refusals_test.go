@@ -155,4 +155,3 @@ func (c *cluster) redisHash(runID int64, hash string) map[string]string {
 	require.NoError(c.t, err)
 	return m
 }
-
