@@ -130,7 +130,20 @@ func Generate(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Summary, err
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return g.unmatched(ctx, tx) }); err != nil {
 		return s, fmt.Errorf("writing unmatched novedades of closing %d: %w", s.ClosingID, err)
 	}
+	// A payroll database has statistics on its tables; a freshly loaded one needs
+	// them before the planner picks the canonical-RUT indexes.
+	for _, table := range analyzed {
+		if _, err := pool.Exec(ctx, "ANALYZE "+table); err != nil {
+			return s, fmt.Errorf("analyzing %s: %w", table, err)
+		}
+	}
 	return s, nil
+}
+
+var analyzed = []string{
+	"nomina_empleado_cierre", "nomina_registro_concepto_empleado", "nomina_empleado_cierre_novedades",
+	"nomina_registro_concepto_empleado_novedades", "nomina_movimiento_alta_baja", "nomina_movimiento_ausentismo",
+	"nomina_discrepanciacierre",
 }
 
 type generator struct {

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "coordinator")
+	logger := config.Logger("coordinator")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, logger, os.Args[1:])
 	stop()

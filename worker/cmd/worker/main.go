@@ -48,7 +48,7 @@ func load() (settings, error) {
 }
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "worker")
+	logger := config.Logger("worker")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, logger)
 	stop()

@@ -145,6 +145,7 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 	if a.Token != req.Token {
 		return Summary{}, store.ErrStaleAttempt
 	}
+	readStart := time.Now()
 	src, err := store.ReadChunk(ctx, p.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)
 	if err != nil {
 		var re *store.RUTError
@@ -161,6 +162,7 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		}
 		recs = append(recs, rec)
 	}
+	writeStart := time.Now()
 	stats := store.ChunkStats{
 		Worker:          p.cfg.Name,
 		DurationSeconds: time.Since(start).Seconds(),
@@ -171,6 +173,9 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 	if err != nil {
 		return Summary{}, err
 	}
+	p.logger.DebugContext(ctx, "chunk timings", "consolidation_id", req.RunID, "chunk", req.Index,
+		"assign_ms", readStart.Sub(start).Milliseconds(), "read_ms", writeStart.Sub(readStart).Milliseconds(),
+		"write_ms", time.Since(writeStart).Milliseconds())
 	if fromLedger {
 		c, err := store.GetChunk(ctx, p.pool, req.RunID, req.Index)
 		if err != nil {
