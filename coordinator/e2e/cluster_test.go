@@ -86,10 +86,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	if opts.redisURL != "" {
 		c.redis.URL = opts.redisURL
 	}
-	pool, err := pgxpool.New(context.Background(), c.dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	c.pool = pool
+	c.pool = pgtest.OpenPool(t, c.dbURL)
 	var targets []string
 	for i := range opts.workers {
 		w := &proc{name: fmt.Sprintf("worker-%d", i+1), addr: freeAddr(t)}

@@ -182,6 +182,7 @@ func requireWrittenRowsAreTheHandComputedOnes(t *testing.T, pool *pgxpool.Pool) 
 		       fuentes_utilizadas, reglas_aplicadas, discrepancias_resueltas
 		FROM nomina_empleado_consolidado WHERE cierre_id = 7`)
 	require.NoError(t, err)
+	defer rows.Close() // a failed assertion must not leave the connection busy
 	ids := map[string]int64{}
 	seen := 0
 	for rows.Next() {
@@ -313,6 +314,7 @@ func TestSQLCanonicalRUTMatchesGo(t *testing.T) {
 	}
 	rows, err := pool.Query(ctx, "SELECT raw, nomina_rut_canonical(raw) FROM unnest($1::text[]) AS raw", raws)
 	require.NoError(t, err)
+	defer rows.Close()
 	n := 0
 	for rows.Next() {
 		var raw string
