@@ -65,6 +65,9 @@ type clusterOptions struct {
 	coordEnv  []string // extra coordinator environment
 	workerEnv []string // extra worker environment
 	redisURL  string   // default: the shared test Redis
+	// privateRedis starts a redis-server of the test's own, which the test may
+	// flush, kill and restart (cluster.redisServer).
+	privateRedis bool
 }
 
 // cluster is a database, a Redis key space, workers and a coordinator of one test.
@@ -78,6 +81,8 @@ type cluster struct {
 	client  consolidationv1.ConsolidationServiceClient
 	logDir  string
 	mu      sync.Mutex
+
+	redisServer *pgtest.RedisServer // with privateRedis
 }
 
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
@@ -85,6 +90,13 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	c := &cluster{t: t, dbURL: pgtest.NewDatabase(t), redis: pgtest.NewRedis(t), logDir: t.TempDir()}
 	if opts.redisURL != "" {
 		c.redis.URL = opts.redisURL
+	}
+	if opts.privateRedis {
+		srv, err := pgtest.StartRedis(context.Background())
+		require.NoError(t, err)
+		t.Cleanup(srv.Stop)
+		c.redisServer = srv
+		c.redis.URL = srv.URL()
 	}
 	c.pool = pgtest.OpenPool(t, c.dbURL)
 	var targets []string
@@ -205,6 +217,21 @@ func (c *cluster) consolidate(req *consolidationv1.ConsolidateRequest) *consolid
 	resp, err := c.client.Consolidate(context.Background(), req)
 	require.NoError(c.t, err)
 	return resp
+}
+
+// waitFor polls GetConsolidation until cond holds.
+func (c *cluster) waitFor(runID int64, within time.Duration, what string, cond func(*consolidationv1.Consolidation) bool) *consolidationv1.Consolidation {
+	c.t.Helper()
+	var got *consolidationv1.Consolidation
+	require.Eventually(c.t, func() bool {
+		resp, err := c.client.GetConsolidation(context.Background(), runRef(runID))
+		if err != nil {
+			return false
+		}
+		got = resp.GetConsolidation()
+		return cond(got)
+	}, within, 20*time.Millisecond, "consolidation %d: %s", runID, what)
+	return got
 }
 
 // waitEnd polls GetConsolidation until the run has ended.

@@ -399,6 +399,17 @@ func GetAssignment(ctx context.Context, q Querier, runID int64, index int) (Assi
 	return a, nil
 }
 
+// RecordRefusedCommit notes on an attempt that it tried to commit after it had
+// been superseded, and was refused.
+func RecordRefusedCommit(ctx context.Context, q Querier, runID int64, index int, token int64) error {
+	_, err := q.Exec(ctx, `UPDATE consolidation_chunk_attempt SET commit_refused_at = now()
+		WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3`, runID, index, token)
+	if err != nil {
+		return fmt.Errorf("recording a refused commit of chunk %d of consolidation %d: %w", index, runID, err)
+	}
+	return nil
+}
+
 // ChunkStats is what a worker measured of a chunk.
 type ChunkStats struct {
 	Worker          string
@@ -411,8 +422,9 @@ type ChunkStats struct {
 // the ledger, in one transaction, provided token is still the chunk's current
 // attempt token (fencing): the chunk's ledger row is locked first, so a concurrent
 // re-dispatch or cancel either happens before (and this commit is refused with
-// ErrStaleAttempt) or waits for it. When the chunk had already been committed the
-// ledger's summary is returned with fromLedger set, and nothing is written again.
+// ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
+// attempt had already committed, the ledger's summary is returned with fromLedger
+// set, and nothing is written again.
 func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int, token int64,
 	closingID int64, recs []rules.Consolidated, stats ChunkStats) (sum WriteSummary, fromLedger bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -423,11 +435,14 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		if err != nil {
 			return fmt.Errorf("locking chunk %d of consolidation %d: %w", index, runID, interpretError(err))
 		}
+		if !current.Valid || current.Int64 != token {
+			return ErrStaleAttempt // superseded, cancelled or ended: even if done by another attempt
+		}
 		if status == ChunkSucceeded {
-			fromLedger = true
+			fromLedger = true // this very attempt committed already
 			return nil
 		}
-		if status != ChunkRunning || !current.Valid || current.Int64 != token {
+		if status != ChunkRunning {
 			return ErrStaleAttempt
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {

@@ -118,7 +118,12 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 
-	pool, err := pgxpool.New(ctx, s.databaseURL)
+	poolCfg, err := pgxpool.ParseConfig(s.databaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = "consolidation-coordinator"
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -34,7 +34,8 @@ type Config struct {
 	MaxInFlightPerWorker int
 	// ResolveEvery is how often a dns:/// target is resolved again (default: 5s).
 	ResolveEvery time.Duration
-	// CoolDown is how long a worker whose call failed is passed over (default: 1s).
+	// CoolDown is how long a worker whose call failed is passed over, doubled for
+	// each further failure in a row up to 32 times (default: 500ms).
 	CoolDown time.Duration
 }
 
@@ -62,6 +63,7 @@ type endpoint struct {
 	client    consolidationv1.WorkerServiceClient
 	health    healthpb.HealthClient
 	inFlight  int
+	failures  int // calls failed in a row
 	coolUntil time.Time
 	removed   bool
 }
@@ -71,7 +73,7 @@ type endpoint struct {
 func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, 2)
 	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, 5*time.Second)
-	cfg.CoolDown = cmp.Or(cfg.CoolDown, time.Second)
+	cfg.CoolDown = cmp.Or(cfg.CoolDown, 500*time.Millisecond)
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
@@ -183,14 +185,17 @@ func (l *Lease) ProcessChunk(ctx context.Context, req *consolidationv1.ProcessCh
 	return l.ep.client.ProcessChunk(ctx, req)
 }
 
-// Release gives the slot back; failed puts the worker in a short cool-down so the
-// retry goes elsewhere.
+// Release gives the slot back; failed puts the worker in a cool-down (growing while
+// it keeps failing) so retries go elsewhere.
 func (l *Lease) Release(failed bool) {
 	d := l.d
 	d.mu.Lock()
 	l.ep.inFlight--
 	if failed {
-		l.ep.coolUntil = time.Now().Add(d.cfg.CoolDown)
+		l.ep.failures++
+		l.ep.coolUntil = time.Now().Add(d.cfg.CoolDown << min(l.ep.failures-1, 5))
+	} else {
+		l.ep.failures = 0
 	}
 	if l.ep.removed && l.ep.inFlight == 0 {
 		_ = l.ep.conn.Close()

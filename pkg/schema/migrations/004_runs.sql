@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS consolidation_chunk_attempt (
     finished_at   timestamptz NULL,
     outcome       text        NULL,
     error         text        NULL,
+    -- Set when this attempt tried to commit after it had been superseded (fencing).
+    commit_refused_at timestamptz NULL,
     PRIMARY KEY (run_id, chunk_index, attempt),
     FOREIGN KEY (run_id, chunk_index) REFERENCES consolidation_chunk (run_id, chunk_index) ON DELETE CASCADE
 );

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,6 +31,7 @@ type settings struct {
 	maxInFlight int
 	softTimeout time.Duration
 	drain       time.Duration
+	faults      *chunk.Faults
 }
 
 func load() (settings, error) {
@@ -44,6 +46,11 @@ func load() (settings, error) {
 		drain:       env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
 	}
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
+	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
+	if err != nil {
+		return s, errors.Join(env.Err(), err)
+	}
+	s.faults = faults
 	return s, env.Err()
 }
 
@@ -74,13 +81,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	poolCfg.MaxConns = int32(s.maxInFlight + 2)
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = "consolidation-worker"
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
 
-	processor, err := chunk.NewProcessor(logger, chunk.Config{Name: s.name, SoftTimeout: s.softTimeout}, pool)
+	processor, err := chunk.NewProcessor(logger, chunk.Config{Name: s.name, SoftTimeout: s.softTimeout, Faults: s.faults}, pool)
 	if err != nil {
 		return err
 	}
@@ -90,6 +98,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	srv := grpcserve.New(logger)
 	consolidationv1.RegisterWorkerServiceServer(srv.GRPC, server.NewWorkerServer(logger, processor, s.maxInFlight))
+	if s.faults != nil {
+		logger.WarnContext(ctx, "fault injection is on (test only)")
+	}
 	logger.InfoContext(ctx, "worker serving", "addr", l.Addr().String(), "max_in_flight", s.maxInFlight)
 	return srv.Serve(ctx, l, s.drain)
 }

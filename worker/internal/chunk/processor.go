@@ -30,6 +30,8 @@ type Config struct {
 	// SoftTimeout bounds one chunk's processing on the worker; past it the chunk is
 	// abandoned and reported as timed out (default: 300s, the seed's soft limit).
 	SoftTimeout time.Duration
+	// Faults injects delays for fault tests (nil: none).
+	Faults *Faults
 }
 
 // Processor consolidates chunks.
@@ -162,6 +164,13 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		}
 		recs = append(recs, rec)
 	}
+	if hold := p.cfg.Faults.holdBeforeCommit(req.Index); hold > 0 {
+		// A worker that stalls (a long pause, a partition) and does not notice its
+		// call was abandoned: it sleeps through the cancel, then really tries to
+		// commit. Fencing must refuse it.
+		time.Sleep(hold)
+		ctx = context.WithoutCancel(ctx)
+	}
 	writeStart := time.Now()
 	stats := store.ChunkStats{
 		Worker:          p.cfg.Name,
@@ -170,8 +179,16 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		PeakRSSBytes:    telemetry.PeakRSSBytes(),
 	}
 	ws, fromLedger, err := store.CommitChunk(ctx, p.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs, stats)
+	if errors.Is(err, store.ErrStaleAttempt) {
+		if rerr := store.RecordRefusedCommit(context.WithoutCancel(ctx), p.pool, req.RunID, req.Index, req.Token); rerr != nil {
+			p.logger.WarnContext(ctx, "recording refused commit", "error", rerr.Error())
+		}
+	}
 	if err != nil {
 		return Summary{}, err
+	}
+	if hold := p.cfg.Faults.holdAfterCommit(req.Index); hold > 0 {
+		time.Sleep(hold) // committed, but the answer is late (or never comes: the worker dies)
 	}
 	p.logger.DebugContext(ctx, "chunk timings", "consolidation_id", req.RunID, "chunk", req.Index,
 		"assign_ms", readStart.Sub(start).Milliseconds(), "read_ms", writeStart.Sub(readStart).Milliseconds(),

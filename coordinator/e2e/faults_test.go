@@ -1,0 +1,339 @@
+package e2e_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// attempt is a row of the attempt ledger.
+type attempt struct {
+	Chunk         int
+	Attempt       int
+	Outcome       string
+	CommitRefused bool
+}
+
+func (c *cluster) attempts(runID int64) []attempt {
+	c.t.Helper()
+	rows, err := c.pool.Query(context.Background(), `
+		SELECT chunk_index, attempt, coalesce(outcome, ''), commit_refused_at IS NOT NULL
+		FROM consolidation_chunk_attempt WHERE run_id = $1 ORDER BY chunk_index, attempt`, runID)
+	require.NoError(c.t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[attempt])
+	require.NoError(c.t, err)
+	return out
+}
+
+// requireCleanResult checks a run ended datos_consolidados with exactly the rows of
+// the rules, every chunk succeeded once in the ledger, and no employee twice.
+func (c *cluster) requireCleanResult(closing int64, runID int64, want any) {
+	c.t.Helper()
+	final := c.waitEnd(runID, 2*time.Minute)
+	require.Equal(c.t, store.EstadoConsolidados, final.GetEstado(), final.GetError())
+	require.True(c.t, final.GetControlTotals().GetVerified())
+	requireResultsEqual(c.t, c.pool, closing, expected(c.t, c.pool, closing))
+	var dup int
+	require.NoError(c.t, c.pool.QueryRow(context.Background(), `
+		SELECT count(*) FROM (SELECT empleado_origen_id FROM nomina_empleado_consolidado WHERE cierre_id = $1
+		GROUP BY 1 HAVING count(*) > 1) d`, closing).Scan(&dup))
+	require.Zero(c.t, dup, "employees written twice")
+	var notSucceeded int
+	require.NoError(c.t, c.pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status <> 'succeeded'", runID).Scan(&notSucceeded))
+	require.Zero(c.t, notSucceeded)
+	var runs int
+	require.NoError(c.t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
+	require.Equal(c.t, 1, runs, "runs of the closing")
+}
+
+func TestStaleAttemptCannotCommit(t *testing.T) {
+	t.Parallel()
+	// Chunk 0 stalls 2.5s before committing, on each worker the first time; the
+	// coordinator gives a call 1s, re-dispatches, and the stalled attempts wake up
+	// and try to commit with their old tokens.
+	c := newCluster(t, clusterOptions{workers: 2,
+		workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=0=2500ms"},
+		coordEnv:  []string{"CHUNK_HARD_TIMEOUT=1s", "CHUNK_MAX_ATTEMPTS=5"}})
+	closing := c.generate(400, 31)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	c.requireCleanResult(closing, resp.GetConsolidationId(), nil)
+
+	// The stalled attempts tried to commit after being superseded, and were refused.
+	require.Eventually(t, func() bool {
+		refused := 0
+		for _, a := range c.attempts(resp.GetConsolidationId()) {
+			if a.Chunk == 0 && a.CommitRefused {
+				refused++
+			}
+		}
+		return refused >= 1
+	}, 10*time.Second, 50*time.Millisecond, "no refused commit recorded for chunk 0")
+	var committed, timeouts int
+	for _, a := range c.attempts(resp.GetConsolidationId()) {
+		if a.Chunk != 0 {
+			continue
+		}
+		switch a.Outcome {
+		case "committed":
+			committed++
+		case "timeout":
+			timeouts++
+		}
+	}
+	require.Equal(t, 1, committed, "chunk 0 committed exactly once")
+	require.GreaterOrEqual(t, timeouts, 1)
+	// Nothing changed after the stale attempts woke up.
+	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
+}
+
+func TestWorkerKilledMidRun(t *testing.T) {
+	t.Parallel()
+	// The first worker holds chunk 2 for a long time: it is surely busy with it when
+	// it is killed.
+	c := newCluster(t, clusterOptions{workers: 3})
+	victim := c.workers[0]
+	victim.env = append(victim.env, "FAULT_HOLD_BEFORE_COMMIT=2=30s,3=30s")
+	c.kill(victim)
+	c.start(victim)
+	c.waitServing(victim)
+
+	closing := c.generate(3000, 41)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 150})
+	runID := resp.GetConsolidationId()
+	require.Eventually(t, func() bool {
+		var held int
+		_ = c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk
+			WHERE run_id = $1 AND status = 'running' AND worker = $2`, runID, victim.addr).Scan(&held)
+		return held > 0
+	}, 30*time.Second, 10*time.Millisecond, "the victim never took a chunk")
+	c.kill(victim)
+
+	c.requireCleanResult(closing, runID, nil)
+	retried := map[int]bool{}
+	for _, a := range c.attempts(runID) {
+		if a.Attempt > 1 {
+			retried[a.Chunk] = true
+		}
+	}
+	require.NotEmpty(t, retried, "the ledger shows no re-dispatched chunk")
+}
+
+func TestWorkerDiesAfterCommit(t *testing.T) {
+	t.Parallel()
+	// The worker commits chunk 1, then stalls before answering and is killed: the
+	// chunk must not be processed again.
+	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_AFTER_COMMIT=1=30s"}})
+	closing := c.generate(600, 51)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	runID := resp.GetConsolidationId()
+	var worker string
+	require.Eventually(t, func() bool {
+		err := c.pool.QueryRow(context.Background(), `SELECT worker FROM consolidation_chunk
+			WHERE run_id = $1 AND chunk_index = 1 AND status = 'succeeded'`, runID).Scan(&worker)
+		return err == nil
+	}, 30*time.Second, 10*time.Millisecond)
+	for _, w := range c.workers {
+		if w.name == worker {
+			c.kill(w)
+		}
+	}
+	c.requireCleanResult(closing, runID, nil)
+	for _, a := range c.attempts(runID) {
+		if a.Chunk == 1 {
+			require.Equal(t, 1, a.Attempt, "chunk 1 was dispatched again after it committed")
+		}
+	}
+}
+
+func TestCoordinatorKilledAndRestarted(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 2})
+	closing := c.generate(6000, 61)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 150})
+	runID := resp.GetConsolidationId()
+	c.waitFor(runID, time.Minute, "a quarter done", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= r.GetTotalChunks()/4
+	})
+	c.kill(c.coord)
+	// What had committed when the coordinator died must not be dispatched again.
+	rows, err := c.pool.Query(context.Background(),
+		"SELECT chunk_index FROM consolidation_chunk WHERE run_id = $1 AND status = 'succeeded'", runID)
+	require.NoError(t, err)
+	doneBefore, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	require.NoError(t, err)
+	require.NotEmpty(t, doneBefore)
+
+	c.start(c.coord)
+	c.waitServing(c.coord)
+	c.requireCleanResult(closing, runID, nil)
+	attempts := map[int]int{}
+	for _, a := range c.attempts(runID) {
+		attempts[a.Chunk] = max(attempts[a.Chunk], a.Attempt)
+	}
+	for _, idx := range doneBefore {
+		require.Equal(t, 1, attempts[int(idx)], "chunk %d had committed before the crash and was dispatched again", idx)
+	}
+}
+
+func TestRedisFlushedMidRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 2, privateRedis: true})
+	closing := c.generate(5000, 71)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 150})
+	runID := resp.GetConsolidationId()
+	c.waitFor(runID, time.Minute, "some chunks done", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= 3
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: c.redisServer.Addr()})
+	defer rdb.Close()
+	require.NoError(t, rdb.FlushAll(context.Background()).Err())
+
+	c.requireCleanResult(closing, runID, nil)
+	final := c.waitEnd(runID, time.Minute)
+	// Counters and progress were rebuilt from the ledger, not restarted from zero.
+	p := c.redisHash(runID, "progress")
+	require.Equal(t, itoa(int64(final.GetTotalChunks())), p["chunks_completados"])
+	require.Equal(t, "5000", p["empleados_procesados"])
+	n, err := rdb.SCard(context.Background(), c.redis.Prefix+"run:"+itoa(runID)+":done").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(final.GetTotalChunks()), n)
+}
+
+func TestRedisRestartedMidRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 2, privateRedis: true})
+	closing := c.generate(5000, 72)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 150})
+	runID := resp.GetConsolidationId()
+	c.waitFor(runID, time.Minute, "some chunks done", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= 3
+	})
+	c.redisServer.Kill()
+	time.Sleep(300 * time.Millisecond) // chunks end while Redis is down
+	require.NoError(t, c.redisServer.Restart(context.Background()))
+	c.requireCleanResult(closing, runID, nil)
+	require.Eventually(t, func() bool {
+		p := c.redisHash(runID, "progress")
+		return p["empleados_procesados"] == "5000"
+	}, 10*time.Second, 50*time.Millisecond, "progress not rebuilt after the restart")
+}
+
+func TestPostgresSessionsKilledMidRun(t *testing.T) {
+	t.Parallel()
+	// The first chunks pause 1s between reading and committing; while they do, the
+	// test terminates every worker session, so their commits meet dead sessions.
+	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=0=1s,1=1s,2=1s,3=1s"}})
+	closing := c.generate(1200, 81)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 150})
+	runID := resp.GetConsolidationId()
+	require.Eventually(t, func() bool {
+		var running int
+		_ = c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk
+			WHERE run_id = $1 AND status = 'running' AND dispatched_at < now() - interval '200 milliseconds'`, runID).Scan(&running)
+		return running >= 2
+	}, 30*time.Second, 10*time.Millisecond, "chunks never got going")
+	var killed int
+	require.NoError(t, c.pool.QueryRow(context.Background(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = 'consolidation-worker' AND datname = current_database()`).Scan(&killed))
+	require.Positive(t, killed, "no worker session was terminated")
+
+	c.requireCleanResult(closing, runID, nil)
+	retried := false
+	for _, a := range c.attempts(runID) {
+		retried = retried || a.Attempt > 1
+	}
+	require.True(t, retried, "the ledger shows no retried chunk")
+}
+
+func TestCancelMidRun(t *testing.T) {
+	t.Parallel()
+	// Every chunk pauses 1.5s before committing and ignores the cancel: after the
+	// cancel it wakes up and tries to commit, and must be refused.
+	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=*=1500ms"}})
+	closing := c.generate(2000, 91)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	runID := resp.GetConsolidationId()
+	c.waitFor(runID, time.Minute, "some chunks done", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= 4
+	})
+	cres, err := c.client.CancelConsolidation(context.Background(), &consolidationv1.CancelConsolidationRequest{
+		Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: closing}})
+	require.NoError(t, err)
+	require.Equal(t, store.EstadoCancelada, cres.GetConsolidation().GetEstado())
+	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_CANCELLED, cres.GetConsolidation().GetStatus())
+	require.Equal(t, store.EstadoCancelada, c.estado(closing))
+
+	// Let every held attempt wake up and try to commit.
+	time.Sleep(2500 * time.Millisecond)
+	c.requireNoRows(closing)
+	refused := 0
+	for _, a := range c.attempts(runID) {
+		if a.CommitRefused {
+			refused++
+		}
+	}
+	require.Positive(t, refused, "no attempt tried to commit after the cancel")
+	m, err := store.GetMetrics(context.Background(), c.pool, closing)
+	require.NoError(t, err)
+	require.Equal(t, runID, m.RunID)
+
+	// A cancelled closing may be consolidated again, and then it is complete.
+	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
+	final := c.waitEnd(again.GetConsolidationId(), 2*time.Minute)
+	require.Equal(t, store.EstadoConsolidados, final.GetEstado())
+	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
+}
+
+func TestRunTimeLimit(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 2, coordEnv: []string{"RUN_TIMEOUT=2s"},
+		workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=*=700ms"}})
+	closing := c.generate(2000, 101)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
+	require.Equal(t, store.EstadoTimeout, final.GetEstado())
+	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT, final.GetStatus())
+	require.Equal(t, store.EstadoTimeout, c.estado(closing))
+	time.Sleep(time.Second) // held attempts wake up and are refused
+	c.requireNoRows(closing)
+}
+
+func (c *cluster) requireNoRows(closing int64) {
+	c.t.Helper()
+	var n int
+	require.NoError(c.t, c.pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing).Scan(&n))
+	require.Zero(c.t, n, "rows of the run are left")
+}
+
+func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 1})
+	closing := c.generate(300, 111)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	c.requireCleanResult(closing, resp.GetConsolidationId(), nil)
+
+	conn, err := grpc.NewClient(c.workers[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	w := consolidationv1.NewWorkerServiceClient(conn)
+	for range 2 {
+		out, err := w.ProcessChunk(context.Background(), &consolidationv1.ProcessChunkRequest{
+			ConsolidationId: resp.GetConsolidationId(), ClosingId: closing, ChunkIndex: 1, AttemptToken: 12345})
+		require.NoError(t, err)
+		require.True(t, out.GetSummary().GetFromLedger())
+		require.Equal(t, int32(100), out.GetSummary().GetEmployees())
+	}
+	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
+}
