@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 // overflow makes one employee's total_haberes exceed numeric(12,2) and returns the
