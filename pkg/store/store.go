@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Querier is what the store needs of a pool, a connection or a transaction.
@@ -49,4 +50,23 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 		return Closing{}, fmt.Errorf("reading closing %d: %w", id, interpretError(err))
 	}
 	return c, nil
+}
+
+// OpenPool opens a connection pool on url whose sessions carry appName as their
+// application_name (so operators can tell the services' sessions apart in
+// pg_stat_activity). maxConns 0 keeps pgx's default.
+func OpenPool(ctx context.Context, url, appName string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	return pool, nil
 }

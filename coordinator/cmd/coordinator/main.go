@@ -24,6 +24,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcserve"
 	"github.com/nominacl/consolidation/pkg/schema"
+	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -118,14 +119,9 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 
-	poolCfg, err := pgxpool.ParseConfig(s.databaseURL)
+	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 0)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	poolCfg.ConnConfig.RuntimeParams["application_name"] = "consolidation-coordinator"
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		return err
 	}
 	defer pool.Close()
 	redisOpts, err := redis.ParseURL(s.redisURL)

@@ -78,7 +78,7 @@ func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), erro
 	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
 }
 
-// refFlags parses -closing / -run.
+// refFlags are -closing / -run.
 type refFlags struct{ closing, run *int64 }
 
 func addRef(fs *flag.FlagSet) refFlags {
@@ -143,14 +143,17 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+// runCommand parses -addr and -closing/-run, dials the coordinator, lets do fetch
+// the run, and prints its summary.
+func runCommand(ctx context.Context, name string, args []string, stdout io.Writer,
+	do func(context.Context, consolidationv1.ConsolidationServiceClient, ref) (*consolidationv1.Consolidation, error)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	addr := addrFlag(fs)
-	ref := addRef(fs)
+	flags := addRef(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := ref.check(); err != nil {
+	if err := flags.check(); err != nil {
 		return err
 	}
 	client, closeConn, err := dial(*addr)
@@ -158,18 +161,25 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeConn()
-	req := &consolidationv1.WatchConsolidationRequest{}
-	if *ref.run > 0 {
-		req.Ref = &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
-	} else {
-		req.Ref = &consolidationv1.WatchConsolidationRequest_ClosingId{ClosingId: *ref.closing}
-	}
-	final, err := follow(ctx, client, req, stderr)
+	c, err := do(ctx, client, ref{run: *flags.run, closing: *flags.closing})
 	if err != nil {
 		return err
 	}
-	printSummary(stdout, final)
+	printSummary(stdout, c)
 	return nil
+}
+
+// ref is a run id, or a closing id meaning its latest run.
+type ref struct{ run, closing int64 }
+
+func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runCommand(ctx, "watch", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
+		req := &consolidationv1.WatchConsolidationRequest{Ref: &consolidationv1.WatchConsolidationRequest_ClosingId{ClosingId: r.closing}}
+		if r.run > 0 {
+			req.Ref = &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
+		}
+		return follow(ctx, client, req, stderr)
+	})
 }
 
 // follow draws a progress bar from WatchConsolidation until the run ends; if the
@@ -214,61 +224,25 @@ func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClie
 }
 
 func statusCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	addr := addrFlag(fs)
-	ref := addRef(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := ref.check(); err != nil {
-		return err
-	}
-	client, closeConn, err := dial(*addr)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	req := &consolidationv1.GetConsolidationRequest{}
-	if *ref.run > 0 {
-		req.Ref = &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
-	} else {
-		req.Ref = &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: *ref.closing}
-	}
-	resp, err := client.GetConsolidation(ctx, req)
-	if err != nil {
-		return err
-	}
-	printSummary(stdout, resp.GetConsolidation())
-	return nil
+	return runCommand(ctx, "status", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
+		req := &consolidationv1.GetConsolidationRequest{Ref: &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: r.closing}}
+		if r.run > 0 {
+			req.Ref = &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
+		}
+		resp, err := client.GetConsolidation(ctx, req)
+		return resp.GetConsolidation(), err
+	})
 }
 
 func cancel(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
-	addr := addrFlag(fs)
-	ref := addRef(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := ref.check(); err != nil {
-		return err
-	}
-	client, closeConn, err := dial(*addr)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	req := &consolidationv1.CancelConsolidationRequest{}
-	if *ref.run > 0 {
-		req.Ref = &consolidationv1.CancelConsolidationRequest_ConsolidationId{ConsolidationId: *ref.run}
-	} else {
-		req.Ref = &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: *ref.closing}
-	}
-	resp, err := client.CancelConsolidation(ctx, req)
-	if err != nil {
-		return err
-	}
-	printSummary(stdout, resp.GetConsolidation())
-	return nil
+	return runCommand(ctx, "cancel", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
+		req := &consolidationv1.CancelConsolidationRequest{Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: r.closing}}
+		if r.run > 0 {
+			req.Ref = &consolidationv1.CancelConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
+		}
+		resp, err := client.CancelConsolidation(ctx, req)
+		return resp.GetConsolidation(), err
+	})
 }
 
 func printSummary(w io.Writer, c *consolidationv1.Consolidation) {

@@ -13,10 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcserve"
+	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
@@ -76,15 +75,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 
-	poolCfg, err := pgxpool.ParseConfig(s.databaseURL)
+	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+2))
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	poolCfg.MaxConns = int32(s.maxInFlight + 2)
-	poolCfg.ConnConfig.RuntimeParams["application_name"] = "consolidation-worker"
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		return err
 	}
 	defer pool.Close()
 
