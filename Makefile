@@ -14,7 +14,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/coordinator, bin/worker and bin/cierrectl
+build: ## build bin/coordinator, bin/worker, bin/cierrectl and bin/benchmark
 	go build -o bin/ ./coordinator/cmd/... ./worker/cmd/...
 
 .PHONY: test
@@ -48,3 +48,7 @@ verify: generate lint ## check generated code is up to date, then lint
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar
 	bin/cierrectl demo $(DEMO_FLAGS)
+
+.PHONY: bench
+bench: build ## measure 133 to 100,000-employee closings against the single-stream COPY floor (BENCH_FLAGS=-million for 1,000,000)
+	bin/benchmark $(BENCH_FLAGS)

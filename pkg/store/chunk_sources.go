@@ -38,7 +38,7 @@ FROM nomina_empleado_cierre
 WHERE cierre_id = $1 AND id BETWEEN $2 AND $3
 ORDER BY id`
 	sqlChunkLibroLines = `
-SELECT empleado_id, id, codigo_concepto, nombre_concepto, valor, tipo_concepto
+SELECT empleado_id, id, codigo_concepto, nombre_concepto, valor::text, tipo_concepto
 FROM nomina_registro_concepto_empleado
 WHERE empleado_id = ANY($1::bigint[])`
 	sqlChunkNovedades = `
@@ -46,7 +46,7 @@ SELECT id, rut, nombre, cargo, centro_costo
 FROM nomina_empleado_cierre_novedades
 WHERE cierre_id = $1 AND nomina_rut_canonical(rut) = ANY($2::text[])`
 	sqlChunkNovedadesLines = `
-SELECT l.empleado_id, l.id, l.codigo_concepto, l.nombre_concepto, l.valor, l.tipo_concepto
+SELECT l.empleado_id, l.id, l.codigo_concepto, l.nombre_concepto, l.valor::text, l.tipo_concepto
 FROM nomina_registro_concepto_empleado_novedades l
 JOIN nomina_empleado_cierre_novedades n ON n.id = l.empleado_id
 WHERE n.cierre_id = $1 AND nomina_rut_canonical(n.rut) = ANY($2::text[])`
@@ -220,11 +220,15 @@ func readLines(br pgx.BatchResults, add func(ownerID int64, l rules.Line) error)
 	for rows.Next() {
 		var owner int64
 		var l rules.Line
-		var value money.Cents
+		var value string // numeric as text: parsed exactly, without math/big
 		if err := rows.Scan(&owner, &l.ID, &l.Code, &l.Name, &value, &l.Type); err != nil {
 			return err
 		}
-		l.Value = value
+		v, err := money.Parse(value)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", l.ID, err)
+		}
+		l.Value = v
 		if err := add(owner, l); err != nil {
 			return err
 		}

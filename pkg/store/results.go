@@ -1,15 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/nominacl/consolidation/pkg/money"
 	"github.com/nominacl/consolidation/pkg/rules"
@@ -26,6 +27,9 @@ type WriteSummary struct {
 }
 
 var (
+	sqlCopyEmployees = "COPY nomina_empleado_consolidado (" + strings.Join(employeeColumns, ", ") + ") FROM STDIN (FORMAT binary)"
+	sqlCopyConcepts  = "COPY nomina_concepto_empleado_consolidado (" + strings.Join(conceptColumns, ", ") + ") FROM STDIN (FORMAT binary)"
+
 	employeeColumns = []string{
 		"id", "cierre_id", "empleado_origen_id", "rut", "nombre_completo", "cargo", "centro_costo",
 		"es_ingreso", "es_finiquito", "tiene_ausentismo", "total_haberes", "total_descuentos", "liquido_pagar",
@@ -37,8 +41,8 @@ var (
 	}
 )
 
-// WriteResults writes consolidated records and their concept lines with two COPY
-// streams. Call it inside the transaction that also records the chunk, so an
+// WriteResults writes consolidated records and their concept lines with two binary
+// COPY streams. Call it inside the transaction that also records the chunk, so an
 // employee's row and its concept rows are written together or not at all. The
 // employee ids are taken from the table's sequence in one query first, so concept
 // rows can reference them without a round trip per employee. runID 0 writes NULL.
@@ -56,57 +60,78 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 	if err != nil {
 		return sum, fmt.Errorf("allocating %d consolidated ids: %w", len(recs), err)
 	}
-	run := pgtype.Int8{Int64: runID, Valid: runID != 0}
 	lines := 0
 	for i := range recs {
 		lines += len(recs[i].Lines)
 	}
 
-	i := 0
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"nomina_empleado_consolidado"}, employeeColumns,
-		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(recs) {
-				return nil, nil
+	emp := newCopyBinary(256 * len(recs))
+	for i := range recs {
+		r := &recs[i]
+		fuentes, err := json.Marshal(r.FuentesUtilizadas)
+		if err != nil {
+			return sum, err
+		}
+		reglas, err := json.Marshal(r.ReglasAplicadas)
+		if err != nil {
+			return sum, err
+		}
+		for _, v := range []money.Cents{r.TotalHaberes, r.TotalDescuentos, r.LiquidoPagar} {
+			if !v.Fits() {
+				return sum, &rules.OverflowError{EmpleadoID: r.EmpleadoOrigenID, Field: "a total"}
 			}
-			r := &recs[i]
-			fuentes, err := json.Marshal(r.FuentesUtilizadas)
-			if err != nil {
-				return nil, err
-			}
-			reglas, err := json.Marshal(r.ReglasAplicadas)
-			if err != nil {
-				return nil, err
-			}
-			row := []any{
-				ids[i], closingID, r.EmpleadoOrigenID, r.RUT, r.NombreCompleto, r.Cargo, r.CentroCosto,
-				r.EsIngreso, r.EsFiniquito, r.TieneAusentismo, r.TotalHaberes, r.TotalDescuentos, r.LiquidoPagar,
-				fuentes, reglas, int32(r.DiscrepanciasResueltas), at, run,
-			}
-			i++
-			return row, nil
-		}))
+		}
+		emp.row(len(employeeColumns))
+		emp.int8(ids[i])
+		emp.int8(closingID)
+		emp.int8(r.EmpleadoOrigenID)
+		emp.text(r.RUT)
+		emp.text(r.NombreCompleto)
+		emp.text(r.Cargo)
+		emp.text(r.CentroCosto)
+		emp.bool(r.EsIngreso)
+		emp.bool(r.EsFiniquito)
+		emp.bool(r.TieneAusentismo)
+		emp.numeric(int64(r.TotalHaberes))
+		emp.numeric(int64(r.TotalDescuentos))
+		emp.numeric(int64(r.LiquidoPagar))
+		emp.jsonb(fuentes)
+		emp.jsonb(reglas)
+		emp.int4(int32(r.DiscrepanciasResueltas))
+		emp.timestamptz(at)
+		if runID != 0 {
+			emp.int8(runID)
+		} else {
+			emp.null()
+		}
+	}
+	pg := tx.Conn().PgConn()
+	tag, err := pg.CopyFrom(ctx, bytes.NewReader(emp.bytes()), sqlCopyEmployees)
 	if err != nil {
 		return sum, fmt.Errorf("copying %d consolidated employees: %w", len(recs), err)
 	}
-	sum.Employees = int(n)
+	sum.Employees = int(tag.RowsAffected())
 
-	emp, line := 0, 0
-	n, err = tx.CopyFrom(ctx, pgx.Identifier{"nomina_concepto_empleado_consolidado"}, conceptColumns,
-		pgx.CopyFromFunc(func() ([]any, error) {
-			for emp < len(recs) && line == len(recs[emp].Lines) {
-				emp, line = emp+1, 0
+	con := newCopyBinary(96 * lines)
+	for i := range recs {
+		for _, l := range recs[i].Lines {
+			if !l.Value.Fits() {
+				return sum, &rules.OverflowError{EmpleadoID: recs[i].EmpleadoOrigenID, Field: "concept " + l.Code}
 			}
-			if emp == len(recs) {
-				return nil, nil
-			}
-			l := &recs[emp].Lines[line]
-			line++
-			return []any{ids[emp], l.Code, l.Name, l.Value, l.Type, l.Source}, nil
-		}))
+			con.row(len(conceptColumns))
+			con.int8(ids[i])
+			con.text(l.Code)
+			con.text(l.Name)
+			con.numeric(int64(l.Value))
+			con.text(l.Type)
+			con.text(l.Source)
+		}
+	}
+	tag, err = pg.CopyFrom(ctx, bytes.NewReader(con.bytes()), sqlCopyConcepts)
 	if err != nil {
 		return sum, fmt.Errorf("copying %d consolidated concepts: %w", lines, err)
 	}
-	sum.Records = sum.Employees + int(n)
+	sum.Records = sum.Employees + int(tag.RowsAffected())
 
 	for i := range recs {
 		r := &recs[i]

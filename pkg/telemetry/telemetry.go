@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,8 @@ type Metrics struct {
 }
 
 // Setup installs a global meter provider backed by a Prometheus registry of its
-// own, and serves it on addr ("" serves nothing; ":0" picks a free port).
+// own, and serves it on addr ("" serves nothing; ":0" picks a free port) with the
+// Go profiler under /debug/pprof/.
 func Setup(ctx context.Context, logger *slog.Logger, addr string) (*Metrics, error) {
 	reg := promclient.NewRegistry()
 	exporter, err := prometheus.New(prometheus.WithRegisterer(reg))
@@ -46,6 +48,8 @@ func Setup(ctx context.Context, logger *slog.Logger, addr string) (*Metrics, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	m.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	m.addr = l.Addr()
 	go func() {

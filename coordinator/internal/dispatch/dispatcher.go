@@ -52,7 +52,7 @@ type Dispatcher struct {
 	endpoints map[string]*endpoint
 	order     []string
 	next      int
-	freed     chan struct{}
+	changed   chan struct{} // closed (and replaced) when a slot frees or the worker set changes
 	stop      chan struct{}
 	stopOnce  sync.Once
 }
@@ -78,7 +78,7 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
 	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{},
-		freed: make(chan struct{}, 1), stop: make(chan struct{})}
+		changed: make(chan struct{}), stop: make(chan struct{})}
 	if rest, ok := strings.CutPrefix(cfg.Target, "dns:///"); ok {
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
@@ -167,7 +167,7 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		}
 	}
 	d.order = addrs
-	d.signal()
+	d.notifyLocked()
 	return nil
 }
 
@@ -200,37 +200,47 @@ func (l *Lease) Release(failed bool) {
 	if l.ep.removed && l.ep.inFlight == 0 {
 		_ = l.ep.conn.Close()
 	}
+	d.notifyLocked()
 	d.mu.Unlock()
-	d.signal()
 }
 
-func (d *Dispatcher) signal() {
-	select {
-	case d.freed <- struct{}{}:
-	default:
-	}
+// notifyLocked wakes every waiter in Acquire; d.mu must be held.
+func (d *Dispatcher) notifyLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
 }
 
 // Acquire waits for a free slot, taking workers in round-robin order and passing
 // over those cooling down (unless every worker is).
 func (d *Dispatcher) Acquire(ctx context.Context) (*Lease, error) {
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
-		if l := d.tryAcquire(); l != nil {
+		l, changed := d.tryAcquire()
+		if l != nil {
 			return l, nil
 		}
+		// Wait for a slot to free, or for a cool-down to end.
+		t.Reset(100 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
-		case <-d.freed:
-			d.signal() // pass the wake-up on to other waiters
-		case <-time.After(50 * time.Millisecond):
+		case <-changed:
+		case <-t.C:
 		}
 	}
 }
 
-func (d *Dispatcher) tryAcquire() *Lease {
+// tryAcquire takes a slot if one is free; otherwise it returns the channel that is
+// closed at the next change.
+func (d *Dispatcher) tryAcquire() (*Lease, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	l := d.pick()
+	return l, d.changed
+}
+
+func (d *Dispatcher) pick() *Lease {
 	n := len(d.order)
 	now := time.Now()
 	fallback, fallbackAt, anyHealthy := (*endpoint)(nil), 0, false

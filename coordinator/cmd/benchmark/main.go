@@ -1,0 +1,55 @@
+// Command benchmark is `make bench`: closings of growing size consolidated through
+// a coordinator and workers, each measured against the single-stream COPY floor.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/nominacl/consolidation/coordinator/internal/bench"
+)
+
+func main() {
+	sizes := flag.String("sizes", "133,2000,20000,100000", "comma list of closing sizes (employees)")
+	million := flag.Bool("million", false, "also run a 1,000,000-employee closing")
+	workers := flag.Int("workers", 2, "worker processes")
+	inFlight := flag.Int("in-flight", 2, "chunks in flight per worker (WORKER_MAX_IN_FLIGHT)")
+	policy := flag.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
+	chunkSize := flag.Int("chunk-size", 0, "override the chunk size")
+	noFloor := flag.Bool("no-floor", false, "skip the floor measurement")
+	csv := flag.String("csv", "", "also write the results as CSV to this file")
+	flag.Parse()
+
+	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: *policy, ChunkSize: *chunkSize,
+		SkipFloor: *noFloor, CSV: *csv}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "benchmark: -sizes: %q is not a size\n", s)
+			os.Exit(2)
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	if *million {
+		cfg.Sizes = append(cfg.Sizes, 1_000_000)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchmark:", err)
+		os.Exit(1)
+	}
+	cfg.BinDir = filepath.Dir(self)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchmark:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,367 @@
+// Package bench is `make bench`: it consolidates synthetic closings of growing size
+// through a real coordinator and workers on a throwaway PostgreSQL and Redis, and
+// measures each against the floor: the time to COPY the same result rows back into
+// the same tables in one stream.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/schema"
+	"github.com/nominacl/consolidation/pkg/synth"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// Config says what to measure.
+type Config struct {
+	BinDir      string
+	Sizes       []int
+	Workers     int
+	InFlight    int    // WORKER_MAX_IN_FLIGHT
+	Policy      string // "" (service default), seed, cost_weighted
+	ChunkSize   int
+	SkipFloor   bool
+	CSV         string // also write the table as CSV here
+	KeepServers bool
+}
+
+// Result is one row of the table.
+type Result struct {
+	Employees   int
+	Chunks      int
+	Records     int64
+	Wall        time.Duration
+	CoordRSS    int64
+	WorkerRSS   []int64
+	Floor       time.Duration
+	FloorRecord int64
+	Estado      string
+	// CPU seconds used during the run: the coordinator, the workers, and the whole
+	// machine (which includes PostgreSQL); MachineBusy is the share of all cores busy.
+	CoordCPU, WorkersCPU, MachineCPU float64
+	MachineBusy                      float64
+}
+
+type service struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+}
+
+// Run runs the benchmark and prints the table to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
+	logDir, err := os.MkdirTemp("", "consolidation-bench-")
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "starting PostgreSQL and Redis (logs in %s)\n", logDir)
+	pg, err := pgtest.StartPostgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer pg.Stop()
+	rs, err := pgtest.StartRedis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Stop()
+	admin, err := pgx.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	_, err = admin.Exec(ctx, "CREATE DATABASE bench")
+	admin.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbURL := pg.URL("bench")
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	if _, err := schema.Migrate(ctx, discard(), pool); err != nil {
+		return nil, err
+	}
+
+	var services []*service
+	defer func() {
+		for _, s := range services {
+			_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			_ = s.cmd.Wait()
+		}
+	}()
+	var targets []string
+	for i := range cfg.Workers {
+		s, err := startService(filepath.Join(cfg.BinDir, "worker"), fmt.Sprintf("worker-%d", i+1), logDir,
+			"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(9400+i), "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
+		if err != nil {
+			return nil, err
+		}
+		services = append(services, s)
+		targets = append(targets, s.addr)
+	}
+	coord, err := startService(filepath.Join(cfg.BinDir, "coordinator"), "coordinator", logDir,
+		"DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL(), "WORKER_TARGET="+strings.Join(targets, ","),
+		"WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
+	if err != nil {
+		return nil, err
+	}
+	services = append(services, coord)
+	for _, s := range services {
+		if err := waitServing(ctx, s.addr); err != nil {
+			return nil, fmt.Errorf("%s: %w (logs in %s)", s.name, err, logDir)
+		}
+	}
+	conn, err := grpc.NewClient(coord.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := consolidationv1.NewConsolidationServiceClient(conn)
+
+	var results []Result
+	for _, n := range cfg.Sizes {
+		fmt.Fprintf(out, "generating %d employees ...\n", n)
+		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(n)})
+		if err != nil {
+			return results, err
+		}
+		for _, s := range services {
+			resetPeakRSS(s.cmd.Process.Pid)
+		}
+		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+			return results, err
+		}
+		cpuBefore := make([]float64, len(services))
+		for i, s := range services {
+			cpuBefore[i] = procCPU(s.cmd.Process.Pid)
+		}
+		busyBefore, totalBefore := machineCPU()
+		r, err := consolidate(ctx, client, cfg, gen.ClosingID)
+		if err != nil {
+			return results, err
+		}
+		busyAfter, totalAfter := machineCPU()
+		r.MachineCPU = busyAfter - busyBefore
+		r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
+		for i, s := range services {
+			d := procCPU(s.cmd.Process.Pid) - cpuBefore[i]
+			if s == coord {
+				r.CoordCPU = d
+			} else {
+				r.WorkersCPU += d
+			}
+		}
+		r.Employees = n
+		r.CoordRSS = peakRSS(coord.cmd.Process.Pid)
+		for _, s := range services[:cfg.Workers] {
+			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.cmd.Process.Pid))
+		}
+		if !cfg.SkipFloor {
+			if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
+				return results, err
+			}
+		}
+		results = append(results, r)
+		fmt.Fprintf(out, "  %d employees: %s, %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
+			n, r.Wall.Round(time.Millisecond), r.Estado, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
+	}
+	Print(out, results)
+	if cfg.CSV != "" {
+		if err := writeCSV(cfg.CSV, results); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
+	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize)}
+	switch cfg.Policy {
+	case "seed":
+		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED
+	case "cost_weighted":
+		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
+	}
+	start := time.Now()
+	resp, err := client.Consolidate(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	stream, err := client.WatchConsolidation(ctx, &consolidationv1.WatchConsolidationRequest{
+		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}})
+	if err != nil {
+		return Result{}, err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
+		}
+		if f := msg.GetFinal(); f != nil {
+			return Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado()}, nil
+		}
+	}
+}
+
+// floor dumps a closing's result rows, deletes them, and times copying them back
+// in one stream (one connection, one transaction, the two tables one after the
+// other): the least time PostgreSQL needs to take these rows at all.
+func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duration, int64, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	pg := conn.Conn().PgConn()
+	var employees, concepts bytes.Buffer
+	if _, err := pg.CopyTo(ctx, &employees, fmt.Sprintf(
+		"COPY (SELECT * FROM nomina_empleado_consolidado WHERE cierre_id = %d) TO STDOUT (FORMAT binary)", closing)); err != nil {
+		return 0, 0, err
+	}
+	if _, err := pg.CopyTo(ctx, &concepts, fmt.Sprintf(`COPY (SELECT c.* FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = %d) TO STDOUT (FORMAT binary)`, closing)); err != nil {
+		return 0, 0, err
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing); err != nil {
+		return 0, 0, err
+	}
+	if _, err := conn.Exec(ctx, "VACUUM nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
+		return 0, 0, err
+	}
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	a, err := pg.CopyFrom(ctx, &employees, "COPY nomina_empleado_consolidado FROM STDIN (FORMAT binary)")
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return 0, 0, err
+	}
+	b, err := pg.CopyFrom(ctx, &concepts, "COPY nomina_concepto_empleado_consolidado FROM STDIN (FORMAT binary)")
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return 0, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start), a.RowsAffected() + b.RowsAffected(), nil
+}
+
+// Print writes the results table.
+func Print(w io.Writer, rs []Result) {
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| employees | chunks | result rows | wall | employees/s | rows/s | coordinator peak RSS | worker peak RSS | floor (1 COPY stream) | project/floor |\n")
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		var workers []string
+		for _, x := range r.WorkerRSS {
+			workers = append(workers, mib(x))
+		}
+		floor, ratio := "—", "—"
+		if r.Floor > 0 {
+			floor = r.Floor.Round(time.Millisecond).String()
+			ratio = fmt.Sprintf("%.2f", r.Wall.Seconds()/r.Floor.Seconds())
+		}
+		fmt.Fprintf(w, "| %d | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s |\n", r.Employees, r.Chunks, r.Records,
+			r.Wall.Round(time.Millisecond), float64(r.Employees)/r.Wall.Seconds(), float64(r.Records)/r.Wall.Seconds(),
+			mib(r.CoordRSS), strings.Join(workers, " / "), floor, ratio)
+	}
+}
+
+func writeCSV(path string, rs []Result) error {
+	var b strings.Builder
+	b.WriteString("employees,chunks,records,wall_seconds,floor_seconds\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%d,%d,%d,%.4f,%.4f\n", r.Employees, r.Chunks, r.Records, r.Wall.Seconds(), r.Floor.Seconds())
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// resetPeakRSS clears a process's VmHWM (Linux: "5" to clear_refs), so the next
+// reading is the peak of this closing alone.
+func resetPeakRSS(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func startService(path, name, logDir string, env ...string) (*service, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	logFile, err := os.Create(filepath.Join(logDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path)
+	cmd.Env = append(append(os.Environ(), env...), "GRPC_ADDR="+addr, "WORKER_NAME="+name)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return &service{name: name, addr: addr, cmd: cmd}, nil
+}
+
+func waitServing(ctx context.Context, addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+	}
+	return errors.New("not serving after 30s")
+}
