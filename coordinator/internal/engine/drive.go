@@ -226,6 +226,7 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	if err != nil {
 		e.logger.WarnContext(ctx, "updating progress in redis", "consolidation_id", run.ID, "error", err.Error())
 	}
+	e.notify(run.ID)
 }
 
 // refreshProgress recomputes percent, elapsed and ETA from the counters.
@@ -341,6 +342,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 	if !finished {
 		return
 	}
+	e.notify(run.ID)
 	e.runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("estado", o.Estado)))
 	if err := e.rebuildProgress(ctx, run.ID); err != nil {
 		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())

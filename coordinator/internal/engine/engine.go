@@ -42,7 +42,8 @@ type Config struct {
 	// ReconcileEvery is how often unfinished runs are looked for and Redis progress
 	// checked (default: 2s).
 	ReconcileEvery time.Duration
-	// WatchEvery is how often WatchConsolidation looks for new progress (default: 200ms).
+	// WatchEvery is how often WatchConsolidation looks for progress it was not told
+	// about (default: 500ms).
 	WatchEvery time.Duration
 	// KeyTTL is the lifetime of a run's Redis keys, longer than any run
 	// (default: RunTimeout + 24h).
@@ -57,9 +58,10 @@ type Engine struct {
 	dispatcher *dispatch.Dispatcher
 	progress   progress.Store
 
-	mu     sync.Mutex
-	base   context.Context // Run's context: runs stop (to be resumed) when it ends
-	active map[int64]*activeRun
+	mu      sync.Mutex
+	base    context.Context // Run's context: runs stop (to be resumed) when it ends
+	active  map[int64]*activeRun
+	changed map[int64]chan struct{} // per run, closed (and replaced) when its progress changes
 	wg     sync.WaitGroup
 
 	runsStarted  metric.Int64Counter
@@ -81,7 +83,7 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	cfg.RetryBaseDelay = cmp.Or(cfg.RetryBaseDelay, 200*time.Millisecond)
 	cfg.RetryMaxDelay = cmp.Or(cfg.RetryMaxDelay, 5*time.Second)
 	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 2*time.Second)
-	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, 200*time.Millisecond)
+	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, 500*time.Millisecond)
 	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+24*time.Hour)
 	if _, err := plan.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
@@ -90,7 +92,8 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
 	}
 	meter := otel.Meter("consolidation/coordinator")
-	e := &Engine{logger: logger, cfg: cfg, pool: pool, dispatcher: d, progress: p, active: map[int64]*activeRun{}}
+	e := &Engine{logger: logger, cfg: cfg, pool: pool, dispatcher: d, progress: p, active: map[int64]*activeRun{},
+		changed: map[int64]chan struct{}{}}
 	var err error
 	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
 		return nil, err
@@ -140,6 +143,28 @@ func (e *Engine) reconcile(ctx context.Context) {
 		if err := e.ensureProgress(ctx, id); err != nil {
 			e.logger.WarnContext(ctx, "reconcile: checking progress", "consolidation_id", id, "error", err.Error())
 		}
+	}
+}
+
+// changes returns a channel closed at the next change of a run's progress here.
+func (e *Engine) changes(runID int64) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch, ok := e.changed[runID]
+	if !ok {
+		ch = make(chan struct{})
+		e.changed[runID] = ch
+	}
+	return ch
+}
+
+// notify wakes the watchers of a run.
+func (e *Engine) notify(runID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ch, ok := e.changed[runID]; ok {
+		close(ch)
+		delete(e.changed, runID)
 	}
 }
 

@@ -94,7 +94,8 @@ func (e *Engine) liveProgress(ctx context.Context, run store.Run) progress.Snaps
 }
 
 // Watch calls send with the run's progress whenever it changes, and a last time
-// with the final report when the run has ended (at once for a finished run).
+// with the final report when the run has ended (at once for a finished run). It
+// wakes on every chunk this coordinator sees end, and polls every WatchEvery too.
 func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapshot, final *Report) error) error {
 	runID, err := e.Resolve(ctx, ref)
 	if err != nil {
@@ -105,6 +106,7 @@ func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapsh
 	var last progress.Snapshot
 	first := true
 	for {
+		changed := e.changes(runID) // before reading, so no change is missed
 		r, err := e.report(ctx, runID)
 		if err != nil {
 			return err
@@ -125,7 +127,8 @@ func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapsh
 			return ctx.Err()
 		case <-e.stopping():
 			return errorf(KindUnavailable, "coordinator is shutting down; watch again")
-		case <-t.C:
+		case <-changed: // a chunk ended or the run finished here
+		case <-t.C: // elapsed time, and runs driven by another coordinator
 		}
 	}
 }
