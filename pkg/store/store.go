@@ -54,8 +54,9 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 
 // OpenPool opens a connection pool on url whose sessions carry appName as their
 // application_name (so operators can tell the services' sessions apart in
-// pg_stat_activity). maxConns 0 keeps pgx's default.
-func OpenPool(ctx context.Context, url, appName string, maxConns int32) (*pgxpool.Pool, error) {
+// pg_stat_activity). maxConns 0 keeps pgx's default; minConns sessions are opened
+// ahead, so the first consolidation does not wait for them.
+func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -64,6 +65,7 @@ func OpenPool(ctx context.Context, url, appName string, maxConns int32) (*pgxpoo
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cfg.MinConns = min(minConns, cfg.MaxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)

@@ -119,7 +119,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 0)
+	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, 0)
 	if err != nil {
 		return err
 	}

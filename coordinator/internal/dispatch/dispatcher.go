@@ -152,6 +152,7 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", a, err)
 		}
+		conn.Connect() // dial now rather than on the first chunk
 		d.endpoints[a] = &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
 			health: healthpb.NewHealthClient(conn)}
 		d.logger.Info("worker added", "worker", a)

@@ -62,7 +62,7 @@ type Engine struct {
 	base    context.Context // Run's context: runs stop (to be resumed) when it ends
 	active  map[int64]*activeRun
 	changed map[int64]chan struct{} // per run, closed (and replaced) when its progress changes
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup
 
 	runsStarted  metric.Int64Counter
 	runsFinished metric.Int64Counter
