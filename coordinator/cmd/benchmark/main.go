@@ -25,10 +25,11 @@ func main() {
 	chunkSize := flag.Int("chunk-size", 0, "override the chunk size")
 	noFloor := flag.Bool("no-floor", false, "skip the floor measurement")
 	csv := flag.String("csv", "", "also write the results as CSV to this file")
+	variants := flag.Bool("variants", false, "also measure the floor of the last closing under schema variants")
 	flag.Parse()
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: *policy, ChunkSize: *chunkSize,
-		SkipFloor: *noFloor, CSV: *csv}
+		SkipFloor: *noFloor, CSV: *csv, Variants: *variants}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 0 {

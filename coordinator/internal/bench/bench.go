@@ -32,15 +32,17 @@ import (
 
 // Config says what to measure.
 type Config struct {
-	BinDir      string
-	Sizes       []int
-	Workers     int
-	InFlight    int    // WORKER_MAX_IN_FLIGHT
-	Policy      string // "" (service default), seed, cost_weighted
-	ChunkSize   int
-	SkipFloor   bool
-	CSV         string // also write the table as CSV here
-	KeepServers bool
+	BinDir    string
+	Sizes     []int
+	Workers   int
+	InFlight  int    // WORKER_MAX_IN_FLIGHT
+	Policy    string // "" (service default), seed, cost_weighted
+	ChunkSize int
+	SkipFloor bool
+	CSV       string // also write the table as CSV here
+	// Variants measures, on the last closing, the floor under schema variants: each
+	// result-table constraint removed, and the seed's extra indexes added.
+	Variants bool
 }
 
 // Result is one row of the table.
@@ -186,6 +188,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			n, r.Wall.Round(time.Millisecond), r.Estado, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
 	}
 	Print(out, results)
+	if cfg.Variants && len(results) > 0 {
+		if err := variants(ctx, pool, out, results[len(results)-1]); err != nil {
+			return results, err
+		}
+	}
 	if cfg.CSV != "" {
 		if err := writeCSV(cfg.CSV, results); err != nil {
 			return results, err
@@ -241,6 +248,11 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 	}
 	if _, err := pg.CopyTo(ctx, &concepts, fmt.Sprintf(`COPY (SELECT c.* FROM nomina_concepto_empleado_consolidado c
 		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = %d) TO STDOUT (FORMAT binary)`, closing)); err != nil {
+		return 0, 0, err
+	}
+	// Concepts first: a schema variant may have no cascade.
+	if _, err := conn.Exec(ctx, `DELETE FROM nomina_concepto_empleado_consolidado WHERE empleado_consolidado_id IN
+		(SELECT id FROM nomina_empleado_consolidado WHERE cierre_id = $1)`, closing); err != nil {
 		return 0, 0, err
 	}
 	if _, err := conn.Exec(ctx, "DELETE FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing); err != nil {
@@ -364,4 +376,86 @@ func waitServing(ctx context.Context, addr string) error {
 		}
 	}
 	return errors.New("not serving after 30s")
+}
+
+// variant is a schema change whose cost on the write floor is measured.
+type variant struct {
+	name        string
+	apply, undo string
+}
+
+var schemaVariants = []variant{
+	{"without FK concept → employee",
+		"ALTER TABLE nomina_concepto_empleado_consolidado DROP CONSTRAINT nomina_concepto_empleado_consolidado_empleado_fk",
+		"ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT nomina_concepto_empleado_consolidado_empleado_fk FOREIGN KEY (empleado_consolidado_id) REFERENCES nomina_empleado_consolidado (id) ON DELETE CASCADE"},
+	{"without UNIQUE (empleado_consolidado_id, codigo_concepto)",
+		"ALTER TABLE nomina_concepto_empleado_consolidado DROP CONSTRAINT nomina_concepto_empleado_consolidado_empleado_codigo_key",
+		"ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT nomina_concepto_empleado_consolidado_empleado_codigo_key UNIQUE (empleado_consolidado_id, codigo_concepto)"},
+	{"with the seed's index on concepts (codigo_concepto)",
+		"CREATE INDEX bench_concepto_codigo_idx ON nomina_concepto_empleado_consolidado (codigo_concepto)",
+		"DROP INDEX bench_concepto_codigo_idx"},
+	{"with the seed's indexes on employees (rut) and (cierre_id, nombre_completo)",
+		"CREATE INDEX bench_consolidado_rut_idx ON nomina_empleado_consolidado (rut); CREATE INDEX bench_consolidado_nombre_idx ON nomina_empleado_consolidado (cierre_id, nombre_completo)",
+		"DROP INDEX bench_consolidado_rut_idx; DROP INDEX bench_consolidado_nombre_idx"},
+}
+
+func variants(ctx context.Context, pool *pgxpool.Pool, out io.Writer, last Result) error {
+	var closing int64
+	if err := pool.QueryRow(ctx, "SELECT max(cierre_id) FROM nomina_empleado_consolidado").Scan(&closing); err != nil {
+		return err
+	}
+	// Each figure is the best of two, and the contract schema is measured before
+	// and after the variants: the floor is noisy on a shared 2-core machine.
+	best := func() (time.Duration, int64, error) {
+		var b time.Duration
+		var rows int64
+		for range 2 {
+			d, n, err := floor(ctx, pool, closing)
+			if err != nil {
+				return 0, 0, err
+			}
+			if b == 0 || d < b {
+				b = d
+			}
+			rows = n
+		}
+		return b, rows, nil
+	}
+	base, rows, err := best()
+	if err != nil {
+		return err
+	}
+	type row struct {
+		name string
+		d    time.Duration
+	}
+	var measured []row
+	for _, v := range schemaVariants {
+		if _, err := pool.Exec(ctx, v.apply); err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		d, _, err := best()
+		if _, uerr := pool.Exec(ctx, v.undo); uerr != nil && err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		measured = append(measured, row{v.name, d})
+	}
+	if again, _, err := best(); err == nil && again < base {
+		base = again
+	}
+	fmt.Fprintf(out, "\nfloor of the %d-employee closing (%d rows) under schema variants (best of two):\n\n", last.Employees, rows)
+	fmt.Fprintf(out, "| schema | floor | µs per row | vs contract schema |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(out, "| contract schema (as deployed) | %s | %.1f | — |\n", base.Round(time.Millisecond), us(base, rows))
+	for _, m := range measured {
+		fmt.Fprintf(out, "| %s | %s | %.1f | %+.0f%% |\n", m.name, m.d.Round(time.Millisecond), us(m.d, rows),
+			100*(m.d.Seconds()-base.Seconds())/base.Seconds())
+	}
+	return nil
+}
+
+func us(d time.Duration, rows int64) float64 {
+	return float64(d.Microseconds()) / float64(max(rows, 1))
 }
