@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,4 +337,41 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 		require.Equal(t, int32(100), out.GetSummary().GetEmployees())
 	}
 	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
+}
+
+func TestWorkerSIGTERMMidRun(t *testing.T) {
+	t.Parallel()
+	// The worker is busy with a chunk that stalls 2s when it gets SIGTERM: it stops
+	// taking work, finishes the chunk within its drain time, and exits; the run
+	// completes on the other worker.
+	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=1=2s"}})
+	closing := c.generate(1500, 141)
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+	runID := resp.GetConsolidationId()
+	var worker string
+	require.Eventually(t, func() bool {
+		err := c.pool.QueryRow(context.Background(), `SELECT worker FROM consolidation_chunk
+			WHERE run_id = $1 AND chunk_index = 1 AND status = 'running'`, runID).Scan(&worker)
+		return err == nil
+	}, 30*time.Second, 10*time.Millisecond)
+	var victim *proc
+	for _, w := range c.workers {
+		if w.addr == worker {
+			victim = w
+		}
+	}
+	require.NotNil(t, victim)
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-victim.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not exit after SIGTERM")
+	}
+	c.requireCleanResult(closing, runID, nil)
+	var status, by string
+	require.NoError(t, c.pool.QueryRow(context.Background(), `SELECT c.status, a.worker FROM consolidation_chunk c
+		JOIN consolidation_chunk_attempt a ON a.run_id = c.run_id AND a.chunk_index = c.chunk_index AND a.outcome = 'committed'
+		WHERE c.run_id = $1 AND c.chunk_index = 1`, runID).Scan(&status, &by))
+	require.Equal(t, store.ChunkSucceeded, status)
+	require.Equal(t, worker, by, "the draining worker finished its chunk")
 }

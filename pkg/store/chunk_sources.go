@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -211,25 +212,36 @@ func ReadChunk(ctx context.Context, q Querier, c Closing, firstID, lastID int64)
 	return out, br.Close()
 }
 
+// readLines reads concept lines (owner, id, code, name, value as text, type). It
+// decodes the raw values itself: this is the hottest loop of a worker, and pgx's
+// reflective Scan cost more than the rules.
 func readLines(br pgx.BatchResults, add func(ownerID int64, l rules.Line) error) error {
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	fields := rows.FieldDescriptions()
+	if len(fields) != 6 || fields[0].Format != pgx.BinaryFormatCode || fields[1].Format != pgx.BinaryFormatCode {
+		return fmt.Errorf("concept lines: unexpected result shape")
+	}
 	for rows.Next() {
-		var owner int64
-		var l rules.Line
-		var value string // numeric as text: parsed exactly, without math/big
-		if err := rows.Scan(&owner, &l.ID, &l.Code, &l.Name, &value, &l.Type); err != nil {
-			return err
+		raw := rows.RawValues()
+		if len(raw[0]) != 8 || len(raw[1]) != 8 || raw[2] == nil || raw[3] == nil || raw[4] == nil || raw[5] == nil {
+			return fmt.Errorf("concept lines: unexpected NULL or width")
 		}
-		v, err := money.Parse(value)
+		l := rules.Line{
+			ID:   int64(binary.BigEndian.Uint64(raw[1])),
+			Code: string(raw[2]),
+			Name: string(raw[3]),
+			Type: string(raw[5]),
+		}
+		v, err := money.Parse(string(raw[4]))
 		if err != nil {
 			return fmt.Errorf("line %d: %w", l.ID, err)
 		}
 		l.Value = v
-		if err := add(owner, l); err != nil {
+		if err := add(int64(binary.BigEndian.Uint64(raw[0])), l); err != nil {
 			return err
 		}
 	}

@@ -113,8 +113,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	}()
 	var targets []string
 	for i := range cfg.Workers {
+		metricsPort, err := freePort() // /metrics and /debug/pprof/ of the worker
+		if err != nil {
+			return nil, err
+		}
 		s, err := startService(filepath.Join(cfg.BinDir, "worker"), fmt.Sprintf("worker-%d", i+1), logDir,
-			"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(9400+i), "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
+			"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(metricsPort), "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -65,6 +66,14 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger) error {
+	// A worker's heap is small and short-lived (one chunk): collect less often,
+	// but stay well under the memory a pod is given.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
 	s, err := load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
