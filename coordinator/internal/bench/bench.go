@@ -7,23 +7,20 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/synth"
@@ -62,12 +59,6 @@ type Result struct {
 	MachineBusy                      float64
 }
 
-type service struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-}
-
 // Run runs the benchmark and prints the table to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	logDir, err := os.MkdirTemp("", "consolidation-bench-")
@@ -104,28 +95,28 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		return nil, err
 	}
 
-	var services []*service
+	var services []*launch.Process
 	defer func() {
 		for _, s := range services {
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			_ = s.cmd.Wait()
+			s.Stop()
 		}
 	}()
 	var targets []string
 	for i := range cfg.Workers {
-		metricsPort, err := freePort() // /metrics and /debug/pprof/ of the worker
+		metricsAddr, err := launch.FreeAddr() // /metrics and /debug/pprof/ of the worker
 		if err != nil {
 			return nil, err
 		}
-		s, err := startService(filepath.Join(cfg.BinDir, "worker"), fmt.Sprintf("worker-%d", i+1), logDir,
-			"METRICS_ADDR=127.0.0.1:"+strconv.Itoa(metricsPort), "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
+		name := fmt.Sprintf("worker-%d", i+1)
+		s, err := launch.Start(filepath.Join(cfg.BinDir, "worker"), name, filepath.Join(logDir, name+".log"),
+			"WORKER_NAME="+name, "METRICS_ADDR="+metricsAddr, "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
 		if err != nil {
 			return nil, err
 		}
 		services = append(services, s)
-		targets = append(targets, s.addr)
+		targets = append(targets, s.Addr)
 	}
-	coord, err := startService(filepath.Join(cfg.BinDir, "coordinator"), "coordinator", logDir,
+	coord, err := launch.Start(filepath.Join(cfg.BinDir, "coordinator"), "coordinator", filepath.Join(logDir, "coordinator.log"),
 		"DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL(), "WORKER_TARGET="+strings.Join(targets, ","),
 		"WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
 	if err != nil {
@@ -133,11 +124,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	}
 	services = append(services, coord)
 	for _, s := range services {
-		if err := waitServing(ctx, s.addr); err != nil {
-			return nil, fmt.Errorf("%s: %w (logs in %s)", s.name, err, logDir)
+		if err := launch.WaitServing(ctx, s.Addr); err != nil {
+			return nil, fmt.Errorf("%s: %w (logs in %s)", s.Name, err, logDir)
 		}
 	}
-	conn, err := grpc.NewClient(coord.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(coord.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +143,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			return results, err
 		}
 		for _, s := range services {
-			resetPeakRSS(s.cmd.Process.Pid)
+			resetPeakRSS(s.Cmd.Process.Pid)
 		}
 		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
 			return results, err
 		}
 		cpuBefore := make([]float64, len(services))
 		for i, s := range services {
-			cpuBefore[i] = procCPU(s.cmd.Process.Pid)
+			cpuBefore[i] = procCPU(s.Cmd.Process.Pid)
 		}
 		busyBefore, totalBefore := machineCPU()
 		r, err := consolidate(ctx, client, cfg, gen.ClosingID)
@@ -170,7 +161,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		r.MachineCPU = busyAfter - busyBefore
 		r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
 		for i, s := range services {
-			d := procCPU(s.cmd.Process.Pid) - cpuBefore[i]
+			d := procCPU(s.Cmd.Process.Pid) - cpuBefore[i]
 			if s == coord {
 				r.CoordCPU = d
 			} else {
@@ -178,9 +169,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			}
 		}
 		r.Employees = n
-		r.CoordRSS = peakRSS(coord.cmd.Process.Pid)
+		r.CoordRSS = peakRSS(coord.Cmd.Process.Pid)
 		for _, s := range services[:cfg.Workers] {
-			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.cmd.Process.Pid))
+			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Cmd.Process.Pid))
 		}
 		if !cfg.SkipFloor {
 			if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
@@ -342,44 +333,6 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
-}
-
-func startService(path, name, logDir string, env ...string) (*service, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	logFile, err := os.Create(filepath.Join(logDir, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(path)
-	cmd.Env = append(append(os.Environ(), env...), "GRPC_ADDR="+addr, "WORKER_NAME="+name)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	return &service{name: name, addr: addr, cmd: cmd}, nil
-}
-
-func waitServing(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-	}
-	return errors.New("not serving after 30s")
 }
 
 // variant is a schema change whose cost on the write floor is measured.

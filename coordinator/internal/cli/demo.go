@@ -2,25 +2,20 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
@@ -103,46 +98,35 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		gen.ClosingID, gen.Employees, gen.LibroLines, gen.Novedades, gen.Movements, gen.Absences,
 		time.Since(start).Round(time.Millisecond))
 
-	var procs []*exec.Cmd
+	var procs []*launch.Process
 	defer func() {
 		for _, p := range procs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			_ = p.Wait()
+			p.Stop()
 		}
 		fmt.Fprintf(stdout, "==> stopped everything; logs are in %s\n", logDir)
 	}()
 	var targets []string
 	for i := range *workers {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		p, err := startProc(filepath.Join(bin, "worker"), []string{"DATABASE_URL=" + dbURL, "GRPC_ADDR=" + addr,
-			"WORKER_NAME=worker-" + strconv.Itoa(i+1)}, filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i+1)))
+		name := "worker-" + strconv.Itoa(i+1)
+		p, err := launch.Start(filepath.Join(bin, "worker"), name, filepath.Join(logDir, name+".log"),
+			"DATABASE_URL="+dbURL, "WORKER_NAME="+name)
 		if err != nil {
 			return err
 		}
 		procs = append(procs, p)
-		targets = append(targets, addr)
+		targets = append(targets, p.Addr)
 	}
-	port, err := freePort()
+	coord, err := launch.Start(filepath.Join(bin, "coordinator"), "coordinator", filepath.Join(logDir, "coordinator.log"),
+		"DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, "WORKER_TARGET="+strings.Join(targets, ","))
 	if err != nil {
 		return err
 	}
-	coordAddr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := startProc(filepath.Join(bin, "coordinator"), []string{"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL,
-		"GRPC_ADDR=" + coordAddr, "WORKER_TARGET=" + strings.Join(targets, ",")}, filepath.Join(logDir, "coordinator.log"))
-	if err != nil {
-		return err
-	}
-	procs = append(procs, p)
+	procs = append(procs, coord)
+	coordAddr := coord.Addr
 	say("started a coordinator on %s and %d workers on %s", coordAddr, *workers, strings.Join(targets, ", "))
-	for _, a := range append([]string{coordAddr}, targets...) {
-		if err := waitServing(ctx, a); err != nil {
-			return fmt.Errorf("%s: %w (see the logs in %s)", a, err, logDir)
+	for _, p := range procs {
+		if err := launch.WaitServing(ctx, p.Addr); err != nil {
+			return fmt.Errorf("%s: %w (see the logs in %s)", p.Name, err, logDir)
 		}
 	}
 
@@ -159,51 +143,4 @@ func runQuiet(ctx context.Context, path string, args, env []string, logPath stri
 		return fmt.Errorf("%s %s: %v: %s", filepath.Base(path), strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-func startProc(path string, env []string, logPath string) (*exec.Cmd, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	return cmd, nil
-}
-
-func waitServing(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := client.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New("not serving after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
