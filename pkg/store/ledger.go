@@ -425,8 +425,11 @@ type ChunkStats struct {
 // ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
 // attempt had already committed, the ledger's summary is returned with fromLedger
 // set, and nothing is written again.
+//
+// inTx, when not nil, is called inside the transaction once the attempt has been
+// found current, before anything is written (the fault tests stall there).
 func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int, token int64,
-	closingID int64, recs []rules.Consolidated, stats ChunkStats) (sum WriteSummary, fromLedger bool, err error) {
+	closingID int64, recs []rules.Consolidated, stats ChunkStats, inTx func()) (sum WriteSummary, fromLedger bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var status string
 		var current pgtype.Int8
@@ -444,6 +447,9 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		}
 		if status != ChunkRunning {
 			return ErrStaleAttempt
+		}
+		if inTx != nil {
+			inTx()
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
 			return err

@@ -46,7 +46,8 @@ func load() (settings, error) {
 		drain:       env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
 	}
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
-	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
+	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
+		os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
 	if err != nil {
 		return s, errors.Join(env.Err(), err)
 	}

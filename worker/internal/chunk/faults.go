@@ -9,25 +9,29 @@ import (
 )
 
 // Faults injects delays into chunk processing, for the fault tests only: it is
-// configured from FAULT_HOLD_BEFORE_COMMIT / FAULT_HOLD_AFTER_COMMIT and is nil in
-// normal operation. A spec is a comma list of CHUNK=DURATION: a chunk index holds
+// configured from FAULT_HOLD_BEFORE_COMMIT (after reading, before the commit's
+// transaction), FAULT_HOLD_IN_COMMIT (inside it, before writing) and
+// FAULT_HOLD_AFTER_COMMIT, and is nil in normal operation. A spec is a comma list of CHUNK=DURATION: a chunk index holds
 // the first attempt of that chunk this process sees; "*" holds every attempt of
 // every chunk.
 type Faults struct {
-	before, after map[string]time.Duration
-	mu            sync.Mutex
-	seen          map[string]bool
+	before, inTx, after map[string]time.Duration
+	mu                  sync.Mutex
+	seen                map[string]bool
 }
 
-// ParseFaults reads the two specs; both empty gives nil.
-func ParseFaults(before, after string) (*Faults, error) {
-	if before == "" && after == "" {
+// ParseFaults reads the three specs; all empty gives nil.
+func ParseFaults(before, inTx, after string) (*Faults, error) {
+	if before == "" && inTx == "" && after == "" {
 		return nil, nil
 	}
 	f := &Faults{seen: map[string]bool{}}
 	var err error
 	if f.before, err = parseHolds(before); err != nil {
 		return nil, fmt.Errorf("FAULT_HOLD_BEFORE_COMMIT: %w", err)
+	}
+	if f.inTx, err = parseHolds(inTx); err != nil {
+		return nil, fmt.Errorf("FAULT_HOLD_IN_COMMIT: %w", err)
 	}
 	if f.after, err = parseHolds(after); err != nil {
 		return nil, fmt.Errorf("FAULT_HOLD_AFTER_COMMIT: %w", err)
@@ -61,6 +65,13 @@ func (f *Faults) holdBeforeCommit(chunk int) time.Duration {
 		return 0
 	}
 	return f.hold(f.before, "before", chunk)
+}
+
+func (f *Faults) holdInCommit(chunk int) time.Duration {
+	if f == nil {
+		return 0
+	}
+	return f.hold(f.inTx, "in", chunk)
 }
 
 func (f *Faults) holdAfterCommit(chunk int) time.Duration {

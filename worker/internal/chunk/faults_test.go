@@ -10,22 +10,24 @@ import (
 func TestParseFaults(t *testing.T) {
 	t.Parallel()
 
-	f, err := ParseFaults("", "")
+	f, err := ParseFaults("", "", "")
 	require.NoError(t, err)
 	require.Nil(t, f, "no spec, no fault injection")
 	require.Zero(t, f.holdBeforeCommit(0), "a nil Faults holds nothing")
 
-	f, err = ParseFaults("0=2s, 3=150ms", "*=1s")
+	f, err = ParseFaults("0=2s, 3=150ms", "5=1s", "*=1s")
 	require.NoError(t, err)
 	require.Equal(t, 2*time.Second, f.holdBeforeCommit(0))
 	require.Zero(t, f.holdBeforeCommit(0), "a chunk index holds the first attempt only")
 	require.Equal(t, 150*time.Millisecond, f.holdBeforeCommit(3))
 	require.Zero(t, f.holdBeforeCommit(1))
+	require.Equal(t, time.Second, f.holdInCommit(5))
+	require.Zero(t, f.holdInCommit(0))
 	require.Equal(t, time.Second, f.holdAfterCommit(7))
 	require.Equal(t, time.Second, f.holdAfterCommit(7), "* holds every attempt")
 
 	for _, bad := range []string{"0", "x=1s", "0=soon", "=1s"} {
-		_, err := ParseFaults(bad, "")
+		_, err := ParseFaults(bad, "", "")
 		require.Error(t, err, bad)
 		require.Contains(t, err.Error(), "FAULT_HOLD_BEFORE_COMMIT")
 	}

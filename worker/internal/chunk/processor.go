@@ -178,7 +178,11 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		CPUSeconds:      (telemetry.ThreadCPU() - cpuStart).Seconds(),
 		PeakRSSBytes:    telemetry.PeakRSSBytes(),
 	}
-	ws, fromLedger, err := store.CommitChunk(ctx, p.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs, stats)
+	var inTx func()
+	if hold := p.cfg.Faults.holdInCommit(req.Index); hold > 0 {
+		inTx = func() { time.Sleep(hold) } // a transaction left open: its session may die meanwhile
+	}
+	ws, fromLedger, err := store.CommitChunk(ctx, p.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs, stats, inTx)
 	if errors.Is(err, store.ErrStaleAttempt) {
 		if rerr := store.RecordRefusedCommit(context.WithoutCancel(ctx), p.pool, req.RunID, req.Index, req.Token); rerr != nil {
 			p.logger.WarnContext(ctx, "recording refused commit", "error", rerr.Error())
