@@ -19,6 +19,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -148,6 +149,9 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+			// Workers come and go (pods, restarts): reconnect quickly.
+			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 2 * time.Second,
+				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second}}),
 		)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", a, err)
@@ -298,7 +302,8 @@ func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			resp, err := ep.health.Check(cctx, &healthpb.HealthCheckRequest{})
+			// Wait for a connection that is still (re)connecting, within the timeout.
+			resp, err := ep.health.Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 				mu.Lock()
 				serving++
