@@ -244,11 +244,16 @@ const sqlChunkColumns = `run_id, chunk_index, first_employee_id, last_employee_i
 	coalesce(peak_rss_bytes, 0), coalesce(sum_haberes_cents, 0), coalesce(sum_descuentos_cents, 0),
 	coalesce(sum_liquido_cents, 0)`
 
+// chunkDests are the scan destinations of sqlChunkColumns.
+func chunkDests(c *Chunk) []any {
+	return []any{&c.RunID, &c.Index, &c.FirstID, &c.LastID, &c.Employees, &c.Status, &c.Attempts, &c.Worker,
+		&c.Error, &c.Records, &c.DurationSeconds, &c.CPUSeconds, &c.PeakRSSBytes, &c.TotalHaberes,
+		&c.TotalDescuentos, &c.LiquidoPagar}
+}
+
 func scanChunk(row pgx.CollectableRow) (Chunk, error) {
 	var c Chunk
-	err := row.Scan(&c.RunID, &c.Index, &c.FirstID, &c.LastID, &c.Employees, &c.Status, &c.Attempts, &c.Worker,
-		&c.Error, &c.Records, &c.DurationSeconds, &c.CPUSeconds, &c.PeakRSSBytes, &c.TotalHaberes,
-		&c.TotalDescuentos, &c.LiquidoPagar)
+	err := row.Scan(chunkDests(&c)...)
 	return c, err
 }
 
@@ -382,16 +387,20 @@ type Assignment struct {
 func GetAssignment(ctx context.Context, q Querier, runID int64, index int) (Assignment, error) {
 	var a Assignment
 	var token pgtype.Int8
-	c, err := GetChunk(ctx, q, runID, index)
+	rows, err := q.Query(ctx, `
+		SELECT `+sqlChunkColumns+`, k.id, k.mes, k.anno, k.estado, attempt_token
+		FROM consolidation_chunk
+		CROSS JOIN LATERAL (SELECT k.id, k.mes, k.anno, k.estado FROM consolidation_run r
+			JOIN nomina_cierrenomina k ON k.id = r.cierre_id WHERE r.id = run_id) k
+		WHERE run_id = $1 AND chunk_index = $2`, runID, index)
 	if err != nil {
-		return a, err
+		return a, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, err)
 	}
-	a.Chunk = c
-	err = q.QueryRow(ctx, `
-		SELECT k.id, k.mes, k.anno, k.estado, c.attempt_token
-		FROM consolidation_chunk c JOIN consolidation_run r ON r.id = c.run_id JOIN nomina_cierrenomina k ON k.id = r.cierre_id
-		WHERE c.run_id = $1 AND c.chunk_index = $2`, runID, index).
-		Scan(&a.Closing.ID, &a.Closing.Mes, &a.Closing.Anno, &a.Closing.Estado, &token)
+	a, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Assignment, error) {
+		var a Assignment
+		dests := append(chunkDests(&a.Chunk), &a.Closing.ID, &a.Closing.Mes, &a.Closing.Anno, &a.Closing.Estado, &token)
+		return a, row.Scan(dests...)
+	})
 	if err != nil {
 		return a, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, interpretError(err))
 	}
@@ -423,8 +432,8 @@ type ChunkStats struct {
 // attempt token (fencing): the chunk's ledger row is locked first, so a concurrent
 // re-dispatch or cancel either happens before (and this commit is refused with
 // ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
-// attempt had already committed, the ledger's summary is returned with fromLedger
-// set, and nothing is written again.
+// attempt had already committed, fromLedger is set (read the summary with
+// GetChunk), and nothing is written again.
 //
 // inTx, when not nil, is called inside the transaction once the attempt has been
 // found current, before anything is written (the fault tests stall there).
@@ -470,14 +479,6 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 	})
 	if err != nil {
 		return WriteSummary{}, false, err
-	}
-	if fromLedger {
-		c, err := GetChunk(ctx, pool, runID, index)
-		if err != nil {
-			return WriteSummary{}, false, err
-		}
-		sum = WriteSummary{Employees: c.Employees, Records: c.Records, TotalHaberes: c.TotalHaberes,
-			TotalDescuentos: c.TotalDescuentos, LiquidoPagar: c.LiquidoPagar}
 	}
 	return sum, fromLedger, nil
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
@@ -61,9 +60,9 @@ func migrate(ctx context.Context, logger *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := store.OpenPool(ctx, url, "consolidation-migrate", 0, 0)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		return err
 	}
 	defer pool.Close()
 	applied, err := schema.Migrate(ctx, logger, pool)
