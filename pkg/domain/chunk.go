@@ -1,0 +1,42 @@
+package domain
+
+// ChunkStatus is the status of a chunk in the ledger (consolidation_chunk.status).
+type ChunkStatus string
+
+const (
+	ChunkPending   ChunkStatus = "pending"
+	ChunkRunning   ChunkStatus = "running"
+	ChunkSucceeded ChunkStatus = "succeeded"
+	ChunkFailed    ChunkStatus = "failed"
+)
+
+// Ended reports whether a chunk has reached its final status.
+func (s ChunkStatus) Ended() bool { return s == ChunkSucceeded || s == ChunkFailed }
+
+// Outcome is how one dispatch attempt of a chunk ended
+// (consolidation_chunk_attempt.outcome).
+type Outcome string
+
+const (
+	// OutcomeCommitted: the attempt wrote the chunk's rows and marked it succeeded.
+	OutcomeCommitted Outcome = "committed"
+	// OutcomeFromLedger: the attempt found the chunk already committed by itself
+	// (a repeated delivery) and answered from the ledger.
+	OutcomeFromLedger Outcome = "from_ledger"
+	// OutcomeStale: the attempt had been superseded (re-dispatch, cancel, end of
+	// the run) and its commit was refused by the fence.
+	OutcomeStale Outcome = "stale"
+	// OutcomeDataError: the chunk's data cannot be consolidated (an amount that
+	// does not fit, say); retrying cannot help.
+	OutcomeDataError Outcome = "data_error"
+	// OutcomeTimeout: the call passed its hard deadline.
+	OutcomeTimeout Outcome = "timeout"
+	// OutcomeBusy: the worker had no room for the chunk.
+	OutcomeBusy Outcome = "busy"
+	// OutcomeError: any other failure (worker gone, connection lost, database
+	// error on the worker); worth another attempt.
+	OutcomeError Outcome = "error"
+	// OutcomeAbandoned: the run stopped (cancel, time limit, shutdown) while the
+	// attempt was in flight.
+	OutcomeAbandoned Outcome = "abandoned"
+)

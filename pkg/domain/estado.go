@@ -1,0 +1,39 @@
+package domain
+
+import "slices"
+
+// Estado is the state of a closing (nomina_cierrenomina.estado), in the payroll
+// application's words (SPEC section 6).
+type Estado string
+
+const (
+	EstadoVerificado       Estado = "verificado_sin_discrepancias"
+	EstadoConDiscrepancias Estado = "con_discrepancias"
+	EstadoConsolidando     Estado = "consolidando_datos"
+	EstadoConsolidados     Estado = "datos_consolidados"
+	EstadoParcial          Estado = "consolidacion_parcial"
+	EstadoError            Estado = "error_consolidacion"
+	EstadoCancelada        Estado = "consolidacion_cancelada"
+	EstadoTimeout          Estado = "timeout_consolidacion"
+	EstadoErrorRecursos    Estado = "error_recursos"
+)
+
+// startable lists the estados a full run may start from without force.
+var startable = []Estado{
+	EstadoVerificado, EstadoConDiscrepancias, EstadoParcial, EstadoError,
+	EstadoCancelada, EstadoTimeout, EstadoErrorRecursos,
+}
+
+// Startable lists the estados a full run may start from without force, in the
+// order SPEC section 6 gives them.
+func Startable() []Estado { return slices.Clone(startable) }
+
+// CanStart reports whether a run of the given mode may start from estado e:
+// a full run from the startable estados, or from datos_consolidados with force; a
+// retry_failed run only from consolidacion_parcial.
+func (e Estado) CanStart(mode Mode, force bool) bool {
+	if mode == ModeRetryFailed {
+		return e == EstadoParcial
+	}
+	return slices.Contains(startable, e) || force && e == EstadoConsolidados
+}
