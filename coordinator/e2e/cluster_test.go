@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -250,7 +251,7 @@ func (c *cluster) waitEnd(runID int64, within time.Duration) *consolidationv1.Co
 	return final
 }
 
-func (c *cluster) estado(closingID int64) string {
+func (c *cluster) estado(closingID int64) domain.Estado {
 	c.t.Helper()
 	cl, err := store.GetClosing(context.Background(), c.pool, closingID)
 	require.NoError(c.t, err)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -29,9 +30,9 @@ func TestThreeWorkersGiveTheRowsOfTheRules(t *testing.T) {
 		require.Equal(t, int32(700), resp.GetTotalEmployees())
 		require.Greater(t, resp.GetTotalChunks(), int32(1))
 		final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
-		require.Equal(t, store.EstadoConsolidados, final.GetEstado(), final.GetError())
+		require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
 		require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED, final.GetStatus())
-		require.Equal(t, store.EstadoConsolidados, c.estado(closing))
+		require.Equal(t, domain.EstadoConsolidados, c.estado(closing))
 		requireResultsEqual(t, c.pool, closing, want)
 
 		// Control totals: the run's sums are those of the rules, verified.
@@ -74,7 +75,7 @@ func TestEmptyClosing(t *testing.T) {
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
 	require.Zero(t, resp.GetTotalChunks())
 	final := c.waitEnd(resp.GetConsolidationId(), 30*time.Second)
-	require.Equal(t, store.EstadoConsolidados, final.GetEstado())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()))
 	require.Zero(t, final.GetEmployeesConsolidated())
 	m, err := store.GetMetrics(context.Background(), c.pool, closing)
 	require.NoError(t, err)
@@ -141,8 +142,8 @@ func TestTwoClosingsAtOnceDoNotMix(t *testing.T) {
 	ra := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: a})
 	rb := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: b})
 	fa, fb := c.waitEnd(ra.GetConsolidationId(), time.Minute), c.waitEnd(rb.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoConsolidados, fa.GetEstado())
-	require.Equal(t, store.EstadoConsolidados, fb.GetEstado())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(fa.GetEstado()))
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(fb.GetEstado()))
 	requireResultsEqual(t, c.pool, a, wantA)
 	requireResultsEqual(t, c.pool, b, wantB)
 	require.Equal(t, int32(900), fa.GetEmployeesConsolidated())
@@ -181,7 +182,7 @@ func TestWatchStreamsUntilTheEnd(t *testing.T) {
 	last := msgs[len(msgs)-1]
 	require.NotNil(t, last.GetFinal())
 	require.Equal(t, resp.GetConsolidationId(), last.GetFinal().GetConsolidationId())
-	require.Equal(t, store.EstadoConsolidados, last.GetFinal().GetEstado())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(last.GetFinal().GetEstado()))
 	require.Equal(t, last.GetProgress().GetTotalChunks(), last.GetProgress().GetChunksDone())
 	require.Equal(t, 100.0, last.GetProgress().GetPercent())
 	for i := 1; i < len(msgs); i++ {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -20,7 +21,7 @@ import (
 type attempt struct {
 	Chunk         int
 	Attempt       int
-	Outcome       string
+	Outcome       domain.Outcome
 	CommitRefused bool
 }
 
@@ -40,7 +41,7 @@ func (c *cluster) attempts(runID int64) []attempt {
 func (c *cluster) requireCleanResult(closing int64, runID int64, want any) {
 	c.t.Helper()
 	final := c.waitEnd(runID, 2*time.Minute)
-	require.Equal(c.t, store.EstadoConsolidados, final.GetEstado(), final.GetError())
+	require.Equal(c.t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
 	require.True(c.t, final.GetControlTotals().GetVerified())
 	requireResultsEqual(c.t, c.pool, closing, expected(c.t, c.pool, closing))
 	var dup int
@@ -50,7 +51,7 @@ func (c *cluster) requireCleanResult(closing int64, runID int64, want any) {
 	require.Zero(c.t, dup, "employees written twice")
 	var notSucceeded int
 	require.NoError(c.t, c.pool.QueryRow(context.Background(),
-		"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status <> 'succeeded'", runID).Scan(&notSucceeded))
+		"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status <> $2", runID, domain.ChunkSucceeded).Scan(&notSucceeded))
 	require.Zero(c.t, notSucceeded)
 	var runs int
 	require.NoError(c.t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
@@ -85,9 +86,9 @@ func TestStaleAttemptCannotCommit(t *testing.T) {
 			continue
 		}
 		switch a.Outcome {
-		case "committed":
+		case domain.OutcomeCommitted:
 			committed++
-		case "timeout":
+		case domain.OutcomeTimeout:
 			timeouts++
 		}
 	}
@@ -114,7 +115,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var held int
 		_ = c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk
-			WHERE run_id = $1 AND status = 'running' AND worker = $2`, runID, victim.addr).Scan(&held)
+			WHERE run_id = $1 AND status = $3 AND worker = $2`, runID, victim.addr, domain.ChunkRunning).Scan(&held)
 		return held > 0
 	}, 30*time.Second, 10*time.Millisecond, "the victim never took a chunk")
 	c.kill(victim)
@@ -140,7 +141,7 @@ func TestWorkerDiesAfterCommit(t *testing.T) {
 	var worker string
 	require.Eventually(t, func() bool {
 		err := c.pool.QueryRow(context.Background(), `SELECT worker FROM consolidation_chunk
-			WHERE run_id = $1 AND chunk_index = 1 AND status = 'succeeded'`, runID).Scan(&worker)
+			WHERE run_id = $1 AND chunk_index = 1 AND status = $2`, runID, domain.ChunkSucceeded).Scan(&worker)
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
 	for _, w := range c.workers {
@@ -168,7 +169,7 @@ func TestCoordinatorKilledAndRestarted(t *testing.T) {
 	c.kill(c.coord)
 	// What had committed when the coordinator died must not be dispatched again.
 	rows, err := c.pool.Query(context.Background(),
-		"SELECT chunk_index FROM consolidation_chunk WHERE run_id = $1 AND status = 'succeeded'", runID)
+		"SELECT chunk_index FROM consolidation_chunk WHERE run_id = $1 AND status = $2", runID, domain.ChunkSucceeded)
 	require.NoError(t, err)
 	doneBefore, err := pgx.CollectRows(rows, pgx.RowTo[int32])
 	require.NoError(t, err)
@@ -269,9 +270,9 @@ func TestCancelMidRun(t *testing.T) {
 	cres, err := c.client.CancelConsolidation(context.Background(), &consolidationv1.CancelConsolidationRequest{
 		Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: closing}})
 	require.NoError(t, err)
-	require.Equal(t, store.EstadoCancelada, cres.GetConsolidation().GetEstado())
+	require.Equal(t, domain.EstadoCancelada, domain.Estado(cres.GetConsolidation().GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_CANCELLED, cres.GetConsolidation().GetStatus())
-	require.Equal(t, store.EstadoCancelada, c.estado(closing))
+	require.Equal(t, domain.EstadoCancelada, c.estado(closing))
 
 	// Let every held attempt wake up and try to commit.
 	time.Sleep(2500 * time.Millisecond)
@@ -290,7 +291,7 @@ func TestCancelMidRun(t *testing.T) {
 	// A cancelled closing may be consolidated again, and then it is complete.
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
 	final := c.waitEnd(again.GetConsolidationId(), 2*time.Minute)
-	require.Equal(t, store.EstadoConsolidados, final.GetEstado())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()))
 	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
 }
 
@@ -301,9 +302,9 @@ func TestRunTimeLimit(t *testing.T) {
 	closing := c.generate(2000, 101)
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoTimeout, final.GetEstado())
+	require.Equal(t, domain.EstadoTimeout, domain.Estado(final.GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT, final.GetStatus())
-	require.Equal(t, store.EstadoTimeout, c.estado(closing))
+	require.Equal(t, domain.EstadoTimeout, c.estado(closing))
 	time.Sleep(time.Second) // held attempts wake up and are refused
 	c.requireNoRows(closing)
 }
@@ -349,7 +350,7 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 	var worker string
 	require.Eventually(t, func() bool {
 		err := c.pool.QueryRow(context.Background(), `SELECT worker FROM consolidation_chunk
-			WHERE run_id = $1 AND chunk_index = 1 AND status = 'running'`, runID).Scan(&worker)
+			WHERE run_id = $1 AND chunk_index = 1 AND status = $2`, runID, domain.ChunkRunning).Scan(&worker)
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
 	var victim *proc
@@ -366,10 +367,11 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 		t.Fatal("the worker did not exit after SIGTERM")
 	}
 	c.requireCleanResult(closing, runID, nil)
-	var status, by string
+	var status domain.ChunkStatus
+	var by string
 	require.NoError(t, c.pool.QueryRow(context.Background(), `SELECT c.status, a.worker FROM consolidation_chunk c
-		JOIN consolidation_chunk_attempt a ON a.run_id = c.run_id AND a.chunk_index = c.chunk_index AND a.outcome = 'committed'
-		WHERE c.run_id = $1 AND c.chunk_index = 1`, runID).Scan(&status, &by))
-	require.Equal(t, store.ChunkSucceeded, status)
+		JOIN consolidation_chunk_attempt a ON a.run_id = c.run_id AND a.chunk_index = c.chunk_index AND a.outcome = $2
+		WHERE c.run_id = $1 AND c.chunk_index = 1`, runID, domain.OutcomeCommitted).Scan(&status, &by))
+	require.Equal(t, domain.ChunkSucceeded, status)
 	require.Equal(t, worker, by, "the draining worker finished its chunk")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -41,9 +42,9 @@ func TestChunkThatKeepsFailing(t *testing.T) {
 
 	first := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	final := c.waitEnd(first.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoParcial, final.GetEstado())
+	require.Equal(t, domain.EstadoParcial, domain.Estado(final.GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_PARTIAL, final.GetStatus())
-	require.Equal(t, store.EstadoParcial, c.estado(closing))
+	require.Equal(t, domain.EstadoParcial, c.estado(closing))
 	require.Equal(t, int32(3), final.GetChunksSucceeded())
 	require.Equal(t, int32(1), final.GetChunksFailed())
 	require.Len(t, final.GetFailedChunks(), 1)
@@ -71,14 +72,14 @@ func TestChunkThatKeepsFailing(t *testing.T) {
 	require.Equal(t, int32(1), retry.GetTotalChunks())
 	require.Equal(t, int32(100), retry.GetTotalEmployees())
 	rf := c.waitEnd(retry.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoConsolidados, rf.GetEstado(), rf.GetError())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(rf.GetEstado()), rf.GetError())
 	require.Equal(t, consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED, rf.GetMode())
 	requireResultsEqual(t, c.pool, closing, want)
 
 	// And a full run (forced, from datos_consolidados) gives the same rows.
 	full := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true})
 	ff := c.waitEnd(full.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoConsolidados, ff.GetEstado())
+	require.Equal(t, domain.EstadoConsolidados, domain.Estado(ff.GetEstado()))
 	requireResultsEqual(t, c.pool, closing, want)
 }
 
@@ -90,9 +91,9 @@ func TestMostChunksFailing(t *testing.T) {
 	c.overflow(closing, 150) // chunk 1
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
-	require.Equal(t, store.EstadoError, final.GetEstado())
+	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()))
 	require.Equal(t, int32(2), final.GetChunksFailed())
-	require.Equal(t, store.EstadoError, c.estado(closing))
+	require.Equal(t, domain.EstadoError, c.estado(closing))
 	c.requireNoRows(closing)
 	m, err := store.GetMetrics(context.Background(), c.pool, closing)
 	require.NoError(t, err)

@@ -5,19 +5,6 @@ import (
 	"fmt"
 )
 
-// Estados of a closing (nomina_cierrenomina.estado), in the payroll application's words.
-const (
-	EstadoVerificado       = "verificado_sin_discrepancias"
-	EstadoConDiscrepancias = "con_discrepancias"
-	EstadoConsolidando     = "consolidando_datos"
-	EstadoConsolidados     = "datos_consolidados"
-	EstadoParcial          = "consolidacion_parcial"
-	EstadoError            = "error_consolidacion"
-	EstadoCancelada        = "consolidacion_cancelada"
-	EstadoTimeout          = "timeout_consolidacion"
-	EstadoErrorRecursos    = "error_recursos"
-)
-
 // BadRUT is a libro or novedades row whose RUT does not normalize.
 type BadRUT struct {
 	Table string

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nominacl/consolidation/pkg/domain"
 )
 
 // Querier is what the store needs of a pool, a connection or a transaction.
@@ -38,7 +39,7 @@ type Closing struct {
 	ID     int64
 	Mes    int
 	Anno   int
-	Estado string
+	Estado domain.Estado
 }
 
 // GetClosing reads a closing.

@@ -17,10 +17,10 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/coordinator/internal/server"
 	"github.com/nominacl/consolidation/pkg/config"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcserve"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -93,7 +93,7 @@ func load() (settings, error) {
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", 2, 1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
 		engine: engine.Config{
-			DefaultPolicy:    plan.Policy(env.String("CHUNK_POLICY", string(plan.DefaultPolicy))),
+			DefaultPolicy:    domain.Policy(env.String("CHUNK_POLICY", string(domain.DefaultPolicy))),
 			ChunkHardTimeout: env.Duration("CHUNK_HARD_TIMEOUT", 600*time.Second),
 			RunTimeout:       env.Duration("RUN_TIMEOUT", 2*time.Hour),
 			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", 4, 1),
@@ -101,7 +101,7 @@ func load() (settings, error) {
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", 2*time.Second),
 		},
 	}
-	if _, err := plan.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
+	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
 	return s, env.Err()

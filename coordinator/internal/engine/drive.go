@@ -16,6 +16,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -56,7 +57,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if errors.Is(context.Cause(ctx), errEngineStopped) {
 		return
 	}
-	if run.Mode == store.ModeFull {
+	if run.Mode == domain.ModeFull {
 		n, err := store.ClearPreviousResults(ctx, e.pool, run.ClosingID, runID)
 		if err != nil {
 			e.stopped(ctx, run, err)
@@ -69,7 +70,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if err := e.rebuildProgress(ctx, runID); err != nil {
 		log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
 	}
-	todo, err := store.Chunks(ctx, e.pool, runID, 0, store.ChunkPending, store.ChunkRunning)
+	todo, err := store.Chunks(ctx, e.pool, runID, 0, domain.ChunkPending, domain.ChunkRunning)
 	if err != nil {
 		e.stopped(ctx, run, err)
 		return
@@ -127,9 +128,9 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 		cancel()
 		if err == nil {
 			lease.Release(false)
-			e.count(ctx, "committed")
+			e.count(ctx, domain.OutcomeCommitted)
 			if resp.GetSummary().GetFromLedger() {
-				_ = store.EndAttempt(ctx, e.pool, run.ID, c.Index, attempt, "from_ledger", "")
+				_ = store.EndAttempt(ctx, e.pool, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
 			}
 			e.chunkEnded(ctx, run, c.Index)
 			return
@@ -137,26 +138,26 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 		st := status.Convert(err)
 		if ctx.Err() != nil { // cancel, run timeout or shutdown: fencing stops any commit
 			lease.Release(false)
-			_ = store.EndAttempt(context.WithoutCancel(ctx), e.pool, run.ID, c.Index, attempt, "abandoned", context.Cause(ctx).Error())
+			_ = store.EndAttempt(context.WithoutCancel(ctx), e.pool, run.ID, c.Index, attempt, domain.OutcomeAbandoned, context.Cause(ctx).Error())
 			return
 		}
 		retryable := true
-		outcome := "error"
+		outcome := domain.OutcomeError
 		switch st.Code() {
 		case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
-			retryable, outcome = false, "data_error"
+			retryable, outcome = false, domain.OutcomeDataError
 		case codes.Aborted:
-			retryable, outcome = false, "stale"
+			retryable, outcome = false, domain.OutcomeStale
 		case codes.DeadlineExceeded:
-			outcome = "timeout"
+			outcome = domain.OutcomeTimeout
 		case codes.ResourceExhausted:
-			outcome = "busy"
+			outcome = domain.OutcomeBusy
 		}
 		e.count(ctx, outcome)
-		lease.Release(retryable && outcome != "busy")
+		lease.Release(retryable && outcome != domain.OutcomeBusy)
 		_ = store.EndAttempt(ctx, e.pool, run.ID, c.Index, attempt, outcome, st.Message())
 		// A worker may have died after its commit: the ledger knows.
-		if ch, err := store.GetChunk(ctx, e.pool, run.ID, c.Index); err == nil && ch.Status == store.ChunkSucceeded {
+		if ch, err := store.GetChunk(ctx, e.pool, run.ID, c.Index); err == nil && ch.Status == domain.ChunkSucceeded {
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
@@ -165,7 +166,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 			if retryable {
 				reason = fmt.Sprintf("gave up after %d attempts: %s", try, st.Message())
 			}
-			if outcome != "stale" {
+			if outcome != domain.OutcomeStale {
 				if _, err := store.FailChunk(ctx, e.pool, run.ID, c.Index, token, reason); err != nil {
 					log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
 				}
@@ -184,8 +185,8 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 	}
 }
 
-func (e *Engine) count(ctx context.Context, outcome string) {
-	e.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+func (e *Engine) count(ctx context.Context, outcome domain.Outcome) {
+	e.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(outcome))))
 }
 
 // sleepBackoff waits base·2^(try-1), capped, with full jitter; false if ctx ended.
@@ -209,11 +210,11 @@ func sleepBackoff(ctx context.Context, base, maxDelay time.Duration, try int) bo
 // ledger's numbers; lost keys are rebuilt.
 func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	c, err := store.GetChunk(ctx, e.pool, run.ID, index)
-	if err != nil || (c.Status != store.ChunkSucceeded && c.Status != store.ChunkFailed) {
+	if err != nil || (c.Status != domain.ChunkSucceeded && c.Status != domain.ChunkFailed) {
 		return
 	}
 	employees, records := 0, 0
-	if c.Status == store.ChunkSucceeded {
+	if c.Status == domain.ChunkSucceeded {
 		employees, records = c.Employees, c.Records
 	}
 	_, hadHash, err := e.progress.MarkDone(ctx, run.ID, index, employees, records, e.cfg.KeyTTL)
@@ -249,7 +250,7 @@ func (e *Engine) ledgerSnapshot(ctx context.Context, runID int64) (store.Run, pr
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
-	ended, err := store.Chunks(ctx, e.pool, runID, 0, store.ChunkSucceeded, store.ChunkFailed)
+	ended, err := store.Chunks(ctx, e.pool, runID, 0, domain.ChunkSucceeded, domain.ChunkFailed)
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
@@ -301,12 +302,12 @@ func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]s
 // finish decides the run's end and records it (SPEC section 6).
 func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 	ctx = context.WithoutCancel(ctx)
-	var o store.Outcome
+	var o store.RunEnd
 	switch {
 	case errors.Is(cause, errCancelled):
-		o = store.Outcome{Estado: store.EstadoCancelada, Error: "cancelled", RemoveRows: true}
+		o = store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}
 	case errors.Is(cause, context.DeadlineExceeded):
-		o = store.Outcome{Estado: store.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}
+		o = store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}
 	default:
 		latest, err := store.GetRun(ctx, e.pool, run.ID)
 		if err != nil {
@@ -322,15 +323,15 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 		ok, k := latest.ChunksSucceeded, latest.TotalChunks
 		switch {
 		case !totals.Agree():
-			o.Estado, o.RemoveRows = store.EstadoError, true
+			o.Estado, o.RemoveRows = domain.EstadoError, true
 			o.Error = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
 		case ok == k:
-			o.Estado = store.EstadoConsolidados
+			o.Estado = domain.EstadoConsolidados
 		case 2*ok >= k:
-			o.Estado = store.EstadoParcial
+			o.Estado = domain.EstadoParcial
 			o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
 		default:
-			o.Estado, o.RemoveRows = store.EstadoError, true
+			o.Estado, o.RemoveRows = domain.EstadoError, true
 			o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
 		}
 	}
@@ -343,7 +344,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 		return
 	}
 	e.notify(run.ID)
-	e.runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("estado", o.Estado)))
+	e.runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("estado", string(o.Estado))))
 	if err := e.rebuildProgress(ctx, run.ID); err != nil {
 		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())
 	}

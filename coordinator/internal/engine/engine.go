@@ -18,15 +18,15 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
 // Config configures an Engine.
 type Config struct {
-	// DefaultPolicy plans runs whose request names no policy (default: plan.DefaultPolicy).
-	DefaultPolicy plan.Policy
+	// DefaultPolicy plans runs whose request names no policy (default: domain.DefaultPolicy).
+	DefaultPolicy domain.Policy
 	// ChunkHardTimeout is the deadline of one ProcessChunk call; past it the attempt
 	// is abandoned and the chunk re-dispatched (default: 600s, the seed's hard limit).
 	ChunkHardTimeout time.Duration
@@ -76,7 +76,7 @@ type activeRun struct {
 
 // NewEngine builds an Engine.
 func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
-	cfg.DefaultPolicy = cmp.Or(cfg.DefaultPolicy, plan.DefaultPolicy)
+	cfg.DefaultPolicy = cmp.Or(cfg.DefaultPolicy, domain.DefaultPolicy)
 	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, 600*time.Second)
 	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, 2*time.Hour)
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 4)
@@ -85,7 +85,7 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 2*time.Second)
 	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, 500*time.Millisecond)
 	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+24*time.Hour)
-	if _, err := plan.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
+	if _, err := domain.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
 	}
 	if pool == nil || d == nil || p == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -62,7 +63,7 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 	}
 	r := Report{Run: run, Progress: e.liveProgress(ctx, run)}
 	if run.ChunksFailed > 0 {
-		if r.FailedChunks, err = store.Chunks(ctx, e.pool, runID, MaxFailedListed, store.ChunkFailed); err != nil {
+		if r.FailedChunks, err = store.Chunks(ctx, e.pool, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
 			return Report{}, err
 		}
 	}

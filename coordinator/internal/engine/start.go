@@ -9,22 +9,17 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
 // StartRequest is a validated Consolidate call.
 type StartRequest struct {
 	ClosingID int64
-	Mode      string // store.ModeFull or store.ModeRetryFailed
-	Policy    plan.Policy
+	Mode      domain.Mode
+	Policy    domain.Policy
 	ChunkSize int // 0: the policy's
 	Force     bool
-}
-
-// startable lists the estados a full run may start from (SPEC section 6).
-var startable = []string{
-	store.EstadoVerificado, store.EstadoConDiscrepancias, store.EstadoParcial, store.EstadoError,
-	store.EstadoCancelada, store.EstadoTimeout, store.EstadoErrorRecursos,
 }
 
 const refusalExamples = 20
@@ -62,9 +57,9 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if policy == "" {
 		policy = e.cfg.DefaultPolicy
 	}
-	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: string(policy), PreviousEstado: closing.Estado,
+	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: policy, PreviousEstado: closing.Estado,
 		Deadline: time.Now().Add(e.cfg.RunTimeout)}
-	if req.Mode == store.ModeRetryFailed {
+	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {
 		err = e.planFull(ctx, closing, policy, req.ChunkSize, &nr)
@@ -118,20 +113,11 @@ func (e *Engine) checkDependencies(ctx context.Context) error {
 }
 
 func checkEstado(c store.Closing, req StartRequest) error {
-	allowed := startable
-	switch {
-	case req.Mode == store.ModeRetryFailed:
-		allowed = []string{store.EstadoParcial}
-	case req.Force:
-		allowed = append(append([]string{}, startable...), store.EstadoConsolidados)
-	}
-	for _, a := range allowed {
-		if c.Estado == a {
-			return nil
-		}
+	if c.Estado.CanStart(req.Mode, req.Force) {
+		return nil
 	}
 	hint := ""
-	if c.Estado == store.EstadoConsolidados && !req.Force && req.Mode != store.ModeRetryFailed {
+	if c.Estado == domain.EstadoConsolidados && !req.Force && req.Mode != domain.ModeRetryFailed {
 		hint = " (set force to consolidate it again)"
 	}
 	return errorf(KindFailedPrecondition, "closing %d is in estado %q, from which a %s run may not start%s",
@@ -164,12 +150,12 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 
 // planFull plans every libro employee of the closing, streaming them so the
 // coordinator holds only the chunk boundaries.
-func (e *Engine) planFull(ctx context.Context, c store.Closing, policy plan.Policy, size int, nr *store.NewRun) error {
+func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, size int, nr *store.NewRun) error {
 	n, err := store.CountEmployees(ctx, e.pool, c.ID)
 	if err != nil {
 		return err
 	}
-	weighted := policy == plan.PolicyCostWeighted
+	weighted := policy == domain.PolicyCostWeighted
 	var costs []store.EmployeeCost
 	total := float64(n)
 	if weighted {
@@ -231,7 +217,7 @@ func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRu
 	if err != nil {
 		return err
 	}
-	failed, err := store.Chunks(ctx, e.pool, last, 0, store.ChunkFailed)
+	failed, err := store.Chunks(ctx, e.pool, last, 0, domain.ChunkFailed)
 	if err != nil {
 		return err
 	}

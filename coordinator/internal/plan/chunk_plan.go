@@ -7,34 +7,9 @@ package plan
 import (
 	"fmt"
 	"math"
+
+	"github.com/nominacl/consolidation/pkg/domain"
 )
-
-// Policy names a way of sizing chunks.
-type Policy string
-
-const (
-	// PolicySeed is the seed's rule (calcular_chunk_size_dinamico) followed by its
-	// balancing (balancear_chunks_optimizado).
-	PolicySeed Policy = "seed"
-	// PolicyCostWeighted gives chunks of equal total weight, with the seed's weight
-	// per employee (predecir_complejidad_chunk) and the seed rule's chunk count.
-	PolicyCostWeighted Policy = "cost_weighted"
-)
-
-// DefaultPolicy is the policy used when a request names none.
-const DefaultPolicy = PolicySeed
-
-// ParsePolicy validates a policy name; "" means DefaultPolicy.
-func ParsePolicy(s string) (Policy, error) {
-	switch p := Policy(s); p {
-	case "":
-		return DefaultPolicy, nil
-	case PolicySeed, PolicyCostWeighted:
-		return p, nil
-	default:
-		return "", fmt.Errorf("unknown chunk policy %q (want %q or %q)", s, PolicySeed, PolicyCostWeighted)
-	}
-}
 
 // Employee is what planning needs to know of one libro employee.
 type Employee struct {
@@ -61,14 +36,14 @@ type Chunk struct {
 
 // ChunkPlan is the chunks of one run and the size they were planned with.
 type ChunkPlan struct {
-	Policy    Policy
+	Policy    domain.Policy
 	ChunkSize int // the size rule's result (or the override) before balancing
 	Chunks    []Chunk
 }
 
 // NewChunkPlan plans employees (sorted by id) with a policy. sizeOverride > 0
 // replaces the seed's size rule.
-func NewChunkPlan(policy Policy, employees []Employee, sizeOverride int) (ChunkPlan, error) {
+func NewChunkPlan(policy domain.Policy, employees []Employee, sizeOverride int) (ChunkPlan, error) {
 	total := 0.0
 	for _, e := range employees {
 		total += e.Weight()
@@ -102,16 +77,16 @@ type Builder struct {
 }
 
 // NewBuilder starts a plan of n employees with the given total weight.
-func NewBuilder(policy Policy, n int, totalWeight float64, sizeOverride int) (*Builder, error) {
+func NewBuilder(policy domain.Policy, n int, totalWeight float64, sizeOverride int) (*Builder, error) {
 	size := SeedSize(n)
 	if sizeOverride > 0 {
 		size = sizeOverride
 	}
 	b := &Builder{plan: ChunkPlan{Policy: policy, ChunkSize: size}, n: n, total: totalWeight}
 	switch policy {
-	case PolicySeed:
+	case domain.PolicySeed:
 		b.sizes = BalancedSizes(n, size)
-	case PolicyCostWeighted:
+	case domain.PolicyCostWeighted:
 		b.k = len(BalancedSizes(n, size))
 	default:
 		return nil, fmt.Errorf("unknown chunk policy %q", policy)
@@ -130,9 +105,9 @@ func (b *Builder) Add(e Employee) error {
 	w := e.Weight()
 	var newChunk bool
 	switch b.plan.Policy {
-	case PolicySeed:
+	case domain.PolicySeed:
 		newChunk = b.cur == nil || b.cur.Employees == b.sizes[b.cur.Index]
-	case PolicyCostWeighted:
+	case domain.PolicyCostWeighted:
 		// An employee goes to the bucket its weight's midpoint falls in; empty
 		// buckets are skipped, so chunks stay contiguous and non-empty.
 		idx := 0

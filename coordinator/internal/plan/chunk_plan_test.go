@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/coordinator/internal/plan"
+	"github.com/nominacl/consolidation/pkg/domain"
 )
 
 func employees(n int) []plan.Employee {
@@ -67,7 +68,7 @@ func TestSeedPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		emps := employees(tt.n)
-		p, err := plan.NewChunkPlan(plan.PolicySeed, emps, 0)
+		p, err := plan.NewChunkPlan(domain.PolicySeed, emps, 0)
 		require.NoError(t, err)
 		require.Equal(t, tt.chunkSize, p.ChunkSize, "n=%d chunk size", tt.n)
 		require.Equal(t, tt.sizes, sizesOf(p), "n=%d sizes", tt.n)
@@ -79,17 +80,17 @@ func TestSizeOverride(t *testing.T) {
 	t.Parallel()
 
 	emps := employees(133)
-	p, err := plan.NewChunkPlan(plan.PolicySeed, emps, 67)
+	p, err := plan.NewChunkPlan(domain.PolicySeed, emps, 67)
 	require.NoError(t, err)
 	require.Equal(t, 67, p.ChunkSize)
 	require.Equal(t, []int{67, 66}, sizesOf(p))
 	requireCovers(t, emps, p)
 
-	p, err = plan.NewChunkPlan(plan.PolicySeed, emps, 1000)
+	p, err = plan.NewChunkPlan(domain.PolicySeed, emps, 1000)
 	require.NoError(t, err)
 	require.Equal(t, []int{133}, sizesOf(p))
 
-	p, err = plan.NewChunkPlan(plan.PolicyCostWeighted, emps, 10)
+	p, err = plan.NewChunkPlan(domain.PolicyCostWeighted, emps, 10)
 	require.NoError(t, err)
 	require.Len(t, p.Chunks, 14)
 	requireCovers(t, emps, p)
@@ -105,10 +106,10 @@ func TestCostWeightedPolicy(t *testing.T) {
 		for i := range n / 10 {
 			emps[i] = plan.Employee{ID: emps[i].ID, Concepts: 80, Discrepancies: 4, Movements: 3}
 		}
-		p, err := plan.NewChunkPlan(plan.PolicyCostWeighted, emps, 0)
+		p, err := plan.NewChunkPlan(domain.PolicyCostWeighted, emps, 0)
 		require.NoError(t, err)
 		requireCovers(t, emps, p)
-		seed, err := plan.NewChunkPlan(plan.PolicySeed, emps, 0)
+		seed, err := plan.NewChunkPlan(domain.PolicySeed, emps, 0)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(p.Chunks), len(seed.Chunks), "n=%d", n)
 		if len(p.Chunks) < 2 {
@@ -137,13 +138,13 @@ func TestWeight(t *testing.T) {
 
 func TestRefusesUnsortedOrUnknown(t *testing.T) {
 	t.Parallel()
-	_, err := plan.NewChunkPlan(plan.PolicySeed, []plan.Employee{{ID: 2}, {ID: 1}}, 0)
+	_, err := plan.NewChunkPlan(domain.PolicySeed, []plan.Employee{{ID: 2}, {ID: 1}}, 0)
 	require.Error(t, err)
 	_, err = plan.NewChunkPlan("fastest", employees(3), 0)
 	require.Error(t, err)
-	_, err = plan.ParsePolicy("fastest")
+	_, err = domain.ParsePolicy("fastest")
 	require.Error(t, err)
-	p, err := plan.ParsePolicy("")
+	p, err := domain.ParsePolicy("")
 	require.NoError(t, err)
-	require.Equal(t, plan.DefaultPolicy, p)
+	require.Equal(t, domain.DefaultPolicy, p)
 }

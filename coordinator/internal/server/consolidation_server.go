@@ -11,9 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
-	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/domain"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -49,7 +48,7 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	return &consolidationv1.ConsolidateResponse{ConsolidationId: run.ID, ClosingId: run.ClosingID, Estado: run.Estado,
+	return &consolidationv1.ConsolidateResponse{ConsolidationId: run.ID, ClosingId: run.ClosingID, Estado: string(run.Estado),
 		TotalChunks: int32(run.TotalChunks), TotalEmployees: int32(run.TotalEmployees)}, nil
 }
 
@@ -84,16 +83,16 @@ func (s *ConsolidationServer) CancelConsolidation(ctx context.Context, req *cons
 	return &consolidationv1.CancelConsolidationResponse{Consolidation: toProto(r)}, nil
 }
 
-var modes = map[consolidationv1.ConsolidationMode]string{
-	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED:  store.ModeFull,
-	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL:         store.ModeFull,
-	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED: store.ModeRetryFailed,
+var modes = map[consolidationv1.ConsolidationMode]domain.Mode{
+	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED:  domain.ModeFull,
+	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL:         domain.ModeFull,
+	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED: domain.ModeRetryFailed,
 }
 
-var policies = map[consolidationv1.ChunkPolicy]plan.Policy{
+var policies = map[consolidationv1.ChunkPolicy]domain.Policy{
 	consolidationv1.ChunkPolicy_CHUNK_POLICY_UNSPECIFIED:   "",
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED:          plan.PolicySeed,
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED: plan.PolicyCostWeighted,
+	consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED:          domain.PolicySeed,
+	consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED: domain.PolicyCostWeighted,
 }
 
 // toStatus maps engine errors to codes; anything else is INTERNAL with a message

@@ -5,19 +5,18 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
-	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/domain"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
-var statuses = map[string]consolidationv1.RunStatus{
-	store.EstadoConsolidando: consolidationv1.RunStatus_RUN_STATUS_RUNNING,
-	store.EstadoConsolidados: consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED,
-	store.EstadoParcial:      consolidationv1.RunStatus_RUN_STATUS_PARTIAL,
-	store.EstadoError:        consolidationv1.RunStatus_RUN_STATUS_FAILED,
-	store.EstadoCancelada:    consolidationv1.RunStatus_RUN_STATUS_CANCELLED,
-	store.EstadoTimeout:      consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT,
+var statuses = map[domain.Estado]consolidationv1.RunStatus{
+	domain.EstadoConsolidando: consolidationv1.RunStatus_RUN_STATUS_RUNNING,
+	domain.EstadoConsolidados: consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED,
+	domain.EstadoParcial:      consolidationv1.RunStatus_RUN_STATUS_PARTIAL,
+	domain.EstadoError:        consolidationv1.RunStatus_RUN_STATUS_FAILED,
+	domain.EstadoCancelada:    consolidationv1.RunStatus_RUN_STATUS_CANCELLED,
+	domain.EstadoTimeout:      consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT,
 }
 
 func progressProto(p progress.Snapshot) *consolidationv1.Progress {
@@ -34,7 +33,7 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		ConsolidationId:       run.ID,
 		ClosingId:             run.ClosingID,
 		Status:                statuses[run.Estado],
-		Estado:                run.Estado,
+		Estado:                string(run.Estado),
 		Mode:                  consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL,
 		ChunkPolicy:           consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED,
 		ChunkSize:             int32(run.ChunkSize),
@@ -54,10 +53,10 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 			LiquidoPagarCents: int64(run.LiquidoPagar), Verified: run.TotalsVerified,
 		},
 	}
-	if run.Mode == store.ModeRetryFailed {
+	if run.Mode == domain.ModeRetryFailed {
 		c.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
 	}
-	if plan.Policy(run.Policy) == plan.PolicyCostWeighted {
+	if run.Policy == domain.PolicyCostWeighted {
 		c.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
 	}
 	if run.Finished() {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
@@ -105,20 +106,8 @@ func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	start, cpuStart := time.Now(), telemetry.ThreadCPU()
 
 	sum, err := p.process(ctx, req, start, cpuStart)
-	outcome := "committed"
-	switch {
-	case err == nil && sum.FromLedger:
-		outcome = "from_ledger"
-	case errors.Is(err, store.ErrStaleAttempt):
-		outcome = "stale"
-	case err != nil:
-		var de *DataError
-		outcome = "error"
-		if errors.As(err, &de) {
-			outcome = "data_error"
-		}
-	}
-	p.chunks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	outcome := outcomeOf(sum, err)
+	p.chunks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(outcome))))
 	p.duration.Record(ctx, time.Since(start).Seconds())
 	if err != nil {
 		p.logger.WarnContext(ctx, "chunk not committed", "consolidation_id", req.RunID, "chunk", req.Index,
@@ -141,7 +130,7 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		return Summary{}, &DataError{Err: fmt.Errorf("chunk %d of consolidation %d belongs to closing %d, not %d",
 			req.Index, req.RunID, a.Closing.ID, req.ClosingID)}
 	}
-	if a.Chunk.Status == store.ChunkSucceeded {
+	if a.Chunk.Status == domain.ChunkSucceeded {
 		return p.fromLedger(a.Chunk), nil
 	}
 	if a.Token != req.Token {
@@ -222,5 +211,22 @@ func (p *Processor) fromLedger(c store.Chunk) Summary {
 		PeakRSS:    c.PeakRSSBytes,
 		FromLedger: true,
 		Worker:     c.Worker,
+	}
+}
+
+// outcomeOf names how a chunk's processing ended, in the ledger's words.
+func outcomeOf(sum Summary, err error) domain.Outcome {
+	var de *DataError
+	switch {
+	case err == nil && sum.FromLedger:
+		return domain.OutcomeFromLedger
+	case err == nil:
+		return domain.OutcomeCommitted
+	case errors.Is(err, store.ErrStaleAttempt):
+		return domain.OutcomeStale
+	case errors.As(err, &de):
+		return domain.OutcomeDataError
+	default:
+		return domain.OutcomeError
 	}
 }

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/money"
+	"github.com/nominacl/consolidation/pkg/rules"
+)
+
+// ChunkRange is a planned chunk: the libro employees with ids in [FirstID, LastID].
+type ChunkRange struct {
+	Index     int
+	FirstID   int64
+	LastID    int64
+	Employees int
+	Weight    float64
+}
+
+// Chunk is a row of the chunk ledger.
+type Chunk struct {
+	RunID           int64
+	Index           int
+	FirstID         int64
+	LastID          int64
+	Employees       int
+	Status          domain.ChunkStatus
+	Attempts        int
+	Worker          string
+	Error           string
+	Records         int
+	DurationSeconds float64
+	CPUSeconds      float64
+	PeakRSSBytes    int64
+	TotalHaberes    money.Cents
+	TotalDescuentos money.Cents
+	LiquidoPagar    money.Cents
+}
+
+const sqlChunkColumns = `run_id, chunk_index, first_employee_id, last_employee_id, employees, status, attempts,
+	coalesce(worker, ''), coalesce(error, ''), records, coalesce(duration_seconds, 0), coalesce(cpu_seconds, 0),
+	coalesce(peak_rss_bytes, 0), coalesce(sum_haberes_cents, 0), coalesce(sum_descuentos_cents, 0),
+	coalesce(sum_liquido_cents, 0)`
+
+// chunkDests are the scan destinations of sqlChunkColumns.
+func chunkDests(c *Chunk) []any {
+	return []any{&c.RunID, &c.Index, &c.FirstID, &c.LastID, &c.Employees, &c.Status, &c.Attempts, &c.Worker,
+		&c.Error, &c.Records, &c.DurationSeconds, &c.CPUSeconds, &c.PeakRSSBytes, &c.TotalHaberes,
+		&c.TotalDescuentos, &c.LiquidoPagar}
+}
+
+func scanChunk(row pgx.CollectableRow) (Chunk, error) {
+	var c Chunk
+	err := row.Scan(chunkDests(&c)...)
+	return c, err
+}
+
+// Chunks lists the chunks of a run with one of the given statuses (all when none
+// is given), in index order, at most limit (0: no limit).
+func Chunks(ctx context.Context, q Querier, runID int64, limit int, statuses ...domain.ChunkStatus) ([]Chunk, error) {
+	sql := "SELECT " + sqlChunkColumns + " FROM consolidation_chunk WHERE run_id = $1"
+	args := []any{runID}
+	if len(statuses) > 0 {
+		sql += " AND status = ANY($2)"
+		args = append(args, statuses)
+	}
+	sql += " ORDER BY chunk_index"
+	if limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading chunks of consolidation %d: %w", runID, err)
+	}
+	out, err := pgx.CollectRows(rows, scanChunk)
+	if err != nil {
+		return nil, fmt.Errorf("reading chunks of consolidation %d: %w", runID, err)
+	}
+	return out, nil
+}
+
+// GetChunk reads one chunk of the ledger.
+func GetChunk(ctx context.Context, q Querier, runID int64, index int) (Chunk, error) {
+	rows, err := q.Query(ctx, "SELECT "+sqlChunkColumns+" FROM consolidation_chunk WHERE run_id = $1 AND chunk_index = $2", runID, index)
+	if err != nil {
+		return Chunk{}, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, err)
+	}
+	c, err := pgx.CollectExactlyOneRow(rows, scanChunk)
+	if err != nil {
+		return Chunk{}, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, interpretError(err))
+	}
+	return c, nil
+}
+
+var sqlDispatchChunk = sqlf(`
+WITH c AS (
+	UPDATE consolidation_chunk c SET status = {running}, attempts = attempts + 1, attempt_token = $3,
+		worker = $4, dispatched_at = now()
+	FROM consolidation_run r
+	WHERE c.run_id = $1 AND c.chunk_index = $2 AND c.status IN ({pending}, {running})
+	  AND r.id = c.run_id AND r.finished_at IS NULL AND r.cancel_requested_at IS NULL
+	RETURNING c.attempts)
+INSERT INTO consolidation_chunk_attempt (run_id, chunk_index, attempt, attempt_token, worker)
+SELECT $1, $2, attempts, $3, $4 FROM c
+RETURNING attempt`)
+
+// DispatchChunk hands a chunk to a new attempt: it becomes running with a new
+// token (so any earlier attempt can no longer commit) and the attempt is recorded.
+// ok is false when the chunk has already ended (succeeded or failed) or the run is
+// being cancelled.
+func DispatchChunk(ctx context.Context, q Querier, runID int64, index int, token int64, worker string) (attempt int, ok bool, err error) {
+	err = q.QueryRow(ctx, sqlDispatchChunk, runID, index, token, worker).Scan(&attempt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("dispatching chunk %d of consolidation %d: %w", index, runID, err)
+	}
+	return attempt, true, nil
+}
+
+var sqlFailChunk = sqlf(`
+UPDATE consolidation_chunk SET status = {failed}, error = $4, finished_at = now()
+WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3 AND status = {running}`)
+
+// FailChunk marks a chunk failed for good, provided token is still its current one.
+func FailChunk(ctx context.Context, q Querier, runID int64, index int, token int64, errText string) (bool, error) {
+	tag, err := q.Exec(ctx, sqlFailChunk, runID, index, token, errText)
+	if err != nil {
+		return false, fmt.Errorf("failing chunk %d of consolidation %d: %w", index, runID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Assignment is what a worker needs to process a chunk.
+type Assignment struct {
+	Closing Closing
+	Chunk   Chunk
+	Token   int64 // 0 when revoked
+}
+
+// GetAssignment reads a chunk with its closing.
+func GetAssignment(ctx context.Context, q Querier, runID int64, index int) (Assignment, error) {
+	var a Assignment
+	var token pgtype.Int8
+	rows, err := q.Query(ctx, `
+		SELECT `+sqlChunkColumns+`, k.id, k.mes, k.anno, k.estado, attempt_token
+		FROM consolidation_chunk
+		CROSS JOIN LATERAL (SELECT k.id, k.mes, k.anno, k.estado FROM consolidation_run r
+			JOIN nomina_cierrenomina k ON k.id = r.cierre_id WHERE r.id = run_id) k
+		WHERE run_id = $1 AND chunk_index = $2`, runID, index)
+	if err != nil {
+		return a, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, err)
+	}
+	a, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Assignment, error) {
+		var a Assignment
+		dests := append(chunkDests(&a.Chunk), &a.Closing.ID, &a.Closing.Mes, &a.Closing.Anno, &a.Closing.Estado, &token)
+		return a, row.Scan(dests...)
+	})
+	if err != nil {
+		return a, fmt.Errorf("reading chunk %d of consolidation %d: %w", index, runID, interpretError(err))
+	}
+	a.Token = token.Int64
+	return a, nil
+}
+
+// ChunkStats is what a worker measured of a chunk.
+type ChunkStats struct {
+	Worker          string
+	DurationSeconds float64
+	CPUSeconds      float64
+	PeakRSSBytes    int64
+}
+
+var (
+	sqlChunkSucceeded = sqlf(`
+UPDATE consolidation_chunk SET status = {succeeded}, error = NULL, finished_at = now(), records = $3,
+	duration_seconds = $4, cpu_seconds = $5, peak_rss_bytes = $6, sum_haberes_cents = $7,
+	sum_descuentos_cents = $8, sum_liquido_cents = $9, worker = $10
+WHERE run_id = $1 AND chunk_index = $2`)
+	sqlAttemptCommitted = sqlf(`
+UPDATE consolidation_chunk_attempt SET finished_at = now(), outcome = {committed}
+WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3`)
+)
+
+// CommitChunk writes a chunk's consolidated rows and marks the chunk succeeded in
+// the ledger, in one transaction, provided token is still the chunk's current
+// attempt token (fencing): the chunk's ledger row is locked first, so a concurrent
+// re-dispatch or cancel either happens before (and this commit is refused with
+// ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
+// attempt had already committed, fromLedger is set (read the summary with
+// GetChunk), and nothing is written again.
+//
+// inTx, when not nil, is called inside the transaction once the attempt has been
+// found current, before anything is written (the fault tests stall there).
+func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int, token int64,
+	closingID int64, recs []rules.Consolidated, stats ChunkStats, inTx func()) (sum WriteSummary, fromLedger bool, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var status domain.ChunkStatus
+		var current pgtype.Int8
+		err := tx.QueryRow(ctx, `SELECT status, attempt_token FROM consolidation_chunk
+			WHERE run_id = $1 AND chunk_index = $2 FOR UPDATE`, runID, index).Scan(&status, &current)
+		if err != nil {
+			return fmt.Errorf("locking chunk %d of consolidation %d: %w", index, runID, interpretError(err))
+		}
+		if !current.Valid || current.Int64 != token {
+			return ErrStaleAttempt // superseded, cancelled or ended: even if done by another attempt
+		}
+		if status == domain.ChunkSucceeded {
+			fromLedger = true // this very attempt committed already
+			return nil
+		}
+		if status != domain.ChunkRunning {
+			return ErrStaleAttempt
+		}
+		if inTx != nil {
+			inTx()
+		}
+		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, sqlChunkSucceeded,
+			runID, index, sum.Records, stats.DurationSeconds, stats.CPUSeconds, stats.PeakRSSBytes,
+			int64(sum.TotalHaberes), int64(sum.TotalDescuentos), int64(sum.LiquidoPagar), stats.Worker)
+		if err != nil {
+			return fmt.Errorf("recording chunk %d of consolidation %d: %w", index, runID, err)
+		}
+		_, err = tx.Exec(ctx, sqlAttemptCommitted, runID, index, token)
+		return err
+	})
+	if err != nil {
+		return WriteSummary{}, false, err
+	}
+	return sum, fromLedger, nil
+}

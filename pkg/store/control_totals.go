@@ -1,0 +1,46 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// ControlTotals are a run's sums as the ledger has them and as the written rows
+// have them.
+type ControlTotals struct {
+	Ledger  WriteSummary
+	Written WriteSummary
+}
+
+// Agree reports whether the ledger and the written rows agree.
+func (c ControlTotals) Agree() bool { return c.Ledger == c.Written }
+
+var sqlLedgerTotals = sqlf(`
+SELECT coalesce(sum(employees), 0), coalesce(sum(records), 0), coalesce(sum(sum_haberes_cents), 0)::bigint,
+       coalesce(sum(sum_descuentos_cents), 0)::bigint, coalesce(sum(sum_liquido_cents), 0)::bigint
+FROM consolidation_chunk WHERE run_id = $1 AND status = {succeeded}`)
+
+// CheckControlTotals adds up a run's succeeded chunks in the ledger and the rows the
+// run wrote, so a run is only marked consolidated when both agree to the cent.
+func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTotals, error) {
+	var t ControlTotals
+	err := q.QueryRow(ctx, sqlLedgerTotals, runID).
+		Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar)
+	if err != nil {
+		return t, fmt.Errorf("adding up the ledger of consolidation %d: %w", runID, err)
+	}
+	err = q.QueryRow(ctx, `
+		SELECT count(*), count(*) + coalesce(sum(n.lines), 0),
+		       coalesce(sum(e.total_haberes) * 100, 0)::bigint, coalesce(sum(e.total_descuentos) * 100, 0)::bigint,
+		       coalesce(sum(e.liquido_pagar) * 100, 0)::bigint
+		FROM consolidation_run r
+		JOIN nomina_empleado_consolidado e ON e.cierre_id = r.cierre_id AND e.consolidation_run_id = r.id
+		LEFT JOIN LATERAL (SELECT count(*) AS lines FROM nomina_concepto_empleado_consolidado c
+		                   WHERE c.empleado_consolidado_id = e.id) n ON true
+		WHERE r.id = $1`, runID).
+		Scan(&t.Written.Employees, &t.Written.Records, &t.Written.TotalHaberes, &t.Written.TotalDescuentos, &t.Written.LiquidoPagar)
+	if err != nil {
+		return t, fmt.Errorf("adding up the rows of consolidation %d: %w", runID, err)
+	}
+	return t, nil
+}

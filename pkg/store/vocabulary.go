@@ -1,0 +1,33 @@
+package store
+
+import (
+	"strings"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+)
+
+// sqlWords spells the domain's words as SQL literals, so a status written in a
+// query comes from the same constant as the one in Go: a query names them
+// {pending}, {running}, {succeeded}, {failed}, {committed}, {consolidando}.
+var sqlWords = strings.NewReplacer(
+	"{pending}", sqlLiteral(domain.ChunkPending),
+	"{running}", sqlLiteral(domain.ChunkRunning),
+	"{succeeded}", sqlLiteral(domain.ChunkSucceeded),
+	"{failed}", sqlLiteral(domain.ChunkFailed),
+	"{committed}", sqlLiteral(domain.OutcomeCommitted),
+	"{consolidando}", sqlLiteral(domain.EstadoConsolidando),
+)
+
+// sqlf expands the domain words of a query; it runs once per query, when the
+// package's SQL variables are initialized.
+func sqlf(query string) string {
+	out := sqlWords.Replace(query)
+	if i := strings.IndexByte(out, '{'); i >= 0 && strings.IndexByte(out[i:], '}') > 0 {
+		panic("store: unknown domain word in SQL: " + out[i:min(len(out), i+30)])
+	}
+	return out
+}
+
+func sqlLiteral[T ~string](v T) string {
+	return "'" + strings.ReplaceAll(string(v), "'", "''") + "'"
+}
