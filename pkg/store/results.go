@@ -65,20 +65,53 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 		lines += len(recs[i].Lines)
 	}
 
+	emp, err := encodeEmployees(closingID, runID, at, ids, recs)
+	if err != nil {
+		return sum, err
+	}
+	pg := tx.Conn().PgConn()
+	tag, err := pg.CopyFrom(ctx, bytes.NewReader(emp), sqlCopyEmployees)
+	if err != nil {
+		return sum, fmt.Errorf("copying %d consolidated employees: %w", len(recs), err)
+	}
+	sum.Employees = int(tag.RowsAffected())
+
+	con, err := encodeConcepts(ids, recs, lines)
+	if err != nil {
+		return sum, err
+	}
+	tag, err = pg.CopyFrom(ctx, bytes.NewReader(con), sqlCopyConcepts)
+	if err != nil {
+		return sum, fmt.Errorf("copying %d consolidated concepts: %w", lines, err)
+	}
+	sum.Records = sum.Employees + int(tag.RowsAffected())
+
+	for i := range recs {
+		r := &recs[i]
+		sum.TotalHaberes += r.TotalHaberes
+		sum.TotalDescuentos += r.TotalDescuentos
+		sum.LiquidoPagar += r.LiquidoPagar
+	}
+	return sum, nil
+}
+
+// encodeEmployees builds the COPY body of the employee rows, ids[i] being the id of
+// recs[i].
+func encodeEmployees(closingID, runID int64, at time.Time, ids []int64, recs []rules.Consolidated) ([]byte, error) {
 	emp := newCopyBinary(256 * len(recs))
 	for i := range recs {
 		r := &recs[i]
 		fuentes, err := json.Marshal(r.FuentesUtilizadas)
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		reglas, err := json.Marshal(r.ReglasAplicadas)
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		for _, v := range []money.Cents{r.TotalHaberes, r.TotalDescuentos, r.LiquidoPagar} {
 			if !v.Fits() {
-				return sum, &rules.OverflowError{EmpleadoID: r.EmpleadoOrigenID, Field: "a total"}
+				return nil, &rules.OverflowError{EmpleadoID: r.EmpleadoOrigenID, Field: "a total"}
 			}
 		}
 		emp.row(len(employeeColumns))
@@ -105,18 +138,17 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 			emp.null()
 		}
 	}
-	pg := tx.Conn().PgConn()
-	tag, err := pg.CopyFrom(ctx, bytes.NewReader(emp.bytes()), sqlCopyEmployees)
-	if err != nil {
-		return sum, fmt.Errorf("copying %d consolidated employees: %w", len(recs), err)
-	}
-	sum.Employees = int(tag.RowsAffected())
+	return emp.bytes(), nil
+}
 
+// encodeConcepts builds the COPY body of the concept rows of recs; lines is their
+// number.
+func encodeConcepts(ids []int64, recs []rules.Consolidated, lines int) ([]byte, error) {
 	con := newCopyBinary(96 * lines)
 	for i := range recs {
 		for _, l := range recs[i].Lines {
 			if !l.Value.Fits() {
-				return sum, &rules.OverflowError{EmpleadoID: recs[i].EmpleadoOrigenID, Field: "concept " + l.Code}
+				return nil, &rules.OverflowError{EmpleadoID: recs[i].EmpleadoOrigenID, Field: "concept " + l.Code}
 			}
 			con.row(len(conceptColumns))
 			con.int8(ids[i])
@@ -127,19 +159,7 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 			con.text(l.Source)
 		}
 	}
-	tag, err = pg.CopyFrom(ctx, bytes.NewReader(con.bytes()), sqlCopyConcepts)
-	if err != nil {
-		return sum, fmt.Errorf("copying %d consolidated concepts: %w", lines, err)
-	}
-	sum.Records = sum.Employees + int(tag.RowsAffected())
-
-	for i := range recs {
-		r := &recs[i]
-		sum.TotalHaberes += r.TotalHaberes
-		sum.TotalDescuentos += r.TotalDescuentos
-		sum.LiquidoPagar += r.LiquidoPagar
-	}
-	return sum, nil
+	return con.bytes(), nil
 }
 
 // ReadResults reads a closing's consolidated records back, sorted by RUT, with
