@@ -67,160 +67,194 @@ WHERE nomina_rut_canonical(rut) = ANY($1::text[])
 // concept lines, novedades and movements. Matching is by canonical RUT (R1, R2).
 func ReadChunk(ctx context.Context, q Querier, c Closing, firstID, lastID int64) (ChunkSources, error) {
 	month := rules.Month{Year: c.Anno, Month: time.Month(c.Mes)}
-	out := ChunkSources{Month: month}
-
+	r := &chunkReader{closingID: c.ID, out: ChunkSources{Month: month}}
 	rows, err := q.Query(ctx, sqlChunkLibro, c.ID, firstID, lastID)
 	if err != nil {
 		return ChunkSources{}, fmt.Errorf("reading libro of closing %d: %w", c.ID, err)
 	}
-	byID := map[int64]int{}
-	byRUT := map[string]int{}
-	var ids []int64
-	var ruts []string
+	ids, ruts, err := r.libro(rows)
+	if err != nil {
+		return ChunkSources{}, err
+	}
+	if len(ids) == 0 {
+		return r.out, nil
+	}
+
+	// Each query is queued with the method that reads its result; pgx calls them
+	// in this order, so the novedades rows are known before their lines arrive.
+	first, last := month.First(), month.Last()
+	b := &pgx.Batch{}
+	b.Queue(sqlChunkLibroLines, ids).Query(r.libroLines)
+	b.Queue(sqlChunkNovedades, c.ID, ruts).Query(r.novedades)
+	b.Queue(sqlChunkNovedadesLines, c.ID, ruts).Query(r.novedadesLines)
+	b.Queue(sqlChunkAltasBajas, ruts, first, last).Query(r.altasBajas)
+	b.Queue(sqlChunkAusentismos, ruts, first, last).Query(r.ausentismos)
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		if !r.started {
+			// The batch failed before its first result was read, and pgx called
+			// no reader: the error is the libro lines' too.
+			return ChunkSources{}, fmt.Errorf("reading libro lines of closing %d: %w", c.ID, err)
+		}
+		return ChunkSources{}, err // a reader's, already saying what it read
+	}
+	return r.out, nil
+}
+
+// chunkReader builds the sources of one chunk from the results of ReadChunk's
+// queries, each read by one of its methods.
+type chunkReader struct {
+	closingID int64
+	out       ChunkSources
+	byID      map[int64]int              // libro row id → index in out.Employees
+	byRUT     map[string]int             // canonical RUT → index in out.Employees
+	novByID   map[int64]*rules.Novedades // novedades row id → its row
+	started   bool                       // a result of the batch has been read
+}
+
+// libro reads the chunk's libro rows and returns their ids and canonical RUTs.
+func (r *chunkReader) libro(rows pgx.Rows) (ids []int64, ruts []string, err error) {
+	defer rows.Close()
+	r.byID, r.byRUT = map[int64]int{}, map[string]int{}
 	for rows.Next() {
 		var l rules.Libro
 		var nombre, cargo, centro pgtype.Text
 		if err := rows.Scan(&l.ID, &l.RawRUT, &nombre, &cargo, &centro); err != nil {
-			rows.Close()
-			return ChunkSources{}, fmt.Errorf("reading libro of closing %d: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("reading libro of closing %d: %w", r.closingID, err)
 		}
 		canon, err := rut.Normalize(l.RawRUT)
-		if _, dup := byRUT[canon]; err != nil || dup {
-			rows.Close()
-			return ChunkSources{}, &RUTError{Table: "nomina_empleado_cierre", RowID: l.ID}
+		if _, dup := r.byRUT[canon]; err != nil || dup {
+			return nil, nil, &RUTError{Table: "nomina_empleado_cierre", RowID: l.ID}
 		}
 		l.RUT = canon
 		l.Nombre, l.Cargo, l.CentroCosto = text(nombre), text(cargo), text(centro)
-		byID[l.ID] = len(out.Employees)
-		byRUT[canon] = len(out.Employees)
+		r.byID[l.ID] = len(r.out.Employees)
+		r.byRUT[canon] = len(r.out.Employees)
 		ids = append(ids, l.ID)
 		ruts = append(ruts, canon)
-		out.Employees = append(out.Employees, rules.Sources{Libro: l})
+		r.out.Employees = append(r.out.Employees, rules.Sources{Libro: l})
 	}
 	if err := rows.Err(); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading libro of closing %d: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("reading libro of closing %d: %w", r.closingID, err)
 	}
-	if len(ids) == 0 {
-		return out, nil
-	}
+	return ids, ruts, nil
+}
 
-	first, last := month.First(), month.Last()
-	b := &pgx.Batch{}
-	b.Queue(sqlChunkLibroLines, ids)
-	b.Queue(sqlChunkNovedades, c.ID, ruts)
-	b.Queue(sqlChunkNovedadesLines, c.ID, ruts)
-	b.Queue(sqlChunkAltasBajas, ruts, first, last)
-	b.Queue(sqlChunkAusentismos, ruts, first, last)
-	br := q.SendBatch(ctx, b)
-	defer br.Close()
-
-	// Libro lines.
-	if err := readLines(br, func(empID int64, l rules.Line) error {
-		i, ok := byID[empID]
+func (r *chunkReader) libroLines(rows pgx.Rows) error {
+	r.started = true
+	err := readLines(rows, func(empID int64, l rules.Line) error {
+		i, ok := r.byID[empID]
 		if !ok {
 			return fmt.Errorf("libro line %d names employee %d outside the chunk", l.ID, empID)
 		}
-		out.Employees[i].Libro.Lines = append(out.Employees[i].Libro.Lines, l)
+		r.out.Employees[i].Libro.Lines = append(r.out.Employees[i].Libro.Lines, l)
 		return nil
-	}); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading libro lines of closing %d: %w", c.ID, err)
-	}
-
-	// Novedades rows, matched by canonical RUT.
-	novByID := map[int64]*rules.Novedades{}
-	rows, err = br.Query()
+	})
 	if err != nil {
-		return ChunkSources{}, fmt.Errorf("reading novedades of closing %d: %w", c.ID, err)
+		return fmt.Errorf("reading libro lines of closing %d: %w", r.closingID, err)
 	}
+	return nil
+}
+
+// novedades reads the novedades rows, matched to the libro rows by canonical RUT.
+func (r *chunkReader) novedades(rows pgx.Rows) error {
+	r.novByID = map[int64]*rules.Novedades{}
 	for rows.Next() {
 		n := &rules.Novedades{}
 		var raw string
 		var nombre, cargo, centro pgtype.Text
 		if err := rows.Scan(&n.ID, &raw, &nombre, &cargo, &centro); err != nil {
-			rows.Close()
-			return ChunkSources{}, fmt.Errorf("reading novedades of closing %d: %w", c.ID, err)
+			return fmt.Errorf("reading novedades of closing %d: %w", r.closingID, err)
 		}
 		canon, err := rut.Normalize(raw)
-		i, ok := byRUT[canon]
-		if err != nil || !ok || out.Employees[i].Novedades != nil {
-			rows.Close()
-			return ChunkSources{}, &RUTError{Table: "nomina_empleado_cierre_novedades", RowID: n.ID}
+		i, ok := r.byRUT[canon]
+		if err != nil || !ok || r.out.Employees[i].Novedades != nil {
+			return &RUTError{Table: "nomina_empleado_cierre_novedades", RowID: n.ID}
 		}
 		n.Nombre, n.Cargo, n.CentroCosto = text(nombre), text(cargo), text(centro)
-		out.Employees[i].Novedades = n
-		novByID[n.ID] = n
+		r.out.Employees[i].Novedades = n
+		r.novByID[n.ID] = n
 	}
 	if err := rows.Err(); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading novedades of closing %d: %w", c.ID, err)
+		return fmt.Errorf("reading novedades of closing %d: %w", r.closingID, err)
 	}
-	if err := readLines(br, func(novID int64, l rules.Line) error {
-		n, ok := novByID[novID]
+	return nil
+}
+
+func (r *chunkReader) novedadesLines(rows pgx.Rows) error {
+	err := readLines(rows, func(novID int64, l rules.Line) error {
+		n, ok := r.novByID[novID]
 		if !ok {
 			return fmt.Errorf("novedades line %d names row %d outside the chunk", l.ID, novID)
 		}
 		n.Lines = append(n.Lines, l)
 		return nil
-	}); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading novedades lines of closing %d: %w", c.ID, err)
-	}
-
-	// Movements: rows whose RUT does not normalize are ignored (R7).
-	rows, err = br.Query()
+	})
 	if err != nil {
-		return ChunkSources{}, fmt.Errorf("reading movements: %w", err)
+		return fmt.Errorf("reading novedades lines of closing %d: %w", r.closingID, err)
 	}
+	return nil
+}
+
+// altasBajas reads the movements; rows whose RUT does not normalize are ignored (R7).
+func (r *chunkReader) altasBajas(rows pgx.Rows) error {
 	for rows.Next() {
 		var raw string
 		var m rules.AltaBaja
 		if err := rows.Scan(&raw, &m.Tipo, &m.Fecha); err != nil {
-			rows.Close()
-			return ChunkSources{}, fmt.Errorf("reading movements: %w", err)
+			return fmt.Errorf("reading movements: %w", err)
 		}
-		if canon, err := rut.Normalize(raw); err == nil {
-			if i, ok := byRUT[canon]; ok {
-				out.Employees[i].AltasBajas = append(out.Employees[i].AltasBajas, m)
-			}
+		if i, ok := r.employee(raw); ok {
+			r.out.Employees[i].AltasBajas = append(r.out.Employees[i].AltasBajas, m)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading movements: %w", err)
+		return fmt.Errorf("reading movements: %w", err)
 	}
-	rows, err = br.Query()
-	if err != nil {
-		return ChunkSources{}, fmt.Errorf("reading absences: %w", err)
-	}
+	return nil
+}
+
+// ausentismos reads the absences; rows whose RUT does not normalize are ignored (R7).
+func (r *chunkReader) ausentismos(rows pgx.Rows) error {
 	for rows.Next() {
 		var raw string
 		var a rules.Ausentismo
 		var fin pgtype.Date
 		if err := rows.Scan(&raw, &a.Inicio, &fin); err != nil {
-			rows.Close()
-			return ChunkSources{}, fmt.Errorf("reading absences: %w", err)
+			return fmt.Errorf("reading absences: %w", err)
 		}
 		if fin.Valid {
 			a.Fin = fin.Time
 		}
-		if canon, err := rut.Normalize(raw); err == nil {
-			if i, ok := byRUT[canon]; ok {
-				out.Employees[i].Ausentismos = append(out.Employees[i].Ausentismos, a)
-			}
+		if i, ok := r.employee(raw); ok {
+			r.out.Employees[i].Ausentismos = append(r.out.Employees[i].Ausentismos, a)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return ChunkSources{}, fmt.Errorf("reading absences: %w", err)
+		return fmt.Errorf("reading absences: %w", err)
 	}
-	return out, br.Close()
+	return nil
+}
+
+// employee is the index of the chunk's employee with the RUT of a movement, if
+// the RUT normalizes and is one of the chunk's.
+func (r *chunkReader) employee(rawRUT string) (int, bool) {
+	canon, err := rut.Normalize(rawRUT)
+	if err != nil {
+		return 0, false
+	}
+	i, ok := r.byRUT[canon]
+	return i, ok
 }
 
 // readLines reads concept lines (owner, id, code, name, value as text, type). It
 // decodes the raw values itself: this is the hottest loop of a worker, and pgx's
 // reflective Scan cost more than the rules.
-func readLines(br pgx.BatchResults, add func(ownerID int64, l rules.Line) error) error {
-	rows, err := br.Query()
-	if err != nil {
+func readLines(rows pgx.Rows, add func(ownerID int64, l rules.Line) error) error {
+	// A result that failed before its first row (the connection lost mid-batch)
+	// comes closed, with its error and no field descriptions.
+	if err := rows.Err(); err != nil {
 		return err
 	}
-	defer rows.Close()
 	fields := rows.FieldDescriptions()
 	if len(fields) != 6 || fields[0].Format != pgx.BinaryFormatCode || fields[1].Format != pgx.BinaryFormatCode {
 		return fmt.Errorf("concept lines: unexpected result shape")

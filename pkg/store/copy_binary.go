@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -10,64 +11,87 @@ import (
 // the two result tables. It exists for speed: the generic path (pgx's CopyFrom)
 // allocates a row slice per row and goes through math/big for every numeric, which
 // cost more CPU than everything else a worker does, on a machine where PostgreSQL
-// needs that CPU to take the rows.
-type copyBinary struct{ b []byte }
+// needs that CPU to take the rows. Each method returns the body with its value
+// appended, like append: a value kept in a local variable stays off the heap, so
+// its writes cost no GC write barrier.
+type copyBinary []byte
 
 var copyHeader = []byte("PGCOPY\n\377\r\n\000\000\000\000\000\000\000\000\000")
 
-func newCopyBinary(sizeHint int) *copyBinary {
-	c := &copyBinary{b: make([]byte, 0, sizeHint)}
-	c.b = append(c.b, copyHeader...)
+func newCopyBinary(sizeHint int) copyBinary {
+	return append(make(copyBinary, 0, sizeHint), copyHeader...)
+}
+
+// copyColumn is one column of a COPY into a table whose rows are made from values
+// of type R: its name and the function that appends its value for a row. A table
+// of them keeps the column list and the values in step, so adding a column is one
+// line; the functions are package-level values, so a row costs no allocation.
+type copyColumn[R any] struct {
+	name   string
+	encode func(c copyBinary, r *R) copyBinary
+}
+
+// columnList is the column list of a COPY statement: the names, comma-separated.
+func columnList[R any](columns []copyColumn[R]) string {
+	names := make([]string, len(columns))
+	for i, col := range columns {
+		names[i] = col.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// appendRow appends the row made from r, one value for each column.
+func appendRow[R any](c copyBinary, columns []copyColumn[R], r *R) copyBinary {
+	c = c.row(len(columns))
+	for i := range columns {
+		c = columns[i].encode(c, r)
+	}
 	return c
 }
 
-func (c *copyBinary) row(columns int) { c.b = binary.BigEndian.AppendUint16(c.b, uint16(columns)) }
-
-func (c *copyBinary) length(n int) { c.b = binary.BigEndian.AppendUint32(c.b, uint32(n)) }
-
-func (c *copyBinary) null() { c.b = binary.BigEndian.AppendUint32(c.b, math.MaxUint32) }
-
-func (c *copyBinary) int8(v int64) {
-	c.length(8)
-	c.b = binary.BigEndian.AppendUint64(c.b, uint64(v))
+func (c copyBinary) row(columns int) copyBinary {
+	return binary.BigEndian.AppendUint16(c, uint16(columns))
 }
 
-func (c *copyBinary) int4(v int32) {
-	c.length(4)
-	c.b = binary.BigEndian.AppendUint32(c.b, uint32(v))
+func (c copyBinary) length(n int) copyBinary { return binary.BigEndian.AppendUint32(c, uint32(n)) }
+
+func (c copyBinary) null() copyBinary { return binary.BigEndian.AppendUint32(c, math.MaxUint32) }
+
+func (c copyBinary) int8(v int64) copyBinary {
+	return binary.BigEndian.AppendUint64(c.length(8), uint64(v))
 }
 
-func (c *copyBinary) bool(v bool) {
-	c.length(1)
+func (c copyBinary) int4(v int32) copyBinary {
+	return binary.BigEndian.AppendUint32(c.length(4), uint32(v))
+}
+
+func (c copyBinary) bool(v bool) copyBinary {
 	if v {
-		c.b = append(c.b, 1)
-	} else {
-		c.b = append(c.b, 0)
+		return append(c.length(1), 1)
 	}
+	return append(c.length(1), 0)
 }
 
-func (c *copyBinary) text(s string) {
-	c.length(len(s))
-	c.b = append(c.b, s...)
+func (c copyBinary) text(s string) copyBinary {
+	return append(c.length(len(s)), s...)
 }
 
 // jsonb is the version byte 1 followed by the JSON text.
-func (c *copyBinary) jsonb(raw []byte) {
-	c.length(len(raw) + 1)
-	c.b = append(c.b, 1)
-	c.b = append(c.b, raw...)
+func (c copyBinary) jsonb(raw []byte) copyBinary {
+	c = append(c.length(len(raw)+1), 1)
+	return append(c, raw...)
 }
 
 // postgresEpoch is 2000-01-01, the zero of PostgreSQL's timestamps.
 var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (c *copyBinary) timestamptz(t time.Time) {
-	c.int8(t.Sub(postgresEpoch).Microseconds())
+func (c copyBinary) timestamptz(t time.Time) copyBinary {
+	return c.int8(t.Sub(postgresEpoch).Microseconds())
 }
 
 // numeric writes cents as a numeric with scale 2: sign, weight and base-10000
 // digits, the integer part first, then the cents as one digit (cents·100).
-func (c *copyBinary) numeric(cents int64) {
+func (c copyBinary) numeric(cents int64) copyBinary {
 	var sign uint16
 	u := uint64(cents)
 	if cents < 0 {
@@ -101,17 +125,18 @@ func (c *copyBinary) numeric(cents int64) {
 	if n == 0 {
 		weight, sign = 0, 0
 	}
-	c.length(8 + 2*n)
-	c.b = binary.BigEndian.AppendUint16(c.b, uint16(n))
-	c.b = binary.BigEndian.AppendUint16(c.b, uint16(int16(weight)))
-	c.b = binary.BigEndian.AppendUint16(c.b, sign)
-	c.b = binary.BigEndian.AppendUint16(c.b, 2) // dscale
+	c = c.length(8 + 2*n)
+	c = binary.BigEndian.AppendUint16(c, uint16(n))
+	c = binary.BigEndian.AppendUint16(c, uint16(int16(weight)))
+	c = binary.BigEndian.AppendUint16(c, sign)
+	c = binary.BigEndian.AppendUint16(c, 2) // dscale
 	for _, d := range digits[:n] {
-		c.b = binary.BigEndian.AppendUint16(c.b, d)
+		c = binary.BigEndian.AppendUint16(c, d)
 	}
+	return c
 }
 
 // bytes ends the stream and returns it.
-func (c *copyBinary) bytes() []byte {
-	return binary.BigEndian.AppendUint16(c.b, math.MaxUint16)
+func (c copyBinary) bytes() []byte {
+	return binary.BigEndian.AppendUint16(c, math.MaxUint16)
 }
