@@ -22,7 +22,7 @@ func (e *Engine) Resolve(ctx context.Context, ref Ref) (int64, error) {
 	case ref.RunID > 0:
 		return ref.RunID, nil
 	case ref.ClosingID > 0:
-		id, err := store.LatestRunID(ctx, e.pool, ref.ClosingID)
+		id, err := e.ledger.LatestRunID(ctx, ref.ClosingID)
 		if errors.Is(err, store.ErrNotFound) {
 			return 0, errorf(KindNotFound, "closing %d has no consolidation", ref.ClosingID)
 		}
@@ -54,7 +54,7 @@ func (e *Engine) Get(ctx context.Context, ref Ref) (Report, error) {
 }
 
 func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
-	run, err := store.GetRun(ctx, e.pool, runID)
+	run, err := e.ledger.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
 	}
@@ -63,12 +63,12 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 	}
 	r := Report{Run: run, Progress: e.liveProgress(ctx, run)}
 	if run.ChunksFailed > 0 {
-		if r.FailedChunks, err = store.Chunks(ctx, e.pool, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
+		if r.FailedChunks, err = e.ledger.Chunks(ctx, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
 			return Report{}, err
 		}
 	}
 	if run.Finished() {
-		if m, err := store.GetMetrics(ctx, e.pool, run.ClosingID); err == nil && m.RunID == run.ID {
+		if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil && m.RunID == run.ID {
 			r.Metrics = &m
 		}
 	}
@@ -152,7 +152,7 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	run, err := store.GetRun(ctx, e.pool, runID)
+	run, err := e.ledger.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
 	}
@@ -162,7 +162,7 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
 	if run.Finished() {
 		return Report{}, errorf(KindFailedPrecondition, "consolidation %d has already ended in estado %q", runID, run.Estado)
 	}
-	if _, err := store.RequestCancel(ctx, e.pool, runID); err != nil {
+	if _, err := e.ledger.RequestCancel(ctx, runID); err != nil {
 		return Report{}, err
 	}
 	// Driven here: stop it. Not driven here: drive it now, which finishes it as
