@@ -220,8 +220,11 @@ func TestRedisRestartedMidRun(t *testing.T) {
 	c.waitFor(runID, time.Minute, "some chunks done", func(r *consolidationv1.Consolidation) bool {
 		return r.GetChunksSucceeded() >= 3
 	})
+	ended := c.endedChunks(runID)
 	c.redisServer.Kill()
-	time.Sleep(300 * time.Millisecond) // chunks end while Redis is down
+	// Chunks end while Redis is down.
+	require.Eventually(t, func() bool { return c.endedChunks(runID) > ended }, time.Minute, 20*time.Millisecond,
+		"no chunk ended while Redis was down")
 	require.NoError(t, c.redisServer.Restart(context.Background()))
 	c.requireCleanResult(closing, runID, nil)
 	require.Eventually(t, func() bool {
@@ -274,15 +277,20 @@ func TestCancelMidRun(t *testing.T) {
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_CANCELLED, cres.GetConsolidation().GetStatus())
 	require.Equal(t, domain.EstadoCancelada, c.estado(closing))
 
-	// Let every held attempt wake up and try to commit.
-	time.Sleep(2500 * time.Millisecond)
-	c.requireNoRows(closing)
+	// The held attempts wake up and try to commit: the fence refuses them (the
+	// ledger records it), and no row appears while they do.
 	refused := 0
-	for _, a := range c.attempts(runID) {
-		if a.CommitRefused {
-			refused++
+	require.Eventually(t, func() bool {
+		refused = 0
+		for _, a := range c.attempts(runID) {
+			if a.CommitRefused {
+				refused++
+			}
 		}
-	}
+		return refused > 0
+	}, 30*time.Second, 20*time.Millisecond, "no attempt tried to commit after the cancel")
+	c.requireNoRowsWhile(closing, 2*time.Second) // every attempt held at the cancel (1.5s) has woken by then
+	c.requireNoRows(closing)
 	require.Positive(t, refused, "no attempt tried to commit after the cancel")
 	m, err := store.GetMetrics(context.Background(), c.pool, closing)
 	require.NoError(t, err)
@@ -305,8 +313,30 @@ func TestRunTimeLimit(t *testing.T) {
 	require.Equal(t, domain.EstadoTimeout, domain.Estado(final.GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT, final.GetStatus())
 	require.Equal(t, domain.EstadoTimeout, c.estado(closing))
-	time.Sleep(time.Second) // held attempts wake up and are refused
+	c.requireNoRowsWhile(closing, time.Second) // held attempts (700ms) wake up and are refused
 	c.requireNoRows(closing)
+}
+
+// endedChunks counts a run's chunks that have ended, in the ledger.
+func (c *cluster) endedChunks(runID int64) int {
+	c.t.Helper()
+	var n int
+	require.NoError(c.t, c.pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status = ANY($2)",
+		runID, []domain.ChunkStatus{domain.ChunkSucceeded, domain.ChunkFailed}).Scan(&n))
+	return n
+}
+
+// requireNoRowsWhile checks, throughout d and not only at its end, that the closing
+// has no consolidated rows: an absence no poll can confirm early.
+func (c *cluster) requireNoRowsWhile(closing int64, d time.Duration) {
+	c.t.Helper()
+	require.Never(c.t, func() bool {
+		var n int
+		err := c.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing).Scan(&n)
+		return err != nil || n > 0
+	}, d, 50*time.Millisecond, "rows of the run appeared after it ended")
 }
 
 func (c *cluster) requireNoRows(closing int64) {

@@ -185,9 +185,16 @@ type Lease struct {
 // Worker is the address of the leased worker.
 func (l *Lease) Worker() string { return l.ep.addr }
 
-// ProcessChunk calls the leased worker.
-func (l *Lease) ProcessChunk(ctx context.Context, req *consolidationv1.ProcessChunkRequest) (*consolidationv1.ProcessChunkResponse, error) {
-	return l.ep.client.ProcessChunk(ctx, req)
+// ProcessChunk calls the leased worker. A failed call returns a *CallError, whose
+// kind says what failed.
+func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
+	resp, err := l.ep.client.ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{
+		ConsolidationId: req.RunID, ClosingId: req.ClosingID, ChunkIndex: int32(req.Index), AttemptToken: req.Token,
+	})
+	if err != nil {
+		return ChunkResult{}, callError(err)
+	}
+	return ChunkResult{FromLedger: resp.GetSummary().GetFromLedger()}, nil
 }
 
 // Release gives the slot back; failed puts the worker in a cool-down (growing while

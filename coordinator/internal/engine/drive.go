@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -11,14 +10,11 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
-	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 // drive takes a run from its ledger to its end: it holds the run's advisory lock
@@ -29,21 +25,17 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	// Setting up must not be cut short by a cancel: a cancelled run still has to
 	// be finished, and only its driver may finish it.
 	setup := context.WithoutCancel(ctx)
-	conn, err := e.pool.Acquire(setup)
+	unlock, locked, err := e.ledger.LockRun(setup, runID)
 	if err != nil {
 		e.logger.WarnContext(ctx, "driving run: no database connection", "consolidation_id", runID, "error", err.Error())
 		return
 	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(setup, "SELECT pg_try_advisory_lock($1)", lockKey(runID)).Scan(&locked); err != nil || !locked {
+	if !locked {
 		return // another coordinator drives it
 	}
-	defer func() {
-		_, _ = conn.Exec(setup, "SELECT pg_advisory_unlock($1)", lockKey(runID))
-	}()
+	defer unlock()
 
-	run, err := store.GetRun(setup, e.pool, runID)
+	run, err := e.ledger.GetRun(setup, runID)
 	if err != nil || run.Finished() {
 		return
 	}
@@ -58,7 +50,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 		return
 	}
 	if run.Mode == domain.ModeFull {
-		n, err := store.ClearPreviousResults(ctx, e.pool, run.ClosingID, runID)
+		n, err := e.ledger.ClearPreviousResults(ctx, run.ClosingID, runID)
 		if err != nil {
 			e.stopped(ctx, run, err)
 			return
@@ -70,7 +62,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if err := e.rebuildProgress(ctx, runID); err != nil {
 		log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
 	}
-	todo, err := store.Chunks(ctx, e.pool, runID, 0, domain.ChunkPending, domain.ChunkRunning)
+	todo, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkPending, domain.ChunkRunning)
 	if err != nil {
 		e.stopped(ctx, run, err)
 		return
@@ -81,7 +73,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 
 	var wg sync.WaitGroup
 	for _, c := range todo {
-		lease, err := e.dispatcher.Acquire(ctx)
+		lease, err := e.workers.Acquire(ctx)
 		if err != nil {
 			break // cancelled, timed out or stopping
 		}
@@ -109,11 +101,11 @@ func (e *Engine) stopped(ctx context.Context, run store.Run, err error) {
 }
 
 // runChunk dispatches one chunk until it commits, fails for good, or the run stops.
-func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease *dispatch.Lease) {
+func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease lease) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
 	for try := 1; ; try++ {
 		token := rand.Int64N(1<<62) + 1
-		attempt, ok, err := store.DispatchChunk(ctx, e.pool, run.ID, c.Index, token, lease.Worker())
+		attempt, ok, err := e.ledger.DispatchChunk(ctx, run.ID, c.Index, token, lease.Worker())
 		if err != nil || !ok {
 			lease.Release(false)
 			if err == nil {
@@ -122,67 +114,61 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 			return
 		}
 		callCtx, cancel := context.WithTimeout(ctx, e.cfg.ChunkHardTimeout)
-		resp, err := lease.ProcessChunk(callCtx, &consolidationv1.ProcessChunkRequest{
-			ConsolidationId: run.ID, ClosingId: run.ClosingID, ChunkIndex: int32(c.Index), AttemptToken: token,
+		res, err := lease.ProcessChunk(callCtx, dispatch.ChunkRequest{
+			RunID: run.ID, ClosingID: run.ClosingID, Index: c.Index, Token: token,
 		})
 		cancel()
-		if err == nil {
+		v := classifyAttempt(res, err, context.Cause(ctx))
+		switch v.Outcome {
+		case domain.OutcomeCommitted, domain.OutcomeFromLedger:
 			lease.Release(false)
-			e.count(ctx, domain.OutcomeCommitted)
-			if resp.GetSummary().GetFromLedger() {
-				_ = store.EndAttempt(ctx, e.pool, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
+			e.count(ctx, domain.OutcomeCommitted) // the metric counts every success as committed
+			if v.Outcome == domain.OutcomeFromLedger {
+				_ = e.ledger.EndAttempt(ctx, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
 			}
 			e.chunkEnded(ctx, run, c.Index)
 			return
-		}
-		st := status.Convert(err)
-		if ctx.Err() != nil { // cancel, run timeout or shutdown: fencing stops any commit
+		case domain.OutcomeAbandoned:
 			lease.Release(false)
-			_ = store.EndAttempt(context.WithoutCancel(ctx), e.pool, run.ID, c.Index, attempt, domain.OutcomeAbandoned, context.Cause(ctx).Error())
+			_ = e.ledger.EndAttempt(context.WithoutCancel(ctx), run.ID, c.Index, attempt, domain.OutcomeAbandoned, v.Text)
 			return
 		}
-		retryable := true
-		outcome := domain.OutcomeError
-		switch st.Code() {
-		case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
-			retryable, outcome = false, domain.OutcomeDataError
-		case codes.Aborted:
-			retryable, outcome = false, domain.OutcomeStale
-		case codes.DeadlineExceeded:
-			outcome = domain.OutcomeTimeout
-		case codes.ResourceExhausted:
-			outcome = domain.OutcomeBusy
-		}
-		e.count(ctx, outcome)
-		lease.Release(retryable && outcome != domain.OutcomeBusy)
-		_ = store.EndAttempt(ctx, e.pool, run.ID, c.Index, attempt, outcome, st.Message())
+		e.count(ctx, v.Outcome)
+		lease.Release(v.CoolDown)
+		_ = e.ledger.EndAttempt(ctx, run.ID, c.Index, attempt, v.Outcome, v.Text)
 		// A worker may have died after its commit: the ledger knows.
-		if ch, err := store.GetChunk(ctx, e.pool, run.ID, c.Index); err == nil && ch.Status == domain.ChunkSucceeded {
+		if ch, err := e.ledger.GetChunk(ctx, run.ID, c.Index); err == nil && ch.Status == domain.ChunkSucceeded {
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
-		if !retryable || try >= e.cfg.MaxAttempts {
-			reason := st.Message()
-			if retryable {
-				reason = fmt.Sprintf("gave up after %d attempts: %s", try, st.Message())
-			}
-			if outcome != domain.OutcomeStale {
-				if _, err := store.FailChunk(ctx, e.pool, run.ID, c.Index, token, reason); err != nil {
+		next := afterFailure(v, try, e.cfg.MaxAttempts)
+		if !next.Retry {
+			if next.FailChunk {
+				if _, err := e.ledger.FailChunk(ctx, run.ID, c.Index, token, next.Reason); err != nil {
 					log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
 				}
-				log.WarnContext(ctx, "chunk failed", "attempts", try, "outcome", outcome)
+				log.WarnContext(ctx, "chunk failed", "attempts", try, "outcome", v.Outcome)
 			}
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
-		log.InfoContext(ctx, "chunk attempt failed, retrying", "attempt", try, "outcome", outcome, "code", st.Code().String())
+		log.InfoContext(ctx, "chunk attempt failed, retrying", "attempt", try, "outcome", v.Outcome, "code", callCode(err))
 		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, try) {
 			return
 		}
-		if lease, err = e.dispatcher.Acquire(ctx); err != nil {
+		if lease, err = e.workers.Acquire(ctx); err != nil {
 			return
 		}
 	}
+}
+
+// callCode is the transport's name for a failed call, for logs.
+func callCode(err error) string {
+	var ce *dispatch.CallError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return ""
 }
 
 func (e *Engine) count(ctx context.Context, outcome domain.Outcome) {
@@ -209,7 +195,7 @@ func sleepBackoff(ctx context.Context, base, maxDelay time.Duration, try int) bo
 // chunkEnded records a finished chunk (succeeded or failed) in Redis, from the
 // ledger's numbers; lost keys are rebuilt.
 func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
-	c, err := store.GetChunk(ctx, e.pool, run.ID, index)
+	c, err := e.ledger.GetChunk(ctx, run.ID, index)
 	if err != nil || (c.Status != domain.ChunkSucceeded && c.Status != domain.ChunkFailed) {
 		return
 	}
@@ -246,11 +232,11 @@ func (e *Engine) refreshProgress(ctx context.Context, run store.Run) error {
 
 // ledgerSnapshot computes a run's progress from the ledger, the source of truth.
 func (e *Engine) ledgerSnapshot(ctx context.Context, runID int64) (store.Run, progress.Snapshot, []int, error) {
-	run, err := store.GetRun(ctx, e.pool, runID)
+	run, err := e.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
-	ended, err := store.Chunks(ctx, e.pool, runID, 0, domain.ChunkSucceeded, domain.ChunkFailed)
+	ended, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkSucceeded, domain.ChunkFailed)
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
@@ -299,43 +285,25 @@ func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]s
 	return f
 }
 
-// finish decides the run's end and records it (SPEC section 6).
+// finish decides the run's end (SPEC section 6) and records it.
 func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 	ctx = context.WithoutCancel(ctx)
-	var o store.RunEnd
-	switch {
-	case errors.Is(cause, errCancelled):
-		o = store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}
-	case errors.Is(cause, context.DeadlineExceeded):
-		o = store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}
-	default:
-		latest, err := store.GetRun(ctx, e.pool, run.ID)
+	f := runFacts{Cancelled: errors.Is(cause, errCancelled), DeadlinePassed: errors.Is(cause, context.DeadlineExceeded)}
+	if !f.Cancelled && !f.DeadlinePassed {
+		latest, err := e.ledger.GetRun(ctx, run.ID)
 		if err != nil {
 			e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
 			return
 		}
-		totals, err := store.CheckControlTotals(ctx, e.pool, run.ID)
+		totals, err := e.ledger.CheckControlTotals(ctx, run.ID)
 		if err != nil {
 			e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
 			return
 		}
-		o.Totals, o.TotalsVerified = totals.Written, totals.Agree()
-		ok, k := latest.ChunksSucceeded, latest.TotalChunks
-		switch {
-		case !totals.Agree():
-			o.Estado, o.RemoveRows = domain.EstadoError, true
-			o.Error = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
-		case ok == k:
-			o.Estado = domain.EstadoConsolidados
-		case 2*ok >= k:
-			o.Estado = domain.EstadoParcial
-			o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
-		default:
-			o.Estado, o.RemoveRows = domain.EstadoError, true
-			o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
-		}
+		f.ChunksSucceeded, f.TotalChunks, f.Totals = latest.ChunksSucceeded, latest.TotalChunks, totals
 	}
-	finished, err := store.FinishRun(ctx, e.pool, run.ID, o)
+	o := decideRunEnd(f)
+	finished, err := e.ledger.FinishRun(ctx, run.ID, o)
 	if err != nil {
 		e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
 		return
@@ -348,7 +316,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 	if err := e.rebuildProgress(ctx, run.ID); err != nil {
 		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())
 	}
-	if m, err := store.GetMetrics(ctx, e.pool, run.ClosingID); err == nil {
+	if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil {
 		_ = e.progress.Set(ctx, run.ID, "metrics", map[string]string{
 			"throughput_empleados_sec": strconv.FormatFloat(m.ThroughputEmpleadosSec, 'f', 1, 64),
 			"throughput_registros_sec": strconv.FormatFloat(m.ThroughputRegistrosSec, 'f', 1, 64),

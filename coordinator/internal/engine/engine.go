@@ -20,7 +20,6 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
-	"github.com/nominacl/consolidation/pkg/store"
 )
 
 // Config configures an Engine.
@@ -52,11 +51,12 @@ type Config struct {
 
 // Engine runs consolidations.
 type Engine struct {
-	logger     *slog.Logger
-	cfg        Config
-	pool       *pgxpool.Pool
-	dispatcher *dispatch.Dispatcher
-	progress   progress.Store
+	logger   *slog.Logger
+	cfg      Config
+	ledger   ledger
+	closings closings
+	workers  workers
+	progress progress.Store
 
 	mu      sync.Mutex
 	base    context.Context // Run's context: runs stop (to be resumed) when it ends
@@ -74,8 +74,17 @@ type activeRun struct {
 	done   chan struct{}
 }
 
-// NewEngine builds an Engine.
+// NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher.
 func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
+	if pool == nil || d == nil || p == nil {
+		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
+	}
+	return newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
+}
+
+// newEngine builds an Engine over its seams: the ledger, the closings, the worker
+// pool and the progress store.
+func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers, p progress.Store) (*Engine, error) {
 	cfg.DefaultPolicy = cmp.Or(cfg.DefaultPolicy, domain.DefaultPolicy)
 	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, 600*time.Second)
 	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, 2*time.Hour)
@@ -88,12 +97,9 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	if _, err := domain.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
 	}
-	if pool == nil || d == nil || p == nil {
-		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
-	}
 	meter := otel.Meter("consolidation/coordinator")
-	e := &Engine{logger: logger, cfg: cfg, pool: pool, dispatcher: d, progress: p, active: map[int64]*activeRun{},
-		changed: map[int64]chan struct{}{}}
+	e := &Engine{logger: logger, cfg: cfg, ledger: l, closings: c, workers: w, progress: p,
+		active: map[int64]*activeRun{}, changed: map[int64]chan struct{}{}}
 	var err error
 	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
 		return nil, err
@@ -128,7 +134,7 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 func (e *Engine) reconcile(ctx context.Context) {
-	ids, err := store.UnfinishedRuns(ctx, e.pool)
+	ids, err := e.ledger.UnfinishedRuns(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.logger.WarnContext(ctx, "reconcile: listing unfinished runs", "error", err.Error())

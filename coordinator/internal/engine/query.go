@@ -22,7 +22,7 @@ func (e *Engine) Resolve(ctx context.Context, ref Ref) (int64, error) {
 	case ref.RunID > 0:
 		return ref.RunID, nil
 	case ref.ClosingID > 0:
-		id, err := store.LatestRunID(ctx, e.pool, ref.ClosingID)
+		id, err := e.ledger.LatestRunID(ctx, ref.ClosingID)
 		if errors.Is(err, store.ErrNotFound) {
 			return 0, errorf(KindNotFound, "closing %d has no consolidation", ref.ClosingID)
 		}
@@ -54,7 +54,7 @@ func (e *Engine) Get(ctx context.Context, ref Ref) (Report, error) {
 }
 
 func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
-	run, err := store.GetRun(ctx, e.pool, runID)
+	run, err := e.ledger.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
 	}
@@ -63,12 +63,12 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 	}
 	r := Report{Run: run, Progress: e.liveProgress(ctx, run)}
 	if run.ChunksFailed > 0 {
-		if r.FailedChunks, err = store.Chunks(ctx, e.pool, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
+		if r.FailedChunks, err = e.ledger.Chunks(ctx, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
 			return Report{}, err
 		}
 	}
 	if run.Finished() {
-		if m, err := store.GetMetrics(ctx, e.pool, run.ClosingID); err == nil && m.RunID == run.ID {
+		if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil && m.RunID == run.ID {
 			r.Metrics = &m
 		}
 	}
@@ -142,37 +142,4 @@ func (e *Engine) stopping() <-chan struct{} {
 		return nil
 	}
 	return e.base.Done()
-}
-
-// Cancel stops a running run: attempt tokens are revoked at once (so no chunk can
-// commit any more), in-flight calls are cancelled through their contexts, and the
-// run's rows are removed. It waits (up to ctx) for the run to end.
-func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
-	runID, err := e.Resolve(ctx, ref)
-	if err != nil {
-		return Report{}, err
-	}
-	run, err := store.GetRun(ctx, e.pool, runID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
-	}
-	if err != nil {
-		return Report{}, err
-	}
-	if run.Finished() {
-		return Report{}, errorf(KindFailedPrecondition, "consolidation %d has already ended in estado %q", runID, run.Estado)
-	}
-	if _, err := store.RequestCancel(ctx, e.pool, runID); err != nil {
-		return Report{}, err
-	}
-	// Driven here: stop it. Not driven here: drive it now, which finishes it as
-	// cancelled (or, if another coordinator drives it, that one will).
-	a := e.launch(runID)
-	a.cancel(errCancelled)
-	select {
-	case <-a.done:
-	case <-ctx.Done():
-	}
-	e.logger.InfoContext(ctx, "consolidation cancel requested", "consolidation_id", runID)
-	return e.report(ctx, runID)
 }

@@ -30,14 +30,14 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if err := e.checkDependencies(ctx); err != nil {
 		return store.Run{}, err
 	}
-	closing, err := store.GetClosing(ctx, e.pool, req.ClosingID)
+	closing, err := e.closings.GetClosing(ctx, req.ClosingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Run{}, errorf(KindNotFound, "closing %d does not exist", req.ClosingID)
 	}
 	if err != nil {
 		return store.Run{}, err
 	}
-	if id, ok, err := store.ActiveRun(ctx, e.pool, closing.ID); err != nil {
+	if id, ok, err := e.ledger.ActiveRun(ctx, closing.ID); err != nil {
 		return store.Run{}, err
 	} else if ok {
 		return store.Run{}, errorf(KindAlreadyExists, "closing %d already has consolidation %d in progress", closing.ID, id)
@@ -45,7 +45,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if err := checkEstado(closing, req); err != nil {
 		return store.Run{}, err
 	}
-	problems, err := store.CheckRUTs(ctx, e.pool, closing.ID, refusalExamples)
+	problems, err := e.closings.CheckRUTs(ctx, closing.ID, refusalExamples)
 	if err != nil {
 		return store.Run{}, err
 	}
@@ -67,11 +67,11 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if err != nil {
 		return store.Run{}, err
 	}
-	if nr.UnmatchedNovedades, err = store.CountUnmatchedNovedades(ctx, e.pool, closing.ID); err != nil {
+	if nr.UnmatchedNovedades, err = e.closings.CountUnmatchedNovedades(ctx, closing.ID); err != nil {
 		return store.Run{}, err
 	}
 
-	runID, err := store.StartRun(ctx, e.pool, nr)
+	runID, err := e.ledger.StartRun(ctx, nr)
 	var active *store.ActiveRunError
 	switch {
 	case errors.As(err, &active):
@@ -81,7 +81,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	case err != nil:
 		return store.Run{}, err
 	}
-	run, err := store.GetRun(ctx, e.pool, runID)
+	run, err := e.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return store.Run{}, err
 	}
@@ -100,13 +100,13 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 func (e *Engine) checkDependencies(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := e.pool.Ping(cctx); err != nil {
+	if err := e.ledger.Ping(cctx); err != nil {
 		return errorf(KindUnavailable, "postgresql is unreachable")
 	}
 	if err := e.progress.Ping(cctx); err != nil {
 		return errorf(KindUnavailable, "redis is unreachable")
 	}
-	if _, err := e.dispatcher.Healthy(cctx); err != nil {
+	if _, err := e.workers.Healthy(cctx); err != nil {
 		return errorf(KindUnavailable, "no worker is reachable")
 	}
 	return nil
@@ -151,7 +151,7 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 // planFull plans every libro employee of the closing, streaming them so the
 // coordinator holds only the chunk boundaries.
 func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, size int, nr *store.NewRun) error {
-	n, err := store.CountEmployees(ctx, e.pool, c.ID)
+	n, err := e.closings.CountEmployees(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Po
 	if weighted {
 		// The cost-weighted policy needs the total weight before it can cut; costs
 		// are small (four numbers an employee).
-		if err := store.EachEmployee(ctx, e.pool, c.ID, true, func(ec store.EmployeeCost) { costs = append(costs, ec) }); err != nil {
+		if err := e.closings.EachEmployee(ctx, c.ID, true, func(ec store.EmployeeCost) { costs = append(costs, ec) }); err != nil {
 			return err
 		}
 		total = 0
@@ -184,7 +184,7 @@ func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Po
 		for _, ec := range costs {
 			add(ec)
 		}
-	} else if err := store.EachEmployee(ctx, e.pool, c.ID, false, add); err != nil {
+	} else if err := e.closings.EachEmployee(ctx, c.ID, false, add); err != nil {
 		return err
 	}
 	if addErr != nil {
@@ -209,15 +209,15 @@ func toPlan(ec store.EmployeeCost) plan.Employee {
 
 // planRetry plans the chunks that failed in the closing's last run.
 func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRun) error {
-	last, err := store.LatestRunID(ctx, e.pool, c.ID)
+	last, err := e.ledger.LatestRunID(ctx, c.ID)
 	if err != nil {
 		return errorf(KindFailedPrecondition, "closing %d has no previous consolidation to retry", c.ID)
 	}
-	prev, err := store.GetRun(ctx, e.pool, last)
+	prev, err := e.ledger.GetRun(ctx, last)
 	if err != nil {
 		return err
 	}
-	failed, err := store.Chunks(ctx, e.pool, last, 0, domain.ChunkFailed)
+	failed, err := e.ledger.Chunks(ctx, last, 0, domain.ChunkFailed)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -77,4 +78,8 @@ func (r *RedisStore) Set(ctx context.Context, runID int64, hash string, fields m
 
 func (r *RedisStore) Get(ctx context.Context, runID int64, hash string) (map[string]string, error) {
 	return r.client.HGetAll(ctx, key(r.prefix, runID, hash)).Result()
+}
+
+func key(prefix string, runID int64, part string) string {
+	return fmt.Sprintf("%srun:%d:%s", prefix, runID, part)
 }

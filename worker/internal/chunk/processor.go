@@ -87,16 +87,10 @@ type Summary struct {
 	Worker     string
 }
 
-// DataError is a failure that retrying cannot fix: the chunk's data breaks a rule
-// (an amount that does not fit numeric(12,2), a RUT that no longer normalizes).
-type DataError struct{ Err error }
-
-func (e *DataError) Error() string { return e.Err.Error() }
-func (e *DataError) Unwrap() error { return e.Err }
-
 // Process consolidates a chunk and commits it if req.Token is still current.
-// Errors: store.ErrStaleAttempt when it is not, *DataError for bad data, anything
-// else is worth a retry.
+// Errors: store.ErrStaleAttempt when it is not, *DataError for bad data,
+// *DatabaseError for an error PostgreSQL reported; any of these but the first two is
+// worth a retry.
 func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SoftTimeout)
 	defer cancel()
@@ -106,6 +100,7 @@ func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	start, cpuStart := time.Now(), telemetry.ThreadCPU()
 
 	sum, err := p.process(ctx, req, start, cpuStart)
+	err = typed(err)
 	outcome := outcomeOf(sum, err)
 	p.chunks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(outcome))))
 	p.duration.Record(ctx, time.Since(start).Seconds())

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -75,7 +74,7 @@ func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.Pr
 // UNAVAILABLE / DEADLINE_EXCEEDED / INTERNAL (retried). Messages carry ids only.
 func toStatus(ctx context.Context, err error) error {
 	var de *chunk.DataError
-	var pgErr *pgconn.PgError
+	var dbErr *chunk.DatabaseError
 	switch {
 	case errors.Is(err, store.ErrStaleAttempt):
 		return status.Error(codes.Aborted, err.Error())
@@ -87,8 +86,8 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit")
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		return status.Error(codes.Canceled, "chunk cancelled")
-	case errors.As(err, &pgErr):
-		return status.Errorf(codes.Unavailable, "database error %s", pgErr.Code)
+	case errors.As(err, &dbErr):
+		return status.Errorf(codes.Unavailable, "database error %s", dbErr.Code)
 	default:
 		return status.Error(codes.Unavailable, "chunk failed: "+err.Error())
 	}

@@ -1,32 +1,10 @@
-// Package progress keeps the Redis side of a run: the chord's set-based completion
-// counters and the seed's progress and metrics hashes, namespaced by run. Redis is
-// never the record of what finished (the chunk ledger in PostgreSQL is): when its
-// keys are lost (FLUSHALL, restart) they are rebuilt from the ledger.
 package progress
 
 import (
-	"context"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
 )
-
-// Store is what the tracker needs of Redis. RedisStore implements it with go-redis.
-type Store interface {
-	Ping(ctx context.Context) error
-	// MarkDone adds a chunk to the run's done set and, the first time only, adds
-	// its employees and records to the progress hash. It reports whether the chunk
-	// was new and whether the progress hash existed before (if not, the keys were
-	// lost and must be rebuilt).
-	MarkDone(ctx context.Context, runID int64, chunk, employees, records int, ttl time.Duration) (added, hadHash bool, err error)
-	// Reset replaces the run's keys: done set, and the progress hash fields.
-	Reset(ctx context.Context, runID int64, done []int, fields map[string]string, ttl time.Duration) error
-	// Set updates fields of the run's "progress" or "metrics" hash.
-	Set(ctx context.Context, runID int64, hash string, fields map[string]string, ttl time.Duration) error
-	// Get reads the run's "progress" or "metrics" hash (empty when missing).
-	Get(ctx context.Context, runID int64, hash string) (map[string]string, error)
-}
 
 // Snapshot is a run's progress, the seed's progress hash in numbers.
 type Snapshot struct {
@@ -91,8 +69,4 @@ func ParseSnapshot(f map[string]string) (s Snapshot, ok bool) {
 	s.Elapsed = time.Duration(el * float64(time.Second))
 	s.ETA = time.Duration(eta * float64(time.Second))
 	return s, true
-}
-
-func key(prefix string, runID int64, part string) string {
-	return fmt.Sprintf("%srun:%d:%s", prefix, runID, part)
 }

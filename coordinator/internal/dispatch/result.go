@@ -1,0 +1,87 @@
+package dispatch
+
+import (
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ChunkRequest asks a worker to process one chunk under one attempt token.
+type ChunkRequest struct {
+	RunID     int64
+	ClosingID int64
+	Index     int
+	Token     int64
+}
+
+// ChunkResult is what a worker reports of a chunk it processed.
+type ChunkResult struct {
+	// FromLedger is set when the chunk had already been committed by this same
+	// attempt (a repeated delivery) and the worker answered from the ledger.
+	FromLedger bool
+}
+
+// ErrorKind says how a ProcessChunk call failed, in words the engine decides with.
+type ErrorKind int
+
+const (
+	// KindOther is any other failure: the worker is gone, the connection was lost,
+	// the worker hit a database error. Worth another attempt elsewhere.
+	KindOther ErrorKind = iota
+	// KindBusy: the worker had no room for the chunk.
+	KindBusy
+	// KindStale: the attempt had been superseded and the worker's commit was refused.
+	KindStale
+	// KindDataError: the chunk's data cannot be consolidated; retrying cannot help.
+	KindDataError
+	// KindTimeout: the call passed its deadline.
+	KindTimeout
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindBusy:
+		return "busy"
+	case KindStale:
+		return "stale"
+	case KindDataError:
+		return "data_error"
+	case KindTimeout:
+		return "timeout"
+	default:
+		return "other"
+	}
+}
+
+// CallError is a failed ProcessChunk call.
+type CallError struct {
+	Kind ErrorKind
+	// Msg is the worker's message (ids only, never SQL or personal data).
+	Msg string
+	// Code names the transport's status, for logs only.
+	Code string
+}
+
+func (e *CallError) Error() string { return e.Msg }
+
+// callError turns an error of a ProcessChunk call into a *CallError: the one place
+// that maps gRPC status codes to kinds.
+func callError(err error) *CallError {
+	st := status.Convert(err)
+	return &CallError{Kind: kindOf(st.Code()), Msg: st.Message(), Code: st.Code().String()}
+}
+
+// kindOf maps the status code of a failed ProcessChunk call to its kind.
+func kindOf(c codes.Code) ErrorKind {
+	switch c {
+	case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
+		return KindDataError
+	case codes.Aborted:
+		return KindStale
+	case codes.DeadlineExceeded:
+		return KindTimeout
+	case codes.ResourceExhausted:
+		return KindBusy
+	default:
+		return KindOther
+	}
+}

@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// ledger is what the engine needs of the durable record of runs: the run rows,
+// the chunk ledger and its attempts. pgStore implements it with pkg/store.
+type ledger interface {
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	// LockRun takes the advisory lock that makes one coordinator drive a run;
+	// locked is false when another holds it. unlock releases it.
+	LockRun(ctx context.Context, runID int64) (unlock func(), locked bool, err error)
+
+	StartRun(ctx context.Context, nr store.NewRun) (int64, error)
+	GetRun(ctx context.Context, runID int64) (store.Run, error)
+	ActiveRun(ctx context.Context, closingID int64) (int64, bool, error)
+	LatestRunID(ctx context.Context, closingID int64) (int64, error)
+	UnfinishedRuns(ctx context.Context) ([]int64, error)
+	RequestCancel(ctx context.Context, runID int64) (bool, error)
+	ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error)
+	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
+	FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bool, error)
+	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
+
+	Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error)
+	GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error)
+	DispatchChunk(ctx context.Context, runID int64, index int, token int64, worker string) (attempt int, ok bool, err error)
+	EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error
+	FailChunk(ctx context.Context, runID int64, index int, token int64, errText string) (bool, error)
+}
+
+// closings is what the engine reads of a closing to check and plan a run.
+// pgStore implements it with pkg/store.
+type closings interface {
+	GetClosing(ctx context.Context, id int64) (store.Closing, error)
+	CheckRUTs(ctx context.Context, closingID int64, limit int) (store.RUTProblems, error)
+	CountUnmatchedNovedades(ctx context.Context, closingID int64) (int, error)
+	CountEmployees(ctx context.Context, closingID int64) (int, error)
+	EachEmployee(ctx context.Context, closingID int64, costs bool, fn func(store.EmployeeCost)) error
+}

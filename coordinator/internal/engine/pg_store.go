@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// pgStore is the ledger and the closings over a PostgreSQL pool: each method
+// delegates to the pkg/store function of the same name.
+type pgStore struct{ pool *pgxpool.Pool }
+
+var (
+	_ ledger   = pgStore{}
+	_ closings = pgStore{}
+)
+
+func (s pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// LockRun holds a connection of its own for as long as the lock is held. An error
+// taking the lock counts as the lock being held elsewhere: the reconciler tries
+// again.
+func (s pgStore) LockRun(ctx context.Context, runID int64) (func(), bool, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey(runID)).Scan(&locked); err != nil || !locked {
+		conn.Release()
+		return nil, false, nil
+	}
+	return func() {
+		_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKey(runID))
+		conn.Release()
+	}, true, nil
+}
+
+func (s pgStore) StartRun(ctx context.Context, nr store.NewRun) (int64, error) {
+	return store.StartRun(ctx, s.pool, nr)
+}
+
+func (s pgStore) GetRun(ctx context.Context, runID int64) (store.Run, error) {
+	return store.GetRun(ctx, s.pool, runID)
+}
+
+func (s pgStore) ActiveRun(ctx context.Context, closingID int64) (int64, bool, error) {
+	return store.ActiveRun(ctx, s.pool, closingID)
+}
+
+func (s pgStore) LatestRunID(ctx context.Context, closingID int64) (int64, error) {
+	return store.LatestRunID(ctx, s.pool, closingID)
+}
+
+func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
+	return store.UnfinishedRuns(ctx, s.pool)
+}
+
+func (s pgStore) RequestCancel(ctx context.Context, runID int64) (bool, error) {
+	return store.RequestCancel(ctx, s.pool, runID)
+}
+
+func (s pgStore) ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error) {
+	return store.ClearPreviousResults(ctx, s.pool, closingID, runID)
+}
+
+func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
+	return store.CheckControlTotals(ctx, s.pool, runID)
+}
+
+func (s pgStore) FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bool, error) {
+	return store.FinishRun(ctx, s.pool, runID, o)
+}
+
+func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {
+	return store.GetMetrics(ctx, s.pool, closingID)
+}
+
+func (s pgStore) Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error) {
+	return store.Chunks(ctx, s.pool, runID, limit, statuses...)
+}
+
+func (s pgStore) GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error) {
+	return store.GetChunk(ctx, s.pool, runID, index)
+}
+
+func (s pgStore) DispatchChunk(ctx context.Context, runID int64, index int, token int64, worker string) (int, bool, error) {
+	return store.DispatchChunk(ctx, s.pool, runID, index, token, worker)
+}
+
+func (s pgStore) EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error {
+	return store.EndAttempt(ctx, s.pool, runID, index, attempt, outcome, errText)
+}
+
+func (s pgStore) FailChunk(ctx context.Context, runID int64, index int, token int64, errText string) (bool, error) {
+	return store.FailChunk(ctx, s.pool, runID, index, token, errText)
+}
+
+func (s pgStore) GetClosing(ctx context.Context, id int64) (store.Closing, error) {
+	return store.GetClosing(ctx, s.pool, id)
+}
+
+func (s pgStore) CheckRUTs(ctx context.Context, closingID int64, limit int) (store.RUTProblems, error) {
+	return store.CheckRUTs(ctx, s.pool, closingID, limit)
+}
+
+func (s pgStore) CountUnmatchedNovedades(ctx context.Context, closingID int64) (int, error) {
+	return store.CountUnmatchedNovedades(ctx, s.pool, closingID)
+}
+
+func (s pgStore) CountEmployees(ctx context.Context, closingID int64) (int, error) {
+	return store.CountEmployees(ctx, s.pool, closingID)
+}
+
+func (s pgStore) EachEmployee(ctx context.Context, closingID int64, costs bool, fn func(store.EmployeeCost)) error {
+	return store.EachEmployee(ctx, s.pool, closingID, costs, fn)
+}

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/money"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+func TestDecideRunEnd(t *testing.T) {
+	t.Parallel()
+	written := store.WriteSummary{Employees: 300, Records: 2100, TotalHaberes: money.Cents(123456789),
+		TotalDescuentos: money.Cents(2345678), LiquidoPagar: money.Cents(121111111)}
+	agree := store.ControlTotals{Ledger: written, Written: written}
+	short := written
+	short.LiquidoPagar--
+	disagree := store.ControlTotals{Ledger: written, Written: short}
+	const totalsMsg = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
+
+	for _, tc := range []struct {
+		name string
+		f    runFacts
+		want store.RunEnd
+	}{
+		{"EveryChunkSucceeded", runFacts{ChunksSucceeded: 6, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoConsolidados, Totals: written, TotalsVerified: true}},
+		{"EmptyClosingHasNothingToFail", runFacts{},
+			store.RunEnd{Estado: domain.EstadoConsolidados, TotalsVerified: true}},
+		{"OneChunkOfOne", runFacts{ChunksSucceeded: 1, TotalChunks: 1, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoConsolidados, Totals: written, TotalsVerified: true}},
+		{"OneFailedIsPartial", runFacts{ChunksSucceeded: 5, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoParcial, Error: "1 of 6 chunks failed", Totals: written, TotalsVerified: true}},
+		{"ExactlyHalfIsPartialRowsKept", runFacts{ChunksSucceeded: 3, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoParcial, Error: "3 of 6 chunks failed", Totals: written, TotalsVerified: true}},
+		{"OneOfTwoIsHalf", runFacts{ChunksSucceeded: 1, TotalChunks: 2, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoParcial, Error: "1 of 2 chunks failed", Totals: written, TotalsVerified: true}},
+		{"JustUnderHalfIsErrorRowsRemoved", runFacts{ChunksSucceeded: 3, TotalChunks: 7, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoError, Error: "4 of 7 chunks failed", RemoveRows: true, Totals: written, TotalsVerified: true}},
+		{"JustOverHalf", runFacts{ChunksSucceeded: 4, TotalChunks: 7, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoParcial, Error: "3 of 7 chunks failed", Totals: written, TotalsVerified: true}},
+		{"AllFailed", runFacts{ChunksSucceeded: 0, TotalChunks: 5},
+			store.RunEnd{Estado: domain.EstadoError, Error: "5 of 5 chunks failed", RemoveRows: true, TotalsVerified: true}},
+		{"TotalsDisagreeDespiteEveryChunk", runFacts{ChunksSucceeded: 6, TotalChunks: 6, Totals: disagree},
+			store.RunEnd{Estado: domain.EstadoError, Error: totalsMsg, RemoveRows: true, Totals: short}},
+		{"TotalsDisagreeBeatPartial", runFacts{ChunksSucceeded: 4, TotalChunks: 6, Totals: disagree},
+			store.RunEnd{Estado: domain.EstadoError, Error: totalsMsg, RemoveRows: true, Totals: short}},
+		{"CancelWinsOverEveryChunk", runFacts{Cancelled: true, ChunksSucceeded: 6, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+		{"CancelWinsOverDisagreeingTotals", runFacts{Cancelled: true, ChunksSucceeded: 1, TotalChunks: 6, Totals: disagree},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+		{"CancelWinsOverTheDeadline", runFacts{Cancelled: true, DeadlinePassed: true},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+		{"DeadlineRemovesRows", runFacts{DeadlinePassed: true, ChunksSucceeded: 5, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+		{"DeadlineOfAnEmptyRun", runFacts{DeadlinePassed: true},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, decideRunEnd(tc.f))
+		})
+	}
+}

@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
+)
+
+// workers is what the engine needs of the worker pool: a slot on some worker, and
+// whether any worker is serving. dispatcherWorkers implements it with a
+// dispatch.Dispatcher.
+type workers interface {
+	// Acquire waits for a free slot on some worker.
+	Acquire(ctx context.Context) (lease, error)
+	// Healthy returns how many workers are serving, or an error when none is.
+	Healthy(ctx context.Context) (int, error)
+}
+
+// lease is a slot on one worker: it names the worker, processes a chunk there, and
+// is released once, saying whether the worker should cool down.
+type lease interface {
+	Worker() string
+	// ProcessChunk returns a *dispatch.CallError when the call fails.
+	ProcessChunk(ctx context.Context, req dispatch.ChunkRequest) (dispatch.ChunkResult, error)
+	Release(coolDown bool)
+}
+
+// dispatcherWorkers is the worker pool behind a dispatch.Dispatcher.
+type dispatcherWorkers struct{ d *dispatch.Dispatcher }
+
+func (w dispatcherWorkers) Acquire(ctx context.Context) (lease, error) {
+	l, err := w.d.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (w dispatcherWorkers) Healthy(ctx context.Context) (int, error) { return w.d.Healthy(ctx) }

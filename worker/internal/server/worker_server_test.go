@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/worker/internal/chunk"
+)
+
+func TestToStatus(t *testing.T) {
+	t.Parallel()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		{"StaleAttemptIsAborted", context.Background(), fmt.Errorf("committing: %w", store.ErrStaleAttempt),
+			codes.Aborted, "committing: " + store.ErrStaleAttempt.Error()},
+		{"DataErrorIsFailedPrecondition", context.Background(), &chunk.DataError{Err: errors.New("employee row 7: total_haberes does not fit numeric(12,2)")},
+			codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"},
+		{"DataErrorBeatsDatabaseError", context.Background(), &chunk.DataError{Err: &chunk.DatabaseError{Code: "22003", Err: errors.New("numeric field overflow")}},
+			codes.FailedPrecondition, "numeric field overflow"},
+		{"NotFound", context.Background(), fmt.Errorf("reading chunk 3 of consolidation 9: %w", store.ErrNotFound),
+			codes.NotFound, "reading chunk 3 of consolidation 9: " + store.ErrNotFound.Error()},
+		{"Deadline", context.Background(), fmt.Errorf("reading: %w", context.DeadlineExceeded),
+			codes.DeadlineExceeded, "chunk exceeded its time limit"},
+		{"Cancelled", context.Background(), context.Canceled, codes.Canceled, "chunk cancelled"},
+		{"CallerGoneIsCancelled", cancelled, &chunk.DatabaseError{Code: "57014", Err: errors.New("canceling statement")},
+			codes.Canceled, "chunk cancelled"},
+		{"DatabaseErrorNamesOnlyItsCode", context.Background(), &chunk.DatabaseError{Code: "57P01", Err: errors.New("terminating connection; SELECT secret")},
+			codes.Unavailable, "database error 57P01"},
+		{"AnyOtherErrorIsUnavailable", context.Background(), errors.New("connection reset"),
+			codes.Unavailable, "chunk failed: connection reset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := status.Convert(toStatus(tc.ctx, tc.err))
+			require.Equal(t, tc.code, st.Code())
+			require.Equal(t, tc.msg, st.Message())
+		})
+	}
+}
