@@ -43,7 +43,7 @@ lint: tools ## buf lint and go vet on every module
 
 .PHONY: verify
 verify: generate lint ## check generated code is up to date, then lint
-	@git diff --exit-code -- proto || { echo "generated code is out of date: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- proto)" || { git status --short --untracked-files=all -- proto; echo "generated code is out of date or untracked: run make generate and commit"; exit 1; }
 
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar
