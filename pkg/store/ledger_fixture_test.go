@@ -201,3 +201,16 @@ func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 	require.NoError(t, pool.QueryRow(t.Context(), sql, args...).Scan(&n))
 	return n
 }
+
+// writeWithoutRun writes the consolidated rows of a closing's libro employees with
+// ids in [first, last] as no run's (consolidation_run_id NULL), as rows written
+// before the service kept run ids are.
+func writeWithoutRun(t *testing.T, pool *pgxpool.Pool, closingID, first, last int64) {
+	t.Helper()
+	recs := consolidated(t, pool, closingID, first, last)
+	require.NotEmpty(t, recs)
+	require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := store.WriteResults(t.Context(), tx, closingID, 0, time.Now(), recs)
+		return err
+	}))
+}
