@@ -147,20 +147,11 @@ func loadClosing(t *testing.T) *pgxpool.Pool {
 func consolidate(t *testing.T, pool *pgxpool.Pool, ranges [][2]int64) store.WriteSummary {
 	t.Helper()
 	ctx := context.Background()
-	closing, err := store.GetClosing(ctx, pool, 7)
-	require.NoError(t, err)
 	var total store.WriteSummary
 	for _, r := range ranges {
-		src, err := store.ReadChunk(ctx, pool, closing, r[0], r[1])
-		require.NoError(t, err)
-		var recs []rules.Consolidated
-		for _, s := range src.Employees {
-			rec, err := rules.Consolidate(s, src.Month)
-			require.NoError(t, err)
-			recs = append(recs, rec)
-		}
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			sum, err := store.WriteResults(ctx, tx, closing.ID, 0, time.Now(), recs)
+		recs := consolidated(t, pool, 7, r[0], r[1])
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			sum, err := store.WriteResults(ctx, tx, 7, 0, time.Now(), recs)
 			total.Employees += sum.Employees
 			total.Records += sum.Records
 			total.TotalHaberes += sum.TotalHaberes

@@ -1,0 +1,182 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+func TestFinishRun(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SetsEstadoOnRunAndClosing", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		finish(t, pool, runID, domain.EstadoConsolidados, false)
+		run := getRun(t, pool, runID)
+		require.True(t, run.Finished())
+		require.Equal(t, domain.EstadoConsolidados, run.Estado)
+		require.Equal(t, domain.EstadoConsolidados, estadoOf(t, pool, 7))
+	})
+	t.Run("ClosesTheLedger", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		runID := newRun(t, pool, append(threeChunks, store.ChunkRange{Index: 3, FirstID: 111, LastID: 120}))
+		committed := dispatch(t, pool, runID, 0)
+		_, _, err := commitChunk(t, pool, runID, 0, committed)
+		require.NoError(t, err)
+		failed, err := store.FailChunk(t.Context(), pool, runID, 1, dispatch(t, pool, runID, 1), "bad data")
+		require.NoError(t, err)
+		require.True(t, failed)
+		dispatch(t, pool, runID, 2) // running; chunk 3 stays pending
+
+		finish(t, pool, runID, domain.EstadoCancelada, true)
+		for index, want := range map[int]struct {
+			status domain.ChunkStatus
+			error  string
+		}{
+			0: {domain.ChunkSucceeded, ""},
+			1: {domain.ChunkFailed, "bad data"},
+			2: {domain.ChunkFailed, "run ended: consolidacion_cancelada"},
+			3: {domain.ChunkFailed, "run ended: consolidacion_cancelada"},
+		} {
+			c := chunkOf(t, pool, runID, index)
+			require.Equal(t, want.status, c.Status, "chunk %d", index)
+			require.Equal(t, want.error, c.Error, "chunk %d", index)
+		}
+		require.Zero(t, tokenOf(t, pool, runID, 1))
+		require.Zero(t, tokenOf(t, pool, runID, 2))
+		require.Equal(t, committed, tokenOf(t, pool, runID, 0), "a committed chunk keeps its token: a repeat is answered from the ledger")
+	})
+	t.Run("RemovesTheRunsRowsWhenAsked", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		writeWithoutRun(t, pool, 8, 201, 201) // closing 8's rows are no business of closing 7's run
+		runID := newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatchAndCommit(t, pool, runID, 1)
+		finish(t, pool, runID, domain.EstadoError, true)
+		requireRowsOfRun(t, pool, runID, 0, 0)
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_concepto_empleado_consolidado c JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = 7"))
+		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 8"))
+	})
+	t.Run("KeepsTheRunsRowsOtherwise", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		dispatchAndCommit(t, pool, runID, 0)
+		finish(t, pool, runID, domain.EstadoParcial, false)
+		requireRowsOfRun(t, pool, runID, 1, 5)
+	})
+	t.Run("WritesTheMetricsRow", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		dispatchAndCommit(t, pool, runID, 0)
+		finish(t, pool, runID, domain.EstadoParcial, false)
+		m, err := store.GetMetrics(t.Context(), pool, 7)
+		require.NoError(t, err)
+		require.Equal(t, runID, m.RunID)
+		require.Equal(t, chunk0Sum.Employees, m.TotalEmpleados)
+		require.Equal(t, 1, m.ChunksExitosos)
+	})
+	t.Run("ReplacesTheMetricsRowOfAnEarlierRun", func(t *testing.T) {
+		t.Parallel()
+		pool, first := newLedger(t)
+		dispatchAndCommit(t, pool, first, 0)
+		finish(t, pool, first, domain.EstadoParcial, false)
+		second := newRun(t, pool, twoChunks)
+		finish(t, pool, second, domain.EstadoCancelada, true)
+		m, err := store.GetMetrics(t.Context(), pool, 7)
+		require.NoError(t, err)
+		require.Equal(t, second, m.RunID)
+		require.Zero(t, m.ChunksExitosos)
+		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_metrica_consolidacion WHERE cierre_id = 7"))
+	})
+	t.Run("SecondFinishChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		dispatchAndCommit(t, pool, runID, 0)
+		finish(t, pool, runID, domain.EstadoParcial, false)
+		run, metrics := getRun(t, pool, runID), metricsRow(t, pool, 7)
+
+		finished, err := store.FinishRun(t.Context(), pool, runID, store.RunEnd{Estado: domain.EstadoError, Error: "late", RemoveRows: true})
+		require.NoError(t, err)
+		require.False(t, finished)
+		require.Equal(t, run, getRun(t, pool, runID))
+		require.Equal(t, domain.EstadoParcial, estadoOf(t, pool, 7))
+		requireRowsOfRun(t, pool, runID, 1, 5)
+		require.Equal(t, metrics, metricsRow(t, pool, 7))
+	})
+	t.Run("UnknownRunChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		finished, err := store.FinishRun(t.Context(), pool, 42, store.RunEnd{Estado: domain.EstadoError})
+		require.NoError(t, err)
+		require.False(t, finished)
+	})
+	t.Run("LeavesAClosingThatMovedOnAlone", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		// Someone moved the closing away from consolidando_datos by hand.
+		_, err := pool.Exec(t.Context(), "UPDATE nomina_cierrenomina SET estado = $1 WHERE id = 7", domain.EstadoConDiscrepancias)
+		require.NoError(t, err)
+		finish(t, pool, runID, domain.EstadoConsolidados, false)
+		require.Equal(t, domain.EstadoConDiscrepancias, estadoOf(t, pool, 7))
+		require.Equal(t, domain.EstadoConsolidados, getRun(t, pool, runID).Estado)
+	})
+}
+
+// metricsRow is the closing's whole metrics row as text, to see that nothing in it
+// changed.
+func metricsRow(t *testing.T, pool *pgxpool.Pool, closingID int64) string {
+	t.Helper()
+	var row string
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT m::text FROM nomina_metrica_consolidacion m WHERE cierre_id = $1", closingID).Scan(&row))
+	return row
+}
+
+func TestClearPreviousResults(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RemovesOtherRunsRowsOfTheClosingOnly", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		writeWithoutRun(t, pool, 8, 201, 201) // closing 8, no run
+		first := newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, first, 0)
+		finish(t, pool, first, domain.EstadoParcial, false)
+		second := newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, second, 1)
+
+		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, second)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), removed)
+		requireRowsOfRun(t, pool, first, 0, 0)
+		requireRowsOfRun(t, pool, second, 2, 4)
+		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 8"))
+	})
+	t.Run("RemovesRowsOfNoRun", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		writeWithoutRun(t, pool, 7, 101, 103) // written before the service kept run ids
+		runID := newRun(t, pool, twoChunks)
+		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
+		require.NoError(t, err)
+		require.Equal(t, int64(3), removed)
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_concepto_empleado_consolidado"))
+	})
+	t.Run("Idempotent", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		writeWithoutRun(t, pool, 7, 101, 103)
+		runID := newRun(t, pool, twoChunks)
+		_, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
+		require.NoError(t, err)
+		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
+		require.NoError(t, err)
+		require.Zero(t, removed)
+	})
+}
