@@ -198,9 +198,11 @@ var sqlRevokeTokens = sqlf(`UPDATE consolidation_chunk SET attempt_token = NULL
 // RequestCancel marks a run as cancelling and revokes every attempt token of its
 // unfinished chunks. The update waits for any worker commit holding a chunk's row
 // lock, and no commit can happen after it returns: fencing makes the cancel final.
-func RequestCancel(ctx context.Context, pool *pgxpool.Pool, runID int64) (bool, error) {
+// cancelling is true while the run is unfinished (whether or not an earlier call
+// already asked; the first cancel time is kept), false once it has ended.
+func RequestCancel(ctx context.Context, pool *pgxpool.Pool, runID int64) (cancelling bool, err error) {
 	var changed bool
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE consolidation_run SET cancel_requested_at = coalesce(cancel_requested_at, now())
 			WHERE id = $1 AND finished_at IS NULL`, runID)
 		if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -22,11 +23,15 @@ var sqlWords = strings.NewReplacer(
 // package's SQL variables are initialized.
 func sqlf(query string) string {
 	out := sqlWords.Replace(query)
-	if i := strings.IndexByte(out, '{'); i >= 0 && strings.IndexByte(out[i:], '}') > 0 {
-		panic("store: unknown domain word in SQL: " + out[i:min(len(out), i+30)])
+	if w := unknownWord.FindString(out); w != "" {
+		panic("store: unknown domain word in SQL: " + w)
 	}
 	return out
 }
+
+// unknownWord finds a {word} left unexpanded; an array literal such as '{}' or
+// '{1,2}' is not one.
+var unknownWord = regexp.MustCompile(`\{[a-z_]+\}`)
 
 func sqlLiteral[T ~string](v T) string {
 	return "'" + strings.ReplaceAll(string(v), "'", "''") + "'"

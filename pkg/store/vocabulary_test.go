@@ -168,7 +168,7 @@ func TestSQLF(t *testing.T) {
 	})
 	t.Run("LeavesOtherSQLAlone", func(t *testing.T) {
 		t.Parallel()
-		const q = "SELECT id FROM consolidation_run WHERE id = $1 AND note <> '}' "
+		const q = "SELECT id FROM consolidation_run WHERE id = $1 AND note <> '}' AND tags <> '{}' AND ids <> '{1,2}'"
 		require.Equal(t, q, sqlf(q))
 	})
 	t.Run("PanicsOnUnknownWord", func(t *testing.T) {
