@@ -27,16 +27,25 @@ import (
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
+// Defaults of Config, the one place each is written.
+const (
+	DefaultMaxInFlightPerWorker = 2
+	DefaultResolveEvery         = 5 * time.Second
+	DefaultCoolDown             = 500 * time.Millisecond
+)
+
 // Config configures a Dispatcher.
 type Config struct {
 	// Target names the workers: "host:port,host:port" or "dns:///name:port".
 	Target string
-	// MaxInFlightPerWorker bounds the calls in flight on one worker (default: 2).
+	// MaxInFlightPerWorker bounds the calls in flight on one worker (default:
+	// DefaultMaxInFlightPerWorker, 2).
 	MaxInFlightPerWorker int
-	// ResolveEvery is how often a dns:/// target is resolved again (default: 5s).
+	// ResolveEvery is how often a dns:/// target is resolved again (default:
+	// DefaultResolveEvery, 5s).
 	ResolveEvery time.Duration
 	// CoolDown is how long a worker whose call failed is passed over, doubled for
-	// each further failure in a row up to 32 times (default: 500ms).
+	// each further failure in a row up to 32 times (default: DefaultCoolDown, 500ms).
 	CoolDown time.Duration
 }
 
@@ -72,9 +81,9 @@ type endpoint struct {
 // NewDispatcher builds a Dispatcher and connects to the workers (connections are
 // lazy: nothing is dialled until the first call).
 func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
-	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, 2)
-	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, 5*time.Second)
-	cfg.CoolDown = cmp.Or(cfg.CoolDown, 500*time.Millisecond)
+	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, DefaultMaxInFlightPerWorker)
+	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, DefaultResolveEvery)
+	cfg.CoolDown = cmp.Or(cfg.CoolDown, DefaultCoolDown)
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}

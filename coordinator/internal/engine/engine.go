@@ -22,30 +22,45 @@ import (
 	"github.com/nominacl/consolidation/pkg/domain"
 )
 
+// Defaults of Config: each is the one place the setting's default is written;
+// the coordinator's main reads the environment with them.
+const (
+	DefaultChunkHardTimeout = 600 * time.Second // the seed's hard limit
+	DefaultRunTimeout       = 2 * time.Hour
+	DefaultMaxAttempts      = 4
+	DefaultRetryBaseDelay   = 200 * time.Millisecond
+	DefaultRetryMaxDelay    = 5 * time.Second
+	DefaultReconcileEvery   = 2 * time.Second
+	DefaultWatchEvery       = 500 * time.Millisecond
+	// KeyTTL's default is RunTimeout + KeyTTLMargin.
+	KeyTTLMargin = 24 * time.Hour
+)
+
 // Config configures an Engine.
 type Config struct {
 	// DefaultPolicy plans runs whose request names no policy (default: domain.DefaultPolicy).
 	DefaultPolicy domain.Policy
 	// ChunkHardTimeout is the deadline of one ProcessChunk call; past it the attempt
-	// is abandoned and the chunk re-dispatched (default: 600s, the seed's hard limit).
+	// is abandoned and the chunk re-dispatched (default: DefaultChunkHardTimeout, 600s).
 	ChunkHardTimeout time.Duration
 	// RunTimeout bounds a whole run; past it the run ends timeout_consolidacion
-	// (default: 2h).
+	// (default: DefaultRunTimeout, 2h).
 	RunTimeout time.Duration
-	// MaxAttempts bounds the dispatches of one chunk (default: 4).
+	// MaxAttempts bounds the dispatches of one chunk (default: DefaultMaxAttempts, 4).
 	MaxAttempts int
 	// RetryBaseDelay is the first retry's backoff, doubled each time up to
-	// RetryMaxDelay, with full jitter (defaults: 200ms, 5s).
+	// RetryMaxDelay, with full jitter (defaults: DefaultRetryBaseDelay, 200ms;
+	// DefaultRetryMaxDelay, 5s).
 	RetryBaseDelay time.Duration
 	RetryMaxDelay  time.Duration
 	// ReconcileEvery is how often unfinished runs are looked for and Redis progress
-	// checked (default: 2s).
+	// checked (default: DefaultReconcileEvery, 2s).
 	ReconcileEvery time.Duration
 	// WatchEvery is how often WatchConsolidation looks for progress it was not told
-	// about (default: 500ms).
+	// about (default: DefaultWatchEvery, 500ms).
 	WatchEvery time.Duration
 	// KeyTTL is the lifetime of a run's Redis keys, longer than any run
-	// (default: RunTimeout + 24h).
+	// (default: RunTimeout + KeyTTLMargin, 24h).
 	KeyTTL time.Duration
 }
 
@@ -86,14 +101,14 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 // pool and the progress store.
 func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers, p progress.Store) (*Engine, error) {
 	cfg.DefaultPolicy = cmp.Or(cfg.DefaultPolicy, domain.DefaultPolicy)
-	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, 600*time.Second)
-	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, 2*time.Hour)
-	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, 4)
-	cfg.RetryBaseDelay = cmp.Or(cfg.RetryBaseDelay, 200*time.Millisecond)
-	cfg.RetryMaxDelay = cmp.Or(cfg.RetryMaxDelay, 5*time.Second)
-	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, 2*time.Second)
-	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, 500*time.Millisecond)
-	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+24*time.Hour)
+	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, DefaultChunkHardTimeout)
+	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, DefaultRunTimeout)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	cfg.RetryBaseDelay = cmp.Or(cfg.RetryBaseDelay, DefaultRetryBaseDelay)
+	cfg.RetryMaxDelay = cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay)
+	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, DefaultReconcileEvery)
+	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, DefaultWatchEvery)
+	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+KeyTTLMargin)
 	if _, err := domain.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
 	}

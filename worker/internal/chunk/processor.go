@@ -29,11 +29,14 @@ type Config struct {
 	// Name identifies this worker in the ledger (default: "worker").
 	Name string
 	// SoftTimeout bounds one chunk's processing on the worker; past it the chunk is
-	// abandoned and reported as timed out (default: 300s, the seed's soft limit).
+	// abandoned and reported as timed out (default: DefaultSoftTimeout, 300s).
 	SoftTimeout time.Duration
 	// Faults injects delays for fault tests (nil: none).
 	Faults *Faults
 }
+
+// DefaultSoftTimeout is Config.SoftTimeout's default: the seed's soft limit.
+const DefaultSoftTimeout = 300 * time.Second
 
 // Processor consolidates chunks.
 type Processor struct {
@@ -49,7 +52,7 @@ type Processor struct {
 // NewProcessor builds a Processor.
 func NewProcessor(logger *slog.Logger, cfg Config, pool *pgxpool.Pool) (*Processor, error) {
 	cfg.Name = cmp.Or(cfg.Name, "worker")
-	cfg.SoftTimeout = cmp.Or(cfg.SoftTimeout, 300*time.Second)
+	cfg.SoftTimeout = cmp.Or(cfg.SoftTimeout, DefaultSoftTimeout)
 	if pool == nil {
 		return nil, errors.New("chunk processor needs a database pool")
 	}
