@@ -19,10 +19,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -116,7 +115,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		"GRPC_ADDR=" + c.coord.addr, "WORKER_TARGET=" + strings.Join(targets, ","), "RECONCILE_EVERY=300ms",
 		"RETRY_BASE_DELAY=50ms", "SHUTDOWN_DRAIN=5s"}, opts.coordEnv...)
 	c.start(c.coord)
-	conn, err := grpc.NewClient(c.coord.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(c.coord.addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	c.client = consolidationv1.NewConsolidationServiceClient(conn)
@@ -181,7 +180,7 @@ func (c *cluster) kill(p *proc) {
 
 func (c *cluster) waitServing(p *proc) {
 	c.t.Helper()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(p.addr)
 	require.NoError(c.t, err)
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)

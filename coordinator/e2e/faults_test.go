@@ -9,9 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -323,7 +322,7 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	c.requireCleanResult(closing, resp.GetConsolidationId(), nil)
 
-	conn, err := grpc.NewClient(c.workers[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(c.workers[0].addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	w := consolidationv1.NewWorkerServiceClient(conn)

@@ -17,10 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/synth"
@@ -128,7 +127,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			return nil, fmt.Errorf("%s: %w (logs in %s)", s.Name, err, logDir)
 		}
 	}
-	conn, err := grpc.NewClient(coord.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(coord.Addr)
 	if err != nil {
 		return nil, err
 	}

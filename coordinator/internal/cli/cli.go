@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -71,7 +70,7 @@ func addrFlag(fs *flag.FlagSet) *string {
 }
 
 func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("coordinator %s: %w", addr, err)
 	}

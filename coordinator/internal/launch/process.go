@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
 // Process is a started service binary.
@@ -63,7 +63,7 @@ func (p *Process) Stop() {
 
 // WaitServing waits up to 30s for addr's gRPC health to say SERVING.
 func WaitServing(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(addr)
 	if err != nil {
 		return err
 	}
