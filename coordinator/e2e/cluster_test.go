@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -81,7 +82,7 @@ type cluster struct {
 	logDir  string
 	mu      sync.Mutex
 
-	redisServer *pgtest.RedisServer // with privateRedis
+	redisServer *localdb.RedisServer // with privateRedis
 }
 
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
@@ -91,7 +92,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		c.redis.URL = opts.redisURL
 	}
 	if opts.privateRedis {
-		srv, err := pgtest.StartRedis(context.Background())
+		srv, err := localdb.StartRedis(context.Background())
 		require.NoError(t, err)
 		t.Cleanup(srv.Stop)
 		c.redisServer = srv

@@ -20,7 +20,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/grpcx"
-	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -65,12 +65,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "starting PostgreSQL and Redis (logs in %s)\n", logDir)
-	pg, err := pgtest.StartPostgres(ctx)
+	pg, err := localdb.StartPostgres(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer pg.Stop()
-	rs, err := pgtest.StartRedis(ctx)
+	rs, err := localdb.StartRedis(ctx)
 	if err != nil {
 		return nil, err
 	}

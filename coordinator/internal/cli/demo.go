@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
-	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
 
@@ -50,7 +50,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
 		say("starting PostgreSQL (initdb in a temporary directory)")
-		pg, err := pgtest.StartPostgres(ctx)
+		pg, err := localdb.StartPostgres(ctx)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	redisURL := os.Getenv("REDIS_URL")
 	if redisURL == "" {
 		say("starting Redis")
-		rs, err := pgtest.StartRedis(ctx)
+		rs, err := localdb.StartRedis(ctx)
 		if err != nil {
 			return err
 		}
