@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -102,7 +103,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	// it is killed.
 	c := newCluster(t, clusterOptions{workers: 3})
 	victim := c.workers[0]
-	victim.env = append(victim.env, "FAULT_HOLD_BEFORE_COMMIT=2=30s,3=30s")
+	victim.Env = append(victim.Env, "FAULT_HOLD_BEFORE_COMMIT=2=30s,3=30s")
 	c.kill(victim)
 	c.start(victim)
 	c.waitServing(victim)
@@ -113,7 +114,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var held int
 		_ = c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk
-			WHERE run_id = $1 AND status = 'running' AND worker = $2`, runID, victim.addr).Scan(&held)
+			WHERE run_id = $1 AND status = 'running' AND worker = $2`, runID, victim.Addr).Scan(&held)
 		return held > 0
 	}, 30*time.Second, 10*time.Millisecond, "the victim never took a chunk")
 	c.kill(victim)
@@ -143,7 +144,7 @@ func TestWorkerDiesAfterCommit(t *testing.T) {
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
 	for _, w := range c.workers {
-		if w.name == worker {
+		if w.Name == worker {
 			c.kill(w)
 		}
 	}
@@ -322,7 +323,7 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	c.requireCleanResult(closing, resp.GetConsolidationId(), nil)
 
-	conn, err := grpcx.Dial(c.workers[0].addr)
+	conn, err := grpcx.Dial(c.workers[0].Addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	w := consolidationv1.NewWorkerServiceClient(conn)
@@ -351,16 +352,16 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 			WHERE run_id = $1 AND chunk_index = 1 AND status = 'running'`, runID).Scan(&worker)
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
-	var victim *proc
+	var victim *launch.Process
 	for _, w := range c.workers {
-		if w.addr == worker {
+		if w.Addr == worker {
 			victim = w
 		}
 	}
 	require.NotNil(t, victim)
-	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, victim.Signal(syscall.SIGTERM))
 	select {
-	case <-victim.done:
+	case <-victim.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the worker did not exit after SIGTERM")
 	}
