@@ -17,7 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -27,8 +29,8 @@ type Config struct {
 	BinDir    string
 	Sizes     []int
 	Workers   int
-	InFlight  int    // WORKER_MAX_IN_FLIGHT
-	Policy    string // "" (service default), seed, cost_weighted
+	InFlight  int           // WORKER_MAX_IN_FLIGHT
+	Policy    domain.Policy // "" (service default), seed, cost_weighted
 	ChunkSize int
 	SkipFloor bool
 	CSV       string // also write the table as CSV here
@@ -147,13 +149,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
-	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize)}
-	switch cfg.Policy {
-	case "seed":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED
-	case "cost_weighted":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
-	}
+	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {

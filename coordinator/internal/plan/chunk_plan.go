@@ -7,34 +7,27 @@ package plan
 import (
 	"fmt"
 	"math"
+
+	"github.com/nominacl/consolidation/pkg/domain"
 )
 
-// Policy names a way of sizing chunks.
-type Policy string
+// Policy names a way of sizing chunks: the domain's policy.
+type Policy = domain.Policy
 
 const (
 	// PolicySeed is the seed's rule (calcular_chunk_size_dinamico) followed by its
 	// balancing (balancear_chunks_optimizado).
-	PolicySeed Policy = "seed"
+	PolicySeed = domain.PolicySeed
 	// PolicyCostWeighted gives chunks of equal total weight, with the seed's weight
 	// per employee (predecir_complejidad_chunk) and the seed rule's chunk count.
-	PolicyCostWeighted Policy = "cost_weighted"
+	PolicyCostWeighted = domain.PolicyCostWeighted
 )
 
 // DefaultPolicy is the policy used when a request names none.
-const DefaultPolicy = PolicySeed
+const DefaultPolicy = domain.DefaultPolicy
 
 // ParsePolicy validates a policy name; "" means DefaultPolicy.
-func ParsePolicy(s string) (Policy, error) {
-	switch p := Policy(s); p {
-	case "":
-		return DefaultPolicy, nil
-	case PolicySeed, PolicyCostWeighted:
-		return p, nil
-	default:
-		return "", fmt.Errorf("unknown chunk policy %q (want %q or %q)", s, PolicySeed, PolicyCostWeighted)
-	}
-}
+func ParsePolicy(s string) (Policy, error) { return domain.ParsePolicy(s) }
 
 // Employee is what planning needs to know of one libro employee.
 type Employee struct {

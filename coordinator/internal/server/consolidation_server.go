@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -40,7 +40,7 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a known ConsolidationMode", req.GetMode())
 	}
-	policy, ok := policies[req.GetChunkPolicy()]
+	policy, ok := domainpb.PolicyFromProto(req.GetChunkPolicy())
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "chunk_policy %d is not a known ChunkPolicy", req.GetChunkPolicy())
 	}
@@ -88,12 +88,6 @@ var modes = map[consolidationv1.ConsolidationMode]string{
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED:  store.ModeFull,
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL:         store.ModeFull,
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED: store.ModeRetryFailed,
-}
-
-var policies = map[consolidationv1.ChunkPolicy]plan.Policy{
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_UNSPECIFIED:   "",
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED:          plan.PolicySeed,
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED: plan.PolicyCostWeighted,
 }
 
 // toStatus maps engine errors to codes; anything else is INTERNAL with a message

@@ -4,9 +4,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -36,7 +37,7 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		Status:                statuses[run.Estado],
 		Estado:                run.Estado,
 		Mode:                  consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL,
-		ChunkPolicy:           consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED,
+		ChunkPolicy:           domainpb.PolicyToProto(domain.Policy(run.Policy)),
 		ChunkSize:             int32(run.ChunkSize),
 		TotalChunks:           int32(run.TotalChunks),
 		TotalEmployees:        int32(run.TotalEmployees),
@@ -56,9 +57,6 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 	}
 	if run.Mode == store.ModeRetryFailed {
 		c.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
-	}
-	if plan.Policy(run.Policy) == plan.PolicyCostWeighted {
-		c.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
 	}
 	if run.Finished() {
 		c.FinishedAt = timestamppb.New(run.FinishedAt)
