@@ -5,25 +5,21 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -52,15 +48,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a coordinator or worker process of a test.
-type proc struct {
-	name string
-	addr string
-	env  []string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 type clusterOptions struct {
 	workers   int
 	coordEnv  []string // extra coordinator environment
@@ -77,13 +64,12 @@ type cluster struct {
 	dbURL   string
 	pool    *pgxpool.Pool
 	redis   pgtest.Redis
-	workers []*proc
-	coord   *proc
+	workers []*launch.Process
+	coord   *launch.Process
 	client  consolidationv1.ConsolidationServiceClient
 	logDir  string
-	mu      sync.Mutex
 
-	redisServer *pgtest.RedisServer // with privateRedis
+	redisServer *localdb.RedisServer // with privateRedis
 }
 
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
@@ -93,105 +79,52 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		c.redis.URL = opts.redisURL
 	}
 	if opts.privateRedis {
-		srv, err := pgtest.StartRedis(context.Background())
+		srv, err := localdb.StartRedis(context.Background())
 		require.NoError(t, err)
 		t.Cleanup(srv.Stop)
 		c.redisServer = srv
 		c.redis.URL = srv.URL()
 	}
 	c.pool = pgtest.OpenPool(t, c.dbURL)
-	var targets []string
-	for i := range opts.workers {
-		w := &proc{name: fmt.Sprintf("worker-%d", i+1), addr: freeAddr(t)}
-		w.env = append([]string{"DATABASE_URL=" + c.dbURL, "GRPC_ADDR=" + w.addr, "WORKER_NAME=" + w.name,
-			"SHUTDOWN_DRAIN=5s"}, opts.workerEnv...)
-		c.workers = append(c.workers, w)
-		targets = append(targets, w.addr)
-		c.start(w)
-	}
-	if len(targets) == 0 {
-		targets = []string{freeAddr(t)} // nobody listens there
-	}
-	c.coord = &proc{name: "coordinator", addr: freeAddr(t)}
-	c.coord.env = append([]string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL, "REDIS_PREFIX=" + c.redis.Prefix,
-		"GRPC_ADDR=" + c.coord.addr, "WORKER_TARGET=" + strings.Join(targets, ","), "RECONCILE_EVERY=300ms",
-		"RETRY_BASE_DELAY=50ms", "SHUTDOWN_DRAIN=5s"}, opts.coordEnv...)
-	c.start(c.coord)
-	conn, err := grpc.NewClient(c.coord.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	c.client = consolidationv1.NewConsolidationServiceClient(conn)
-	for _, p := range append([]*proc{c.coord}, c.workers...) {
-		c.waitServing(p)
+	coordEnv := []string{"REDIS_PREFIX=" + c.redis.Prefix, "RECONCILE_EVERY=300ms", "RETRY_BASE_DELAY=50ms", "SHUTDOWN_DRAIN=5s"}
+	if opts.workers == 0 {
+		coordEnv = append(coordEnv, "WORKER_TARGET="+freeAddr(t)) // nobody listens there
 	}
 	t.Cleanup(func() {
-		for _, p := range append([]*proc{c.coord}, c.workers...) {
-			c.kill(p)
-		}
 		if t.Failed() {
 			c.dumpLogs()
 		}
 	})
+	lc, err := launch.StartCluster(context.Background(), launch.ClusterConfig{BinDir: binDir, LogDir: c.logDir,
+		DatabaseURL: c.dbURL, RedisURL: c.redis.URL, Workers: opts.workers,
+		WorkerEnv:      append([]string{"SHUTDOWN_DRAIN=5s"}, opts.workerEnv...),
+		CoordinatorEnv: append(coordEnv, opts.coordEnv...),
+		DeathSignal:    syscall.SIGKILL})
+	require.NoError(t, err)
+	t.Cleanup(lc.Kill)
+	c.workers, c.coord, c.client = lc.Workers, lc.Coordinator, lc.Client
 	return c
 }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := launch.FreeAddr()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
-// start launches a process (again, after a kill), logging to the test's log dir.
-func (c *cluster) start(p *proc) {
+// start starts a process again after a kill, logging to the same file.
+func (c *cluster) start(p *launch.Process) {
 	c.t.Helper()
-	bin := "worker"
-	if p == c.coord {
-		bin = "coordinator"
-	}
-	logFile, err := os.OpenFile(filepath.Join(c.logDir, p.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	require.NoError(c.t, err)
-	cmd := exec.Command(filepath.Join(binDir, bin))
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(c.t, cmd.Start())
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
-	c.mu.Lock()
-	p.cmd, p.done = cmd, done
-	c.mu.Unlock()
+	require.NoError(c.t, p.Start())
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (c *cluster) kill(p *proc) {
-	c.mu.Lock()
-	cmd, done := p.cmd, p.done
-	c.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (c *cluster) kill(p *launch.Process) { p.Kill() }
 
-func (c *cluster) waitServing(p *proc) {
+func (c *cluster) waitServing(p *launch.Process) {
 	c.t.Helper()
-	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(c.t, err)
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	require.Eventually(c.t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
-	}, 30*time.Second, 20*time.Millisecond, "%s never served", p.name)
+	require.NoError(c.t, launch.WaitServing(context.Background(), p.Addr), "%s never served", p.Name)
 }
 
 func (c *cluster) dumpLogs() {

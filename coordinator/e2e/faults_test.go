@@ -9,10 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -104,7 +104,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	// it is killed.
 	c := newCluster(t, clusterOptions{workers: 3})
 	victim := c.workers[0]
-	victim.env = append(victim.env, "FAULT_HOLD_BEFORE_COMMIT=2=30s,3=30s")
+	victim.Env = append(victim.Env, "FAULT_HOLD_BEFORE_COMMIT=2=30s,3=30s")
 	c.kill(victim)
 	c.start(victim)
 	c.waitServing(victim)
@@ -115,7 +115,7 @@ func TestWorkerKilledMidRun(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var held int
 		_ = c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk
-			WHERE run_id = $1 AND status = $3 AND worker = $2`, runID, victim.addr, domain.ChunkRunning).Scan(&held)
+			WHERE run_id = $1 AND status = $3 AND worker = $2`, runID, victim.Addr, domain.ChunkRunning).Scan(&held)
 		return held > 0
 	}, 30*time.Second, 10*time.Millisecond, "the victim never took a chunk")
 	c.kill(victim)
@@ -145,7 +145,7 @@ func TestWorkerDiesAfterCommit(t *testing.T) {
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
 	for _, w := range c.workers {
-		if w.name == worker {
+		if w.Name == worker {
 			c.kill(w)
 		}
 	}
@@ -354,7 +354,7 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	c.requireCleanResult(closing, resp.GetConsolidationId(), nil)
 
-	conn, err := grpc.NewClient(c.workers[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(c.workers[0].Addr)
 	require.NoError(t, err)
 	defer conn.Close()
 	w := consolidationv1.NewWorkerServiceClient(conn)
@@ -383,16 +383,16 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 			WHERE run_id = $1 AND chunk_index = 1 AND status = $2`, runID, domain.ChunkRunning).Scan(&worker)
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
-	var victim *proc
+	var victim *launch.Process
 	for _, w := range c.workers {
-		if w.addr == worker {
+		if w.Addr == worker {
 			victim = w
 		}
 	}
 	require.NotNil(t, victim)
-	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, victim.Signal(syscall.SIGTERM))
 	select {
-	case <-victim.done:
+	case <-victim.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the worker did not exit after SIGTERM")
 	}

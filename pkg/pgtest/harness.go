@@ -1,7 +1,6 @@
-// Package pgtest is the test harness: it starts a throwaway PostgreSQL (initdb and
-// postgres, as a non-root user when run as root) and a throwaway Redis on free
-// ports in a temporary directory, once per test binary and only when a test asks for
-// them, gives each test its own migrated database and its own Redis key space, and
+// Package pgtest is the test harness: it starts a throwaway PostgreSQL and a
+// throwaway Redis (pkg/localdb), once per test binary and only when a test asks
+// for them, gives each test its own migrated database and its own Redis key space, and
 // tears everything down when the binary ends.
 //
 // TEST_DATABASE_URL and TEST_REDIS_URL point it at existing servers instead; it then
@@ -19,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/schema"
 )
 
@@ -79,7 +80,7 @@ func sharedPostgres() (*postgresEnv, error) {
 		if url := os.Getenv("TEST_DATABASE_URL"); url != "" {
 			env.adminURL = url
 		} else {
-			srv, err := StartPostgres(ctx)
+			srv, err := localdb.StartPostgres(ctx)
 			if err != nil {
 				pgErr = err
 				return
@@ -200,6 +201,16 @@ func dropDatabase(adminURL, name string) {
 	}
 	defer admin.Close(ctx)
 	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// withDatabase replaces the database of a connection URL.
+func withDatabase(rawURL, database string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	u.Path = "/" + database
+	return u.String()
 }
 
 func randomSuffix() string {

@@ -43,20 +43,3 @@ func TestNewRedisGivesDistinctPrefixes(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
-
-func TestPrivateRedisRestartsEmpty(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	srv, err := pgtest.StartRedis(ctx)
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
-	opt, err := redis.ParseURL(srv.URL())
-	require.NoError(t, err)
-	client := redis.NewClient(opt)
-	defer client.Close()
-	require.NoError(t, client.Set(ctx, "k", "v", 0).Err())
-	require.NoError(t, srv.Restart(ctx))
-	n, err := client.Exists(ctx, "k").Result()
-	require.NoError(t, err)
-	require.Zero(t, n)
-}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/nominacl/consolidation/coordinator/internal/bench"
+	"github.com/nominacl/consolidation/pkg/domain"
 )
 
 func main() {
@@ -28,7 +29,7 @@ func main() {
 	variants := flag.Bool("variants", false, "also measure the floor of the last closing under schema variants")
 	flag.Parse()
 
-	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: *policy, ChunkSize: *chunkSize,
+	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -21,7 +21,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/server"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
-	"github.com/nominacl/consolidation/pkg/grpcserve"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
@@ -143,7 +143,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
-	srv := grpcserve.New(logger)
+	srv := grpcx.NewServer(logger)
 	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng))
 
 	// The engine resumes unfinished runs now. On SIGTERM it stops driving at once:

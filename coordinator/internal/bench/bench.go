@@ -15,14 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
-	"github.com/nominacl/consolidation/pkg/pgtest"
-	"github.com/nominacl/consolidation/pkg/schema"
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -32,8 +29,8 @@ type Config struct {
 	BinDir    string
 	Sizes     []int
 	Workers   int
-	InFlight  int    // WORKER_MAX_IN_FLIGHT
-	Policy    string // "" (service default), seed, cost_weighted
+	InFlight  int           // WORKER_MAX_IN_FLIGHT
+	Policy    domain.Policy // "" (service default), seed, cost_weighted
 	ChunkSize int
 	SkipFloor bool
 	CSV       string // also write the table as CSV here
@@ -66,74 +63,29 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "starting PostgreSQL and Redis (logs in %s)\n", logDir)
-	pg, err := pgtest.StartPostgres(ctx)
+	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
 	if err != nil {
 		return nil, err
 	}
-	defer pg.Stop()
-	rs, err := pgtest.StartRedis(ctx)
-	if err != nil {
+	defer stores.Stop()
+	if err := launch.Migrate(ctx, cfg.BinDir, stores.DatabaseURL, filepath.Join(logDir, "migrate.log")); err != nil {
 		return nil, err
 	}
-	defer rs.Stop()
-	admin, err := pgx.Connect(ctx, pg.URL("postgres"))
-	if err != nil {
-		return nil, err
-	}
-	_, err = admin.Exec(ctx, "CREATE DATABASE bench")
-	admin.Close(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dbURL := pg.URL("bench")
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, stores.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
-	if _, err := schema.Migrate(ctx, discard(), pool); err != nil {
-		return nil, err
-	}
 
-	var services []*launch.Process
-	defer func() {
-		for _, s := range services {
-			s.Stop()
-		}
-	}()
-	var targets []string
-	for i := range cfg.Workers {
-		metricsAddr, err := launch.FreeAddr() // /metrics and /debug/pprof/ of the worker
-		if err != nil {
-			return nil, err
-		}
-		name := fmt.Sprintf("worker-%d", i+1)
-		s, err := launch.Start(filepath.Join(cfg.BinDir, "worker"), name, filepath.Join(logDir, name+".log"),
-			"WORKER_NAME="+name, "METRICS_ADDR="+metricsAddr, "DATABASE_URL="+dbURL, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
-		if err != nil {
-			return nil, err
-		}
-		services = append(services, s)
-		targets = append(targets, s.Addr)
-	}
-	coord, err := launch.Start(filepath.Join(cfg.BinDir, "coordinator"), "coordinator", filepath.Join(logDir, "coordinator.log"),
-		"DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL(), "WORKER_TARGET="+strings.Join(targets, ","),
-		"WORKER_MAX_IN_FLIGHT="+strconv.Itoa(max(cfg.InFlight, 1)), "LOG_LEVEL=warn")
+	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
+	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
+		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true,
+		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
 	if err != nil {
 		return nil, err
 	}
-	services = append(services, coord)
-	for _, s := range services {
-		if err := launch.WaitServing(ctx, s.Addr); err != nil {
-			return nil, fmt.Errorf("%s: %w (logs in %s)", s.Name, err, logDir)
-		}
-	}
-	conn, err := grpc.NewClient(coord.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	client := consolidationv1.NewConsolidationServiceClient(conn)
+	defer cluster.Stop()
+	services, coord, client := cluster.Processes(), cluster.Coordinator, cluster.Client
 
 	var results []Result
 	for _, n := range cfg.Sizes {
@@ -143,14 +95,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			return results, err
 		}
 		for _, s := range services {
-			resetPeakRSS(s.Cmd.Process.Pid)
+			resetPeakRSS(s.Pid())
 		}
 		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
 			return results, err
 		}
 		cpuBefore := make([]float64, len(services))
 		for i, s := range services {
-			cpuBefore[i] = procCPU(s.Cmd.Process.Pid)
+			cpuBefore[i] = procCPU(s.Pid())
 		}
 		busyBefore, totalBefore := machineCPU()
 		r, err := consolidate(ctx, client, cfg, gen.ClosingID)
@@ -161,7 +113,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		r.MachineCPU = busyAfter - busyBefore
 		r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
 		for i, s := range services {
-			d := procCPU(s.Cmd.Process.Pid) - cpuBefore[i]
+			d := procCPU(s.Pid()) - cpuBefore[i]
 			if s == coord {
 				r.CoordCPU = d
 			} else {
@@ -169,9 +121,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			}
 		}
 		r.Employees = n
-		r.CoordRSS = peakRSS(coord.Cmd.Process.Pid)
-		for _, s := range services[:cfg.Workers] {
-			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Cmd.Process.Pid))
+		r.CoordRSS = peakRSS(coord.Pid())
+		for _, s := range cluster.Workers {
+			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
 		}
 		if !cfg.SkipFloor {
 			if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
@@ -197,13 +149,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
-	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize)}
-	switch cfg.Policy {
-	case "seed":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED
-	case "cost_weighted":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
-	}
+	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
@@ -311,29 +258,6 @@ func writeCSV(path string, rs []Result) error {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// resetPeakRSS clears a process's VmHWM (Linux: "5" to clear_refs), so the next
-// reading is the peak of this closing alone.
-func resetPeakRSS(pid int) {
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
-}
-
-func peakRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb * 1024
-			}
-		}
-	}
-	return 0
-}
 
 // variant is a schema change whose cost on the write floor is measured.
 type variant struct {

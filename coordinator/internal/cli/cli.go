@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -71,7 +71,7 @@ func addrFlag(fs *flag.FlagSet) *string {
 }
 
 func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("coordinator %s: %w", addr, err)
 	}
@@ -108,14 +108,12 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("-closing N is required")
 	}
 	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force}
-	switch *policy {
-	case "":
-	case "seed":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED
-	case "cost_weighted":
-		req.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
-	default:
-		return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+	if *policy != "" {
+		p, err := domain.ParsePolicy(*policy)
+		if err != nil {
+			return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+		}
+		req.ChunkPolicy = domainpb.PolicyToProto(p)
 	}
 	if *retry {
 		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
@@ -249,8 +247,9 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 	p := c.GetProgress()
 	t := c.GetControlTotals()
 	fmt.Fprintf(w, "consolidation %d of closing %d: %s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado())
+	policy, _ := domainpb.PolicyFromProto(c.GetChunkPolicy())
 	fmt.Fprintf(w, "  chunks        %d ok, %d failed, %d in all (policy %s, size %d)\n", c.GetChunksSucceeded(),
-		c.GetChunksFailed(), c.GetTotalChunks(), strings.ToLower(strings.TrimPrefix(c.GetChunkPolicy().String(), "CHUNK_POLICY_")), c.GetChunkSize())
+		c.GetChunksFailed(), c.GetTotalChunks(), policy, c.GetChunkSize())
 	fmt.Fprintf(w, "  employees     %d of %d consolidated, %d records, %d novedades without libro\n",
 		c.GetEmployeesConsolidated(), c.GetTotalEmployees(), c.GetRecordsCreated(), c.GetUnmatchedNovedades())
 	fmt.Fprintf(w, "  elapsed       %s\n", p.GetElapsed().AsDuration().Round(time.Millisecond))

@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
-	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
 
@@ -47,44 +44,27 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", a...) }
 
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
+	cfg := launch.StoresConfig{DatabaseURL: os.Getenv("DATABASE_URL"), Database: "consolidation_demo",
+		RedisURL: os.Getenv("REDIS_URL")}
+	if cfg.DatabaseURL == "" {
 		say("starting PostgreSQL (initdb in a temporary directory)")
-		pg, err := pgtest.StartPostgres(ctx)
-		if err != nil {
-			return err
-		}
-		defer pg.Stop()
-		admin, err := pgx.Connect(ctx, pg.URL("postgres"))
-		if err != nil {
-			return err
-		}
-		_, err = admin.Exec(ctx, "CREATE DATABASE consolidation_demo")
-		admin.Close(ctx)
-		if err != nil {
-			return err
-		}
-		dbURL = pg.URL("consolidation_demo")
 	}
-	redisURL := os.Getenv("REDIS_URL")
-	if redisURL == "" {
+	if cfg.RedisURL == "" {
 		say("starting Redis")
-		rs, err := pgtest.StartRedis(ctx)
-		if err != nil {
-			return err
-		}
-		defer rs.Stop()
-		redisURL = rs.URL()
 	}
+	stores, err := launch.StartStores(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stores.Stop()
 
 	say("migrating: coordinator migrate")
-	if err := runQuiet(ctx, filepath.Join(bin, "coordinator"), []string{"migrate"}, []string{"DATABASE_URL=" + dbURL},
-		filepath.Join(logDir, "migrate.log")); err != nil {
+	if err := launch.Migrate(ctx, bin, stores.DatabaseURL, filepath.Join(logDir, "migrate.log")); err != nil {
 		return err
 	}
 
 	say("generating a synthetic closing of %d employees", *employees)
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, stores.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -98,49 +78,20 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		gen.ClosingID, gen.Employees, gen.LibroLines, gen.Novedades, gen.Movements, gen.Absences,
 		time.Since(start).Round(time.Millisecond))
 
-	var procs []*launch.Process
-	defer func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-		fmt.Fprintf(stdout, "==> stopped everything; logs are in %s\n", logDir)
-	}()
-	var targets []string
-	for i := range *workers {
-		name := "worker-" + strconv.Itoa(i+1)
-		p, err := launch.Start(filepath.Join(bin, "worker"), name, filepath.Join(logDir, name+".log"),
-			"DATABASE_URL="+dbURL, "WORKER_NAME="+name)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
-		targets = append(targets, p.Addr)
-	}
-	coord, err := launch.Start(filepath.Join(bin, "coordinator"), "coordinator", filepath.Join(logDir, "coordinator.log"),
-		"DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, "WORKER_TARGET="+strings.Join(targets, ","))
+	defer fmt.Fprintf(stdout, "==> stopped everything; logs are in %s\n", logDir)
+	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: bin, LogDir: logDir,
+		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: *workers})
 	if err != nil {
 		return err
 	}
-	procs = append(procs, coord)
-	coordAddr := coord.Addr
-	say("started a coordinator on %s and %d workers on %s", coordAddr, *workers, strings.Join(targets, ", "))
-	for _, p := range procs {
-		if err := launch.WaitServing(ctx, p.Addr); err != nil {
-			return fmt.Errorf("%s: %w (see the logs in %s)", p.Name, err, logDir)
-		}
+	defer cluster.Stop()
+	var targets []string
+	for _, w := range cluster.Workers {
+		targets = append(targets, w.Addr)
 	}
+	coordAddr := cluster.Coordinator.Addr
+	say("started a coordinator on %s and %d workers on %s", coordAddr, *workers, strings.Join(targets, ", "))
 
 	say("consolidating closing %d", gen.ClosingID)
 	return consolidate(ctx, []string{"-addr", coordAddr, "-closing", strconv.FormatInt(gen.ClosingID, 10)}, stdout, stderr)
-}
-
-func runQuiet(ctx context.Context, path string, args, env []string, logPath string) error {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	_ = os.WriteFile(logPath, out, 0o644)
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", filepath.Base(path), strings.Join(args, " "), err, out)
-	}
-	return nil
 }

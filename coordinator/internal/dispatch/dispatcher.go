@@ -17,13 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -154,14 +152,11 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		if _, ok := d.endpoints[a]; ok {
 			continue
 		}
-		conn, err := grpc.NewClient(a,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
-			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		conn, err := grpcx.Dial(a, grpcx.WithGRPCDialOptions(
 			// Workers come and go (pods, restarts): reconnect quickly.
 			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 2 * time.Second,
 				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second}}),
-		)
+		))
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", a, err)
 		}

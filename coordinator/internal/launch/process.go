@@ -1,69 +1,133 @@
-// Package launch starts the service binaries as child processes and waits for them
-// to serve: what the demo and the benchmark share.
+// Package launch starts the local cluster — throwaway PostgreSQL and Redis, a
+// coordinator and workers as child processes — and waits for it to serve: what
+// the demo, the benchmark and the end-to-end tests share.
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
+	"github.com/nominacl/consolidation/pkg/localdb"
 )
 
-// Process is a started service binary.
+// Process is a service binary run as a child process. It may be killed and
+// started again, with the same address, environment and log.
 type Process struct {
-	Name string
-	Addr string // its gRPC address
-	Cmd  *exec.Cmd
+	Name    string
+	Addr    string   // its gRPC address, given to it as GRPC_ADDR
+	Path    string   // the binary
+	Env     []string // added to this process's environment
+	LogPath string   // stdout and stderr are appended here
+	// DeathSignal is sent to the child if this process dies (default: SIGTERM).
+	DeathSignal syscall.Signal
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
-// Start runs path with env added to this process's environment and GRPC_ADDR set
-// to a free loopback port, logging to logPath. The child is sent SIGTERM if this
-// process dies.
-func Start(path, name, logPath string, env ...string) (*Process, error) {
+// NewProcess describes the binary at path, run as name on a free loopback
+// address; Start runs it.
+func NewProcess(path, name, logPath string, env ...string) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(logPath)
+	return &Process{Name: name, Addr: addr, Path: path, Env: env, LogPath: logPath}, nil
+}
+
+// Start runs the process: the first time, or again after it ended.
+func (p *Process) Start() error {
+	logFile, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cmd := exec.Command(path)
-	cmd.Env = append(append(os.Environ(), env...), "GRPC_ADDR="+addr)
+	cmd := exec.Command(p.Path)
+	cmd.Env = append(append(os.Environ(), p.Env...), "GRPC_ADDR="+p.Addr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: cmp.Or(p.DeathSignal, syscall.SIGTERM)}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, err
+		return err
 	}
+	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
+		close(done)
 	}()
-	return &Process{Name: name, Addr: addr, Cmd: cmd}, nil
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	return nil
 }
 
-// Stop sends SIGTERM and waits up to 30s for the process to go.
-func (p *Process) Stop() {
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if p.Cmd.Process.Signal(syscall.Signal(0)) != nil {
-			return
-		}
+func (p *Process) running() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
+}
+
+// Pid is the process id of the last start (0 before Start).
+func (p *Process) Pid() int {
+	if cmd, _ := p.running(); cmd != nil {
+		return cmd.Process.Pid
 	}
-	_ = p.Cmd.Process.Kill()
+	return 0
+}
+
+// Done is closed when the last started process has ended (nil before Start).
+func (p *Process) Done() <-chan struct{} {
+	_, done := p.running()
+	return done
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error {
+	cmd, _ := p.running()
+	if cmd == nil {
+		return errors.New("not started")
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// Stop sends SIGTERM and waits up to 30s for the process to go, then kills it.
+func (p *Process) Stop() {
+	cmd, done := p.running()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.Kill()
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	cmd, done := p.running()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
 }
 
 // WaitServing waits up to 30s for addr's gRPC health to say SERVING.
 func WaitServing(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcx.Dial(addr)
 	if err != nil {
 		return err
 	}
@@ -82,10 +146,9 @@ func WaitServing(ctx context.Context, addr string) error {
 
 // FreeAddr is a loopback host:port nobody listens on right now.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localdb.FreePort()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "127.0.0.1:" + strconv.Itoa(port), nil
 }

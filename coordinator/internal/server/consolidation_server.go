@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -39,7 +40,7 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a known ConsolidationMode", req.GetMode())
 	}
-	policy, ok := policies[req.GetChunkPolicy()]
+	policy, ok := domainpb.PolicyFromProto(req.GetChunkPolicy())
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "chunk_policy %d is not a known ChunkPolicy", req.GetChunkPolicy())
 	}
@@ -87,12 +88,6 @@ var modes = map[consolidationv1.ConsolidationMode]domain.Mode{
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED:  domain.ModeFull,
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL:         domain.ModeFull,
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED: domain.ModeRetryFailed,
-}
-
-var policies = map[consolidationv1.ChunkPolicy]domain.Policy{
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_UNSPECIFIED:   "",
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED:          domain.PolicySeed,
-	consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED: domain.PolicyCostWeighted,
 }
 
 // toStatus maps engine errors to codes; anything else is INTERNAL with a message

@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -35,7 +36,7 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		Status:                statuses[run.Estado],
 		Estado:                string(run.Estado),
 		Mode:                  consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_FULL,
-		ChunkPolicy:           consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED,
+		ChunkPolicy:           domainpb.PolicyToProto(run.Policy),
 		ChunkSize:             int32(run.ChunkSize),
 		TotalChunks:           int32(run.TotalChunks),
 		TotalEmployees:        int32(run.TotalEmployees),
@@ -55,9 +56,6 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 	}
 	if run.Mode == domain.ModeRetryFailed {
 		c.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
-	}
-	if run.Policy == domain.PolicyCostWeighted {
-		c.ChunkPolicy = consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED
 	}
 	if run.Finished() {
 		c.FinishedAt = timestamppb.New(run.FinishedAt)

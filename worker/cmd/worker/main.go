@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/nominacl/consolidation/pkg/config"
-	"github.com/nominacl/consolidation/pkg/grpcserve"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -99,7 +99,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
-	srv := grpcserve.New(logger)
+	srv := grpcx.NewServer(logger)
 	consolidationv1.RegisterWorkerServiceServer(srv.GRPC, server.NewWorkerServer(logger, processor, s.maxInFlight))
 	if s.faults != nil {
 		logger.WarnContext(ctx, "fault injection is on (test only)")

@@ -1,15 +1,14 @@
 package bench
 
+// Readings of /proc (Linux): a process's CPU seconds and peak resident memory,
+// and the machine's busy and total CPU seconds.
+
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 )
-
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // procCPU is a process's user+system CPU seconds (/proc/PID/stat).
 func procCPU(pid int) float64 {
@@ -44,4 +43,27 @@ func machineCPU() (busy, total float64) {
 		}
 	}
 	return busy / clockTicks, total / clockTicks
+}
+
+// resetPeakRSS clears a process's VmHWM (Linux: "5" to clear_refs), so the next
+// reading is the peak of this closing alone.
+func resetPeakRSS(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }

@@ -1,11 +1,9 @@
-package pgtest
+package localdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -28,7 +26,8 @@ type PostgresServer struct {
 
 // StartPostgres initializes a cluster in a temporary directory and starts it on a
 // free loopback port, as the "postgres" (or "nobody") user when run as root. It is
-// tuned for tests: no fsync, no durable commits.
+// tuned for throwaway data (tests, the demo, the benchmark): no fsync, no durable
+// commits.
 func StartPostgres(ctx context.Context) (*PostgresServer, error) {
 	bin, err := postgresBinDir()
 	if err != nil {
@@ -58,7 +57,7 @@ func StartPostgres(ctx context.Context) (*PostgresServer, error) {
 	}
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -92,8 +91,8 @@ func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Cr
 		"-c", "max_wal_size=2GB",
 	)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	// SIGQUIT is PostgreSQL's immediate shutdown: if the test binary dies, the
-	// server goes with it.
+	// SIGQUIT is PostgreSQL's immediate shutdown: if the process that started the
+	// server dies, the server goes with it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		logFile.Close()
@@ -203,30 +202,4 @@ func unprivilegedUser() (*syscall.Credential, error) {
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 	}
 	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// withDatabase replaces the database of a connection URL.
-func withDatabase(rawURL, database string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	u.Path = "/" + database
-	return u.String()
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

@@ -1,4 +1,4 @@
-package pgtest
+package localdb
 
 import (
 	"errors"
@@ -18,6 +18,8 @@ func aptInstall(pkg string, found func() bool) error {
 	if os.Geteuid() != 0 || debErr != nil {
 		return fmt.Errorf("install the %q package (Debian/Ubuntu: sudo apt-get install -y %s), or set TEST_DATABASE_URL and TEST_REDIS_URL to servers of your own", pkg, pkg)
 	}
+	// The lock's name predates this package; test binaries built before it still
+	// take the same lock.
 	lock, err := os.OpenFile(os.TempDir()+"/pgtest-apt.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err

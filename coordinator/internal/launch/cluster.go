@@ -1,0 +1,137 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"google.golang.org/grpc"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// ClusterConfig says what StartCluster starts.
+type ClusterConfig struct {
+	BinDir      string // holds the coordinator and worker binaries
+	LogDir      string // each process logs to NAME.log here
+	DatabaseURL string
+	RedisURL    string
+	Workers     int // worker processes, named worker-1, worker-2, ...
+	// WorkerEnv is added to every worker's environment, after DATABASE_URL and
+	// WORKER_NAME (a variable named again here wins).
+	WorkerEnv []string
+	// WorkerMetrics gives each worker a METRICS_ADDR (/metrics, /debug/pprof/) of
+	// its own (default: off).
+	WorkerMetrics bool
+	// CoordinatorEnv is added to the coordinator's environment, after
+	// DATABASE_URL, REDIS_URL and WORKER_TARGET (the workers' addresses); a
+	// variable named again here wins.
+	CoordinatorEnv []string
+	// DeathSignal is sent to every process if this one dies (default: SIGTERM).
+	DeathSignal syscall.Signal
+}
+
+// Cluster is a coordinator and its workers, serving, and a client of the
+// coordinator.
+type Cluster struct {
+	Workers     []*Process
+	Coordinator *Process
+	Client      consolidationv1.ConsolidationServiceClient
+	conn        *grpc.ClientConn
+}
+
+// StartCluster starts the workers and the coordinator and waits until each
+// serves. On an error it stops whatever it started.
+func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error) {
+	c := &Cluster{}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	var targets []string
+	for i := range cfg.Workers {
+		name := fmt.Sprintf("worker-%d", i+1)
+		env := []string{"DATABASE_URL=" + cfg.DatabaseURL, "WORKER_NAME=" + name}
+		if cfg.WorkerMetrics {
+			metricsAddr, err := FreeAddr()
+			if err != nil {
+				return nil, err
+			}
+			env = append(env, "METRICS_ADDR="+metricsAddr)
+		}
+		w, err := c.start(cfg, "worker", name, append(env, cfg.WorkerEnv...))
+		if err != nil {
+			return nil, err
+		}
+		c.Workers = append(c.Workers, w)
+		targets = append(targets, w.Addr)
+	}
+	c.Coordinator, err = c.start(cfg, "coordinator", "coordinator", append([]string{"DATABASE_URL=" + cfg.DatabaseURL,
+		"REDIS_URL=" + cfg.RedisURL, "WORKER_TARGET=" + strings.Join(targets, ",")}, cfg.CoordinatorEnv...))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range c.Processes() {
+		if err := WaitServing(ctx, p.Addr); err != nil {
+			return nil, fmt.Errorf("%s: %w (logs in %s)", p.Name, err, cfg.LogDir)
+		}
+	}
+	if c.conn, err = grpcx.Dial(c.Coordinator.Addr); err != nil {
+		return nil, err
+	}
+	c.Client = consolidationv1.NewConsolidationServiceClient(c.conn)
+	return c, nil
+}
+
+func (c *Cluster) start(cfg ClusterConfig, binary, name string, env []string) (*Process, error) {
+	p, err := NewProcess(filepath.Join(cfg.BinDir, binary), name, filepath.Join(cfg.LogDir, name+".log"), env...)
+	if err != nil {
+		return nil, err
+	}
+	p.DeathSignal = cfg.DeathSignal
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Processes are the workers, then the coordinator.
+func (c *Cluster) Processes() []*Process {
+	ps := append([]*Process(nil), c.Workers...)
+	if c.Coordinator != nil {
+		ps = append(ps, c.Coordinator)
+	}
+	return ps
+}
+
+// Stop closes the client and stops every process (SIGTERM, then a kill after
+// 30s), the workers first.
+func (c *Cluster) Stop() {
+	c.closeConn()
+	for _, p := range c.Processes() {
+		p.Stop()
+	}
+}
+
+// Kill kills every process at once (SIGKILL), the coordinator first, and closes
+// the client.
+func (c *Cluster) Kill() {
+	if c.Coordinator != nil {
+		c.Coordinator.Kill()
+	}
+	for _, w := range c.Workers {
+		w.Kill()
+	}
+	c.closeConn()
+}
+
+func (c *Cluster) closeConn() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
+}
