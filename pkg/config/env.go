@@ -64,12 +64,12 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 // Err joins every problem found, or is nil.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 
-// Logger is the JSON logger of a service, at the level LOG_LEVEL names (debug,
-// info, warn, error; default info).
-func Logger(service string) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
-		level = slog.LevelInfo
+// Logger is the JSON logger of a service at the given level (debug, info, warn,
+// error; anything else, or empty, is info).
+func Logger(service, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", service)
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("service", service)
 }

@@ -1,6 +1,7 @@
 package grpcx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +16,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
+
+// DefaultDrain is how long Serve lets in-flight calls finish after its context
+// ends, unless SHUTDOWN_DRAIN says otherwise.
+const DefaultDrain = 30 * time.Second
 
 // Server is a gRPC server with health and reflection registered, and a graceful
 // shutdown that turns readiness to NOT_SERVING first, drains, and hard-stops
@@ -83,6 +88,7 @@ func WithGRPCServerOptions(opts ...grpc.ServerOption) ServerOption {
 // taking new calls, let in-flight calls finish for up to drain, then hard-stop
 // (cancelling whatever is left, whose chunks the coordinator re-dispatches).
 func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
+	drain = cmp.Or(drain, DefaultDrain)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 1)
 	go func() { errc <- s.GRPC.Serve(l) }()

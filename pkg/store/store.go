@@ -60,7 +60,7 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("parsing the database URL: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = appName
 	if maxConns > 0 {
@@ -69,7 +69,7 @@ func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32
 	cfg.MinConns = min(minConns, cfg.MaxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("opening the database pool: %w", err)
 	}
 	return pool, nil
 }

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	logger := config.Logger("coordinator")
+	logger := config.Logger("coordinator", os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, logger, os.Args[1:])
 	stop()
@@ -87,18 +87,18 @@ func load() (settings, error) {
 		databaseURL:    env.Required("DATABASE_URL"),
 		redisURL:       env.Required("REDIS_URL"),
 		workerTarget:   env.Required("WORKER_TARGET"),
-		redisPrefix:    env.String("REDIS_PREFIX", "consolidacion:"),
+		redisPrefix:    env.String("REDIS_PREFIX", progress.DefaultPrefix),
 		grpcAddr:       env.String("GRPC_ADDR", ":50051"),
 		metricsAddr:    env.String("METRICS_ADDR", ""),
-		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", 2, 1),
-		drain:          env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
+		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
+		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 		engine: engine.Config{
 			DefaultPolicy:    domain.Policy(env.String("CHUNK_POLICY", string(domain.DefaultPolicy))),
-			ChunkHardTimeout: env.Duration("CHUNK_HARD_TIMEOUT", 600*time.Second),
-			RunTimeout:       env.Duration("RUN_TIMEOUT", 2*time.Hour),
-			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", 4, 1),
-			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", 200*time.Millisecond),
-			ReconcileEvery:   env.Duration("RECONCILE_EVERY", 2*time.Second),
+			ChunkHardTimeout: env.Duration("CHUNK_HARD_TIMEOUT", engine.DefaultChunkHardTimeout),
+			RunTimeout:       env.Duration("RUN_TIMEOUT", engine.DefaultRunTimeout),
+			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", engine.DefaultMaxAttempts, 1),
+			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
+			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
 		},
 	}
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {

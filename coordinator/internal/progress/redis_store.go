@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -16,9 +17,14 @@ type RedisStore struct {
 	prefix string
 }
 
-// NewRedisStore builds a RedisStore.
+// DefaultPrefix starts every Redis key of the service unless REDIS_PREFIX says
+// otherwise.
+const DefaultPrefix = "consolidacion:"
+
+// NewRedisStore builds a RedisStore whose keys start with prefix (DefaultPrefix
+// when empty).
 func NewRedisStore(client *redis.Client, prefix string) *RedisStore {
-	return &RedisStore{client: client, prefix: prefix}
+	return &RedisStore{client: client, prefix: cmp.Or(prefix, DefaultPrefix)}
 }
 
 // markDone is idempotent under duplicates: a chunk counts once because the set

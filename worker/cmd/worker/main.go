@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -41,9 +43,9 @@ func load() (settings, error) {
 		databaseURL: env.Required("DATABASE_URL"),
 		grpcAddr:    env.String("GRPC_ADDR", ":50052"),
 		metricsAddr: env.String("METRICS_ADDR", ""),
-		maxInFlight: env.Int("WORKER_MAX_IN_FLIGHT", 4, 1),
-		softTimeout: env.Duration("CHUNK_SOFT_TIMEOUT", 300*time.Second),
-		drain:       env.Duration("SHUTDOWN_DRAIN", 30*time.Second),
+		maxInFlight: env.Int("WORKER_MAX_IN_FLIGHT", server.DefaultMaxInFlight, 1),
+		softTimeout: env.Duration("CHUNK_SOFT_TIMEOUT", chunk.DefaultSoftTimeout),
+		drain:       env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 	}
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
 	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
@@ -56,7 +58,7 @@ func load() (settings, error) {
 }
 
 func main() {
-	logger := config.Logger("worker")
+	logger := config.Logger("worker", os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, logger)
 	stop()
@@ -67,14 +69,7 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger) error {
-	// A worker's heap is small and short-lived (one chunk): collect less often,
-	// but stay well under the memory a pod is given.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(300)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(96 << 20)
-	}
+	tuneGC(logger)
 	s, err := load()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -106,4 +101,26 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	logger.InfoContext(ctx, "worker serving", "addr", l.Addr().String(), "max_in_flight", s.maxInFlight)
 	return srv.Serve(ctx, l, s.drain)
+}
+
+// The worker's garbage-collector settings unless GOGC / GOMEMLIMIT are set: a
+// worker's heap is small and short-lived (one chunk), so it collects less often
+// (docs/benchmarks.md measured the gain) but stays well under a pod's memory.
+const (
+	defaultGCPercent   = 300
+	defaultMemoryLimit = 96 << 20
+)
+
+// tuneGC applies the worker's garbage-collector defaults where the environment
+// does not set them, and says so in the log.
+func tuneGC(logger *slog.Logger) {
+	gogc, limit := os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")
+	if gogc == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	if limit == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	logger.Info("garbage collector", "gogc", cmp.Or(gogc, strconv.Itoa(defaultGCPercent)),
+		"gomemlimit_bytes", cmp.Or(limit, strconv.Itoa(defaultMemoryLimit)))
 }

@@ -2,6 +2,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -23,9 +24,15 @@ type WorkerServer struct {
 	slots     chan struct{}
 }
 
+// DefaultMaxInFlight is how many chunks a worker processes at once unless
+// WORKER_MAX_IN_FLIGHT says otherwise.
+const DefaultMaxInFlight = 4
+
 // NewWorkerServer builds the server; maxInFlight bounds the chunks it processes at
-// once (a further call gets RESOURCE_EXHAUSTED and the coordinator tries elsewhere).
+// once (a further call gets RESOURCE_EXHAUSTED and the coordinator tries elsewhere;
+// 0: DefaultMaxInFlight).
 func NewWorkerServer(logger *slog.Logger, processor *chunk.Processor, maxInFlight int) *WorkerServer {
+	maxInFlight = cmp.Or(maxInFlight, DefaultMaxInFlight)
 	return &WorkerServer{logger: logger, processor: processor, slots: make(chan struct{}, max(1, maxInFlight))}
 }
 
