@@ -36,10 +36,11 @@ generate: tools ## regenerate the protobuf code in proto/ (buf with local plugin
 	$(TOOLS)/buf generate
 
 .PHONY: lint
-lint: tools ## buf lint and go vet on every module
+lint: tools ## buf lint, go vet, gofmt, and go mod tidy on every module
 	$(TOOLS)/buf lint
 	go vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; done
 
 .PHONY: verify
 verify: generate lint ## check generated code is up to date, then lint
