@@ -220,8 +220,8 @@ func TestRedisRestartedMidRun(t *testing.T) {
 	c.waitFor(runID, time.Minute, "some chunks done", func(r *consolidationv1.Consolidation) bool {
 		return r.GetChunksSucceeded() >= 3
 	})
-	ended := c.endedChunks(runID)
 	c.redisServer.Kill()
+	ended := c.endedChunks(runID) // counted once Redis is gone: a later end happened without it
 	// Chunks end while Redis is down.
 	require.Eventually(t, func() bool { return c.endedChunks(runID) > ended }, time.Minute, 20*time.Millisecond,
 		"no chunk ended while Redis was down")
@@ -279,16 +279,7 @@ func TestCancelMidRun(t *testing.T) {
 
 	// The held attempts wake up and try to commit: the fence refuses them (the
 	// ledger records it), and no row appears while they do.
-	refused := 0
-	require.Eventually(t, func() bool {
-		refused = 0
-		for _, a := range c.attempts(runID) {
-			if a.CommitRefused {
-				refused++
-			}
-		}
-		return refused > 0
-	}, 30*time.Second, 20*time.Millisecond, "no attempt tried to commit after the cancel")
+	refused := c.waitRefusedCommit(runID, "no attempt tried to commit after the cancel")
 	c.requireNoRowsWhile(closing, 2*time.Second) // every attempt held at the cancel (1.5s) has woken by then
 	c.requireNoRows(closing)
 	require.Positive(t, refused, "no attempt tried to commit after the cancel")
@@ -313,8 +304,28 @@ func TestRunTimeLimit(t *testing.T) {
 	require.Equal(t, domain.EstadoTimeout, domain.Estado(final.GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT, final.GetStatus())
 	require.Equal(t, domain.EstadoTimeout, c.estado(closing))
-	c.requireNoRowsWhile(closing, time.Second) // held attempts (700ms) wake up and are refused
+	// The attempts held at the deadline wake up and try to commit: the fence refuses
+	// them (the ledger records it), and no row appears while they do.
+	c.waitRefusedCommit(resp.GetConsolidationId(), "no attempt tried to commit after the time limit")
+	c.requireNoRowsWhile(closing, time.Second) // every attempt held at the deadline (700ms) has woken by then
 	c.requireNoRows(closing)
+}
+
+// waitRefusedCommit waits until the ledger shows an attempt of the run that tried
+// to commit after it had been superseded, and returns how many did.
+func (c *cluster) waitRefusedCommit(runID int64, msg string) int {
+	c.t.Helper()
+	refused := 0
+	require.Eventually(c.t, func() bool {
+		refused = 0
+		for _, a := range c.attempts(runID) {
+			if a.CommitRefused {
+				refused++
+			}
+		}
+		return refused > 0
+	}, 30*time.Second, 20*time.Millisecond, msg)
+	return refused
 }
 
 // endedChunks counts a run's chunks that have ended, in the ledger.
