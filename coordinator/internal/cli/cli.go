@@ -248,6 +248,9 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 	t := c.GetControlTotals()
 	fmt.Fprintf(w, "consolidation %d of closing %d: %s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado())
 	policy, _ := domainpb.PolicyFromProto(c.GetChunkPolicy())
+	if policy == "" {
+		policy = "unspecified"
+	}
 	fmt.Fprintf(w, "  chunks        %d ok, %d failed, %d in all (policy %s, size %d)\n", c.GetChunksSucceeded(),
 		c.GetChunksFailed(), c.GetTotalChunks(), policy, c.GetChunkSize())
 	fmt.Fprintf(w, "  employees     %d of %d consolidated, %d records, %d novedades without libro\n",
