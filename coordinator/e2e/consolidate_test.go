@@ -157,6 +157,18 @@ func TestTwoClosingsAtOnceDoNotMix(t *testing.T) {
 		require.Equal(t, itoa(int64(r.GetTotalChunks())), p["chunks_completados"])
 		require.Equal(t, itoa(int64(r.GetTotalEmployees())), p["empleados_procesados"])
 		require.Equal(t, itoa(r.GetClosingId()), p["closing_id"])
+
+		// And the seed's hashes of each closing show that closing's run, done.
+		s := c.redisHashNamed("progress_cierre_" + itoa(r.GetClosingId()))
+		require.Equal(t, itoa(r.GetConsolidationId()), s["consolidation_id"])
+		require.Equal(t, itoa(int64(r.GetTotalChunks())), s["total_chunks"])
+		require.Equal(t, s["total_chunks"], s["chunks_completados"])
+		require.Equal(t, "100", s["progreso_porcentaje"])
+		require.Equal(t, itoa(int64(r.GetTotalEmployees())), s["empleados_procesados"])
+		require.Eventually(t, func() bool { // written just after the run's end
+			m := c.redisHashNamed("metrics_cierre_" + itoa(r.GetClosingId()))
+			return m["consolidation_id"] == itoa(r.GetConsolidationId()) && m["throughput_empleados_sec"] != ""
+		}, 10*time.Second, 50*time.Millisecond)
 	}
 }
 

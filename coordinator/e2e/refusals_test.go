@@ -147,11 +147,17 @@ func TestUnavailableDependencies(t *testing.T) {
 // redisHash reads one of a run's hashes straight from Redis.
 func (c *cluster) redisHash(runID int64, hash string) map[string]string {
 	c.t.Helper()
+	return c.redisHashNamed("run:" + itoa(runID) + ":" + hash)
+}
+
+// redisHashNamed reads the hash whose key is the coordinator's prefix and name.
+func (c *cluster) redisHashNamed(name string) map[string]string {
+	c.t.Helper()
 	opt, err := redis.ParseURL(c.redis.URL)
 	require.NoError(c.t, err)
 	client := redis.NewClient(opt)
 	defer client.Close()
-	m, err := client.HGetAll(context.Background(), c.redis.Prefix+"run:"+itoa(runID)+":"+hash).Result()
+	m, err := client.HGetAll(context.Background(), c.redis.Prefix+name).Result()
 	require.NoError(c.t, err)
 	return m
 }

@@ -203,7 +203,7 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	if c.Status == domain.ChunkSucceeded {
 		employees, records = c.Employees, c.Records
 	}
-	_, hadHash, err := e.progress.MarkDone(ctx, run.ID, index, employees, records, e.cfg.KeyTTL)
+	_, hadHash, err := e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, employees, records, e.cfg.KeyTTL)
 	if err == nil && !hadHash {
 		err = e.rebuildProgress(ctx, run.ID)
 	}
@@ -227,7 +227,7 @@ func (e *Engine) refreshProgress(ctx context.Context, run store.Run) error {
 		return e.rebuildProgress(ctx, run.ID)
 	}
 	snap = progress.Compute(snap, run.StartedAt, time.Now())
-	return e.progress.Set(ctx, run.ID, "progress", e.progressFields(run, snap), e.cfg.KeyTTL)
+	return e.progress.Set(ctx, run.ID, run.ClosingID, "progress", e.progressFields(run, snap), e.cfg.KeyTTL)
 }
 
 // ledgerSnapshot computes a run's progress from the ledger, the source of truth.
@@ -259,7 +259,7 @@ func (e *Engine) rebuildProgress(ctx context.Context, runID int64) error {
 	if err != nil {
 		return err
 	}
-	if err := e.progress.Reset(ctx, runID, done, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
+	if err := e.progress.Reset(ctx, runID, run.ClosingID, done, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
 		return err
 	}
 	e.logger.InfoContext(ctx, "progress rebuilt from ledger", "consolidation_id", runID, "chunks_done", len(done))
@@ -317,7 +317,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())
 	}
 	if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil {
-		_ = e.progress.Set(ctx, run.ID, "metrics", map[string]string{
+		_ = e.progress.Set(ctx, run.ID, run.ClosingID, "metrics", map[string]string{
 			"throughput_empleados_sec": strconv.FormatFloat(m.ThroughputEmpleadosSec, 'f', 1, 64),
 			"throughput_registros_sec": strconv.FormatFloat(m.ThroughputRegistrosSec, 'f', 1, 64),
 			"memoria_pico_mb":          strconv.FormatFloat(m.MemoriaPicoMB, 'f', 1, 64),

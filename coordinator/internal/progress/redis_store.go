@@ -11,7 +11,12 @@ import (
 
 // RedisStore keeps run keys in Redis under a prefix (default "consolidacion:"):
 // {prefix}run:{id}:done (set of finished chunk indexes), {prefix}run:{id}:progress
-// and {prefix}run:{id}:metrics (hashes).
+// and {prefix}run:{id}:metrics (hashes). It mirrors the run's hashes to the seed's
+// hashes of the closing, {prefix}progress_cierre_{closing} and
+// {prefix}metrics_cierre_{closing}: with the prefix "consolidacion_" these are the
+// seed's consolidacion_progress_cierre_{closing} and consolidacion_metrics_cierre_{closing}.
+// A closing's hashes show its latest run: the mirror is written in the same script
+// as the run's keys, and never over the hashes of a later run of the closing.
 type RedisStore struct {
 	client *redis.Client
 	prefix string
@@ -27,65 +32,138 @@ func NewRedisStore(client *redis.Client, prefix string) *RedisStore {
 	return &RedisStore{client: client, prefix: cmp.Or(prefix, DefaultPrefix)}
 }
 
+// mirrorLua is the part of every script that writes the closing's hashes.
+// current says whether run may write them: the closing's progress hash is
+// missing or belongs to run or an earlier run. mirror rewrites the closing's
+// progress hash from the run's: the seed's six fields, percent and seconds in
+// tenths as the seed shows them ("50", "3.8"), and the run's id. A partial run
+// hash (keys lost, not yet rebuilt by Reset) is not mirrored.
+const mirrorLua = `
+local function current(closingProgress, run)
+  local cur = tonumber(redis.call('HGET', closingProgress, 'consolidation_id'))
+  return cur == nil or cur <= tonumber(run)
+end
+local function tenths(v)
+  local n = tonumber(v)
+  if n == nil then return '0' end
+  return tostring(math.floor(n * 10 + 0.5) / 10)
+end
+local function mirror(runProgress, closingProgress, run, ttl)
+  local v = redis.call('HMGET', runProgress, 'total_chunks', 'chunks_completados', 'progreso_porcentaje',
+    'empleados_procesados', 'tiempo_transcurrido', 'eta_restante')
+  if not v[1] then return end
+  redis.call('DEL', closingProgress)
+  redis.call('HSET', closingProgress, 'total_chunks', v[1], 'chunks_completados', v[2] or '0',
+    'progreso_porcentaje', tenths(v[3]), 'empleados_procesados', v[4] or '0',
+    'tiempo_transcurrido', tenths(v[5]), 'eta_restante', tenths(v[6]), 'consolidation_id', run)
+  redis.call('PEXPIRE', closingProgress, ttl)
+end
+`
+
 // markDone is idempotent under duplicates: a chunk counts once because the set
-// decides, never a bare INCR.
-var markDone = redis.NewScript(`
-local added = redis.call('SADD', KEYS[1], ARGV[1])
+// decides, never a bare INCR, and the mirror is rewritten from the counters.
+// KEYS: done, run progress, closing progress. ARGV: run, ttl, chunk, employees, records.
+var markDone = redis.NewScript(mirrorLua + `
+local added = redis.call('SADD', KEYS[1], ARGV[3])
 local had = redis.call('HEXISTS', KEYS[2], 'total_chunks')
 if added == 1 then
-  redis.call('HINCRBY', KEYS[2], 'empleados_procesados', ARGV[2])
-  redis.call('HINCRBY', KEYS[2], 'registros_creados', ARGV[3])
+  redis.call('HINCRBY', KEYS[2], 'empleados_procesados', ARGV[4])
+  redis.call('HINCRBY', KEYS[2], 'registros_creados', ARGV[5])
 end
 redis.call('HSET', KEYS[2], 'chunks_completados', redis.call('SCARD', KEYS[1]))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) end
 return {added, had}
+`)
+
+// reset replaces the done set and writes the progress fields; a new run of the
+// closing drops the metrics of the previous one.
+// KEYS: done, run progress, closing progress, closing metrics.
+// ARGV: run, ttl, n, n done chunks, then field/value pairs.
+var reset = redis.NewScript(mirrorLua + `
+redis.call('DEL', KEYS[1])
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, 3 + n)))
+end
+if n > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if #ARGV > 3 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 4 + n)) end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if current(KEYS[3], ARGV[1]) then
+  if redis.call('HGET', KEYS[4], 'consolidation_id') ~= ARGV[1] then redis.call('DEL', KEYS[4]) end
+  mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+end
+return 1
+`)
+
+// set updates fields of a run hash and mirrors it: "progress" to the closing's
+// progress hash, "metrics" (all of it, and the run's id) to the closing's metrics hash.
+// KEYS: run hash, closing progress, closing metrics. ARGV: run, ttl, hash, field/value pairs.
+var set = redis.NewScript(mirrorLua + `
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if current(KEYS[2], ARGV[1]) then
+  if ARGV[3] == 'progress' then
+    mirror(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+  elseif ARGV[3] == 'metrics' then
+    local all = redis.call('HGETALL', KEYS[1])
+    redis.call('DEL', KEYS[3])
+    redis.call('HSET', KEYS[3], 'consolidation_id', ARGV[1], unpack(all))
+    redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  end
+end
+return 1
 `)
 
 func (r *RedisStore) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
 
-func (r *RedisStore) MarkDone(ctx context.Context, runID int64, chunk, employees, records int, ttl time.Duration) (bool, bool, error) {
-	res, err := markDone.Run(ctx, r.client, []string{key(r.prefix, runID, "done"), key(r.prefix, runID, "progress")},
-		chunk, employees, records, ttl.Milliseconds()).Int64Slice()
+func (r *RedisStore) MarkDone(ctx context.Context, runID, closingID int64, chunk, employees, records int, ttl time.Duration) (bool, bool, error) {
+	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress")}
+	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records).Int64Slice()
 	if err != nil {
 		return false, false, err
 	}
 	return res[0] == 1, res[1] == 1, nil
 }
 
-func (r *RedisStore) Reset(ctx context.Context, runID int64, done []int, fields map[string]string, ttl time.Duration) error {
-	doneKey, progKey := key(r.prefix, runID, "done"), key(r.prefix, runID, "progress")
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, doneKey)
-		if len(done) > 0 {
-			members := make([]any, len(done))
-			for i, d := range done {
-				members[i] = d
-			}
-			p.SAdd(ctx, doneKey, members...)
-			p.PExpire(ctx, doneKey, ttl)
-		}
-		p.HSet(ctx, progKey, fields)
-		p.PExpire(ctx, progKey, ttl)
-		return nil
-	})
-	return err
+func (r *RedisStore) Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error {
+	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"),
+		r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics")}
+	args := make([]any, 0, 3+len(done)+2*len(fields))
+	args = append(args, runID, ttl.Milliseconds(), len(done))
+	for _, d := range done {
+		args = append(args, d)
+	}
+	args = appendPairs(args, fields)
+	return reset.Run(ctx, r.client, keys, args...).Err()
 }
 
-func (r *RedisStore) Set(ctx context.Context, runID int64, hash string, fields map[string]string, ttl time.Duration) error {
-	k := key(r.prefix, runID, hash)
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k, fields)
-		p.PExpire(ctx, k, ttl)
+func (r *RedisStore) Set(ctx context.Context, runID, closingID int64, hash string, fields map[string]string, ttl time.Duration) error {
+	if len(fields) == 0 {
 		return nil
-	})
-	return err
+	}
+	keys := []string{r.runKey(runID, hash), r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics")}
+	args := appendPairs([]any{runID, ttl.Milliseconds(), hash}, fields)
+	return set.Run(ctx, r.client, keys, args...).Err()
 }
 
 func (r *RedisStore) Get(ctx context.Context, runID int64, hash string) (map[string]string, error) {
-	return r.client.HGetAll(ctx, key(r.prefix, runID, hash)).Result()
+	return r.client.HGetAll(ctx, r.runKey(runID, hash)).Result()
 }
 
-func key(prefix string, runID int64, part string) string {
-	return fmt.Sprintf("%srun:%d:%s", prefix, runID, part)
+func (r *RedisStore) runKey(runID int64, part string) string {
+	return fmt.Sprintf("%srun:%d:%s", r.prefix, runID, part)
+}
+
+// closingKey names the seed's hash of a closing: "progress" or "metrics".
+func (r *RedisStore) closingKey(closingID int64, hash string) string {
+	return fmt.Sprintf("%s%s_cierre_%d", r.prefix, hash, closingID)
+}
+
+func appendPairs(args []any, fields map[string]string) []any {
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	return args
 }

@@ -1,0 +1,264 @@
+package progress
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+const testTTL = time.Hour
+
+// newTestStore is a RedisStore on the test Redis under a prefix of the test's own,
+// with a client to read its keys.
+func newTestStore(t *testing.T) (*RedisStore, *redis.Client, string) {
+	t.Helper()
+	r := pgtest.NewRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	require.NoError(t, err)
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	return NewRedisStore(client, r.Prefix), client, r.Prefix
+}
+
+// runFields are the fields the engine writes to a run's progress hash.
+func runFields(runID, closingID int64, s Snapshot) map[string]string {
+	f := s.Fields()
+	f["consolidation_id"] = strconv.FormatInt(runID, 10)
+	f["closing_id"] = strconv.FormatInt(closingID, 10)
+	return f
+}
+
+func hgetall(t *testing.T, c *redis.Client, key string) map[string]string {
+	t.Helper()
+	m, err := c.HGetAll(context.Background(), key).Result()
+	require.NoError(t, err)
+	return m
+}
+
+var endMetrics = map[string]string{
+	"throughput_empleados_sec": "17.3",
+	"throughput_registros_sec": "416.8",
+	"memoria_pico_mb":          "45.2",
+	"cpu_promedio_percent":     "23.5",
+	"tiempo_total":             "7.800",
+	"workers_utilizados":       "2",
+}
+
+func TestClosingKeysComposeWithThePrefix(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		prefix, hash, want string
+	}{
+		{"consolidacion_", "progress", "consolidacion_progress_cierre_4"},
+		{"consolidacion_", "metrics", "consolidacion_metrics_cierre_4"},
+		{"", "progress", "consolidacion:progress_cierre_4"},
+		{"nomina:", "metrics", "nomina:metrics_cierre_4"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, NewRedisStore(nil, tt.prefix).closingKey(4, tt.hash), "prefix %q", tt.prefix)
+	}
+}
+
+func TestRedisStoreKeepsTheClosingHashes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("ResetWritesTheSeedProgressHash", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		snap := Snapshot{TotalChunks: 2, ChunksDone: 1, EmployeesDone: 66, TotalEmployees: 133, Records: 1584,
+			Percent: 50, Elapsed: 3800 * time.Millisecond, ETA: 4200 * time.Millisecond}
+		require.NoError(t, s.Reset(ctx, 10, 4, []int{0}, runFields(10, 4, snap), testTTL))
+
+		// The seed's example, field for field, and the run it shows.
+		require.Equal(t, map[string]string{
+			"total_chunks":         "2",
+			"chunks_completados":   "1",
+			"progreso_porcentaje":  "50",
+			"empleados_procesados": "66",
+			"tiempo_transcurrido":  "3.8",
+			"eta_restante":         "4.2",
+			"consolidation_id":     "10",
+		}, hgetall(t, c, prefix+"progress_cierre_4"))
+		require.Empty(t, hgetall(t, c, prefix+"metrics_cierre_4"))
+	})
+
+	t.Run("MarkDoneAdvancesItCountingDuplicatesOnce", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		start := time.Now().Add(-time.Second)
+		require.NoError(t, s.Reset(ctx, 11, 4, nil, runFields(11, 4, Compute(Snapshot{TotalChunks: 3, TotalEmployees: 200}, start, time.Now())), testTTL))
+		require.Equal(t, "0", hgetall(t, c, prefix+"progress_cierre_4")["chunks_completados"])
+
+		for _, step := range []struct {
+			chunk, employees int
+			added            bool
+		}{{0, 66, true}, {0, 66, false}, {1, 67, true}, {1, 67, false}} {
+			added, hadHash, err := s.MarkDone(ctx, 11, 4, step.chunk, step.employees, 10*step.employees, testTTL)
+			require.NoError(t, err)
+			require.Equal(t, step.added, added)
+			require.True(t, hadHash)
+		}
+		p := hgetall(t, c, prefix+"progress_cierre_4")
+		require.Equal(t, "2", p["chunks_completados"])
+		require.Equal(t, "133", p["empleados_procesados"])
+		require.Equal(t, "3", p["total_chunks"])
+
+		// The engine's refresh after MarkDone brings percent, elapsed and ETA.
+		f, err := s.Get(ctx, 11, "progress")
+		require.NoError(t, err)
+		snap, ok := ParseSnapshot(f)
+		require.True(t, ok)
+		require.NoError(t, s.Set(ctx, 11, 4, "progress", runFields(11, 4, Compute(snap, start, time.Now())), testTTL))
+		p = hgetall(t, c, prefix+"progress_cierre_4")
+		require.Equal(t, "66.7", p["progreso_porcentaje"])
+		require.Equal(t, "2", p["chunks_completados"])
+		el, err := strconv.ParseFloat(p["tiempo_transcurrido"], 64)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, el, 1.0)
+		eta, err := strconv.ParseFloat(p["eta_restante"], 64)
+		require.NoError(t, err)
+		require.Greater(t, eta, 0.0)
+	})
+
+	t.Run("MetricsAtTheEnd", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		done := Snapshot{TotalChunks: 2, ChunksDone: 2, EmployeesDone: 133, TotalEmployees: 133, Percent: 100, Elapsed: 7800 * time.Millisecond}
+		require.NoError(t, s.Reset(ctx, 12, 4, []int{0, 1}, runFields(12, 4, done), testTTL))
+		require.NoError(t, s.Set(ctx, 12, 4, "metrics", endMetrics, testTTL))
+
+		want := map[string]string{"consolidation_id": "12"}
+		for k, v := range endMetrics {
+			want[k] = v
+		}
+		require.Equal(t, want, hgetall(t, c, prefix+"metrics_cierre_4"))
+		p := hgetall(t, c, prefix+"progress_cierre_4")
+		require.Equal(t, "100", p["progreso_porcentaje"])
+		require.Equal(t, p["total_chunks"], p["chunks_completados"])
+		require.Equal(t, "0", p["eta_restante"])
+	})
+
+	t.Run("ExpireWithTheRunsTTL", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		snap := Snapshot{TotalChunks: 1, TotalEmployees: 5}
+		require.NoError(t, s.Reset(ctx, 13, 4, nil, runFields(13, 4, snap), testTTL))
+		_, _, err := s.MarkDone(ctx, 13, 4, 0, 5, 50, testTTL)
+		require.NoError(t, err)
+		require.NoError(t, s.Set(ctx, 13, 4, "metrics", endMetrics, testTTL))
+		for _, k := range []string{"run:13:done", "run:13:progress", "run:13:metrics", "progress_cierre_4", "metrics_cierre_4"} {
+			ttl, err := c.PTTL(ctx, prefix+k).Result()
+			require.NoError(t, err)
+			require.Greater(t, ttl, testTTL-time.Minute, k)
+			require.LessOrEqual(t, ttl, testTTL, k)
+		}
+
+		// A short TTL: the closing's hashes go with the run's keys.
+		require.NoError(t, s.Reset(ctx, 14, 5, nil, runFields(14, 5, snap), 200*time.Millisecond))
+		require.NoError(t, s.Set(ctx, 14, 5, "metrics", endMetrics, 200*time.Millisecond))
+		require.Eventually(t, func() bool {
+			n, err := c.Exists(ctx, prefix+"progress_cierre_5", prefix+"metrics_cierre_5", prefix+"run:14:progress").Result()
+			return err == nil && n == 0
+		}, 10*time.Second, 20*time.Millisecond)
+	})
+
+	t.Run("TwoClosingsDoNotMix", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		require.NoError(t, s.Reset(ctx, 20, 5, nil, runFields(20, 5, Snapshot{TotalChunks: 3, TotalEmployees: 30}), testTTL))
+		require.NoError(t, s.Reset(ctx, 21, 6, nil, runFields(21, 6, Snapshot{TotalChunks: 2, TotalEmployees: 20}), testTTL))
+		for _, m := range []struct {
+			run, closing int64
+			chunk        int
+		}{{20, 5, 0}, {21, 6, 0}, {20, 5, 1}, {20, 5, 0}, {20, 5, 2}} {
+			_, _, err := s.MarkDone(ctx, m.run, m.closing, m.chunk, 10, 100, testTTL)
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.Set(ctx, 20, 5, "metrics", endMetrics, testTTL))
+
+		a, b := hgetall(t, c, prefix+"progress_cierre_5"), hgetall(t, c, prefix+"progress_cierre_6")
+		require.Equal(t, []string{"20", "3", "3", "30"}, []string{a["consolidation_id"], a["total_chunks"], a["chunks_completados"], a["empleados_procesados"]})
+		require.Equal(t, []string{"21", "2", "1", "10"}, []string{b["consolidation_id"], b["total_chunks"], b["chunks_completados"], b["empleados_procesados"]})
+		require.Equal(t, "20", hgetall(t, c, prefix+"metrics_cierre_5")["consolidation_id"])
+		require.Empty(t, hgetall(t, c, prefix+"metrics_cierre_6"))
+	})
+
+	t.Run("LaterRunOfTheClosingOverwritesAndEarlierCannot", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		first := Snapshot{TotalChunks: 2, ChunksDone: 2, EmployeesDone: 20, TotalEmployees: 20, Percent: 100}
+		require.NoError(t, s.Reset(ctx, 30, 7, []int{0, 1}, runFields(30, 7, first), testTTL))
+		require.NoError(t, s.Set(ctx, 30, 7, "metrics", endMetrics, testTTL))
+
+		// The next run of the closing: its progress, and no metrics until its end.
+		require.NoError(t, s.Reset(ctx, 31, 7, nil, runFields(31, 7, Snapshot{TotalChunks: 5, TotalEmployees: 50}), testTTL))
+		p := hgetall(t, c, prefix+"progress_cierre_7")
+		require.Equal(t, []string{"31", "5", "0", "0"}, []string{p["consolidation_id"], p["total_chunks"], p["chunks_completados"], p["progreso_porcentaje"]})
+		require.Empty(t, hgetall(t, c, prefix+"metrics_cierre_7"))
+
+		// Late writes of the earlier run keep to the earlier run's own keys.
+		require.NoError(t, s.Reset(ctx, 30, 7, []int{0, 1}, runFields(30, 7, first), testTTL))
+		_, _, err := s.MarkDone(ctx, 30, 7, 1, 10, 100, testTTL)
+		require.NoError(t, err)
+		require.NoError(t, s.Set(ctx, 30, 7, "progress", runFields(30, 7, first), testTTL))
+		require.NoError(t, s.Set(ctx, 30, 7, "metrics", endMetrics, testTTL))
+		require.Equal(t, p, hgetall(t, c, prefix+"progress_cierre_7"))
+		require.Empty(t, hgetall(t, c, prefix+"metrics_cierre_7"))
+		require.Equal(t, "2", hgetall(t, c, prefix+"run:30:progress")["chunks_completados"])
+	})
+
+	t.Run("RebuiltByResetAfterAFlush", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		require.NoError(t, s.Reset(ctx, 40, 8, nil, runFields(40, 8, Snapshot{TotalChunks: 4, TotalEmployees: 40}), testTTL))
+		_, _, err := s.MarkDone(ctx, 40, 8, 0, 10, 100, testTTL)
+		require.NoError(t, err)
+
+		// FLUSHALL of this test's key space (the server is shared with other tests).
+		keys, err := c.Keys(ctx, prefix+"*").Result()
+		require.NoError(t, err)
+		require.Len(t, keys, 3)
+		require.NoError(t, c.Del(ctx, keys...).Err())
+
+		// A chunk ending on the flushed Redis sees the loss and writes no partial closing hash.
+		added, hadHash, err := s.MarkDone(ctx, 40, 8, 1, 10, 100, testTTL)
+		require.NoError(t, err)
+		require.True(t, added)
+		require.False(t, hadHash)
+		require.Empty(t, hgetall(t, c, prefix+"progress_cierre_8"))
+
+		// The engine then rebuilds from the ledger with Reset.
+		rebuilt := Snapshot{TotalChunks: 4, ChunksDone: 2, EmployeesDone: 20, TotalEmployees: 40, Percent: 50}
+		require.NoError(t, s.Reset(ctx, 40, 8, []int{0, 1}, runFields(40, 8, rebuilt), testTTL))
+		require.Equal(t, map[string]string{
+			"total_chunks": "4", "chunks_completados": "2", "progreso_porcentaje": "50", "empleados_procesados": "20",
+			"tiempo_transcurrido": "0", "eta_restante": "0", "consolidation_id": "40",
+		}, hgetall(t, c, prefix+"progress_cierre_8"))
+		_, _, err = s.MarkDone(ctx, 40, 8, 2, 10, 100, testTTL)
+		require.NoError(t, err)
+		require.Equal(t, "3", hgetall(t, c, prefix+"progress_cierre_8")["chunks_completados"])
+	})
+
+	t.Run("ResetWithManyDoneChunks", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		done := make([]int, 2500)
+		for i := range done {
+			done[i] = i
+		}
+		snap := Snapshot{TotalChunks: 3000, ChunksDone: len(done), TotalEmployees: 3000, EmployeesDone: 2500, Percent: 83.3}
+		require.NoError(t, s.Reset(ctx, 50, 9, done, runFields(50, 9, snap), testTTL))
+		n, err := c.SCard(ctx, prefix+"run:50:done").Result()
+		require.NoError(t, err)
+		require.Equal(t, int64(2500), n)
+		p := hgetall(t, c, prefix+"progress_cierre_9")
+		require.Equal(t, "2500", p["chunks_completados"])
+		require.Equal(t, "83.3", p["progreso_porcentaje"])
+	})
+}
