@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,8 +109,19 @@ func Generate(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Summary, err
 		cfg.BatchSize = 2000
 	}
 	var s Summary
-	if err := pool.QueryRow(ctx, "INSERT INTO nomina_cierrenomina (mes, anno, estado) VALUES ($1, $2, $3) RETURNING id",
-		int(cfg.Month), cfg.Year, cfg.Estado).Scan(&s.ClosingID); err != nil {
+	closingCols := []string{"mes", "anno", "estado"}
+	extra, err := lookupApplicationColumns(ctx, pool, "nomina_cierrenomina", closingCols)
+	if err != nil {
+		return s, err
+	}
+	cols, vals := extra.add(closingCols, rows{{int(cfg.Month), cfg.Year, cfg.Estado}})
+	params := make([]string, len(cols))
+	for i := range params {
+		params[i] = fmt.Sprintf("$%d", i+1)
+	}
+	insert := fmt.Sprintf("INSERT INTO nomina_cierrenomina (%s) VALUES (%s) RETURNING id",
+		strings.Join(cols, ", "), strings.Join(params, ", "))
+	if err := pool.QueryRow(ctx, insert, vals[0]...).Scan(&s.ClosingID); err != nil {
 		return s, fmt.Errorf("creating the closing: %w", err)
 	}
 	g := &generator{
@@ -152,6 +164,7 @@ type generator struct {
 	first, last time.Time
 	base        uint32
 	sum         *Summary
+	extra       map[string]applicationColumns // per source table, looked up once
 }
 
 // spell writes a RUT the way people do: dotted, without dash, with leading zeros,
@@ -293,13 +306,35 @@ func (g *generator) batch(ctx context.Context, tx pgx.Tx, start, n int) error {
 		{"nomina_discrepanciacierre", []string{"cierre_id", "empleado_libro_id", "tipo_discrepancia"}, discrepancias, &g.sum.Discrepancies},
 	}
 	for _, c := range copies {
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows))
+		n, err := g.copyInto(ctx, tx, c.table, c.cols, c.rows)
 		if err != nil {
-			return fmt.Errorf("copying into %s: %w", c.table, err)
+			return err
 		}
 		*c.count += int(n)
 	}
 	return nil
+}
+
+// copyInto copies rows into a source table, with the application's own required
+// columns filled in (looked up once per table).
+func (g *generator) copyInto(ctx context.Context, tx pgx.Tx, table string, cols []string, rs rows) (int64, error) {
+	extra, ok := g.extra[table]
+	if !ok {
+		var err error
+		if extra, err = lookupApplicationColumns(ctx, tx, table, cols); err != nil {
+			return 0, err
+		}
+		if g.extra == nil {
+			g.extra = map[string]applicationColumns{}
+		}
+		g.extra[table] = extra
+	}
+	cols, rs = extra.add(cols, rs)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rs))
+	if err != nil {
+		return 0, fmt.Errorf("copying into %s: %w", table, err)
+	}
+	return n, nil
 }
 
 func (g *generator) absence(r rut.RUT, from, to time.Time) []any {
@@ -314,8 +349,8 @@ func (g *generator) unmatched(ctx context.Context, tx pgx.Tx) error {
 		r, _ := rut.New(g.base + 7*uint32(g.cfg.Employees+i) + 3)
 		rs = append(rs, []any{g.sum.ClosingID, g.spell(r), "Sin libro", pgtype.Text{}, pgtype.Text{}})
 	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"nomina_empleado_cierre_novedades"},
-		[]string{"cierre_id", "rut", "nombre", "cargo", "centro_costo"}, pgx.CopyFromRows(rs))
+	n, err := g.copyInto(ctx, tx, "nomina_empleado_cierre_novedades",
+		[]string{"cierre_id", "rut", "nombre", "cargo", "centro_costo"}, rs)
 	g.sum.Unmatched = int(n)
 	return err
 }

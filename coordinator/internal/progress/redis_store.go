@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisStore keeps run keys in Redis under a prefix (default "consolidacion:"):
+// RedisStore keeps run keys in Redis under a prefix (default "consolidacion_"):
 // {prefix}run:{id}:done (set of finished chunk indexes), {prefix}run:{id}:progress
 // and {prefix}run:{id}:metrics (hashes). It mirrors the run's hashes to the seed's
 // hashes of the closing, {prefix}progress_cierre_{closing} and
@@ -24,7 +24,7 @@ type RedisStore struct {
 
 // DefaultPrefix starts every Redis key of the service unless REDIS_PREFIX says
 // otherwise.
-const DefaultPrefix = "consolidacion:"
+const DefaultPrefix = "consolidacion_"
 
 // NewRedisStore builds a RedisStore whose keys start with prefix (DefaultPrefix
 // when empty).

@@ -56,7 +56,7 @@ func TestClosingKeysComposeWithThePrefix(t *testing.T) {
 	}{
 		{"consolidacion_", "progress", "consolidacion_progress_cierre_4"},
 		{"consolidacion_", "metrics", "consolidacion_metrics_cierre_4"},
-		{"", "progress", "consolidacion:progress_cierre_4"},
+		{"", "progress", "consolidacion_progress_cierre_4"},
 		{"nomina:", "metrics", "nomina:metrics_cierre_4"},
 	}
 	for _, tt := range tests {
