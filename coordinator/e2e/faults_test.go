@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -415,4 +417,51 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 		WHERE c.run_id = $1 AND c.chunk_index = 1`, runID, domain.OutcomeCommitted).Scan(&status, &by))
 	require.Equal(t, domain.ChunkSucceeded, status)
 	require.Equal(t, worker, by, "the draining worker finished its chunk")
+}
+
+// TestPermanentDatabaseErrorEndsTheRun: an error PostgreSQL will repeat on every try
+// ends the run error_consolidacion with its SQLSTATE, on the driver's path
+// (clearing the previous results) and on a worker's (a commit the table refuses),
+// instead of being retried.
+func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 1})
+	ctx := context.Background()
+	closing := c.generate(60, 141)
+	c.requireCleanResult(closing, c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing}).GetConsolidationId(), nil)
+	want := expected(t, c.pool, closing)
+
+	// The driver's path: removing the previous results is refused.
+	_, err := c.pool.Exec(ctx, `
+		CREATE FUNCTION e2e_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'insufficient_privilege'; END $$;
+		CREATE TRIGGER e2e_refuse BEFORE DELETE ON nomina_concepto_empleado_consolidado
+			FOR EACH ROW EXECUTE FUNCTION e2e_refuse()`)
+	require.NoError(t, err)
+	forced := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true})
+	final := c.waitEnd(forced.GetConsolidationId(), time.Minute)
+	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, "clearing previous results: database error 42501 insufficient_privilege", final.GetError())
+	require.Equal(t, domain.EstadoError, c.estado(closing))
+	requireResultsEqual(t, c.pool, closing, want) // the refused delete removed nothing
+	logged, err := os.ReadFile(filepath.Join(c.logDir, c.coord.Name+".log"))
+	require.NoError(t, err)
+	require.Contains(t, string(logged), "run failed on a permanent database error")
+
+	// A worker's path: every chunk's rows break a CHECK constraint; each chunk
+	// fails on its first attempt, naming the SQLSTATE and the table.
+	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON nomina_concepto_empleado_consolidado;
+		ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT e2e_no_sb CHECK (codigo_concepto <> 'SB') NOT VALID`)
+	require.NoError(t, err)
+	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
+	final = c.waitEnd(again.GetConsolidationId(), time.Minute)
+	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, "3 of 3 chunks failed", final.GetError())
+	require.Len(t, final.GetFailedChunks(), 3)
+	for _, fc := range final.GetFailedChunks() {
+		require.Equal(t, "database error 23514 check_violation table nomina_concepto_empleado_consolidado constraint e2e_no_sb",
+			fc.GetError())
+		require.Equal(t, int32(1), fc.GetAttempts(), "a permanent database error is not retried")
+	}
+	c.requireNoRows(closing)
 }

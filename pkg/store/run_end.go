@@ -45,7 +45,7 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID int64, o RunEnd) (
 			return err
 		}
 		if o.RemoveRows {
-			if _, err := tx.Exec(ctx, "DELETE FROM nomina_empleado_consolidado WHERE cierre_id = $1 AND consolidation_run_id = $2", closingID, runID); err != nil {
+			if _, err := removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id = $2", closingID, runID); err != nil {
 				return fmt.Errorf("removing the rows of consolidation %d: %w", runID, err)
 			}
 		}
@@ -71,14 +71,36 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID int64, o RunEnd) (
 	return finished, nil
 }
 
-// sqlUpsertMetrics writes the closing's metrics row from the run and its ledger.
 // ClearPreviousResults removes a closing's consolidated rows written by any run
-// but this one (seed: limpiar_datos_consolidacion_previos). Idempotent.
-func ClearPreviousResults(ctx context.Context, q Querier, closingID, runID int64) (int64, error) {
-	tag, err := q.Exec(ctx, `DELETE FROM nomina_empleado_consolidado
-		WHERE cierre_id = $1 AND consolidation_run_id IS DISTINCT FROM $2`, closingID, runID)
+// but this one (seed: limpiar_datos_consolidacion_previos), concept rows and
+// employee rows in one transaction. Idempotent.
+func ClearPreviousResults(ctx context.Context, pool *pgxpool.Pool, closingID, runID int64) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		n, err = removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("clearing previous results of closing %d: %w", closingID, err)
+	}
+	return n, nil
+}
+
+// removeResults deletes the consolidated employees matching match (a condition on
+// nomina_empleado_consolidado e) and their concept rows: children first, one
+// set-based DELETE per table, so it needs no ON DELETE CASCADE and leaves nothing
+// for a foreign key checked at commit (DEFERRABLE INITIALLY DEFERRED, as Django
+// creates them) to refuse. It returns the employee rows removed. Call it in a
+// transaction, so both deletes stand or fall together.
+func removeResults(ctx context.Context, tx pgx.Tx, match string, args ...any) (int64, error) {
+	if _, err := tx.Exec(ctx, `DELETE FROM nomina_concepto_empleado_consolidado c USING nomina_empleado_consolidado e
+		WHERE c.empleado_consolidado_id = e.id AND `+match, args...); err != nil {
+		return 0, fmt.Errorf("removing concept rows: %w", err)
+	}
+	tag, err := tx.Exec(ctx, "DELETE FROM nomina_empleado_consolidado e WHERE "+match, args...)
+	if err != nil {
+		return 0, fmt.Errorf("removing employee rows: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -143,20 +143,7 @@ func TestClearPreviousResults(t *testing.T) {
 
 	t.Run("RemovesOtherRunsRowsOfTheClosingOnly", func(t *testing.T) {
 		t.Parallel()
-		pool := loadClosing(t)
-		writeWithoutRun(t, pool, 8, 201, 201) // closing 8, no run
-		first := newRun(t, pool, twoChunks)
-		dispatchAndCommit(t, pool, first, 0)
-		finish(t, pool, first, domain.EstadoParcial, false)
-		second := newRun(t, pool, twoChunks)
-		dispatchAndCommit(t, pool, second, 1)
-
-		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, second)
-		require.NoError(t, err)
-		require.Equal(t, int64(1), removed)
-		requireRowsOfRun(t, pool, first, 0, 0)
-		requireRowsOfRun(t, pool, second, 2, 4)
-		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 8"))
+		requireClearsOtherRunsRowsOfTheClosingOnly(t, loadClosing(t))
 	})
 	t.Run("RemovesRowsOfNoRun", func(t *testing.T) {
 		t.Parallel()
@@ -179,4 +166,26 @@ func TestClearPreviousResults(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, removed)
 	})
+}
+
+// requireClearsOtherRunsRowsOfTheClosingOnly clears closing 7's results for a
+// second run, after a first run kept chunk 0's rows (1 employee, 5 concepts) and
+// the second committed chunk 1 (2 employees, 4 concepts), beside a row of closing 8
+// written by no run: only the first run's rows go, concepts with their employees.
+func requireClearsOtherRunsRowsOfTheClosingOnly(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	writeWithoutRun(t, pool, 8, 201, 201)
+	first := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, first, 0)
+	finish(t, pool, first, domain.EstadoParcial, false)
+	second := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, second, 1)
+
+	removed, err := store.ClearPreviousResults(t.Context(), pool, 7, second)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), removed)
+	requireRowsOfRun(t, pool, first, 0, 0)
+	requireRowsOfRun(t, pool, second, 2, 4)
+	require.Zero(t, orphanConcepts(t, pool))
+	require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 8"))
 }

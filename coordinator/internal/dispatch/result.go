@@ -25,13 +25,14 @@ type ErrorKind int
 
 const (
 	// KindOther is any other failure: the worker is gone, the connection was lost,
-	// the worker hit a database error. Worth another attempt elsewhere.
+	// the worker hit a transient database error. Worth another attempt elsewhere.
 	KindOther ErrorKind = iota
 	// KindBusy: the worker had no room for the chunk.
 	KindBusy
 	// KindStale: the attempt had been superseded and the worker's commit was refused.
 	KindStale
-	// KindDataError: the chunk's data cannot be consolidated; retrying cannot help.
+	// KindDataError: the chunk's data cannot be consolidated, or the database
+	// refused it for good (a permanent SQLSTATE); retrying cannot help.
 	KindDataError
 	// KindTimeout: the call passed its deadline.
 	KindTimeout

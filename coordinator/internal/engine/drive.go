@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -52,7 +53,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if run.Mode == domain.ModeFull {
 		n, err := e.ledger.ClearPreviousResults(ctx, run.ClosingID, runID)
 		if err != nil {
-			e.stopped(ctx, run, err)
+			e.stopped(ctx, run, "clearing previous results", err)
 			return
 		}
 		if n > 0 {
@@ -64,44 +65,58 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	}
 	todo, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkPending, domain.ChunkRunning)
 	if err != nil {
-		e.stopped(ctx, run, err)
+		e.stopped(ctx, run, "listing chunks", err)
 		return
 	}
 	if len(todo) < run.TotalChunks {
 		log.InfoContext(ctx, "resuming run", "chunks_left", len(todo), "chunks", run.TotalChunks)
 	}
 
+	// A chunk that meets a permanent database error stops the others with it.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	var wg sync.WaitGroup
 	for _, c := range todo {
 		lease, err := e.workers.Acquire(ctx)
 		if err != nil {
-			break // cancelled, timed out or stopping
+			break // cancelled, timed out, failed or stopping
 		}
-		wg.Go(func() { e.runChunk(ctx, run, c, lease) })
+		wg.Go(func() { e.runChunk(ctx, run, c, lease, fail) })
 	}
 	wg.Wait()
-	e.stopped(ctx, run, nil)
+	e.stopped(ctx, run, "", nil)
 }
 
 // stopped ends the run according to why driving stopped: cancel, timeout, engine
-// shutdown (leave it for a resume), or all chunks done.
-func (e *Engine) stopped(ctx context.Context, run store.Run, err error) {
+// shutdown (leave it for a resume), a permanent database error (the run fails with
+// it), an error while doing step (left for the reconciler to retry), or all chunks
+// done.
+func (e *Engine) stopped(ctx context.Context, run store.Run, step string, err error) {
 	cause := context.Cause(ctx)
+	var failure *runFailure
 	switch {
 	case errors.Is(cause, errEngineStopped):
 		e.logger.Info("run left for resume", "consolidation_id", run.ID)
 		return
 	case errors.Is(cause, errCancelled), errors.Is(cause, context.DeadlineExceeded):
 		e.finish(ctx, run, cause)
+	case errors.As(cause, &failure):
+		e.finish(ctx, run, failure)
 	case err != nil:
-		e.logger.ErrorContext(ctx, "driving run failed; the reconciler will retry", "consolidation_id", run.ID, "error", err.Error())
+		if failure = asRunFailure(step, err); failure != nil {
+			e.finish(ctx, run, failure)
+			return
+		}
+		e.logger.ErrorContext(ctx, "driving run failed; the reconciler will retry", "consolidation_id", run.ID,
+			"step", step, "error", err.Error())
 	default:
 		e.finish(ctx, run, nil)
 	}
 }
 
 // runChunk dispatches one chunk until it commits, fails for good, or the run stops.
-func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease lease) {
+// A permanent database error while dispatching stops the run: fail(its *runFailure).
+func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease lease, fail context.CancelCauseFunc) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
 	for try := 1; ; try++ {
 		token := rand.Int64N(1<<62) + 1
@@ -110,6 +125,8 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 			lease.Release(false)
 			if err == nil {
 				e.chunkEnded(ctx, run, c.Index) // finished meanwhile (by an earlier attempt)
+			} else if failure := asRunFailure(fmt.Sprintf("dispatching chunk %d", c.Index), err); failure != nil {
+				fail(failure)
 			}
 			return
 		}
@@ -289,20 +306,32 @@ func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]s
 func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 	ctx = context.WithoutCancel(ctx)
 	f := runFacts{Cancelled: errors.Is(cause, errCancelled), DeadlinePassed: errors.Is(cause, context.DeadlineExceeded)}
-	if !f.Cancelled && !f.DeadlinePassed {
+	if failure := (*runFailure)(nil); errors.As(cause, &failure) {
+		f.Failure = failure.Text
+	}
+	if !f.Cancelled && !f.DeadlinePassed && f.Failure == "" {
+		step, totals := "reading the run", store.ControlTotals{}
 		latest, err := e.ledger.GetRun(ctx, run.ID)
-		if err != nil {
-			e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
-			return
+		if err == nil {
+			step = "checking control totals"
+			totals, err = e.ledger.CheckControlTotals(ctx, run.ID)
 		}
-		totals, err := e.ledger.CheckControlTotals(ctx, run.ID)
-		if err != nil {
-			e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
+		switch failure := asRunFailure(step, err); {
+		case failure != nil:
+			f.Failure = failure.Text
+		case err != nil:
+			e.logger.ErrorContext(ctx, "finishing run failed; the reconciler will retry", "consolidation_id", run.ID,
+				"step", step, "error", err.Error())
 			return
+		default:
+			f.ChunksSucceeded, f.TotalChunks, f.Totals = latest.ChunksSucceeded, latest.TotalChunks, totals
 		}
-		f.ChunksSucceeded, f.TotalChunks, f.Totals = latest.ChunksSucceeded, latest.TotalChunks, totals
 	}
 	o := decideRunEnd(f)
+	if f.Failure != "" {
+		e.logger.ErrorContext(ctx, "run failed on a permanent database error", "consolidation_id", run.ID,
+			"closing_id", run.ClosingID, "error", f.Failure)
+	}
 	finished, err := e.ledger.FinishRun(ctx, run.ID, o)
 	if err != nil {
 		e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())

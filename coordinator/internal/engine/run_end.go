@@ -11,6 +11,9 @@ import (
 type runFacts struct {
 	Cancelled      bool // a cancel stopped the run
 	DeadlinePassed bool // the run passed its time limit
+	// Failure is what a permanent database error that stopped the driver says
+	// (runFailure); "" when none did.
+	Failure string
 	// Read from the ledger only when the run was neither cancelled nor timed out.
 	ChunksSucceeded int
 	TotalChunks     int
@@ -19,7 +22,9 @@ type runFacts struct {
 
 // decideRunEnd is the end-state rule (SPEC section 6), counted in chunks: a cancel
 // → consolidacion_cancelada, the time limit → timeout_consolidacion (both remove
-// the run's rows); control totals that disagree → error_consolidacion; every chunk
+// the run's rows); a permanent database error that stopped the driver →
+// error_consolidacion with that error, rows removed; control totals that disagree
+// → error_consolidacion; every chunk
 // succeeded → datos_consolidados; at least half → consolidacion_parcial, rows kept;
 // fewer → error_consolidacion, rows removed.
 func decideRunEnd(f runFacts) store.RunEnd {
@@ -28,6 +33,8 @@ func decideRunEnd(f runFacts) store.RunEnd {
 		return store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}
 	case f.DeadlinePassed:
 		return store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}
+	case f.Failure != "":
+		return store.RunEnd{Estado: domain.EstadoError, Error: f.Failure, RemoveRows: true}
 	}
 	o := store.RunEnd{Totals: f.Totals.Written, TotalsVerified: f.Totals.Agree()}
 	ok, k := f.ChunksSucceeded, f.TotalChunks
@@ -45,4 +52,23 @@ func decideRunEnd(f runFacts) store.RunEnd {
 		o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
 	}
 	return o
+}
+
+// runFailure is a permanent database error that stopped the driver of a run (a
+// privilege not granted, a table or column missing, a constraint): retrying
+// cannot help, so the run ends error_consolidacion with Text recorded on it.
+type runFailure struct{ Text string }
+
+func (f *runFailure) Error() string { return f.Text }
+
+// asRunFailure judges an error the driver met while doing step: a permanent
+// database error (store.PermanentDBError) is a *runFailure naming the step and
+// what PostgreSQL reported (never its message: it may quote SQL or data); any
+// other error is nil, left for the reconciler to retry.
+func asRunFailure(step string, err error) *runFailure {
+	pgErr, permanent := store.PermanentDBError(err)
+	if !permanent {
+		return nil
+	}
+	return &runFailure{Text: step + ": " + store.DescribeDBError(pgErr)}
 }

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -18,6 +22,7 @@ func TestDecideRunEnd(t *testing.T) {
 	short := written
 	short.LiquidoPagar--
 	disagree := store.ControlTotals{Ledger: written, Written: short}
+	const denied = "clearing previous results: database error 42501 insufficient_privilege"
 	const totalsMsg = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
 
 	for _, tc := range []struct {
@@ -57,10 +62,44 @@ func TestDecideRunEnd(t *testing.T) {
 			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
 		{"DeadlineOfAnEmptyRun", runFacts{DeadlinePassed: true},
 			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+		{"PermanentDatabaseErrorIsErrorRowsRemoved", runFacts{Failure: denied},
+			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true}},
+		{"PermanentDatabaseErrorBeatsEveryChunk", runFacts{Failure: denied, ChunksSucceeded: 6, TotalChunks: 6, Totals: agree},
+			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true}},
+		{"CancelWinsOverAPermanentDatabaseError", runFacts{Cancelled: true, Failure: denied},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+		{"DeadlineWinsOverAPermanentDatabaseError", runFacts{DeadlinePassed: true, Failure: denied},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			require.Equal(t, tc.want, decideRunEnd(tc.f))
+		})
+	}
+}
+
+func TestAsRunFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want *runFailure
+	}{
+		{"PermanentEndsTheRun", fmt.Errorf("clearing: %w", &pgconn.PgError{Code: "42501", Message: "permission denied for table x"}),
+			&runFailure{Text: "clearing previous results: database error 42501 insufficient_privilege"}},
+		{"NamesTableAndColumnNotTheMessage", &pgconn.PgError{Code: "42703", Message: `column "x" of SELECT secret`,
+			TableName: "nomina_empleado_consolidado", ColumnName: "fecha_consolidacion"},
+			&runFailure{Text: "clearing previous results: database error 42703 undefined_column table nomina_empleado_consolidado column fecha_consolidacion"}},
+		{"SessionKilledIsRetried", &pgconn.PgError{Code: "57P01"}, nil},
+		{"DeadlockIsRetried", &pgconn.PgError{Code: "40P01"}, nil},
+		{"TooManyConnectionsIsRetried", &pgconn.PgError{Code: "53300"}, nil},
+		{"ConnectionLostIsRetried", errors.New("unexpected EOF"), nil},
+		{"TimeoutIsRetried", context.DeadlineExceeded, nil},
+		{"NoError", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, asRunFailure("clearing previous results", tc.err))
 		})
 	}
 }

@@ -13,9 +13,11 @@ type DataError struct{ Err error }
 func (e *DataError) Error() string { return e.Err.Error() }
 func (e *DataError) Unwrap() error { return e.Err }
 
-// DatabaseError is an error PostgreSQL reported while processing a chunk (a
-// session killed, a serialization failure, a constraint): worth a retry. Code is
-// its SQLSTATE, the only part of it fit to leave the worker.
+// DatabaseError is an error PostgreSQL reported while processing a chunk. Its
+// SQLSTATE (Code) says whether a retry may help (store.TransientSQLState: a session
+// killed, a serialization failure) or not (a privilege, a missing column, a
+// constraint the rows break). Only its code and the names store.DescribeDBError
+// gives are fit to leave the worker.
 type DatabaseError struct {
 	Code string
 	Err  error

@@ -92,8 +92,8 @@ type Summary struct {
 
 // Process consolidates a chunk and commits it if req.Token is still current.
 // Errors: store.ErrStaleAttempt when it is not, *DataError for bad data,
-// *DatabaseError for an error PostgreSQL reported; any of these but the first two is
-// worth a retry.
+// *DatabaseError for an error PostgreSQL reported (worth a retry only when its
+// SQLSTATE is transient); other errors are worth a retry.
 func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SoftTimeout)
 	defer cancel()

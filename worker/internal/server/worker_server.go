@@ -77,8 +77,9 @@ func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.Pr
 }
 
 // toStatus maps processing errors to codes the coordinator acts on: ABORTED (stale
-// attempt: never retried), FAILED_PRECONDITION (bad data: never retried), and
-// UNAVAILABLE / DEADLINE_EXCEEDED / INTERNAL (retried). Messages carry ids only.
+// attempt: never retried), FAILED_PRECONDITION (bad data, or a permanent database
+// error: never retried), and UNAVAILABLE / DEADLINE_EXCEEDED / INTERNAL (retried).
+// Messages carry ids, SQLSTATEs and table and column names only.
 func toStatus(ctx context.Context, err error) error {
 	var de *chunk.DataError
 	var dbErr *chunk.DatabaseError
@@ -94,6 +95,9 @@ func toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		return status.Error(codes.Canceled, "chunk cancelled")
 	case errors.As(err, &dbErr):
+		if pgErr, permanent := store.PermanentDBError(dbErr); permanent {
+			return status.Error(codes.FailedPrecondition, store.DescribeDBError(pgErr))
+		}
 		return status.Errorf(codes.Unavailable, "database error %s", dbErr.Code)
 	default:
 		return status.Error(codes.Unavailable, "chunk failed: "+err.Error())

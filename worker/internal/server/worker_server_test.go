@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,6 +41,12 @@ func TestToStatus(t *testing.T) {
 			codes.Canceled, "chunk cancelled"},
 		{"DatabaseErrorNamesOnlyItsCode", context.Background(), &chunk.DatabaseError{Code: "57P01", Err: errors.New("terminating connection; SELECT secret")},
 			codes.Unavailable, "database error 57P01"},
+		{"TransientDatabaseErrorIsUnavailable", context.Background(), dbError("40P01", ""),
+			codes.Unavailable, "database error 40P01"},
+		{"PermanentDatabaseErrorIsFailedPrecondition", context.Background(), dbError("42501", ""),
+			codes.FailedPrecondition, "database error 42501 insufficient_privilege"},
+		{"PermanentDatabaseErrorNamesItsTableNeverItsMessage", context.Background(), dbError("23514", "nomina_concepto_empleado_consolidado"),
+			codes.FailedPrecondition, "database error 23514 check_violation table nomina_concepto_empleado_consolidado"},
 		{"AnyOtherErrorIsUnavailable", context.Background(), errors.New("connection reset"),
 			codes.Unavailable, "chunk failed: connection reset"},
 	} {
@@ -50,4 +57,11 @@ func TestToStatus(t *testing.T) {
 			require.Equal(t, tc.msg, st.Message())
 		})
 	}
+}
+
+// dbError is a *chunk.DatabaseError as the processor makes it, around a
+// PostgreSQL error whose message and detail must not leave the worker.
+func dbError(code, table string) error {
+	pgErr := &pgconn.PgError{Code: code, TableName: table, Message: "secret SQL", Detail: "Failing row contains (12345678-5)"}
+	return &chunk.DatabaseError{Code: code, Err: fmt.Errorf("committing chunk 3: %w", pgErr)}
 }
