@@ -149,7 +149,10 @@ func PrintSQL(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 			b.WriteString("\nBEGIN;\n")
 		}
 		for _, s := range steps {
-			b.WriteString(strings.TrimRight(s, "; \n") + ";\n")
+			if m.NoTransaction {
+				s += ";" // split off at its semicolon
+			}
+			b.WriteString(strings.TrimRight(s, " \n") + "\n")
 		}
 		fmt.Fprintf(&b, "INSERT INTO schema_migrations (version, name) VALUES (%d, '%s') ON CONFLICT DO NOTHING;\n",
 			m.Version, m.Name)
