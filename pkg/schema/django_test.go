@@ -172,6 +172,8 @@ func TestValidateNamesTheTableAndColumn(t *testing.T) {
 			_, err := pool.Exec(ctx, tc.alter)
 			require.NoError(t, err)
 			err = schema.Validate(ctx, pool)
+			var mismatch *schema.MismatchError
+			require.ErrorAs(t, err, &mismatch)
 			require.ErrorContains(t, err, tc.want)
 			_, err = schema.Migrate(ctx, discard(), pool)
 			require.ErrorContains(t, err, tc.want, "migrate ends with the same check")

@@ -126,7 +126,8 @@ type dbColumn struct {
 // Validate checks that every column in RequiredColumns exists with a compatible
 // type, and that the result tables hold no column the service's inserts would leave
 // NULL against a NOT NULL without a default. Each problem names its table and
-// column. Migrate runs it last; the coordinator runs it before serving.
+// column (a *MismatchError). Migrate runs it last; the coordinator runs it before
+// serving.
 func Validate(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `
 		SELECT table_name::text, column_name::text, data_type::text, character_maximum_length::int4,
@@ -165,9 +166,20 @@ func Validate(ctx context.Context, q Querier) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("the payroll tables do not have the columns the service needs: %w", errors.Join(problems...))
+		return &MismatchError{Problems: problems}
 	}
 	return nil
+}
+
+// MismatchError is Validate's answer for a database it could read whose payroll
+// tables do not fit the service: each problem names a table and a column. Any other
+// error of Validate's is a failure to read the catalog.
+type MismatchError struct {
+	Problems []error
+}
+
+func (e *MismatchError) Error() string {
+	return "the payroll tables do not have the columns the service needs: " + errors.Join(e.Problems...).Error()
 }
 
 var integerWidths = []string{"smallint", "integer", "bigint"}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -133,9 +134,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer pool.Close()
 	// A database the application changed under the service is refused here, by
-	// table and column, not half-way through a run.
-	if err := schema.Validate(ctx, pool); err != nil {
+	// table and column, not half-way through a run. One that cannot be reached yet
+	// is not: the coordinator serves and answers Unavailable until it can.
+	var mismatch *schema.MismatchError
+	if err := schema.Validate(ctx, pool); errors.As(err, &mismatch) {
 		return err
+	} else if err != nil {
+		logger.WarnContext(ctx, "payroll tables not checked", "error", err.Error())
 	}
 	redisOpts, err := redis.ParseURL(s.redisURL)
 	if err != nil {
