@@ -5,18 +5,20 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 )
 
-// aptInstall installs a Debian package when we are root on Debian, and otherwise
+// aptInstall installs Debian packages when we are root on Debian, and otherwise
 // says exactly what to install. A file lock keeps concurrent test binaries from
 // running apt-get at the same time.
 // found reports whether the package's binaries are there now (another test
 // binary may have installed them while this one waited for the lock).
-func aptInstall(pkg string, found func() bool) error {
+func aptInstall(found func() bool, pkgs ...string) error {
+	pkg := strings.Join(pkgs, " ")
 	_, debErr := os.Stat("/etc/debian_version")
 	if os.Geteuid() != 0 || debErr != nil {
-		return fmt.Errorf("install the %q package (Debian/Ubuntu: sudo apt-get install -y %s), or set TEST_DATABASE_URL and TEST_REDIS_URL to servers of your own", pkg, pkg)
+		return fmt.Errorf("install %s (Debian/Ubuntu: sudo apt-get install -y %s), or set TEST_DATABASE_URL and TEST_REDIS_URL to servers of your own", pkg, pkg)
 	}
 	// The lock's name predates this package; test binaries built before it still
 	// take the same lock.
@@ -38,7 +40,7 @@ func aptInstall(pkg string, found func() bool) error {
 	if err := update.Run(); err != nil {
 		return fmt.Errorf("apt-get update: %w", err)
 	}
-	install := exec.Command("apt-get", "install", "-y", "--no-install-recommends", pkg)
+	install := exec.Command("apt-get", append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...)
 	install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	install.Stdout, install.Stderr = os.Stderr, os.Stderr
 	if err := install.Run(); err != nil {

@@ -172,7 +172,7 @@ func postgresBinDir() (string, error) {
 	if d := find(); d != "" {
 		return d, nil
 	}
-	if err := aptInstall("postgresql", func() bool { return find() != "" }); err != nil {
+	if err := aptInstall(func() bool { return find() != "" }, "postgresql"); err != nil {
 		return "", fmt.Errorf("PostgreSQL server binaries (initdb, postgres) not found: %w", err)
 	}
 	if d := find(); d != "" {

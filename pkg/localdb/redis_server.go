@@ -118,7 +118,7 @@ func redisBinary() (string, error) {
 	if p := find(); p != "" {
 		return p, nil
 	}
-	if err := aptInstall("redis-server", func() bool { return find() != "" }); err != nil {
+	if err := aptInstall(func() bool { return find() != "" }, "redis-server"); err != nil {
 		return "", fmt.Errorf("redis-server not found: %w", err)
 	}
 	if p := find(); p != "" {

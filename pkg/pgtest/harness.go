@@ -61,9 +61,12 @@ func stopAll() {
 // postgresEnv is the shared PostgreSQL of this test binary.
 type postgresEnv struct {
 	adminURL string // a database we may connect to for CREATE DATABASE
-	template string // migrated template database
+	template string // migrated template database (OwnSchema)
 	owned    bool   // we started the server (and drop nothing one by one)
 	mu       sync.Mutex
+
+	// Templates of the Django schemas, made the first time a test asks for one.
+	djangoOnly, django func() (string, error)
 }
 
 var (
@@ -90,6 +93,8 @@ func sharedPostgres() (*postgresEnv, error) {
 			env.owned = true
 		}
 		env.template = "pgtest_template_" + randomSuffix()
+		env.djangoOnly = sync.OnceValues(env.createDjangoOnlyTemplate)
+		env.django = sync.OnceValues(env.createDjangoTemplate)
 		if err := env.createTemplate(ctx); err != nil {
 			pgErr = err
 			return
@@ -121,35 +126,137 @@ func (e *postgresEnv) createTemplate(ctx context.Context) error {
 	return nil
 }
 
-// NewDatabase creates a fresh database with the schema migrated, dropped when the
-// test ends, and returns its URL.
+// Schema says how a test database's tables were made.
+type Schema int
+
+const (
+	// OwnSchema is the service's migrations on an empty database: they create the
+	// nomina_* tables themselves.
+	OwnSchema Schema = iota
+	// DjangoSchema is the payroll application's tables as Django creates them
+	// (testdata/django, `manage.py migrate`), then the service's migrations on top:
+	// the production situation (SPEC section 3a).
+	DjangoSchema
+	// DjangoOnlySchema is Django's tables with none of the service's migrations
+	// applied, for tests of the migrations themselves.
+	DjangoOnlySchema
+)
+
+func (s Schema) String() string {
+	switch s {
+	case OwnSchema:
+		return "own"
+	case DjangoSchema:
+		return "django"
+	case DjangoOnlySchema:
+		return "django-only"
+	}
+	return fmt.Sprintf("Schema(%d)", int(s))
+}
+
+// NewDatabase creates a fresh database with the schema migrated (OwnSchema),
+// dropped when the test ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
+	t.Helper()
+	return NewDatabaseWith(t, OwnSchema)
+}
+
+// NewDjangoDatabase creates a fresh database whose nomina_* tables Django created,
+// with the service's migrations applied on top (DjangoSchema), dropped when the test
+// ends, and returns its URL.
+func NewDjangoDatabase(t testing.TB) string {
+	t.Helper()
+	return NewDatabaseWith(t, DjangoSchema)
+}
+
+// NewDatabaseWith creates a fresh database of the given schema, dropped when the
+// test ends, and returns its URL. Each schema is built once per test binary, in a
+// template database the tests' databases are copied from.
+func NewDatabaseWith(t testing.TB, s Schema) string {
 	t.Helper()
 	env, err := sharedPostgres()
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	name := "pgtest_" + randomSuffix()
-	ctx := context.Background()
-	env.mu.Lock() // CREATE DATABASE ... TEMPLATE wants the template to itself
-	err = func() error {
-		admin, err := pgx.Connect(ctx, env.adminURL)
-		if err != nil {
-			return err
-		}
-		defer admin.Close(ctx)
-		_, err = admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s",
-			pgx.Identifier{name}.Sanitize(), pgx.Identifier{env.template}.Sanitize()))
-		return err
-	}()
-	env.mu.Unlock()
+	template := env.template
+	switch s {
+	case OwnSchema:
+	case DjangoSchema:
+		template, err = env.django()
+	case DjangoOnlySchema:
+		template, err = env.djangoOnly()
+	default:
+		err = fmt.Errorf("unknown schema %v", s)
+	}
 	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	name := "pgtest_" + randomSuffix()
+	if err := env.copyDatabase(context.Background(), template, name); err != nil {
 		t.Fatalf("pgtest: creating database: %v", err)
 	}
 	if !env.owned {
 		t.Cleanup(func() { dropDatabase(env.adminURL, name) })
 	}
 	return withDatabase(env.adminURL, name)
+}
+
+// copyDatabase creates database name from template.
+func (e *postgresEnv) copyDatabase(ctx context.Context, template, name string) error {
+	e.mu.Lock() // CREATE DATABASE ... TEMPLATE wants the template to itself
+	defer e.mu.Unlock()
+	admin, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s",
+		pgx.Identifier{name}.Sanitize(), pgx.Identifier{template}.Sanitize()))
+	return err
+}
+
+// createDjangoOnlyTemplate makes the DjangoOnlySchema template: an empty database that
+// Django's migrate fills.
+func (e *postgresEnv) createDjangoOnlyTemplate() (string, error) {
+	django, err := localdb.Django()
+	if err != nil {
+		return "", err
+	}
+	return e.newTemplate("template0", "pgtest_django_only_", django.Migrate)
+}
+
+// createDjangoTemplate makes the DjangoSchema template: a copy of the Django-only
+// one with the service's migrations applied.
+func (e *postgresEnv) createDjangoTemplate() (string, error) {
+	djangoOnly, err := e.djangoOnly()
+	if err != nil {
+		return "", err
+	}
+	return e.newTemplate(djangoOnly, "pgtest_django_", func(ctx context.Context, url string) error {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		_, err = schema.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), pool)
+		return err
+	})
+}
+
+// newTemplate copies from into a new database named prefix+random, dropped when the
+// binary ends, and fills it.
+func (e *postgresEnv) newTemplate(from, prefix string, fill func(ctx context.Context, url string) error) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	name := prefix + randomSuffix()
+	if err := e.copyDatabase(ctx, from, name); err != nil {
+		return "", fmt.Errorf("creating the template database %s: %w", name, err)
+	}
+	onStop(func() { dropDatabase(e.adminURL, name) })
+	if err := fill(ctx, withDatabase(e.adminURL, name)); err != nil {
+		return "", fmt.Errorf("filling the template database %s: %w", name, err)
+	}
+	return name, nil
 }
 
 // NewPool opens a pool on a fresh database (NewDatabase), closed when the test ends.

@@ -43,3 +43,26 @@ func TestNewRedisGivesDistinctPrefixes(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+func TestNewDjangoDatabaseHasDjangosTablesAndTheServices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.OpenPool(t, pgtest.NewDjangoDatabase(t))
+	var migrations, ours int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM django_migrations WHERE app = 'nomina'").Scan(&migrations))
+	require.Positive(t, migrations)
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&ours))
+	require.Positive(t, ours)
+	// Django's FKs: deferrable, no ON DELETE in the database.
+	var def string
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE conrelid = 'nomina_empleado_cierre'::regclass AND contype = 'f'`).Scan(&def))
+	require.Contains(t, def, "DEFERRABLE INITIALLY DEFERRED")
+	require.NotContains(t, def, "ON DELETE")
+
+	only := pgtest.OpenPool(t, pgtest.NewDatabaseWith(t, pgtest.DjangoOnlySchema))
+	var exists bool
+	require.NoError(t, only.QueryRow(ctx, "SELECT to_regclass('consolidation_run') IS NOT NULL").Scan(&exists))
+	require.False(t, exists, "DjangoOnlySchema has none of the service's tables")
+}

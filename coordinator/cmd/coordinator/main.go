@@ -1,9 +1,11 @@
 // Command coordinator serves ConsolidationService; `coordinator migrate` brings the
-// database schema up to date and exits.
+// database schema up to date and exits (`migrate -print` prints the SQL instead).
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,7 +48,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	}
 	switch cmd {
 	case "migrate":
-		return migrate(ctx, logger)
+		return migrate(ctx, logger, args[1:])
 	case "serve":
 		return serve(ctx, logger)
 	default:
@@ -54,7 +56,12 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	}
 }
 
-func migrate(ctx context.Context, logger *slog.Logger) error {
+func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
+	flags := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	printOnly := flags.Bool("print", false, "print the SQL that migrate would run, for a DBA to apply, and change nothing")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
 	var env config.Env
 	url := env.Required("DATABASE_URL")
 	if err := env.Err(); err != nil {
@@ -65,6 +72,9 @@ func migrate(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	if *printOnly {
+		return schema.PrintSQL(ctx, pool, os.Stdout)
+	}
 	applied, err := schema.Migrate(ctx, logger, pool)
 	if err != nil {
 		return err
@@ -123,6 +133,15 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	// A database the application changed under the service is refused here, by
+	// table and column, not half-way through a run. One that cannot be reached yet
+	// is not: the coordinator serves and answers Unavailable until it can.
+	var mismatch *schema.MismatchError
+	if err := schema.Validate(ctx, pool); errors.As(err, &mismatch) {
+		return err
+	} else if err != nil {
+		logger.WarnContext(ctx, "payroll tables not checked", "error", err.Error())
+	}
 	redisOpts, err := redis.ParseURL(s.redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)

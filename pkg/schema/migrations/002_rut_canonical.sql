@@ -34,11 +34,5 @@ BEGIN
 END
 $$;
 
--- Novedades are matched to the libro by (closing, canonical RUT); movements have no
--- closing and are matched by canonical RUT alone.
-CREATE INDEX IF NOT EXISTS nomina_empleado_cierre_novedades_cierre_rut_canonical_idx
-    ON nomina_empleado_cierre_novedades (cierre_id, nomina_rut_canonical(rut));
-CREATE INDEX IF NOT EXISTS nomina_movimiento_alta_baja_rut_canonical_idx
-    ON nomina_movimiento_alta_baja (nomina_rut_canonical(rut));
-CREATE INDEX IF NOT EXISTS nomina_movimiento_ausentismo_rut_canonical_idx
-    ON nomina_movimiento_ausentismo (nomina_rut_canonical(rut));
+-- The expression indexes that use it are built in 007_application_indexes.sql,
+-- CONCURRENTLY and outside a transaction, since the tables are the application's.

@@ -1,4 +1,3 @@
--- Refusal checks (repeated RUTs) and the count of novedades without a libro match
--- look libro employees up by (closing, canonical RUT).
-CREATE INDEX IF NOT EXISTS nomina_empleado_cierre_cierre_rut_canonical_idx
-    ON nomina_empleado_cierre (cierre_id, nomina_rut_canonical(rut));
+-- The libro's (closing, canonical RUT) index this migration used to build inside a
+-- transaction is built in 007_application_indexes.sql, CONCURRENTLY: the table is
+-- the application's and is written while the service migrates.

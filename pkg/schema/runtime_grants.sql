@@ -1,0 +1,23 @@
+-- The service's run-time role (SPEC section 3a): exactly what the coordinator and the
+-- workers need, nothing more. The migration may run as a more privileged role.
+GRANT USAGE ON SCHEMA public TO {{role}};
+
+-- Sources: read only.
+GRANT SELECT ON nomina_cierrenomina, nomina_discrepanciacierre, nomina_empleado_cierre,
+    nomina_registro_concepto_empleado, nomina_empleado_cierre_novedades,
+    nomina_registro_concepto_empleado_novedades, nomina_movimiento_alta_baja,
+    nomina_movimiento_ausentismo, nomina_movimiento_vacaciones, nomina_analista_ingreso,
+    nomina_analista_finiquito, nomina_analista_incidencia TO {{role}};
+-- A run moves the closing's estado, and only that column.
+GRANT UPDATE (estado) ON nomina_cierrenomina TO {{role}};
+
+-- Results: written and replaced by runs; ids come from the tables' sequences.
+GRANT SELECT, INSERT, DELETE ON nomina_empleado_consolidado, nomina_concepto_empleado_consolidado,
+    nomina_metrica_consolidacion TO {{role}};
+GRANT USAGE ON SEQUENCE nomina_empleado_consolidado_id_seq, nomina_concepto_empleado_consolidado_id_seq,
+    nomina_metrica_consolidacion_id_seq TO {{role}};
+
+-- The service's own tables and functions: full rights.
+GRANT ALL PRIVILEGES ON consolidation_run, consolidation_chunk, consolidation_chunk_attempt TO {{role}};
+GRANT USAGE ON SEQUENCE consolidation_run_id_seq TO {{role}};
+GRANT EXECUTE ON FUNCTION nomina_rut_canonical(text) TO {{role}};
