@@ -49,6 +49,10 @@ func TestMain(m *testing.M) {
 }
 
 type clusterOptions struct {
+	// schema of the test database: the service's own (default), or the payroll
+	// application's as Django created it, with the services connecting as the
+	// least-privileged role of SPEC section 3a (the test itself connects as owner).
+	schema    pgtest.Schema
 	workers   int
 	coordEnv  []string // extra coordinator environment
 	workerEnv []string // extra worker environment
@@ -74,7 +78,11 @@ type cluster struct {
 
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dbURL: pgtest.NewDatabase(t), redis: pgtest.NewRedis(t), logDir: t.TempDir()}
+	c := &cluster{t: t, dbURL: pgtest.NewDatabaseWith(t, opts.schema), redis: pgtest.NewRedis(t), logDir: t.TempDir()}
+	serviceURL := c.dbURL
+	if opts.schema == pgtest.DjangoSchema {
+		serviceURL = pgtest.NewRuntimeRole(t, c.dbURL)
+	}
 	if opts.redisURL != "" {
 		c.redis.URL = opts.redisURL
 	}
@@ -96,7 +104,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		}
 	})
 	lc, err := launch.StartCluster(context.Background(), launch.ClusterConfig{BinDir: binDir, LogDir: c.logDir,
-		DatabaseURL: c.dbURL, RedisURL: c.redis.URL, Workers: opts.workers,
+		DatabaseURL: serviceURL, RedisURL: c.redis.URL, Workers: opts.workers,
 		WorkerEnv:      append([]string{"SHUTDOWN_DRAIN=5s"}, opts.workerEnv...),
 		CoordinatorEnv: append(coordEnv, opts.coordEnv...),
 		DeathSignal:    syscall.SIGKILL})
@@ -104,6 +112,18 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Cleanup(lc.Kill)
 	c.workers, c.coord, c.client = lc.Workers, lc.Coordinator, lc.Client
 	return c
+}
+
+// forEachSchema runs a test on each database schema the service must work on: its
+// own tables, and the payroll application's as Django created them.
+func forEachSchema(t *testing.T, test func(t *testing.T, schema pgtest.Schema)) {
+	t.Helper()
+	for _, s := range []pgtest.Schema{pgtest.OwnSchema, pgtest.DjangoSchema} {
+		t.Run(s.String(), func(t *testing.T) {
+			t.Parallel()
+			test(t, s)
+		})
+	}
 }
 
 func freeAddr(t *testing.T) string {

@@ -12,116 +12,123 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 func TestThreeWorkersGiveTheRowsOfTheRules(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{workers: 3})
-	closing := c.generate(700, 11)
-	want := expected(t, c.pool, closing)
+	forEachSchema(t, func(t *testing.T, schema pgtest.Schema) {
+		c := newCluster(t, clusterOptions{schema: schema, workers: 3})
+		closing := c.generate(700, 11)
+		want := expected(t, c.pool, closing)
 
-	for _, policy := range []consolidationv1.ChunkPolicy{
-		consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED, consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED,
-	} {
-		req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkPolicy: policy, Force: true}
-		resp := c.consolidate(req)
-		require.Equal(t, int32(700), resp.GetTotalEmployees())
-		require.Greater(t, resp.GetTotalChunks(), int32(1))
-		final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
-		require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
-		require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED, final.GetStatus())
-		require.Equal(t, domain.EstadoConsolidados, c.estado(closing))
-		requireResultsEqual(t, c.pool, closing, want)
+		for _, policy := range []consolidationv1.ChunkPolicy{
+			consolidationv1.ChunkPolicy_CHUNK_POLICY_SEED, consolidationv1.ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED,
+		} {
+			req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkPolicy: policy, Force: true}
+			resp := c.consolidate(req)
+			require.Equal(t, int32(700), resp.GetTotalEmployees())
+			require.Greater(t, resp.GetTotalChunks(), int32(1))
+			final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
+			require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
+			require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED, final.GetStatus())
+			require.Equal(t, domain.EstadoConsolidados, c.estado(closing))
+			requireResultsEqual(t, c.pool, closing, want)
 
-		// Control totals: the run's sums are those of the rules, verified.
-		var haberes, descuentos, liquido int64
-		for _, w := range want {
-			haberes += int64(w.TotalHaberes)
-			descuentos += int64(w.TotalDescuentos)
-			liquido += int64(w.LiquidoPagar)
+			// Control totals: the run's sums are those of the rules, verified.
+			var haberes, descuentos, liquido int64
+			for _, w := range want {
+				haberes += int64(w.TotalHaberes)
+				descuentos += int64(w.TotalDescuentos)
+				liquido += int64(w.LiquidoPagar)
+			}
+			tot := final.GetControlTotals()
+			require.True(t, tot.GetVerified())
+			require.Equal(t, haberes, tot.GetTotalHaberesCents())
+			require.Equal(t, descuentos, tot.GetTotalDescuentosCents())
+			require.Equal(t, liquido, tot.GetLiquidoPagarCents())
+			require.Positive(t, final.GetUnmatchedNovedades())
+
+			// The metrics row, with what can be measured.
+			m, err := store.GetMetrics(context.Background(), c.pool, closing)
+			require.NoError(t, err)
+			require.Equal(t, resp.GetConsolidationId(), m.RunID)
+			require.Equal(t, 700, m.TotalEmpleados)
+			require.Equal(t, int(resp.GetTotalChunks()), m.ChunksProcesados)
+			require.Equal(t, m.ChunksProcesados, m.ChunksExitosos)
+			require.Equal(t, final.GetRecordsCreated(), m.RegistrosCreados)
+			require.Positive(t, m.TiempoTotal)
+			require.Positive(t, m.ThroughputEmpleadosSec)
+			require.Positive(t, m.MemoriaPicoMB)
+			require.Positive(t, m.WorkersUtilizados)
+			require.LessOrEqual(t, m.WorkersUtilizados, 3)
+			require.Equal(t, final.GetMetrics().GetRegistrosCreados(), m.RegistrosCreados)
 		}
-		tot := final.GetControlTotals()
-		require.True(t, tot.GetVerified())
-		require.Equal(t, haberes, tot.GetTotalHaberesCents())
-		require.Equal(t, descuentos, tot.GetTotalDescuentosCents())
-		require.Equal(t, liquido, tot.GetLiquidoPagarCents())
-		require.Positive(t, final.GetUnmatchedNovedades())
-
-		// The metrics row, with what can be measured.
-		m, err := store.GetMetrics(context.Background(), c.pool, closing)
-		require.NoError(t, err)
-		require.Equal(t, resp.GetConsolidationId(), m.RunID)
-		require.Equal(t, 700, m.TotalEmpleados)
-		require.Equal(t, int(resp.GetTotalChunks()), m.ChunksProcesados)
-		require.Equal(t, m.ChunksProcesados, m.ChunksExitosos)
-		require.Equal(t, final.GetRecordsCreated(), m.RegistrosCreados)
-		require.Positive(t, m.TiempoTotal)
-		require.Positive(t, m.ThroughputEmpleadosSec)
-		require.Positive(t, m.MemoriaPicoMB)
-		require.Positive(t, m.WorkersUtilizados)
-		require.LessOrEqual(t, m.WorkersUtilizados, 3)
-		require.Equal(t, final.GetMetrics().GetRegistrosCreados(), m.RegistrosCreados)
-	}
+	})
 }
 
 func TestEmptyClosing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{workers: 1})
-	closing := c.generate(0, 1)
-	_, err := c.pool.Exec(context.Background(), "DELETE FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1", closing)
-	require.NoError(t, err)
-	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
-	require.Zero(t, resp.GetTotalChunks())
-	final := c.waitEnd(resp.GetConsolidationId(), 30*time.Second)
-	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()))
-	require.Zero(t, final.GetEmployeesConsolidated())
-	m, err := store.GetMetrics(context.Background(), c.pool, closing)
-	require.NoError(t, err)
-	require.Zero(t, m.TotalEmpleados)
-	require.Zero(t, m.ChunksProcesados)
-	got, err := store.ReadResults(context.Background(), c.pool, closing)
-	require.NoError(t, err)
-	require.Empty(t, got)
+	forEachSchema(t, func(t *testing.T, schema pgtest.Schema) {
+		c := newCluster(t, clusterOptions{schema: schema, workers: 1})
+		closing := c.generate(0, 1)
+		_, err := c.pool.Exec(context.Background(), "DELETE FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1", closing)
+		require.NoError(t, err)
+		resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
+		require.Zero(t, resp.GetTotalChunks())
+		final := c.waitEnd(resp.GetConsolidationId(), 30*time.Second)
+		require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()))
+		require.Zero(t, final.GetEmployeesConsolidated())
+		m, err := store.GetMetrics(context.Background(), c.pool, closing)
+		require.NoError(t, err)
+		require.Zero(t, m.TotalEmpleados)
+		require.Zero(t, m.ChunksProcesados)
+		got, err := store.ReadResults(context.Background(), c.pool, closing)
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
 }
 
 func TestConcurrentConsolidateOfOneClosing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{workers: 2})
-	closing := c.generate(1500, 3)
+	forEachSchema(t, func(t *testing.T, schema pgtest.Schema) {
+		c := newCluster(t, clusterOptions{schema: schema, workers: 2})
+		closing := c.generate(1500, 3)
 
-	const callers = 8
-	var wg sync.WaitGroup
-	results := make([]error, callers)
-	ids := make([]int64, callers)
-	for i := range callers {
-		wg.Go(func() {
-			resp, err := c.client.Consolidate(context.Background(), &consolidationv1.ConsolidateRequest{ClosingId: closing})
-			results[i] = err
-			ids[i] = resp.GetConsolidationId()
-		})
-	}
-	wg.Wait()
-	var started int64
-	for i, err := range results {
-		if err == nil {
-			require.Zero(t, started, "two runs started")
-			started = ids[i]
-			continue
+		const callers = 8
+		var wg sync.WaitGroup
+		results := make([]error, callers)
+		ids := make([]int64, callers)
+		for i := range callers {
+			wg.Go(func() {
+				resp, err := c.client.Consolidate(context.Background(), &consolidationv1.ConsolidateRequest{ClosingId: closing})
+				results[i] = err
+				ids[i] = resp.GetConsolidationId()
+			})
 		}
-		require.Equal(t, codes.AlreadyExists, status.Code(err), err.Error())
-	}
-	require.NotZero(t, started)
-	for _, err := range results {
-		if err != nil {
-			require.Contains(t, status.Convert(err).Message(), fmt.Sprintf("consolidation %d", started))
+		wg.Wait()
+		var started int64
+		for i, err := range results {
+			if err == nil {
+				require.Zero(t, started, "two runs started")
+				started = ids[i]
+				continue
+			}
+			require.Equal(t, codes.AlreadyExists, status.Code(err), err.Error())
 		}
-	}
-	var runs int
-	require.NoError(t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
-	require.Equal(t, 1, runs)
-	c.waitEnd(started, time.Minute)
+		require.NotZero(t, started)
+		for _, err := range results {
+			if err != nil {
+				require.Contains(t, status.Convert(err).Message(), fmt.Sprintf("consolidation %d", started))
+			}
+		}
+		var runs int
+		require.NoError(t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
+		require.Equal(t, 1, runs)
+		c.waitEnd(started, time.Minute)
+	})
 }
 
 func TestTwoClosingsAtOnceDoNotMix(t *testing.T) {

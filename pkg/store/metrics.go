@@ -10,8 +10,13 @@ import (
 // AlgorithmVersion is written to nomina_metrica_consolidacion.version_algoritmo.
 const AlgorithmVersion = "go-1"
 
-// Employees and records count what the run left in the tables.
-var sqlUpsertMetrics = sqlf(`
+// sqlDeleteMetrics and sqlInsertMetrics replace the closing's metrics row with the run's: the old row
+// is deleted and the new one inserted (the service has no UPDATE on the table, SPEC
+// section 3a; nothing references the row). Employees and records count what the
+// run left in the tables.
+var sqlDeleteMetrics = `DELETE FROM nomina_metrica_consolidacion WHERE cierre_id = (SELECT cierre_id FROM consolidation_run WHERE id = $1)`
+
+var sqlInsertMetrics = sqlf(`
 INSERT INTO nomina_metrica_consolidacion (cierre_id, total_empleados, chunks_procesados, chunks_exitosos,
 	registros_creados, tiempo_total, tiempo_promedio_chunk, throughput_empleados_sec, throughput_registros_sec,
 	memoria_pico_mb, cpu_promedio_percent, chunk_size_utilizado, workers_utilizados, version_algoritmo,
@@ -31,16 +36,7 @@ LATERAL (
 	       count(DISTINCT c.worker) FILTER (WHERE c.status = {succeeded}) AS workers
 	FROM consolidation_chunk c WHERE c.run_id = r.id
 ) m
-WHERE r.id = $1
-ON CONFLICT (cierre_id) DO UPDATE SET
-	total_empleados = EXCLUDED.total_empleados, chunks_procesados = EXCLUDED.chunks_procesados,
-	chunks_exitosos = EXCLUDED.chunks_exitosos, registros_creados = EXCLUDED.registros_creados,
-	tiempo_total = EXCLUDED.tiempo_total, tiempo_promedio_chunk = EXCLUDED.tiempo_promedio_chunk,
-	throughput_empleados_sec = EXCLUDED.throughput_empleados_sec,
-	throughput_registros_sec = EXCLUDED.throughput_registros_sec, memoria_pico_mb = EXCLUDED.memoria_pico_mb,
-	cpu_promedio_percent = EXCLUDED.cpu_promedio_percent, chunk_size_utilizado = EXCLUDED.chunk_size_utilizado,
-	workers_utilizados = EXCLUDED.workers_utilizados, version_algoritmo = EXCLUDED.version_algoritmo,
-	fecha_procesamiento = EXCLUDED.fecha_procesamiento, consolidation_run_id = EXCLUDED.consolidation_run_id`)
+WHERE r.id = $1`)
 
 // Metrics is the closing's nomina_metrica_consolidacion row.
 type Metrics struct {

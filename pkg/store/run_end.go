@@ -59,7 +59,10 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID int64, o RunEnd) (
 			closingID, o.Estado, domain.EstadoConsolidando); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, sqlUpsertMetrics, runID, o.RemoveRows); err != nil {
+		if _, err := tx.Exec(ctx, sqlDeleteMetrics, runID); err != nil {
+			return fmt.Errorf("replacing the metrics of consolidation %d: %w", runID, err)
+		}
+		if _, err := tx.Exec(ctx, sqlInsertMetrics, runID, o.RemoveRows); err != nil {
 			return fmt.Errorf("writing the metrics of consolidation %d: %w", runID, err)
 		}
 		finished = true
