@@ -46,6 +46,14 @@ func TestDjangoReadsAndDeletesAConsolidatedClosing(t *testing.T) {
 	final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
 	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
 
+	// The services ran as the least-privileged role, not as a superuser.
+	var superusers, sessions int
+	require.NoError(t, c.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE r.rolsuper), count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+		WHERE a.datname = current_database() AND a.application_name LIKE 'consolidation-%'`).Scan(&superusers, &sessions))
+	require.Positive(t, sessions, "no session of the services")
+	require.Zero(t, superusers, "a service connected as a superuser")
+
 	django, err := localdb.Django()
 	require.NoError(t, err)
 	script := strings.Replace(djangoReadBack, "CLOSING", itoa(closing), 1)
