@@ -27,10 +27,16 @@ func main() {
 	noFloor := flag.Bool("no-floor", false, "skip the floor measurement")
 	csv := flag.String("csv", "", "also write the results as CSV to this file")
 	variants := flag.Bool("variants", false, "also measure the floor of the last closing under schema variants")
+	schemas := flag.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the seed's indexes)")
 	flag.Parse()
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants}
+	var err error
+	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
+		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)
+		os.Exit(2)
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 0 {

@@ -9,17 +9,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -37,10 +40,41 @@ type Config struct {
 	// Variants measures, on the last closing, the floor under schema variants: each
 	// result-table constraint removed, and the seed's extra indexes added.
 	Variants bool
+	// Schemas to measure, each in a database of its own on the same server, one
+	// after the other (default: SchemaOwn).
+	Schemas []Schema
+}
+
+// Schema is the database a benchmark runs on.
+type Schema string
+
+const (
+	// SchemaOwn is the tables the service's migrations create: only the
+	// contract's constraints on the result tables.
+	SchemaOwn Schema = "own"
+	// SchemaDjango is the payroll application's tables as Django creates them
+	// (testdata/django, with the seed's indexes), then the service's migrations:
+	// production's schema.
+	SchemaDjango Schema = "django"
+)
+
+// ParseSchemas reads a comma list of schemas ("own", "django").
+func ParseSchemas(list string) ([]Schema, error) {
+	var out []Schema
+	for _, s := range strings.Split(list, ",") {
+		switch sc := Schema(strings.TrimSpace(s)); sc {
+		case SchemaOwn, SchemaDjango:
+			out = append(out, sc)
+		default:
+			return nil, fmt.Errorf("unknown schema %q (want own or django)", s)
+		}
+	}
+	return out, nil
 }
 
 // Result is one row of the table.
 type Result struct {
+	Schema      Schema
 	Employees   int
 	Chunks      int
 	Records     int64
@@ -56,7 +90,7 @@ type Result struct {
 	MachineBusy                      float64
 }
 
-// Run runs the benchmark and prints the table to out.
+// Run runs the benchmark on each schema and prints the table to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	logDir, err := os.MkdirTemp("", "consolidation-bench-")
 	if err != nil {
@@ -68,18 +102,83 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		return nil, err
 	}
 	defer stores.Stop()
-	if err := launch.Migrate(ctx, cfg.BinDir, stores.DatabaseURL, filepath.Join(logDir, "migrate.log")); err != nil {
+	schemas := cfg.Schemas
+	if len(schemas) == 0 {
+		schemas = []Schema{SchemaOwn}
+	}
+	var results []Result
+	for _, sc := range schemas {
+		rs, err := runSchema(ctx, cfg, stores, sc, logDir, out)
+		results = append(results, rs...)
+		if err != nil {
+			return results, err
+		}
+	}
+	Print(out, results)
+	if cfg.CSV != "" {
+		if err := writeCSV(cfg.CSV, results); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+// schemaDatabase creates the database of a schema next to the stores' own and
+// returns its URL: the stores' database itself for SchemaOwn; for SchemaDjango a
+// new one whose tables Django's migrate creates first.
+func schemaDatabase(ctx context.Context, stores *launch.Stores, sc Schema, out io.Writer) (string, error) {
+	if sc == SchemaOwn {
+		return stores.DatabaseURL, nil
+	}
+	conn, err := pgx.Connect(ctx, stores.DatabaseURL)
+	if err != nil {
+		return "", err
+	}
+	name := "bench_" + string(sc)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	conn.Close(ctx)
+	if err != nil {
+		return "", fmt.Errorf("creating the %s database: %w", sc, err)
+	}
+	u, err := url.Parse(stores.DatabaseURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	fmt.Fprintf(out, "creating the payroll application's tables with Django (testdata/django)\n")
+	django, err := localdb.Django()
+	if err != nil {
+		return "", err
+	}
+	if err := django.Migrate(ctx, u.String()); err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// runSchema measures every size on one schema, with a cluster of its own.
+func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema, logDir string, out io.Writer) ([]Result, error) {
+	fmt.Fprintf(out, "schema %s\n", sc)
+	dbURL, err := schemaDatabase(ctx, stores, sc, out)
+	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.New(ctx, stores.DatabaseURL)
+	if err := launch.Migrate(ctx, cfg.BinDir, dbURL, filepath.Join(logDir, "migrate-"+string(sc)+".log")); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return nil, err
 	}
 	defer pool.Close()
 
+	clusterLogs := filepath.Join(logDir, string(sc))
+	if err := os.MkdirAll(clusterLogs, 0o755); err != nil {
+		return nil, err
+	}
 	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
-	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
-		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true,
+	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
+		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true,
 		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
 	if err != nil {
 		return nil, err
@@ -120,7 +219,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 				r.WorkersCPU += d
 			}
 		}
-		r.Employees = n
+		r.Schema, r.Employees = sc, n
 		r.CoordRSS = peakRSS(coord.Pid())
 		for _, s := range cluster.Workers {
 			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
@@ -131,17 +230,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			}
 		}
 		results = append(results, r)
-		fmt.Fprintf(out, "  %d employees: %s, %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
-			n, r.Wall.Round(time.Millisecond), r.Estado, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
+		fmt.Fprintf(out, "  %s, %d employees: %s, %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
+			sc, n, r.Wall.Round(time.Millisecond), r.Estado, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
 	}
-	Print(out, results)
-	if cfg.Variants && len(results) > 0 {
+	if cfg.Variants && sc == SchemaOwn && len(results) > 0 {
 		if err := variants(ctx, pool, out, results[len(results)-1]); err != nil {
-			return results, err
-		}
-	}
-	if cfg.CSV != "" {
-		if err := writeCSV(cfg.CSV, results); err != nil {
 			return results, err
 		}
 	}
@@ -230,8 +323,8 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 // Print writes the results table.
 func Print(w io.Writer, rs []Result) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| employees | chunks | result rows | wall | employees/s | rows/s | coordinator peak RSS | worker peak RSS | floor (1 COPY stream) | project/floor |\n")
-	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| schema | employees | chunks | result rows | wall | employees/s | rows/s | coordinator peak RSS | worker peak RSS | floor (1 COPY stream) | project/floor |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		var workers []string
 		for _, x := range r.WorkerRSS {
@@ -242,7 +335,7 @@ func Print(w io.Writer, rs []Result) {
 			floor = r.Floor.Round(time.Millisecond).String()
 			ratio = fmt.Sprintf("%.2f", r.Wall.Seconds()/r.Floor.Seconds())
 		}
-		fmt.Fprintf(w, "| %d | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s |\n", r.Employees, r.Chunks, r.Records,
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s |\n", r.Schema, r.Employees, r.Chunks, r.Records,
 			r.Wall.Round(time.Millisecond), float64(r.Employees)/r.Wall.Seconds(), float64(r.Records)/r.Wall.Seconds(),
 			mib(r.CoordRSS), strings.Join(workers, " / "), floor, ratio)
 	}
@@ -250,9 +343,9 @@ func Print(w io.Writer, rs []Result) {
 
 func writeCSV(path string, rs []Result) error {
 	var b strings.Builder
-	b.WriteString("employees,chunks,records,wall_seconds,floor_seconds\n")
+	b.WriteString("schema,employees,chunks,records,wall_seconds,floor_seconds\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%d,%d,%d,%.4f,%.4f\n", r.Employees, r.Chunks, r.Records, r.Wall.Seconds(), r.Floor.Seconds())
+		fmt.Fprintf(&b, "%s,%d,%d,%d,%.4f,%.4f\n", r.Schema, r.Employees, r.Chunks, r.Records, r.Wall.Seconds(), r.Floor.Seconds())
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
