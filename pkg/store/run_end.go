@@ -32,32 +32,14 @@ WHERE run_id = $1 AND status <> {succeeded}`)
 func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID int64, o RunEnd) (bool, error) {
 	finished := false
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var closingID int64
-		err := tx.QueryRow(ctx, "SELECT cierre_id FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE", runID).Scan(&closingID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // already finished
-		}
-		if err != nil {
-			return err
-		}
-		// No attempt may commit from now on.
-		if _, err := tx.Exec(ctx, sqlCloseLedger, runID, "run ended: "+string(o.Estado)); err != nil {
+		closingID, ok, err := closeRun(ctx, tx, runID, o)
+		if err != nil || !ok {
 			return err
 		}
 		if o.RemoveRows {
 			if _, err := removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id = $2", closingID, runID); err != nil {
 				return fmt.Errorf("removing the rows of consolidation %d: %w", runID, err)
 			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),
-				sum_haberes_cents = $4, sum_descuentos_cents = $5, sum_liquido_cents = $6, totals_verified = $7
-			WHERE id = $1`, runID, o.Estado, o.Error, int64(o.Totals.TotalHaberes), int64(o.Totals.TotalDescuentos),
-			int64(o.Totals.LiquidoPagar), o.TotalsVerified); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = $2 WHERE id = $1 AND estado = $3",
-			closingID, o.Estado, domain.EstadoConsolidando); err != nil {
-			return err
 		}
 		if _, err := tx.Exec(ctx, sqlDeleteMetrics, runID); err != nil {
 			return fmt.Errorf("replacing the metrics of consolidation %d: %w", runID, err)
@@ -106,4 +88,50 @@ func removeResults(ctx context.Context, tx pgx.Tx, match string, args ...any) (i
 		return 0, fmt.Errorf("removing employee rows: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// AbortRun ends a run error_consolidacion with errText when FinishRun itself
+// cannot (a permanent database error while removing the run's rows or writing the
+// metrics row): it closes the ledger and records the estado and the error on the
+// run and the closing, and touches neither the result rows nor the metrics row, so
+// nobody waits on a run that can never finish. Guarded like FinishRun.
+func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID int64, errText string) (bool, error) {
+	aborted := false
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		_, aborted, err = closeRun(ctx, tx, runID, RunEnd{Estado: domain.EstadoError, Error: errText})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("aborting consolidation %d: %w", runID, err)
+	}
+	return aborted, nil
+}
+
+// closeRun locks a run that is still unfinished (ok is false when it has ended),
+// revokes every attempt token and fails its unfinished chunks, and records the end
+// on the run and on its closing (if the closing is still consolidating).
+func closeRun(ctx context.Context, tx pgx.Tx, runID int64, o RunEnd) (closingID int64, ok bool, err error) {
+	err = tx.QueryRow(ctx, "SELECT cierre_id FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE", runID).Scan(&closingID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil // already finished
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	// No attempt may commit from now on.
+	if _, err := tx.Exec(ctx, sqlCloseLedger, runID, "run ended: "+string(o.Estado)); err != nil {
+		return 0, false, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),
+			sum_haberes_cents = $4, sum_descuentos_cents = $5, sum_liquido_cents = $6, totals_verified = $7
+		WHERE id = $1`, runID, o.Estado, o.Error, int64(o.Totals.TotalHaberes), int64(o.Totals.TotalDescuentos),
+		int64(o.Totals.LiquidoPagar), o.TotalsVerified); err != nil {
+		return 0, false, err
+	}
+	if _, err := tx.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = $2 WHERE id = $1 AND estado = $3",
+		closingID, o.Estado, domain.EstadoConsolidando); err != nil {
+		return 0, false, err
+	}
+	return closingID, true, nil
 }

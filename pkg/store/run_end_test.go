@@ -189,3 +189,43 @@ func requireClearsOtherRunsRowsOfTheClosingOnly(t *testing.T, pool *pgxpool.Pool
 	require.Zero(t, orphanConcepts(t, pool))
 	require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 8"))
 }
+
+func TestAbortRun(t *testing.T) {
+	t.Parallel()
+
+	t.Run("EndsTheRunInErrorAndLeavesRowsAndMetricsAlone", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatch(t, pool, runID, 1) // running when the run is aborted
+		aborted, err := store.AbortRun(t.Context(), pool, runID, "finishing the run: database error 42501 insufficient_privilege")
+		require.NoError(t, err)
+		require.True(t, aborted)
+		run := getRun(t, pool, runID)
+		require.True(t, run.Finished())
+		require.Equal(t, domain.EstadoError, run.Estado)
+		require.Equal(t, "finishing the run: database error 42501 insufficient_privilege", run.Error)
+		require.Equal(t, domain.EstadoError, estadoOf(t, pool, 7))
+		c := chunkOf(t, pool, runID, 1)
+		require.Equal(t, domain.ChunkFailed, c.Status)
+		require.Zero(t, tokenOf(t, pool, runID, 1), "no attempt may commit after the abort")
+		requireRowsOfRun(t, pool, runID, 1, 5) // what could not be removed stays, and the error says why
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_metrica_consolidacion"))
+	})
+	t.Run("SecondAbortAndLaterFinishChangeNothing", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		aborted, err := store.AbortRun(t.Context(), pool, runID, "first")
+		require.NoError(t, err)
+		require.True(t, aborted)
+		aborted, err = store.AbortRun(t.Context(), pool, runID, "second")
+		require.NoError(t, err)
+		require.False(t, aborted)
+		finished, err := store.FinishRun(t.Context(), pool, runID, store.RunEnd{Estado: domain.EstadoConsolidados})
+		require.NoError(t, err)
+		require.False(t, finished)
+		run := getRun(t, pool, runID)
+		require.Equal(t, domain.EstadoError, run.Estado)
+		require.Equal(t, "first", run.Error)
+	})
+}

@@ -333,8 +333,15 @@ func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
 			"closing_id", run.ClosingID, "error", f.Failure)
 	}
 	finished, err := e.ledger.FinishRun(ctx, run.ID, o)
+	if failure := asRunFailure("finishing the run", err); failure != nil {
+		// Finishing can never succeed: end the run in error without its last steps.
+		o = store.RunEnd{Estado: domain.EstadoError, Error: failure.Text}
+		e.logger.ErrorContext(ctx, "run failed on a permanent database error", "consolidation_id", run.ID,
+			"closing_id", run.ClosingID, "error", failure.Text)
+		finished, err = e.ledger.AbortRun(ctx, run.ID, failure.Text)
+	}
 	if err != nil {
-		e.logger.ErrorContext(ctx, "finishing run", "consolidation_id", run.ID, "error", err.Error())
+		e.logger.ErrorContext(ctx, "finishing run failed; the reconciler will retry", "consolidation_id", run.ID, "error", err.Error())
 		return
 	}
 	if !finished {

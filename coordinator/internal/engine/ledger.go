@@ -25,6 +25,7 @@ type ledger interface {
 	ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
 	FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bool, error)
+	AbortRun(ctx context.Context, runID int64, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
 
 	Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error)

@@ -75,6 +75,10 @@ func (s pgStore) FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bo
 	return store.FinishRun(ctx, s.pool, runID, o)
 }
 
+func (s pgStore) AbortRun(ctx context.Context, runID int64, errText string) (bool, error) {
+	return store.AbortRun(ctx, s.pool, runID, errText)
+}
+
 func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {
 	return store.GetMetrics(ctx, s.pool, closingID)
 }
