@@ -11,14 +11,14 @@ import (
 
 // aptInstall installs Debian packages when we are root on Debian, and otherwise
 // says exactly what to install. A file lock keeps concurrent test binaries from
-// running apt-get at the same time.
-// found reports whether the package's binaries are there now (another test
+// running apt-get at the same time. found reports whether the package's binaries are there now (another test
 // binary may have installed them while this one waited for the lock).
 func aptInstall(found func() bool, pkgs ...string) error {
 	pkg := strings.Join(pkgs, " ")
 	_, debErr := os.Stat("/etc/debian_version")
 	if os.Geteuid() != 0 || debErr != nil {
-		return fmt.Errorf("install %s (Debian/Ubuntu: sudo apt-get install -y %s), or set TEST_DATABASE_URL and TEST_REDIS_URL to servers of your own", pkg, pkg)
+		return fmt.Errorf("install %s (Debian/Ubuntu: sudo apt-get install -y %s), or use servers of your own: "+
+			"DATABASE_URL and REDIS_URL for the demo and the benchmark, TEST_DATABASE_URL and TEST_REDIS_URL for the tests", pkg, pkg)
 	}
 	// The lock's name predates this package; test binaries built before it still
 	// take the same lock.
@@ -34,7 +34,7 @@ func aptInstall(found func() bool, pkgs ...string) error {
 	if found() {
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "pgtest: installing %s with apt-get\n", pkg)
+	fmt.Fprintf(os.Stderr, "localdb: installing %s with apt-get\n", pkg)
 	update := exec.Command("apt-get", "update")
 	update.Stdout, update.Stderr = os.Stderr, os.Stderr
 	if err := update.Run(); err != nil {
