@@ -18,7 +18,7 @@ func aptInstall(found func() bool, pkgs ...string) error {
 	_, debErr := os.Stat("/etc/debian_version")
 	if os.Geteuid() != 0 || debErr != nil {
 		return fmt.Errorf("install %s (Debian/Ubuntu: sudo apt-get install -y %s), or use servers of your own: "+
-			"DATABASE_URL and REDIS_URL for the demo and the benchmark, TEST_DATABASE_URL and TEST_REDIS_URL for the tests", pkg, pkg)
+			"DATABASE_URL and REDIS_URL for the demo, TEST_DATABASE_URL and TEST_REDIS_URL for the tests", pkg, pkg)
 	}
 	// The lock's name predates this package; test binaries built before it still
 	// take the same lock.
