@@ -280,6 +280,12 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 	}
 	defer conn.Release()
 	pg := conn.Conn().PgConn()
+	// A previous floor left the tables' statistics at "empty" (VACUUM after the
+	// delete); without fresh ones the dump below may be planned as a nested loop
+	// over two scans.
+	if _, err := conn.Exec(ctx, "ANALYZE nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
+		return 0, 0, err
+	}
 	var employees, concepts bytes.Buffer
 	if _, err := pg.CopyTo(ctx, &employees, fmt.Sprintf(
 		"COPY (SELECT * FROM nomina_empleado_consolidado WHERE cierre_id = %d) TO STDOUT (FORMAT binary)", closing)); err != nil {
