@@ -31,8 +31,13 @@ const (
 	OutcomeDataError Outcome = "data_error"
 	// OutcomeTimeout: the call passed its hard deadline.
 	OutcomeTimeout Outcome = "timeout"
-	// OutcomeBusy: the worker had no room for the chunk.
+	// OutcomeBusy: the worker had no room for the chunk. It did nothing, and the
+	// attempt does not count toward the chunk's limit.
 	OutcomeBusy Outcome = "busy"
+	// OutcomeNeverStarted: the call never reached a worker (no connection to it:
+	// refused, unreachable, still connecting). Like a busy reply, it does not count
+	// toward the chunk's limit.
+	OutcomeNeverStarted Outcome = "never_started"
 	// OutcomeError: any other failure (worker gone, connection lost, database
 	// error on the worker); worth another attempt.
 	OutcomeError Outcome = "error"

@@ -9,11 +9,21 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
+// Keepalive of every client of Dial: a connection on which nothing has been heard
+// for ClientKeepaliveTime (grpc-go's minimum) is pinged, with or without calls in
+// flight, and closed when the ping is not answered within ClientKeepaliveTimeout,
+// failing its calls: a coordinator notices a worker that vanished without closing
+// its connections.
+const (
+	ClientKeepaliveTime    = 10 * time.Second
+	ClientKeepaliveTimeout = 5 * time.Second
+)
+
 // Dial makes a client connection to target (grpc.NewClient: nothing is dialled
 // until the first call or Connect). It uses the default credentials and no
 // interceptors unless opts say otherwise, always with the OpenTelemetry stats
-// handler, and pings an idle connection every 10s (dropping it when a ping is
-// not answered within 5s), which the servers of NewServer permit.
+// handler, and keepalive (ClientKeepaliveTime), which the servers of NewServer
+// permit.
 func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 	cfg := dialConfig{creds: defaultCredentials()}
 	for _, o := range opts {
@@ -22,7 +32,7 @@ func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(cfg.creds),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ClientKeepaliveTime, Timeout: ClientKeepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithChainUnaryInterceptor(cfg.unary...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),
 	}, cfg.extra...)...)

@@ -21,6 +21,19 @@ import (
 // ends, unless SHUTDOWN_DRAIN says otherwise.
 const DefaultDrain = 30 * time.Second
 
+// Keepalive of every server built by NewServer: a connection on which nothing has
+// been heard for KeepaliveTime is pinged, and closed when the ping is not
+// answered within KeepaliveTimeout, cancelling the contexts of its calls. A
+// worker so notices a coordinator that vanished (killed with its host, cut off by
+// the network) within about ten seconds, instead of holding the slot of an
+// orphaned chunk until the chunk's soft timeout. The clients of Dial ping every
+// ClientKeepaliveTime, which KeepaliveMinClientPing permits.
+const (
+	KeepaliveTime          = 5 * time.Second
+	KeepaliveTimeout       = 5 * time.Second
+	KeepaliveMinClientPing = 5 * time.Second
+)
+
 // Server is a gRPC server with health and reflection registered, and a graceful
 // shutdown that turns readiness to NOT_SERVING first, drains, and hard-stops
 // after a deadline.
@@ -32,7 +45,8 @@ type Server struct {
 
 // NewServer builds the server; register services on s.GRPC before Serve. It
 // serves with the default credentials and no interceptors unless opts say
-// otherwise, always with the OpenTelemetry stats handler.
+// otherwise, always with the OpenTelemetry stats handler and keepalive (pinging
+// silent clients, permitting the pings of Dial's).
 func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	cfg := serverConfig{creds: defaultCredentials()}
 	for _, o := range opts {
@@ -41,7 +55,8 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.Creds(cfg.creds),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(cfg.unary...),
 		grpc.ChainStreamInterceptor(cfg.stream...),
 	}, cfg.extra...)

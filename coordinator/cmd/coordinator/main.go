@@ -107,6 +107,7 @@ func load() (settings, error) {
 			ChunkHardTimeout: env.Duration("CHUNK_HARD_TIMEOUT", engine.DefaultChunkHardTimeout),
 			RunTimeout:       env.Duration("RUN_TIMEOUT", engine.DefaultRunTimeout),
 			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", engine.DefaultMaxAttempts, 1),
+			BusyBudget:       env.Duration("CHUNK_BUSY_BUDGET", engine.DefaultBusyBudget),
 			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
 		},

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -192,11 +193,12 @@ func (l *Lease) Worker() string { return l.ep.addr }
 // ProcessChunk calls the leased worker. A failed call returns a *CallError, whose
 // kind says what failed.
 func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
+	var reached peer.Peer // set once the call has a connection to the worker
 	resp, err := l.ep.client.ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{
 		ConsolidationId: req.RunID, ClosingId: req.ClosingID, ChunkIndex: int32(req.Index), AttemptToken: req.Token,
-	})
+	}, grpc.Peer(&reached))
 	if err != nil {
-		return ChunkResult{}, callError(err)
+		return ChunkResult{}, callError(err, reached.Addr != nil)
 	}
 	return ChunkResult{FromLedger: resp.GetSummary().GetFromLedger()}, nil
 }

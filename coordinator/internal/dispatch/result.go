@@ -36,6 +36,10 @@ const (
 	KindDataError
 	// KindTimeout: the call passed its deadline.
 	KindTimeout
+	// KindNotStarted: the call never reached a worker: there was no connection to
+	// it (refused, unreachable, still connecting when the deadline came). The
+	// worker did nothing.
+	KindNotStarted
 )
 
 func (k ErrorKind) String() string {
@@ -48,6 +52,8 @@ func (k ErrorKind) String() string {
 		return "data_error"
 	case KindTimeout:
 		return "timeout"
+	case KindNotStarted:
+		return "not_started"
 	default:
 		return "other"
 	}
@@ -65,13 +71,24 @@ type CallError struct {
 func (e *CallError) Error() string { return e.Msg }
 
 // callError turns an error of a ProcessChunk call into a *CallError: the one place
-// that maps gRPC status codes to kinds.
-func callError(err error) *CallError {
+// that maps gRPC status codes to kinds. reached says whether the call got as far
+// as a connection to the worker: gRPC names the peer (grpc.Peer) only once the
+// call has a stream on a connection, so a call without one never reached a
+// worker. Such a call failing UNAVAILABLE (no connection: refused, unreachable)
+// or DEADLINE_EXCEEDED (the deadline came while connecting) is not started;
+// other codes keep their kind. UNAVAILABLE with a peer means the connection broke
+// during the call: the worker may have been working on the chunk.
+func callError(err error, reached bool) *CallError {
 	st := status.Convert(err)
-	return &CallError{Kind: kindOf(st.Code()), Msg: st.Message(), Code: st.Code().String()}
+	kind := kindOf(st.Code())
+	if !reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded) {
+		kind = KindNotStarted
+	}
+	return &CallError{Kind: kind, Msg: st.Message(), Code: st.Code().String()}
 }
 
-// kindOf maps the status code of a failed ProcessChunk call to its kind.
+// kindOf maps the status code of a failed ProcessChunk call that reached a worker
+// to its kind.
 func kindOf(c codes.Code) ErrorKind {
 	switch c {
 	case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -11,9 +12,13 @@ import (
 // attemptVerdict is what the result of one ProcessChunk call means for its chunk.
 type attemptVerdict struct {
 	Outcome   domain.Outcome
-	Retryable bool   // another attempt may succeed
-	CoolDown  bool   // the worker is passed over for a while
-	Text      string // recorded on the attempt
+	Retryable bool // another attempt may succeed
+	CoolDown  bool // the worker is passed over for a while
+	// TurnedAway: no worker did anything with the chunk (it was busy, or the call
+	// never reached it). Such a call does not count toward MaxAttempts; the time
+	// spent on them in a row is bounded by BusyBudget instead.
+	TurnedAway bool
+	Text       string // recorded on the attempt
 }
 
 // classifyAttempt judges a ProcessChunk call from its result, its error (a
@@ -42,31 +47,64 @@ func classifyAttempt(res dispatch.ChunkResult, err error, runStopped error) atte
 	case dispatch.KindTimeout:
 		return attemptVerdict{Outcome: domain.OutcomeTimeout, Retryable: true, CoolDown: true, Text: text}
 	case dispatch.KindBusy: // not the worker's fault: no cool-down
-		return attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, Text: text}
+		return attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true, Text: text}
+	case dispatch.KindNotStarted: // the worker cannot be reached: try others meanwhile
+		return attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true, Text: text}
 	default:
 		return attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true, Text: text}
 	}
 }
 
+// chunkTries is what a chunk has been through in one runChunk: the failed calls
+// that count toward MaxAttempts, and the current run of calls turned away.
+type chunkTries struct {
+	Failed      int       // calls that reached a worker and failed
+	Turned      int       // calls turned away in a row (busy, never started)
+	TurnedSince time.Time // when the first of those came back
+}
+
+// record counts a failed call that came back at now.
+func (t chunkTries) record(v attemptVerdict, now time.Time) chunkTries {
+	if !v.TurnedAway {
+		return chunkTries{Failed: t.Failed + 1}
+	}
+	if t.Turned == 0 {
+		t.TurnedSince = now
+	}
+	t.Turned++
+	return t
+}
+
 // nextStep is what follows a failed attempt.
 type nextStep struct {
 	Retry     bool
+	Backoff   int    // with Retry: the retry's number in its series, for the backoff
 	FailChunk bool   // mark the chunk failed for good, with Reason
 	Reason    string // the chunk's error
 }
 
-// afterFailure decides what follows the try-th failed attempt of a chunk (one the
-// ledger does not show committed): retry while the failure is retryable and
-// attempts are left; otherwise the chunk fails, except after a stale attempt (the
-// chunk was superseded, not failed: whoever superseded it decides).
-func afterFailure(v attemptVerdict, try, maxAttempts int) nextStep {
+// afterFailure decides what follows a failed attempt of a chunk (one the ledger
+// does not show committed), t counting it (chunkTries.record), at now. A call
+// turned away (busy, never started) is retried until the chunk has been turned
+// away for busyBudget in a row; any other retryable failure while fewer than
+// maxAttempts have failed. Otherwise the chunk fails, except after a stale
+// attempt (the chunk was superseded, not failed: whoever superseded it decides).
+// Retries back off by their number in their own series: a real failure after a
+// run of busy replies starts from the backoff of the failures before them.
+func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int, busyBudget time.Duration) nextStep {
+	turnedFor := now.Sub(t.TurnedSince)
 	switch {
-	case v.Retryable && try < maxAttempts:
-		return nextStep{Retry: true}
+	case v.Retryable && v.TurnedAway && turnedFor < busyBudget:
+		return nextStep{Retry: true, Backoff: t.Turned}
+	case v.Retryable && !v.TurnedAway && t.Failed < maxAttempts:
+		return nextStep{Retry: true, Backoff: t.Failed}
 	case v.Outcome == domain.OutcomeStale:
 		return nextStep{}
+	case v.Retryable && v.TurnedAway:
+		return nextStep{FailChunk: true, Reason: fmt.Sprintf("no worker took the chunk for %s (%d calls turned away): %s",
+			turnedFor.Round(time.Second), t.Turned, v.Text)}
 	case v.Retryable:
-		return nextStep{FailChunk: true, Reason: fmt.Sprintf("gave up after %d attempts: %s", try, v.Text)}
+		return nextStep{FailChunk: true, Reason: fmt.Sprintf("gave up after %d attempts: %s", t.Failed, v.Text)}
 	default:
 		return nextStep{FailChunk: true, Reason: v.Text}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -43,7 +44,11 @@ func TestClassifyAttempt(t *testing.T) {
 		{"TimeoutRetriesElsewhere", dispatch.ChunkResult{}, callErr(dispatch.KindTimeout, "deadline"), nil,
 			attemptVerdict{Outcome: domain.OutcomeTimeout, Retryable: true, CoolDown: true, Text: "deadline"}},
 		{"BusyRetriesWithoutCoolDown", dispatch.ChunkResult{}, callErr(dispatch.KindBusy, "worker is at its in-flight limit"), nil,
-			attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, Text: "worker is at its in-flight limit"}},
+			attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true, Text: "worker is at its in-flight limit"}},
+		{"NeverStartedRetriesElsewhereWithoutSpendingAnAttempt", dispatch.ChunkResult{}, callErr(dispatch.KindNotStarted, "connection refused"), nil,
+			attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true, Text: "connection refused"}},
+		{"NeverStartedWhileTheRunStoppedIsAbandoned", dispatch.ChunkResult{}, callErr(dispatch.KindNotStarted, "connection refused"), errCancelled,
+			attemptVerdict{Outcome: domain.OutcomeAbandoned, Text: "consolidation cancelled"}},
 		{"OtherRetriesElsewhere", dispatch.ChunkResult{}, callErr(dispatch.KindOther, "database error 57P01"), nil,
 			attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true, Text: "database error 57P01"}},
 		{"WrappedCallErrorKeepsItsKind", dispatch.ChunkResult{}, fmt.Errorf("calling: %w", callErr(dispatch.KindStale, "stale attempt")), nil,
@@ -58,35 +63,85 @@ func TestClassifyAttempt(t *testing.T) {
 	}
 }
 
-func TestAfterFailure(t *testing.T) {
+func TestChunkTriesRecord(t *testing.T) {
 	t.Parallel()
-	timeout := attemptVerdict{Outcome: domain.OutcomeTimeout, Retryable: true, CoolDown: true, Text: "deadline"}
-	busy := attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, Text: "full"}
-	data := attemptVerdict{Outcome: domain.OutcomeDataError, Text: "employee row 7: total_haberes does not fit numeric(12,2)"}
-	stale := attemptVerdict{Outcome: domain.OutcomeStale, Text: "stale attempt"}
+	t0 := time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+	failed := attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true}
+	busy := attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true}
+	refused := attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true}
+	type call struct {
+		v  attemptVerdict
+		at time.Duration // after t0
+	}
 	for _, tc := range []struct {
-		name     string
-		v        attemptVerdict
-		try, max int
-		want     nextStep
+		name  string
+		calls []call
+		want  chunkTries
 	}{
-		{"RetryableWithAttemptsLeft", timeout, 1, 4, nextStep{Retry: true}},
-		{"RetryableOneAttemptLeft", timeout, 3, 4, nextStep{Retry: true}},
-		{"BusyWithAttemptsLeft", busy, 2, 4, nextStep{Retry: true}},
-		{"RetryableOnTheLastAttemptGivesUp", timeout, 4, 4,
-			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: deadline"}},
-		{"BusyOnTheLastAttemptGivesUp", busy, 4, 4,
-			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: full"}},
-		{"SingleAttemptAllowed", timeout, 1, 1,
-			nextStep{FailChunk: true, Reason: "gave up after 1 attempts: deadline"}},
-		{"DataErrorFailsAtOnce", data, 1, 4,
-			nextStep{FailChunk: true, Reason: "employee row 7: total_haberes does not fit numeric(12,2)"}},
-		{"StaleStopsWithoutFailingTheChunk", stale, 1, 4, nextStep{}},
-		{"StaleOnTheLastAttemptStillDoesNotFail", stale, 4, 4, nextStep{}},
+		{"FailuresCount", []call{{failed, 0}, {failed, time.Second}},
+			chunkTries{Failed: 2}},
+		{"TurnedAwayDoesNotCount", []call{{busy, 0}, {refused, time.Second}, {busy, 2 * time.Second}},
+			chunkTries{Turned: 3, TurnedSince: t0}},
+		{"TheRunOfTurnedAwayStartsAtItsFirst", []call{{failed, 0}, {busy, time.Second}, {refused, 5 * time.Second}},
+			chunkTries{Failed: 1, Turned: 2, TurnedSince: t0.Add(time.Second)}},
+		{"AFailureEndsTheRun", []call{{busy, 0}, {busy, time.Second}, {failed, 2 * time.Second}},
+			chunkTries{Failed: 1}},
+		{"ANewRunStartsAfresh", []call{{busy, 0}, {failed, time.Second}, {refused, 9 * time.Second}},
+			chunkTries{Failed: 1, Turned: 1, TurnedSince: t0.Add(9 * time.Second)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, afterFailure(tc.v, tc.try, tc.max))
+			var got chunkTries
+			for _, c := range tc.calls {
+				got = got.record(c.v, t0.Add(c.at))
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestAfterFailure(t *testing.T) {
+	t.Parallel()
+	const maxAttempts, budget = 4, time.Minute
+	t0 := time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+	timeout := attemptVerdict{Outcome: domain.OutcomeTimeout, Retryable: true, CoolDown: true, Text: "deadline"}
+	busy := attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true, Text: "full"}
+	refused := attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true, Text: "connection refused"}
+	data := attemptVerdict{Outcome: domain.OutcomeDataError, Text: "employee row 7: total_haberes does not fit numeric(12,2)"}
+	stale := attemptVerdict{Outcome: domain.OutcomeStale, Text: "stale attempt"}
+	turned := func(failed, n int, since time.Duration) chunkTries {
+		return chunkTries{Failed: failed, Turned: n, TurnedSince: t0.Add(-since)}
+	}
+	for _, tc := range []struct {
+		name  string
+		v     attemptVerdict
+		tries chunkTries
+		max   int
+		want  nextStep
+	}{
+		{"RetryableWithAttemptsLeft", timeout, chunkTries{Failed: 1}, maxAttempts, nextStep{Retry: true, Backoff: 1}},
+		{"RetryableOneAttemptLeft", timeout, chunkTries{Failed: 3}, maxAttempts, nextStep{Retry: true, Backoff: 3}},
+		{"RetryableOnTheLastAttemptGivesUp", timeout, chunkTries{Failed: 4}, maxAttempts,
+			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: deadline"}},
+		{"SingleAttemptAllowed", timeout, chunkTries{Failed: 1}, 1,
+			nextStep{FailChunk: true, Reason: "gave up after 1 attempts: deadline"}},
+		{"BusyRetriesWithinTheBudget", busy, turned(0, 2, 10*time.Second), maxAttempts, nextStep{Retry: true, Backoff: 2}},
+		{"BusyDoesNotSpendAttempts", busy, turned(0, 40, 50*time.Second), maxAttempts, nextStep{Retry: true, Backoff: 40}},
+		{"BusyRetriesWhenEveryAttemptIsSpent", busy, turned(maxAttempts, 1, 0), maxAttempts, nextStep{Retry: true, Backoff: 1}},
+		{"NeverStartedRetriesWithinTheBudget", refused, turned(1, 3, 59*time.Second), 1, nextStep{Retry: true, Backoff: 3}},
+		{"BusyPastTheBudgetFailsTheChunk", busy, turned(0, 30, budget), maxAttempts,
+			nextStep{FailChunk: true, Reason: "no worker took the chunk for 1m0s (30 calls turned away): full"}},
+		{"NeverStartedPastTheBudgetFailsTheChunk", refused, turned(2, 25, 90*time.Second), maxAttempts,
+			nextStep{FailChunk: true, Reason: "no worker took the chunk for 1m30s (25 calls turned away): connection refused"}},
+		{"AFailureAfterBusyRepliesBacksOffFromTheFailures", timeout, chunkTries{Failed: 2}, maxAttempts, nextStep{Retry: true, Backoff: 2}},
+		{"DataErrorFailsAtOnce", data, chunkTries{Failed: 1}, maxAttempts,
+			nextStep{FailChunk: true, Reason: "employee row 7: total_haberes does not fit numeric(12,2)"}},
+		{"StaleStopsWithoutFailingTheChunk", stale, chunkTries{Failed: 1}, maxAttempts, nextStep{}},
+		{"StaleOnTheLastAttemptStillDoesNotFail", stale, chunkTries{Failed: 4}, maxAttempts, nextStep{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, afterFailure(tc.v, tc.tries, t0, tc.max, budget))
 		})
 	}
 }

@@ -118,7 +118,8 @@ func (e *Engine) stopped(ctx context.Context, run store.Run, step string, err er
 // A permanent database error while dispatching stops the run: fail(its *runFailure).
 func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease lease, fail context.CancelCauseFunc) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
-	for try := 1; ; try++ {
+	var tries chunkTries
+	for {
 		token := rand.Int64N(1<<62) + 1
 		attempt, ok, err := e.ledger.DispatchChunk(ctx, run.ID, c.Index, token, lease.Worker())
 		if err != nil || !ok {
@@ -158,19 +159,22 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
-		next := afterFailure(v, try, e.cfg.MaxAttempts)
+		now := time.Now()
+		tries = tries.record(v, now)
+		next := afterFailure(v, tries, now, e.cfg.MaxAttempts, e.cfg.BusyBudget)
 		if !next.Retry {
 			if next.FailChunk {
 				if _, err := e.ledger.FailChunk(ctx, run.ID, c.Index, token, next.Reason); err != nil {
 					log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
 				}
-				log.WarnContext(ctx, "chunk failed", "attempts", try, "outcome", v.Outcome)
+				log.WarnContext(ctx, "chunk failed", "attempts", tries.Failed, "turned_away", tries.Turned, "outcome", v.Outcome)
 			}
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
-		log.InfoContext(ctx, "chunk attempt failed, retrying", "attempt", try, "outcome", v.Outcome, "code", callCode(err))
-		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, try) {
+		log.InfoContext(ctx, "chunk attempt failed, retrying", "attempts", tries.Failed, "turned_away", tries.Turned,
+			"outcome", v.Outcome, "code", callCode(err))
+		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, next.Backoff) {
 			return
 		}
 		if lease, err = e.workers.Acquire(ctx); err != nil {

@@ -28,6 +28,7 @@ const (
 	DefaultChunkHardTimeout = 600 * time.Second // the seed's hard limit
 	DefaultRunTimeout       = 2 * time.Hour
 	DefaultMaxAttempts      = 4
+	DefaultBusyBudget       = 5 * time.Minute
 	DefaultRetryBaseDelay   = 200 * time.Millisecond
 	DefaultRetryMaxDelay    = 5 * time.Second
 	DefaultReconcileEvery   = 2 * time.Second
@@ -46,8 +47,13 @@ type Config struct {
 	// RunTimeout bounds a whole run; past it the run ends timeout_consolidacion
 	// (default: DefaultRunTimeout, 2h).
 	RunTimeout time.Duration
-	// MaxAttempts bounds the dispatches of one chunk (default: DefaultMaxAttempts, 4).
+	// MaxAttempts bounds the dispatches of one chunk that reach a worker and fail
+	// (default: DefaultMaxAttempts, 4).
 	MaxAttempts int
+	// BusyBudget bounds how long, in a row, a chunk is re-dispatched to workers that
+	// are busy or cannot be reached; those calls do not count toward MaxAttempts
+	// (default: DefaultBusyBudget, 5m).
+	BusyBudget time.Duration
 	// RetryBaseDelay is the first retry's backoff, doubled each time up to
 	// RetryMaxDelay, with full jitter (defaults: DefaultRetryBaseDelay, 200ms;
 	// DefaultRetryMaxDelay, 5s).
@@ -104,6 +110,7 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	cfg.ChunkHardTimeout = cmp.Or(cfg.ChunkHardTimeout, DefaultChunkHardTimeout)
 	cfg.RunTimeout = cmp.Or(cfg.RunTimeout, DefaultRunTimeout)
 	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	cfg.BusyBudget = cmp.Or(cfg.BusyBudget, DefaultBusyBudget)
 	cfg.RetryBaseDelay = cmp.Or(cfg.RetryBaseDelay, DefaultRetryBaseDelay)
 	cfg.RetryMaxDelay = cmp.Or(cfg.RetryMaxDelay, DefaultRetryMaxDelay)
 	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, DefaultReconcileEvery)
