@@ -109,6 +109,7 @@ func load() (settings, error) {
 			MaxAttempts:      env.Int("CHUNK_MAX_ATTEMPTS", engine.DefaultMaxAttempts, 1),
 			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
+			LeaseTTL:         env.Duration("LEASE_TTL", engine.DefaultLeaseTTL),
 		},
 	}
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
