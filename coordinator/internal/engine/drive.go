@@ -48,7 +48,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if !ok {
 		return // another replica drives it, or it has ended
 	}
-	e.logger.DebugContext(ctx, "run lease acquired", "consolidation_id", runID, "epoch", epoch)
+	e.logger.InfoContext(ctx, "run lease acquired", "consolidation_id", runID, "epoch", epoch)
 	work, stop := context.WithCancelCause(ctx)
 	beating := make(chan struct{})
 	go func() {

@@ -47,7 +47,8 @@ func (e *Engine) heartbeat(ctx context.Context, runID, epoch int64, stop, lose c
 		s, err := e.ledger.RenewLease(ctx, runID, epoch, e.cfg.LeaseTTL)
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
-			e.logger.WarnContext(ctx, "run lease lost; driving stops", "consolidation_id", runID, "epoch", epoch)
+			// Lost to another replica, or ended with the run (by this driver, too).
+			e.logger.InfoContext(ctx, "run lease ended or lost; driving stops", "consolidation_id", runID, "epoch", epoch)
 			lose(errLeaseLost)
 			stop(errLeaseLost)
 			return
