@@ -454,6 +454,9 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	case errors.Is(err, store.ErrLeaseLost):
 		log.WarnContext(ctx, "run lease lost before the end; the replica holding it finishes the run")
 		return
+	case err != nil && ctx.Err() != nil: // stopping, or the lease lost meanwhile
+		log.InfoContext(ctx, "run left for resume before its end was recorded", "cause", context.Cause(ctx).Error())
+		return
 	case err != nil:
 		log.ErrorContext(ctx, "finishing run failed; it is left for a resume", "error", err.Error())
 		return
