@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
+	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -60,6 +64,11 @@ type clusterOptions struct {
 	// privateRedis starts a redis-server of the test's own, which the test may
 	// flush, kill and restart (cluster.redisServer).
 	privateRedis bool
+	// privatePostgres starts a PostgreSQL server of the test's own (own schema
+	// only), which the test may restart (cluster.pgServer).
+	privatePostgres bool
+	// coordinators is how many coordinator replicas share the database (default 1).
+	coordinators int
 }
 
 // cluster is a database, a Redis key space, workers and a coordinator of one test.
@@ -73,12 +82,23 @@ type cluster struct {
 	client  consolidationv1.ConsolidationServiceClient
 	logDir  string
 
-	redisServer *localdb.RedisServer // with privateRedis
+	redisServer *localdb.RedisServer    // with privateRedis
+	pgServer    *localdb.PostgresServer // with privatePostgres
+	// coords are every coordinator replica (coord is the first) and clients a
+	// client of each, in order.
+	coords  []*launch.Process
+	clients []consolidationv1.ConsolidationServiceClient
 }
 
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dbURL: pgtest.NewDatabaseWith(t, opts.schema), redis: pgtest.NewRedis(t), logDir: t.TempDir()}
+	c := &cluster{t: t, redis: pgtest.NewRedis(t), logDir: t.TempDir()}
+	if opts.privatePostgres {
+		require.Equal(t, pgtest.OwnSchema, opts.schema, "a private PostgreSQL has the service's own schema")
+		c.pgServer, c.dbURL = privatePostgres(t)
+	} else {
+		c.dbURL = pgtest.NewDatabaseWith(t, opts.schema)
+	}
 	serviceURL := c.dbURL
 	if opts.schema == pgtest.DjangoSchema {
 		serviceURL = pgtest.NewRuntimeRole(t, c.dbURL)
@@ -94,7 +114,8 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		c.redis.URL = srv.URL()
 	}
 	c.pool = pgtest.OpenPool(t, c.dbURL)
-	coordEnv := []string{"REDIS_PREFIX=" + c.redis.Prefix, "RECONCILE_EVERY=300ms", "RETRY_BASE_DELAY=50ms", "SHUTDOWN_DRAIN=5s"}
+	coordEnv := []string{"REDIS_PREFIX=" + c.redis.Prefix, "RECONCILE_EVERY=300ms", "RETRY_BASE_DELAY=50ms", "SHUTDOWN_DRAIN=5s",
+		"LEASE_TTL=3s"}
 	if opts.workers == 0 {
 		coordEnv = append(coordEnv, "WORKER_TARGET="+freeAddr(t)) // nobody listens there
 	}
@@ -107,11 +128,35 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		DatabaseURL: serviceURL, RedisURL: c.redis.URL, Workers: opts.workers,
 		WorkerEnv:      append([]string{"SHUTDOWN_DRAIN=5s"}, opts.workerEnv...),
 		CoordinatorEnv: append(coordEnv, opts.coordEnv...),
-		DeathSignal:    syscall.SIGKILL})
+		DeathSignal:    syscall.SIGKILL, Coordinators: opts.coordinators})
 	require.NoError(t, err)
 	t.Cleanup(lc.Kill)
 	c.workers, c.coord, c.client = lc.Workers, lc.Coordinator, lc.Client
+	c.coords, c.clients = lc.Coordinators, lc.Clients
 	return c
+}
+
+// privatePostgres starts a PostgreSQL server of the test's own, stopped when the
+// test ends, with a database migrated to the service's schema, and returns it and
+// that database's URL.
+func privatePostgres(t *testing.T) (*localdb.PostgresServer, string) {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := localdb.StartPostgres(ctx)
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	admin, err := pgx.Connect(ctx, srv.URL("postgres"))
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE DATABASE e2e")
+	require.NoError(t, admin.Close(ctx))
+	require.NoError(t, err)
+	url := srv.URL("e2e")
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = schema.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), pool)
+	require.NoError(t, err)
+	return srv, url
 }
 
 // forEachSchema runs a test on each database schema the service must work on: its

@@ -20,6 +20,8 @@ import (
 type PostgresServer struct {
 	dir  string
 	port int
+	bin  string
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -61,7 +63,7 @@ func StartPostgres(ctx context.Context) (*PostgresServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &PostgresServer{dir: dir, port: port, done: make(chan struct{})}
+		s := &PostgresServer{dir: dir, port: port, bin: bin, cred: cred, done: make(chan struct{})}
 		if lastErr = s.start(ctx, bin, cred); lastErr == nil {
 			return s, nil
 		}
@@ -131,17 +133,38 @@ func (s *PostgresServer) URL(database string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, database)
 }
 
+// Restart shuts the server down (PostgreSQL's fast shutdown: every session is
+// terminated), waits down for downtime, and starts it again on the same port with
+// the same data.
+func (s *PostgresServer) Restart(ctx context.Context, downtime time.Duration) error {
+	s.shutdown(syscall.SIGINT, 30*time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(downtime):
+	}
+	s.done = make(chan struct{})
+	return s.start(ctx, s.bin, s.cred)
+}
+
 // Stop shuts the server down fast and removes its directory.
 func (s *PostgresServer) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			s.kill()
-		}
-	}
+	s.shutdown(syscall.SIGQUIT, 10*time.Second)
 	_ = os.RemoveAll(s.dir)
+}
+
+// shutdown sends the server a shutdown signal (SIGINT fast, SIGQUIT immediate)
+// and waits for it to exit, killing it after wait.
+func (s *PostgresServer) shutdown(sig syscall.Signal, wait time.Duration) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(wait):
+		s.kill()
+	}
 }
 
 func (s *PostgresServer) kill() {

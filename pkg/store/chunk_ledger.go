@@ -98,44 +98,73 @@ func GetChunk(ctx context.Context, q Querier, runID int64, index int) (Chunk, er
 	return c, nil
 }
 
+// The run row is locked FOR SHARE first: a dispatch and RequestCancel (or a
+// finish) serialize on it, so a dispatch racing a cancel either comes first (and
+// the cancel revokes the new token) or sees the cancel and hands out nothing. The
+// run's lease epoch is checked in the same statement (owned).
 var sqlDispatchChunk = sqlf(`
-WITH c AS (
+WITH r AS (
+	SELECT lease_epoch = $5 AS owned, finished_at IS NULL AND cancel_requested_at IS NULL AS open
+	FROM consolidation_run WHERE id = $1 FOR SHARE),
+c AS (
 	UPDATE consolidation_chunk c SET status = {running}, attempts = attempts + 1, attempt_token = $3,
 		worker = $4, dispatched_at = now()
-	FROM consolidation_run r
-	WHERE c.run_id = $1 AND c.chunk_index = $2 AND c.status IN ({pending}, {running})
-	  AND r.id = c.run_id AND r.finished_at IS NULL AND r.cancel_requested_at IS NULL
-	RETURNING c.attempts)
-INSERT INTO consolidation_chunk_attempt (run_id, chunk_index, attempt, attempt_token, worker)
-SELECT $1, $2, attempts, $3, $4 FROM c
-RETURNING attempt`)
+	FROM r
+	WHERE c.run_id = $1 AND c.chunk_index = $2 AND c.status IN ({pending}, {running}) AND r.owned AND r.open
+	RETURNING c.attempts),
+a AS (
+	INSERT INTO consolidation_chunk_attempt (run_id, chunk_index, attempt, attempt_token, worker)
+	SELECT $1, $2, attempts, $3, $4 FROM c
+	RETURNING attempt)
+SELECT r.owned, r.open, (SELECT attempt FROM a) FROM r`)
 
 // DispatchChunk hands a chunk to a new attempt: it becomes running with a new
 // token (so any earlier attempt can no longer commit) and the attempt is recorded.
-// ok is false when the chunk has already ended (succeeded or failed) or the run is
-// being cancelled.
-func DispatchChunk(ctx context.Context, q Querier, runID int64, index int, token int64, worker string) (attempt int, ok bool, err error) {
-	err = q.QueryRow(ctx, sqlDispatchChunk, runID, index, token, worker).Scan(&attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
+// ok is false when the chunk has already ended (succeeded or failed), the run has
+// ended or is being cancelled. epoch is the caller's lease epoch (AcquireLease);
+// when the run's lease has moved on, nothing changes and the error is
+// ErrLeaseLost.
+func DispatchChunk(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, worker string) (attempt int, ok bool, err error) {
+	var owned, open bool
+	var got pgtype.Int4
+	err = q.QueryRow(ctx, sqlDispatchChunk, runID, index, token, worker, epoch).Scan(&owned, &open, &got)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil // no such run
+	case err != nil:
+		return 0, false, fmt.Errorf("dispatching chunk %d of consolidation %d: %w", index, runID, err)
+	case open && !owned:
+		return 0, false, fmt.Errorf("dispatching chunk %d of consolidation %d: %w", index, runID, ErrLeaseLost)
+	case !got.Valid:
 		return 0, false, nil
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("dispatching chunk %d of consolidation %d: %w", index, runID, err)
-	}
-	return attempt, true, nil
+	return int(got.Int32), true, nil
 }
 
 var sqlFailChunk = sqlf(`
-UPDATE consolidation_chunk SET status = {failed}, error = $4, finished_at = now()
-WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3 AND status = {running}`)
+WITH r AS (
+	SELECT lease_epoch = $5 AS owned FROM consolidation_run WHERE id = $1 FOR SHARE),
+c AS (
+	UPDATE consolidation_chunk c SET status = {failed}, error = $4, finished_at = now()
+	FROM r
+	WHERE c.run_id = $1 AND c.chunk_index = $2 AND c.attempt_token = $3 AND c.status = {running} AND r.owned
+	RETURNING 1)
+SELECT r.owned, EXISTS (SELECT FROM c) FROM r`)
 
-// FailChunk marks a chunk failed for good, provided token is still its current one.
-func FailChunk(ctx context.Context, q Querier, runID int64, index int, token int64, errText string) (bool, error) {
-	tag, err := q.Exec(ctx, sqlFailChunk, runID, index, token, errText)
-	if err != nil {
+// FailChunk marks a chunk failed for good, provided token is still its current one
+// and epoch the run's lease epoch (ErrLeaseLost otherwise, and nothing changes).
+func FailChunk(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, errText string) (bool, error) {
+	var owned, failed bool
+	err := q.QueryRow(ctx, sqlFailChunk, runID, index, token, errText, epoch).Scan(&owned, &failed)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
 		return false, fmt.Errorf("failing chunk %d of consolidation %d: %w", index, runID, err)
+	case !owned:
+		return false, fmt.Errorf("failing chunk %d of consolidation %d: %w", index, runID, ErrLeaseLost)
 	}
-	return tag.RowsAffected() == 1, nil
+	return failed, nil
 }
 
 // Assignment is what a worker needs to process a chunk.

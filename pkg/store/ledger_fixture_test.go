@@ -68,6 +68,10 @@ func newRunOf(t *testing.T, pool *pgxpool.Pool, closingID int64, chunks []store.
 	return runID
 }
 
+// noLease is the lease epoch of a run no replica has acquired: the ledger tests
+// that are not about leases dispatch and finish with it.
+const noLease = 0
+
 var lastToken atomic.Int64
 
 // newToken is a fresh attempt token.
@@ -77,7 +81,7 @@ func newToken() int64 { return lastToken.Add(1) }
 func dispatch(t *testing.T, pool *pgxpool.Pool, runID int64, index int) int64 {
 	t.Helper()
 	token := newToken()
-	_, ok, err := store.DispatchChunk(t.Context(), pool, runID, index, token, "worker-a")
+	_, ok, err := store.DispatchChunk(t.Context(), pool, runID, noLease, index, token, "worker-a")
 	require.NoError(t, err)
 	require.True(t, ok, "dispatch of chunk %d refused", index)
 	return token
@@ -120,11 +124,13 @@ func consolidated(t *testing.T, pool *pgxpool.Pool, closingID, first, last int64
 	return recs
 }
 
-// finish ends a run with estado, keeping or removing its rows, and requires that it
+// finish ends a run with estado, keeping or removing its rows, as an interrupted
+// end (so whatever chunk is still open is failed with it), and requires that it
 // was this call that ended it.
 func finish(t *testing.T, pool *pgxpool.Pool, runID int64, estado domain.Estado, removeRows bool) {
 	t.Helper()
-	finished, err := store.FinishRun(t.Context(), pool, runID, store.RunEnd{Estado: estado, RemoveRows: removeRows})
+	finished, err := store.FinishRun(t.Context(), pool, runID, noLease,
+		store.RunEnd{Estado: estado, RemoveRows: removeRows, Interrupted: true})
 	require.NoError(t, err)
 	require.True(t, finished)
 }

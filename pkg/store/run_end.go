@@ -17,7 +17,21 @@ type RunEnd struct {
 	RemoveRows     bool // remove every row the run wrote
 	Totals         WriteSummary
 	TotalsVerified bool
+	// Interrupted is an end that comes before the chunks do (a cancel, the time
+	// limit, a permanent database error): chunks still pending or running are
+	// failed with the run. Any other end needs every chunk ended: FinishRun
+	// refuses it with ErrChunksOpen while one is pending or running.
+	Interrupted bool
 }
+
+// ErrChunksOpen means a run was asked to end as if its chunks were all done while
+// one is still pending or running; nothing changed.
+var ErrChunksOpen = errors.New("the run still has pending or running chunks")
+
+// ErrCancelRequested means a run was asked to end as if its chunks were all done
+// after a cancel had been stored (by any replica): it must end cancelled; nothing
+// changed.
+var ErrCancelRequested = errors.New("the run was cancelled")
 
 var sqlCloseLedger = sqlf(`
 UPDATE consolidation_chunk SET attempt_token = NULL,
@@ -29,10 +43,15 @@ WHERE run_id = $1 AND status <> {succeeded}`)
 // estado on the run and the closing, and replaces the closing's metrics row, in one
 // transaction guarded by the run still being unfinished, so finishing twice (a
 // reconciler and a resumed coordinator, say) changes nothing the second time.
-func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID int64, o RunEnd) (bool, error) {
+// epoch is the caller's lease epoch: when the run's lease has moved on, nothing
+// changes and the error is ErrLeaseLost. An end that is not Interrupted is refused
+// with ErrChunksOpen while a chunk is pending or running, and with
+// ErrCancelRequested once a cancel is stored (both checked under the run's row
+// lock, which dispatches and RequestCancel take too).
+func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEnd) (bool, error) {
 	finished := false
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		closingID, ok, err := closeRun(ctx, tx, runID, o)
+		closingID, ok, err := closeRun(ctx, tx, runID, epoch, o)
 		if err != nil || !ok {
 			return err
 		}
@@ -94,12 +113,13 @@ func removeResults(ctx context.Context, tx pgx.Tx, match string, args ...any) (i
 // cannot (a permanent database error while removing the run's rows or writing the
 // metrics row): it closes the ledger and records the estado and the error on the
 // run and the closing, and touches neither the result rows nor the metrics row, so
-// nobody waits on a run that can never finish. Guarded like FinishRun.
-func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID int64, errText string) (bool, error) {
+// nobody waits on a run that can never finish. Guarded like FinishRun, epoch
+// included; it is always Interrupted.
+func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, errText string) (bool, error) {
 	aborted := false
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		_, aborted, err = closeRun(ctx, tx, runID, RunEnd{Estado: domain.EstadoError, Error: errText})
+		_, aborted, err = closeRun(ctx, tx, runID, epoch, RunEnd{Estado: domain.EstadoError, Error: errText, Interrupted: true})
 		return err
 	})
 	if err != nil {
@@ -108,16 +128,40 @@ func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID int64, errText stri
 	return aborted, nil
 }
 
+var sqlOpenChunks = sqlf(`SELECT EXISTS (SELECT FROM consolidation_chunk
+	WHERE run_id = $1 AND status IN ({pending}, {running}))`)
+
 // closeRun locks a run that is still unfinished (ok is false when it has ended),
-// revokes every attempt token and fails its unfinished chunks, and records the end
-// on the run and on its closing (if the closing is still consolidating).
-func closeRun(ctx context.Context, tx pgx.Tx, runID int64, o RunEnd) (closingID int64, ok bool, err error) {
-	err = tx.QueryRow(ctx, "SELECT cierre_id FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE", runID).Scan(&closingID)
+// checks the caller's lease epoch (ErrLeaseLost) and, unless the end is
+// Interrupted, that no cancel was stored (ErrCancelRequested) and no chunk is open
+// (ErrChunksOpen); it revokes every attempt
+// token and fails the unfinished chunks, and records the end on the run and on
+// its closing (if the closing is still consolidating).
+func closeRun(ctx context.Context, tx pgx.Tx, runID, epoch int64, o RunEnd) (closingID int64, ok bool, err error) {
+	var owned, cancelled bool
+	err = tx.QueryRow(ctx, `SELECT cierre_id, lease_epoch = $2, cancel_requested_at IS NOT NULL
+		FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE`,
+		runID, epoch).Scan(&closingID, &owned, &cancelled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil // already finished
 	}
 	if err != nil {
 		return 0, false, err
+	}
+	if !owned {
+		return 0, false, ErrLeaseLost
+	}
+	if cancelled && !o.Interrupted {
+		return 0, false, ErrCancelRequested
+	}
+	if !o.Interrupted {
+		var open bool
+		if err := tx.QueryRow(ctx, sqlOpenChunks, runID).Scan(&open); err != nil {
+			return 0, false, err
+		}
+		if open {
+			return 0, false, ErrChunksOpen
+		}
 	}
 	// No attempt may commit from now on.
 	if _, err := tx.Exec(ctx, sqlCloseLedger, runID, "run ended: "+string(o.Estado)); err != nil {

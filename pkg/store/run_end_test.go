@@ -29,7 +29,7 @@ func TestFinishRun(t *testing.T) {
 		committed := dispatch(t, pool, runID, 0)
 		_, _, err := commitChunk(t, pool, runID, 0, committed)
 		require.NoError(t, err)
-		failed, err := store.FailChunk(t.Context(), pool, runID, 1, dispatch(t, pool, runID, 1), "bad data")
+		failed, err := store.FailChunk(t.Context(), pool, runID, noLease, 1, dispatch(t, pool, runID, 1), "bad data")
 		require.NoError(t, err)
 		require.True(t, failed)
 		dispatch(t, pool, runID, 2) // running; chunk 3 stays pending
@@ -102,7 +102,7 @@ func TestFinishRun(t *testing.T) {
 		finish(t, pool, runID, domain.EstadoParcial, false)
 		run, metrics := getRun(t, pool, runID), metricsRow(t, pool, 7)
 
-		finished, err := store.FinishRun(t.Context(), pool, runID, store.RunEnd{Estado: domain.EstadoError, Error: "late", RemoveRows: true})
+		finished, err := store.FinishRun(t.Context(), pool, runID, noLease, store.RunEnd{Estado: domain.EstadoError, Error: "late", RemoveRows: true})
 		require.NoError(t, err)
 		require.False(t, finished)
 		require.Equal(t, run, getRun(t, pool, runID))
@@ -113,7 +113,7 @@ func TestFinishRun(t *testing.T) {
 	t.Run("UnknownRunChangesNothing", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
-		finished, err := store.FinishRun(t.Context(), pool, 42, store.RunEnd{Estado: domain.EstadoError})
+		finished, err := store.FinishRun(t.Context(), pool, 42, noLease, store.RunEnd{Estado: domain.EstadoError})
 		require.NoError(t, err)
 		require.False(t, finished)
 	})
@@ -198,7 +198,7 @@ func TestAbortRun(t *testing.T) {
 		pool, runID := newLedger(t)
 		dispatchAndCommit(t, pool, runID, 0)
 		dispatch(t, pool, runID, 1) // running when the run is aborted
-		aborted, err := store.AbortRun(t.Context(), pool, runID, "finishing the run: database error 42501 insufficient_privilege")
+		aborted, err := store.AbortRun(t.Context(), pool, runID, noLease, "finishing the run: database error 42501 insufficient_privilege")
 		require.NoError(t, err)
 		require.True(t, aborted)
 		run := getRun(t, pool, runID)
@@ -215,13 +215,13 @@ func TestAbortRun(t *testing.T) {
 	t.Run("SecondAbortAndLaterFinishChangeNothing", func(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
-		aborted, err := store.AbortRun(t.Context(), pool, runID, "first")
+		aborted, err := store.AbortRun(t.Context(), pool, runID, noLease, "first")
 		require.NoError(t, err)
 		require.True(t, aborted)
-		aborted, err = store.AbortRun(t.Context(), pool, runID, "second")
+		aborted, err = store.AbortRun(t.Context(), pool, runID, noLease, "second")
 		require.NoError(t, err)
 		require.False(t, aborted)
-		finished, err := store.FinishRun(t.Context(), pool, runID, store.RunEnd{Estado: domain.EstadoConsolidados})
+		finished, err := store.FinishRun(t.Context(), pool, runID, noLease, store.RunEnd{Estado: domain.EstadoConsolidados})
 		require.NoError(t, err)
 		require.False(t, finished)
 		run := getRun(t, pool, runID)

@@ -110,6 +110,7 @@ func load() (settings, error) {
 			BusyBudget:       env.Duration("CHUNK_BUSY_BUDGET", engine.DefaultBusyBudget),
 			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
+			LeaseTTL:         env.Duration("LEASE_TTL", engine.DefaultLeaseTTL),
 		},
 	}
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {

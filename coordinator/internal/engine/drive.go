@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -18,42 +19,81 @@ import (
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
-// drive takes a run from its ledger to its end: it holds the run's advisory lock
-// (so one coordinator drives it), clears the closing's previous results, dispatches
-// every unfinished chunk, and finishes the run. Called again on a run half done (a
-// restarted coordinator) it re-dispatches only what is not finished.
+// drive takes a run from its ledger to its end: it acquires the run's lease (so
+// one replica drives it) and renews it while driving, clears the closing's
+// previous results, dispatches every unfinished chunk, and finishes the run. Called
+// again on a run half done (a restarted coordinator, or another replica taking
+// over an expired lease) it re-dispatches only what is not finished.
 func (e *Engine) drive(ctx context.Context, runID int64) {
-	// Setting up must not be cut short by a cancel: a cancelled run still has to
-	// be finished, and only its driver may finish it.
-	setup := context.WithoutCancel(ctx)
-	unlock, locked, err := e.ledger.LockRun(setup, runID)
+	// held lives while the engine runs and, once acquired, this replica holds the
+	// lease: acquiring, setting up and finishing use it, so a cancel or the
+	// deadline does not cut them short (a cancelled run still has to be finished),
+	// but stopping the engine or losing the lease does. ctx, the run's work, also
+	// ends on a cancel or the deadline.
+	held, lose := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer lose(nil)
+	unhook := context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), errEngineStopped) {
+			lose(errEngineStopped)
+		}
+	})
+	defer unhook()
+	epoch, ok, err := e.ledger.AcquireLease(held, runID, e.cfg.Replica, e.cfg.LeaseTTL)
 	if err != nil {
-		e.logger.WarnContext(ctx, "driving run: no database connection", "consolidation_id", runID, "error", err.Error())
+		if held.Err() == nil {
+			e.logger.WarnContext(ctx, "driving run: acquiring its lease", "consolidation_id", runID, "error", err.Error())
+		}
 		return
 	}
-	if !locked {
-		return // another coordinator drives it
+	if !ok {
+		return // another replica drives it, or it has ended
 	}
-	defer unlock()
+	e.logger.InfoContext(ctx, "run lease acquired", "consolidation_id", runID, "epoch", epoch)
+	work, stop := context.WithCancelCause(ctx)
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		e.heartbeat(held, runID, epoch, stop, lose)
+	}()
+	e.driveLeased(work, held, runID, epoch)
+	lose(nil)
+	stop(nil)
+	<-beating
+	e.releaseLease(ctx, runID, epoch)
+}
 
-	run, err := e.ledger.GetRun(setup, runID)
+// driveLeased drives a run under the lease of epoch (see drive).
+func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
+	log := e.logger.With("consolidation_id", runID)
+	var run store.Run
+	err := e.waitOutDB(held, log, "reading the run", func(ctx context.Context) error {
+		var err error
+		run, err = e.ledger.GetRun(ctx, runID)
+		return err
+	})
 	if err != nil || run.Finished() {
 		return
 	}
 	ctx, cancelDeadline := context.WithDeadlineCause(ctx, run.Deadline, context.DeadlineExceeded)
 	defer cancelDeadline()
-	log := e.logger.With("consolidation_id", runID, "closing_id", run.ClosingID)
-	if run.CancelRequested || errors.Is(context.Cause(ctx), errCancelled) {
-		e.finish(ctx, run, errCancelled)
+	log = log.With("closing_id", run.ClosingID)
+	if run.CancelRequested {
+		e.finish(held, run, epoch, errCancelled)
 		return
 	}
-	if errors.Is(context.Cause(ctx), errEngineStopped) {
+	if context.Cause(ctx) != nil { // cancelled, past its deadline, or stopping
+		e.stopped(ctx, held, run, epoch, "", nil)
 		return
 	}
 	if run.Mode == domain.ModeFull {
-		n, err := e.ledger.ClearPreviousResults(ctx, run.ClosingID, runID)
+		var n int64
+		err := e.waitOutDB(ctx, log, "clearing previous results", func(ctx context.Context) error {
+			var err error
+			n, err = e.ledger.ClearPreviousResults(ctx, run.ClosingID, runID)
+			return err
+		})
 		if err != nil {
-			e.stopped(ctx, run, "clearing previous results", err)
+			e.stopped(ctx, held, run, epoch, "clearing previous results", err)
 			return
 		}
 		if n > 0 {
@@ -63,16 +103,22 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	if err := e.rebuildProgress(ctx, runID); err != nil {
 		log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
 	}
-	todo, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkPending, domain.ChunkRunning)
+	var todo []store.Chunk
+	err = e.waitOutDB(ctx, log, "listing chunks", func(ctx context.Context) error {
+		var err error
+		todo, err = e.ledger.Chunks(ctx, runID, 0, domain.ChunkPending, domain.ChunkRunning)
+		return err
+	})
 	if err != nil {
-		e.stopped(ctx, run, "listing chunks", err)
+		e.stopped(ctx, held, run, epoch, "listing chunks", err)
 		return
 	}
 	if len(todo) < run.TotalChunks {
 		log.InfoContext(ctx, "resuming run", "chunks_left", len(todo), "chunks", run.TotalChunks)
 	}
 
-	// A chunk that meets a permanent database error stops the others with it.
+	// A chunk that meets a permanent database error, or finds the lease lost,
+	// stops the others with it.
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	var wg sync.WaitGroup
@@ -81,53 +127,68 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 		if err != nil {
 			break // cancelled, timed out, failed or stopping
 		}
-		wg.Go(func() { e.runChunk(ctx, run, c, lease, fail) })
+		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail) })
 	}
 	wg.Wait()
-	e.stopped(ctx, run, "", nil)
+	e.stopped(ctx, held, run, epoch, "", nil)
 }
 
 // stopped ends the run according to why driving stopped: cancel, timeout, engine
-// shutdown (leave it for a resume), a permanent database error (the run fails with
-// it), an error while doing step (left for the reconciler to retry), or all chunks
-// done.
-func (e *Engine) stopped(ctx context.Context, run store.Run, step string, err error) {
+// shutdown or a lost lease (leave it for a resume, here or on another replica), a
+// permanent database error (the run fails with it), an error while doing step
+// (left for the reconciler to retry), or all chunks done. Finishing runs under
+// held.
+func (e *Engine) stopped(ctx, held context.Context, run store.Run, epoch int64, step string, err error) {
 	cause := context.Cause(ctx)
 	var failure *runFailure
 	switch {
 	case errors.Is(cause, errEngineStopped):
 		e.logger.Info("run left for resume", "consolidation_id", run.ID)
 		return
+	case errors.Is(cause, errLeaseLost), errors.Is(err, store.ErrLeaseLost):
+		e.logger.Warn("run left to the replica that holds its lease", "consolidation_id", run.ID)
+		return
 	case errors.Is(cause, errCancelled), errors.Is(cause, context.DeadlineExceeded):
-		e.finish(ctx, run, cause)
+		e.finish(held, run, epoch, cause)
 	case errors.As(cause, &failure):
-		e.finish(ctx, run, failure)
+		e.finish(held, run, epoch, failure)
 	case err != nil:
 		if failure = asRunFailure(step, err); failure != nil {
-			e.finish(ctx, run, failure)
+			e.finish(held, run, epoch, failure)
 			return
 		}
 		e.logger.ErrorContext(ctx, "driving run failed; the reconciler will retry", "consolidation_id", run.ID,
 			"step", step, "error", err.Error())
 	default:
-		e.finish(ctx, run, nil)
+		e.finish(held, run, epoch, nil)
 	}
 }
 
 // runChunk dispatches one chunk until it commits, fails for good, or the run stops.
 // A permanent database error while dispatching stops the run: fail(its *runFailure).
-func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lease lease, fail context.CancelCauseFunc) {
+func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c store.Chunk, lease lease, fail context.CancelCauseFunc) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
 	var tries chunkTries
 	for {
 		token := rand.Int64N(1<<62) + 1
-		attempt, ok, err := e.ledger.DispatchChunk(ctx, run.ID, c.Index, token, lease.Worker())
+		var attempt int
+		var ok bool
+		err := e.waitOutDB(ctx, log, "dispatching a chunk", func(ctx context.Context) error {
+			var err error
+			attempt, ok, err = e.ledger.DispatchChunk(ctx, run.ID, epoch, c.Index, token, lease.Worker())
+			return err
+		})
 		if err != nil || !ok {
 			lease.Release(false)
-			if err == nil {
+			switch {
+			case err == nil:
 				e.chunkEnded(ctx, run, c.Index) // finished meanwhile (by an earlier attempt)
-			} else if failure := asRunFailure(fmt.Sprintf("dispatching chunk %d", c.Index), err); failure != nil {
-				fail(failure)
+			case errors.Is(err, store.ErrLeaseLost):
+				fail(errLeaseLost)
+			default:
+				if failure := asRunFailure(fmt.Sprintf("dispatching chunk %d", c.Index), err); failure != nil {
+					fail(failure)
+				}
 			}
 			return
 		}
@@ -142,20 +203,26 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 			lease.Release(false)
 			e.count(ctx, domain.OutcomeCommitted) // the metric counts every success as committed
 			if v.Outcome == domain.OutcomeFromLedger {
-				_ = e.ledger.EndAttempt(ctx, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
+				e.endAttempt(ctx, log, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
 			}
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		case domain.OutcomeAbandoned:
 			lease.Release(false)
-			_ = e.ledger.EndAttempt(context.WithoutCancel(ctx), run.ID, c.Index, attempt, domain.OutcomeAbandoned, v.Text)
+			e.endAttempt(context.WithoutCancel(ctx), log, run.ID, c.Index, attempt, domain.OutcomeAbandoned, v.Text)
 			return
 		}
 		e.count(ctx, v.Outcome)
 		lease.Release(v.CoolDown)
-		_ = e.ledger.EndAttempt(ctx, run.ID, c.Index, attempt, v.Outcome, v.Text)
+		e.endAttempt(ctx, log, run.ID, c.Index, attempt, v.Outcome, v.Text)
 		// A worker may have died after its commit: the ledger knows.
-		if ch, err := e.ledger.GetChunk(ctx, run.ID, c.Index); err == nil && ch.Status == domain.ChunkSucceeded {
+		var ch store.Chunk
+		chErr := e.waitOutDB(ctx, log, "reading a chunk", func(ctx context.Context) error {
+			var err error
+			ch, err = e.ledger.GetChunk(ctx, run.ID, c.Index)
+			return err
+		})
+		if chErr == nil && ch.Status == domain.ChunkSucceeded {
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		}
@@ -164,7 +231,15 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 		next := afterFailure(v, tries, now, e.cfg.MaxAttempts, e.cfg.BusyBudget)
 		if !next.Retry {
 			if next.FailChunk {
-				if _, err := e.ledger.FailChunk(ctx, run.ID, c.Index, token, next.Reason); err != nil {
+				err := e.waitOutDB(ctx, log, "recording a chunk failure", func(ctx context.Context) error {
+					_, err := e.ledger.FailChunk(ctx, run.ID, epoch, c.Index, token, next.Reason)
+					return err
+				})
+				if errors.Is(err, store.ErrLeaseLost) {
+					fail(errLeaseLost)
+					return
+				}
+				if err != nil {
 					log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
 				}
 				log.WarnContext(ctx, "chunk failed", "attempts", tries.Failed, "turned_away", tries.Turned, "outcome", v.Outcome)
@@ -180,6 +255,17 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 		if lease, err = e.workers.Acquire(ctx); err != nil {
 			return
 		}
+	}
+}
+
+// endAttempt records how an attempt ended, waiting out database faults while the
+// run goes on; the record is for the operator, so a failure is only logged.
+func (e *Engine) endAttempt(ctx context.Context, log *slog.Logger, runID int64, index, attempt int, outcome domain.Outcome, text string) {
+	err := e.waitOutDB(ctx, log, "recording an attempt", func(ctx context.Context) error {
+		return e.ledger.EndAttempt(ctx, runID, index, attempt, outcome, text)
+	})
+	if err != nil && ctx.Err() == nil {
+		log.WarnContext(ctx, "recording an attempt", "attempt", attempt, "error", err.Error())
 	}
 }
 
@@ -306,51 +392,85 @@ func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]s
 	return f
 }
 
-// finish decides the run's end (SPEC section 6) and records it.
-func (e *Engine) finish(ctx context.Context, run store.Run, cause error) {
-	ctx = context.WithoutCancel(ctx)
+// finish decides the run's end (SPEC section 6) and records it under the lease of
+// epoch, waiting out database faults while ctx (the lease held) lasts. A cancel
+// stored by any replica ends the run cancelled, whatever the chunks did.
+func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause error) {
+	log := e.logger.With("consolidation_id", run.ID, "closing_id", run.ClosingID)
 	f := runFacts{Cancelled: errors.Is(cause, errCancelled), DeadlinePassed: errors.Is(cause, context.DeadlineExceeded)}
 	if failure := (*runFailure)(nil); errors.As(cause, &failure) {
 		f.Failure = failure.Text
 	}
 	if !f.Cancelled && !f.DeadlinePassed && f.Failure == "" {
-		step, totals := "reading the run", store.ControlTotals{}
-		latest, err := e.ledger.GetRun(ctx, run.ID)
-		if err == nil {
+		step, latest, totals := "reading the run", store.Run{}, store.ControlTotals{}
+		err := e.waitOutDB(ctx, log, step, func(ctx context.Context) error {
+			var err error
+			latest, err = e.ledger.GetRun(ctx, run.ID)
+			return err
+		})
+		if err == nil && !latest.CancelRequested {
 			step = "checking control totals"
-			totals, err = e.ledger.CheckControlTotals(ctx, run.ID)
+			err = e.waitOutDB(ctx, log, step, func(ctx context.Context) error {
+				var err error
+				totals, err = e.ledger.CheckControlTotals(ctx, run.ID)
+				return err
+			})
 		}
 		switch failure := asRunFailure(step, err); {
 		case failure != nil:
 			f.Failure = failure.Text
 		case err != nil:
-			e.logger.ErrorContext(ctx, "finishing run failed; the reconciler will retry", "consolidation_id", run.ID,
-				"step", step, "error", err.Error())
+			log.ErrorContext(ctx, "finishing run failed; it is left for a resume", "step", step, "error", err.Error())
 			return
+		case latest.CancelRequested: // through another replica, say
+			f.Cancelled = true
 		default:
 			f.ChunksSucceeded, f.TotalChunks, f.Totals = latest.ChunksSucceeded, latest.TotalChunks, totals
 		}
 	}
 	o := decideRunEnd(f)
 	if f.Failure != "" {
-		e.logger.ErrorContext(ctx, "run failed on a permanent database error", "consolidation_id", run.ID,
-			"closing_id", run.ClosingID, "error", f.Failure)
+		log.ErrorContext(ctx, "run failed on a permanent database error", "error", f.Failure)
 	}
-	finished, err := e.ledger.FinishRun(ctx, run.ID, o)
+	var finished bool
+	err := e.waitOutDB(ctx, log, "finishing the run", func(ctx context.Context) error {
+		var err error
+		finished, err = e.ledger.FinishRun(ctx, run.ID, epoch, o)
+		return err
+	})
 	if failure := asRunFailure("finishing the run", err); failure != nil {
 		// Finishing can never succeed: end the run in error without its last steps.
 		o = store.RunEnd{Estado: domain.EstadoError, Error: failure.Text}
-		e.logger.ErrorContext(ctx, "run failed on a permanent database error", "consolidation_id", run.ID,
-			"closing_id", run.ClosingID, "error", failure.Text)
-		finished, err = e.ledger.AbortRun(ctx, run.ID, failure.Text)
+		log.ErrorContext(ctx, "run failed on a permanent database error", "error", failure.Text)
+		err = e.waitOutDB(ctx, log, "aborting the run", func(ctx context.Context) error {
+			var err error
+			finished, err = e.ledger.AbortRun(ctx, run.ID, epoch, failure.Text)
+			return err
+		})
 	}
-	if err != nil {
-		e.logger.ErrorContext(ctx, "finishing run failed; the reconciler will retry", "consolidation_id", run.ID, "error", err.Error())
+	switch {
+	case errors.Is(err, store.ErrCancelRequested): // stored while the end was being decided
+		e.finish(ctx, run, epoch, errCancelled)
+		return
+	case errors.Is(err, store.ErrChunksOpen):
+		log.WarnContext(ctx, "run still has unfinished chunks; it is left to be driven again")
+		return
+	case errors.Is(err, store.ErrLeaseLost):
+		log.WarnContext(ctx, "run lease lost before the end; the replica holding it finishes the run")
+		return
+	case err != nil && ctx.Err() != nil: // stopping, or the lease lost meanwhile
+		log.InfoContext(ctx, "run left for resume before its end was recorded", "cause", context.Cause(ctx).Error())
+		return
+	case err != nil:
+		log.ErrorContext(ctx, "finishing run failed; it is left for a resume", "error", err.Error())
+		return
+	case !finished:
 		return
 	}
-	if !finished {
-		return
-	}
+	// The run has ended: the last steps must not be cut short by the lease, which
+	// ended with it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	e.notify(run.ID)
 	e.runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("estado", string(o.Estado))))
 	if err := e.rebuildProgress(ctx, run.ID); err != nil {

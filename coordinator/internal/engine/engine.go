@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -33,6 +32,7 @@ const (
 	DefaultRetryMaxDelay    = 5 * time.Second
 	DefaultReconcileEvery   = 2 * time.Second
 	DefaultWatchEvery       = 500 * time.Millisecond
+	DefaultLeaseTTL         = 10 * time.Second
 	// KeyTTL's default is RunTimeout + KeyTTLMargin.
 	KeyTTLMargin = 24 * time.Hour
 )
@@ -68,6 +68,13 @@ type Config struct {
 	// KeyTTL is the lifetime of a run's Redis keys, longer than any run
 	// (default: RunTimeout + KeyTTLMargin, 24h).
 	KeyTTL time.Duration
+	// LeaseTTL is how long this replica's hold on a run it drives lasts without a
+	// renewal; the driver renews it every third of that, and another replica takes
+	// the run over once it has expired (default: DefaultLeaseTTL, 10s).
+	LeaseTTL time.Duration
+	// Replica names this coordinator process in run leases; it must differ between
+	// processes (default: the host name, the process id and a random suffix).
+	Replica string
 }
 
 // Engine runs consolidations.
@@ -116,6 +123,8 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	cfg.ReconcileEvery = cmp.Or(cfg.ReconcileEvery, DefaultReconcileEvery)
 	cfg.WatchEvery = cmp.Or(cfg.WatchEvery, DefaultWatchEvery)
 	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+KeyTTLMargin)
+	cfg.LeaseTTL = cmp.Or(cfg.LeaseTTL, DefaultLeaseTTL)
+	cfg.Replica = cmp.Or(cfg.Replica, defaultReplica())
 	if _, err := domain.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
 	}
@@ -239,10 +248,3 @@ var (
 	errEngineStopped = errors.New("coordinator stopping")
 	errCancelled     = errors.New("consolidation cancelled")
 )
-
-// lockKey is the advisory lock that makes one coordinator drive a run.
-func lockKey(runID int64) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("consolidation_run"))
-	return int64(h.Sum64()>>1) ^ runID
-}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -12,9 +13,11 @@ import (
 type ledger interface {
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
-	// LockRun takes the advisory lock that makes one coordinator drive a run;
-	// locked is false when another holds it. unlock releases it.
-	LockRun(ctx context.Context, runID int64) (unlock func(), locked bool, err error)
+	// AcquireLease, RenewLease and ReleaseLease are the run's lease (SPEC section
+	// 12): the replica holding it drives the run, fenced by its epoch.
+	AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (epoch int64, ok bool, err error)
+	RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error)
+	ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error)
 
 	StartRun(ctx context.Context, nr store.NewRun) (int64, error)
 	GetRun(ctx context.Context, runID int64) (store.Run, error)
@@ -24,15 +27,15 @@ type ledger interface {
 	RequestCancel(ctx context.Context, runID int64) (bool, error)
 	ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
-	FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bool, error)
-	AbortRun(ctx context.Context, runID int64, errText string) (bool, error)
+	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
+	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
 
 	Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error)
 	GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error)
-	DispatchChunk(ctx context.Context, runID int64, index int, token int64, worker string) (attempt int, ok bool, err error)
+	DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (attempt int, ok bool, err error)
 	EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error
-	FailChunk(ctx context.Context, runID int64, index int, token int64, errText string) (bool, error)
+	FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, errText string) (bool, error)
 }
 
 // closings is what the engine reads of a closing to check and plan a run.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,23 +21,16 @@ var (
 
 func (s pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// LockRun holds a connection of its own for as long as the lock is held. An error
-// taking the lock counts as the lock being held elsewhere: the reconciler tries
-// again.
-func (s pgStore) LockRun(ctx context.Context, runID int64) (func(), bool, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	var locked bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey(runID)).Scan(&locked); err != nil || !locked {
-		conn.Release()
-		return nil, false, nil
-	}
-	return func() {
-		_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKey(runID))
-		conn.Release()
-	}, true, nil
+func (s pgStore) AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (int64, bool, error) {
+	return store.AcquireLease(ctx, s.pool, runID, owner, ttl)
+}
+
+func (s pgStore) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
+	return store.RenewLease(ctx, s.pool, runID, epoch, ttl)
+}
+
+func (s pgStore) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
+	return store.ReleaseLease(ctx, s.pool, runID, epoch)
 }
 
 func (s pgStore) StartRun(ctx context.Context, nr store.NewRun) (int64, error) {
@@ -71,12 +65,12 @@ func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.Con
 	return store.CheckControlTotals(ctx, s.pool, runID)
 }
 
-func (s pgStore) FinishRun(ctx context.Context, runID int64, o store.RunEnd) (bool, error) {
-	return store.FinishRun(ctx, s.pool, runID, o)
+func (s pgStore) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
+	return store.FinishRun(ctx, s.pool, runID, epoch, o)
 }
 
-func (s pgStore) AbortRun(ctx context.Context, runID int64, errText string) (bool, error) {
-	return store.AbortRun(ctx, s.pool, runID, errText)
+func (s pgStore) AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error) {
+	return store.AbortRun(ctx, s.pool, runID, epoch, errText)
 }
 
 func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {
@@ -91,16 +85,16 @@ func (s pgStore) GetChunk(ctx context.Context, runID int64, index int) (store.Ch
 	return store.GetChunk(ctx, s.pool, runID, index)
 }
 
-func (s pgStore) DispatchChunk(ctx context.Context, runID int64, index int, token int64, worker string) (int, bool, error) {
-	return store.DispatchChunk(ctx, s.pool, runID, index, token, worker)
+func (s pgStore) DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (int, bool, error) {
+	return store.DispatchChunk(ctx, s.pool, runID, epoch, index, token, worker)
 }
 
 func (s pgStore) EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error {
 	return store.EndAttempt(ctx, s.pool, runID, index, attempt, outcome, errText)
 }
 
-func (s pgStore) FailChunk(ctx context.Context, runID int64, index int, token int64, errText string) (bool, error) {
-	return store.FailChunk(ctx, s.pool, runID, index, token, errText)
+func (s pgStore) FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, errText string) (bool, error) {
+	return store.FailChunk(ctx, s.pool, runID, epoch, index, token, errText)
 }
 
 func (s pgStore) GetClosing(ctx context.Context, id int64) (store.Closing, error) {

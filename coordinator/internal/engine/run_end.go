@@ -23,18 +23,19 @@ type runFacts struct {
 // decideRunEnd is the end-state rule (SPEC section 6), counted in chunks: a cancel
 // → consolidacion_cancelada, the time limit → timeout_consolidacion (both remove
 // the run's rows); a permanent database error that stopped the driver →
-// error_consolidacion with that error, rows removed; control totals that disagree
+// error_consolidacion with that error, rows removed (these three are Interrupted
+// ends: the chunks still open fail with the run; any other end needs them ended); control totals that disagree
 // → error_consolidacion; every chunk
 // succeeded → datos_consolidados; at least half → consolidacion_parcial, rows kept;
 // fewer → error_consolidacion, rows removed.
 func decideRunEnd(f runFacts) store.RunEnd {
 	switch {
 	case f.Cancelled:
-		return store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}
+		return store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true, Interrupted: true}
 	case f.DeadlinePassed:
-		return store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}
+		return store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true, Interrupted: true}
 	case f.Failure != "":
-		return store.RunEnd{Estado: domain.EstadoError, Error: f.Failure, RemoveRows: true}
+		return store.RunEnd{Estado: domain.EstadoError, Error: f.Failure, RemoveRows: true, Interrupted: true}
 	}
 	o := store.RunEnd{Totals: f.Totals.Written, TotalsVerified: f.Totals.Agree()}
 	ok, k := f.ChunksSucceeded, f.TotalChunks

@@ -53,23 +53,23 @@ func TestDecideRunEnd(t *testing.T) {
 		{"TotalsDisagreeBeatPartial", runFacts{ChunksSucceeded: 4, TotalChunks: 6, Totals: disagree},
 			store.RunEnd{Estado: domain.EstadoError, Error: totalsMsg, RemoveRows: true, Totals: short}},
 		{"CancelWinsOverEveryChunk", runFacts{Cancelled: true, ChunksSucceeded: 6, TotalChunks: 6, Totals: agree},
-			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true, Interrupted: true}},
 		{"CancelWinsOverDisagreeingTotals", runFacts{Cancelled: true, ChunksSucceeded: 1, TotalChunks: 6, Totals: disagree},
-			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true, Interrupted: true}},
 		{"CancelWinsOverTheDeadline", runFacts{Cancelled: true, DeadlinePassed: true},
-			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true, Interrupted: true}},
 		{"DeadlineRemovesRows", runFacts{DeadlinePassed: true, ChunksSucceeded: 5, TotalChunks: 6, Totals: agree},
-			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true, Interrupted: true}},
 		{"DeadlineOfAnEmptyRun", runFacts{DeadlinePassed: true},
-			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true, Interrupted: true}},
 		{"PermanentDatabaseErrorIsErrorRowsRemoved", runFacts{Failure: denied},
-			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true, Interrupted: true}},
 		{"PermanentDatabaseErrorBeatsEveryChunk", runFacts{Failure: denied, ChunksSucceeded: 6, TotalChunks: 6, Totals: agree},
-			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoError, Error: denied, RemoveRows: true, Interrupted: true}},
 		{"CancelWinsOverAPermanentDatabaseError", runFacts{Cancelled: true, Failure: denied},
-			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoCancelada, Error: "cancelled", RemoveRows: true, Interrupted: true}},
 		{"DeadlineWinsOverAPermanentDatabaseError", runFacts{DeadlinePassed: true, Failure: denied},
-			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true}},
+			store.RunEnd{Estado: domain.EstadoTimeout, Error: "run exceeded its time limit", RemoveRows: true, Interrupted: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -100,6 +100,33 @@ func TestAsRunFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			require.Equal(t, tc.want, asRunFailure("clearing previous results", tc.err))
+		})
+	}
+}
+
+func TestDBTransient(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"ConnectionRefused", errors.New("dial tcp 127.0.0.1:5432: connect: connection refused"), true},
+		{"SessionTerminated", &pgconn.PgError{Code: "57P01"}, true},
+		{"ServerStarting", fmt.Errorf("dispatching chunk 3: %w", &pgconn.PgError{Code: "57P03"}), true},
+		{"Deadlock", &pgconn.PgError{Code: "40P01"}, true},
+		{"PrivilegeNotGranted", &pgconn.PgError{Code: "42501"}, false},
+		{"MissingColumn", &pgconn.PgError{Code: "42703"}, false},
+		{"LeaseLost", fmt.Errorf("dispatching chunk 3: %w", store.ErrLeaseLost), false},
+		{"ChunksOpen", fmt.Errorf("finishing: %w", store.ErrChunksOpen), false},
+		{"CancelStored", fmt.Errorf("finishing: %w", store.ErrCancelRequested), false},
+		{"NotFound", store.ErrNotFound, false},
+		{"ContextEnded", fmt.Errorf("reading: %w", context.Canceled), false},
+		{"ContextDeadline", context.DeadlineExceeded, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, dbTransient(tc.err))
 		})
 	}
 }

@@ -32,15 +32,21 @@ type ClusterConfig struct {
 	CoordinatorEnv []string
 	// DeathSignal is sent to every process if this one dies (default: SIGTERM).
 	DeathSignal syscall.Signal
+	// Coordinators is how many coordinator replicas share the database, named
+	// coordinator, coordinator-2, ... (default: 1).
+	Coordinators int
 }
 
-// Cluster is a coordinator and its workers, serving, and a client of the
-// coordinator.
+// Cluster is a coordinator (or several replicas) and its workers, serving, and a
+// client of each coordinator.
 type Cluster struct {
 	Workers     []*Process
-	Coordinator *Process
-	Client      consolidationv1.ConsolidationServiceClient
-	conn        *grpc.ClientConn
+	Coordinator *Process                                   // the first of Coordinators
+	Client      consolidationv1.ConsolidationServiceClient // of Coordinator
+	// Coordinators are every replica, and Clients a client of each, in order.
+	Coordinators []*Process
+	Clients      []consolidationv1.ConsolidationServiceClient
+	conns        []*grpc.ClientConn
 }
 
 // StartCluster starts the workers and the coordinator and waits until each
@@ -70,20 +76,33 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		c.Workers = append(c.Workers, w)
 		targets = append(targets, w.Addr)
 	}
-	c.Coordinator, err = c.start(cfg, "coordinator", "coordinator", append([]string{"DATABASE_URL=" + cfg.DatabaseURL,
-		"REDIS_URL=" + cfg.RedisURL, "WORKER_TARGET=" + strings.Join(targets, ",")}, cfg.CoordinatorEnv...))
-	if err != nil {
-		return nil, err
+	for i := range max(cfg.Coordinators, 1) {
+		name := "coordinator"
+		if i > 0 {
+			name = fmt.Sprintf("coordinator-%d", i+1)
+		}
+		p, err := c.start(cfg, "coordinator", name, append([]string{"DATABASE_URL=" + cfg.DatabaseURL,
+			"REDIS_URL=" + cfg.RedisURL, "WORKER_TARGET=" + strings.Join(targets, ",")}, cfg.CoordinatorEnv...))
+		if err != nil {
+			return nil, err
+		}
+		c.Coordinators = append(c.Coordinators, p)
 	}
+	c.Coordinator = c.Coordinators[0]
 	for _, p := range c.Processes() {
 		if err := WaitServing(ctx, p.Addr); err != nil {
 			return nil, fmt.Errorf("%s: %w (logs in %s)", p.Name, err, cfg.LogDir)
 		}
 	}
-	if c.conn, err = grpcx.Dial(c.Coordinator.Addr); err != nil {
-		return nil, err
+	for _, p := range c.Coordinators {
+		conn, err := grpcx.Dial(p.Addr)
+		if err != nil {
+			return nil, err
+		}
+		c.conns = append(c.conns, conn)
+		c.Clients = append(c.Clients, consolidationv1.NewConsolidationServiceClient(conn))
 	}
-	c.Client = consolidationv1.NewConsolidationServiceClient(c.conn)
+	c.Client = c.Clients[0]
 	return c, nil
 }
 
@@ -99,13 +118,9 @@ func (c *Cluster) start(cfg ClusterConfig, binary, name string, env []string) (*
 	return p, nil
 }
 
-// Processes are the workers, then the coordinator.
+// Processes are the workers, then the coordinators.
 func (c *Cluster) Processes() []*Process {
-	ps := append([]*Process(nil), c.Workers...)
-	if c.Coordinator != nil {
-		ps = append(ps, c.Coordinator)
-	}
-	return ps
+	return append(append([]*Process(nil), c.Workers...), c.Coordinators...)
 }
 
 // Stop closes the client and stops every process (SIGTERM, then a kill after
@@ -117,11 +132,11 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Kill kills every process at once (SIGKILL), the coordinator first, and closes
-// the client.
+// Kill kills every process at once (SIGKILL), the coordinators first, and closes
+// the clients.
 func (c *Cluster) Kill() {
-	if c.Coordinator != nil {
-		c.Coordinator.Kill()
+	for _, p := range c.Coordinators {
+		p.Kill()
 	}
 	for _, w := range c.Workers {
 		w.Kill()
@@ -130,8 +145,8 @@ func (c *Cluster) Kill() {
 }
 
 func (c *Cluster) closeConn() {
-	if c.conn != nil {
-		_ = c.conn.Close()
-		c.conn = nil
+	for _, conn := range c.conns {
+		_ = conn.Close()
 	}
+	c.conns = nil
 }
