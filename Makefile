@@ -21,6 +21,18 @@ build: ## build bin/coordinator, bin/worker, bin/cierrectl and bin/benchmark
 test: ## run every test of every module (starts its own PostgreSQL and Redis unless TEST_DATABASE_URL/TEST_REDIS_URL are set)
 	go test $(GO_TEST_FLAGS) $(addprefix ./,$(addsuffix /...,$(MODULES)))
 
+# The fault tests: each injects a real fault (signals, pg_terminate_backend, server
+# restarts, stalled commits) and compares the rows with a clean run's.
+FAULT_TESTS := Stale|Killed|Dies|Redis|Postgres|Cancel|TimeLimit|Duplicate|Coordinator|SIGTERM|Replica|Permanent|WorkerRestarted
+
+.PHONY: test-race
+test-race: ## the unit packages (no end-to-end processes) with the race detector
+	go test -race -count=1 -timeout 15m $$(go list $(addprefix ./,$(addsuffix /...,$(MODULES))) | grep -v /e2e)
+
+.PHONY: test-faults
+test-faults: ## the end-to-end fault tests three times in a row (a flake fails CI)
+	go test -count=3 -timeout 30m -run '$(FAULT_TESTS)' ./coordinator/e2e/
+
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install buf and the protoc plugins into bin/tools
 
