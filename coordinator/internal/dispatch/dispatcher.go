@@ -2,7 +2,8 @@
 // round-robin over the workers named by WORKER_TARGET (a comma list of host:port,
 // or dns:///name:port for a Kubernetes headless Service, re-resolved as pods come
 // and go), with a bounded number of calls in flight per worker and a short
-// cool-down for a worker whose call just failed.
+// cool-down for a worker whose call just failed. Slots go to the runs waiting for
+// one in turn, so a small run is not stuck behind a large one.
 package dispatch
 
 import (
@@ -56,13 +57,16 @@ type Dispatcher struct {
 	cfg              Config
 	dnsHost, dnsPort string
 
+	ctx    context.Context // ends on Close: stops resolving
+	cancel context.CancelFunc
+
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 	order     []string
 	next      int
-	changed   chan struct{} // closed (and replaced) when a slot frees or the worker set changes
-	stop      chan struct{}
-	stopOnce  sync.Once
+	queues    map[int64][]*waiter // per run, its Acquire calls waiting for a slot, oldest first
+	turns     []int64             // the runs in queues, in the order they are served
+	turn      int                 // index in turns of the run served next
 }
 
 type endpoint struct {
@@ -76,6 +80,13 @@ type endpoint struct {
 	removed   bool
 }
 
+// waiter is an Acquire call waiting for a slot.
+type waiter struct {
+	run   int64
+	lease *Lease        // set, under Dispatcher.mu, when a slot is given
+	ready chan struct{} // closed when lease is set
+}
+
 // NewDispatcher builds a Dispatcher and connects to the workers (connections are
 // lazy: nothing is dialled until the first call).
 func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
@@ -85,8 +96,8 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
-	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{},
-		changed: make(chan struct{}), stop: make(chan struct{})}
+	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{}, queues: map[int64][]*waiter{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if rest, ok := strings.CutPrefix(cfg.Target, "dns:///"); ok {
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
@@ -118,10 +129,10 @@ func (d *Dispatcher) resolveLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-d.stop:
+		case <-d.ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ResolveEvery)
+			ctx, cancel := context.WithTimeout(d.ctx, d.cfg.ResolveEvery)
 			if err := d.resolve(ctx); err != nil {
 				d.logger.Warn("resolving workers", "target", d.cfg.Target, "error", err.Error())
 			}
@@ -176,7 +187,7 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		}
 	}
 	d.order = addrs
-	d.notifyLocked()
+	d.serveLocked()
 	return nil
 }
 
@@ -206,54 +217,116 @@ func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult
 func (l *Lease) Release(failed bool) {
 	d := l.d
 	d.mu.Lock()
-	l.ep.inFlight--
+	defer d.mu.Unlock()
 	if failed {
 		l.ep.failures++
-		l.ep.coolUntil = time.Now().Add(d.cfg.CoolDown << min(l.ep.failures-1, 5))
+		cool := d.cfg.CoolDown << min(l.ep.failures-1, 5)
+		l.ep.coolUntil = time.Now().Add(cool)
+		// Nobody else says when a cool-down ends: serve the waiters then.
+		time.AfterFunc(cool, d.serve)
 	} else {
 		l.ep.failures = 0
 	}
-	if l.ep.removed && l.ep.inFlight == 0 {
-		_ = l.ep.conn.Close()
+	d.freeLocked(l.ep)
+}
+
+// freeLocked frees a slot of ep and hands it on; d.mu must be held.
+func (d *Dispatcher) freeLocked(ep *endpoint) {
+	ep.inFlight--
+	if ep.removed && ep.inFlight == 0 {
+		_ = ep.conn.Close()
 	}
-	d.notifyLocked()
+	d.serveLocked()
+}
+
+// Acquire waits for a free slot on a worker for a run. The runs waiting for a slot
+// are served in turn, one slot each, so a run that asks later still gets every
+// other slot however many the runs before it want; a run's own calls are served in
+// the order they asked. Workers are taken in round-robin order, passing over those
+// cooling down (unless every worker is).
+func (d *Dispatcher) Acquire(ctx context.Context, runID int64) (*Lease, error) {
+	w := &waiter{run: runID, ready: make(chan struct{})}
+	d.mu.Lock()
+	d.enqueueLocked(w)
+	d.serveLocked()
 	d.mu.Unlock()
-}
-
-// notifyLocked wakes every waiter in Acquire; d.mu must be held.
-func (d *Dispatcher) notifyLocked() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-// Acquire waits for a free slot, taking workers in round-robin order and passing
-// over those cooling down (unless every worker is).
-func (d *Dispatcher) Acquire(ctx context.Context) (*Lease, error) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		l, changed := d.tryAcquire()
-		if l != nil {
-			return l, nil
-		}
-		// Wait for a slot to free, or for a cool-down to end.
-		t.Reset(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-changed:
-		case <-t.C:
-		}
+	select {
+	case <-w.ready:
+		return w.lease, nil
+	case <-ctx.Done():
 	}
-}
-
-// tryAcquire takes a slot if one is free; otherwise it returns the channel that is
-// closed at the next change.
-func (d *Dispatcher) tryAcquire() (*Lease, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l := d.pick()
-	return l, d.changed
+	if w.lease != nil { // given a slot just now: hand it on
+		d.freeLocked(w.lease.ep)
+	} else {
+		d.dequeueLocked(w)
+	}
+	return nil, context.Cause(ctx)
+}
+
+// serve hands free slots to the waiting runs.
+func (d *Dispatcher) serve() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.serveLocked()
+}
+
+// serveLocked hands free slots to the waiting runs in turn; d.mu must be held.
+func (d *Dispatcher) serveLocked() {
+	for len(d.turns) > 0 {
+		l := d.pick()
+		if l == nil {
+			return
+		}
+		i := d.turn
+		run := d.turns[i]
+		q := d.queues[run]
+		w := q[0]
+		w.lease = l
+		close(w.ready)
+		if len(q) > 1 {
+			q[0] = nil
+			d.queues[run] = q[1:]
+			d.turn = (i + 1) % len(d.turns)
+			continue
+		}
+		delete(d.queues, run)
+		d.turns = slices.Delete(d.turns, i, i+1)
+		if d.turn >= len(d.turns) {
+			d.turn = 0
+		}
+	}
+}
+
+// enqueueLocked puts w last in its run's queue; a run not waiting yet joins the
+// turns last, after every run waiting now has had its turn. d.mu must be held.
+func (d *Dispatcher) enqueueLocked(w *waiter) {
+	if q, ok := d.queues[w.run]; ok {
+		d.queues[w.run] = append(q, w)
+		return
+	}
+	d.queues[w.run] = []*waiter{w}
+	d.turns = slices.Insert(d.turns, d.turn, w.run)
+	d.turn = (d.turn + 1) % len(d.turns)
+}
+
+// dequeueLocked takes back a waiter that gave up; d.mu must be held.
+func (d *Dispatcher) dequeueLocked(w *waiter) {
+	q := slices.DeleteFunc(d.queues[w.run], func(o *waiter) bool { return o == w })
+	if len(q) > 0 {
+		d.queues[w.run] = q
+		return
+	}
+	delete(d.queues, w.run)
+	i := slices.Index(d.turns, w.run)
+	d.turns = slices.Delete(d.turns, i, i+1)
+	if i < d.turn {
+		d.turn--
+	}
+	if d.turn >= len(d.turns) {
+		d.turn = 0
+	}
 }
 
 func (d *Dispatcher) pick() *Lease {
@@ -331,7 +404,7 @@ func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {
 
 // Close closes every connection.
 func (d *Dispatcher) Close() {
-	d.stopOnce.Do(func() { close(d.stop) })
+	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ep := range d.endpoints {

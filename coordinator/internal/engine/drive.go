@@ -77,7 +77,7 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 	defer fail(nil)
 	var wg sync.WaitGroup
 	for _, c := range todo {
-		lease, err := e.workers.Acquire(ctx)
+		lease, err := e.workers.Acquire(ctx, run.ID)
 		if err != nil {
 			break // cancelled, timed out, failed or stopping
 		}
@@ -173,7 +173,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, c store.Chunk, lea
 		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, try) {
 			return
 		}
-		if lease, err = e.workers.Acquire(ctx); err != nil {
+		if lease, err = e.workers.Acquire(ctx, run.ID); err != nil {
 			return
 		}
 	}
