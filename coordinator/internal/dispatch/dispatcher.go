@@ -1,9 +1,10 @@
 // Package dispatch sends ProcessChunk calls to the worker pool: client-side
 // round-robin over the workers named by WORKER_TARGET (a comma list of host:port,
 // or dns:///name:port for a Kubernetes headless Service, re-resolved as pods come
-// and go), with a bounded number of calls in flight per worker and a short
-// cool-down for a worker whose call just failed. Slots go to the runs waiting for
-// one in turn, so a small run is not stuck behind a large one.
+// and go), with a bounded number of calls in flight per worker, a short cool-down
+// for a worker whose call just failed, and workers whose health says NOT_SERVING
+// (draining) passed over. Slots go to the runs waiting for one in turn, so a small
+// run is not stuck behind a large one.
 package dispatch
 
 import (
@@ -31,6 +32,7 @@ const (
 	DefaultMaxInFlightPerWorker = 2
 	DefaultResolveEvery         = 5 * time.Second
 	DefaultCoolDown             = 500 * time.Millisecond
+	DefaultHealthEvery          = time.Second
 )
 
 // Config configures a Dispatcher.
@@ -46,6 +48,10 @@ type Config struct {
 	// CoolDown is how long a worker whose call failed is passed over, doubled for
 	// each further failure in a row up to 32 times (default: DefaultCoolDown, 500ms).
 	CoolDown time.Duration
+	// HealthEvery is how often a worker whose health said NOT_SERVING is asked
+	// again, and how long a broken health watch waits before it is opened again
+	// (default: DefaultHealthEvery, 1s).
+	HealthEvery time.Duration
 }
 
 // ErrNoWorkers means no worker answered a health check.
@@ -57,7 +63,7 @@ type Dispatcher struct {
 	cfg              Config
 	dnsHost, dnsPort string
 
-	ctx    context.Context // ends on Close: stops resolving
+	ctx    context.Context // ends on Close: stops resolving and the health watches
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
@@ -70,14 +76,16 @@ type Dispatcher struct {
 }
 
 type endpoint struct {
-	addr      string
-	conn      *grpc.ClientConn
-	client    consolidationv1.WorkerServiceClient
-	health    healthpb.HealthClient
-	inFlight  int
-	failures  int // calls failed in a row
-	coolUntil time.Time
-	removed   bool
+	addr       string
+	conn       *grpc.ClientConn
+	client     consolidationv1.WorkerServiceClient
+	health     healthpb.HealthClient
+	stopWatch  context.CancelFunc
+	inFlight   int
+	failures   int // calls failed in a row
+	coolUntil  time.Time
+	notServing bool // its health said NOT_SERVING and has not said SERVING since
+	removed    bool
 }
 
 // waiter is an Acquire call waiting for a slot.
@@ -93,6 +101,7 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, DefaultMaxInFlightPerWorker)
 	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, DefaultResolveEvery)
 	cfg.CoolDown = cmp.Or(cfg.CoolDown, DefaultCoolDown)
+	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, DefaultHealthEvery)
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
@@ -172,13 +181,18 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 			return fmt.Errorf("worker %s: %w", a, err)
 		}
 		conn.Connect() // dial now rather than on the first chunk
-		d.endpoints[a] = &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
+		ep := &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
 			health: healthpb.NewHealthClient(conn)}
+		var watchCtx context.Context
+		watchCtx, ep.stopWatch = context.WithCancel(d.ctx)
+		go d.watchHealth(watchCtx, ep)
+		d.endpoints[a] = ep
 		d.logger.Info("worker added", "worker", a)
 	}
 	for a, ep := range d.endpoints {
 		if !slices.Contains(addrs, a) {
 			ep.removed = true
+			ep.stopWatch()
 			delete(d.endpoints, a)
 			if ep.inFlight == 0 {
 				_ = ep.conn.Close()
@@ -243,7 +257,8 @@ func (d *Dispatcher) freeLocked(ep *endpoint) {
 // are served in turn, one slot each, so a run that asks later still gets every
 // other slot however many the runs before it want; a run's own calls are served in
 // the order they asked. Workers are taken in round-robin order, passing over those
-// cooling down (unless every worker is).
+// whose health says NOT_SERVING and those cooling down (unless every worker
+// serving is).
 func (d *Dispatcher) Acquire(ctx context.Context, runID int64) (*Lease, error) {
 	w := &waiter{run: runID, ready: make(chan struct{})}
 	d.mu.Lock()
@@ -335,7 +350,7 @@ func (d *Dispatcher) pick() *Lease {
 	fallback, fallbackAt, anyHealthy := (*endpoint)(nil), 0, false
 	for i := range n {
 		ep := d.endpoints[d.order[(d.next+i)%n]]
-		if ep == nil {
+		if ep == nil || ep.notServing {
 			continue
 		}
 		cooling := now.Before(ep.coolUntil)
@@ -350,7 +365,7 @@ func (d *Dispatcher) pick() *Lease {
 			fallback, fallbackAt = ep, i
 		}
 	}
-	// Every worker is cooling down: better to try one than to wait forever.
+	// Every worker serving is cooling down: better to try one than to wait forever.
 	if fallback != nil && !anyHealthy {
 		return d.take(fallback, fallbackAt)
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func newTestDispatcher(t *testing.T, target string) *Dispatcher {
@@ -197,4 +201,92 @@ func TestSlotsGoToRunsInTurn(t *testing.T) {
 		require.Zero(t, d.waiting())
 	})
 	held.Release(false)
+}
+
+// healthServer is a gRPC server on loopback with only the health service.
+type healthServer struct {
+	addr   string
+	health *health.Server
+	grpc   *grpc.Server
+}
+
+func startHealthServer(t *testing.T) *healthServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &healthServer{addr: l.Addr().String(), health: health.NewServer(), grpc: grpc.NewServer()}
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	go func() { _ = s.grpc.Serve(l) }()
+	t.Cleanup(s.grpc.Stop)
+	return s
+}
+
+// workersOf acquires n slots, one after another, each released at once, and returns
+// the set of workers given.
+func workersOf(t *testing.T, d *Dispatcher, n int) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	for range n {
+		l, err := d.Acquire(t.Context(), 1)
+		require.NoError(t, err)
+		seen[l.Worker()] = true
+		l.Release(false)
+	}
+	return seen
+}
+
+func TestNotServingWorkerIsPassedOver(t *testing.T) {
+	t.Parallel()
+	draining, serving := startHealthServer(t), startHealthServer(t)
+	draining.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d := newDispatcherWith(t, Config{Target: draining.addr + "," + serving.addr, HealthEvery: 20 * time.Millisecond})
+
+	require.Eventually(t, func() bool {
+		return !workersOf(t, d, 4)[draining.addr]
+	}, 10*time.Second, 10*time.Millisecond, "the NOT_SERVING worker is passed over")
+	require.Equal(t, map[string]bool{serving.addr: true}, workersOf(t, d, 10))
+
+	t.Run("UntilItServesAgain", func(t *testing.T) {
+		draining.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		require.Eventually(t, func() bool {
+			return workersOf(t, d, 4)[draining.addr]
+		}, 10*time.Second, 10*time.Millisecond, "the worker serving again takes calls")
+	})
+
+	t.Run("WaitsWhileNoWorkerServes", func(t *testing.T) {
+		draining.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		serving.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		require.Eventually(t, func() bool {
+			short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			defer cancel()
+			l, err := d.Acquire(short, 1)
+			if err == nil {
+				l.Release(false)
+			}
+			return err != nil
+		}, 10*time.Second, 10*time.Millisecond, "no slot while every worker is NOT_SERVING")
+
+		got := make(chan grant, 1)
+		acquireInBackground(t, d, got, 1)
+		serving.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		g := nextGrant(t, got)
+		require.Equal(t, serving.addr, g.lease.Worker(), "the waiter is served when a worker serves again")
+		g.lease.Release(false)
+	})
+
+	t.Run("DrainingWorkerStopsGracefully", func(t *testing.T) {
+		// A draining worker's graceful stop waits for every open call: the
+		// dispatcher's health watch must not be one of them.
+		serving.health.Shutdown() // NOT_SERVING, as grpcx.Server.Serve does on SIGTERM
+		stopped := make(chan struct{})
+		go func() {
+			serving.grpc.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the worker's graceful stop waited on the dispatcher's health watch")
+		}
+	})
 }
