@@ -86,7 +86,7 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 type settings struct {
 	databaseURL, redisURL, redisPrefix  string
 	grpcAddr, metricsAddr, workerTarget string
-	workerInFlight                      int
+	workerInFlight, poolConns           int
 	engine                              engine.Config
 	drain                               time.Duration
 }
@@ -101,6 +101,7 @@ func load() (settings, error) {
 		grpcAddr:       env.String("GRPC_ADDR", ":50051"),
 		metricsAddr:    env.String("METRICS_ADDR", ""),
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
+		poolConns:      env.Int("DATABASE_MAX_CONNS", engine.DefaultPoolConns, engine.ReservedConns+1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 		engine: engine.Config{
 			DefaultPolicy:    domain.Policy(env.String("CHUNK_POLICY", string(domain.DefaultPolicy))),
@@ -130,7 +131,8 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
 
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, 0)
+	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
+	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
 	if err != nil {
 		return err
 	}

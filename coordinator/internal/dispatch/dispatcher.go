@@ -1,8 +1,10 @@
 // Package dispatch sends ProcessChunk calls to the worker pool: client-side
 // round-robin over the workers named by WORKER_TARGET (a comma list of host:port,
 // or dns:///name:port for a Kubernetes headless Service, re-resolved as pods come
-// and go), with a bounded number of calls in flight per worker and a short
-// cool-down for a worker whose call just failed.
+// and go), with a bounded number of calls in flight per worker, a short cool-down
+// for a worker whose call just failed, and workers whose health says NOT_SERVING
+// (draining) passed over. Slots go to the runs waiting for one in turn, so a small
+// run is not stuck behind a large one.
 package dispatch
 
 import (
@@ -31,6 +33,7 @@ const (
 	DefaultMaxInFlightPerWorker = 2
 	DefaultResolveEvery         = 5 * time.Second
 	DefaultCoolDown             = 500 * time.Millisecond
+	DefaultHealthEvery          = time.Second
 )
 
 // Config configures a Dispatcher.
@@ -46,6 +49,10 @@ type Config struct {
 	// CoolDown is how long a worker whose call failed is passed over, doubled for
 	// each further failure in a row up to 32 times (default: DefaultCoolDown, 500ms).
 	CoolDown time.Duration
+	// HealthEvery is how often a worker whose health said NOT_SERVING is asked
+	// again, and how long a broken health watch waits before it is opened again
+	// (default: DefaultHealthEvery, 1s).
+	HealthEvery time.Duration
 }
 
 // ErrNoWorkers means no worker answered a health check.
@@ -57,24 +64,36 @@ type Dispatcher struct {
 	cfg              Config
 	dnsHost, dnsPort string
 
+	ctx    context.Context // ends on Close: stops resolving and the health watches
+	cancel context.CancelFunc
+
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 	order     []string
 	next      int
-	changed   chan struct{} // closed (and replaced) when a slot frees or the worker set changes
-	stop      chan struct{}
-	stopOnce  sync.Once
+	queues    map[int64][]*waiter // per run, its Acquire calls waiting for a slot, oldest first
+	turns     []int64             // the runs in queues, in the order they are served
+	turn      int                 // index in turns of the run served next
 }
 
 type endpoint struct {
-	addr      string
-	conn      *grpc.ClientConn
-	client    consolidationv1.WorkerServiceClient
-	health    healthpb.HealthClient
-	inFlight  int
-	failures  int // calls failed in a row
-	coolUntil time.Time
-	removed   bool
+	addr       string
+	conn       *grpc.ClientConn
+	client     consolidationv1.WorkerServiceClient
+	health     healthpb.HealthClient
+	stopWatch  context.CancelFunc
+	inFlight   int
+	failures   int // calls failed in a row
+	coolUntil  time.Time
+	notServing bool // its health said NOT_SERVING and has not said SERVING since
+	removed    bool
+}
+
+// waiter is an Acquire call waiting for a slot.
+type waiter struct {
+	run   int64
+	lease *Lease        // set, under Dispatcher.mu, when a slot is given
+	ready chan struct{} // closed when lease is set
 }
 
 // NewDispatcher builds a Dispatcher and connects to the workers (connections are
@@ -83,11 +102,12 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	cfg.MaxInFlightPerWorker = cmp.Or(cfg.MaxInFlightPerWorker, DefaultMaxInFlightPerWorker)
 	cfg.ResolveEvery = cmp.Or(cfg.ResolveEvery, DefaultResolveEvery)
 	cfg.CoolDown = cmp.Or(cfg.CoolDown, DefaultCoolDown)
+	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, DefaultHealthEvery)
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
-	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{},
-		changed: make(chan struct{}), stop: make(chan struct{})}
+	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{}, queues: map[int64][]*waiter{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if rest, ok := strings.CutPrefix(cfg.Target, "dns:///"); ok {
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
@@ -119,10 +139,10 @@ func (d *Dispatcher) resolveLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-d.stop:
+		case <-d.ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ResolveEvery)
+			ctx, cancel := context.WithTimeout(d.ctx, d.cfg.ResolveEvery)
 			if err := d.resolve(ctx); err != nil {
 				d.logger.Warn("resolving workers", "target", d.cfg.Target, "error", err.Error())
 			}
@@ -162,13 +182,18 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 			return fmt.Errorf("worker %s: %w", a, err)
 		}
 		conn.Connect() // dial now rather than on the first chunk
-		d.endpoints[a] = &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
+		ep := &endpoint{addr: a, conn: conn, client: consolidationv1.NewWorkerServiceClient(conn),
 			health: healthpb.NewHealthClient(conn)}
+		var watchCtx context.Context
+		watchCtx, ep.stopWatch = context.WithCancel(d.ctx)
+		go d.watchHealth(watchCtx, ep)
+		d.endpoints[a] = ep
 		d.logger.Info("worker added", "worker", a)
 	}
 	for a, ep := range d.endpoints {
 		if !slices.Contains(addrs, a) {
 			ep.removed = true
+			ep.stopWatch()
 			delete(d.endpoints, a)
 			if ep.inFlight == 0 {
 				_ = ep.conn.Close()
@@ -177,7 +202,7 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		}
 	}
 	d.order = addrs
-	d.notifyLocked()
+	d.serveLocked()
 	return nil
 }
 
@@ -208,54 +233,117 @@ func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult
 func (l *Lease) Release(failed bool) {
 	d := l.d
 	d.mu.Lock()
-	l.ep.inFlight--
+	defer d.mu.Unlock()
 	if failed {
 		l.ep.failures++
-		l.ep.coolUntil = time.Now().Add(d.cfg.CoolDown << min(l.ep.failures-1, 5))
+		cool := d.cfg.CoolDown << min(l.ep.failures-1, 5)
+		l.ep.coolUntil = time.Now().Add(cool)
+		// Nobody else says when a cool-down ends: serve the waiters then.
+		time.AfterFunc(cool, d.serve)
 	} else {
 		l.ep.failures = 0
 	}
-	if l.ep.removed && l.ep.inFlight == 0 {
-		_ = l.ep.conn.Close()
+	d.freeLocked(l.ep)
+}
+
+// freeLocked frees a slot of ep and hands it on; d.mu must be held.
+func (d *Dispatcher) freeLocked(ep *endpoint) {
+	ep.inFlight--
+	if ep.removed && ep.inFlight == 0 {
+		_ = ep.conn.Close()
 	}
-	d.notifyLocked()
+	d.serveLocked()
+}
+
+// Acquire waits for a free slot on a worker for a run. The runs waiting for a slot
+// are served in turn, one slot each, so a run that asks later still gets every
+// other slot however many the runs before it want; a run's own calls are served in
+// the order they asked. Workers are taken in round-robin order, passing over those
+// whose health says NOT_SERVING and those cooling down (unless every worker
+// serving is).
+func (d *Dispatcher) Acquire(ctx context.Context, runID int64) (*Lease, error) {
+	w := &waiter{run: runID, ready: make(chan struct{})}
+	d.mu.Lock()
+	d.enqueueLocked(w)
+	d.serveLocked()
 	d.mu.Unlock()
-}
-
-// notifyLocked wakes every waiter in Acquire; d.mu must be held.
-func (d *Dispatcher) notifyLocked() {
-	close(d.changed)
-	d.changed = make(chan struct{})
-}
-
-// Acquire waits for a free slot, taking workers in round-robin order and passing
-// over those cooling down (unless every worker is).
-func (d *Dispatcher) Acquire(ctx context.Context) (*Lease, error) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		l, changed := d.tryAcquire()
-		if l != nil {
-			return l, nil
-		}
-		// Wait for a slot to free, or for a cool-down to end.
-		t.Reset(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-changed:
-		case <-t.C:
-		}
+	select {
+	case <-w.ready:
+		return w.lease, nil
+	case <-ctx.Done():
 	}
-}
-
-// tryAcquire takes a slot if one is free; otherwise it returns the channel that is
-// closed at the next change.
-func (d *Dispatcher) tryAcquire() (*Lease, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l := d.pick()
-	return l, d.changed
+	if w.lease != nil { // given a slot just now: hand it on
+		d.freeLocked(w.lease.ep)
+	} else {
+		d.dequeueLocked(w)
+	}
+	return nil, context.Cause(ctx)
+}
+
+// serve hands free slots to the waiting runs.
+func (d *Dispatcher) serve() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.serveLocked()
+}
+
+// serveLocked hands free slots to the waiting runs in turn; d.mu must be held.
+func (d *Dispatcher) serveLocked() {
+	for len(d.turns) > 0 {
+		l := d.pick()
+		if l == nil {
+			return
+		}
+		i := d.turn
+		run := d.turns[i]
+		q := d.queues[run]
+		w := q[0]
+		w.lease = l
+		close(w.ready)
+		if len(q) > 1 {
+			q[0] = nil
+			d.queues[run] = q[1:]
+			d.turn = (i + 1) % len(d.turns)
+			continue
+		}
+		delete(d.queues, run)
+		d.turns = slices.Delete(d.turns, i, i+1)
+		if d.turn >= len(d.turns) {
+			d.turn = 0
+		}
+	}
+}
+
+// enqueueLocked puts w last in its run's queue; a run not waiting yet joins the
+// turns last, after every run waiting now has had its turn. d.mu must be held.
+func (d *Dispatcher) enqueueLocked(w *waiter) {
+	if q, ok := d.queues[w.run]; ok {
+		d.queues[w.run] = append(q, w)
+		return
+	}
+	d.queues[w.run] = []*waiter{w}
+	d.turns = slices.Insert(d.turns, d.turn, w.run)
+	d.turn = (d.turn + 1) % len(d.turns)
+}
+
+// dequeueLocked takes back a waiter that gave up; d.mu must be held.
+func (d *Dispatcher) dequeueLocked(w *waiter) {
+	q := slices.DeleteFunc(d.queues[w.run], func(o *waiter) bool { return o == w })
+	if len(q) > 0 {
+		d.queues[w.run] = q
+		return
+	}
+	delete(d.queues, w.run)
+	i := slices.Index(d.turns, w.run)
+	d.turns = slices.Delete(d.turns, i, i+1)
+	if i < d.turn {
+		d.turn--
+	}
+	if d.turn >= len(d.turns) {
+		d.turn = 0
+	}
 }
 
 func (d *Dispatcher) pick() *Lease {
@@ -264,7 +352,7 @@ func (d *Dispatcher) pick() *Lease {
 	fallback, fallbackAt, anyHealthy := (*endpoint)(nil), 0, false
 	for i := range n {
 		ep := d.endpoints[d.order[(d.next+i)%n]]
-		if ep == nil {
+		if ep == nil || ep.notServing {
 			continue
 		}
 		cooling := now.Before(ep.coolUntil)
@@ -279,7 +367,7 @@ func (d *Dispatcher) pick() *Lease {
 			fallback, fallbackAt = ep, i
 		}
 	}
-	// Every worker is cooling down: better to try one than to wait forever.
+	// Every worker serving is cooling down: better to try one than to wait forever.
 	if fallback != nil && !anyHealthy {
 		return d.take(fallback, fallbackAt)
 	}
@@ -333,7 +421,7 @@ func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {
 
 // Close closes every connection.
 func (d *Dispatcher) Close() {
-	d.stopOnce.Do(func() { close(d.stop) })
+	d.cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ep := range d.endpoints {

@@ -4,20 +4,74 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func newTestDispatcher(t *testing.T, target string) *Dispatcher {
 	t.Helper()
 	// Connections are never used here: only slots are handed out.
-	d, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Config{Target: target, MaxInFlightPerWorker: 2, CoolDown: time.Hour})
+	return newDispatcherWith(t, Config{Target: target, MaxInFlightPerWorker: 2, CoolDown: time.Hour})
+}
+
+func newDispatcherWith(t *testing.T, cfg Config) *Dispatcher {
+	t.Helper()
+	d, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	return d
+}
+
+// waiting is the number of Acquire calls waiting for a slot.
+func (d *Dispatcher) waiting() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, q := range d.queues {
+		n += len(q)
+	}
+	return n
+}
+
+// grant is a slot given to a run.
+type grant struct {
+	run   int64
+	lease *Lease
+}
+
+// acquireInBackground starts Acquire calls for runs, one at a time and each
+// waiting before the next asks (so they queue in this order), and sends each slot
+// given on got.
+func acquireInBackground(t *testing.T, d *Dispatcher, got chan<- grant, runs ...int64) {
+	t.Helper()
+	for _, run := range runs {
+		before := d.waiting()
+		go func() {
+			l, err := d.Acquire(t.Context(), run)
+			if err == nil {
+				got <- grant{run, l}
+			}
+		}()
+		require.Eventually(t, func() bool { return d.waiting() == before+1 }, 5*time.Second, time.Millisecond)
+	}
+}
+
+// nextGrant waits for the next slot given.
+func nextGrant(t *testing.T, got <-chan grant) grant {
+	t.Helper()
+	select {
+	case g := <-got:
+		return g
+	case <-time.After(5 * time.Second):
+		t.Fatal("no slot was given")
+		return grant{}
+	}
 }
 
 func TestAcquireRoundRobinAndBound(t *testing.T) {
@@ -29,7 +83,7 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	var leases []*Lease
 	var workers []string
 	for range 4 {
-		l, err := d.Acquire(ctx)
+		l, err := d.Acquire(ctx, 1)
 		require.NoError(t, err)
 		leases = append(leases, l)
 		workers = append(workers, l.Worker())
@@ -39,12 +93,12 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	// Every slot is taken: the next Acquire waits, and gets the slot freed.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	_, err := d.Acquire(short)
+	_, err := d.Acquire(short, 1)
 	require.Error(t, err)
 
 	got := make(chan *Lease)
 	go func() {
-		l, _ := d.Acquire(ctx)
+		l, _ := d.Acquire(ctx, 1)
 		got <- l
 	}()
 	leases[1].Release(false)
@@ -60,13 +114,13 @@ func TestFailedWorkerCoolsDown(t *testing.T) {
 	t.Parallel()
 	d := newTestDispatcher(t, "127.0.0.1:1,127.0.0.1:2")
 	ctx := context.Background()
-	l, err := d.Acquire(ctx)
+	l, err := d.Acquire(ctx, 1)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:1", l.Worker())
 	l.Release(true) // its call failed
 
 	for range 4 {
-		l, err := d.Acquire(ctx)
+		l, err := d.Acquire(ctx, 1)
 		require.NoError(t, err)
 		require.Equal(t, "127.0.0.1:2", l.Worker(), "the failed worker is passed over while cooling down")
 		l.Release(false)
@@ -76,12 +130,12 @@ func TestFailedWorkerCoolsDown(t *testing.T) {
 func TestEveryWorkerCoolingStillServes(t *testing.T) {
 	t.Parallel()
 	d := newTestDispatcher(t, "127.0.0.1:1")
-	l, err := d.Acquire(context.Background())
+	l, err := d.Acquire(context.Background(), 1)
 	require.NoError(t, err)
 	l.Release(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, err = d.Acquire(ctx)
+	l, err = d.Acquire(ctx, 1)
 	require.NoError(t, err, "with every worker cooling down, one is tried rather than none")
 	require.Equal(t, "127.0.0.1:1", l.Worker())
 }
@@ -92,4 +146,147 @@ func TestTargetErrors(t *testing.T) {
 		_, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Target: bad})
 		require.Error(t, err, bad)
 	}
+}
+
+// passOn releases the slot held n times, each time holding the slot given next,
+// and returns the runs given them, in order.
+func passOn(t *testing.T, held **Lease, got <-chan grant, n int) []int64 {
+	t.Helper()
+	var order []int64
+	for range n {
+		(*held).Release(false)
+		g := nextGrant(t, got)
+		order = append(order, g.run)
+		*held = g.lease
+	}
+	return order
+}
+
+func TestSlotsGoToRunsInTurn(t *testing.T) {
+	t.Parallel()
+	// One slot in all: each release gives it to the next run in turn.
+	d := newDispatcherWith(t, Config{Target: "127.0.0.1:1", MaxInFlightPerWorker: 1, CoolDown: time.Hour})
+	held, err := d.Acquire(t.Context(), 1)
+	require.NoError(t, err)
+
+	t.Run("RunThatAsksLaterGetsEveryOtherSlot", func(t *testing.T) {
+		// Run 1 (a large closing) asks for four slots before run 2 asks for two.
+		got := make(chan grant, 6)
+		acquireInBackground(t, d, got, 1, 1, 1, 1, 2, 2)
+		require.Equal(t, []int64{1, 2, 1, 2, 1, 1}, passOn(t, &held, got, 6))
+	})
+
+	t.Run("ThreeRunsInterleave", func(t *testing.T) {
+		got := make(chan grant, 8)
+		acquireInBackground(t, d, got, 7, 7, 7, 8, 8, 9, 9, 9)
+		require.Equal(t, []int64{7, 8, 9, 7, 8, 9, 7, 9}, passOn(t, &held, got, 8))
+	})
+
+	t.Run("GivingUpLeavesTheTurns", func(t *testing.T) {
+		got := make(chan grant, 2)
+		acquireInBackground(t, d, got, 3)
+		short, cancel := context.WithCancel(t.Context())
+		gaveUp := make(chan error, 1)
+		go func() {
+			_, err := d.Acquire(short, 4)
+			gaveUp <- err
+		}()
+		require.Eventually(t, func() bool { return d.waiting() == 2 }, 5*time.Second, time.Millisecond)
+		acquireInBackground(t, d, got, 5)
+		cancel()
+		require.ErrorIs(t, <-gaveUp, context.Canceled)
+		require.Equal(t, 2, d.waiting())
+
+		require.Equal(t, []int64{3, 5}, passOn(t, &held, got, 2), "run 4 gave up: its turn is skipped")
+		require.Zero(t, d.waiting())
+	})
+	held.Release(false)
+}
+
+// healthServer is a gRPC server on loopback with only the health service.
+type healthServer struct {
+	addr   string
+	health *health.Server
+	grpc   *grpc.Server
+}
+
+func startHealthServer(t *testing.T) *healthServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &healthServer{addr: l.Addr().String(), health: health.NewServer(), grpc: grpc.NewServer()}
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	go func() { _ = s.grpc.Serve(l) }()
+	t.Cleanup(s.grpc.Stop)
+	return s
+}
+
+// workersOf acquires n slots, one after another, each released at once, and returns
+// the set of workers given.
+func workersOf(t *testing.T, d *Dispatcher, n int) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	for range n {
+		l, err := d.Acquire(t.Context(), 1)
+		require.NoError(t, err)
+		seen[l.Worker()] = true
+		l.Release(false)
+	}
+	return seen
+}
+
+func TestNotServingWorkerIsPassedOver(t *testing.T) {
+	t.Parallel()
+	draining, serving := startHealthServer(t), startHealthServer(t)
+	draining.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d := newDispatcherWith(t, Config{Target: draining.addr + "," + serving.addr, HealthEvery: 20 * time.Millisecond})
+
+	require.Eventually(t, func() bool {
+		return !workersOf(t, d, 4)[draining.addr]
+	}, 10*time.Second, 10*time.Millisecond, "the NOT_SERVING worker is passed over")
+	require.Equal(t, map[string]bool{serving.addr: true}, workersOf(t, d, 10))
+
+	t.Run("UntilItServesAgain", func(t *testing.T) {
+		draining.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		require.Eventually(t, func() bool {
+			return workersOf(t, d, 4)[draining.addr]
+		}, 10*time.Second, 10*time.Millisecond, "the worker serving again takes calls")
+	})
+
+	t.Run("WaitsWhileNoWorkerServes", func(t *testing.T) {
+		draining.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		serving.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		require.Eventually(t, func() bool {
+			short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+			defer cancel()
+			l, err := d.Acquire(short, 1)
+			if err == nil {
+				l.Release(false)
+			}
+			return err != nil
+		}, 10*time.Second, 10*time.Millisecond, "no slot while every worker is NOT_SERVING")
+
+		got := make(chan grant, 1)
+		acquireInBackground(t, d, got, 1)
+		serving.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		g := nextGrant(t, got)
+		require.Equal(t, serving.addr, g.lease.Worker(), "the waiter is served when a worker serves again")
+		g.lease.Release(false)
+	})
+
+	t.Run("DrainingWorkerStopsGracefully", func(t *testing.T) {
+		// A draining worker's graceful stop waits for every open call: the
+		// dispatcher's health watch must not be one of them.
+		serving.health.Shutdown() // NOT_SERVING, as grpcx.Server.Serve does on SIGTERM
+		stopped := make(chan struct{})
+		go func() {
+			serving.grpc.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the worker's graceful stop waited on the dispatcher's health watch")
+		}
+	})
 }

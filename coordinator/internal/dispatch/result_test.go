@@ -108,7 +108,7 @@ func callOnce(t *testing.T, target string) error {
 	t.Cleanup(d.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := d.Acquire(ctx)
+	l, err := d.Acquire(ctx, 1)
 	require.NoError(t, err)
 	defer l.Release(false)
 	_, err = l.ProcessChunk(ctx, ChunkRequest{RunID: 1, ClosingID: 1, Index: 0, Token: 1})

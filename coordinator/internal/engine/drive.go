@@ -123,7 +123,7 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	defer fail(nil)
 	var wg sync.WaitGroup
 	for _, c := range todo {
-		lease, err := e.workers.Acquire(ctx)
+		lease, err := e.workers.Acquire(ctx, run.ID)
 		if err != nil {
 			break // cancelled, timed out, failed or stopping
 		}
@@ -252,7 +252,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, next.Backoff) {
 			return
 		}
-		if lease, err = e.workers.Acquire(ctx); err != nil {
+		if lease, err = e.workers.Acquire(ctx, run.ID); err != nil {
 			return
 		}
 	}

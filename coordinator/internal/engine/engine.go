@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -35,7 +36,23 @@ const (
 	DefaultLeaseTTL         = 10 * time.Second
 	// KeyTTL's default is RunTimeout + KeyTTLMargin.
 	KeyTTLMargin = 24 * time.Hour
+	// DefaultPoolConns is the size of the coordinator's PostgreSQL pool
+	// (DATABASE_MAX_CONNS), from which MaxRuns is derived.
+	DefaultPoolConns = 16
+	// ReservedConns are the pool connections not counted for driven runs: chunk
+	// dispatches and attempt records, the API (Consolidate, GetConsolidation,
+	// watch streams), the reconciler and the one run at a time that ends after a
+	// cancel while it waited for a slot share them, each statement holding one
+	// briefly. Every other connection is counted for one driven run: its driver
+	// holds at most one connection at a time, briefly (the lease heartbeat, clearing
+	// previous results, the control totals).
+	ReservedConns = 2
 )
+
+// MaxRunsForPool is the number of runs a pool of conns connections can drive at
+// once: every connection but the ReservedConns. Less than 1 means the pool is too
+// small.
+func MaxRunsForPool(conns int32) int { return int(conns) - ReservedConns }
 
 // Config configures an Engine.
 type Config struct {
@@ -75,6 +92,9 @@ type Config struct {
 	// Replica names this coordinator process in run leases; it must differ between
 	// processes (default: the host name, the process id and a random suffix).
 	Replica string
+	// MaxRuns bounds the runs driven at once; more wait for a slot, the earliest
+	// started first (default: MaxRunsForPool of the pool's size; never more).
+	MaxRuns int
 }
 
 // Engine runs consolidations.
@@ -85,6 +105,11 @@ type Engine struct {
 	closings closings
 	workers  workers
 	progress progress.Store
+
+	// runs are the slots of driven runs (MaxRuns); ends is the one slot of a run
+	// that is ended after a cancel while it waited in runs, so that its quick end
+	// does not wait behind long runs.
+	runs, ends *runSlots
 
 	mu      sync.Mutex
 	base    context.Context // Run's context: runs stop (to be resumed) when it ends
@@ -102,10 +127,20 @@ type activeRun struct {
 	done   chan struct{}
 }
 
-// NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher.
+// NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher. The
+// runs it drives at once are bounded by the pool's size (MaxRunsForPool).
 func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
 	if pool == nil || d == nil || p == nil {
 		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
+	}
+	conns := pool.Config().MaxConns
+	maxRuns := MaxRunsForPool(conns)
+	if maxRuns < 1 {
+		return nil, fmt.Errorf("a pool of %d connections is too small: the coordinator needs at least %d", conns, ReservedConns+1)
+	}
+	cfg.MaxRuns = cmp.Or(cfg.MaxRuns, maxRuns)
+	if cfg.MaxRuns > maxRuns {
+		return nil, fmt.Errorf("driving %d runs at once needs a pool of %d connections, not %d", cfg.MaxRuns, cfg.MaxRuns+ReservedConns, conns)
 	}
 	return newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
 }
@@ -125,11 +160,16 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	cfg.KeyTTL = cmp.Or(cfg.KeyTTL, cfg.RunTimeout+KeyTTLMargin)
 	cfg.LeaseTTL = cmp.Or(cfg.LeaseTTL, DefaultLeaseTTL)
 	cfg.Replica = cmp.Or(cfg.Replica, defaultReplica())
+	cfg.MaxRuns = cmp.Or(cfg.MaxRuns, MaxRunsForPool(DefaultPoolConns))
+	if cfg.MaxRuns < 1 {
+		return nil, fmt.Errorf("MaxRuns %d: want at least 1", cfg.MaxRuns)
+	}
 	if _, err := domain.ParsePolicy(string(cfg.DefaultPolicy)); err != nil {
 		return nil, err
 	}
 	meter := otel.Meter("consolidation/coordinator")
 	e := &Engine{logger: logger, cfg: cfg, ledger: l, closings: c, workers: w, progress: p,
+		runs: newRunSlots(cfg.MaxRuns), ends: newRunSlots(1),
 		active: map[int64]*activeRun{}, changed: map[int64]chan struct{}{}}
 	var err error
 	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
@@ -151,6 +191,7 @@ func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
 	e.base = ctx
 	e.mu.Unlock()
+	e.logger.InfoContext(ctx, "engine running", "max_runs", e.cfg.MaxRuns)
 	t := time.NewTicker(e.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {
@@ -213,7 +254,8 @@ func (e *Engine) isActive(runID int64) bool {
 }
 
 // launch starts driving a run in the background unless it is driven here already,
-// and returns its handle.
+// and returns its handle. The driver first waits for a slot (runSlots): at most
+// MaxRuns runs are driven at once, however many are started or found unfinished.
 func (e *Engine) launch(runID int64) *activeRun {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -239,9 +281,36 @@ func (e *Engine) launch(runID int64) *activeRun {
 			delete(e.active, runID)
 			e.mu.Unlock()
 		}()
+		slots, err := e.takeSlot(runCtx, ctx, runID)
+		if err != nil {
+			return // the engine stops: the run stays unfinished, to be resumed
+		}
+		defer slots.release()
 		e.drive(runCtx, runID)
 	}()
 	return a
+}
+
+// takeSlot waits for a slot to drive a run in and returns the slots it is from. A
+// run cancelled while it waits takes the slot for ending cancelled runs instead.
+// It fails only when the engine stops (engineCtx ends).
+func (e *Engine) takeSlot(runCtx, engineCtx context.Context, runID int64) (*runSlots, error) {
+	if e.runs.tryAcquire() {
+		return e.runs, nil
+	}
+	e.logger.InfoContext(runCtx, "run waiting for a slot", "consolidation_id", runID,
+		"max_runs", e.cfg.MaxRuns, "runs_waiting", e.runs.queued()+1)
+	err := e.runs.acquire(runCtx, runID)
+	if err == nil {
+		return e.runs, nil
+	}
+	if !errors.Is(err, errCancelled) {
+		return nil, err
+	}
+	if err := e.ends.acquire(engineCtx, runID); err != nil {
+		return nil, err
+	}
+	return e.ends, nil
 }
 
 var (

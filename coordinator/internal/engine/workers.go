@@ -10,8 +10,9 @@ import (
 // whether any worker is serving. dispatcherWorkers implements it with a
 // dispatch.Dispatcher.
 type workers interface {
-	// Acquire waits for a free slot on some worker.
-	Acquire(ctx context.Context) (lease, error)
+	// Acquire waits for a free slot on some worker for a run; runs waiting for
+	// slots are served in turn.
+	Acquire(ctx context.Context, runID int64) (lease, error)
 	// Healthy returns how many workers are serving, or an error when none is.
 	Healthy(ctx context.Context) (int, error)
 }
@@ -28,8 +29,8 @@ type lease interface {
 // dispatcherWorkers is the worker pool behind a dispatch.Dispatcher.
 type dispatcherWorkers struct{ d *dispatch.Dispatcher }
 
-func (w dispatcherWorkers) Acquire(ctx context.Context) (lease, error) {
-	l, err := w.d.Acquire(ctx)
+func (w dispatcherWorkers) Acquire(ctx context.Context, runID int64) (lease, error) {
+	l, err := w.d.Acquire(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
