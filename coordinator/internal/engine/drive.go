@@ -334,7 +334,9 @@ func (e *Engine) refreshProgress(ctx context.Context, run store.Run) error {
 		return e.rebuildProgress(ctx, run.ID)
 	}
 	snap = progress.Compute(snap, run.StartedAt, time.Now())
-	return e.progress.Set(ctx, run.ID, run.ClosingID, "progress", e.progressFields(run, snap), e.cfg.KeyTTL)
+	// Only the derived fields: the counters belong to MarkDone, which may have moved
+	// them since they were read here.
+	return e.progress.Set(ctx, run.ID, run.ClosingID, "progress", snap.DerivedFields(), e.cfg.KeyTTL)
 }
 
 // ledgerSnapshot computes a run's progress from the ledger, the source of truth.

@@ -126,6 +126,30 @@ func TestRedisStoreKeepsTheClosingHashes(t *testing.T) {
 		require.Greater(t, eta, 0.0)
 	})
 
+	t.Run("ARefreshReadBeforeAMarkDoneDoesNotUndoIt", func(t *testing.T) {
+		t.Parallel()
+		s, c, prefix := newTestStore(t)
+		start := time.Now().Add(-time.Second)
+		require.NoError(t, s.Reset(ctx, 15, 4, nil, runFields(15, 4, Compute(Snapshot{TotalChunks: 4, TotalEmployees: 400}, start, time.Now())), testTTL))
+		// A refresh reads the counters (nothing done yet) ...
+		f, err := s.Get(ctx, 15, "progress")
+		require.NoError(t, err)
+		stale, ok := ParseSnapshot(f)
+		require.True(t, ok)
+		// ... two chunks end meanwhile ...
+		for chunk := range 2 {
+			_, _, err := s.MarkDone(ctx, 15, 4, chunk, 100, 1000, testTTL)
+			require.NoError(t, err)
+		}
+		// ... and the refresh writes what it computed from its stale read.
+		require.NoError(t, s.Set(ctx, 15, 4, "progress", Compute(stale, start, time.Now()).DerivedFields(), testTTL))
+		for _, key := range []string{prefix + "run:15:progress", prefix + "progress_cierre_4"} {
+			p := hgetall(t, c, key)
+			require.Equal(t, "2", p["chunks_completados"], key)
+			require.Equal(t, "200", p["empleados_procesados"], key)
+		}
+	})
+
 	t.Run("MetricsAtTheEnd", func(t *testing.T) {
 		t.Parallel()
 		s, c, prefix := newTestStore(t)

@@ -48,6 +48,18 @@ func (s Snapshot) Fields() map[string]string {
 	}
 }
 
+// DerivedFields are the fields of the progress hash computed from its counters
+// (percent, elapsed, ETA): what a refresh writes, so it never writes back counters
+// it read while a concurrent MarkDone was moving them.
+func (s Snapshot) DerivedFields() map[string]string {
+	f := s.Fields()
+	return map[string]string{
+		"progreso_porcentaje": f["progreso_porcentaje"],
+		"tiempo_transcurrido": f["tiempo_transcurrido"],
+		"eta_restante":        f["eta_restante"],
+	}
+}
+
 // ParseSnapshot reads a progress hash; ok is false when it is missing or partial.
 func ParseSnapshot(f map[string]string) (s Snapshot, ok bool) {
 	ints := []struct {

@@ -55,3 +55,13 @@ func TestSeedFieldNames(t *testing.T) {
 		require.Contains(t, f, k)
 	}
 }
+
+func TestDerivedFieldsCarryNoCounter(t *testing.T) {
+	t.Parallel()
+	f := Snapshot{TotalChunks: 4, ChunksDone: 2, EmployeesDone: 200, TotalEmployees: 400, Percent: 50}.DerivedFields()
+	require.Len(t, f, 3)
+	require.Equal(t, "50.0", f["progreso_porcentaje"])
+	for _, counter := range []string{"total_chunks", "chunks_completados", "empleados_procesados", "total_empleados", "registros_creados"} {
+		require.NotContains(t, f, counter)
+	}
+}
