@@ -28,6 +28,10 @@ func main() {
 	csv := flag.String("csv", "", "also write the results as CSV to this file")
 	variants := flag.Bool("variants", false, "also measure the floor of the last closing under schema variants")
 	schemas := flag.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the seed's indexes)")
+	monthEnd := flag.Bool("month-end", false, "run the month-end scenario instead: many closings of mixed sizes sent at once to several coordinator replicas")
+	meClosings := flag.Int("month-end-closings", 200, "month end: how many closings")
+	meMax := flag.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
+	meReplicas := flag.Int("month-end-replicas", 2, "month end: coordinator replicas")
 	flag.Parse()
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
@@ -56,6 +60,14 @@ func main() {
 	cfg.BinDir = filepath.Dir(self)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *monthEnd {
+		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas}
+		if _, err := bench.RunMonthEnd(ctx, cfg, me, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmark:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
 		os.Exit(1)

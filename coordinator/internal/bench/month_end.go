@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/synth"
+)
+
+// MonthEnd is the month-end scenario: many closings of mixed sizes sent at once to
+// several coordinator replicas, as payroll providers close hundreds of clients in
+// the same few days.
+type MonthEnd struct {
+	Closings     int // how many closings (default 200)
+	MinEmployees int // the smallest closing (default 50)
+	MaxEmployees int // the largest closing (default 5,000); sizes are log-uniform between
+	Replicas     int // coordinator replicas (default 2)
+	// SmallUpTo: closings of at most this many employees count as small (default 200).
+	SmallUpTo int
+}
+
+// MonthEndResult is what the scenario measured.
+type MonthEndResult struct {
+	Closings, Employees, Replicas int
+	Estados                       map[string]int
+	// Wall is from the first Consolidate to the end of the last run.
+	Wall time.Duration
+	// SlowestSmall is the longest any small closing took from its Consolidate to
+	// its end; MedianSmall its median.
+	SlowestSmall, MedianSmall time.Duration
+	SmallClosings             int
+	// PeakSessions is the most PostgreSQL sessions the services held at once
+	// (sampled every 100 ms), by coordinators and by workers.
+	PeakCoordinatorSessions, PeakWorkerSessions int
+}
+
+// RunMonthEnd runs the scenario on the service's own schema and prints its table.
+func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (MonthEndResult, error) {
+	me.Closings = cmp.Or(me.Closings, 200)
+	me.MinEmployees = cmp.Or(me.MinEmployees, 50)
+	me.MaxEmployees = cmp.Or(me.MaxEmployees, 5000)
+	me.Replicas = cmp.Or(me.Replicas, 2)
+	me.SmallUpTo = cmp.Or(me.SmallUpTo, 200)
+	res := MonthEndResult{Closings: me.Closings, Replicas: me.Replicas, Estados: map[string]int{}}
+
+	logDir, err := os.MkdirTemp("", "consolidation-bench-")
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "month end: %d closings of %d to %d employees, %d coordinator replicas (logs in %s)\n",
+		me.Closings, me.MinEmployees, me.MaxEmployees, me.Replicas, logDir)
+	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
+	if err != nil {
+		return res, err
+	}
+	defer stores.Stop()
+	if err := launch.Migrate(ctx, cfg.BinDir, stores.DatabaseURL, filepath.Join(logDir, "migrate.log")); err != nil {
+		return res, err
+	}
+	pool, err := pgxpool.New(ctx, stores.DatabaseURL)
+	if err != nil {
+		return res, err
+	}
+	defer pool.Close()
+
+	rng := rand.New(rand.NewPCG(uint64(me.Closings), uint64(me.MaxEmployees)))
+	sizes := make([]int, me.Closings)
+	closings := make([]int64, me.Closings)
+	lo, hi := math.Log(float64(me.MinEmployees)), math.Log(float64(me.MaxEmployees))
+	for i := range sizes {
+		sizes[i] = int(math.Round(math.Exp(lo + rng.Float64()*(hi-lo))))
+		res.Employees += sizes[i]
+	}
+	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, me.Closings)
+	for i, n := range sizes {
+		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(i + 1)})
+		if err != nil {
+			return res, err
+		}
+		closings[i] = gen.ClosingID
+	}
+
+	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
+	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
+		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, Coordinators: me.Replicas,
+		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
+	if err != nil {
+		return res, err
+	}
+	defer cluster.Stop()
+
+	// Sample the services' sessions while the closings run.
+	var peakCoord, peakWorker atomic.Int64
+	sampling, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var coord, worker int64
+			if err := pool.QueryRow(sampling, `
+				SELECT count(*) FILTER (WHERE application_name = 'consolidation-coordinator'),
+				       count(*) FILTER (WHERE application_name = 'consolidation-worker')
+				FROM pg_stat_activity WHERE datname = current_database()`).Scan(&coord, &worker); err == nil {
+				peakCoord.Store(max(peakCoord.Load(), coord))
+				peakWorker.Store(max(peakWorker.Load(), worker))
+			}
+			select {
+			case <-sampling.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+
+	fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
+	walls := make([]time.Duration, me.Closings)
+	estados := make([]string, me.Closings)
+	errs := make([]error, me.Closings)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, closing := range closings {
+		client := cluster.Clients[i%len(cluster.Clients)]
+		wg.Go(func() {
+			r, err := consolidate(ctx, client, cfg, closing)
+			walls[i], estados[i], errs[i] = r.Wall, r.Estado, err
+		})
+	}
+	wg.Wait()
+	res.Wall = time.Since(start)
+	stopSampling()
+	sampler.Wait()
+	res.PeakCoordinatorSessions, res.PeakWorkerSessions = int(peakCoord.Load()), int(peakWorker.Load())
+
+	var small []time.Duration
+	for i := range closings {
+		if errs[i] != nil {
+			return res, fmt.Errorf("closing %d (%d employees): %w", closings[i], sizes[i], errs[i])
+		}
+		res.Estados[estados[i]]++
+		if sizes[i] <= me.SmallUpTo {
+			small = append(small, walls[i])
+		}
+	}
+	if len(small) > 0 {
+		slices.Sort(small)
+		res.SmallClosings, res.SlowestSmall, res.MedianSmall = len(small), small[len(small)-1], small[len(small)/2]
+	}
+	PrintMonthEnd(out, res, me)
+	return res, nil
+}
+
+// PrintMonthEnd writes the scenario's table.
+func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| closings | employees | replicas | end states | total wall | small closings (≤ %d) | their slowest | their median | peak sessions: coordinators / workers |\n", me.SmallUpTo)
+	fmt.Fprintf(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	var states []string
+	for e, n := range r.Estados {
+		states = append(states, fmt.Sprintf("%s %d", e, n))
+	}
+	slices.Sort(states)
+	fmt.Fprintf(w, "| %d | %d | %d | %v | %s | %d | %s | %s | %d / %d |\n", r.Closings, r.Employees, r.Replicas, states,
+		r.Wall.Round(time.Millisecond), r.SmallClosings, r.SlowestSmall.Round(time.Millisecond),
+		r.MedianSmall.Round(time.Millisecond), r.PeakCoordinatorSessions, r.PeakWorkerSessions)
+}
