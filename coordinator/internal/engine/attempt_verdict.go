@@ -83,6 +83,12 @@ type nextStep struct {
 	Reason    string // the chunk's error
 }
 
+// turnedAwayBackoffCap caps the backoff series of calls turned away: a busy
+// worker frees a slot within about a chunk's time, and several coordinator
+// replicas share the workers, so a chunk that met busy workers tries again within
+// RetryBaseDelay·2² (800 ms by default) rather than growing to RetryMaxDelay.
+const turnedAwayBackoffCap = 3
+
 // afterFailure decides what follows a failed attempt of a chunk (one the ledger
 // does not show committed), t counting it (chunkTries.record), at now. A call
 // turned away (busy, never started) is retried until the chunk has been turned
@@ -95,7 +101,7 @@ func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int
 	turnedFor := now.Sub(t.TurnedSince)
 	switch {
 	case v.Retryable && v.TurnedAway && turnedFor < busyBudget:
-		return nextStep{Retry: true, Backoff: t.Turned}
+		return nextStep{Retry: true, Backoff: min(t.Turned, turnedAwayBackoffCap)}
 	case v.Retryable && !v.TurnedAway && t.Failed < maxAttempts:
 		return nextStep{Retry: true, Backoff: t.Failed}
 	case v.Outcome == domain.OutcomeStale:
