@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -44,16 +45,17 @@ func TestWorkerRestartedWhileItsSlotsWereBusy(t *testing.T) {
 		}
 		return n
 	}
-	inFlight := func(chunk int) bool {
-		for _, a := range c.attempts(runID) {
-			if a.Chunk == chunk && a.Outcome == "" {
-				return true
-			}
-		}
-		return false
+	// held: an attempt of the chunk has been in flight for a second, far longer
+	// than a busy reply takes: it is the worker's, stalled before its commit.
+	held := func(chunk int) bool {
+		var n int
+		require.NoError(t, c.pool.QueryRow(context.Background(), `SELECT count(*) FROM consolidation_chunk_attempt
+			WHERE run_id = $1 AND chunk_index = $2 AND finished_at IS NULL AND started_at < now() - interval '1 second'`,
+			runID, chunk).Scan(&n))
+		return n > 0
 	}
 	require.Eventually(t, func() bool {
-		return inFlight(0) && inFlight(1) && most(domain.OutcomeBusy) > maxAttempts
+		return held(0) && held(1) && most(domain.OutcomeBusy) > maxAttempts
 	}, time.Minute, 20*time.Millisecond, "chunks 0 and 1 never held both slots while a third chunk was turned away")
 
 	c.kill(worker)
