@@ -140,6 +140,9 @@ const (
 	RunStatus_RUN_STATUS_FAILED      RunStatus = 4 // error_consolidacion
 	RunStatus_RUN_STATUS_CANCELLED   RunStatus = 5 // consolidacion_cancelada
 	RunStatus_RUN_STATUS_TIMED_OUT   RunStatus = 6 // timeout_consolidacion
+	// error_recursos: workers died (killed, out of memory) on employees even when
+	// each was sent alone.
+	RunStatus_RUN_STATUS_RESOURCES_EXHAUSTED RunStatus = 7
 )
 
 // Enum value maps for RunStatus.
@@ -152,15 +155,17 @@ var (
 		4: "RUN_STATUS_FAILED",
 		5: "RUN_STATUS_CANCELLED",
 		6: "RUN_STATUS_TIMED_OUT",
+		7: "RUN_STATUS_RESOURCES_EXHAUSTED",
 	}
 	RunStatus_value = map[string]int32{
-		"RUN_STATUS_UNSPECIFIED": 0,
-		"RUN_STATUS_RUNNING":     1,
-		"RUN_STATUS_SUCCEEDED":   2,
-		"RUN_STATUS_PARTIAL":     3,
-		"RUN_STATUS_FAILED":      4,
-		"RUN_STATUS_CANCELLED":   5,
-		"RUN_STATUS_TIMED_OUT":   6,
+		"RUN_STATUS_UNSPECIFIED":         0,
+		"RUN_STATUS_RUNNING":             1,
+		"RUN_STATUS_SUCCEEDED":           2,
+		"RUN_STATUS_PARTIAL":             3,
+		"RUN_STATUS_FAILED":              4,
+		"RUN_STATUS_CANCELLED":           5,
+		"RUN_STATUS_TIMED_OUT":           6,
+		"RUN_STATUS_RESOURCES_EXHAUSTED": 7,
 	}
 )
 
@@ -200,7 +205,12 @@ type ConsolidateRequest struct {
 	// Overrides the policy's chunk size when > 0.
 	ChunkSize int32 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	// Allows a run from datos_consolidados (results are replaced).
-	Force         bool `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`
+	// Optional idempotency key chosen by the caller (at most 128 printable ASCII
+	// characters). A repeated call with the same request_id for the same closing
+	// returns the run the first call created, whatever its state, for as long as the
+	// run is kept; nothing new is started.
+	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +278,13 @@ func (x *ConsolidateRequest) GetForce() bool {
 		return x.Force
 	}
 	return false
+}
+
+func (x *ConsolidateRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type ConsolidateResponse struct {
@@ -765,8 +782,15 @@ type Consolidation struct {
 	Metrics *RunMetrics `protobuf:"bytes,21,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	// How many failed chunks there are in all; failed_chunks lists at most 100.
 	FailedChunksTotal int32 `protobuf:"varint,22,opt,name=failed_chunks_total,json=failedChunksTotal,proto3" json:"failed_chunks_total,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The employees that could not be consolidated (a failing chunk is split down
+	// to the employees that fail it), at most 100; failed_employees_total counts
+	// them all.
+	FailedEmployees      []*FailedEmployee `protobuf:"bytes,23,rep,name=failed_employees,json=failedEmployees,proto3" json:"failed_employees,omitempty"`
+	FailedEmployeesTotal int32             `protobuf:"varint,24,opt,name=failed_employees_total,json=failedEmployeesTotal,proto3" json:"failed_employees_total,omitempty"`
+	// The caller's request_id of the Consolidate call that started the run.
+	RequestId     string `protobuf:"bytes,25,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Consolidation) Reset() {
@@ -953,6 +977,100 @@ func (x *Consolidation) GetFailedChunksTotal() int32 {
 	return 0
 }
 
+func (x *Consolidation) GetFailedEmployees() []*FailedEmployee {
+	if x != nil {
+		return x.FailedEmployees
+	}
+	return nil
+}
+
+func (x *Consolidation) GetFailedEmployeesTotal() int32 {
+	if x != nil {
+		return x.FailedEmployeesTotal
+	}
+	return 0
+}
+
+func (x *Consolidation) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// FailedEmployee is a libro employee whose consolidation failed in a run. It
+// carries ids only, never personal data.
+type FailedEmployee struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nomina_empleado_cierre.id (the libro row).
+	EmployeeId int64 `protobuf:"varint,1,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
+	// The ledger chunk that held it when it failed.
+	ChunkIndex int32  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	Error      string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// True when workers died (killed, out of memory) processing it alone.
+	WorkerDied    bool `protobuf:"varint,4,opt,name=worker_died,json=workerDied,proto3" json:"worker_died,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailedEmployee) Reset() {
+	*x = FailedEmployee{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailedEmployee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailedEmployee) ProtoMessage() {}
+
+func (x *FailedEmployee) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailedEmployee.ProtoReflect.Descriptor instead.
+func (*FailedEmployee) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FailedEmployee) GetEmployeeId() int64 {
+	if x != nil {
+		return x.EmployeeId
+	}
+	return 0
+}
+
+func (x *FailedEmployee) GetChunkIndex() int32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+func (x *FailedEmployee) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *FailedEmployee) GetWorkerDied() bool {
+	if x != nil {
+		return x.WorkerDied
+	}
+	return false
+}
+
 // RunMetrics mirrors the nomina_metrica_consolidacion row of a run.
 type RunMetrics struct {
 	state                      protoimpl.MessageState `protogen:"open.v1"`
@@ -975,7 +1093,7 @@ type RunMetrics struct {
 
 func (x *RunMetrics) Reset() {
 	*x = RunMetrics{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1105,7 @@ func (x *RunMetrics) String() string {
 func (*RunMetrics) ProtoMessage() {}
 
 func (x *RunMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1118,7 @@ func (x *RunMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunMetrics.ProtoReflect.Descriptor instead.
 func (*RunMetrics) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RunMetrics) GetTotalEmpleados() int32 {
@@ -1109,7 +1227,7 @@ type FailedChunk struct {
 
 func (x *FailedChunk) Reset() {
 	*x = FailedChunk{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1239,7 @@ func (x *FailedChunk) String() string {
 func (*FailedChunk) ProtoMessage() {}
 
 func (x *FailedChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1252,7 @@ func (x *FailedChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedChunk.ProtoReflect.Descriptor instead.
 func (*FailedChunk) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FailedChunk) GetChunkIndex() int32 {
@@ -1194,7 +1312,7 @@ type ControlTotals struct {
 
 func (x *ControlTotals) Reset() {
 	*x = ControlTotals{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1324,7 @@ func (x *ControlTotals) String() string {
 func (*ControlTotals) ProtoMessage() {}
 
 func (x *ControlTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1337,7 @@ func (x *ControlTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlTotals.ProtoReflect.Descriptor instead.
 func (*ControlTotals) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ControlTotals) GetTotalHaberesCents() int64 {
@@ -1267,7 +1385,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1397,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1410,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Progress) GetChunksDone() int32 {
@@ -1358,7 +1476,7 @@ type ProcessChunkRequest struct {
 
 func (x *ProcessChunkRequest) Reset() {
 	*x = ProcessChunkRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1488,7 @@ func (x *ProcessChunkRequest) String() string {
 func (*ProcessChunkRequest) ProtoMessage() {}
 
 func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1501,7 @@ func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkRequest.ProtoReflect.Descriptor instead.
 func (*ProcessChunkRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProcessChunkRequest) GetConsolidationId() int64 {
@@ -1423,7 +1541,7 @@ type ProcessChunkResponse struct {
 
 func (x *ProcessChunkResponse) Reset() {
 	*x = ProcessChunkResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1553,7 @@ func (x *ProcessChunkResponse) String() string {
 func (*ProcessChunkResponse) ProtoMessage() {}
 
 func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1566,7 @@ func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkResponse.ProtoReflect.Descriptor instead.
 func (*ProcessChunkResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ProcessChunkResponse) GetSummary() *ChunkSummary {
@@ -1482,7 +1600,7 @@ type ChunkSummary struct {
 
 func (x *ChunkSummary) Reset() {
 	*x = ChunkSummary{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1612,7 @@ func (x *ChunkSummary) String() string {
 func (*ChunkSummary) ProtoMessage() {}
 
 func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1625,7 @@ func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSummary.ProtoReflect.Descriptor instead.
 func (*ChunkSummary) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{15}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChunkSummary) GetChunkIndex() int32 {
@@ -1591,7 +1709,7 @@ var File_consolidation_v1_consolidation_proto protoreflect.FileDescriptor
 
 const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\n" +
-	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
+	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
 	"\x12ConsolidateRequest\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x127\n" +
@@ -1599,7 +1717,9 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\fchunk_policy\x18\x03 \x01(\x0e2\x1d.consolidation.v1.ChunkPolicyR\vchunkPolicy\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x04 \x01(\x05R\tchunkSize\x12\x14\n" +
-	"\x05force\x18\x05 \x01(\bR\x05force\"\xc3\x01\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"\xc3\x01\n" +
 	"\x13ConsolidateResponse\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
@@ -1628,7 +1748,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"closing_id\x18\x02 \x01(\x03H\x00R\tclosingIdB\x05\n" +
 	"\x03ref\"d\n" +
 	"\x1bCancelConsolidationResponse\x12E\n" +
-	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xa7\b\n" +
+	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xc9\t\n" +
 	"\rConsolidation\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
@@ -1656,7 +1776,19 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"finishedAt\x12\x14\n" +
 	"\x05error\x18\x14 \x01(\tR\x05error\x126\n" +
 	"\ametrics\x18\x15 \x01(\v2\x1c.consolidation.v1.RunMetricsR\ametrics\x12.\n" +
-	"\x13failed_chunks_total\x18\x16 \x01(\x05R\x11failedChunksTotal\"\x89\x05\n" +
+	"\x13failed_chunks_total\x18\x16 \x01(\x05R\x11failedChunksTotal\x12K\n" +
+	"\x10failed_employees\x18\x17 \x03(\v2 .consolidation.v1.FailedEmployeeR\x0ffailedEmployees\x124\n" +
+	"\x16failed_employees_total\x18\x18 \x01(\x05R\x14failedEmployeesTotal\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x19 \x01(\tR\trequestId\"\x89\x01\n" +
+	"\x0eFailedEmployee\x12\x1f\n" +
+	"\vemployee_id\x18\x01 \x01(\x03R\n" +
+	"employeeId\x12\x1f\n" +
+	"\vchunk_index\x18\x02 \x01(\x05R\n" +
+	"chunkIndex\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1f\n" +
+	"\vworker_died\x18\x04 \x01(\bR\n" +
+	"workerDied\"\x89\x05\n" +
 	"\n" +
 	"RunMetrics\x12'\n" +
 	"\x0ftotal_empleados\x18\x01 \x01(\x05R\x0etotalEmpleados\x12+\n" +
@@ -1726,7 +1858,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\vChunkPolicy\x12\x1c\n" +
 	"\x18CHUNK_POLICY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHUNK_POLICY_SEED\x10\x01\x12\x1e\n" +
-	"\x1aCHUNK_POLICY_COST_WEIGHTED\x10\x02*\xbc\x01\n" +
+	"\x1aCHUNK_POLICY_COST_WEIGHTED\x10\x02*\xe0\x01\n" +
 	"\tRunStatus\x12\x1a\n" +
 	"\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RUN_STATUS_RUNNING\x10\x01\x12\x18\n" +
@@ -1734,7 +1866,8 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x12RUN_STATUS_PARTIAL\x10\x03\x12\x15\n" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n" +
-	"\x14RUN_STATUS_TIMED_OUT\x10\x062\xc4\x03\n" +
+	"\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\"\n" +
+	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\xc4\x03\n" +
 	"\x14ConsolidationService\x12Z\n" +
 	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\x12i\n" +
 	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\x12q\n" +
@@ -1756,7 +1889,7 @@ func file_consolidation_v1_consolidation_proto_rawDescGZIP() []byte {
 }
 
 var file_consolidation_v1_consolidation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(ConsolidationMode)(0),              // 0: consolidation.v1.ConsolidationMode
 	(ChunkPolicy)(0),                    // 1: consolidation.v1.ChunkPolicy
@@ -1770,52 +1903,54 @@ var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(*CancelConsolidationRequest)(nil),  // 9: consolidation.v1.CancelConsolidationRequest
 	(*CancelConsolidationResponse)(nil), // 10: consolidation.v1.CancelConsolidationResponse
 	(*Consolidation)(nil),               // 11: consolidation.v1.Consolidation
-	(*RunMetrics)(nil),                  // 12: consolidation.v1.RunMetrics
-	(*FailedChunk)(nil),                 // 13: consolidation.v1.FailedChunk
-	(*ControlTotals)(nil),               // 14: consolidation.v1.ControlTotals
-	(*Progress)(nil),                    // 15: consolidation.v1.Progress
-	(*ProcessChunkRequest)(nil),         // 16: consolidation.v1.ProcessChunkRequest
-	(*ProcessChunkResponse)(nil),        // 17: consolidation.v1.ProcessChunkResponse
-	(*ChunkSummary)(nil),                // 18: consolidation.v1.ChunkSummary
-	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 20: google.protobuf.Duration
+	(*FailedEmployee)(nil),              // 12: consolidation.v1.FailedEmployee
+	(*RunMetrics)(nil),                  // 13: consolidation.v1.RunMetrics
+	(*FailedChunk)(nil),                 // 14: consolidation.v1.FailedChunk
+	(*ControlTotals)(nil),               // 15: consolidation.v1.ControlTotals
+	(*Progress)(nil),                    // 16: consolidation.v1.Progress
+	(*ProcessChunkRequest)(nil),         // 17: consolidation.v1.ProcessChunkRequest
+	(*ProcessChunkResponse)(nil),        // 18: consolidation.v1.ProcessChunkResponse
+	(*ChunkSummary)(nil),                // 19: consolidation.v1.ChunkSummary
+	(*timestamppb.Timestamp)(nil),       // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 21: google.protobuf.Duration
 }
 var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	0,  // 0: consolidation.v1.ConsolidateRequest.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 1: consolidation.v1.ConsolidateRequest.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
 	11, // 2: consolidation.v1.GetConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
-	15, // 3: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
+	16, // 3: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
 	11, // 4: consolidation.v1.WatchConsolidationResponse.final:type_name -> consolidation.v1.Consolidation
 	11, // 5: consolidation.v1.CancelConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
 	2,  // 6: consolidation.v1.Consolidation.status:type_name -> consolidation.v1.RunStatus
 	0,  // 7: consolidation.v1.Consolidation.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 8: consolidation.v1.Consolidation.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
-	13, // 9: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
-	14, // 10: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
-	15, // 11: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
-	19, // 12: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
-	19, // 13: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
-	12, // 14: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
-	20, // 15: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	20, // 16: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
-	18, // 17: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
-	20, // 18: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
-	20, // 19: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
-	3,  // 20: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
-	5,  // 21: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
-	7,  // 22: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
-	9,  // 23: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
-	16, // 24: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
-	4,  // 25: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
-	6,  // 26: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
-	8,  // 27: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
-	10, // 28: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
-	17, // 29: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	14, // 9: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
+	15, // 10: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
+	16, // 11: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
+	20, // 12: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
+	20, // 13: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
+	13, // 14: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
+	12, // 15: consolidation.v1.Consolidation.failed_employees:type_name -> consolidation.v1.FailedEmployee
+	21, // 16: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	21, // 17: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
+	19, // 18: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
+	21, // 19: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
+	21, // 20: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
+	3,  // 21: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
+	5,  // 22: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
+	7,  // 23: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
+	9,  // 24: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
+	17, // 25: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
+	4,  // 26: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
+	6,  // 27: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
+	8,  // 28: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
+	10, // 29: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
+	18, // 30: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
+	26, // [26:31] is the sub-list for method output_type
+	21, // [21:26] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_consolidation_v1_consolidation_proto_init() }
@@ -1841,7 +1976,7 @@ func file_consolidation_v1_consolidation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consolidation_v1_consolidation_proto_rawDesc), len(file_consolidation_v1_consolidation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
