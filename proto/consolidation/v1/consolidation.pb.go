@@ -788,7 +788,11 @@ type Consolidation struct {
 	FailedEmployees      []*FailedEmployee `protobuf:"bytes,23,rep,name=failed_employees,json=failedEmployees,proto3" json:"failed_employees,omitempty"`
 	FailedEmployeesTotal int32             `protobuf:"varint,24,opt,name=failed_employees_total,json=failedEmployeesTotal,proto3" json:"failed_employees_total,omitempty"`
 	// The caller's request_id of the Consolidate call that started the run.
-	RequestId     string `protobuf:"bytes,25,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,25,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Audit: the identity (SPEC section 11) of the caller that started the run, and
+	// of the one that cancelled it; empty when the services run without TLS.
+	RequestedBy   string `protobuf:"bytes,26,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	CancelledBy   string `protobuf:"bytes,27,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -994,6 +998,20 @@ func (x *Consolidation) GetFailedEmployeesTotal() int32 {
 func (x *Consolidation) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Consolidation) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Consolidation) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
 	}
 	return ""
 }
@@ -1748,7 +1766,8 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"closing_id\x18\x02 \x01(\x03H\x00R\tclosingIdB\x05\n" +
 	"\x03ref\"d\n" +
 	"\x1bCancelConsolidationResponse\x12E\n" +
-	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xc9\t\n" +
+	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\x8f\n" +
+	"\n" +
 	"\rConsolidation\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
@@ -1780,7 +1799,9 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x10failed_employees\x18\x17 \x03(\v2 .consolidation.v1.FailedEmployeeR\x0ffailedEmployees\x124\n" +
 	"\x16failed_employees_total\x18\x18 \x01(\x05R\x14failedEmployeesTotal\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x19 \x01(\tR\trequestId\"\x89\x01\n" +
+	"request_id\x18\x19 \x01(\tR\trequestId\x12!\n" +
+	"\frequested_by\x18\x1a \x01(\tR\vrequestedBy\x12!\n" +
+	"\fcancelled_by\x18\x1b \x01(\tR\vcancelledBy\"\x89\x01\n" +
 	"\x0eFailedEmployee\x12\x1f\n" +
 	"\vemployee_id\x18\x01 \x01(\x03R\n" +
 	"employeeId\x12\x1f\n" +
