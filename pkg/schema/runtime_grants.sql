@@ -18,6 +18,7 @@ GRANT USAGE ON SEQUENCE nomina_empleado_consolidado_id_seq, nomina_concepto_empl
     nomina_metrica_consolidacion_id_seq TO {{role}};
 
 -- The service's own tables and functions: full rights.
-GRANT ALL PRIVILEGES ON consolidation_run, consolidation_chunk, consolidation_chunk_attempt TO {{role}};
+GRANT ALL PRIVILEGES ON consolidation_run, consolidation_chunk, consolidation_chunk_attempt,
+    consolidation_previous_result TO {{role}};
 GRANT USAGE ON SEQUENCE consolidation_run_id_seq TO {{role}};
 GRANT EXECUTE ON FUNCTION nomina_rut_canonical(text) TO {{role}};

@@ -218,8 +218,9 @@ UPDATE consolidation_chunk_attempt SET finished_at = now(), outcome = {committed
 WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3`)
 )
 
-// CommitChunk writes a chunk's consolidated rows and marks the chunk succeeded in
-// the ledger, in one transaction, provided token is still the chunk's current
+// CommitChunk writes a chunk's consolidated rows, in place of the closing's
+// previous rows of the same employees (saved for the end of the run, see
+// savePrevious), and marks the chunk succeeded in the ledger, in one transaction, provided token is still the chunk's current
 // attempt token (fencing): the chunk's ledger row is locked first, so a concurrent
 // re-dispatch or cancel either happens before (and this commit is refused with
 // ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
@@ -250,6 +251,9 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		}
 		if inTx != nil {
 			inTx()
+		}
+		if _, err := savePrevious(ctx, tx, closingID, runID, recs); err != nil {
+			return err
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
 			return err

@@ -148,10 +148,10 @@ func TestOnTablesAsDjangoCreatesThem(t *testing.T) {
 		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_concepto_empleado_consolidado"))
 		require.Equal(t, domain.EstadoError, estadoOf(t, pool, 7))
 	})
-	t.Run("ClearPreviousResultsRemovesChildrenFirst", func(t *testing.T) {
+	t.Run("AFullRunsEndRemovesTheRowsItDidNotWriteChildrenFirst", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
 		asDjangoLeavesThem(t, pool)
-		requireClearsOtherRunsRowsOfTheClosingOnly(t, pool)
+		requireEndRemovesOtherRunsRowsOfTheClosingOnly(t, pool)
 	})
 }

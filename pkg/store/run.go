@@ -42,6 +42,7 @@ type NewRun struct {
 	UnmatchedNovedades int
 	TotalEmployees     int
 	Chunks             []ChunkRange
+	RequestID          string // the caller's idempotency key; "": none
 }
 
 // Run is a row of consolidation_run with its chunks added up.
@@ -70,6 +71,8 @@ type Run struct {
 	ChunksFailed    int
 	EmployeesDone   int
 	Records         int64
+
+	RequestID string // "": none
 }
 
 // Finished reports whether the run has ended.
@@ -93,11 +96,11 @@ func StartRun(ctx context.Context, pool *pgxpool.Pool, nr NewRun) (int64, error)
 		}
 		err = tx.QueryRow(ctx, `
 			INSERT INTO consolidation_run (cierre_id, mode, policy, chunk_size, previous_estado, estado,
-				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline, request_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, '')) RETURNING id`,
 			nr.ClosingID, nr.Mode, nr.Policy, nr.ChunkSize, nr.PreviousEstado, domain.EstadoConsolidando,
 			len(nr.Chunks), nr.TotalEmployees, nr.UnmatchedNovedades,
-			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline).Scan(&runID)
+			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline, nr.RequestID).Scan(&runID)
 		if err != nil {
 			return fmt.Errorf("storing the run of closing %d: %w", nr.ClosingID, err)
 		}
@@ -142,6 +145,21 @@ func ActiveRun(ctx context.Context, q Querier, closingID int64) (int64, bool, er
 	return id, true, nil
 }
 
+// RunByRequest returns the run of a closing started with a request id (the
+// caller's idempotency key), if any, whatever its state.
+func RunByRequest(ctx context.Context, q Querier, closingID int64, requestID string) (int64, bool, error) {
+	var id int64
+	err := q.QueryRow(ctx, "SELECT id FROM consolidation_run WHERE cierre_id = $1 AND request_id = $2",
+		closingID, requestID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("looking for the consolidation of closing %d by request id: %w", closingID, err)
+	}
+	return id, true, nil
+}
+
 // UnfinishedRuns lists the runs left in progress (by a coordinator that stopped).
 func UnfinishedRuns(ctx context.Context, q Querier) ([]int64, error) {
 	rows, err := q.Query(ctx, "SELECT id FROM consolidation_run WHERE finished_at IS NULL ORDER BY id")
@@ -169,7 +187,7 @@ SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.e
        count(*) FILTER (WHERE c.status = {succeeded}),
        count(*) FILTER (WHERE c.status = {failed}),
        coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0),
-       coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0)
+       coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0), coalesce(r.request_id, '')
 FROM consolidation_run r
 LEFT JOIN consolidation_chunk c ON c.run_id = r.id
 WHERE r.id = $1
@@ -182,7 +200,7 @@ func GetRun(ctx context.Context, q Querier, runID int64) (Run, error) {
 	err := q.QueryRow(ctx, sqlRun, runID).Scan(&r.ID, &r.ClosingID, &r.Mode, &r.Policy, &r.ChunkSize,
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
-		&r.TotalsVerified, &r.ChunksSucceeded, &r.ChunksFailed, &r.EmployeesDone, &r.Records)
+		&r.TotalsVerified, &r.ChunksSucceeded, &r.ChunksFailed, &r.EmployeesDone, &r.Records, &r.RequestID)
 	if err != nil {
 		return Run{}, fmt.Errorf("reading consolidation %d: %w", runID, interpretError(err))
 	}

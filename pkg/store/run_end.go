@@ -39,7 +39,9 @@ UPDATE consolidation_chunk SET attempt_token = NULL,
 	error = CASE WHEN status IN ({pending}, {running}) THEN coalesce(error, $2) ELSE error END
 WHERE run_id = $1 AND status <> {succeeded}`)
 
-// FinishRun ends a run: it removes the run's rows when asked, records the final
+// FinishRun ends a run: it removes the run's rows when asked and settles the
+// previous rows its chunks replaced (settlePrevious: put back when the run's rows
+// are removed, else dropped, with a full run's stale rows), records the final
 // estado on the run and the closing, and replaces the closing's metrics row, in one
 // transaction guarded by the run still being unfinished, so finishing twice (a
 // reconciler and a resumed coordinator, say) changes nothing the second time.
@@ -60,6 +62,9 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o Ru
 				return fmt.Errorf("removing the rows of consolidation %d: %w", runID, err)
 			}
 		}
+		if err := settlePrevious(ctx, tx, closingID, runID, o.RemoveRows); err != nil {
+			return fmt.Errorf("settling the previous rows of consolidation %d: %w", runID, err)
+		}
 		if _, err := tx.Exec(ctx, sqlDeleteMetrics, runID); err != nil {
 			return fmt.Errorf("replacing the metrics of consolidation %d: %w", runID, err)
 		}
@@ -73,22 +78,6 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o Ru
 		return false, fmt.Errorf("finishing consolidation %d: %w", runID, err)
 	}
 	return finished, nil
-}
-
-// ClearPreviousResults removes a closing's consolidated rows written by any run
-// but this one (seed: limpiar_datos_consolidacion_previos), concept rows and
-// employee rows in one transaction. Idempotent.
-func ClearPreviousResults(ctx context.Context, pool *pgxpool.Pool, closingID, runID int64) (int64, error) {
-	var n int64
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var err error
-		n, err = removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("clearing previous results of closing %d: %w", closingID, err)
-	}
-	return n, nil
 }
 
 // removeResults deletes the consolidated employees matching match (a condition on
@@ -112,8 +101,9 @@ func removeResults(ctx context.Context, tx pgx.Tx, match string, args ...any) (i
 // AbortRun ends a run error_consolidacion with errText when FinishRun itself
 // cannot (a permanent database error while removing the run's rows or writing the
 // metrics row): it closes the ledger and records the estado and the error on the
-// run and the closing, and touches neither the result rows nor the metrics row, so
-// nobody waits on a run that can never finish. Guarded like FinishRun, epoch
+// run and the closing, and touches neither the result rows, nor the previous rows
+// its chunks saved (left in consolidation_previous_result for an operator), nor the
+// metrics row, so nobody waits on a run that can never finish. Guarded like FinishRun, epoch
 // included; it is always Interrupted.
 func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, errText string) (bool, error) {
 	aborted := false

@@ -138,41 +138,32 @@ func metricsRow(t *testing.T, pool *pgxpool.Pool, closingID int64) string {
 	return row
 }
 
-func TestClearPreviousResults(t *testing.T) {
+func TestFullRunEnd(t *testing.T) {
 	t.Parallel()
 
 	t.Run("RemovesOtherRunsRowsOfTheClosingOnly", func(t *testing.T) {
 		t.Parallel()
-		requireClearsOtherRunsRowsOfTheClosingOnly(t, loadClosing(t))
+		requireEndRemovesOtherRunsRowsOfTheClosingOnly(t, loadClosing(t))
 	})
-	t.Run("RemovesRowsOfNoRun", func(t *testing.T) {
+	t.Run("RemovesRowsOfNoRunItDidNotReplace", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
-		writeWithoutRun(t, pool, 7, 101, 103) // written before the service kept run ids
+		writeWithoutRun(t, pool, 7, 101, 101) // written before the service kept run ids
 		runID := newRun(t, pool, twoChunks)
-		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
-		require.NoError(t, err)
-		require.Equal(t, int64(3), removed)
-		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_concepto_empleado_consolidado"))
-	})
-	t.Run("Idempotent", func(t *testing.T) {
-		t.Parallel()
-		pool := loadClosing(t)
-		writeWithoutRun(t, pool, 7, 101, 103)
-		runID := newRun(t, pool, twoChunks)
-		_, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
-		require.NoError(t, err)
-		removed, err := store.ClearPreviousResults(t.Context(), pool, 7, runID)
-		require.NoError(t, err)
-		require.Zero(t, removed)
+		dispatchAndCommit(t, pool, runID, 1)
+		finish(t, pool, runID, domain.EstadoParcial, false)
+		require.Equal(t, 2, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado"))
+		requireRowsOfRun(t, pool, runID, 2, 4)
+		require.Zero(t, orphanConcepts(t, pool))
 	})
 }
 
-// requireClearsOtherRunsRowsOfTheClosingOnly clears closing 7's results for a
-// second run, after a first run kept chunk 0's rows (1 employee, 5 concepts) and
-// the second committed chunk 1 (2 employees, 4 concepts), beside a row of closing 8
-// written by no run: only the first run's rows go, concepts with their employees.
-func requireClearsOtherRunsRowsOfTheClosingOnly(t *testing.T, pool *pgxpool.Pool) {
+// requireEndRemovesOtherRunsRowsOfTheClosingOnly ends a second full run of closing
+// 7 keeping its rows, after a first run kept chunk 0's rows (1 employee, 5
+// concepts) and the second committed chunk 1 only (2 employees, 4 concepts),
+// beside a row of closing 8 written by no run: only the first run's rows go,
+// concepts with their employees.
+func requireEndRemovesOtherRunsRowsOfTheClosingOnly(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	writeWithoutRun(t, pool, 8, 201, 201)
 	first := newRun(t, pool, twoChunks)
@@ -180,10 +171,9 @@ func requireClearsOtherRunsRowsOfTheClosingOnly(t *testing.T, pool *pgxpool.Pool
 	finish(t, pool, first, domain.EstadoParcial, false)
 	second := newRun(t, pool, twoChunks)
 	dispatchAndCommit(t, pool, second, 1)
+	requireRowsOfRun(t, pool, first, 1, 5) // readable until the second run ends
 
-	removed, err := store.ClearPreviousResults(t.Context(), pool, 7, second)
-	require.NoError(t, err)
-	require.Equal(t, int64(1), removed)
+	finish(t, pool, second, domain.EstadoParcial, false)
 	requireRowsOfRun(t, pool, first, 0, 0)
 	requireRowsOfRun(t, pool, second, 2, 4)
 	require.Zero(t, orphanConcepts(t, pool))

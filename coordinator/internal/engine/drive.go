@@ -20,8 +20,9 @@ import (
 )
 
 // drive takes a run from its ledger to its end: it acquires the run's lease (so
-// one replica drives it) and renews it while driving, clears the closing's
-// previous results, dispatches every unfinished chunk, and finishes the run. Called
+// one replica drives it) and renews it while driving, dispatches every unfinished
+// chunk, and finishes the run (the closing's previous results are replaced chunk
+// by chunk and settled at the end: store.CommitChunk, store.FinishRun). Called
 // again on a run half done (a restarted coordinator, or another replica taking
 // over an expired lease) it re-dispatches only what is not finished.
 func (e *Engine) drive(ctx context.Context, runID int64) {
@@ -84,21 +85,6 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	if context.Cause(ctx) != nil { // cancelled, past its deadline, or stopping
 		e.stopped(ctx, held, run, epoch, "", nil)
 		return
-	}
-	if run.Mode == domain.ModeFull {
-		var n int64
-		err := e.waitOutDB(ctx, log, "clearing previous results", func(ctx context.Context) error {
-			var err error
-			n, err = e.ledger.ClearPreviousResults(ctx, run.ClosingID, runID)
-			return err
-		})
-		if err != nil {
-			e.stopped(ctx, held, run, epoch, "clearing previous results", err)
-			return
-		}
-		if n > 0 {
-			log.InfoContext(ctx, "previous results cleared", "employees", n)
-		}
 	}
 	if err := e.rebuildProgress(ctx, runID); err != nil {
 		log.WarnContext(ctx, "rebuilding progress", "error", err.Error())

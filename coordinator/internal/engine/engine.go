@@ -44,8 +44,8 @@ const (
 	// watch streams), the reconciler and the one run at a time that ends after a
 	// cancel while it waited for a slot share them, each statement holding one
 	// briefly. Every other connection is counted for one driven run: its driver
-	// holds at most one connection at a time, briefly (the lease heartbeat, clearing
-	// previous results, the control totals).
+	// holds at most one connection at a time, briefly (the lease heartbeat, the control
+	// totals, the run's end).
 	ReservedConns = 2
 )
 

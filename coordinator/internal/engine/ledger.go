@@ -25,7 +25,6 @@ type ledger interface {
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)
 	UnfinishedRuns(ctx context.Context) ([]int64, error)
 	RequestCancel(ctx context.Context, runID int64) (bool, error)
-	ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
 	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
 	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)

@@ -57,10 +57,6 @@ func (s pgStore) RequestCancel(ctx context.Context, runID int64) (bool, error) {
 	return store.RequestCancel(ctx, s.pool, runID)
 }
 
-func (s pgStore) ClearPreviousResults(ctx context.Context, closingID, runID int64) (int64, error) {
-	return store.ClearPreviousResults(ctx, s.pool, closingID, runID)
-}
-
 func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
 	return store.CheckControlTotals(ctx, s.pool, runID)
 }

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/rules"
+)
+
+// A run keeps a closing's previous results readable until its own rows are
+// complete (docs/rules.md, "Forced runs"): UNIQUE (cierre_id, rut) allows one row
+// per employee, so each chunk's commit replaces the previous rows of its own
+// employees (savePrevious), and the end of the run settles what was saved
+// (settlePrevious): dropped when the run keeps its rows, put back exactly when it
+// removes them.
+
+// sqlSavePrevious moves the closing's rows of the given RUTs written by another run
+// (or by none) into consolidation_previous_result: the employee row and its
+// concept rows, whole (to_jsonb keeps every column, the application's too), then
+// deletes them, concepts first (no cascade is assumed, SPEC section 3a). One
+// statement: a probe of the (cierre_id, rut) unique index when there is nothing to
+// save, and the ids found are passed to the deletes as one array (= ANY of an
+// InitPlan), so both use their indexes whatever the planner guesses of prev.
+const sqlSavePrevious = `
+WITH prev AS MATERIALIZED (
+	SELECT e.* FROM nomina_empleado_consolidado e
+	WHERE e.cierre_id = $1 AND e.rut = ANY($2::text[]) AND e.consolidation_run_id IS DISTINCT FROM $3),
+ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM prev),
+concepts AS (
+	DELETE FROM nomina_concepto_empleado_consolidado c
+	WHERE c.empleado_consolidado_id = ANY((SELECT a FROM ids)::bigint[])
+	RETURNING c.*),
+saved AS (
+	INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
+	SELECT $3, p.id, to_jsonb(p), coalesce(g.rows, '[]')
+	FROM prev p
+	LEFT JOIN (SELECT c.empleado_consolidado_id AS id, jsonb_agg(to_jsonb(c)) AS rows FROM concepts c GROUP BY 1) g
+		ON g.id = p.id
+	RETURNING 1),
+employees AS (
+	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY((SELECT a FROM ids)::bigint[])
+	RETURNING 1)
+SELECT (SELECT count(*) FROM saved), (SELECT count(*) FROM employees)`
+
+// savePrevious saves and deletes the closing's previous rows of the employees of
+// recs, in the chunk's commit transaction, before recs are written; it returns how
+// many employee rows it replaced.
+func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs []rules.Consolidated) (int64, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	ruts := make([]string, len(recs))
+	for i := range recs {
+		ruts[i] = recs[i].RUT
+	}
+	var saved, deleted int64
+	if err := tx.QueryRow(ctx, sqlSavePrevious, closingID, ruts, runID).Scan(&saved, &deleted); err != nil {
+		return 0, fmt.Errorf("saving the previous rows of %d employees: %w", len(recs), err)
+	}
+	if saved != deleted {
+		return 0, fmt.Errorf("saving the previous rows of %d employees: %d saved but %d deleted", len(recs), saved, deleted)
+	}
+	return saved, nil
+}
+
+const (
+	// The saved rows are put back whole, ids included: jsonb_populate_record makes
+	// a row of the table's own type from what to_jsonb saved, so every column
+	// (the application's too) gets its saved value. Employees first, so the
+	// concept rows find them.
+	sqlRestoreEmployees = `
+INSERT INTO nomina_empleado_consolidado OVERRIDING SYSTEM VALUE
+SELECT r.* FROM consolidation_previous_result s,
+	jsonb_populate_record(NULL::nomina_empleado_consolidado, s.employee) r
+WHERE s.run_id = $1`
+	sqlRestoreConcepts = `
+INSERT INTO nomina_concepto_empleado_consolidado OVERRIDING SYSTEM VALUE
+SELECT r.* FROM consolidation_previous_result s,
+	jsonb_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
+WHERE s.run_id = $1`
+	sqlDropSaved = `DELETE FROM consolidation_previous_result WHERE run_id = $1`
+)
+
+// settlePrevious settles a run's saved rows at its end, in the transaction that
+// ends it. A run that removes its rows (RemoveRows, already removed) gets the
+// closing's previous rows back exactly as they were. A full run that keeps its
+// rows deletes the closing's rows it did not write: employees no longer in the
+// libro, and the previous rows of employees whose chunk failed (a full run
+// replaces the closing's results; retry_failed adds to its run's). Either way the
+// saved rows are dropped.
+func settlePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, removeRows bool) error {
+	if removeRows {
+		if _, err := tx.Exec(ctx, sqlRestoreEmployees, runID); err != nil {
+			return fmt.Errorf("restoring the previous employee rows: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlRestoreConcepts, runID); err != nil {
+			return fmt.Errorf("restoring the previous concept rows: %w", err)
+		}
+	} else {
+		var mode domain.Mode
+		if err := tx.QueryRow(ctx, "SELECT mode FROM consolidation_run WHERE id = $1", runID).Scan(&mode); err != nil {
+			return fmt.Errorf("reading the mode of the run: %w", err)
+		}
+		if mode == domain.ModeFull {
+			if _, err := removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID); err != nil {
+				return fmt.Errorf("removing the rows the run did not write: %w", err)
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, sqlDropSaved, runID); err != nil {
+		return fmt.Errorf("dropping the saved previous rows: %w", err)
+	}
+	return nil
+}

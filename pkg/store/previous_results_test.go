@@ -1,0 +1,225 @@
+package store_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// resultRows is every result row of a closing, employees and concepts, whole
+// (every column, ids included) as PostgreSQL spells the row, sorted: two equal
+// lists are the same rows.
+func resultRows(t *testing.T, pool *pgxpool.Pool, closingID int64) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `
+		SELECT 'employee ' || e::text FROM nomina_empleado_consolidado e WHERE e.cierre_id = $1
+		UNION ALL
+		SELECT 'concept ' || c::text FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = $1
+		ORDER BY 1`, closingID)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.NotEmpty(t, out)
+	return out
+}
+
+// savedRows counts the previous rows a run has saved.
+func savedRows(t *testing.T, pool *pgxpool.Pool, runID int64) int {
+	t.Helper()
+	return countRows(t, pool, "SELECT count(*) FROM consolidation_previous_result WHERE run_id = $1", runID)
+}
+
+// oneRowPerEmployee requires closing 7 to have exactly one employee row per libro
+// employee, each with its concept rows, as a reader sees it.
+func oneRowPerEmployee(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	require.Equal(t, 3, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 7"))
+	require.Equal(t, 9, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = 7`))
+}
+
+// consolidatedTwice is closing 7 fully consolidated by a first run (datos_consolidados),
+// beside closing 8's row of the same person written by no run, and a second full
+// run of closing 7 started; it returns both runs.
+func consolidatedTwice(t *testing.T, pool *pgxpool.Pool) (first, second int64) {
+	t.Helper()
+	writeWithoutRun(t, pool, 8, 201, 201)
+	first = newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, first, 0)
+	dispatchAndCommit(t, pool, first, 1)
+	finish(t, pool, first, domain.EstadoConsolidados, false)
+	require.Zero(t, savedRows(t, pool, first), "a first run has nothing to save")
+	return first, newRun(t, pool, twoChunks)
+}
+
+func TestPreviousResults(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AChunkReplacesItsEmployeesRowsOnly", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		first, second := consolidatedTwice(t, pool)
+		closing8 := resultRows(t, pool, 8)
+		dispatchAndCommit(t, pool, second, 0)
+		oneRowPerEmployee(t, pool)
+		requireRowsOfRun(t, pool, second, 1, 5)
+		requireRowsOfRun(t, pool, first, 2, 4)
+		require.Equal(t, 1, savedRows(t, pool, second))
+		require.Equal(t, closing8, resultRows(t, pool, 8), "the same person in another closing is not touched")
+	})
+	for _, end := range []domain.Estado{domain.EstadoCancelada, domain.EstadoTimeout, domain.EstadoError} {
+		t.Run("RemovingEndRestoresThemExactly/"+string(end), func(t *testing.T) {
+			t.Parallel()
+			pool := loadClosing(t)
+			_, second := consolidatedTwice(t, pool)
+			before := resultRows(t, pool, 7)
+			dispatchAndCommit(t, pool, second, 0)
+			dispatchAndCommit(t, pool, second, 1)
+			require.NotEqual(t, before, resultRows(t, pool, 7))
+			finish(t, pool, second, end, true)
+			require.Equal(t, before, resultRows(t, pool, 7))
+			require.Zero(t, savedRows(t, pool, second))
+		})
+	}
+	t.Run("KeepingEndDropsThemAndTheRowsItDidNotWrite", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		_, second := consolidatedTwice(t, pool)
+		closing8 := resultRows(t, pool, 8)
+		dispatchAndCommit(t, pool, second, 0) // chunk 1 fails with the run's end
+		finish(t, pool, second, domain.EstadoParcial, false)
+		requireRowsOfRun(t, pool, second, 1, 5)
+		require.Equal(t, 1, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 7"),
+			"the failed chunk's stale rows are gone")
+		require.Zero(t, savedRows(t, pool, second))
+		require.Equal(t, closing8, resultRows(t, pool, 8))
+	})
+	t.Run("ARetryRunKeepsTheRowsOfTheRunItRetries", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		partial := newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, partial, 0)
+		finish(t, pool, partial, domain.EstadoParcial, false)
+		nr := runOf(7, domain.EstadoParcial, twoChunks[1:2])
+		nr.Mode, nr.RetryOf = domain.ModeRetryFailed, partial
+		nr.Chunks = []store.ChunkRange{{Index: 0, FirstID: 102, LastID: 103, Employees: 2, Weight: 2}}
+		retry, err := store.StartRun(t.Context(), pool, nr)
+		require.NoError(t, err)
+		dispatchAndCommit(t, pool, retry, 0)
+		finish(t, pool, retry, domain.EstadoConsolidados, false)
+		requireRowsOfRun(t, pool, partial, 1, 5)
+		requireRowsOfRun(t, pool, retry, 2, 4)
+	})
+	t.Run("RowsOfNoRunAreSavedAndRestoredToo", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		writeWithoutRun(t, pool, 7, 101, 103) // written before the service kept run ids
+		before := resultRows(t, pool, 7)
+		runID := newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatchAndCommit(t, pool, runID, 1)
+		require.Equal(t, 3, savedRows(t, pool, runID))
+		finish(t, pool, runID, domain.EstadoCancelada, true)
+		require.Equal(t, before, resultRows(t, pool, 7))
+	})
+	t.Run("TheSaveUsesTheIndexesWhateverThePlan", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		// A large closing 8 (20,000 employees, 100,000 concept rows), analyzed, so a
+		// plan that scanned a result table would cost that much on every chunk.
+		_, err := pool.Exec(t.Context(), `
+			INSERT INTO nomina_empleado_cierre (id, cierre_id, rut, nombre, cargo, centro_costo, sueldo_base)
+				SELECT 100000 + g, 8, g || '-0', 'n', 'c', 'cc', 1 FROM generate_series(1, 20000) g;
+			INSERT INTO nomina_empleado_consolidado (id, cierre_id, empleado_origen_id, rut, nombre_completo, cargo,
+				centro_costo, total_haberes, total_descuentos, liquido_pagar, fuentes_utilizadas, reglas_aplicadas)
+				SELECT 100000 + g, 8, 100000 + g, g || '-0', 'n', 'c', 'cc', 1, 0, 1, '[]', '[]'
+				FROM generate_series(1, 20000) g;
+			INSERT INTO nomina_concepto_empleado_consolidado (empleado_consolidado_id, codigo_concepto, nombre_concepto,
+				valor, tipo_concepto, fuente_dato)
+				SELECT 100000 + g, 'C' || k, 'n', 1, 'haber', 'libro' FROM generate_series(1, 20000) g, generate_series(1, 5) k;
+			ANALYZE nomina_empleado_consolidado; ANALYZE nomina_concepto_empleado_consolidado`)
+		require.NoError(t, err)
+		ruts := make([]string, 150)
+		for i := range ruts {
+			ruts[i] = fmt.Sprintf("'%d-0'", 1+i*100)
+		}
+		conn, err := pool.Acquire(t.Context())
+		require.NoError(t, err)
+		defer conn.Release()
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			_, err = conn.Exec(t.Context(), "SET plan_cache_mode = "+mode)
+			require.NoError(t, err)
+			name := "save_previous_" + mode
+			_, err = conn.Exec(t.Context(), "PREPARE "+name+"(bigint, text[], bigint) AS "+store.SQLSavePrevious)
+			require.NoError(t, err)
+			var plan string
+			require.NoError(t, conn.QueryRow(t.Context(),
+				"EXPLAIN (FORMAT JSON) EXECUTE "+name+"(8, ARRAY["+strings.Join(ruts, ",")+"], 1)").Scan(&plan))
+			require.Contains(t, plan, "nomina_empleado_consolidado_cierre_rut_key", mode)
+			require.NotContains(t, plan, "Seq Scan", mode)
+		}
+	})
+}
+
+// djangoClosing is closing 7 of closingSQL on the Django schema: its closing rows
+// need the columns Django fills in Python.
+func djangoClosing(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := pgtest.OpenPool(t, pgtest.NewDjangoDatabase(t))
+	sql := strings.Replace(closingSQL,
+		"INSERT INTO nomina_cierrenomina (id, mes, anno, estado) VALUES\n  (7, 3, 2026, 'verificado_sin_discrepancias'), (8, 3, 2026, 'verificado_sin_discrepancias');",
+		`INSERT INTO nomina_cierrenomina (id, mes, anno, estado, cliente, fecha_creacion) VALUES
+		  (7, 3, 2026, 'verificado_sin_discrepancias', 'acme', now()), (8, 3, 2026, 'verificado_sin_discrepancias', 'acme', now());`, 1)
+	require.NotEqual(t, closingSQL, sql)
+	_, err := pool.Exec(t.Context(), sql)
+	require.NoError(t, err)
+	return pool
+}
+
+func TestPreviousResultsOnTheDjangoSchema(t *testing.T) {
+	t.Parallel()
+	pool := djangoClosing(t)
+	// Columns the service does not know, NOT NULL without a default, as an
+	// application adds them: a restore must put back their values too.
+	_, err := pool.Exec(t.Context(), `
+		ALTER TABLE nomina_empleado_consolidado ADD COLUMN revisado_por varchar(40) NULL;
+		ALTER TABLE nomina_concepto_empleado_consolidado ADD COLUMN glosa text NULL`)
+	require.NoError(t, err)
+	_, second := consolidatedTwice(t, pool)
+	_, err = pool.Exec(t.Context(), `
+		UPDATE nomina_empleado_consolidado SET revisado_por = 'analista-' || id;
+		UPDATE nomina_concepto_empleado_consolidado SET glosa = 'glosa ' || id;
+		ALTER TABLE nomina_empleado_consolidado ALTER COLUMN revisado_por SET NOT NULL;
+		ALTER TABLE nomina_concepto_empleado_consolidado ALTER COLUMN glosa SET NOT NULL;
+		ALTER TABLE nomina_empleado_consolidado ALTER COLUMN revisado_por SET DEFAULT 'servicio';
+		ALTER TABLE nomina_concepto_empleado_consolidado ALTER COLUMN glosa SET DEFAULT ''`)
+	require.NoError(t, err)
+	before := resultRows(t, pool, 7)
+	require.Contains(t, strings.Join(before, "\n"), "analista-")
+
+	dispatchAndCommit(t, pool, second, 0)
+	oneRowPerEmployee(t, pool)
+	dispatchAndCommit(t, pool, second, 1)
+	finish(t, pool, second, domain.EstadoCancelada, true)
+	require.Equal(t, before, resultRows(t, pool, 7), "every column, the application's too, is put back")
+	require.Zero(t, savedRows(t, pool, second))
+
+	// And a run that keeps its rows replaces them, deferred foreign keys and all.
+	third := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, third, 0)
+	dispatchAndCommit(t, pool, third, 1)
+	finish(t, pool, third, domain.EstadoConsolidados, false)
+	requireRowsOfRun(t, pool, third, 3, 9)
+	oneRowPerEmployee(t, pool)
+	require.Zero(t, savedRows(t, pool, third))
+	require.Zero(t, orphanConcepts(t, pool))
+}
