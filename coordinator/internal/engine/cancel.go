@@ -19,13 +19,17 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
 	}
 	run, err := e.ledger.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
+		return Report{}, runNotFound(runID)
 	}
 	if err != nil {
 		return Report{}, err
 	}
 	if run.Finished() {
-		return Report{}, errorf(KindFailedPrecondition, "consolidation %d has already ended in estado %q", runID, run.Estado)
+		md := ids(run.ClosingID, runID)
+		md["estado"] = string(run.Estado)
+		return Report{}, failedPrecondition(ReasonRunEnded, md,
+			PreconditionViolation{Type: ViolationEstado, Subject: subject("consolidation_run", runID)},
+			"consolidation %d has already ended in estado %q", runID, run.Estado)
 	}
 	if _, err := e.ledger.RequestCancel(ctx, runID); err != nil {
 		return Report{}, err

@@ -22,6 +22,7 @@ type ledger interface {
 	StartRun(ctx context.Context, nr store.NewRun) (int64, error)
 	GetRun(ctx context.Context, runID int64) (store.Run, error)
 	ActiveRun(ctx context.Context, closingID int64) (int64, bool, error)
+	RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error)
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)
 	UnfinishedRuns(ctx context.Context) ([]int64, error)
 	RequestCancel(ctx context.Context, runID int64) (bool, error)

@@ -49,6 +49,10 @@ func (s pgStore) LatestRunID(ctx context.Context, closingID int64) (int64, error
 	return store.LatestRunID(ctx, s.pool, closingID)
 }
 
+func (s pgStore) RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error) {
+	return store.RunByRequest(ctx, s.pool, closingID, requestID)
+}
+
 func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
 	return store.UnfinishedRuns(ctx, s.pool)
 }

@@ -24,11 +24,11 @@ func (e *Engine) Resolve(ctx context.Context, ref Ref) (int64, error) {
 	case ref.ClosingID > 0:
 		id, err := e.ledger.LatestRunID(ctx, ref.ClosingID)
 		if errors.Is(err, store.ErrNotFound) {
-			return 0, errorf(KindNotFound, "closing %d has no consolidation", ref.ClosingID)
+			return 0, notFound(ReasonRunNotFound, "nomina_cierrenomina", ref.ClosingID, "closing %d has no consolidation", ref.ClosingID)
 		}
 		return id, err
 	default:
-		return 0, errorf(KindInvalidArgument, "consolidation_id or closing_id must be > 0")
+		return 0, InvalidArgument("consolidation_id", "consolidation_id or closing_id must be > 0")
 	}
 }
 
@@ -56,7 +56,7 @@ func (e *Engine) Get(ctx context.Context, ref Ref) (Report, error) {
 func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 	run, err := e.ledger.GetRun(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Report{}, errorf(KindNotFound, "consolidation %d does not exist", runID)
+		return Report{}, runNotFound(runID)
 	}
 	if err != nil {
 		return Report{}, err

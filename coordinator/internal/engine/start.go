@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,19 +21,91 @@ type StartRequest struct {
 	Policy    domain.Policy
 	ChunkSize int // 0: the policy's
 	Force     bool
+	// RequestID is the caller's idempotency key ("": none): a start with the id
+	// of a run of the same closing returns that run (see Start).
+	RequestID string
 }
+
+// MaxRequestIDLen bounds a request id: at most this many printable ASCII
+// characters.
+const MaxRequestIDLen = 128
 
 const refusalExamples = 20
 
 // Start checks a closing, plans the run and stores it with its plan, then drives it
 // in the background. Every refusal happens before anything is written.
+//
+// With a RequestID, a start is safe to retry (AIP-155): when the closing has a run
+// started with that id, Start returns it, whatever its state and whatever the
+// other fields of the request (mode, force, policy, chunk size), without any
+// check and without starting anything. Of two first calls racing with one id, the
+// one whose run is stored wins (a unique index on (closing, request id)); the
+// other returns the winner's run.
 func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error) {
+	if err := validRequestID(req.RequestID); err != nil {
+		return store.Run{}, err
+	}
+	if req.RequestID == "" {
+		return e.start(ctx, req)
+	}
+	if run, ok, err := e.runOfRequest(ctx, req); err != nil || ok {
+		if err != nil {
+			if derr := e.checkDependencies(ctx); derr != nil {
+				return store.Run{}, derr
+			}
+		}
+		return run, err
+	}
+	run, err := e.start(ctx, req)
+	if err != nil {
+		// A call with the same id may have stored its run meanwhile: this call's
+		// refusal (run in progress, estado changed) is that run's doing.
+		if won, ok, lerr := e.runOfRequest(ctx, req); lerr == nil && ok {
+			return won, nil
+		}
+	}
+	return run, err
+}
+
+// runOfRequest returns the run of the closing started with req's request id, if
+// any, as the start that created it answered: estado consolidando_datos (ask
+// GetConsolidation for where it is now).
+func (e *Engine) runOfRequest(ctx context.Context, req StartRequest) (store.Run, bool, error) {
+	id, ok, err := e.ledger.RunByRequest(ctx, req.ClosingID, req.RequestID)
+	if err != nil || !ok {
+		return store.Run{}, false, err
+	}
+	run, err := e.ledger.GetRun(ctx, id)
+	if err != nil {
+		return store.Run{}, false, err
+	}
+	run.Estado = domain.EstadoConsolidando
+	e.logger.InfoContext(ctx, "consolidation start repeated", "consolidation_id", run.ID, "closing_id", run.ClosingID)
+	return run, true, nil
+}
+
+// validRequestID checks a request id: at most MaxRequestIDLen printable ASCII
+// characters.
+func validRequestID(id string) error {
+	if len(id) > MaxRequestIDLen {
+		return InvalidArgument("request_id", "request_id is %d characters long; at most %d are allowed", len(id), MaxRequestIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return InvalidArgument("request_id", "request_id must be printable ASCII; byte %d is 0x%02x", i, id[i])
+		}
+	}
+	return nil
+}
+
+// start is Start without the request id's lookups.
+func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error) {
 	if err := e.checkDependencies(ctx); err != nil {
 		return store.Run{}, err
 	}
 	closing, err := e.closings.GetClosing(ctx, req.ClosingID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Run{}, errorf(KindNotFound, "closing %d does not exist", req.ClosingID)
+		return store.Run{}, closingNotFound(req.ClosingID, "closing %d does not exist", req.ClosingID)
 	}
 	if err != nil {
 		return store.Run{}, err
@@ -40,7 +113,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if id, ok, err := e.ledger.ActiveRun(ctx, closing.ID); err != nil {
 		return store.Run{}, err
 	} else if ok {
-		return store.Run{}, errorf(KindAlreadyExists, "closing %d already has consolidation %d in progress", closing.ID, id)
+		return store.Run{}, runInProgress(closing.ID, id)
 	}
 	if err := checkEstado(closing, req); err != nil {
 		return store.Run{}, err
@@ -58,7 +131,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 		policy = e.cfg.DefaultPolicy
 	}
 	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: policy, PreviousEstado: closing.Estado,
-		Deadline: time.Now().Add(e.cfg.RunTimeout)}
+		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestID: req.RequestID}
 	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {
@@ -75,9 +148,11 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	var active *store.ActiveRunError
 	switch {
 	case errors.As(err, &active):
-		return store.Run{}, errorf(KindAlreadyExists, "closing %d already has consolidation %d in progress", closing.ID, active.RunID)
+		return store.Run{}, runInProgress(closing.ID, active.RunID)
 	case errors.Is(err, store.ErrClosingStateChanged):
-		return store.Run{}, errorf(KindFailedPrecondition, "closing %d changed estado while the run was being planned; try again", closing.ID)
+		return store.Run{}, failedPrecondition(ReasonEstadoChanged, ids(closing.ID, 0),
+			PreconditionViolation{Type: ViolationEstado, Subject: subject("nomina_cierrenomina", closing.ID)},
+			"closing %d changed estado while the run was being planned; try again", closing.ID)
 	case err != nil:
 		return store.Run{}, err
 	}
@@ -101,13 +176,13 @@ func (e *Engine) checkDependencies(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := e.ledger.Ping(cctx); err != nil {
-		return errorf(KindUnavailable, "postgresql is unreachable")
+		return unavailable("postgresql", "postgresql is unreachable")
 	}
 	if err := e.progress.Ping(cctx); err != nil {
-		return errorf(KindUnavailable, "redis is unreachable")
+		return unavailable("redis", "redis is unreachable")
 	}
 	if _, err := e.workers.Healthy(cctx); err != nil {
-		return errorf(KindUnavailable, "no worker is reachable")
+		return unavailable("workers", "no worker is reachable")
 	}
 	return nil
 }
@@ -120,11 +195,32 @@ func checkEstado(c store.Closing, req StartRequest) error {
 	if c.Estado == domain.EstadoConsolidados && !req.Force && req.Mode != domain.ModeRetryFailed {
 		hint = " (set force to consolidate it again)"
 	}
-	return errorf(KindFailedPrecondition, "closing %d is in estado %q, from which a %s run may not start%s",
-		c.ID, c.Estado, req.Mode, hint)
+	md := ids(c.ID, 0)
+	md["estado"], md["mode"] = string(c.Estado), string(req.Mode)
+	return failedPrecondition(ReasonEstadoMayNotStart, md,
+		PreconditionViolation{Type: ViolationEstado, Subject: subject("nomina_cierrenomina", c.ID)},
+		"closing %d is in estado %q, from which a %s run may not start%s", c.ID, c.Estado, req.Mode, hint)
 }
 
+// rutRefusal is the refusal of a closing whose RUTs do not normalize or repeat
+// (SPEC section 5): the message lists the examples found, and so do the details,
+// one PreconditionFailure violation per row listed, with the totals in the
+// ErrorInfo.
 func rutRefusal(closingID int64, p store.RUTProblems) *Error {
+	var vs []PreconditionViolation
+	for _, r := range p.Bad {
+		vs = append(vs, PreconditionViolation{Type: ViolationRUTInvalid, Subject: subject(r.Table, r.RowID),
+			Description: fmt.Sprintf("RUT %q does not normalize", r.Raw)})
+	}
+	for _, r := range p.Repeated {
+		for _, id := range r.RowIDs {
+			vs = append(vs, PreconditionViolation{Type: ViolationRUTRepeated, Subject: subject(r.Table, id),
+				Description: fmt.Sprintf("RUT %s appears in rows %v of %s", r.RUT, r.RowIDs, r.Table)})
+		}
+	}
+	md := ids(closingID, 0)
+	md["invalid_ruts"], md["repeated_ruts"] = strconv.Itoa(p.BadCount), strconv.Itoa(p.RepeatedCount)
+	md["violations_listed"] = strconv.Itoa(len(vs))
 	var b strings.Builder
 	fmt.Fprintf(&b, "closing %d cannot be consolidated:", closingID)
 	if p.BadCount > 0 {
@@ -145,7 +241,9 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 			fmt.Fprintf(&b, " and %d more;", p.RepeatedCount-len(p.Repeated))
 		}
 	}
-	return &Error{Kind: KindFailedPrecondition, Msg: strings.TrimSuffix(b.String(), ";")}
+	e := (&Error{Kind: KindFailedPrecondition, Msg: strings.TrimSuffix(b.String(), ";")}).with(ReasonRUTsRefused, md)
+	e.Preconditions = vs
+	return e
 }
 
 // planFull plans every libro employee of the closing, streaming them so the
@@ -172,7 +270,7 @@ func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Po
 	}
 	b, err := plan.NewBuilder(policy, n, total, size)
 	if err != nil {
-		return errorf(KindInvalidArgument, "chunk_policy: %v", err)
+		return InvalidArgument("chunk_policy", "chunk_policy: %v", err)
 	}
 	var addErr error
 	add := func(ec store.EmployeeCost) {
@@ -211,7 +309,9 @@ func toPlan(ec store.EmployeeCost) plan.Employee {
 func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRun) error {
 	last, err := e.ledger.LatestRunID(ctx, c.ID)
 	if err != nil {
-		return errorf(KindFailedPrecondition, "closing %d has no previous consolidation to retry", c.ID)
+		return failedPrecondition(ReasonNothingToRetry, ids(c.ID, 0),
+			PreconditionViolation{Type: ViolationNoRun, Subject: subject("nomina_cierrenomina", c.ID)},
+			"closing %d has no previous consolidation to retry", c.ID)
 	}
 	prev, err := e.ledger.GetRun(ctx, last)
 	if err != nil {
@@ -222,7 +322,9 @@ func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRu
 		return err
 	}
 	if len(failed) == 0 {
-		return errorf(KindFailedPrecondition, "consolidation %d of closing %d has no failed chunks to retry", last, c.ID)
+		return failedPrecondition(ReasonNothingToRetry, ids(c.ID, last),
+			PreconditionViolation{Type: ViolationNoFailed, Subject: subject("consolidation_run", last)},
+			"consolidation %d of closing %d has no failed chunks to retry", last, c.ID)
 	}
 	nr.RetryOf = last
 	nr.ChunkSize = prev.ChunkSize

@@ -31,21 +31,21 @@ func NewConsolidationServer(logger *slog.Logger, e *engine.Engine) *Consolidatio
 
 func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidationv1.ConsolidateRequest) (*consolidationv1.ConsolidateResponse, error) {
 	if req.GetClosingId() <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "closing_id must be > 0")
+		return nil, s.toStatus(ctx, engine.InvalidArgument("closing_id", "closing_id must be > 0"))
 	}
 	if req.GetChunkSize() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "chunk_size must be ≥ 0")
+		return nil, s.toStatus(ctx, engine.InvalidArgument("chunk_size", "chunk_size must be ≥ 0"))
 	}
 	mode, ok := modes[req.GetMode()]
 	if !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a known ConsolidationMode", req.GetMode())
+		return nil, s.toStatus(ctx, engine.InvalidArgument("mode", "mode %d is not a known ConsolidationMode", req.GetMode()))
 	}
 	policy, ok := domainpb.PolicyFromProto(req.GetChunkPolicy())
 	if !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "chunk_policy %d is not a known ChunkPolicy", req.GetChunkPolicy())
+		return nil, s.toStatus(ctx, engine.InvalidArgument("chunk_policy", "chunk_policy %d is not a known ChunkPolicy", req.GetChunkPolicy()))
 	}
 	run, err := s.engine.Start(ctx, engine.StartRequest{ClosingID: req.GetClosingId(), Mode: mode, Policy: policy,
-		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce()})
+		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce(), RequestID: req.GetRequestId()})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -90,22 +90,13 @@ var modes = map[consolidationv1.ConsolidationMode]domain.Mode{
 	consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED: domain.ModeRetryFailed,
 }
 
-// toStatus maps engine errors to codes; anything else is INTERNAL with a message
-// that leaks nothing (the details are in the log).
+// toStatus maps engine errors to codes, with their details (errorStatus);
+// anything else is INTERNAL with a message that leaks nothing (the details are in
+// the log).
 func (s *ConsolidationServer) toStatus(ctx context.Context, err error) error {
 	var ee *engine.Error
 	if errors.As(err, &ee) {
-		code := map[engine.Kind]codes.Code{
-			engine.KindInvalidArgument:    codes.InvalidArgument,
-			engine.KindNotFound:           codes.NotFound,
-			engine.KindFailedPrecondition: codes.FailedPrecondition,
-			engine.KindAlreadyExists:      codes.AlreadyExists,
-			engine.KindUnavailable:        codes.Unavailable,
-		}[ee.Kind]
-		if code == codes.OK {
-			code = codes.Internal
-		}
-		return status.Error(code, ee.Msg)
+		return errorStatus(ee).Err()
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()

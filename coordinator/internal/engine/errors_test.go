@@ -1,0 +1,46 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+func TestValidRequestID(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"", "a", "retry-2026-03/closing 7", "~!@#$%^&*()_+{}|:<>?", strings.Repeat("x", MaxRequestIDLen)} {
+		require.NoError(t, validRequestID(ok), "%q", ok)
+	}
+	for _, bad := range []string{strings.Repeat("x", MaxRequestIDLen+1), "tab\there", "new\nline", "ñandú", "nul\x00", "del\x7f"} {
+		err := validRequestID(bad)
+		var ee *Error
+		require.ErrorAs(t, err, &ee, "%q", bad)
+		require.Equal(t, KindInvalidArgument, ee.Kind)
+		require.Equal(t, []FieldViolation{{Field: "request_id", Description: ee.Msg}}, ee.Fields)
+		require.Contains(t, ee.Msg, "request_id")
+	}
+}
+
+func TestRUTRefusalListsEveryRowItNames(t *testing.T) {
+	t.Parallel()
+	p := store.RUTProblems{
+		Bad:      []store.BadRUT{{Table: "nomina_empleado_cierre", RowID: 12, Raw: "12.345.678-0"}},
+		BadCount: 3,
+		Repeated: []store.RepeatedRUT{{Table: "nomina_empleado_cierre_novedades", RUT: "7654321-6", RowIDs: []int64{40, 41}}},
+		RepeatedCount: 1,
+	}
+	e := rutRefusal(9, p)
+	require.Equal(t, KindFailedPrecondition, e.Kind)
+	require.Equal(t, `closing 9 cannot be consolidated: 3 RUT(s) do not normalize: nomina_empleado_cierre row 12 "12.345.678-0"; `+
+		`and 2 more; 1 RUT(s) appear in more than one row of the same source: nomina_empleado_cierre_novedades RUT 7654321-6 rows [40 41]`, e.Msg)
+	require.Equal(t, ReasonRUTsRefused, e.Reason)
+	require.Equal(t, map[string]string{"closing_id": "9", "invalid_ruts": "3", "repeated_ruts": "1", "violations_listed": "3"}, e.Metadata)
+	require.Equal(t, []PreconditionViolation{
+		{Type: ViolationRUTInvalid, Subject: "nomina_empleado_cierre/12", Description: `RUT "12.345.678-0" does not normalize`},
+		{Type: ViolationRUTRepeated, Subject: "nomina_empleado_cierre_novedades/40", Description: "RUT 7654321-6 appears in rows [40 41] of nomina_empleado_cierre_novedades"},
+		{Type: ViolationRUTRepeated, Subject: "nomina_empleado_cierre_novedades/41", Description: "RUT 7654321-6 appears in rows [40 41] of nomina_empleado_cierre_novedades"},
+	}, e.Preconditions)
+}
