@@ -424,8 +424,8 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 
 // TestPermanentDatabaseErrorEndsTheRun: an error PostgreSQL will repeat on every try
 // ends the run error_consolidacion with its SQLSTATE, on the driver's path
-// (clearing the previous results) and on a worker's (a commit the table refuses),
-// instead of being retried.
+// (dispatching a chunk) and on a worker's (a commit the table refuses), instead of
+// being retried; the closing's previous results are kept.
 func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOptions{workers: 1})
@@ -434,26 +434,26 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 	c.requireCleanResult(closing, c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing}).GetConsolidationId(), nil)
 	want := expected(t, c.pool, closing)
 
-	// The driver's path: removing the previous results is refused.
+	// The driver's path: recording a dispatch is refused.
 	_, err := c.pool.Exec(ctx, `
 		CREATE FUNCTION e2e_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'insufficient_privilege'; END $$;
-		CREATE TRIGGER e2e_refuse BEFORE DELETE ON nomina_concepto_empleado_consolidado
+		CREATE TRIGGER e2e_refuse BEFORE INSERT ON consolidation_chunk_attempt
 			FOR EACH ROW EXECUTE FUNCTION e2e_refuse()`)
 	require.NoError(t, err)
-	forced := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true})
+	forced := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true, ChunkSize: 60})
 	final := c.waitEnd(forced.GetConsolidationId(), time.Minute)
 	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
-	require.Equal(t, "clearing previous results: database error 42501 insufficient_privilege", final.GetError())
+	require.Equal(t, "dispatching chunk 0: database error 42501 insufficient_privilege", final.GetError())
 	require.Equal(t, domain.EstadoError, c.estado(closing))
-	requireResultsEqual(t, c.pool, closing, want) // the refused delete removed nothing
+	requireResultsEqual(t, c.pool, closing, want) // the previous results are kept
 	logged, err := os.ReadFile(filepath.Join(c.logDir, c.coord.Name+".log"))
 	require.NoError(t, err)
 	require.Contains(t, string(logged), "run failed on a permanent database error")
 
 	// A worker's path: every chunk's rows break a CHECK constraint; each chunk
 	// fails on its first attempt, naming the SQLSTATE and the table.
-	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON nomina_concepto_empleado_consolidado;
+	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON consolidation_chunk_attempt;
 		ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT e2e_no_sb CHECK (codigo_concepto <> 'SB') NOT VALID`)
 	require.NoError(t, err)
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
@@ -466,5 +466,5 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 			fc.GetError())
 		require.Equal(t, int32(1), fc.GetAttempts(), "a permanent database error is not retried")
 	}
-	c.requireNoRows(closing)
+	requireResultsEqual(t, c.pool, closing, want) // a failed run leaves the previous results
 }
