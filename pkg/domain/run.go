@@ -6,8 +6,8 @@ import "fmt"
 type Mode string
 
 const (
-	// ModeFull consolidates every libro employee of the closing, first removing
-	// the closing's previous results.
+	// ModeFull consolidates every libro employee of the closing, replacing the
+	// closing's previous results (put back if the run's rows are removed).
 	ModeFull Mode = "full"
 	// ModeRetryFailed consolidates only the employees of the chunks that failed in
 	// the closing's previous (partial) run.
