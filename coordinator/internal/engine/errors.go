@@ -24,15 +24,15 @@ const ErrorDomain = "consolidation.v1"
 // Reasons of the engine's errors (google.rpc.ErrorInfo.reason): stable words a
 // backend caller may switch on, where the message is for people.
 const (
-	ReasonInvalidArgument      = "INVALID_ARGUMENT"
-	ReasonClosingNotFound      = "CLOSING_NOT_FOUND"
-	ReasonRunNotFound          = "CONSOLIDATION_NOT_FOUND"
-	ReasonRunInProgress        = "RUN_IN_PROGRESS"
-	ReasonEstadoMayNotStart    = "ESTADO_MAY_NOT_START"
-	ReasonEstadoChanged        = "ESTADO_CHANGED"
-	ReasonRUTsRefused          = "RUTS_REFUSED"
-	ReasonNothingToRetry       = "NOTHING_TO_RETRY"
-	ReasonRunEnded             = "CONSOLIDATION_ENDED"
+	ReasonInvalidArgument       = "INVALID_ARGUMENT"
+	ReasonClosingNotFound       = "CLOSING_NOT_FOUND"
+	ReasonRunNotFound           = "CONSOLIDATION_NOT_FOUND"
+	ReasonRunInProgress         = "RUN_IN_PROGRESS"
+	ReasonEstadoMayNotStart     = "ESTADO_MAY_NOT_START"
+	ReasonEstadoChanged         = "ESTADO_CHANGED"
+	ReasonRUTsRefused           = "RUTS_REFUSED"
+	ReasonNothingToRetry        = "NOTHING_TO_RETRY"
+	ReasonRunEnded              = "CONSOLIDATION_ENDED"
 	ReasonDependencyUnavailable = "DEPENDENCY_UNAVAILABLE"
 )
 

@@ -27,9 +27,9 @@ func TestValidRequestID(t *testing.T) {
 func TestRUTRefusalListsEveryRowItNames(t *testing.T) {
 	t.Parallel()
 	p := store.RUTProblems{
-		Bad:      []store.BadRUT{{Table: "nomina_empleado_cierre", RowID: 12, Raw: "12.345.678-0"}},
-		BadCount: 3,
-		Repeated: []store.RepeatedRUT{{Table: "nomina_empleado_cierre_novedades", RUT: "7654321-6", RowIDs: []int64{40, 41}}},
+		Bad:           []store.BadRUT{{Table: "nomina_empleado_cierre", RowID: 12, Raw: "12.345.678-0"}},
+		BadCount:      3,
+		Repeated:      []store.RepeatedRUT{{Table: "nomina_empleado_cierre_novedades", RUT: "7654321-6", RowIDs: []int64{40, 41}}},
 		RepeatedCount: 1,
 	}
 	e := rutRefusal(9, p)
