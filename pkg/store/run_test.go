@@ -3,6 +3,7 @@ package store_test
 import (
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -304,4 +305,45 @@ func TestRequestCancel(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, changed)
 	})
+}
+
+func TestRunByRequest(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	nr := runOf(7, estadoOf(t, pool, 7), twoChunks)
+	nr.RequestID = "march-rerun"
+	runID, err := store.StartRun(t.Context(), pool, nr)
+	require.NoError(t, err)
+	require.Equal(t, "march-rerun", getRun(t, pool, runID).RequestID)
+
+	got, ok, err := store.RunByRequest(t.Context(), pool, 7, "march-rerun")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, runID, got)
+	for _, miss := range []struct {
+		closing int64
+		id      string
+	}{{7, "other"}, {8, "march-rerun"}} {
+		_, ok, err = store.RunByRequest(t.Context(), pool, miss.closing, miss.id)
+		require.NoError(t, err)
+		require.False(t, ok, "%+v", miss)
+	}
+
+	// Once the run has ended, the unique index still refuses a second run with the
+	// id; another closing may use it, and a run without one stores none.
+	finish(t, pool, runID, domain.EstadoCancelada, true)
+	nr.PreviousEstado = domain.EstadoCancelada
+	_, err = store.StartRun(t.Context(), pool, nr)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "23505", pgErr.Code)
+	require.Equal(t, domain.EstadoCancelada, estadoOf(t, pool, 7), "the refused start changed nothing")
+	other := runOf(8, estadoOf(t, pool, 8), []store.ChunkRange{{Index: 0, FirstID: 201, LastID: 201, Employees: 1}})
+	other.RequestID = "march-rerun"
+	_, err = store.StartRun(t.Context(), pool, other)
+	require.NoError(t, err)
+	nr.RequestID = ""
+	plain, err := store.StartRun(t.Context(), pool, nr)
+	require.NoError(t, err)
+	require.Empty(t, getRun(t, pool, plain).RequestID)
 }
