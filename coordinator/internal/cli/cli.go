@@ -24,7 +24,7 @@ import (
 const usage = `cierrectl: operate the payroll consolidation service.
 
 Commands:
-  consolidate -closing N [-policy seed|cost_weighted] [-chunk-size N] [-force] [-retry-failed] [-no-watch]
+  consolidate -closing N [-policy seed|cost_weighted] [-chunk-size N] [-force] [-retry-failed] [-request-id ID] [-no-watch]
               start a consolidation and follow it with a progress bar until it ends
   watch       -closing N | -run N      follow a run until it ends
   status      -closing N | -run N      show a run's state, totals and metrics
@@ -99,6 +99,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
 	size := fs.Int("chunk-size", 0, "override the policy's chunk size")
 	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
 	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
 	noWatch := fs.Bool("no-watch", false, "return after starting")
 	if err := fs.Parse(args); err != nil {
@@ -107,7 +108,8 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *closing <= 0 {
 		return errors.New("-closing N is required")
 	}
-	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force}
+	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force,
+		RequestId: *requestID}
 	if *policy != "" {
 		p, err := domain.ParsePolicy(*policy)
 		if err != nil {
