@@ -16,6 +16,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/pgtest"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -251,9 +252,13 @@ func (c *cluster) requireOneRowPerEmployee(closing, run int64, employees int) in
 // leaves only its own rows and nothing saved.
 func TestForcedRunKeepsThePreviousResults(t *testing.T) {
 	t.Parallel()
+	forEachSchema(t, testForcedRunKeepsThePreviousResults)
+}
+
+func testForcedRunKeepsThePreviousResults(t *testing.T, schema pgtest.Schema) {
 	// Chunk 2 of the forced run holds long before committing; the first run has
 	// one chunk (index 0), so the hold is the forced run's.
-	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=2=30s"}})
+	c := newCluster(t, clusterOptions{schema: schema, workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=2=30s"}})
 	ctx := context.Background()
 	const employees = 100
 	closing := c.generate(employees, 304)
@@ -263,15 +268,21 @@ func TestForcedRunKeepsThePreviousResults(t *testing.T) {
 	require.NotEmpty(t, before)
 
 	forced := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true, ChunkSize: 25}).GetConsolidationId()
-	var run *consolidationv1.Consolidation
-	require.Eventually(t, func() bool {
-		c.requireOneRowPerEmployee(closing, forced, employees) // at every look, not only at the end
+	// Until the three chunks not held have committed, a reader sees one row per
+	// employee at every look, not only at the end.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c.requireOneRowPerEmployee(closing, forced, employees)
 		resp, err := c.client.GetConsolidation(ctx, runRef(forced))
 		require.NoError(t, err)
-		run = resp.GetConsolidation()
-		return run.GetChunksSucceeded() == 3
-	}, time.Minute, 20*time.Millisecond, "the chunks not held did not commit")
-	require.Equal(t, int32(4), run.GetTotalChunks())
+		run := resp.GetConsolidation()
+		require.Equal(t, int32(4), run.GetTotalChunks())
+		if run.GetChunksSucceeded() == 3 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the chunks not held did not commit")
+		time.Sleep(20 * time.Millisecond)
+	}
 	require.Equal(t, 75, c.requireOneRowPerEmployee(closing, forced, employees), "rows of the forced run while chunk 2 is held")
 
 	_, err := c.client.CancelConsolidation(ctx, &consolidationv1.CancelConsolidationRequest{
