@@ -18,7 +18,7 @@ type StartRequest struct {
 	ClosingID int64
 	Mode      domain.Mode
 	Policy    domain.Policy
-	ChunkSize int // 0: the policy's
+	ChunkSize int // 0: the policy's; else 1..plan.MaxChunkSize, refused otherwise
 	Force     bool
 }
 
@@ -27,6 +27,9 @@ const refusalExamples = 20
 // Start checks a closing, plans the run and stores it with its plan, then drives it
 // in the background. Every refusal happens before anything is written.
 func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error) {
+	if err := checkChunkSize(req.ChunkSize); err != nil {
+		return store.Run{}, err
+	}
 	if err := e.checkDependencies(ctx); err != nil {
 		return store.Run{}, err
 	}
@@ -153,6 +156,9 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, size int, nr *store.NewRun) error {
 	n, err := e.closings.CountEmployees(ctx, c.ID)
 	if err != nil {
+		return err
+	}
+	if err := checkPlanBounds(c.ID, n, size); err != nil {
 		return err
 	}
 	weighted := policy == domain.PolicyCostWeighted

@@ -33,9 +33,6 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	if req.GetClosingId() <= 0 {
 		return nil, status.Error(codes.InvalidArgument, "closing_id must be > 0")
 	}
-	if req.GetChunkSize() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "chunk_size must be ≥ 0")
-	}
 	mode, ok := modes[req.GetMode()]
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a known ConsolidationMode", req.GetMode())
