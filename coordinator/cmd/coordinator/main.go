@@ -88,6 +88,7 @@ type settings struct {
 	grpcAddr, metricsAddr, workerTarget string
 	workerInFlight, poolConns           int
 	engine                              engine.Config
+	server                              server.Config
 	drain                               time.Duration
 }
 
@@ -112,6 +113,9 @@ func load() (settings, error) {
 			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
 			LeaseTTL:         env.Duration("LEASE_TTL", engine.DefaultLeaseTTL),
+		},
+		server: server.Config{
+			MaxWatchStreamsPerCaller: env.Int("MAX_WATCH_STREAMS_PER_CALLER", server.DefaultMaxWatchStreamsPerCaller, 1),
 		},
 	}
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
@@ -167,7 +171,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
 	srv := grpcx.NewServer(logger)
-	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng))
+	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng, s.server))
 
 	// The engine resumes unfinished runs now. On SIGTERM it stops driving at once:
 	// in-flight chunk calls are cancelled (fencing keeps them from committing) and

@@ -97,7 +97,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	addr := addrFlag(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
-	size := fs.Int("chunk-size", 0, "override the policy's chunk size")
+	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
 	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
 	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
 	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")

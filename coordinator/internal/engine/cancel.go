@@ -50,12 +50,15 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
 	return e.report(ctx, runID)
 }
 
-// waitEnded waits (up to ctx) until a run has ended, whichever replica ends it:
-// woken by a change here, or looking every WatchEvery.
+// waitEnded waits (up to ctx) until a run has ended, whichever replica ends it,
+// through the run's feed in the watch hub (woken by a change here, or reading
+// every WatchEvery). A reading that failed is tried again a WatchEvery later.
 func (e *Engine) waitEnded(ctx context.Context, runID int64) {
 	for {
-		changed := e.changes(runID)
-		if run, err := e.ledger.GetRun(ctx, runID); err == nil && run.Finished() {
+		w := e.watch.subscribe(runID)
+		u, ok := nextFinal(ctx, w)
+		e.watch.unsubscribe(w)
+		if !ok || u.err == nil {
 			return
 		}
 		t := time.NewTimer(e.cfg.WatchEvery)
@@ -63,9 +66,21 @@ func (e *Engine) waitEnded(ctx context.Context, runID int64) {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-changed:
 		case <-t.C:
 		}
-		t.Stop()
+	}
+}
+
+// nextFinal waits for a watcher's final reading; ok is false when ctx ended first.
+func nextFinal(ctx context.Context, w *watcher) (*watchUpdate, bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-w.ready:
+			if u := w.take(); u != nil && u.final() {
+				return u, true
+			}
+		}
 	}
 }

@@ -111,11 +111,12 @@ type Engine struct {
 	// does not wait behind long runs.
 	runs, ends *runSlots
 
-	mu      sync.Mutex
-	base    context.Context // Run's context: runs stop (to be resumed) when it ends
-	active  map[int64]*activeRun
-	changed map[int64]chan struct{} // per run, closed (and replaced) when its progress changes
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	base   context.Context // Run's context: runs stop (to be resumed) when it ends
+	active map[int64]*activeRun
+	wg     sync.WaitGroup
+
+	watch *watchHub // one progress poller per watched run, shared by its watchers
 
 	runsStarted  metric.Int64Counter
 	runsFinished metric.Int64Counter
@@ -170,7 +171,8 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	meter := otel.Meter("consolidation/coordinator")
 	e := &Engine{logger: logger, cfg: cfg, ledger: l, closings: c, workers: w, progress: p,
 		runs: newRunSlots(cfg.MaxRuns), ends: newRunSlots(1),
-		active: map[int64]*activeRun{}, changed: map[int64]chan struct{}{}}
+		active: map[int64]*activeRun{}}
+	e.watch = newWatchHub(e.report, cfg.WatchEvery)
 	var err error
 	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
 		return nil, err
@@ -224,27 +226,8 @@ func (e *Engine) reconcile(ctx context.Context) {
 	}
 }
 
-// changes returns a channel closed at the next change of a run's progress here.
-func (e *Engine) changes(runID int64) <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ch, ok := e.changed[runID]
-	if !ok {
-		ch = make(chan struct{})
-		e.changed[runID] = ch
-	}
-	return ch
-}
-
-// notify wakes the watchers of a run.
-func (e *Engine) notify(runID int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ch, ok := e.changed[runID]; ok {
-		close(ch)
-		delete(e.changed, runID)
-	}
-}
+// notify wakes the watchers of a run, if it has any.
+func (e *Engine) notify(runID int64) { e.watch.notify(runID) }
 
 func (e *Engine) isActive(runID int64) bool {
 	e.mu.Lock()

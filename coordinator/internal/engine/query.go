@@ -95,41 +95,44 @@ func (e *Engine) liveProgress(ctx context.Context, run store.Run) progress.Snaps
 }
 
 // Watch calls send with the run's progress whenever it changes, and a last time
-// with the final report when the run has ended (at once for a finished run). It
-// wakes on every chunk this coordinator sees end, and polls every WatchEvery too.
+// with the final report when the run has ended (at once for a finished run). The
+// readings come from the run's feed in the watch hub, shared by every watcher of
+// the run: read on every chunk this coordinator sees end, and every WatchEvery.
+// A watcher that is behind gets the newest reading, never a backlog.
 func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapshot, final *Report) error) error {
 	runID, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return err
 	}
-	t := time.NewTicker(e.cfg.WatchEvery)
-	defer t.Stop()
+	w := e.watch.subscribe(runID)
+	defer e.watch.unsubscribe(w)
 	var last progress.Snapshot
 	first := true
 	for {
-		changed := e.changes(runID) // before reading, so no change is missed
-		r, err := e.report(ctx, runID)
-		if err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.stopping():
+			return errorf(KindUnavailable, "coordinator is shutting down; watch again")
+		case <-w.ready:
 		}
-		if r.Run.Finished() {
+		u := w.take()
+		if u == nil {
+			continue // taken already, on an earlier signal
+		}
+		if u.err != nil {
+			return u.err
+		}
+		if r := u.report; r.Run.Finished() {
 			return send(r.Progress, &r)
 		}
-		p := r.Progress
+		p := u.report.Progress
 		if first || p.ChunksDone != last.ChunksDone || p.EmployeesDone != last.EmployeesDone ||
 			p.Elapsed-last.Elapsed >= time.Second {
 			if err := send(p, nil); err != nil {
 				return err
 			}
 			last, first = p, false
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.stopping():
-			return errorf(KindUnavailable, "coordinator is shutting down; watch again")
-		case <-changed: // a chunk ended or the run finished here
-		case <-t.C: // elapsed time, and runs driven by another coordinator
 		}
 	}
 }

@@ -19,7 +19,7 @@ type StartRequest struct {
 	ClosingID int64
 	Mode      domain.Mode
 	Policy    domain.Policy
-	ChunkSize int // 0: the policy's
+	ChunkSize int // 0: the policy's; else 1..plan.MaxChunkSize, refused otherwise
 	Force     bool
 	// RequestID is the caller's idempotency key ("": none): a start with the id
 	// of a run of the same closing returns that run (see Start).
@@ -42,6 +42,9 @@ const refusalExamples = 20
 // one whose run is stored wins (a unique index on (closing, request id)); the
 // other returns the winner's run.
 func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error) {
+	if err := checkChunkSize(req.ChunkSize); err != nil {
+		return store.Run{}, err
+	}
 	if err := validRequestID(req.RequestID); err != nil {
 		return store.Run{}, err
 	}
@@ -251,6 +254,9 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, size int, nr *store.NewRun) error {
 	n, err := e.closings.CountEmployees(ctx, c.ID)
 	if err != nil {
+		return err
+	}
+	if err := checkPlanBounds(c.ID, n, size); err != nil {
 		return err
 	}
 	weighted := policy == domain.PolicyCostWeighted

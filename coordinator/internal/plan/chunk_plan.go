@@ -42,7 +42,7 @@ type ChunkPlan struct {
 }
 
 // NewChunkPlan plans employees (sorted by id) with a policy. sizeOverride > 0
-// replaces the seed's size rule.
+// replaces the policy's size (PolicySize); CheckSize bounds both.
 func NewChunkPlan(policy domain.Policy, employees []Employee, sizeOverride int) (ChunkPlan, error) {
 	total := 0.0
 	for _, e := range employees {
@@ -76,9 +76,14 @@ type Builder struct {
 	curIdx int // cost-weighted: the bucket the current chunk fills
 }
 
-// NewBuilder starts a plan of n employees with the given total weight.
+// NewBuilder starts a plan of n employees with the given total weight. It refuses
+// a size or a closing outside the bounds (CheckSize), so no plan has more than
+// MaxChunksPerRun chunks.
 func NewBuilder(policy domain.Policy, n int, totalWeight float64, sizeOverride int) (*Builder, error) {
-	size := SeedSize(n)
+	if err := CheckSize(n, sizeOverride); err != nil {
+		return nil, err
+	}
+	size := PolicySize(n)
 	if sizeOverride > 0 {
 		size = sizeOverride
 	}

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,24 +18,35 @@ import (
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
+// DefaultMaxWatchStreamsPerCaller is Config.MaxWatchStreamsPerCaller's default.
+const DefaultMaxWatchStreamsPerCaller = 100
+
+// Config configures a ConsolidationServer.
+type Config struct {
+	// MaxWatchStreamsPerCaller bounds the WatchConsolidation streams one caller
+	// (callerKey) holds open at once; more are refused RESOURCE_EXHAUSTED
+	// (default: DefaultMaxWatchStreamsPerCaller, 100).
+	MaxWatchStreamsPerCaller int
+}
+
 // ConsolidationServer implements ConsolidationService.
 type ConsolidationServer struct {
 	consolidationv1.UnimplementedConsolidationServiceServer
-	logger *slog.Logger
-	engine *engine.Engine
+	logger   *slog.Logger
+	cfg      Config
+	engine   *engine.Engine
+	watchers *streamLimiter
 }
 
 // NewConsolidationServer builds the server.
-func NewConsolidationServer(logger *slog.Logger, e *engine.Engine) *ConsolidationServer {
-	return &ConsolidationServer{logger: logger, engine: e}
+func NewConsolidationServer(logger *slog.Logger, e *engine.Engine, cfg Config) *ConsolidationServer {
+	cfg.MaxWatchStreamsPerCaller = cmp.Or(cfg.MaxWatchStreamsPerCaller, DefaultMaxWatchStreamsPerCaller)
+	return &ConsolidationServer{logger: logger, cfg: cfg, engine: e, watchers: newStreamLimiter(cfg.MaxWatchStreamsPerCaller)}
 }
 
 func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidationv1.ConsolidateRequest) (*consolidationv1.ConsolidateResponse, error) {
 	if req.GetClosingId() <= 0 {
 		return nil, s.toStatus(ctx, engine.InvalidArgument("closing_id", "closing_id must be > 0"))
-	}
-	if req.GetChunkSize() < 0 {
-		return nil, s.toStatus(ctx, engine.InvalidArgument("chunk_size", "chunk_size must be ≥ 0"))
 	}
 	mode, ok := modes[req.GetMode()]
 	if !ok {
@@ -62,6 +74,13 @@ func (s *ConsolidationServer) GetConsolidation(ctx context.Context, req *consoli
 }
 
 func (s *ConsolidationServer) WatchConsolidation(req *consolidationv1.WatchConsolidationRequest, stream consolidationv1.ConsolidationService_WatchConsolidationServer) error {
+	caller := callerKey(stream.Context())
+	if !s.watchers.acquire(caller) {
+		s.logger.WarnContext(stream.Context(), "watch stream refused", "caller", caller, "limit", s.cfg.MaxWatchStreamsPerCaller)
+		return status.Errorf(codes.ResourceExhausted, "caller %s already has %d WatchConsolidation streams open, the limit per caller (MAX_WATCH_STREAMS_PER_CALLER); close one first",
+			caller, s.cfg.MaxWatchStreamsPerCaller)
+	}
+	defer s.watchers.release(caller)
 	ref := engine.Ref{RunID: req.GetConsolidationId(), ClosingID: req.GetClosingId()}
 	err := s.engine.Watch(stream.Context(), ref, func(p progress.Snapshot, final *engine.Report) error {
 		msg := &consolidationv1.WatchConsolidationResponse{Progress: progressProto(p)}
