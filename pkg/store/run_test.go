@@ -255,7 +255,7 @@ func TestRequestCancel(t *testing.T) {
 		require.NoError(t, err)
 		dispatch(t, pool, runID, 1) // running; chunk 2 stays pending
 
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.True(t, changed)
 		require.True(t, getRun(t, pool, runID).CancelRequested)
@@ -268,7 +268,7 @@ func TestRequestCancel(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
 		token := dispatch(t, pool, runID, 0)
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		_, _, err = commitChunk(t, pool, runID, 0, token)
 		require.ErrorIs(t, err, store.ErrStaleAttempt)
@@ -277,12 +277,12 @@ func TestRequestCancel(t *testing.T) {
 	t.Run("Idempotent", func(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		var first string
 		require.NoError(t, pool.QueryRow(t.Context(), "SELECT cancel_requested_at::text FROM consolidation_run WHERE id = $1", runID).Scan(&first))
 
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.True(t, changed, "the run is still cancelling")
 		var second string
@@ -293,14 +293,14 @@ func TestRequestCancel(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
 		finish(t, pool, runID, domain.EstadoConsolidados, false)
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.False(t, changed)
 		require.False(t, getRun(t, pool, runID).CancelRequested)
 	})
 	t.Run("UnknownRunUnchanged", func(t *testing.T) {
 		t.Parallel()
-		changed, err := store.RequestCancel(t.Context(), pgtest.NewPool(t), 42)
+		changed, err := store.RequestCancel(t.Context(), pgtest.NewPool(t), 42, "")
 		require.NoError(t, err)
 		require.False(t, changed)
 	})

@@ -20,6 +20,9 @@ type StartRequest struct {
 	Policy    domain.Policy
 	ChunkSize int // 0: the policy's
 	Force     bool
+	// RequestedBy is the caller's identity (grpcx.CallerIdentity), stored on the
+	// run for audit; "" without TLS.
+	RequestedBy string
 }
 
 const refusalExamples = 20
@@ -58,7 +61,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 		policy = e.cfg.DefaultPolicy
 	}
 	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: policy, PreviousEstado: closing.Estado,
-		Deadline: time.Now().Add(e.cfg.RunTimeout)}
+		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestedBy: req.RequestedBy}
 	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {

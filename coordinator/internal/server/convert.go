@@ -49,6 +49,8 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		Progress:              progressProto(r.Progress),
 		StartedAt:             timestamppb.New(run.StartedAt),
 		Error:                 run.Error,
+		RequestedBy:           run.RequestedBy,
+		CancelledBy:           run.CancelledBy,
 		ControlTotals: &consolidationv1.ControlTotals{
 			TotalHaberesCents: int64(run.TotalHaberes), TotalDescuentosCents: int64(run.TotalDescuentos),
 			LiquidoPagarCents: int64(run.LiquidoPagar), Verified: run.TotalsVerified,
