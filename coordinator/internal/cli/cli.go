@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -31,10 +32,14 @@ Commands:
   cancel      -closing N | -run N      cancel a running consolidation
   generate    -employees N [-year Y -month M -seed S]
               write a synthetic closing into DATABASE_URL and print its id
-  demo        [-employees N] [-workers N]
+  demo        [-employees N] [-workers N] [-tls]
               start PostgreSQL, Redis, a coordinator and workers; generate, consolidate, print, stop
+              (-tls: on mTLS, with a throwaway CA and policy files)
+  certs       -dir DIR
+              write a throwaway CA, certificates and policy files for a local cluster on mTLS
 
-The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051).
+The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051), on mTLS when
+-tls-cert, -tls-key and -tls-ca (default $TLS_CERT_FILE, $TLS_KEY_FILE, $TLS_CA_FILE) are given.
 `
 
 // Main runs a command and returns the process exit code.
@@ -45,7 +50,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
-		"generate": generate, "demo": demo,
+		"generate": generate, "demo": demo, "certs": certs,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -62,18 +67,34 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func addrFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("COORDINATOR_ADDR")
-	if def == "" {
-		def = "localhost:50051"
+// connFlags are -addr and the mTLS files -tls-cert, -tls-key, -tls-ca, each
+// defaulting to its environment variable.
+type connFlags struct{ addr, cert, key, ca *string }
+
+func addConnFlags(fs *flag.FlagSet) connFlags {
+	return connFlags{
+		addr: fs.String("addr", cmp.Or(os.Getenv("COORDINATOR_ADDR"), "localhost:50051"), "coordinator address host:port"),
+		cert: fs.String("tls-cert", os.Getenv(grpcx.EnvTLSCert), "client certificate (PEM) for mTLS"),
+		key:  fs.String("tls-key", os.Getenv(grpcx.EnvTLSKey), "its private key (PEM)"),
+		ca:   fs.String("tls-ca", os.Getenv(grpcx.EnvTLSCA), "CA certificate (PEM) the coordinator's certificate is checked against"),
 	}
-	return fs.String("addr", def, "coordinator address host:port")
 }
 
-func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), error) {
-	conn, err := grpcx.Dial(addr)
+// dial connects to the coordinator: on mTLS when the three files are given
+// (the coordinator's certificate must name the host of -addr), in plaintext
+// when none is.
+func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), error) {
+	files := grpcx.TLSFiles{Cert: *c.cert, Key: *c.key, CA: *c.ca}
+	if err := files.Check(); err != nil {
+		return nil, nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
+	}
+	opts, err := files.DialOptions(nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("coordinator %s: %w", addr, err)
+		return nil, nil, err
+	}
+	conn, err := grpcx.Dial(*c.addr, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("coordinator %s: %w", *c.addr, err)
 	}
 	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
 }
@@ -94,7 +115,7 @@ func (r refFlags) check() error {
 
 func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consolidate", flag.ContinueOnError)
-	addr := addrFlag(fs)
+	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
 	size := fs.Int("chunk-size", 0, "override the policy's chunk size")
@@ -118,7 +139,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *retry {
 		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
 	}
-	client, closeConn, err := dial(*addr)
+	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
@@ -146,7 +167,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func runCommand(ctx context.Context, name string, args []string, stdout io.Writer,
 	do func(context.Context, consolidationv1.ConsolidationServiceClient, ref) (*consolidationv1.Consolidation, error)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	addr := addrFlag(fs)
+	conn := addConnFlags(fs)
 	flags := addRef(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -154,7 +175,7 @@ func runCommand(ctx context.Context, name string, args []string, stdout io.Write
 	if err := flags.check(); err != nil {
 		return err
 	}
-	client, closeConn, err := dial(*addr)
+	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
@@ -264,6 +285,12 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 		money.Cents(t.GetTotalDescuentosCents()), money.Cents(t.GetLiquidoPagarCents()), verified)
 	if c.GetError() != "" {
 		fmt.Fprintf(w, "  note          %s\n", c.GetError())
+	}
+	if c.GetRequestedBy() != "" {
+		fmt.Fprintf(w, "  requested by  %s\n", c.GetRequestedBy())
+	}
+	if c.GetCancelledBy() != "" {
+		fmt.Fprintf(w, "  cancelled by  %s\n", c.GetCancelledBy())
 	}
 	for _, f := range c.GetFailedChunks() {
 		fmt.Fprintf(w, "  failed chunk  %d (employees %d..%d, %d attempts): %s\n", f.GetChunkIndex(), f.GetFirstEmployeeId(),
