@@ -289,6 +289,34 @@ func TestRequestCancel(t *testing.T) {
 		require.NoError(t, pool.QueryRow(t.Context(), "SELECT cancel_requested_at::text FROM consolidation_run WHERE id = $1", runID).Scan(&second))
 		require.Equal(t, first, second, "the first request's time is kept")
 	})
+	t.Run("RecordsWhoStartedAndWhoCancelledFirst", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		nr := runOf(7, estadoOf(t, pool, 7), threeChunks)
+		nr.RequestedBy = "spiffe://payroll/app"
+		runID, err := store.StartRun(t.Context(), pool, nr)
+		require.NoError(t, err)
+		run := getRun(t, pool, runID)
+		require.Equal(t, "spiffe://payroll/app", run.RequestedBy)
+		require.Empty(t, run.CancelledBy)
+
+		_, err = store.RequestCancel(t.Context(), pool, runID, "spiffe://payroll/ops")
+		require.NoError(t, err)
+		_, err = store.RequestCancel(t.Context(), pool, runID, "spiffe://payroll/app")
+		require.NoError(t, err)
+		require.Equal(t, "spiffe://payroll/ops", getRun(t, pool, runID).CancelledBy, "the first canceller is kept")
+	})
+	t.Run("WithoutIdentityNothingIsRecorded", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
+		require.NoError(t, err)
+		var requestedBy, cancelledBy *string
+		require.NoError(t, pool.QueryRow(t.Context(), "SELECT requested_by, cancelled_by FROM consolidation_run WHERE id = $1",
+			runID).Scan(&requestedBy, &cancelledBy))
+		require.Nil(t, requestedBy)
+		require.Nil(t, cancelledBy)
+	})
 	t.Run("FinishedRunUnchanged", func(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
