@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -35,6 +37,8 @@ Commands:
   demo        [-employees N] [-workers N] [-tls]
               start PostgreSQL, Redis, a coordinator and workers; generate, consolidate, print, stop
               (-tls: on mTLS, with a throwaway CA and policy files)
+  health      [-addr host:port]        ask a coordinator's or worker's grpc.health.v1 (HEALTH_ADDR, or the
+              gRPC port with -tls-*); exits 1 unless SERVING
   certs       -dir DIR
               write a throwaway CA, certificates and policy files for a local cluster on mTLS
 
@@ -50,7 +54,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
-		"generate": generate, "demo": demo, "certs": certs,
+		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -84,19 +88,53 @@ func addConnFlags(fs *flag.FlagSet) connFlags {
 // (the coordinator's certificate must name the host of -addr), in plaintext
 // when none is.
 func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), error) {
-	files := grpcx.TLSFiles{Cert: *c.cert, Key: *c.key, CA: *c.ca}
-	if err := files.Check(); err != nil {
-		return nil, nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
-	}
-	opts, err := files.DialOptions(nil)
+	conn, err := c.conn()
 	if err != nil {
 		return nil, nil, err
 	}
+	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
+}
+
+func (c connFlags) conn() (*grpc.ClientConn, error) {
+	files := grpcx.TLSFiles{Cert: *c.cert, Key: *c.key, CA: *c.ca}
+	if err := files.Check(); err != nil {
+		return nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
+	}
+	opts, err := files.DialOptions(nil)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := grpcx.Dial(*c.addr, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("coordinator %s: %w", *c.addr, err)
+		return nil, fmt.Errorf("%s: %w", *c.addr, err)
 	}
-	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
+	return conn, nil
+}
+
+// healthCmd asks a server's gRPC health, as a kubelet probe does: grpcurl cannot
+// on HEALTH_ADDR, which serves no reflection.
+func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	c := addConnFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	conn, err := c.conn()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, resp.GetStatus())
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return errors.New("not serving")
+	}
+	return nil
 }
 
 // refFlags are -closing / -run.
