@@ -194,9 +194,7 @@ func issue(t *testing.T, dev *launch.DevTLS, name, identity string) grpcx.TLSFil
 // dialAs connects to addr presenting files' certificate, until the test ends.
 func dialAs(t *testing.T, addr string, files grpcx.TLSFiles) *grpc.ClientConn {
 	t.Helper()
-	opts, err := files.DialOptions(nil)
-	require.NoError(t, err)
-	conn, err := grpcx.Dial(addr, opts...)
+	conn, err := files.Dial(addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn

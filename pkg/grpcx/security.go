@@ -3,6 +3,8 @@ package grpcx
 import (
 	"fmt"
 	"log/slog"
+
+	"google.golang.org/grpc"
 )
 
 // Security is a process's transport security (SPEC section 11): mTLS from its
@@ -79,6 +81,16 @@ func (f TLSFiles) DialOptions(logger *slog.Logger) ([]DialOption, error) {
 	return []DialOption{func(c *dialConfig) {
 		c.creds = &reloadingCredentials{material: material, onError: tlsReloadWarning(logger)}
 	}}, nil
+}
+
+// Dial dials target (Dial) presenting f's certificate, or in plaintext when f
+// names no file; opts are added.
+func (f TLSFiles) Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
+	tlsOpts, err := f.DialOptions(nil)
+	if err != nil {
+		return nil, err
+	}
+	return Dial(target, append(tlsOpts, opts...)...)
 }
 
 // WithTLSServerName checks name, instead of the host dialled, in the server's

@@ -56,11 +56,7 @@ func TestSecurityFromEnv(t *testing.T) {
 // certificate of the right CA; and a plaintext client gets nothing.
 func TestNoPolicyOpensOnlyHealth(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca, err := devca.NewCA("test CA")
-	require.NoError(t, err)
-	server := bundle(t, ca, filepath.Join(dir, "server"), "spiffe://payroll/coordinator")
-	client := bundle(t, ca, filepath.Join(dir, "client"), "spiffe://payroll/ops")
+	_, server, client := twoBundles(t)
 	addr := serveSecure(t, grpcx.Security{TLS: server})
 
 	conn := dialFiles(t, addr, client)
@@ -86,11 +82,7 @@ func TestNoPolicyOpensOnlyHealth(t *testing.T) {
 // rules apply without a restart.
 func TestPolicyIsReloaded(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca, err := devca.NewCA("test CA")
-	require.NoError(t, err)
-	server := bundle(t, ca, filepath.Join(dir, "server"), "spiffe://payroll/coordinator")
-	client := bundle(t, ca, filepath.Join(dir, "client"), "spiffe://payroll/ops")
+	dir, server, client := twoBundles(t)
 	policy := filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(policy, []byte("rules: []\n"), 0o600))
 	addr := serveSecure(t, grpcx.Security{TLS: server, PolicyFile: policy})
@@ -112,6 +104,18 @@ func TestPolicyIsReloaded(t *testing.T) {
 	require.Eventually(t, func() bool { return list() == nil }, 10*grpcx.PolicyRecheck, 50*time.Millisecond)
 }
 
+// twoBundles makes a CA and writes, under a directory of the test's, the
+// certificates of a server (spiffe://payroll/coordinator) and a client
+// (spiffe://payroll/ops) it signed.
+func twoBundles(t *testing.T) (dir string, server, client grpcx.TLSFiles) {
+	t.Helper()
+	dir = t.TempDir()
+	ca, err := devca.NewCA("test CA")
+	require.NoError(t, err)
+	return dir, bundle(t, ca, filepath.Join(dir, "server"), "spiffe://payroll/coordinator"),
+		bundle(t, ca, filepath.Join(dir, "client"), "spiffe://payroll/ops")
+}
+
 func bundle(t *testing.T, ca *devca.CA, dir, identity string) grpcx.TLSFiles {
 	t.Helper()
 	issued, err := ca.Issue(devca.Leaf{URIs: []string{identity}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
@@ -130,9 +134,7 @@ func serveSecure(t *testing.T, s grpcx.Security) string {
 
 func dialFiles(t *testing.T, addr string, files grpcx.TLSFiles) *grpc.ClientConn {
 	t.Helper()
-	opts, err := files.DialOptions(nil)
-	require.NoError(t, err)
-	conn, err := grpcx.Dial(addr, opts...)
+	conn, err := files.Dial(addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn

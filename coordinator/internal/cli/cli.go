@@ -100,11 +100,7 @@ func (c connFlags) conn() (*grpc.ClientConn, error) {
 	if err := files.Check(); err != nil {
 		return nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
 	}
-	opts, err := files.DialOptions(nil)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpcx.Dial(*c.addr, opts...)
+	conn, err := files.Dial(*c.addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", *c.addr, err)
 	}

@@ -106,14 +106,12 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 			return nil, fmt.Errorf("%s: %w (logs in %s)", p.Name, err, cfg.LogDir)
 		}
 	}
-	var dialOpts []grpcx.DialOption
+	var client grpcx.TLSFiles // plaintext
 	if cfg.TLS != nil {
-		if dialOpts, err = cfg.TLS.App.DialOptions(nil); err != nil {
-			return nil, err
-		}
+		client = cfg.TLS.App
 	}
 	for _, p := range c.Coordinators {
-		conn, err := grpcx.Dial(p.Addr, dialOpts...)
+		conn, err := client.Dial(p.Addr)
 		if err != nil {
 			return nil, err
 		}
