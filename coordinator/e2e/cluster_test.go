@@ -69,6 +69,9 @@ type clusterOptions struct {
 	privatePostgres bool
 	// coordinators is how many coordinator replicas share the database (default 1).
 	coordinators int
+	// tls runs the cluster on mTLS with these certificates and policies (default:
+	// plaintext); c.client then calls as launch.AppIdentity.
+	tls *launch.DevTLS
 }
 
 // cluster is a database, a Redis key space, workers and a coordinator of one test.
@@ -128,7 +131,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		DatabaseURL: serviceURL, RedisURL: c.redis.URL, Workers: opts.workers,
 		WorkerEnv:      append([]string{"SHUTDOWN_DRAIN=5s"}, opts.workerEnv...),
 		CoordinatorEnv: append(coordEnv, opts.coordEnv...),
-		DeathSignal:    syscall.SIGKILL, Coordinators: opts.coordinators})
+		DeathSignal:    syscall.SIGKILL, Coordinators: opts.coordinators, TLS: opts.tls})
 	require.NoError(t, err)
 	t.Cleanup(lc.Kill)
 	c.workers, c.coord, c.client = lc.Workers, lc.Coordinator, lc.Client

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -374,13 +376,23 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 	w := consolidationv1.NewWorkerServiceClient(conn)
+	// The committed attempt's token stays on the chunk's row: a repeated delivery
+	// carries it.
+	var token int64
+	require.NoError(t, c.pool.QueryRow(context.Background(), `SELECT attempt_token FROM consolidation_chunk
+		WHERE run_id = $1 AND chunk_index = 1`, resp.GetConsolidationId()).Scan(&token))
 	for range 2 {
 		out, err := w.ProcessChunk(context.Background(), &consolidationv1.ProcessChunkRequest{
-			ConsolidationId: resp.GetConsolidationId(), ClosingId: closing, ChunkIndex: 1, AttemptToken: 12345})
+			ConsolidationId: resp.GetConsolidationId(), ClosingId: closing, ChunkIndex: 1, AttemptToken: token})
 		require.NoError(t, err)
 		require.True(t, out.GetSummary().GetFromLedger())
 		require.Equal(t, int32(100), out.GetSummary().GetEmployees())
 	}
+	// Any other token learns nothing of the chunk (SPEC section 11).
+	out, err := w.ProcessChunk(context.Background(), &consolidationv1.ProcessChunkRequest{
+		ConsolidationId: resp.GetConsolidationId(), ClosingId: closing, ChunkIndex: 1, AttemptToken: token + 1})
+	require.Equal(t, codes.Aborted, status.Code(err), "%v", err)
+	require.Nil(t, out.GetSummary())
 	requireResultsEqual(t, c.pool, closing, expected(t, c.pool, closing))
 }
 

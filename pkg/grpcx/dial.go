@@ -29,6 +29,11 @@ func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if rc, ok := cfg.creds.(*reloadingCredentials); ok && cfg.serverName != "" {
+		rc = rc.Clone().(*reloadingCredentials)
+		rc.serverName = cfg.serverName
+		cfg.creds = rc
+	}
 	return grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(cfg.creds),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
@@ -42,10 +47,11 @@ func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 type DialOption func(*dialConfig)
 
 type dialConfig struct {
-	creds  credentials.TransportCredentials
-	unary  []grpc.UnaryClientInterceptor
-	stream []grpc.StreamClientInterceptor
-	extra  []grpc.DialOption
+	creds      credentials.TransportCredentials
+	serverName string // WithTLSServerName
+	unary      []grpc.UnaryClientInterceptor
+	stream     []grpc.StreamClientInterceptor
+	extra      []grpc.DialOption
 }
 
 // WithDialCredentials connects with creds instead of the default credentials.

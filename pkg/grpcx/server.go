@@ -36,11 +36,15 @@ const (
 
 // Server is a gRPC server with health and reflection registered, and a graceful
 // shutdown that turns readiness to NOT_SERVING first, drains, and hard-stops
-// after a deadline.
+// after a deadline. ServeHealth adds a plaintext port serving only its health
+// (HEALTH_ADDR, for kubelet probes, which present no certificate).
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	logger *slog.Logger
+
+	healthOnly     *grpc.Server
+	healthListener net.Listener
 }
 
 // NewServer builds the server; register services on s.GRPC before Serve. It
@@ -52,29 +56,43 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	unary, stream := cfg.unary, cfg.stream
+	if cfg.authz != nil { // innermost: the interceptors given see its refusals
+		unary, stream = append(unary, cfg.authz.unary), append(stream, cfg.authz.stream)
+	}
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.Creds(cfg.creds),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(cfg.unary...),
-		grpc.ChainStreamInterceptor(cfg.stream...),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.extra...)
 	s := &Server{
 		GRPC:   grpc.NewServer(grpcOpts...),
 		Health: health.NewServer(),
 		logger: logger,
+		// Plaintext, health only: no reflection, no service, no identity.
+		healthOnly: grpc.NewServer(grpc.Creds(defaultCredentials()),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true})),
 	}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	healthpb.RegisterHealthServer(s.healthOnly, s.Health)
 	reflection.Register(s.GRPC)
 	return s
 }
+
+// ServeHealth has Serve also answer grpc.health.v1, and nothing else, in
+// plaintext on l (HEALTH_ADDR), with the same statuses as the main port; it
+// stops after the main port has drained. Call it before Serve.
+func (s *Server) ServeHealth(l net.Listener) { s.healthListener = l }
 
 // ServerOption changes how NewServer builds a server.
 type ServerOption func(*serverConfig)
 
 type serverConfig struct {
 	creds  credentials.TransportCredentials
+	authz  *authorizer // Security.ServerOptions
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
 	extra  []grpc.ServerOption
@@ -86,7 +104,8 @@ func WithServerCredentials(creds credentials.TransportCredentials) ServerOption 
 }
 
 // WithServerInterceptors runs unary and stream interceptors, in order, around
-// every call.
+// every call, outside the authorization check of Security.ServerOptions (they
+// see the calls it refuses, with its status).
 func WithServerInterceptors(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) ServerOption {
 	return func(c *serverConfig) {
 		c.unary = append(c.unary, unary...)
@@ -107,6 +126,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 1)
 	go func() { errc <- s.GRPC.Serve(l) }()
+	if s.healthListener != nil {
+		go func() {
+			if err := s.healthOnly.Serve(s.healthListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.logger.Error("health port stopped", "error", err.Error())
+			}
+		}()
+		defer s.healthOnly.Stop()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -161,6 +161,8 @@ func TestValidateNamesTheTableAndColumn(t *testing.T) {
 			"nomina_empleado_consolidado.consolidation_run_id is integer, want bigint"},
 		{"ShorterVarchar", "ALTER TABLE nomina_empleado_cierre_novedades ALTER COLUMN rut TYPE varchar(9)",
 			"nomina_empleado_cierre_novedades.rut is varchar(9), want varchar(15)"},
+		{"RunAuditColumnMissing", "ALTER TABLE consolidation_run DROP COLUMN cancelled_by",
+			"consolidation_run.cancelled_by is missing (want text)"},
 		{"UnknownNotNullResultColumn", "ALTER TABLE nomina_metrica_consolidacion ADD COLUMN revisado_por varchar(50) NOT NULL",
 			"nomina_metrica_consolidacion.revisado_por is NOT NULL without a default"},
 	} {

@@ -106,6 +106,10 @@ var RequiredColumns = slices.Concat(
 		"throughput_empleados_sec", "throughput_registros_sec", "memoria_pico_mb", "cpu_promedio_percent"),
 	written("nomina_metrica_consolidacion", "varchar(20)", "version_algoritmo"),
 	written("nomina_metrica_consolidacion", "timestamptz", "fecha_procesamiento"),
+
+	// The service's own run table: columns added after it was first created
+	// (a database migrated before them fails here, by name, not mid-run).
+	written("consolidation_run", "text", "requested_by", "cancelled_by"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs
@@ -134,7 +138,7 @@ func Validate(ctx context.Context, q Querier) error {
 		       numeric_precision::int4, numeric_scale::int4, is_nullable = 'YES',
 		       column_default IS NOT NULL OR is_identity = 'YES' OR is_generated <> 'NEVER'
 		FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name LIKE 'nomina\_%'`)
+		WHERE table_schema = current_schema() AND (table_name LIKE 'nomina\_%' OR table_name = 'consolidation_run')`)
 	if err != nil {
 		return fmt.Errorf("reading the columns of the payroll tables: %w", err)
 	}

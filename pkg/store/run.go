@@ -43,6 +43,7 @@ type NewRun struct {
 	TotalEmployees     int
 	Chunks             []ChunkRange
 	RequestID          string // the caller's idempotency key; "": none
+	RequestedBy        string // the caller's identity; "" without TLS
 }
 
 // Run is a row of consolidation_run with its chunks added up.
@@ -66,6 +67,8 @@ type Run struct {
 	TotalDescuentos    money.Cents
 	LiquidoPagar       money.Cents
 	TotalsVerified     bool
+	RequestedBy        string // who started it ("" without TLS)
+	CancelledBy        string // who first cancelled it ("" when nobody did, or without TLS)
 
 	ChunksSucceeded int
 	ChunksFailed    int
@@ -96,11 +99,11 @@ func StartRun(ctx context.Context, pool *pgxpool.Pool, nr NewRun) (int64, error)
 		}
 		err = tx.QueryRow(ctx, `
 			INSERT INTO consolidation_run (cierre_id, mode, policy, chunk_size, previous_estado, estado,
-				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline, request_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, '')) RETURNING id`,
+				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline, request_id, requested_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, '')) RETURNING id`,
 			nr.ClosingID, nr.Mode, nr.Policy, nr.ChunkSize, nr.PreviousEstado, domain.EstadoConsolidando,
 			len(nr.Chunks), nr.TotalEmployees, nr.UnmatchedNovedades,
-			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline, nr.RequestID).Scan(&runID)
+			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline, nr.RequestID, nr.RequestedBy).Scan(&runID)
 		if err != nil {
 			return fmt.Errorf("storing the run of closing %d: %w", nr.ClosingID, err)
 		}
@@ -183,7 +186,7 @@ var sqlRun = sqlf(`
 SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.estado, r.total_chunks,
        r.total_employees, r.unmatched_novedades, r.started_at, r.deadline, r.cancel_requested_at IS NOT NULL,
        r.finished_at, coalesce(r.error, ''), coalesce(r.sum_haberes_cents, 0), coalesce(r.sum_descuentos_cents, 0),
-       coalesce(r.sum_liquido_cents, 0), r.totals_verified,
+       coalesce(r.sum_liquido_cents, 0), r.totals_verified, coalesce(r.requested_by, ''), coalesce(r.cancelled_by, ''),
        count(*) FILTER (WHERE c.status = {succeeded}),
        count(*) FILTER (WHERE c.status = {failed}),
        coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0),
@@ -200,7 +203,7 @@ func GetRun(ctx context.Context, q Querier, runID int64) (Run, error) {
 	err := q.QueryRow(ctx, sqlRun, runID).Scan(&r.ID, &r.ClosingID, &r.Mode, &r.Policy, &r.ChunkSize,
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
-		&r.TotalsVerified, &r.ChunksSucceeded, &r.ChunksFailed, &r.EmployeesDone, &r.Records, &r.RequestID)
+		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.EmployeesDone, &r.Records, &r.RequestID)
 	if err != nil {
 		return Run{}, fmt.Errorf("reading consolidation %d: %w", runID, interpretError(err))
 	}
@@ -217,12 +220,14 @@ var sqlRevokeTokens = sqlf(`UPDATE consolidation_chunk SET attempt_token = NULL
 // unfinished chunks. The update waits for any worker commit holding a chunk's row
 // lock, and no commit can happen after it returns: fencing makes the cancel final.
 // cancelling is true while the run is unfinished (whether or not an earlier call
-// already asked; the first cancel time is kept), false once it has ended.
-func RequestCancel(ctx context.Context, pool *pgxpool.Pool, runID int64) (cancelling bool, err error) {
+// already asked; the first cancel's time and caller, by, are kept), false once it
+// has ended.
+func RequestCancel(ctx context.Context, pool *pgxpool.Pool, runID int64, by string) (cancelling bool, err error) {
 	var changed bool
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE consolidation_run SET cancel_requested_at = coalesce(cancel_requested_at, now())
-			WHERE id = $1 AND finished_at IS NULL`, runID)
+		tag, err := tx.Exec(ctx, `UPDATE consolidation_run SET cancel_requested_at = coalesce(cancel_requested_at, now()),
+			cancelled_by = CASE WHEN cancel_requested_at IS NULL THEN $2 ELSE cancelled_by END
+			WHERE id = $1 AND finished_at IS NULL`, runID, pgtype.Text{String: by, Valid: by != ""})
 		if err != nil {
 			return err
 		}

@@ -119,7 +119,7 @@ func TestRenewLease(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
 		epoch := lease(t, pool, runID, "replica-a")
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		s, err := store.RenewLease(t.Context(), pool, runID, epoch, leaseTTL)
 		require.NoError(t, err)
@@ -282,7 +282,7 @@ func TestFinishRunRefusesAnEndItCannotBe(t *testing.T) {
 		pool, runID := newLedger(t)
 		dispatchAndCommit(t, pool, runID, 0)
 		dispatchAndCommit(t, pool, runID, 1)
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		finished, err := store.FinishRun(t.Context(), pool, runID, noLease, store.RunEnd{Estado: domain.EstadoConsolidados})
 		require.ErrorIs(t, err, store.ErrCancelRequested)
@@ -348,7 +348,7 @@ func TestDispatchSerializesWithCancel(t *testing.T) {
 
 		done := make(chan error, 1)
 		go func() {
-			_, err := store.RequestCancel(t.Context(), pool, runID)
+			_, err := store.RequestCancel(t.Context(), pool, runID, "")
 			done <- err
 		}()
 		waitForLockWait(t, pool)

@@ -256,7 +256,7 @@ func TestRequestCancel(t *testing.T) {
 		require.NoError(t, err)
 		dispatch(t, pool, runID, 1) // running; chunk 2 stays pending
 
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.True(t, changed)
 		require.True(t, getRun(t, pool, runID).CancelRequested)
@@ -269,7 +269,7 @@ func TestRequestCancel(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
 		token := dispatch(t, pool, runID, 0)
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		_, _, err = commitChunk(t, pool, runID, 0, token)
 		require.ErrorIs(t, err, store.ErrStaleAttempt)
@@ -278,30 +278,58 @@ func TestRequestCancel(t *testing.T) {
 	t.Run("Idempotent", func(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
-		_, err := store.RequestCancel(t.Context(), pool, runID)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		var first string
 		require.NoError(t, pool.QueryRow(t.Context(), "SELECT cancel_requested_at::text FROM consolidation_run WHERE id = $1", runID).Scan(&first))
 
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.True(t, changed, "the run is still cancelling")
 		var second string
 		require.NoError(t, pool.QueryRow(t.Context(), "SELECT cancel_requested_at::text FROM consolidation_run WHERE id = $1", runID).Scan(&second))
 		require.Equal(t, first, second, "the first request's time is kept")
 	})
+	t.Run("RecordsWhoStartedAndWhoCancelledFirst", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		nr := runOf(7, estadoOf(t, pool, 7), threeChunks)
+		nr.RequestedBy = "spiffe://payroll/app"
+		runID, err := store.StartRun(t.Context(), pool, nr)
+		require.NoError(t, err)
+		run := getRun(t, pool, runID)
+		require.Equal(t, "spiffe://payroll/app", run.RequestedBy)
+		require.Empty(t, run.CancelledBy)
+
+		_, err = store.RequestCancel(t.Context(), pool, runID, "spiffe://payroll/ops")
+		require.NoError(t, err)
+		_, err = store.RequestCancel(t.Context(), pool, runID, "spiffe://payroll/app")
+		require.NoError(t, err)
+		require.Equal(t, "spiffe://payroll/ops", getRun(t, pool, runID).CancelledBy, "the first canceller is kept")
+	})
+	t.Run("WithoutIdentityNothingIsRecorded", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		_, err := store.RequestCancel(t.Context(), pool, runID, "")
+		require.NoError(t, err)
+		var requestedBy, cancelledBy *string
+		require.NoError(t, pool.QueryRow(t.Context(), "SELECT requested_by, cancelled_by FROM consolidation_run WHERE id = $1",
+			runID).Scan(&requestedBy, &cancelledBy))
+		require.Nil(t, requestedBy)
+		require.Nil(t, cancelledBy)
+	})
 	t.Run("FinishedRunUnchanged", func(t *testing.T) {
 		t.Parallel()
 		pool, runID := newLedger(t)
 		finish(t, pool, runID, domain.EstadoConsolidados, false)
-		changed, err := store.RequestCancel(t.Context(), pool, runID)
+		changed, err := store.RequestCancel(t.Context(), pool, runID, "")
 		require.NoError(t, err)
 		require.False(t, changed)
 		require.False(t, getRun(t, pool, runID).CancelRequested)
 	})
 	t.Run("UnknownRunUnchanged", func(t *testing.T) {
 		t.Parallel()
-		changed, err := store.RequestCancel(t.Context(), pgtest.NewPool(t), 42)
+		changed, err := store.RequestCancel(t.Context(), pgtest.NewPool(t), 42, "")
 		require.NoError(t, err)
 		require.False(t, changed)
 	})

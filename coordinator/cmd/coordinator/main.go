@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
@@ -86,6 +87,8 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 type settings struct {
 	databaseURL, redisURL, redisPrefix  string
 	grpcAddr, metricsAddr, workerTarget string
+	healthAddr, pprofAddr               string
+	security                            grpcx.Security
 	workerInFlight, poolConns           int
 	engine                              engine.Config
 	server                              server.Config
@@ -101,6 +104,8 @@ func load() (settings, error) {
 		redisPrefix:    env.String("REDIS_PREFIX", progress.DefaultPrefix),
 		grpcAddr:       env.String("GRPC_ADDR", ":50051"),
 		metricsAddr:    env.String("METRICS_ADDR", ""),
+		healthAddr:     env.String("HEALTH_ADDR", ""),
+		pprofAddr:      env.String("PPROF_ADDR", ""),
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
 		poolConns:      env.Int("DATABASE_MAX_CONNS", engine.DefaultPoolConns, engine.ReservedConns+1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
@@ -121,7 +126,9 @@ func load() (settings, error) {
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
-	return s, env.Err()
+	var err error
+	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
+	return s, errors.Join(env.Err(), err)
 }
 
 func serve(ctx context.Context, logger *slog.Logger) error {
@@ -134,6 +141,20 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
+	profiler, err := telemetry.StartProfiler(ctx, logger, s.pprofAddr)
+	if err != nil {
+		return err
+	}
+	defer profiler.Shutdown(context.WithoutCancel(ctx))
+	secure, err := s.security.ServerOptions(logger)
+	if err != nil {
+		return err
+	}
+	// The coordinator dials the workers with its own certificate and checks theirs.
+	dialSecure, err := s.security.DialOptions(logger)
+	if err != nil {
+		return err
+	}
 
 	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
 	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
@@ -156,7 +177,8 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
-	dispatcher, err := dispatch.NewDispatcher(logger, dispatch.Config{Target: s.workerTarget, MaxInFlightPerWorker: s.workerInFlight})
+	dispatcher, err := dispatch.NewDispatcher(logger, dispatch.Config{Target: s.workerTarget, MaxInFlightPerWorker: s.workerInFlight,
+		DialOptions: dialSecure})
 	if err != nil {
 		return err
 	}
@@ -170,7 +192,15 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
-	srv := grpcx.NewServer(logger)
+	srv := grpcx.NewServer(logger, append(secure, grpcx.WithServerInterceptors(
+		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger)}, nil))...)
+	if s.healthAddr != "" {
+		hl, err := net.Listen("tcp", s.healthAddr)
+		if err != nil {
+			return fmt.Errorf("HEALTH_ADDR %s: %w", s.healthAddr, err)
+		}
+		srv.ServeHealth(hl)
+	}
 	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng, s.server))
 
 	// The engine resumes unfinished runs now. On SIGTERM it stops driving at once:

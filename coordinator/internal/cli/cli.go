@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -31,10 +34,16 @@ Commands:
   cancel      -closing N | -run N      cancel a running consolidation
   generate    -employees N [-year Y -month M -seed S]
               write a synthetic closing into DATABASE_URL and print its id
-  demo        [-employees N] [-workers N]
+  demo        [-employees N] [-workers N] [-tls]
               start PostgreSQL, Redis, a coordinator and workers; generate, consolidate, print, stop
+              (-tls: on mTLS, with a throwaway CA and policy files)
+  health      [-addr host:port]        ask a coordinator's or worker's grpc.health.v1 (HEALTH_ADDR, or the
+              gRPC port with -tls-*); exits 1 unless SERVING
+  certs       -dir DIR
+              write a throwaway CA, certificates and policy files for a local cluster on mTLS
 
-The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051).
+The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051), on mTLS when
+-tls-cert, -tls-key and -tls-ca (default $TLS_CERT_FILE, $TLS_KEY_FILE, $TLS_CA_FILE) are given.
 `
 
 // Main runs a command and returns the process exit code.
@@ -45,7 +54,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
-		"generate": generate, "demo": demo,
+		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -62,20 +71,66 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func addrFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("COORDINATOR_ADDR")
-	if def == "" {
-		def = "localhost:50051"
+// connFlags are -addr and the mTLS files -tls-cert, -tls-key, -tls-ca, each
+// defaulting to its environment variable.
+type connFlags struct{ addr, cert, key, ca *string }
+
+func addConnFlags(fs *flag.FlagSet) connFlags {
+	return connFlags{
+		addr: fs.String("addr", cmp.Or(os.Getenv("COORDINATOR_ADDR"), "localhost:50051"), "coordinator address host:port"),
+		cert: fs.String("tls-cert", os.Getenv(grpcx.EnvTLSCert), "client certificate (PEM) for mTLS"),
+		key:  fs.String("tls-key", os.Getenv(grpcx.EnvTLSKey), "its private key (PEM)"),
+		ca:   fs.String("tls-ca", os.Getenv(grpcx.EnvTLSCA), "CA certificate (PEM) the coordinator's certificate is checked against"),
 	}
-	return fs.String("addr", def, "coordinator address host:port")
 }
 
-func dial(addr string) (consolidationv1.ConsolidationServiceClient, func(), error) {
-	conn, err := grpcx.Dial(addr)
+// dial connects to the coordinator: on mTLS when the three files are given
+// (the coordinator's certificate must name the host of -addr), in plaintext
+// when none is.
+func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), error) {
+	conn, err := c.conn()
 	if err != nil {
-		return nil, nil, fmt.Errorf("coordinator %s: %w", addr, err)
+		return nil, nil, err
 	}
 	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
+}
+
+func (c connFlags) conn() (*grpc.ClientConn, error) {
+	files := grpcx.TLSFiles{Cert: *c.cert, Key: *c.key, CA: *c.ca}
+	if err := files.Check(); err != nil {
+		return nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
+	}
+	conn, err := files.Dial(*c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", *c.addr, err)
+	}
+	return conn, nil
+}
+
+// healthCmd asks a server's gRPC health, as a kubelet probe does: grpcurl cannot
+// on HEALTH_ADDR, which serves no reflection.
+func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	c := addConnFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	conn, err := c.conn()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, resp.GetStatus())
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return errors.New("not serving")
+	}
+	return nil
 }
 
 // refFlags are -closing / -run.
@@ -94,7 +149,7 @@ func (r refFlags) check() error {
 
 func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consolidate", flag.ContinueOnError)
-	addr := addrFlag(fs)
+	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
 	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
@@ -120,7 +175,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *retry {
 		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
 	}
-	client, closeConn, err := dial(*addr)
+	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
@@ -148,7 +203,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func runCommand(ctx context.Context, name string, args []string, stdout io.Writer,
 	do func(context.Context, consolidationv1.ConsolidationServiceClient, ref) (*consolidationv1.Consolidation, error)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	addr := addrFlag(fs)
+	conn := addConnFlags(fs)
 	flags := addRef(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -156,7 +211,7 @@ func runCommand(ctx context.Context, name string, args []string, stdout io.Write
 	if err := flags.check(); err != nil {
 		return err
 	}
-	client, closeConn, err := dial(*addr)
+	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
@@ -266,6 +321,12 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 		money.Cents(t.GetTotalDescuentosCents()), money.Cents(t.GetLiquidoPagarCents()), verified)
 	if c.GetError() != "" {
 		fmt.Fprintf(w, "  note          %s\n", c.GetError())
+	}
+	if c.GetRequestedBy() != "" {
+		fmt.Fprintf(w, "  requested by  %s\n", c.GetRequestedBy())
+	}
+	if c.GetCancelledBy() != "" {
+		fmt.Fprintf(w, "  cancelled by  %s\n", c.GetCancelledBy())
 	}
 	for _, f := range c.GetFailedChunks() {
 		fmt.Fprintf(w, "  failed chunk  %d (employees %d..%d, %d attempts): %s\n", f.GetChunkIndex(), f.GetFirstEmployeeId(),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/devca"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
 
@@ -25,6 +28,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	employees := fs.Int("employees", 20_000, "employees of the generated closing")
 	workers := fs.Int("workers", 3, "worker processes")
+	onTLS := fs.Bool("tls", false, "run on mTLS, with a throwaway CA and policy files written next to the logs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,8 +83,15 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		time.Since(start).Round(time.Millisecond))
 
 	defer fmt.Fprintf(stdout, "==> stopped everything; logs are in %s\n", logDir)
+	var devTLS *launch.DevTLS
+	if *onTLS {
+		if devTLS, err = launch.NewDevTLS(filepath.Join(logDir, "tls")); err != nil {
+			return err
+		}
+		say("mTLS on: a throwaway CA, certificates and policies in %s", devTLS.Dir)
+	}
 	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: bin, LogDir: logDir,
-		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: *workers})
+		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: *workers, TLS: devTLS})
 	if err != nil {
 		return err
 	}
@@ -92,6 +103,47 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	coordAddr := cluster.Coordinator.Addr
 	say("started a coordinator on %s and %d workers on %s", coordAddr, *workers, strings.Join(targets, ", "))
 
+	callArgs := []string{"-addr", coordAddr}
+	if devTLS != nil {
+		app := devTLS.App
+		callArgs = append(callArgs, "-tls-cert", app.Cert, "-tls-key", app.Key, "-tls-ca", app.CA)
+		say("as %s; the same by hand: grpcurl -cacert %s -cert %s -key %s %s list", launch.AppIdentity,
+			app.CA, app.Cert, app.Key, coordAddr)
+	}
 	say("consolidating closing %d", gen.ClosingID)
-	return consolidate(ctx, []string{"-addr", coordAddr, "-closing", strconv.FormatInt(gen.ClosingID, 10)}, stdout, stderr)
+	return consolidate(ctx, append(callArgs, "-closing", strconv.FormatInt(gen.ClosingID, 10)), stdout, stderr)
+}
+
+// certs writes a throwaway CA, the certificates of a coordinator, workers, the
+// payroll application and an operator, and the two policy files, for running the
+// services on mTLS by hand (README, "Security").
+func certs(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory to write into (created)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("-dir DIR is required")
+	}
+	d, err := launch.NewDevTLS(*dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CA, certificates and policies written to %s (valid %s; for development only)\n", d.Dir, devca.Validity)
+	for _, f := range []struct {
+		who, identity, policy string
+		files                 grpcx.TLSFiles
+	}{
+		{"coordinator", launch.CoordinatorIdentity, d.CoordinatorPolicy, d.Coordinator},
+		{"worker", launch.WorkerIdentity, d.WorkerPolicy, d.Worker},
+		{"app", launch.AppIdentity, "", d.App},
+		{"ops", launch.OpsIdentity, "", d.Ops},
+	} {
+		fmt.Fprintf(stdout, "  %-12s %s: %s\n", f.who, f.identity, filepath.Dir(f.files.Cert))
+		if f.policy != "" {
+			fmt.Fprintf(stdout, "  %-12s %s\n", "", strings.Join(launch.Env(f.files, f.policy), " "))
+		}
+	}
+	return nil
 }

@@ -53,6 +53,11 @@ type Config struct {
 	// again, and how long a broken health watch waits before it is opened again
 	// (default: DefaultHealthEvery, 1s).
 	HealthEvery time.Duration
+	// DialOptions are added to every worker connection: the coordinator's mTLS
+	// (grpcx.Security.DialOptions). With a dns:/// target the workers' certificates
+	// are checked for the target's name (the headless Service), since they are
+	// dialled by pod IP; with host:port, for the host.
+	DialOptions []grpcx.DialOption
 }
 
 // ErrNoWorkers means no worker answered a health check.
@@ -173,11 +178,15 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 		if _, ok := d.endpoints[a]; ok {
 			continue
 		}
-		conn, err := grpcx.Dial(a, grpcx.WithGRPCDialOptions(
+		opts := append(slices.Clone(d.cfg.DialOptions), grpcx.WithGRPCDialOptions(
 			// Workers come and go (pods, restarts): reconnect quickly.
 			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 2 * time.Second,
 				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second}}),
 		))
+		if d.dnsHost != "" {
+			opts = append(opts, grpcx.WithTLSServerName(d.dnsHost))
+		}
+		conn, err := grpcx.Dial(a, opts...)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", a, err)
 		}

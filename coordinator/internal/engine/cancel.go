@@ -11,8 +11,9 @@ import (
 // Cancel stops a running run: attempt tokens are revoked at once (so no chunk can
 // commit any more), in-flight calls are cancelled through their contexts, and the
 // run's rows are removed, by whichever replica drives the run. It waits (up to ctx,
-// and three lease lifetimes) for the run to end.
-func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
+// and three lease lifetimes) for the run to end. cancelledBy, the caller's
+// identity ("" without TLS), is stored on the run if it is the first cancel.
+func (e *Engine) Cancel(ctx context.Context, ref Ref, cancelledBy string) (Report, error) {
 	runID, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return Report{}, err
@@ -31,7 +32,7 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref) (Report, error) {
 			PreconditionViolation{Type: ViolationEstado, Subject: subject("consolidation_run", runID)},
 			"consolidation %d has already ended in estado %q", runID, run.Estado)
 	}
-	if _, err := e.ledger.RequestCancel(ctx, runID); err != nil {
+	if _, err := e.ledger.RequestCancel(ctx, runID, cancelledBy); err != nil {
 		return Report{}, err
 	}
 	// Driven here: stop it. Driven by another replica: its heartbeat finds the

@@ -25,7 +25,7 @@ type ledger interface {
 	RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error)
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)
 	UnfinishedRuns(ctx context.Context) ([]int64, error)
-	RequestCancel(ctx context.Context, runID int64) (bool, error)
+	RequestCancel(ctx context.Context, runID int64, by string) (bool, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
 	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
 	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)

@@ -57,8 +57,8 @@ func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
 	return store.UnfinishedRuns(ctx, s.pool)
 }
 
-func (s pgStore) RequestCancel(ctx context.Context, runID int64) (bool, error) {
-	return store.RequestCancel(ctx, s.pool, runID)
+func (s pgStore) RequestCancel(ctx context.Context, runID int64, by string) (bool, error) {
+	return store.RequestCancel(ctx, s.pool, runID, by)
 }
 
 func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {

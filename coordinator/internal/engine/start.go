@@ -24,6 +24,9 @@ type StartRequest struct {
 	// RequestID is the caller's idempotency key ("": none): a start with the id
 	// of a run of the same closing returns that run (see Start).
 	RequestID string
+	// RequestedBy is the caller's identity (grpcx.CallerIdentity), stored on the
+	// run for audit; "" without TLS.
+	RequestedBy string
 }
 
 // MaxRequestIDLen bounds a request id: at most this many printable ASCII
@@ -134,7 +137,7 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error)
 		policy = e.cfg.DefaultPolicy
 	}
 	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: policy, PreviousEstado: closing.Estado,
-		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestID: req.RequestID}
+		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestID: req.RequestID, RequestedBy: req.RequestedBy}
 	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {

@@ -23,8 +23,8 @@ type ClusterConfig struct {
 	// WorkerEnv is added to every worker's environment, after DATABASE_URL and
 	// WORKER_NAME (a variable named again here wins).
 	WorkerEnv []string
-	// WorkerMetrics gives each worker a METRICS_ADDR (/metrics, /debug/pprof/) of
-	// its own (default: off).
+	// WorkerMetrics gives each worker a METRICS_ADDR (/metrics) of its own
+	// (default: off).
 	WorkerMetrics bool
 	// CoordinatorEnv is added to the coordinator's environment, after
 	// DATABASE_URL, REDIS_URL and WORKER_TARGET (the workers' addresses); a
@@ -35,6 +35,11 @@ type ClusterConfig struct {
 	// Coordinators is how many coordinator replicas share the database, named
 	// coordinator, coordinator-2, ... (default: 1).
 	Coordinators int
+	// TLS, when set, runs the cluster on mTLS (default: plaintext): each process
+	// gets its certificate and policy from it and a plaintext HEALTH_ADDR, which
+	// StartCluster waits on; the clients of Cluster present App's certificate.
+	// WorkerEnv and CoordinatorEnv still win.
+	TLS *DevTLS
 }
 
 // Cluster is a coordinator (or several replicas) and its workers, serving, and a
@@ -62,6 +67,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("worker-%d", i+1)
 		env := []string{"DATABASE_URL=" + cfg.DatabaseURL, "WORKER_NAME=" + name}
+		if cfg.TLS != nil {
+			env = append(env, Env(cfg.TLS.Worker, cfg.TLS.WorkerPolicy)...)
+		}
 		if cfg.WorkerMetrics {
 			metricsAddr, err := FreeAddr()
 			if err != nil {
@@ -81,8 +89,12 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		if i > 0 {
 			name = fmt.Sprintf("coordinator-%d", i+1)
 		}
-		p, err := c.start(cfg, "coordinator", name, append([]string{"DATABASE_URL=" + cfg.DatabaseURL,
-			"REDIS_URL=" + cfg.RedisURL, "WORKER_TARGET=" + strings.Join(targets, ",")}, cfg.CoordinatorEnv...))
+		env := []string{"DATABASE_URL=" + cfg.DatabaseURL, "REDIS_URL=" + cfg.RedisURL,
+			"WORKER_TARGET=" + strings.Join(targets, ",")}
+		if cfg.TLS != nil {
+			env = append(env, Env(cfg.TLS.Coordinator, cfg.TLS.CoordinatorPolicy)...)
+		}
+		p, err := c.start(cfg, "coordinator", name, append(env, cfg.CoordinatorEnv...))
 		if err != nil {
 			return nil, err
 		}
@@ -90,12 +102,16 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 	}
 	c.Coordinator = c.Coordinators[0]
 	for _, p := range c.Processes() {
-		if err := WaitServing(ctx, p.Addr); err != nil {
+		if err := WaitServing(ctx, p.ProbeAddr()); err != nil {
 			return nil, fmt.Errorf("%s: %w (logs in %s)", p.Name, err, cfg.LogDir)
 		}
 	}
+	var client grpcx.TLSFiles // plaintext
+	if cfg.TLS != nil {
+		client = cfg.TLS.App
+	}
 	for _, p := range c.Coordinators {
-		conn, err := grpcx.Dial(p.Addr)
+		conn, err := client.Dial(p.Addr)
 		if err != nil {
 			return nil, err
 		}
@@ -110,6 +126,11 @@ func (c *Cluster) start(cfg ClusterConfig, binary, name string, env []string) (*
 	p, err := NewProcess(filepath.Join(cfg.BinDir, binary), name, filepath.Join(cfg.LogDir, name+".log"), env...)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TLS != nil {
+		if p.HealthAddr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
 	}
 	p.DeathSignal = cfg.DeathSignal
 	if err := p.Start(); err != nil {

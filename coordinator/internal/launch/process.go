@@ -23,11 +23,14 @@ import (
 // Process is a service binary run as a child process. It may be killed and
 // started again, with the same address, environment and log.
 type Process struct {
-	Name    string
-	Addr    string   // its gRPC address, given to it as GRPC_ADDR
-	Path    string   // the binary
-	Env     []string // added to this process's environment
-	LogPath string   // stdout and stderr are appended here
+	Name string
+	Addr string // its gRPC address, given to it as GRPC_ADDR
+	// HealthAddr, when set, is given to it as HEALTH_ADDR: a plaintext port
+	// serving only gRPC health.
+	HealthAddr string
+	Path       string   // the binary
+	Env        []string // added to this process's environment
+	LogPath    string   // stdout and stderr are appended here
 	// DeathSignal is sent to the child if this process dies (default: SIGTERM).
 	DeathSignal syscall.Signal
 
@@ -54,6 +57,9 @@ func (p *Process) Start() error {
 	}
 	cmd := exec.Command(p.Path)
 	cmd.Env = append(append(os.Environ(), p.Env...), "GRPC_ADDR="+p.Addr)
+	if p.HealthAddr != "" {
+		cmd.Env = append(cmd.Env, "HEALTH_ADDR="+p.HealthAddr)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: cmp.Or(p.DeathSignal, syscall.SIGTERM)}
 	if err := cmd.Start(); err != nil {
@@ -124,6 +130,10 @@ func (p *Process) Kill() {
 	_ = cmd.Process.Kill()
 	<-done
 }
+
+// ProbeAddr is where a plaintext health check reaches the process: its
+// HealthAddr when it has one, else its gRPC address.
+func (p *Process) ProbeAddr() string { return cmp.Or(p.HealthAddr, p.Addr) }
 
 // WaitServing waits up to 30s for addr's gRPC health to say SERVING.
 func WaitServing(ctx context.Context, addr string) error {

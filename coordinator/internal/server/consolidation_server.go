@@ -15,6 +15,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -56,8 +57,9 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	if !ok {
 		return nil, s.toStatus(ctx, engine.InvalidArgument("chunk_policy", "chunk_policy %d is not a known ChunkPolicy", req.GetChunkPolicy()))
 	}
+	identity, _ := grpcx.CallerIdentity(ctx)
 	run, err := s.engine.Start(ctx, engine.StartRequest{ClosingID: req.GetClosingId(), Mode: mode, Policy: policy,
-		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce(), RequestID: req.GetRequestId()})
+		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce(), RequestID: req.GetRequestId(), RequestedBy: identity})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -96,7 +98,8 @@ func (s *ConsolidationServer) WatchConsolidation(req *consolidationv1.WatchConso
 }
 
 func (s *ConsolidationServer) CancelConsolidation(ctx context.Context, req *consolidationv1.CancelConsolidationRequest) (*consolidationv1.CancelConsolidationResponse, error) {
-	r, err := s.engine.Cancel(ctx, engine.Ref{RunID: req.GetConsolidationId(), ClosingID: req.GetClosingId()})
+	identity, _ := grpcx.CallerIdentity(ctx)
+	r, err := s.engine.Cancel(ctx, engine.Ref{RunID: req.GetConsolidationId(), ClosingID: req.GetClosingId()}, identity)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

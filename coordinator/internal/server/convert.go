@@ -50,6 +50,8 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		StartedAt:             timestamppb.New(run.StartedAt),
 		Error:                 run.Error,
 		RequestId:             run.RequestID,
+		RequestedBy:           run.RequestedBy,
+		CancelledBy:           run.CancelledBy,
 		ControlTotals: &consolidationv1.ControlTotals{
 			TotalHaberesCents: int64(run.TotalHaberes), TotalDescuentosCents: int64(run.TotalDescuentos),
 			LiquidoPagarCents: int64(run.LiquidoPagar), Verified: run.TotalsVerified,

@@ -28,7 +28,10 @@ import (
 type settings struct {
 	databaseURL string
 	grpcAddr    string
+	healthAddr  string
 	metricsAddr string
+	pprofAddr   string
+	security    grpcx.Security
 	name        string
 	maxInFlight int
 	softTimeout time.Duration
@@ -42,16 +45,20 @@ func load() (settings, error) {
 	s := settings{
 		databaseURL: env.Required("DATABASE_URL"),
 		grpcAddr:    env.String("GRPC_ADDR", ":50052"),
+		healthAddr:  env.String("HEALTH_ADDR", ""),
 		metricsAddr: env.String("METRICS_ADDR", ""),
+		pprofAddr:   env.String("PPROF_ADDR", ""),
 		maxInFlight: env.Int("WORKER_MAX_IN_FLIGHT", server.DefaultMaxInFlight, 1),
 		softTimeout: env.Duration("CHUNK_SOFT_TIMEOUT", chunk.DefaultSoftTimeout),
 		drain:       env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 	}
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
+	security, secErr := grpcx.SecurityFromEnv(os.Getenv)
+	s.security = security
 	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
 		os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
-	if err != nil {
-		return s, errors.Join(env.Err(), err)
+	if err != nil || secErr != nil {
+		return s, errors.Join(env.Err(), secErr, err)
 	}
 	s.faults = faults
 	return s, env.Err()
@@ -79,6 +86,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer metrics.Shutdown(context.WithoutCancel(ctx))
+	profiler, err := telemetry.StartProfiler(ctx, logger, s.pprofAddr)
+	if err != nil {
+		return err
+	}
+	defer profiler.Shutdown(context.WithoutCancel(ctx))
 
 	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2))
 	if err != nil {
@@ -90,11 +102,23 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Only the coordinator's identity may call ProcessChunk: the policy file says so.
+	secure, err := s.security.ServerOptions(logger)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", s.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
-	srv := grpcx.NewServer(logger)
+	srv := grpcx.NewServer(logger, secure...)
+	if s.healthAddr != "" {
+		hl, err := net.Listen("tcp", s.healthAddr)
+		if err != nil {
+			return fmt.Errorf("HEALTH_ADDR %s: %w", s.healthAddr, err)
+		}
+		srv.ServeHealth(hl)
+	}
 	consolidationv1.RegisterWorkerServiceServer(srv.GRPC, server.NewWorkerServer(logger, processor, s.maxInFlight))
 	if s.faults != nil {
 		logger.WarnContext(ctx, "fault injection is on (test only)")

@@ -128,11 +128,13 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		return Summary{}, &DataError{Err: fmt.Errorf("chunk %d of consolidation %d belongs to closing %d, not %d",
 			req.Index, req.RunID, a.Closing.ID, req.ClosingID)}
 	}
-	if a.Chunk.Status == domain.ChunkSucceeded {
-		return p.fromLedger(a.Chunk), nil
-	}
+	// The token first: a caller without the current attempt's token learns
+	// nothing, not even a succeeded chunk's sums.
 	if a.Token != req.Token {
 		return Summary{}, store.ErrStaleAttempt
+	}
+	if a.Chunk.Status == domain.ChunkSucceeded {
+		return p.fromLedger(a.Chunk), nil // this attempt committed already: a repeated delivery
 	}
 	readStart := time.Now()
 	src, err := store.ReadChunk(ctx, p.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)

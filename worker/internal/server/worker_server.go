@@ -5,12 +5,14 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
@@ -54,12 +56,13 @@ func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.Pr
 	default:
 		return nil, status.Error(codes.ResourceExhausted, "worker is at its in-flight limit")
 	}
-	sum, err := s.processor.Process(ctx, chunk.Request{
+	creq := chunk.Request{
 		RunID: req.GetConsolidationId(), ClosingID: req.GetClosingId(),
 		Index: int(req.GetChunkIndex()), Token: req.GetAttemptToken(),
-	})
+	}
+	sum, err := s.processor.Process(ctx, creq)
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, toStatus(ctx, creq, err)
 	}
 	return &consolidationv1.ProcessChunkResponse{Summary: &consolidationv1.ChunkSummary{
 		ChunkIndex:           req.GetChunkIndex(),
@@ -78,18 +81,27 @@ func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.Pr
 
 // toStatus maps processing errors to codes the coordinator acts on: ABORTED (stale
 // attempt: never retried), FAILED_PRECONDITION (bad data, or a permanent database
-// error: never retried), and UNAVAILABLE / DEADLINE_EXCEEDED / INTERNAL (retried).
-// Messages carry ids, SQLSTATEs and table and column names only.
-func toStatus(ctx context.Context, err error) error {
+// error: never retried), and UNAVAILABLE / DEADLINE_EXCEEDED / CANCELED (retried).
+// What leaves the worker is a fixed message with ids, plus, where they say what
+// to fix, the names of a column, table or constraint and a SQLSTATE: never SQL,
+// a host name, a RUT or an amount. The processor logs the whole error.
+func toStatus(ctx context.Context, req chunk.Request, err error) error {
 	var de *chunk.DataError
 	var dbErr *chunk.DatabaseError
+	var overflow *rules.OverflowError
+	var badRUT *store.RUTError
+	which := fmt.Sprintf("chunk %d of consolidation %d", req.Index, req.RunID)
 	switch {
 	case errors.Is(err, store.ErrStaleAttempt):
-		return status.Error(codes.Aborted, err.Error())
+		return status.Error(codes.Aborted, which+": attempt token is not the current one")
+	case errors.As(err, &overflow): // ids and a column name only
+		return status.Error(codes.FailedPrecondition, overflow.Error())
+	case errors.As(err, &badRUT): // a table name and a row id only
+		return status.Error(codes.FailedPrecondition, badRUT.Error())
 	case errors.As(err, &de):
-		return status.Error(codes.FailedPrecondition, de.Error())
+		return status.Error(codes.FailedPrecondition, which+": its data cannot be consolidated (details in the worker's log)")
 	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return status.Error(codes.NotFound, which+" not found")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit")
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
@@ -100,6 +112,6 @@ func toStatus(ctx context.Context, err error) error {
 		}
 		return status.Errorf(codes.Unavailable, "database error %s", dbErr.Code)
 	default:
-		return status.Error(codes.Unavailable, "chunk failed: "+err.Error())
+		return status.Error(codes.Unavailable, which+" failed (details in the worker's log)")
 	}
 }

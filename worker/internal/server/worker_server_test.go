@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
 )
@@ -27,13 +28,18 @@ func TestToStatus(t *testing.T) {
 		msg  string
 	}{
 		{"StaleAttemptIsAborted", context.Background(), fmt.Errorf("committing: %w", store.ErrStaleAttempt),
-			codes.Aborted, "committing: " + store.ErrStaleAttempt.Error()},
-		{"DataErrorIsFailedPrecondition", context.Background(), &chunk.DataError{Err: errors.New("employee row 7: total_haberes does not fit numeric(12,2)")},
+			codes.Aborted, "chunk 3 of consolidation 9: attempt token is not the current one"},
+		{"OverflowNamesTheRowAndColumn", context.Background(), &chunk.DataError{Err: fmt.Errorf("consolidating: %w",
+			&rules.OverflowError{EmpleadoID: 7, Field: "total_haberes"})},
 			codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"},
+		{"BadRUTNamesTheRow", context.Background(), &chunk.DataError{Err: &store.RUTError{Table: "nomina_empleado_cierre", RowID: 12}},
+			codes.FailedPrecondition, "nomina_empleado_cierre row 12: RUT does not normalize or is repeated"},
+		{"OtherDataErrorsAreAFixedMessage", context.Background(), &chunk.DataError{Err: errors.New(`parsing amount "123456789012.50": out of range`)},
+			codes.FailedPrecondition, "chunk 3 of consolidation 9: its data cannot be consolidated (details in the worker's log)"},
 		{"DataErrorBeatsDatabaseError", context.Background(), &chunk.DataError{Err: &chunk.DatabaseError{Code: "22003", Err: errors.New("numeric field overflow")}},
-			codes.FailedPrecondition, "numeric field overflow"},
+			codes.FailedPrecondition, "chunk 3 of consolidation 9: its data cannot be consolidated (details in the worker's log)"},
 		{"NotFound", context.Background(), fmt.Errorf("reading chunk 3 of consolidation 9: %w", store.ErrNotFound),
-			codes.NotFound, "reading chunk 3 of consolidation 9: " + store.ErrNotFound.Error()},
+			codes.NotFound, "chunk 3 of consolidation 9 not found"},
 		{"Deadline", context.Background(), fmt.Errorf("reading: %w", context.DeadlineExceeded),
 			codes.DeadlineExceeded, "chunk exceeded its time limit"},
 		{"Cancelled", context.Background(), context.Canceled, codes.Canceled, "chunk cancelled"},
@@ -47,12 +53,12 @@ func TestToStatus(t *testing.T) {
 			codes.FailedPrecondition, "database error 42501 insufficient_privilege"},
 		{"PermanentDatabaseErrorNamesItsTableNeverItsMessage", context.Background(), dbError("23514", "nomina_concepto_empleado_consolidado"),
 			codes.FailedPrecondition, "database error 23514 check_violation table nomina_concepto_empleado_consolidado"},
-		{"AnyOtherErrorIsUnavailable", context.Background(), errors.New("connection reset"),
-			codes.Unavailable, "chunk failed: connection reset"},
+		{"AnyOtherErrorNamesNoHost", context.Background(), errors.New("dial tcp db.internal.example:5432: connection refused"),
+			codes.Unavailable, "chunk 3 of consolidation 9 failed (details in the worker's log)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st := status.Convert(toStatus(tc.ctx, tc.err))
+			st := status.Convert(toStatus(tc.ctx, chunk.Request{RunID: 9, ClosingID: 4, Index: 3, Token: 5}, tc.err))
 			require.Equal(t, tc.code, st.Code())
 			require.Equal(t, tc.msg, st.Message())
 		})

@@ -1,0 +1,98 @@
+package grpcx_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
+)
+
+func TestIdentityOf(t *testing.T) {
+	t.Parallel()
+	spiffe, err := url.Parse("spiffe://payroll/app")
+	require.NoError(t, err)
+	other, err := url.Parse("spiffe://payroll/ops")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		cert x509.Certificate
+		want string
+	}{
+		{"FirstURISAN", x509.Certificate{URIs: []*url.URL{spiffe, other}, DNSNames: []string{"app.payroll"},
+			Subject: pkix.Name{CommonName: "app"}}, "spiffe://payroll/app"},
+		{"ElseFirstDNSSAN", x509.Certificate{DNSNames: []string{"app.payroll", "localhost"},
+			Subject: pkix.Name{CommonName: "app"}}, "app.payroll"},
+		{"ElseCommonName", x509.Certificate{Subject: pkix.Name{CommonName: "app"}}, "app"},
+		{"NothingNamed", x509.Certificate{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, grpcx.IdentityOf(&tc.cert))
+		})
+	}
+}
+
+const specPolicy = `rules:
+  - identities: ["spiffe://payroll/app", "spiffe://payroll/ops"]
+    methods: ["consolidation.v1.ConsolidationService/*", "grpc.reflection.v1.ServerReflection/*"]
+  - identities: ["spiffe://payroll/dashboard"]
+    methods: ["consolidation.v1.ConsolidationService/GetConsolidation"]
+`
+
+func TestPolicyAllows(t *testing.T) {
+	t.Parallel()
+	p, err := grpcx.ParsePolicy([]byte(specPolicy))
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, identity, method string
+		want                   bool
+	}{
+		{"WildcardCoversEveryMethodOfTheService", "spiffe://payroll/app", "/consolidation.v1.ConsolidationService/Consolidate", true},
+		{"SecondIdentityOfARule", "spiffe://payroll/ops", "/consolidation.v1.ConsolidationService/CancelConsolidation", true},
+		{"WithoutLeadingSlash", "spiffe://payroll/ops", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", true},
+		{"ExactMethod", "spiffe://payroll/dashboard", "/consolidation.v1.ConsolidationService/GetConsolidation", true},
+		{"ExactMethodOnly", "spiffe://payroll/dashboard", "/consolidation.v1.ConsolidationService/Consolidate", false},
+		{"WildcardIsPerService", "spiffe://payroll/app", "/consolidation.v1.WorkerService/ProcessChunk", false},
+		{"ServicePrefixIsNotTheService", "spiffe://payroll/app", "/consolidation.v1.ConsolidationServiceX/Consolidate", false},
+		{"UnknownIdentity", "spiffe://payroll/worker", "/consolidation.v1.ConsolidationService/GetConsolidation", false},
+		{"IdentityIsExact", "spiffe://payroll/app/", "/consolidation.v1.ConsolidationService/Consolidate", false},
+		{"EmptyIdentity", "", "/consolidation.v1.ConsolidationService/Consolidate", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, p.Allows(tc.identity, tc.method))
+		})
+	}
+	t.Run("EmptyPolicyAllowsNothing", func(t *testing.T) {
+		t.Parallel()
+		empty, err := grpcx.ParsePolicy(nil)
+		require.NoError(t, err)
+		require.False(t, empty.Allows("spiffe://payroll/app", "/consolidation.v1.ConsolidationService/Consolidate"))
+	})
+}
+
+func TestParsePolicyRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, yaml, msg string }{
+		{"UnknownTopKey", "rule:\n  - identities: [a]\n    methods: [a.B/*]\n", "field rule not found"},
+		{"UnknownRuleKey", "rules:\n  - identities: [a]\n    method: [a.B/*]\n", "field method not found"},
+		{"RuleWithoutMethods", "rules:\n  - identities: [a]\n", "rule 1 needs identities and methods"},
+		{"RuleWithoutIdentities", "rules:\n  - methods: [a.B/C]\n", "rule 1 needs identities and methods"},
+		{"EmptyIdentity", "rules:\n  - identities: [\"\"]\n    methods: [a.B/C]\n", "rule 1 has an empty identity"},
+		{"MethodWithoutService", "rules:\n  - identities: [a]\n    methods: [Consolidate]\n", "want package.Service/Method"},
+		{"WildcardNotLast", "rules:\n  - identities: [a]\n    methods: [\"*/Consolidate\"]\n", "only as the whole last segment"},
+		{"PartialWildcard", "rules:\n  - identities: [a]\n    methods: [\"a.B/Get*\"]\n", "only as the whole last segment"},
+		{"ThreeSegments", "rules:\n  - identities: [a]\n    methods: [\"a.B/C/D\"]\n", "want package.Service/Method"},
+		{"NotYAML", "rules: [", "policy:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := grpcx.ParsePolicy([]byte(tc.yaml))
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package grpcx
+
+import (
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc"
+)
+
+// Security is a process's transport security (SPEC section 11): mTLS from its
+// TLS files, and the authorization policy its server applies.
+type Security struct {
+	TLS TLSFiles
+	// PolicyFile is AUTHZ_POLICY_FILE; with TLS on and no policy file only
+	// health is open.
+	PolicyFile string
+}
+
+// SecurityFromEnv reads TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and
+// AUTHZ_POLICY_FILE with getenv (os.Getenv). A partial TLS setting, or a policy
+// without TLS (which could not tell one caller from another), is an error
+// naming the variables.
+func SecurityFromEnv(getenv func(string) string) (Security, error) {
+	files, err := TLSFilesFromEnv(getenv)
+	s := Security{TLS: files, PolicyFile: getenv(EnvAuthzPolicy)}
+	if err != nil {
+		return s, err
+	}
+	if s.PolicyFile != "" && !files.Enabled() {
+		return s, fmt.Errorf("%s needs mTLS (%s, %s, %s): without it no caller has an identity",
+			EnvAuthzPolicy, EnvTLSCert, EnvTLSKey, EnvTLSCA)
+	}
+	return s, nil
+}
+
+// ServerOptions are the options of NewServer that apply s: TLS 1.3 with client
+// certificates required and verified (the files re-read when they change) and
+// the authorization interceptors; or, with no TLS files, plaintext and every
+// method open, with a warning in the log.
+func (s Security) ServerOptions(logger *slog.Logger) ([]ServerOption, error) {
+	if !s.TLS.Enabled() {
+		logger.Warn("serving plaintext without authentication: set TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE outside development")
+		return nil, nil
+	}
+	material, err := newKeyMaterial(s.TLS)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := newAuthorizer(logger, s.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", EnvAuthzPolicy, s.PolicyFile, err)
+	}
+	if s.PolicyFile == "" {
+		logger.Warn("no AUTHZ_POLICY_FILE: only health is open")
+	}
+	logger.Info("serving mTLS", "cert", s.TLS.Cert, "ca", s.TLS.CA, "policy", s.PolicyFile)
+	return []ServerOption{
+		WithServerCredentials(&reloadingCredentials{material: material, onError: tlsReloadWarning(logger)}),
+		func(c *serverConfig) { c.authz = authz },
+	}, nil
+}
+
+// DialOptions are the options of Dial that apply s's TLS files: the client
+// presents its certificate and verifies the server's against the CA and the
+// server name (the host of the address dialled, unless WithTLSServerName says
+// otherwise). With no TLS files: plaintext.
+func (s Security) DialOptions(logger *slog.Logger) ([]DialOption, error) {
+	return s.TLS.DialOptions(logger)
+}
+
+// DialOptions are the options of Dial that present f's certificate and verify
+// the server's (see Security.DialOptions).
+func (f TLSFiles) DialOptions(logger *slog.Logger) ([]DialOption, error) {
+	if !f.Enabled() {
+		return nil, nil
+	}
+	material, err := newKeyMaterial(f)
+	if err != nil {
+		return nil, err
+	}
+	return []DialOption{func(c *dialConfig) {
+		c.creds = &reloadingCredentials{material: material, onError: tlsReloadWarning(logger)}
+	}}, nil
+}
+
+// Dial dials target (Dial) presenting f's certificate, or in plaintext when f
+// names no file; opts are added.
+func (f TLSFiles) Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
+	tlsOpts, err := f.DialOptions(nil)
+	if err != nil {
+		return nil, err
+	}
+	return Dial(target, append(tlsOpts, opts...)...)
+}
+
+// WithTLSServerName checks name, instead of the host dialled, in the server's
+// certificate: a coordinator dials workers by pod IP and checks the name of the
+// headless Service they were resolved from. Plaintext ignores it. It may come
+// before or after the TLS options.
+func WithTLSServerName(name string) DialOption {
+	return func(c *dialConfig) { c.serverName = name }
+}
+
+func tlsReloadWarning(logger *slog.Logger) func(error) {
+	if logger == nil {
+		return nil
+	}
+	return func(err error) {
+		logger.Warn("TLS files not reloaded; the last good certificate stays", "error", err.Error())
+	}
+}

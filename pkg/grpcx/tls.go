@@ -1,0 +1,196 @@
+package grpcx
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// The variables that turn mTLS on (SPEC section 11), for both services and
+// cierrectl.
+const (
+	EnvTLSCert     = "TLS_CERT_FILE"
+	EnvTLSKey      = "TLS_KEY_FILE"
+	EnvTLSCA       = "TLS_CA_FILE"
+	EnvAuthzPolicy = "AUTHZ_POLICY_FILE"
+)
+
+// TLSFiles are the PEM files of a process's mTLS: its certificate and key, and
+// the CA its peers' certificates must be signed by. All empty: plaintext.
+type TLSFiles struct {
+	Cert, Key, CA string
+}
+
+// TLSFilesFromEnv reads TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE with getenv
+// (os.Getenv). All three or none must be set: a partial setting is an error that
+// names the variables missing.
+func TLSFilesFromEnv(getenv func(string) string) (TLSFiles, error) {
+	f := TLSFiles{Cert: getenv(EnvTLSCert), Key: getenv(EnvTLSKey), CA: getenv(EnvTLSCA)}
+	return f, f.Check()
+}
+
+// Enabled reports whether any file is named (Check says whether all are).
+func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" || f.CA != "" }
+
+// Check refuses a partial setting, naming the variables missing.
+func (f TLSFiles) Check() error {
+	if !f.Enabled() {
+		return nil
+	}
+	var missing []string
+	for _, v := range []struct{ name, value string }{{EnvTLSCert, f.Cert}, {EnvTLSKey, f.Key}, {EnvTLSCA, f.CA}} {
+		if v.value == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("mTLS needs %s, %s and %s together: %s not set", EnvTLSCert, EnvTLSKey, EnvTLSCA,
+			strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// keyMaterial reads a process's certificate and CA from their files on every
+// handshake and parses them again only when the bytes changed: a certificate
+// rotated on disk (cert-manager swaps the mounted files by symbolic link) is used
+// from the next connection on, without a restart. A read that fails, or finds a
+// certificate and key that do not match (caught between two writes), keeps the
+// last good material.
+type keyMaterial struct {
+	files TLSFiles
+
+	mu                     sync.Mutex
+	certPEM, keyPEM, caPEM []byte
+	cert                   *tls.Certificate
+	pool                   *x509.CertPool
+}
+
+func newKeyMaterial(files TLSFiles) (*keyMaterial, error) {
+	if err := files.Check(); err != nil {
+		return nil, err
+	}
+	if !files.Enabled() {
+		return nil, errors.New("no TLS files given")
+	}
+	m := &keyMaterial{files: files}
+	if _, _, err := m.current(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// current returns the certificate and CA pool the files hold now, or the last
+// good ones when the files cannot be read or parsed (the error then says why;
+// it is nil when the material returned is the files').
+func (m *keyMaterial) current() (*tls.Certificate, *x509.CertPool, error) {
+	certPEM, err1 := os.ReadFile(m.files.Cert)
+	keyPEM, err2 := os.ReadFile(m.files.Key)
+	caPEM, err3 := os.ReadFile(m.files.CA)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return m.cert, m.pool, fmt.Errorf("reading the TLS files: %w", err)
+	}
+	if m.cert != nil && bytes.Equal(certPEM, m.certPEM) && bytes.Equal(keyPEM, m.keyPEM) && bytes.Equal(caPEM, m.caPEM) {
+		return m.cert, m.pool, nil
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return m.cert, m.pool, fmt.Errorf("%s and %s: %w", m.files.Cert, m.files.Key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return m.cert, m.pool, fmt.Errorf("%s holds no PEM certificate", m.files.CA)
+	}
+	m.certPEM, m.keyPEM, m.caPEM, m.cert, m.pool = certPEM, keyPEM, caPEM, &cert, pool
+	return m.cert, m.pool, nil
+}
+
+// serverConfig is a handshake's configuration of a server: TLS 1.3 only, a
+// client certificate required and verified against the CA.
+func (m *keyMaterial) serverConfig() (*tls.Config, error) {
+	cert, pool, err := m.current()
+	if cert == nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}, nil
+}
+
+// clientConfig is a handshake's configuration of a client: TLS 1.3 only, its
+// certificate presented, the server's verified against the CA and the server
+// name (serverName, or the host of the address dialled when empty).
+func (m *keyMaterial) clientConfig(serverName string) (*tls.Config, error) {
+	cert, pool, err := m.current()
+	if cert == nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
+		RootCAs: pool, ServerName: serverName}, nil
+}
+
+// reloadingCredentials are grpc-go TLS credentials built anew, from the files'
+// current material, for each handshake.
+type reloadingCredentials struct {
+	material   *keyMaterial
+	serverName string
+	onError    func(error) // told when the files could not be reloaded (the last good material is used)
+}
+
+func (c *reloadingCredentials) config(server bool) (credentials.TransportCredentials, error) {
+	var cfg *tls.Config
+	var err error
+	if server {
+		cfg, err = c.material.serverConfig()
+	} else {
+		cfg, err = c.material.clientConfig(c.serverName)
+	}
+	if cfg == nil {
+		return nil, err
+	}
+	if err != nil && c.onError != nil {
+		c.onError(err)
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func (c *reloadingCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	creds, err := c.config(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return creds.ClientHandshake(ctx, authority, conn)
+}
+
+func (c *reloadingCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	creds, err := c.config(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return creds.ServerHandshake(conn)
+}
+
+func (c *reloadingCredentials) Info() credentials.ProtocolInfo {
+	return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13}).Info()
+}
+
+func (c *reloadingCredentials) Clone() credentials.TransportCredentials {
+	clone := *c
+	return &clone
+}
+
+// OverrideServerName is grpc-go's deprecated way of setting the name checked in
+// the server's certificate.
+func (c *reloadingCredentials) OverrideServerName(name string) error {
+	c.serverName = name
+	return nil
+}
