@@ -77,6 +77,22 @@ if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) end
 return {added, had}
 `)
 
+// markSplit counts a split chunk done and its halves into total_chunks, once:
+// the set decides, as in markDone. A missing progress hash is left for Reset.
+// KEYS: done, run progress, closing progress. ARGV: run, ttl, chunk, halves.
+var markSplit = redis.NewScript(mirrorLua + `
+local added = redis.call('SADD', KEYS[1], ARGV[3])
+local had = redis.call('HEXISTS', KEYS[2], 'total_chunks')
+if added == 1 and had == 1 then
+  redis.call('HINCRBY', KEYS[2], 'total_chunks', ARGV[4])
+end
+redis.call('HSET', KEYS[2], 'chunks_completados', redis.call('SCARD', KEYS[1]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) end
+return {added, had}
+`)
+
 // reset replaces the done set and writes the progress fields; a new run of the
 // closing drops the metrics of the previous one.
 // KEYS: done, run progress, closing progress, closing metrics.
@@ -121,6 +137,15 @@ func (r *RedisStore) Ping(ctx context.Context) error { return r.client.Ping(ctx)
 func (r *RedisStore) MarkDone(ctx context.Context, runID, closingID int64, chunk, employees, records int, ttl time.Duration) (bool, bool, error) {
 	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress")}
 	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records).Int64Slice()
+	if err != nil {
+		return false, false, err
+	}
+	return res[0] == 1, res[1] == 1, nil
+}
+
+func (r *RedisStore) MarkSplit(ctx context.Context, runID, closingID int64, chunk, halves int, ttl time.Duration) (bool, bool, error) {
+	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress")}
+	res, err := markSplit.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, halves).Int64Slice()
 	if err != nil {
 		return false, false, err
 	}

@@ -49,7 +49,7 @@ func load() (settings, error) {
 	}
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
 	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
-		os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
+		os.Getenv("FAULT_HOLD_AFTER_COMMIT"), os.Getenv("FAULT_KILL_ON_EMPLOYEE"))
 	if err != nil {
 		return s, errors.Join(env.Err(), err)
 	}
