@@ -14,18 +14,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 func TestCallErrorKinds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name    string
-		err     error
+		name     string
+		err      error
 		reached  bool // the call had a connection to the worker
 		answered bool // the worker's handler answered (its trailer)
 		want     ErrorKind
-		msg     string
+		msg      string
 	}{
 		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), true, true, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
 		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), true, true, KindDataError, "closing_id must be > 0"},
@@ -120,7 +121,8 @@ func callOnce(t *testing.T, target string) error {
 
 // TestProcessChunkTellsCallsThatNeverReachedAWorker calls real gRPC servers: a
 // call with no connection to the worker is not started; one whose connection
-// breaks while the worker has it is not.
+// breaks while the worker has it is not: the worker died under it, unless the
+// worker answered.
 func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 	t.Parallel()
 	t.Run("NobodyListensIsNotStarted", func(t *testing.T) {
@@ -144,7 +146,17 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		require.ErrorAs(t, callOnce(t, addr), &ce)
 		require.Equal(t, KindBusy, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 	})
-	t.Run("WorkerGoneMidCallIsOther", func(t *testing.T) {
+	t.Run("WorkerAnsweringUnavailableIsOther", func(t *testing.T) {
+		t.Parallel()
+		addr, _ := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+			require.NoError(t, grpcx.MarkAnswered(ctx))
+			return nil, status.Error(codes.Unavailable, "database error 57P01")
+		})
+		var ce *CallError
+		require.ErrorAs(t, callOnce(t, addr), &ce)
+		require.Equal(t, KindOther, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+	})
+	t.Run("WorkerGoneMidCallIsWorkerDied", func(t *testing.T) {
 		t.Parallel()
 		started := make(chan struct{})
 		addr, stop := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
@@ -158,7 +170,7 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		}()
 		var ce *CallError
 		require.ErrorAs(t, callOnce(t, addr), &ce)
-		require.Equal(t, KindOther, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+		require.Equal(t, KindWorkerDied, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		require.Equal(t, codes.Unavailable.String(), ce.Code)
 	})
 }
