@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -466,5 +467,110 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 			fc.GetError())
 		require.Equal(t, int32(1), fc.GetAttempts(), "a permanent database error is not retried")
 	}
+	c.requireNoRows(closing)
+}
+
+// killWorkersOn restarts every worker of the cluster with FAULT_KILL_ON_EMPLOYEE
+// set to ids, and from then on starts again, at once, any worker that dies, until
+// the test ends: each death is one the fault caused.
+func (c *cluster) killWorkersOn(ids ...int64) {
+	c.t.Helper()
+	spec := ""
+	for i, id := range ids {
+		if i > 0 {
+			spec += ","
+		}
+		spec += itoa(id)
+	}
+	for _, w := range c.workers {
+		w.Env = append(w.Env, "FAULT_KILL_ON_EMPLOYEE="+spec)
+		c.kill(w)
+		c.start(w)
+		c.waitServing(w)
+	}
+	stop := make(chan struct{})
+	var revivers sync.WaitGroup
+	for _, w := range c.workers {
+		revivers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-w.Done():
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := w.Start(); err != nil {
+					c.t.Errorf("restarting %s: %v", w.Name, err)
+					return
+				}
+			}
+		})
+	}
+	// Before the cluster's own cleanup kills the workers (cleanups run last first).
+	c.t.Cleanup(func() {
+		close(stop)
+		revivers.Wait()
+	})
+}
+
+// diedAttempts counts the attempts of a run whose worker died holding the chunk.
+func (c *cluster) diedAttempts(runID int64) int {
+	n := 0
+	for _, a := range c.attempts(runID) {
+		if a.Outcome == domain.OutcomeWorkerDied {
+			n++
+		}
+	}
+	return n
+}
+
+func TestWorkersKilledByOneEmployee(t *testing.T) {
+	t.Parallel()
+	// One chunk at a time per worker: a worker that dies takes no innocent chunk
+	// with it.
+	c := newCluster(t, clusterOptions{workers: 3, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
+		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	closing := c.generate(120, 141)
+	killer := c.libroIDs(closing)[90] // in the second chunk of 60
+	c.killWorkersOn(killer)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 60})
+	final := c.waitEnd(resp.GetConsolidationId(), 3*time.Minute)
+	require.Equal(t, domain.EstadoParcial, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, "1 of 120 employees failed", final.GetError())
+	require.Equal(t, map[int64]bool{killer: true}, failedIDs(final), "the killer failed alone, workers dying on it")
+	fe := final.GetFailedEmployees()[0]
+	require.Contains(t, fe.GetError(), "workers died holding it on all 2 attempts")
+	require.Len(t, final.GetFailedChunks(), 1)
+	require.Equal(t, int32(2), final.GetFailedChunks()[0].GetAttempts())
+	requireResultsEqual(t, c.pool, closing, without(expected(t, c.pool, closing), killer))
+	// Every chunk that held the killer died twice: 60 halves down to one in 5 or 6
+	// splits, and the killer alone (a call on its way to a worker as it died counts
+	// too).
+	require.GreaterOrEqual(t, c.diedAttempts(resp.GetConsolidationId()), 2*6)
+}
+
+func TestWorkersKilledByMostEmployees(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 2, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
+		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	closing := c.generate(4, 151)
+	ids := c.libroIDs(closing)
+	killers := ids[1:]
+	c.killWorkersOn(killers...)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
+	final := c.waitEnd(resp.GetConsolidationId(), 2*time.Minute)
+	require.Equal(t, domain.EstadoErrorRecursos, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_RESOURCES_EXHAUSTED, final.GetStatus())
+	require.Equal(t, domain.EstadoErrorRecursos, c.estado(closing))
+	require.Equal(t, "3 of 4 employees failed; workers died processing alone employee rows "+
+		itoa(killers[0])+", "+itoa(killers[1])+", "+itoa(killers[2]), final.GetError())
+	require.Equal(t, map[int64]bool{killers[0]: true, killers[1]: true, killers[2]: true}, failedIDs(final))
+	require.Equal(t, int32(1), final.GetEmployeesConsolidated(), "the one good employee was consolidated")
 	c.requireNoRows(closing)
 }
