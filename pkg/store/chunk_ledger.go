@@ -41,8 +41,9 @@ type Chunk struct {
 	TotalHaberes    money.Cents
 	TotalDescuentos money.Cents
 	LiquidoPagar    money.Cents
-	// ParentIndex is the chunk this one is a half of (SplitChunk); -1 for a
-	// planned chunk.
+	// Split is set on a half of a split chunk (SplitChunk), ParentIndex naming
+	// the chunk it is a half of.
+	Split       bool
 	ParentIndex int
 	// WorkerDied: a failed chunk whose workers died on every attempt.
 	WorkerDied bool
@@ -51,13 +52,13 @@ type Chunk struct {
 const sqlChunkColumns = `run_id, chunk_index, first_employee_id, last_employee_id, employees, status, attempts,
 	coalesce(worker, ''), coalesce(error, ''), records, coalesce(duration_seconds, 0), coalesce(cpu_seconds, 0),
 	coalesce(peak_rss_bytes, 0), coalesce(sum_haberes_cents, 0), coalesce(sum_descuentos_cents, 0),
-	coalesce(sum_liquido_cents, 0), coalesce(parent_index, -1), worker_died`
+	coalesce(sum_liquido_cents, 0), parent_index IS NOT NULL, coalesce(parent_index, 0), worker_died`
 
 // chunkDests are the scan destinations of sqlChunkColumns.
 func chunkDests(c *Chunk) []any {
 	return []any{&c.RunID, &c.Index, &c.FirstID, &c.LastID, &c.Employees, &c.Status, &c.Attempts, &c.Worker,
 		&c.Error, &c.Records, &c.DurationSeconds, &c.CPUSeconds, &c.PeakRSSBytes, &c.TotalHaberes,
-		&c.TotalDescuentos, &c.LiquidoPagar, &c.ParentIndex, &c.WorkerDied}
+		&c.TotalDescuentos, &c.LiquidoPagar, &c.Split, &c.ParentIndex, &c.WorkerDied}
 }
 
 func scanChunk(row pgx.CollectableRow) (Chunk, error) {

@@ -86,9 +86,9 @@ func SplitChunk(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, ind
 		k, n := cuts[0].N, cuts[0].Total
 		halves = []Chunk{
 			{RunID: runID, Index: next, FirstID: parent.FirstID, LastID: cuts[0].ID, Employees: k,
-				Status: domain.ChunkPending, ParentIndex: index},
+				Status: domain.ChunkPending, Split: true, ParentIndex: index},
 			{RunID: runID, Index: next + 1, FirstID: cuts[1].ID, LastID: parent.LastID, Employees: n - k,
-				Status: domain.ChunkPending, ParentIndex: index},
+				Status: domain.ChunkPending, Split: true, ParentIndex: index},
 		}
 		if _, err := tx.Exec(ctx, sqlMarkSplit, runID, index, reason, workerDied); err != nil {
 			return err

@@ -33,8 +33,8 @@ func TestSplitChunk(t *testing.T) {
 		halves := split(t, pool, runID, 0, token, false)
 
 		require.Equal(t, []store.Chunk{
-			{RunID: runID, Index: 1, FirstID: 101, LastID: 101, Employees: 1, Status: domain.ChunkPending, ParentIndex: 0},
-			{RunID: runID, Index: 2, FirstID: 102, LastID: 103, Employees: 2, Status: domain.ChunkPending, ParentIndex: 0},
+			{RunID: runID, Index: 1, FirstID: 101, LastID: 101, Employees: 1, Status: domain.ChunkPending, Split: true},
+			{RunID: runID, Index: 2, FirstID: 102, LastID: 103, Employees: 2, Status: domain.ChunkPending, Split: true},
 		}, halves)
 		for _, h := range halves {
 			require.Equal(t, h, chunkOf(t, pool, runID, h.Index), "the ledger holds what SplitChunk returned")
@@ -42,7 +42,7 @@ func TestSplitChunk(t *testing.T) {
 		parent := chunkOf(t, pool, runID, 0)
 		require.Equal(t, domain.ChunkSplit, parent.Status)
 		require.Equal(t, "bad data", parent.Error)
-		require.Equal(t, -1, parent.ParentIndex)
+		require.False(t, parent.Split, "a planned chunk is no half")
 		require.Zero(t, tokenOf(t, pool, runID, 0), "the split revokes the chunk's token")
 		_, _, err := commitChunk(t, pool, runID, 0, token)
 		require.ErrorIs(t, err, store.ErrStaleAttempt, "the split attempt can no longer commit")
