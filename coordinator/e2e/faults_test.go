@@ -453,15 +453,17 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 	require.Contains(t, string(logged), "run failed on a permanent database error")
 
 	// A worker's path: every chunk's rows break a CHECK constraint; each chunk
-	// fails on its first attempt, naming the SQLSTATE and the table.
+	// fails on its first attempt, naming the SQLSTATE and the table, and is split
+	// down to every employee (each one's rows break it too).
 	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON nomina_concepto_empleado_consolidado;
 		ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT e2e_no_sb CHECK (codigo_concepto <> 'SB') NOT VALID`)
 	require.NoError(t, err)
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
 	final = c.waitEnd(again.GetConsolidationId(), time.Minute)
 	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
-	require.Equal(t, "3 of 3 chunks failed", final.GetError())
-	require.Len(t, final.GetFailedChunks(), 3)
+	require.Equal(t, "60 of 60 employees failed", final.GetError())
+	require.Equal(t, int32(60), final.GetFailedEmployeesTotal())
+	require.Len(t, final.GetFailedChunks(), 60)
 	for _, fc := range final.GetFailedChunks() {
 		require.Equal(t, "database error 23514 check_violation table nomina_concepto_empleado_consolidado constraint e2e_no_sb",
 			fc.GetError())
