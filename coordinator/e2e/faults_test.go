@@ -575,3 +575,36 @@ func TestWorkersKilledByMostEmployees(t *testing.T) {
 	require.Equal(t, int32(1), final.GetEmployeesConsolidated(), "the one good employee was consolidated")
 	c.requireNoRows(closing)
 }
+
+func TestCoordinatorKilledMidSplit(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOptions{workers: 3, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
+		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	closing := c.generate(120, 161)
+	killer := c.libroIDs(closing)[30] // in the first chunk of 60
+	c.killWorkersOn(killer)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 60})
+	runID := resp.GetConsolidationId()
+	splits := func() int {
+		var n int
+		require.NoError(t, c.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status = $2", runID, domain.ChunkSplit).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return splits() >= 2 }, 2*time.Minute, 10*time.Millisecond, "no chunk was split")
+	c.kill(c.coord)
+	before := splits()
+
+	c.start(c.coord)
+	c.waitServing(c.coord)
+	final := c.waitEnd(runID, 3*time.Minute)
+	require.Equal(t, domain.EstadoParcial, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, map[int64]bool{killer: true}, failedIDs(final), "the halves were resumed down to the killer")
+	require.Greater(t, splits(), before, "the restarted coordinator went on splitting")
+	require.Equal(t, final.GetTotalChunks(), final.GetProgress().GetChunksDone())
+	requireResultsEqual(t, c.pool, closing, without(expected(t, c.pool, closing), killer))
+	var runs int
+	require.NoError(t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
+	require.Equal(t, 1, runs, "runs of the closing")
+}
