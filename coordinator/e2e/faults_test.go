@@ -519,6 +519,15 @@ func (c *cluster) killWorkersOn(ids ...int64) {
 	})
 }
 
+// newKillerCluster is a cluster for employees that kill workers: two attempts a
+// chunk, and one chunk at a time per worker, so a worker that dies takes no
+// innocent chunk with it.
+func newKillerCluster(t *testing.T, workers int) *cluster {
+	t.Helper()
+	return newCluster(t, clusterOptions{workers: workers, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
+		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+}
+
 // diedAttempts counts the attempts of a run whose worker died holding the chunk.
 func (c *cluster) diedAttempts(runID int64) int {
 	n := 0
@@ -532,10 +541,7 @@ func (c *cluster) diedAttempts(runID int64) int {
 
 func TestWorkersKilledByOneEmployee(t *testing.T) {
 	t.Parallel()
-	// One chunk at a time per worker: a worker that dies takes no innocent chunk
-	// with it.
-	c := newCluster(t, clusterOptions{workers: 3, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
-		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	c := newKillerCluster(t, 3)
 	closing := c.generate(120, 141)
 	killer := c.libroIDs(closing)[90] // in the second chunk of 60
 	c.killWorkersOn(killer)
@@ -557,8 +563,7 @@ func TestWorkersKilledByOneEmployee(t *testing.T) {
 
 func TestWorkersKilledByMostEmployees(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{workers: 2, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
-		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	c := newKillerCluster(t, 2)
 	closing := c.generate(4, 151)
 	ids := c.libroIDs(closing)
 	killers := ids[1:]
@@ -578,8 +583,7 @@ func TestWorkersKilledByMostEmployees(t *testing.T) {
 
 func TestCoordinatorKilledMidSplit(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{workers: 3, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
-		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+	c := newKillerCluster(t, 3)
 	closing := c.generate(120, 161)
 	killer := c.libroIDs(closing)[30] // in the first chunk of 60
 	c.killWorkersOn(killer)
