@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -464,19 +465,162 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 	require.Contains(t, string(logged), "run failed on a permanent database error")
 
 	// A worker's path: every chunk's rows break a CHECK constraint; each chunk
-	// fails on its first attempt, naming the SQLSTATE and the table.
+	// fails on its first attempt, naming the SQLSTATE and the table, and is split
+	// down to every employee (each one's rows break it too).
 	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON consolidation_chunk_attempt;
 		ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT e2e_no_sb CHECK (codigo_concepto <> 'SB') NOT VALID`)
 	require.NoError(t, err)
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
 	final = c.waitEnd(again.GetConsolidationId(), time.Minute)
 	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
-	require.Equal(t, "3 of 3 chunks failed", final.GetError())
-	require.Len(t, final.GetFailedChunks(), 3)
+	require.Equal(t, "60 of 60 employees failed", final.GetError())
+	require.Equal(t, int32(60), final.GetFailedEmployeesTotal())
+	require.Len(t, final.GetFailedChunks(), 60)
 	for _, fc := range final.GetFailedChunks() {
 		require.Equal(t, "database error 23514 check_violation table nomina_concepto_empleado_consolidado constraint e2e_no_sb",
 			fc.GetError())
 		require.Equal(t, int32(1), fc.GetAttempts(), "a permanent database error is not retried")
 	}
 	requireResultsEqual(t, c.pool, closing, want) // a failed run leaves the previous results
+}
+
+// killWorkersOn restarts every worker of the cluster with FAULT_KILL_ON_EMPLOYEE
+// set to ids, and from then on starts again, at once, any worker that dies, until
+// the test ends: each death is one the fault caused.
+func (c *cluster) killWorkersOn(ids ...int64) {
+	c.t.Helper()
+	spec := ""
+	for i, id := range ids {
+		if i > 0 {
+			spec += ","
+		}
+		spec += itoa(id)
+	}
+	for _, w := range c.workers {
+		w.Env = append(w.Env, "FAULT_KILL_ON_EMPLOYEE="+spec)
+		c.kill(w)
+		c.start(w)
+		c.waitServing(w)
+	}
+	stop := make(chan struct{})
+	var revivers sync.WaitGroup
+	for _, w := range c.workers {
+		revivers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-w.Done():
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := w.Start(); err != nil {
+					c.t.Errorf("restarting %s: %v", w.Name, err)
+					return
+				}
+			}
+		})
+	}
+	// Before the cluster's own cleanup kills the workers (cleanups run last first).
+	c.t.Cleanup(func() {
+		close(stop)
+		revivers.Wait()
+	})
+}
+
+// newKillerCluster is a cluster for employees that kill workers: two attempts a
+// chunk, and one chunk at a time per worker, so a worker that dies takes no
+// innocent chunk with it.
+func newKillerCluster(t *testing.T, workers int) *cluster {
+	t.Helper()
+	return newCluster(t, clusterOptions{workers: workers, coordEnv: []string{"CHUNK_MAX_ATTEMPTS=2"},
+		workerEnv: []string{"WORKER_MAX_IN_FLIGHT=1"}})
+}
+
+// diedAttempts counts the attempts of a run whose worker died holding the chunk.
+func (c *cluster) diedAttempts(runID int64) int {
+	n := 0
+	for _, a := range c.attempts(runID) {
+		if a.Outcome == domain.OutcomeWorkerDied {
+			n++
+		}
+	}
+	return n
+}
+
+func TestWorkersKilledByOneEmployee(t *testing.T) {
+	t.Parallel()
+	c := newKillerCluster(t, 3)
+	closing := c.generate(120, 141)
+	killer := c.libroIDs(closing)[90] // in the second chunk of 60
+	c.killWorkersOn(killer)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 60})
+	final := c.waitEnd(resp.GetConsolidationId(), 3*time.Minute)
+	require.Equal(t, domain.EstadoParcial, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, "1 of 120 employees failed", final.GetError())
+	require.Equal(t, map[int64]bool{killer: true}, failedIDs(final), "the killer failed alone, workers dying on it")
+	fe := final.GetFailedEmployees()[0]
+	require.Contains(t, fe.GetError(), "workers died holding it on all 2 attempts")
+	require.Len(t, final.GetFailedChunks(), 1)
+	requireResultsEqual(t, c.pool, closing, without(expected(t, c.pool, closing), killer))
+	// Every chunk that held the killer died twice: 60 halves down to one in 5 or 6
+	// splits, and the killer alone (a call on its way to a worker as it died counts
+	// too).
+	require.GreaterOrEqual(t, c.diedAttempts(resp.GetConsolidationId()), 2*6)
+}
+
+func TestWorkersKilledByMostEmployees(t *testing.T) {
+	t.Parallel()
+	c := newKillerCluster(t, 2)
+	closing := c.generate(4, 151)
+	ids := c.libroIDs(closing)
+	killers := ids[1:]
+	c.killWorkersOn(killers...)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
+	final := c.waitEnd(resp.GetConsolidationId(), 2*time.Minute)
+	require.Equal(t, domain.EstadoErrorRecursos, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_RESOURCES_EXHAUSTED, final.GetStatus())
+	require.Equal(t, domain.EstadoErrorRecursos, c.estado(closing))
+	require.Equal(t, "3 of 4 employees failed; workers died processing alone employee rows "+
+		itoa(killers[0])+", "+itoa(killers[1])+", "+itoa(killers[2]), final.GetError())
+	require.Equal(t, map[int64]bool{killers[0]: true, killers[1]: true, killers[2]: true}, failedIDs(final))
+	require.Equal(t, int32(1), final.GetEmployeesConsolidated(), "the one good employee was consolidated")
+	c.requireNoRows(closing)
+}
+
+func TestCoordinatorKilledMidSplit(t *testing.T) {
+	t.Parallel()
+	c := newKillerCluster(t, 3)
+	closing := c.generate(120, 161)
+	killer := c.libroIDs(closing)[30] // in the first chunk of 60
+	c.killWorkersOn(killer)
+
+	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 60})
+	runID := resp.GetConsolidationId()
+	splits := func() int {
+		var n int
+		require.NoError(t, c.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM consolidation_chunk WHERE run_id = $1 AND status = $2", runID, domain.ChunkSplit).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return splits() >= 2 }, 2*time.Minute, 10*time.Millisecond, "no chunk was split")
+	c.kill(c.coord)
+	before := splits()
+
+	c.start(c.coord)
+	c.waitServing(c.coord)
+	final := c.waitEnd(runID, 3*time.Minute)
+	require.Equal(t, domain.EstadoParcial, domain.Estado(final.GetEstado()), final.GetError())
+	require.Equal(t, map[int64]bool{killer: true}, failedIDs(final), "the halves were resumed down to the killer")
+	require.Greater(t, splits(), before, "the restarted coordinator went on splitting")
+	require.Equal(t, final.GetTotalChunks(), final.GetProgress().GetChunksDone())
+	requireResultsEqual(t, c.pool, closing, without(expected(t, c.pool, closing), killer))
+	var runs int
+	require.NoError(t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_run WHERE cierre_id = $1", closing).Scan(&runs))
+	require.Equal(t, 1, runs, "runs of the closing")
 }

@@ -8,10 +8,14 @@ const (
 	ChunkRunning   ChunkStatus = "running"
 	ChunkSucceeded ChunkStatus = "succeeded"
 	ChunkFailed    ChunkStatus = "failed"
+	// ChunkSplit: the chunk failed for a reason that may be one employee's (a data
+	// error, workers dying on it) and was split in two chunks that replace it
+	// (SPEC section 6); its own employees are counted in those.
+	ChunkSplit ChunkStatus = "split"
 )
 
 // Ended reports whether a chunk has reached its final status.
-func (s ChunkStatus) Ended() bool { return s == ChunkSucceeded || s == ChunkFailed }
+func (s ChunkStatus) Ended() bool { return s == ChunkSucceeded || s == ChunkFailed || s == ChunkSplit }
 
 // Outcome is how one dispatch attempt of a chunk ended
 // (consolidation_chunk_attempt.outcome).
@@ -38,6 +42,9 @@ const (
 	// refused, unreachable, still connecting). Like a busy reply, it does not count
 	// toward the chunk's limit.
 	OutcomeNeverStarted Outcome = "never_started"
+	// OutcomeWorkerDied: the call reached a worker and its connection broke before
+	// any answer: the worker died (killed, out of memory) holding the chunk.
+	OutcomeWorkerDied Outcome = "worker_died"
 	// OutcomeError: any other failure (worker gone, connection lost, database
 	// error on the worker); worth another attempt.
 	OutcomeError Outcome = "error"

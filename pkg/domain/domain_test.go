@@ -50,7 +50,7 @@ func TestParsePolicy(t *testing.T) {
 
 func TestChunkStatusEnded(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[ChunkStatus]bool{ChunkPending: false, ChunkRunning: false, ChunkSucceeded: true, ChunkFailed: true} {
+	for s, want := range map[ChunkStatus]bool{ChunkPending: false, ChunkRunning: false, ChunkSucceeded: true, ChunkFailed: true, ChunkSplit: true} {
 		if s.Ended() != want {
 			t.Fatalf("%s.Ended() = %v, want %v", s, !want, want)
 		}

@@ -41,18 +41,24 @@ type Chunk struct {
 	TotalHaberes    money.Cents
 	TotalDescuentos money.Cents
 	LiquidoPagar    money.Cents
+	// Split is set on a half of a split chunk (SplitChunk), ParentIndex naming
+	// the chunk it is a half of.
+	Split       bool
+	ParentIndex int
+	// WorkerDied: a failed chunk whose workers died on every attempt.
+	WorkerDied bool
 }
 
 const sqlChunkColumns = `run_id, chunk_index, first_employee_id, last_employee_id, employees, status, attempts,
 	coalesce(worker, ''), coalesce(error, ''), records, coalesce(duration_seconds, 0), coalesce(cpu_seconds, 0),
 	coalesce(peak_rss_bytes, 0), coalesce(sum_haberes_cents, 0), coalesce(sum_descuentos_cents, 0),
-	coalesce(sum_liquido_cents, 0)`
+	coalesce(sum_liquido_cents, 0), parent_index IS NOT NULL, coalesce(parent_index, 0), worker_died`
 
 // chunkDests are the scan destinations of sqlChunkColumns.
 func chunkDests(c *Chunk) []any {
 	return []any{&c.RunID, &c.Index, &c.FirstID, &c.LastID, &c.Employees, &c.Status, &c.Attempts, &c.Worker,
 		&c.Error, &c.Records, &c.DurationSeconds, &c.CPUSeconds, &c.PeakRSSBytes, &c.TotalHaberes,
-		&c.TotalDescuentos, &c.LiquidoPagar}
+		&c.TotalDescuentos, &c.LiquidoPagar, &c.Split, &c.ParentIndex, &c.WorkerDied}
 }
 
 func scanChunk(row pgx.CollectableRow) (Chunk, error) {
@@ -145,7 +151,7 @@ var sqlFailChunk = sqlf(`
 WITH r AS (
 	SELECT lease_epoch = $5 AS owned FROM consolidation_run WHERE id = $1 FOR SHARE),
 c AS (
-	UPDATE consolidation_chunk c SET status = {failed}, error = $4, finished_at = now()
+	UPDATE consolidation_chunk c SET status = {failed}, error = $4, finished_at = now(), worker_died = $6
 	FROM r
 	WHERE c.run_id = $1 AND c.chunk_index = $2 AND c.attempt_token = $3 AND c.status = {running} AND r.owned
 	RETURNING 1)
@@ -154,8 +160,21 @@ SELECT r.owned, EXISTS (SELECT FROM c) FROM r`)
 // FailChunk marks a chunk failed for good, provided token is still its current one
 // and epoch the run's lease epoch (ErrLeaseLost otherwise, and nothing changes).
 func FailChunk(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, errText string) (bool, error) {
+	return FailChunkWith(ctx, q, runID, epoch, index, token, ChunkFailure{Error: errText})
+}
+
+// ChunkFailure is why a chunk failed for good.
+type ChunkFailure struct {
+	Error string
+	// WorkerDied: workers died holding the chunk on every attempt (SPEC section 6:
+	// error_recursos when it decides the run).
+	WorkerDied bool
+}
+
+// FailChunkWith is FailChunk recording whether workers died on the chunk.
+func FailChunkWith(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, f ChunkFailure) (bool, error) {
 	var owned, failed bool
-	err := q.QueryRow(ctx, sqlFailChunk, runID, index, token, errText, epoch).Scan(&owned, &failed)
+	err := q.QueryRow(ctx, sqlFailChunk, runID, index, token, f.Error, epoch, f.WorkerDied).Scan(&owned, &failed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, nil

@@ -72,8 +72,13 @@ type Run struct {
 
 	ChunksSucceeded int
 	ChunksFailed    int
+	ChunksSplit     int // replaced by their halves (SplitChunk)
 	EmployeesDone   int
-	Records         int64
+	// EmployeesFailed counts the employees of failed chunks, and
+	// EmployeesWorkerDied those of them whose workers died on every attempt.
+	EmployeesFailed     int
+	EmployeesWorkerDied int
+	Records             int64
 
 	RequestID string // "": none
 }
@@ -189,7 +194,10 @@ SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.e
        coalesce(r.sum_liquido_cents, 0), r.totals_verified, coalesce(r.requested_by, ''), coalesce(r.cancelled_by, ''),
        count(*) FILTER (WHERE c.status = {succeeded}),
        count(*) FILTER (WHERE c.status = {failed}),
+       count(*) FILTER (WHERE c.status = {split}),
        coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0),
+       coalesce(sum(c.employees) FILTER (WHERE c.status = {failed}), 0),
+       coalesce(sum(c.employees) FILTER (WHERE c.status = {failed} AND c.worker_died), 0),
        coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0), coalesce(r.request_id, '')
 FROM consolidation_run r
 LEFT JOIN consolidation_chunk c ON c.run_id = r.id
@@ -203,7 +211,8 @@ func GetRun(ctx context.Context, q Querier, runID int64) (Run, error) {
 	err := q.QueryRow(ctx, sqlRun, runID).Scan(&r.ID, &r.ClosingID, &r.Mode, &r.Policy, &r.ChunkSize,
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
-		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.EmployeesDone, &r.Records, &r.RequestID)
+		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.ChunksSplit,
+		&r.EmployeesDone, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.Records, &r.RequestID)
 	if err != nil {
 		return Run{}, fmt.Errorf("reading consolidation %d: %w", runID, interpretError(err))
 	}

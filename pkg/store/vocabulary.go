@@ -15,6 +15,7 @@ var sqlWords = strings.NewReplacer(
 	"{running}", sqlLiteral(domain.ChunkRunning),
 	"{succeeded}", sqlLiteral(domain.ChunkSucceeded),
 	"{failed}", sqlLiteral(domain.ChunkFailed),
+	"{split}", sqlLiteral(domain.ChunkSplit),
 	"{committed}", sqlLiteral(domain.OutcomeCommitted),
 	"{consolidando}", sqlLiteral(domain.EstadoConsolidando),
 )

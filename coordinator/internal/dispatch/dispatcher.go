@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
@@ -228,11 +229,12 @@ func (l *Lease) Worker() string { return l.ep.addr }
 // kind says what failed.
 func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
 	var reached peer.Peer // set once the call has a connection to the worker
+	var trailer metadata.MD
 	resp, err := l.ep.client.ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{
 		ConsolidationId: req.RunID, ClosingId: req.ClosingID, ChunkIndex: int32(req.Index), AttemptToken: req.Token,
-	}, grpc.Peer(&reached))
+	}, grpc.Peer(&reached), grpc.Trailer(&trailer))
 	if err != nil {
-		return ChunkResult{}, callError(err, reached.Addr != nil)
+		return ChunkResult{}, callError(err, reached.Addr != nil, grpcx.Answered(trailer))
 	}
 	return ChunkResult{FromLedger: resp.GetSummary().GetFromLedger()}, nil
 }

@@ -40,6 +40,11 @@ const (
 	// it (refused, unreachable, still connecting when the deadline came). The
 	// worker did nothing.
 	KindNotStarted
+	// KindWorkerDied: the call reached a worker and its connection broke before
+	// the worker answered (UNAVAILABLE with a peer and no answer): the worker died
+	// holding the chunk (killed, out of memory). Worth another attempt; a chunk
+	// whose workers die on every attempt is split (SPEC section 6).
+	KindWorkerDied
 )
 
 func (k ErrorKind) String() string {
@@ -54,6 +59,8 @@ func (k ErrorKind) String() string {
 		return "timeout"
 	case KindNotStarted:
 		return "not_started"
+	case KindWorkerDied:
+		return "worker_died"
 	default:
 		return "other"
 	}
@@ -77,12 +84,18 @@ func (e *CallError) Error() string { return e.Msg }
 // worker. Such a call failing UNAVAILABLE (no connection: refused, unreachable)
 // or DEADLINE_EXCEEDED (the deadline came while connecting) is not started;
 // other codes keep their kind. UNAVAILABLE with a peer means the connection broke
-// during the call: the worker may have been working on the chunk.
-func callError(err error, reached bool) *CallError {
+// during the call: the worker may have been working on the chunk. answered says
+// whether the worker's handler answered (grpcx.Answered): UNAVAILABLE with a peer
+// and no answer is the worker dying under the call (KindWorkerDied); with one, the
+// worker's own report (a transient database error, say).
+func callError(err error, reached, answered bool) *CallError {
 	st := status.Convert(err)
 	kind := kindOf(st.Code())
-	if !reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded) {
+	switch {
+	case !reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded):
 		kind = KindNotStarted
+	case reached && !answered && st.Code() == codes.Unavailable:
+		kind = KindWorkerDied
 	}
 	return &CallError{Kind: kind, Msg: st.Message(), Code: st.Code().String()}
 }

@@ -14,41 +14,45 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 func TestCallErrorKinds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name    string
-		err     error
-		reached bool // the call had a connection to the worker
-		want    ErrorKind
-		msg     string
+		name     string
+		err      error
+		reached  bool // the call had a connection to the worker
+		answered bool // the worker's handler answered (its trailer)
+		want     ErrorKind
+		msg      string
 	}{
-		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), true, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
-		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), true, KindDataError, "closing_id must be > 0"},
-		{"NotFoundIsDataError", status.Error(codes.NotFound, "chunk 3 of consolidation 9: not found"), true, KindDataError, "chunk 3 of consolidation 9: not found"},
-		{"AbortedIsStale", status.Error(codes.Aborted, "stale attempt"), true, KindStale, "stale attempt"},
-		{"DeadlineExceededIsTimeout", status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit"), true, KindTimeout, "chunk exceeded its time limit"},
-		{"ResourceExhaustedIsBusy", status.Error(codes.ResourceExhausted, "worker is at its in-flight limit"), true, KindBusy, "worker is at its in-flight limit"},
-		{"UnavailableIsOther", status.Error(codes.Unavailable, "database error 57P01"), true, KindOther, "database error 57P01"},
-		{"ConnectionLostMidCallIsOther", status.Error(codes.Unavailable, "error reading from server: EOF"), true, KindOther, "error reading from server: EOF"},
-		{"InternalIsOther", status.Error(codes.Internal, "boom"), true, KindOther, "boom"},
-		{"CanceledIsOther", status.Error(codes.Canceled, "chunk cancelled"), true, KindOther, "chunk cancelled"},
-		{"UnknownIsOther", status.Error(codes.Unknown, "?"), true, KindOther, "?"},
-		{"ClientDeadlineIsTimeout", status.FromContextError(context.DeadlineExceeded).Err(), true, KindTimeout, context.DeadlineExceeded.Error()},
-		{"PlainErrorIsOther", errors.New("connection reset"), true, KindOther, "connection reset"},
-		{"ConnectionRefusedIsNotStarted", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), false, KindNotStarted,
+		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), true, true, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
+		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), true, true, KindDataError, "closing_id must be > 0"},
+		{"NotFoundIsDataError", status.Error(codes.NotFound, "chunk 3 of consolidation 9: not found"), true, true, KindDataError, "chunk 3 of consolidation 9: not found"},
+		{"AbortedIsStale", status.Error(codes.Aborted, "stale attempt"), true, true, KindStale, "stale attempt"},
+		{"DeadlineExceededIsTimeout", status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit"), true, true, KindTimeout, "chunk exceeded its time limit"},
+		{"ResourceExhaustedIsBusy", status.Error(codes.ResourceExhausted, "worker is at its in-flight limit"), true, true, KindBusy, "worker is at its in-flight limit"},
+		{"UnavailableIsOther", status.Error(codes.Unavailable, "database error 57P01"), true, true, KindOther, "database error 57P01"},
+		{"WorkerAnsweredUnavailableIsOther", status.Error(codes.Unavailable, "chunk failed: boom"), true, true, KindOther, "chunk failed: boom"},
+		{"ConnectionLostMidCallIsWorkerDied", status.Error(codes.Unavailable, "error reading from server: EOF"), true, false, KindWorkerDied, "error reading from server: EOF"},
+		{"InternalWithoutAnswerIsOther", status.Error(codes.Internal, "stream terminated"), true, false, KindOther, "stream terminated"},
+		{"InternalIsOther", status.Error(codes.Internal, "boom"), true, true, KindOther, "boom"},
+		{"CanceledIsOther", status.Error(codes.Canceled, "chunk cancelled"), true, true, KindOther, "chunk cancelled"},
+		{"UnknownIsOther", status.Error(codes.Unknown, "?"), true, true, KindOther, "?"},
+		{"ClientDeadlineIsTimeout", status.FromContextError(context.DeadlineExceeded).Err(), true, true, KindTimeout, context.DeadlineExceeded.Error()},
+		{"PlainErrorIsOther", errors.New("connection reset"), true, true, KindOther, "connection reset"},
+		{"ConnectionRefusedIsNotStarted", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), false, false, KindNotStarted,
 			`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`},
-		{"DeadlineWhileConnectingIsNotStarted", status.Error(codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready"), false, KindNotStarted,
+		{"DeadlineWhileConnectingIsNotStarted", status.Error(codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready"), false, false, KindNotStarted,
 			"context deadline exceeded while waiting for connections to become ready"},
-		{"CanceledBeforeConnectingIsOther", status.Error(codes.Canceled, "grpc: the client connection is closing"), false, KindOther, "grpc: the client connection is closing"},
-		{"InternalBeforeConnectingIsOther", status.Error(codes.Internal, "received picker error with illegal status"), false, KindOther, "received picker error with illegal status"},
+		{"CanceledBeforeConnectingIsOther", status.Error(codes.Canceled, "grpc: the client connection is closing"), false, false, KindOther, "grpc: the client connection is closing"},
+		{"InternalBeforeConnectingIsOther", status.Error(codes.Internal, "received picker error with illegal status"), false, false, KindOther, "received picker error with illegal status"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ce := callError(tc.err, tc.reached)
+			ce := callError(tc.err, tc.reached, tc.answered)
 			require.Equal(t, tc.want, ce.Kind)
 			require.Equal(t, tc.msg, ce.Error())
 			require.Equal(t, status.Code(tc.err).String(), ce.Code)
@@ -117,7 +121,8 @@ func callOnce(t *testing.T, target string) error {
 
 // TestProcessChunkTellsCallsThatNeverReachedAWorker calls real gRPC servers: a
 // call with no connection to the worker is not started; one whose connection
-// breaks while the worker has it is not.
+// breaks while the worker has it is not: the worker died under it, unless the
+// worker answered.
 func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 	t.Parallel()
 	t.Run("NobodyListensIsNotStarted", func(t *testing.T) {
@@ -141,7 +146,17 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		require.ErrorAs(t, callOnce(t, addr), &ce)
 		require.Equal(t, KindBusy, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 	})
-	t.Run("WorkerGoneMidCallIsOther", func(t *testing.T) {
+	t.Run("WorkerAnsweringUnavailableIsOther", func(t *testing.T) {
+		t.Parallel()
+		addr, _ := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+			require.NoError(t, grpcx.MarkAnswered(ctx))
+			return nil, status.Error(codes.Unavailable, "database error 57P01")
+		})
+		var ce *CallError
+		require.ErrorAs(t, callOnce(t, addr), &ce)
+		require.Equal(t, KindOther, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+	})
+	t.Run("WorkerGoneMidCallIsWorkerDied", func(t *testing.T) {
 		t.Parallel()
 		started := make(chan struct{})
 		addr, stop := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
@@ -155,7 +170,7 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		}()
 		var ce *CallError
 		require.ErrorAs(t, callOnce(t, addr), &ce)
-		require.Equal(t, KindOther, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+		require.Equal(t, KindWorkerDied, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		require.Equal(t, codes.Unavailable.String(), ce.Code)
 	})
 }

@@ -50,6 +50,8 @@ func classifyAttempt(res dispatch.ChunkResult, err error, runStopped error) atte
 		return attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true, Text: text}
 	case dispatch.KindNotStarted: // the worker cannot be reached: try others meanwhile
 		return attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true, Text: text}
+	case dispatch.KindWorkerDied: // it may die on this chunk again: counted apart (chunkTries.Died)
+		return attemptVerdict{Outcome: domain.OutcomeWorkerDied, Retryable: true, CoolDown: true, Text: text}
 	default:
 		return attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true, Text: text}
 	}
@@ -59,6 +61,7 @@ func classifyAttempt(res dispatch.ChunkResult, err error, runStopped error) atte
 // that count toward MaxAttempts, and the current run of calls turned away.
 type chunkTries struct {
 	Failed      int       // calls that reached a worker and failed
+	Died        int       // of those, calls whose worker died holding the chunk
 	Turned      int       // calls turned away in a row (busy, never started)
 	TurnedSince time.Time // when the first of those came back
 }
@@ -66,7 +69,11 @@ type chunkTries struct {
 // record counts a failed call that came back at now.
 func (t chunkTries) record(v attemptVerdict, now time.Time) chunkTries {
 	if !v.TurnedAway {
-		return chunkTries{Failed: t.Failed + 1}
+		died := t.Died
+		if v.Outcome == domain.OutcomeWorkerDied {
+			died++
+		}
+		return chunkTries{Failed: t.Failed + 1, Died: died}
 	}
 	if t.Turned == 0 {
 		t.TurnedSince = now
@@ -78,9 +85,15 @@ func (t chunkTries) record(v attemptVerdict, now time.Time) chunkTries {
 // nextStep is what follows a failed attempt.
 type nextStep struct {
 	Retry     bool
-	Backoff   int    // with Retry: the retry's number in its series, for the backoff
-	FailChunk bool   // mark the chunk failed for good, with Reason
-	Reason    string // the chunk's error
+	Backoff   int  // with Retry: the retry's number in its series, for the backoff
+	FailChunk bool // mark the chunk failed for good, with Reason
+	// Split: replace the chunk by its two halves (SPEC section 6: a failing chunk
+	// is split down to the employee that fails it), Reason recorded on it.
+	Split bool
+	// WorkerDied, with FailChunk or Split: workers died holding the chunk on every
+	// attempt.
+	WorkerDied bool
+	Reason     string // the chunk's error
 }
 
 // turnedAwayBackoffCap caps the backoff series of calls turned away: a busy
@@ -97,8 +110,14 @@ const turnedAwayBackoffCap = 3
 // attempt (the chunk was superseded, not failed: whoever superseded it decides).
 // Retries back off by their number in their own series: a real failure after a
 // run of busy replies starts from the backoff of the failures before them.
-func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int, busyBudget time.Duration) nextStep {
+//
+// A failure that may be one employee's fault is narrowed down instead (SPEC
+// section 6): a data error (bad data, a permanent SQLSTATE), or workers dying on
+// every one of the maxAttempts attempts, splits a chunk of more than one employee
+// (employees) in two; a single employee fails, saying whether workers died on it.
+func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int, busyBudget time.Duration, employees int) nextStep {
 	turnedFor := now.Sub(t.TurnedSince)
+	allDied := t.Failed > 0 && t.Died == t.Failed
 	switch {
 	case v.Retryable && v.TurnedAway && turnedFor < busyBudget:
 		return nextStep{Retry: true, Backoff: min(t.Turned, turnedAwayBackoffCap)}
@@ -106,6 +125,11 @@ func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int
 		return nextStep{Retry: true, Backoff: t.Failed}
 	case v.Outcome == domain.OutcomeStale:
 		return nextStep{}
+	case v.Outcome == domain.OutcomeDataError:
+		return nextStep{Split: employees > 1, FailChunk: employees <= 1, Reason: v.Text}
+	case v.Retryable && !v.TurnedAway && allDied:
+		return nextStep{Split: employees > 1, FailChunk: employees <= 1, WorkerDied: true,
+			Reason: fmt.Sprintf("workers died holding it on all %d attempts: %s", t.Failed, v.Text)}
 	case v.Retryable && v.TurnedAway:
 		return nextStep{FailChunk: true, Reason: fmt.Sprintf("no worker took the chunk for %s (%d calls turned away): %s",
 			turnedFor.Round(time.Second), t.Turned, v.Text)}

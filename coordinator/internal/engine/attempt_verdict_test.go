@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,8 @@ func TestClassifyAttempt(t *testing.T) {
 			attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true, Text: "database error 57P01"}},
 		{"WrappedCallErrorKeepsItsKind", dispatch.ChunkResult{}, fmt.Errorf("calling: %w", callErr(dispatch.KindStale, "stale attempt")), nil,
 			attemptVerdict{Outcome: domain.OutcomeStale, Text: "stale attempt"}},
+		{"WorkerDiedRetriesElsewhere", dispatch.ChunkResult{}, callErr(dispatch.KindWorkerDied, "error reading from server: EOF"), nil,
+			attemptVerdict{Outcome: domain.OutcomeWorkerDied, Retryable: true, CoolDown: true, Text: "error reading from server: EOF"}},
 		{"UntypedErrorRetries", dispatch.ChunkResult{}, errors.New("connection reset"), nil,
 			attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true, Text: "connection reset"}},
 	} {
@@ -69,6 +72,7 @@ func TestChunkTriesRecord(t *testing.T) {
 	failed := attemptVerdict{Outcome: domain.OutcomeError, Retryable: true, CoolDown: true}
 	busy := attemptVerdict{Outcome: domain.OutcomeBusy, Retryable: true, TurnedAway: true}
 	refused := attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true}
+	died := attemptVerdict{Outcome: domain.OutcomeWorkerDied, Retryable: true, CoolDown: true}
 	type call struct {
 		v  attemptVerdict
 		at time.Duration // after t0
@@ -86,6 +90,10 @@ func TestChunkTriesRecord(t *testing.T) {
 			chunkTries{Failed: 1, Turned: 2, TurnedSince: t0.Add(time.Second)}},
 		{"AFailureEndsTheRun", []call{{busy, 0}, {busy, time.Second}, {failed, 2 * time.Second}},
 			chunkTries{Failed: 1}},
+		{"DeathsCountApart", []call{{died, 0}, {failed, time.Second}, {died, 2 * time.Second}},
+			chunkTries{Failed: 3, Died: 2}},
+		{"DeathsSurviveTurnedAway", []call{{died, 0}, {refused, time.Second}, {died, 2 * time.Second}},
+			chunkTries{Failed: 2, Died: 2}},
 		{"ANewRunStartsAfresh", []call{{busy, 0}, {failed, time.Second}, {refused, 9 * time.Second}},
 			chunkTries{Failed: 1, Turned: 1, TurnedSince: t0.Add(9 * time.Second)}},
 	} {
@@ -109,40 +117,55 @@ func TestAfterFailure(t *testing.T) {
 	refused := attemptVerdict{Outcome: domain.OutcomeNeverStarted, Retryable: true, CoolDown: true, TurnedAway: true, Text: "connection refused"}
 	data := attemptVerdict{Outcome: domain.OutcomeDataError, Text: "employee row 7: total_haberes does not fit numeric(12,2)"}
 	stale := attemptVerdict{Outcome: domain.OutcomeStale, Text: "stale attempt"}
+	died := attemptVerdict{Outcome: domain.OutcomeWorkerDied, Retryable: true, CoolDown: true, Text: "EOF"}
 	turned := func(failed, n int, since time.Duration) chunkTries {
 		return chunkTries{Failed: failed, Turned: n, TurnedSince: t0.Add(-since)}
 	}
 	for _, tc := range []struct {
-		name  string
-		v     attemptVerdict
-		tries chunkTries
-		max   int
-		want  nextStep
+		name      string
+		v         attemptVerdict
+		tries     chunkTries
+		max       int
+		employees int // 0: 150
+		want      nextStep
 	}{
-		{"RetryableWithAttemptsLeft", timeout, chunkTries{Failed: 1}, maxAttempts, nextStep{Retry: true, Backoff: 1}},
-		{"RetryableOneAttemptLeft", timeout, chunkTries{Failed: 3}, maxAttempts, nextStep{Retry: true, Backoff: 3}},
-		{"RetryableOnTheLastAttemptGivesUp", timeout, chunkTries{Failed: 4}, maxAttempts,
+		{"RetryableWithAttemptsLeft", timeout, chunkTries{Failed: 1}, maxAttempts, 0, nextStep{Retry: true, Backoff: 1}},
+		{"RetryableOneAttemptLeft", timeout, chunkTries{Failed: 3}, maxAttempts, 0, nextStep{Retry: true, Backoff: 3}},
+		{"RetryableOnTheLastAttemptGivesUp", timeout, chunkTries{Failed: 4}, maxAttempts, 0,
 			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: deadline"}},
-		{"SingleAttemptAllowed", timeout, chunkTries{Failed: 1}, 1,
+		{"SingleAttemptAllowed", timeout, chunkTries{Failed: 1}, 1, 0,
 			nextStep{FailChunk: true, Reason: "gave up after 1 attempts: deadline"}},
-		{"BusyRetriesWithinTheBudget", busy, turned(0, 2, 10*time.Second), maxAttempts, nextStep{Retry: true, Backoff: 2}},
-		{"BusyDoesNotSpendAttempts", busy, turned(0, 40, 50*time.Second), maxAttempts, nextStep{Retry: true, Backoff: turnedAwayBackoffCap}},
-		{"BusyRetriesWhenEveryAttemptIsSpent", busy, turned(maxAttempts, 1, 0), maxAttempts, nextStep{Retry: true, Backoff: 1}},
-		{"NeverStartedRetriesWithinTheBudget", refused, turned(1, 3, 59*time.Second), 1, nextStep{Retry: true, Backoff: 3}},
-		{"TurnedAwayBackoffIsCapped", refused, turned(0, 9, time.Second), 1, nextStep{Retry: true, Backoff: turnedAwayBackoffCap}},
-		{"BusyPastTheBudgetFailsTheChunk", busy, turned(0, 30, budget), maxAttempts,
+		{"BusyRetriesWithinTheBudget", busy, turned(0, 2, 10*time.Second), maxAttempts, 0, nextStep{Retry: true, Backoff: 2}},
+		{"BusyDoesNotSpendAttempts", busy, turned(0, 40, 50*time.Second), maxAttempts, 0, nextStep{Retry: true, Backoff: turnedAwayBackoffCap}},
+		{"BusyRetriesWhenEveryAttemptIsSpent", busy, turned(maxAttempts, 1, 0), maxAttempts, 0, nextStep{Retry: true, Backoff: 1}},
+		{"NeverStartedRetriesWithinTheBudget", refused, turned(1, 3, 59*time.Second), 1, 0, nextStep{Retry: true, Backoff: 3}},
+		{"TurnedAwayBackoffIsCapped", refused, turned(0, 9, time.Second), 1, 0, nextStep{Retry: true, Backoff: turnedAwayBackoffCap}},
+		{"BusyPastTheBudgetFailsTheChunk", busy, turned(0, 30, budget), maxAttempts, 0,
 			nextStep{FailChunk: true, Reason: "no worker took the chunk for 1m0s (30 calls turned away): full"}},
-		{"NeverStartedPastTheBudgetFailsTheChunk", refused, turned(2, 25, 90*time.Second), maxAttempts,
+		{"NeverStartedPastTheBudgetFailsTheChunk", refused, turned(2, 25, 90*time.Second), maxAttempts, 0,
 			nextStep{FailChunk: true, Reason: "no worker took the chunk for 1m30s (25 calls turned away): connection refused"}},
-		{"AFailureAfterBusyRepliesBacksOffFromTheFailures", timeout, chunkTries{Failed: 2}, maxAttempts, nextStep{Retry: true, Backoff: 2}},
-		{"DataErrorFailsAtOnce", data, chunkTries{Failed: 1}, maxAttempts,
+		{"AFailureAfterBusyRepliesBacksOffFromTheFailures", timeout, chunkTries{Failed: 2}, maxAttempts, 0, nextStep{Retry: true, Backoff: 2}},
+		{"DataErrorSplitsAtOnce", data, chunkTries{Failed: 1}, maxAttempts, 0,
+			nextStep{Split: true, Reason: "employee row 7: total_haberes does not fit numeric(12,2)"}},
+		{"DataErrorSplitsTwoEmployees", data, chunkTries{Failed: 1}, maxAttempts, 2,
+			nextStep{Split: true, Reason: "employee row 7: total_haberes does not fit numeric(12,2)"}},
+		{"DataErrorOnOneEmployeeFailsIt", data, chunkTries{Failed: 1}, maxAttempts, 1,
 			nextStep{FailChunk: true, Reason: "employee row 7: total_haberes does not fit numeric(12,2)"}},
-		{"StaleStopsWithoutFailingTheChunk", stale, chunkTries{Failed: 1}, maxAttempts, nextStep{}},
-		{"StaleOnTheLastAttemptStillDoesNotFail", stale, chunkTries{Failed: 4}, maxAttempts, nextStep{}},
+		{"WorkerDiedWithAttemptsLeftRetries", died, chunkTries{Failed: 3, Died: 3}, maxAttempts, 0, nextStep{Retry: true, Backoff: 3}},
+		{"WorkersDyingOnEveryAttemptSplit", died, chunkTries{Failed: 4, Died: 4}, maxAttempts, 0,
+			nextStep{Split: true, WorkerDied: true, Reason: "workers died holding it on all 4 attempts: EOF"}},
+		{"WorkersDyingOnEveryAttemptOfOneEmployeeFailIt", died, chunkTries{Failed: 4, Died: 4}, maxAttempts, 1,
+			nextStep{FailChunk: true, WorkerDied: true, Reason: "workers died holding it on all 4 attempts: EOF"}},
+		{"DeathsMixedWithTimeoutsFailTheChunk", died, chunkTries{Failed: 4, Died: 3}, maxAttempts, 0,
+			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: EOF"}},
+		{"ATimeoutLastAfterDeathsFailsTheChunk", timeout, chunkTries{Failed: 4, Died: 3}, maxAttempts, 0,
+			nextStep{FailChunk: true, Reason: "gave up after 4 attempts: deadline"}},
+		{"StaleStopsWithoutFailingTheChunk", stale, chunkTries{Failed: 1}, maxAttempts, 0, nextStep{}},
+		{"StaleOnTheLastAttemptStillDoesNotFail", stale, chunkTries{Failed: 4}, maxAttempts, 0, nextStep{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, afterFailure(tc.v, tc.tries, t0, tc.max, budget))
+			require.Equal(t, tc.want, afterFailure(tc.v, tc.tries, t0, tc.max, budget, cmp.Or(tc.employees, 150)))
 		})
 	}
 }

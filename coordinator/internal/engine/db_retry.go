@@ -40,7 +40,7 @@ func dbTransient(err error) bool {
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrChunksOpen),
 		errors.Is(err, store.ErrCancelRequested), errors.Is(err, store.ErrNotFound),
-		errors.Is(err, store.ErrStaleAttempt):
+		errors.Is(err, store.ErrStaleAttempt), errors.Is(err, store.ErrNotSplittable):
 		return false
 	}
 	var pgErr *pgconn.PgError

@@ -108,12 +108,21 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	var wg sync.WaitGroup
-	for _, c := range todo {
+	// spawn runs a chunk once a worker slot is free: the planned chunks, and the
+	// halves of a chunk split meanwhile. false when the run stopped first.
+	var spawn func(c store.Chunk) bool
+	spawn = func(c store.Chunk) bool {
 		lease, err := e.workers.Acquire(ctx, run.ID)
 		if err != nil {
-			break // cancelled, timed out, failed or stopping
+			return false // cancelled, timed out, failed or stopping
 		}
-		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail) })
+		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail, spawn) })
+		return true
+	}
+	for _, c := range todo {
+		if !spawn(c) {
+			break
+		}
 	}
 	wg.Wait()
 	e.stopped(ctx, held, run, epoch, "", nil)
@@ -150,9 +159,11 @@ func (e *Engine) stopped(ctx, held context.Context, run store.Run, epoch int64, 
 	}
 }
 
-// runChunk dispatches one chunk until it commits, fails for good, or the run stops.
-// A permanent database error while dispatching stops the run: fail(its *runFailure).
-func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c store.Chunk, lease lease, fail context.CancelCauseFunc) {
+// runChunk dispatches one chunk until it commits, fails for good, is split (its
+// halves go to spawn), or the run stops. A permanent database error while
+// dispatching stops the run: fail(its *runFailure).
+func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c store.Chunk, lease lease,
+	fail context.CancelCauseFunc, spawn func(store.Chunk) bool) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
 	var tries chunkTries
 	for {
@@ -214,23 +225,9 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		}
 		now := time.Now()
 		tries = tries.record(v, now)
-		next := afterFailure(v, tries, now, e.cfg.MaxAttempts, e.cfg.BusyBudget)
+		next := afterFailure(v, tries, now, e.cfg.MaxAttempts, e.cfg.BusyBudget, c.Employees)
 		if !next.Retry {
-			if next.FailChunk {
-				err := e.waitOutDB(ctx, log, "recording a chunk failure", func(ctx context.Context) error {
-					_, err := e.ledger.FailChunk(ctx, run.ID, epoch, c.Index, token, next.Reason)
-					return err
-				})
-				if errors.Is(err, store.ErrLeaseLost) {
-					fail(errLeaseLost)
-					return
-				}
-				if err != nil {
-					log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
-				}
-				log.WarnContext(ctx, "chunk failed", "attempts", tries.Failed, "turned_away", tries.Turned, "outcome", v.Outcome)
-			}
-			e.chunkEnded(ctx, run, c.Index)
+			e.giveUp(ctx, log, run, epoch, c, token, next, tries, v.Outcome, fail, spawn)
 			return
 		}
 		log.InfoContext(ctx, "chunk attempt failed, retrying", "attempts", tries.Failed, "turned_away", tries.Turned,
@@ -242,6 +239,62 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 			return
 		}
 	}
+}
+
+// giveUp ends a chunk that will not be retried as next says: split in two (whose
+// halves are spawned), failed for good, or left to whoever superseded it.
+func (e *Engine) giveUp(ctx context.Context, log *slog.Logger, run store.Run, epoch int64, c store.Chunk, token int64,
+	next nextStep, tries chunkTries, outcome domain.Outcome, fail context.CancelCauseFunc, spawn func(store.Chunk) bool) {
+	if next.Split {
+		var halves []store.Chunk
+		err := e.waitOutDB(ctx, log, "splitting a chunk", func(ctx context.Context) error {
+			var err error
+			halves, _, err = e.ledger.SplitChunk(ctx, run.ID, epoch, c.Index, token, next.Reason, next.WorkerDied)
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			fail(errLeaseLost)
+			return
+		case errors.Is(err, store.ErrNotSplittable): // fewer employees than planned: fail it whole
+			next.FailChunk = true
+		case err != nil:
+			if failure := asRunFailure(fmt.Sprintf("splitting chunk %d", c.Index), err); failure != nil {
+				fail(failure)
+			}
+			return
+		default:
+			e.chunkEnded(ctx, run, c.Index)
+			if len(halves) == 2 {
+				log.WarnContext(ctx, "chunk split", "employees", c.Employees, "attempts", tries.Failed,
+					"outcome", outcome, "worker_died", next.WorkerDied, "halves", []int{halves[0].Index, halves[1].Index},
+					"half_employees", []int{halves[0].Employees, halves[1].Employees})
+			}
+			for _, h := range halves {
+				if !spawn(h) {
+					return
+				}
+			}
+			return
+		}
+	}
+	if next.FailChunk {
+		err := e.waitOutDB(ctx, log, "recording a chunk failure", func(ctx context.Context) error {
+			_, err := e.ledger.FailChunk(ctx, run.ID, epoch, c.Index, token,
+				store.ChunkFailure{Error: next.Reason, WorkerDied: next.WorkerDied})
+			return err
+		})
+		if errors.Is(err, store.ErrLeaseLost) {
+			fail(errLeaseLost)
+			return
+		}
+		if err != nil {
+			log.WarnContext(ctx, "recording chunk failure", "error", err.Error())
+		}
+		log.WarnContext(ctx, "chunk failed", "employees", c.Employees, "attempts", tries.Failed, "turned_away", tries.Turned,
+			"outcome", outcome, "worker_died", next.WorkerDied)
+	}
+	e.chunkEnded(ctx, run, c.Index)
 }
 
 // endAttempt records how an attempt ended, waiting out database faults while the
@@ -285,18 +338,22 @@ func sleepBackoff(ctx context.Context, base, maxDelay time.Duration, try int) bo
 	}
 }
 
-// chunkEnded records a finished chunk (succeeded or failed) in Redis, from the
-// ledger's numbers; lost keys are rebuilt.
+// chunkEnded records a finished chunk (succeeded, failed or split) in Redis, from
+// the ledger's numbers; lost keys are rebuilt.
 func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	c, err := e.ledger.GetChunk(ctx, run.ID, index)
-	if err != nil || (c.Status != domain.ChunkSucceeded && c.Status != domain.ChunkFailed) {
+	if err != nil || !c.Status.Ended() {
 		return
 	}
-	employees, records := 0, 0
-	if c.Status == domain.ChunkSucceeded {
-		employees, records = c.Employees, c.Records
+	var hadHash bool
+	switch c.Status {
+	case domain.ChunkSplit: // its two halves join the run's chunks
+		_, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
+	case domain.ChunkSucceeded:
+		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
+	default:
+		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
 	}
-	_, hadHash, err := e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, employees, records, e.cfg.KeyTTL)
 	if err == nil && !hadHash {
 		err = e.rebuildProgress(ctx, run.ID)
 	}
@@ -331,7 +388,7 @@ func (e *Engine) ledgerSnapshot(ctx context.Context, runID int64) (store.Run, pr
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
-	ended, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkSucceeded, domain.ChunkFailed)
+	ended, err := e.ledger.Chunks(ctx, runID, 0, domain.ChunkSucceeded, domain.ChunkFailed, domain.ChunkSplit)
 	if err != nil {
 		return run, progress.Snapshot{}, nil, err
 	}
@@ -404,6 +461,15 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 				return err
 			})
 		}
+		var killers []store.FailedEmployee
+		if err == nil && !latest.CancelRequested && latest.EmployeesWorkerDied > 0 {
+			step = "listing employees workers died on"
+			err = e.waitOutDB(ctx, log, step, func(ctx context.Context) error {
+				var err error
+				killers, err = e.ledger.FailedEmployees(ctx, run.ID, maxKillersNamed, true)
+				return err
+			})
+		}
 		switch failure := asRunFailure(step, err); {
 		case failure != nil:
 			f.Failure = failure.Text
@@ -413,7 +479,11 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		case latest.CancelRequested: // through another replica, say
 			f.Cancelled = true
 		default:
-			f.ChunksSucceeded, f.TotalChunks, f.Totals = latest.ChunksSucceeded, latest.TotalChunks, totals
+			f.Employees, f.EmployeesDone = latest.TotalEmployees, latest.EmployeesDone
+			f.WorkerKillersTotal, f.Totals = latest.EmployeesWorkerDied, totals
+			for _, k := range killers {
+				f.WorkerKillers = append(f.WorkerKillers, k.EmployeeID)
+			}
 		}
 	}
 	o := decideRunEnd(f)

@@ -35,7 +35,9 @@ type ledger interface {
 	GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error)
 	DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (attempt int, ok bool, err error)
 	EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error
-	FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, errText string) (bool, error)
+	FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, f store.ChunkFailure) (bool, error)
+	SplitChunk(ctx context.Context, runID, epoch int64, index int, token int64, reason string, workerDied bool) ([]store.Chunk, bool, error)
+	FailedEmployees(ctx context.Context, runID int64, limit int, workerDied bool) ([]store.FailedEmployee, error)
 }
 
 // closings is what the engine reads of a closing to check and plan a run.

@@ -93,8 +93,16 @@ func (s pgStore) EndAttempt(ctx context.Context, runID int64, index, attempt int
 	return store.EndAttempt(ctx, s.pool, runID, index, attempt, outcome, errText)
 }
 
-func (s pgStore) FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, errText string) (bool, error) {
-	return store.FailChunk(ctx, s.pool, runID, epoch, index, token, errText)
+func (s pgStore) FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, f store.ChunkFailure) (bool, error) {
+	return store.FailChunkWith(ctx, s.pool, runID, epoch, index, token, f)
+}
+
+func (s pgStore) SplitChunk(ctx context.Context, runID, epoch int64, index int, token int64, reason string, workerDied bool) ([]store.Chunk, bool, error) {
+	return store.SplitChunk(ctx, s.pool, runID, epoch, index, token, reason, workerDied)
+}
+
+func (s pgStore) FailedEmployees(ctx context.Context, runID int64, limit int, workerDied bool) ([]store.FailedEmployee, error) {
+	return store.FailedEmployees(ctx, s.pool, runID, limit, workerDied)
 }
 
 func (s pgStore) GetClosing(ctx context.Context, id int64) (store.Closing, error) {

@@ -37,7 +37,10 @@ type Report struct {
 	Run          store.Run
 	Progress     progress.Snapshot
 	FailedChunks []store.Chunk // at most MaxFailedListed
-	Metrics      *store.Metrics
+	// FailedEmployees are the libro employees of the failed chunks, at most
+	// MaxFailedListed (Run.EmployeesFailed counts them all).
+	FailedEmployees []store.FailedEmployee
+	Metrics         *store.Metrics
 }
 
 // MaxFailedListed bounds the failed chunks a report lists, so no message grows
@@ -66,6 +69,9 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 		if r.FailedChunks, err = e.ledger.Chunks(ctx, runID, MaxFailedListed, domain.ChunkFailed); err != nil {
 			return Report{}, err
 		}
+		if r.FailedEmployees, err = e.ledger.FailedEmployees(ctx, runID, MaxFailedListed, false); err != nil {
+			return Report{}, err
+		}
 	}
 	if run.Finished() {
 		if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil && m.RunID == run.ID {
@@ -89,7 +95,7 @@ func (e *Engine) liveProgress(ctx context.Context, run store.Run) progress.Snaps
 	if run.Finished() {
 		end = run.FinishedAt
 	}
-	s := progress.Snapshot{TotalChunks: run.TotalChunks, ChunksDone: run.ChunksSucceeded + run.ChunksFailed,
+	s := progress.Snapshot{TotalChunks: run.TotalChunks, ChunksDone: run.ChunksSucceeded + run.ChunksFailed + run.ChunksSplit,
 		EmployeesDone: run.EmployeesDone, TotalEmployees: run.TotalEmployees, Records: run.Records}
 	return progress.Compute(s, run.StartedAt, end)
 }

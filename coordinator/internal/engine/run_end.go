@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -14,20 +16,31 @@ type runFacts struct {
 	// Failure is what a permanent database error that stopped the driver says
 	// (runFailure); "" when none did.
 	Failure string
-	// Read from the ledger only when the run was neither cancelled nor timed out.
-	ChunksSucceeded int
-	TotalChunks     int
-	Totals          store.ControlTotals
+	// Read from the ledger only when the run was neither cancelled nor timed out:
+	// the run's employees and those consolidated (the employees of its succeeded
+	// chunks; a split chunk counts in its halves); the rest failed.
+	Employees     int
+	EmployeesDone int
+	// WorkerKillers are libro ids of failed employees whose workers died on every
+	// attempt, each processed alone (at most maxKillersNamed), and
+	// WorkerKillersTotal counts them all.
+	WorkerKillers      []int64
+	WorkerKillersTotal int
+	Totals             store.ControlTotals
 }
 
-// decideRunEnd is the end-state rule (SPEC section 6), counted in chunks: a cancel
-// → consolidacion_cancelada, the time limit → timeout_consolidacion (both remove
-// the run's rows); a permanent database error that stopped the driver →
+// maxKillersNamed bounds the employees an error_recursos error names.
+const maxKillersNamed = 20
+
+// decideRunEnd is the end-state rule (SPEC section 6), counted in employees: a
+// cancel → consolidacion_cancelada, the time limit → timeout_consolidacion (both
+// remove the run's rows); a permanent database error that stopped the driver →
 // error_consolidacion with that error, rows removed (these three are Interrupted
-// ends: the chunks still open fail with the run; any other end needs them ended); control totals that disagree
-// → error_consolidacion; every chunk
-// succeeded → datos_consolidados; at least half → consolidacion_parcial, rows kept;
-// fewer → error_consolidacion, rows removed.
+// ends: the chunks still open fail with the run; any other end needs them ended);
+// control totals that disagree → error_consolidacion; every employee consolidated
+// → datos_consolidados; at least half of the run's employees → consolidacion_parcial,
+// rows kept; fewer → error_recursos when workers died on a failed employee even
+// alone (naming them), else error_consolidacion, rows removed either way.
 func decideRunEnd(f runFacts) store.RunEnd {
 	switch {
 	case f.Cancelled:
@@ -38,21 +51,36 @@ func decideRunEnd(f runFacts) store.RunEnd {
 		return store.RunEnd{Estado: domain.EstadoError, Error: f.Failure, RemoveRows: true, Interrupted: true}
 	}
 	o := store.RunEnd{Totals: f.Totals.Written, TotalsVerified: f.Totals.Agree()}
-	ok, k := f.ChunksSucceeded, f.TotalChunks
+	ok, n := f.EmployeesDone, f.Employees
+	failed := fmt.Sprintf("%d of %d employees failed", n-ok, n)
 	switch {
 	case !f.Totals.Agree():
 		o.Estado, o.RemoveRows = domain.EstadoError, true
 		o.Error = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
-	case ok == k:
+	case ok == n:
 		o.Estado = domain.EstadoConsolidados
-	case 2*ok >= k:
-		o.Estado = domain.EstadoParcial
-		o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
+	case 2*ok >= n:
+		o.Estado, o.Error = domain.EstadoParcial, failed
+	case f.WorkerKillersTotal > 0:
+		o.Estado, o.RemoveRows = domain.EstadoErrorRecursos, true
+		o.Error = failed + "; workers died processing alone " + namedIDs(f.WorkerKillers, f.WorkerKillersTotal)
 	default:
-		o.Estado, o.RemoveRows = domain.EstadoError, true
-		o.Error = fmt.Sprintf("%d of %d chunks failed", k-ok, k)
+		o.Estado, o.RemoveRows, o.Error = domain.EstadoError, true, failed
 	}
 	return o
+}
+
+// namedIDs names libro employees by row id: "employee rows 4, 9 and 3 more".
+func namedIDs(ids []int64, total int) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	s := "employee rows " + strings.Join(parts, ", ")
+	if total > len(ids) {
+		s += fmt.Sprintf(" and %d more", total-len(ids))
+	}
+	return s
 }
 
 // runFailure is a permanent database error that stopped the driver of a run (a

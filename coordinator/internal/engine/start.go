@@ -314,7 +314,10 @@ func toPlan(ec store.EmployeeCost) plan.Employee {
 	return plan.Employee{ID: ec.ID, Concepts: ec.Concepts, Discrepancies: ec.Discrepancies, Movements: ec.Movements}
 }
 
-// planRetry plans the chunks that failed in the closing's last run.
+// planRetry plans exactly the employees that failed in the closing's last run:
+// one chunk per failed chunk of it (split chunks failed only in their halves, so
+// a poison employee is retried alone), each with the failed chunk's id range and
+// employee count.
 func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRun) error {
 	last, err := e.ledger.LatestRunID(ctx, c.ID)
 	if err != nil {
@@ -333,7 +336,7 @@ func (e *Engine) planRetry(ctx context.Context, c store.Closing, nr *store.NewRu
 	if len(failed) == 0 {
 		return failedPrecondition(ReasonNothingToRetry, ids(c.ID, last),
 			PreconditionViolation{Type: ViolationNoFailed, Subject: subject("consolidation_run", last)},
-			"consolidation %d of closing %d has no failed chunks to retry", last, c.ID)
+			"consolidation %d of closing %d has no failed employees to retry", last, c.ID)
 	}
 	nr.RetryOf = last
 	nr.ChunkSize = prev.ChunkSize

@@ -61,14 +61,19 @@ end
 `
 
 // markDone is idempotent under duplicates: a chunk counts once because the set
-// decides, never a bare INCR, and the mirror is rewritten from the counters.
-// KEYS: done, run progress, closing progress. ARGV: run, ttl, chunk, employees, records.
+// decides, never a bare INCR, and the mirror is rewritten from the counters. A
+// split chunk (halves > 0) adds its halves to total_chunks, the first time and
+// only to a whole hash (a missing one is left for Reset).
+// KEYS: done, run progress, closing progress. ARGV: run, ttl, chunk, employees, records, halves.
 var markDone = redis.NewScript(mirrorLua + `
 local added = redis.call('SADD', KEYS[1], ARGV[3])
 local had = redis.call('HEXISTS', KEYS[2], 'total_chunks')
 if added == 1 then
   redis.call('HINCRBY', KEYS[2], 'empleados_procesados', ARGV[4])
   redis.call('HINCRBY', KEYS[2], 'registros_creados', ARGV[5])
+  if had == 1 and tonumber(ARGV[6]) > 0 then
+    redis.call('HINCRBY', KEYS[2], 'total_chunks', ARGV[6])
+  end
 end
 redis.call('HSET', KEYS[2], 'chunks_completados', redis.call('SCARD', KEYS[1]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -119,8 +124,16 @@ return 1
 func (r *RedisStore) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
 
 func (r *RedisStore) MarkDone(ctx context.Context, runID, closingID int64, chunk, employees, records int, ttl time.Duration) (bool, bool, error) {
+	return r.markDone(ctx, runID, closingID, chunk, employees, records, 0, ttl)
+}
+
+func (r *RedisStore) MarkSplit(ctx context.Context, runID, closingID int64, chunk, halves int, ttl time.Duration) (bool, bool, error) {
+	return r.markDone(ctx, runID, closingID, chunk, 0, 0, halves, ttl)
+}
+
+func (r *RedisStore) markDone(ctx context.Context, runID, closingID int64, chunk, employees, records, halves int, ttl time.Duration) (bool, bool, error) {
 	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress")}
-	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records).Int64Slice()
+	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records, halves).Int64Slice()
 	if err != nil {
 		return false, false, err
 	}

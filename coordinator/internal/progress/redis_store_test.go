@@ -286,3 +286,46 @@ func TestRedisStoreKeepsTheClosingHashes(t *testing.T) {
 		require.Equal(t, "83.3", p["progreso_porcentaje"])
 	})
 }
+
+func TestMarkSplitAgreesWithTheLedger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, client, prefix := newTestStore(t)
+	start := Snapshot{TotalChunks: 2, TotalEmployees: 300}
+	require.NoError(t, s.Reset(ctx, 50, 9, nil, runFields(50, 9, start), testTTL))
+
+	// Chunk 1 (150 employees) splits into chunks 2 and 3; the ledger then has four
+	// chunks, one of them ended.
+	for range 2 { // a repeated split counts once
+		_, hadHash, err := s.MarkSplit(ctx, 50, 9, 1, 2, testTTL)
+		require.NoError(t, err)
+		require.True(t, hadHash)
+	}
+	got, ok := ParseSnapshot(hgetall(t, client, prefix+"run:50:progress"))
+	require.True(t, ok)
+	require.Equal(t, 4, got.TotalChunks)
+	require.Equal(t, 1, got.ChunksDone)
+	require.Zero(t, got.EmployeesDone, "a split chunk consolidates nobody itself")
+	require.Equal(t, "4", hgetall(t, client, prefix+"progress_cierre_9")["total_chunks"])
+
+	// The halves and chunk 0 end: every chunk of the ledger is done.
+	for _, c := range []int{0, 2, 3} {
+		_, _, err := s.MarkDone(ctx, 50, 9, c, 75, 750, testTTL)
+		require.NoError(t, err)
+	}
+	got, ok = ParseSnapshot(hgetall(t, client, prefix+"run:50:progress"))
+	require.True(t, ok)
+	require.Equal(t, Snapshot{TotalChunks: 4, ChunksDone: 4, EmployeesDone: 225, TotalEmployees: 300, Records: 2250},
+		Snapshot{TotalChunks: got.TotalChunks, ChunksDone: got.ChunksDone, EmployeesDone: got.EmployeesDone,
+			TotalEmployees: got.TotalEmployees, Records: got.Records})
+
+	t.Run("LostKeysAreLeftForTheRebuild", func(t *testing.T) {
+		require.NoError(t, client.Del(ctx, prefix+"run:50:progress", prefix+"run:50:done").Err())
+		added, hadHash, err := s.MarkSplit(ctx, 50, 9, 3, 2, testTTL)
+		require.NoError(t, err)
+		require.True(t, added)
+		require.False(t, hadHash)
+		_, ok := ParseSnapshot(hgetall(t, client, prefix+"run:50:progress"))
+		require.False(t, ok, "no partial hash passes for a whole one")
+	})
+}

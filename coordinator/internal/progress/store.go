@@ -20,6 +20,11 @@ type Store interface {
 	// was new and whether the progress hash existed before (if not, the keys were
 	// lost and must be rebuilt).
 	MarkDone(ctx context.Context, runID, closingID int64, chunk, employees, records int, ttl time.Duration) (added, hadHash bool, err error)
+	// MarkSplit adds a chunk that was split to the run's done set and, the first
+	// time only, adds its halves to the run's total_chunks, as the ledger's split
+	// did (so the counters agree with a rebuild from the ledger). It reports like
+	// MarkDone.
+	MarkSplit(ctx context.Context, runID, closingID int64, chunk, halves int, ttl time.Duration) (added, hadHash bool, err error)
 	// Reset replaces the run's keys: done set, and the progress hash fields. It
 	// also removes the closing's metrics hash when an earlier run wrote it.
 	Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error

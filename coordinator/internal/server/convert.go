@@ -12,12 +12,13 @@ import (
 )
 
 var statuses = map[domain.Estado]consolidationv1.RunStatus{
-	domain.EstadoConsolidando: consolidationv1.RunStatus_RUN_STATUS_RUNNING,
-	domain.EstadoConsolidados: consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED,
-	domain.EstadoParcial:      consolidationv1.RunStatus_RUN_STATUS_PARTIAL,
-	domain.EstadoError:        consolidationv1.RunStatus_RUN_STATUS_FAILED,
-	domain.EstadoCancelada:    consolidationv1.RunStatus_RUN_STATUS_CANCELLED,
-	domain.EstadoTimeout:      consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT,
+	domain.EstadoConsolidando:  consolidationv1.RunStatus_RUN_STATUS_RUNNING,
+	domain.EstadoConsolidados:  consolidationv1.RunStatus_RUN_STATUS_SUCCEEDED,
+	domain.EstadoParcial:       consolidationv1.RunStatus_RUN_STATUS_PARTIAL,
+	domain.EstadoError:         consolidationv1.RunStatus_RUN_STATUS_FAILED,
+	domain.EstadoCancelada:     consolidationv1.RunStatus_RUN_STATUS_CANCELLED,
+	domain.EstadoTimeout:       consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT,
+	domain.EstadoErrorRecursos: consolidationv1.RunStatus_RUN_STATUS_RESOURCES_EXHAUSTED,
 }
 
 func progressProto(p progress.Snapshot) *consolidationv1.Progress {
@@ -46,6 +47,7 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		RecordsCreated:        run.Records,
 		UnmatchedNovedades:    int32(run.UnmatchedNovedades),
 		FailedChunksTotal:     int32(run.ChunksFailed),
+		FailedEmployeesTotal:  int32(run.EmployeesFailed),
 		Progress:              progressProto(r.Progress),
 		StartedAt:             timestamppb.New(run.StartedAt),
 		Error:                 run.Error,
@@ -67,6 +69,10 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		c.FailedChunks = append(c.FailedChunks, &consolidationv1.FailedChunk{ChunkIndex: int32(f.Index),
 			FirstEmployeeId: f.FirstID, LastEmployeeId: f.LastID, Employees: int32(f.Employees),
 			Attempts: int32(f.Attempts), Error: f.Error})
+	}
+	for _, f := range r.FailedEmployees {
+		c.FailedEmployees = append(c.FailedEmployees, &consolidationv1.FailedEmployee{EmployeeId: f.EmployeeID,
+			ChunkIndex: int32(f.ChunkIndex), Error: f.Error, WorkerDied: f.WorkerDied})
 	}
 	if m := r.Metrics; m != nil {
 		c.Metrics = &consolidationv1.RunMetrics{

@@ -56,7 +56,7 @@ func load() (settings, error) {
 	security, secErr := grpcx.SecurityFromEnv(os.Getenv)
 	s.security = security
 	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
-		os.Getenv("FAULT_HOLD_AFTER_COMMIT"))
+		os.Getenv("FAULT_HOLD_AFTER_COMMIT"), os.Getenv("FAULT_KILL_ON_EMPLOYEE"))
 	if err != nil || secErr != nil {
 		return s, errors.Join(env.Err(), secErr, err)
 	}

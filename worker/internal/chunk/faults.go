@@ -2,30 +2,48 @@ package chunk
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/nominacl/consolidation/pkg/rules"
 )
 
-// Faults injects delays into chunk processing, for the fault tests only: it is
+// Faults injects faults into chunk processing, for the fault tests only: it is
 // configured from FAULT_HOLD_BEFORE_COMMIT (after reading, before the commit's
-// transaction), FAULT_HOLD_IN_COMMIT (inside it, before writing) and
-// FAULT_HOLD_AFTER_COMMIT, and is nil in normal operation. A spec is a comma list of CHUNK=DURATION: a chunk index holds
+// transaction), FAULT_HOLD_IN_COMMIT (inside it, before writing),
+// FAULT_HOLD_AFTER_COMMIT and FAULT_KILL_ON_EMPLOYEE, and is nil in normal
+// operation. A hold spec is a comma list of CHUNK=DURATION: a chunk index holds
 // the first attempt of that chunk this process sees; "*" holds every attempt of
-// every chunk.
+// every chunk. FAULT_KILL_ON_EMPLOYEE is a comma list of libro row ids: the
+// worker SIGKILLs itself on reading a chunk that holds one of them, every time,
+// as a worker killed by the kernel for memory would die (SPEC section 6).
 type Faults struct {
 	before, inTx, after map[string]time.Duration
+	killOn              map[int64]bool
 	mu                  sync.Mutex
 	seen                map[string]bool
 }
 
-// ParseFaults reads the three specs; all empty gives nil.
-func ParseFaults(before, inTx, after string) (*Faults, error) {
-	if before == "" && inTx == "" && after == "" {
+// ParseFaults reads the four specs; all empty gives nil.
+func ParseFaults(before, inTx, after, killOn string) (*Faults, error) {
+	if before == "" && inTx == "" && after == "" && killOn == "" {
 		return nil, nil
 	}
-	f := &Faults{seen: map[string]bool{}}
+	f := &Faults{seen: map[string]bool{}, killOn: map[int64]bool{}}
+	for _, part := range strings.Split(killOn, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(part, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("FAULT_KILL_ON_EMPLOYEE: %q: want libro row ids", part)
+		}
+		f.killOn[id] = true
+	}
 	var err error
 	if f.before, err = parseHolds(before); err != nil {
 		return nil, fmt.Errorf("FAULT_HOLD_BEFORE_COMMIT: %w", err)
@@ -58,6 +76,27 @@ func parseHolds(spec string) (map[string]time.Duration, error) {
 		out[k] = d
 	}
 	return out, nil
+}
+
+// killsOn reports whether the chunk of these libro employees kills the worker: it
+// holds one of FAULT_KILL_ON_EMPLOYEE's ids.
+func (f *Faults) killsOn(employees []rules.Sources) bool {
+	if f == nil || len(f.killOn) == 0 {
+		return false
+	}
+	for _, e := range employees {
+		if f.killOn[e.Libro.ID] {
+			return true
+		}
+	}
+	return false
+}
+
+// die kills this process at once (SIGKILL, no cleanup, no answer to the call), as
+// the kernel's OOM killer would.
+func die() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is delivered before this returns to anything
 }
 
 func (f *Faults) holdBeforeCommit(chunk int) time.Duration {

@@ -145,6 +145,10 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 		}
 		return Summary{}, err
 	}
+	if p.cfg.Faults.killsOn(src.Employees) {
+		p.logger.WarnContext(ctx, "fault injection: killing this worker", "consolidation_id", req.RunID, "chunk", req.Index)
+		die()
+	}
 	recs := make([]rules.Consolidated, 0, len(src.Employees))
 	for _, s := range src.Employees {
 		rec, err := rules.Consolidate(s, src.Month)

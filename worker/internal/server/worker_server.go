@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -40,6 +41,11 @@ func NewWorkerServer(logger *slog.Logger, processor *chunk.Processor, maxInFligh
 
 // ProcessChunk validates the request, runs the chunk and maps the outcome to a status.
 func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.ProcessChunkRequest) (*consolidationv1.ProcessChunkResponse, error) {
+	// Whatever this returns was answered: a call that breaks without the mark is a
+	// worker that died holding the chunk.
+	if err := grpcx.MarkAnswered(ctx); err != nil {
+		s.logger.WarnContext(ctx, "marking the call answered", "error", err.Error())
+	}
 	switch {
 	case req.GetConsolidationId() <= 0:
 		return nil, status.Error(codes.InvalidArgument, "consolidation_id must be > 0")
