@@ -5,12 +5,18 @@ import (
 	"net"
 
 	"google.golang.org/grpc/peer"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
-// callerKey names the caller of an RPC for per-caller limits. For now it is the
-// host of the peer's address (a caller's connections differ only in port);
-// callers behind one proxy or NAT share it.
+// callerKey names the caller of an RPC for per-caller limits: its identity
+// (grpcx.CallerIdentity, SPEC §11) when the services run on mTLS, else the host
+// of the peer's address (a caller's connections differ only in port; callers
+// behind one proxy or NAT share it).
 func callerKey(ctx context.Context) string {
+	if id, ok := grpcx.CallerIdentity(ctx); ok {
+		return "identity:" + id
+	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return "unknown"
