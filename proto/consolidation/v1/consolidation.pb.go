@@ -28,9 +28,11 @@ type ConsolidationMode int32
 
 const (
 	ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED ConsolidationMode = 0 // treated as FULL
-	// Every libro employee of the closing; previous results are removed first.
+	// Every libro employee of the closing. The closing's previous results stay
+	// readable until the run's own replace them, chunk by chunk; they are put back
+	// when the run ends without keeping its rows.
 	ConsolidationMode_CONSOLIDATION_MODE_FULL ConsolidationMode = 1
-	// Only the employees of the chunks that failed in the closing's last run (from
+	// Only the employees that failed in the closing's last run (from
 	// consolidacion_parcial).
 	ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED ConsolidationMode = 2
 )
