@@ -1,6 +1,6 @@
 # Payroll consolidation service. `make help` lists the targets.
 
-MODULES      := proto pkg coordinator worker
+MODULES      := proto pkg coordinator worker deploy/k8stest
 TOOLS        := $(CURDIR)/bin/tools
 BUF_VERSION  := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
@@ -32,6 +32,20 @@ test-race: ## the unit packages (no end-to-end processes) with the race detector
 .PHONY: test-faults
 test-faults: ## the end-to-end fault tests three times in a row (a flake fails CI)
 	go test -count=3 -timeout 30m -run '$(FAULT_TESTS)' ./coordinator/e2e/
+
+# Each fuzz target as package:name. The PostgreSQL ones (pkg/store) share one
+# database with the fuzzing engine's workers (pgtest.NewFuzzDatabase).
+FUZZ_TARGETS := pkg/rut:FuzzParse pkg/money:FuzzParse pkg/money:FuzzFromNumeric \
+	pkg/store:FuzzSQLCanonicalRUTMatchesGo pkg/store:FuzzCopyBinary
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (10s); a failing input is saved under the package's testdata/fuzz and fails the target
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz ./$$pkg $$name for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
 
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install buf and the protoc plugins into bin/tools
