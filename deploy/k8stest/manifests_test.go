@@ -202,10 +202,7 @@ func TestNetworkPolicies(t *testing.T) {
 		nsLabels: map[string]string{"consolidation.nominacl/monitoring": "true"}}
 	outside := endpoint{external: true}
 
-	tests := []struct {
-		c    connection
-		want bool
-	}{
+	tests := []expectation{
 		{connection{caller, coordinator, tcp, 50051}, true},
 		{connection{stranger, coordinator, tcp, 50051}, false},
 		{connection{worker, coordinator, tcp, 50051}, false},
@@ -237,12 +234,7 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{caller, migrate, tcp, 9090}, false},
 	}
 	for name, r := range renders(t) {
-		p := policies{t: t, list: all[networkingv1.NetworkPolicy](r)}
-		for _, tt := range tests {
-			if got := p.allows(tt.c); got != tt.want {
-				t.Errorf("%s: %v: allowed %v, want %v", name, tt.c, got, tt.want)
-			}
-		}
+		checkConnections(t, name, r, tests)
 		deny := named[networkingv1.NetworkPolicy](t, r, "default-deny")
 		if len(deny.Spec.PodSelector.MatchLabels)+len(deny.Spec.PodSelector.MatchExpressions) != 0 ||
 			len(deny.Spec.Ingress)+len(deny.Spec.Egress) != 0 || len(deny.Spec.PolicyTypes) != 2 {
@@ -251,13 +243,8 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 
 	// In the development render PostgreSQL and Redis are pods of the namespace.
-	dev := renders(t)["overlays/dev"]
-	p := policies{t: t, list: all[networkingv1.NetworkPolicy](dev)}
 	postgres, redis := pod("postgres"), pod("redis")
-	for _, tt := range []struct {
-		c    connection
-		want bool
-	}{
+	checkConnections(t, "overlays/dev", renders(t)["overlays/dev"], []expectation{
 		{connection{coordinator, postgres, tcp, 5432}, true},
 		{connection{worker, postgres, tcp, 5432}, true},
 		{connection{migrate, postgres, tcp, 5432}, true},
@@ -266,9 +253,22 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{worker, redis, tcp, 6379}, false},
 		{connection{caller, redis, tcp, 6379}, false},
 		{connection{postgres, outside, tcp, 443}, false},
-	} {
+	})
+}
+
+// expectation is a connection and whether the policies must allow it.
+type expectation struct {
+	c    connection
+	want bool
+}
+
+// checkConnections evaluates the NetworkPolicies of a render on each connection.
+func checkConnections(t *testing.T, name string, r rendered, tests []expectation) {
+	t.Helper()
+	p := policies{t: t, list: all[networkingv1.NetworkPolicy](r)}
+	for _, tt := range tests {
 		if got := p.allows(tt.c); got != tt.want {
-			t.Errorf("overlays/dev: %v: allowed %v, want %v", tt.c, got, tt.want)
+			t.Errorf("%s: %v: allowed %v, want %v", name, tt.c, got, tt.want)
 		}
 	}
 }

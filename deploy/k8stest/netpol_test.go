@@ -180,10 +180,7 @@ func TestPolicyEvaluator(t *testing.T) {
 		Egress:      []networkingv1.NetworkPolicyEgressRule{{Ports: port(80)}},
 	}}
 	p := policies{t: t, list: []*networkingv1.NetworkPolicy{deny, bFromA, aOut}}
-	tests := []struct {
-		c    connection
-		want bool
-	}{
+	tests := []expectation{
 		{connection{from: a, to: b, protocol: tcp, port: 80}, true},
 		{connection{from: a, to: b, protocol: tcp, port: 81}, false},                // port not admitted
 		{connection{from: a, to: b, protocol: corev1.ProtocolUDP, port: 80}, false}, // protocol
