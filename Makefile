@@ -39,12 +39,21 @@ FUZZ_TARGETS := pkg/rut:FuzzParse pkg/money:FuzzParse pkg/money:FuzzFromNumeric 
 	pkg/store:FuzzSQLCanonicalRUTMatchesGo pkg/store:FuzzCopyBinary
 FUZZTIME ?= 10s
 
+# Go 1.26's fuzzing engine can end a run at -fuzztime with a bare "context
+# deadline exceeded" when a loaded machine keeps a worker from answering in time
+# (golang/go#75804, fixed in Go 1.27): that failure, with no failing input
+# written, is reported and not counted as a finding.
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (10s); a failing input is saved under the package's testdata/fuzz and fails the target
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@out=$$(mktemp); trap 'rm -f $$out' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz ./$$pkg $$name for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >$$out 2>&1; rc=$$?; cat $$out; \
+		[ $$rc -eq 0 ] && continue; \
+		if grep -q 'context deadline exceeded' $$out && ! grep -q 'Failing input written' $$out; then \
+			echo "fuzz $$name: the engine's deadline race (golang/go#75804), no failing input: not a finding"; continue; \
+		fi; \
+		exit $$rc; \
 	done
 
 .PHONY: tools
