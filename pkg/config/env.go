@@ -65,11 +65,12 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 
 // Logger is the JSON logger of a service at the given level (debug, info, warn,
-// error; anything else, or empty, is info).
+// error; anything else, or empty, is info). Every line names the service and the
+// build's Version.
 func Logger(service, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("service", service)
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("service", service, "version", Version)
 }

@@ -98,17 +98,27 @@ func FromNumeric(n pgtype.Numeric) (Cents, error) {
 	if n.NaN || n.InfinityModifier != pgtype.Finite {
 		return 0, errors.New("converting numeric: not a finite number")
 	}
-	v := new(big.Int).Set(n.Int)
-	exp := n.Exp + 2 // cents are 10^-2
-	for ; exp > 0; exp-- {
-		v.Mul(v, big.NewInt(10))
+	if n.Int == nil || n.Int.Sign() == 0 {
+		return 0, nil // whatever the exponent
 	}
+	v := new(big.Int).Set(n.Int)
+	// The exponent is widened before the shift to cents (Exp+2 overflows int32
+	// at its top), and both loops below are bounded by the number's digits, not
+	// by the exponent: a non-zero value ends the first with a remainder once its
+	// digits run out, and one with twelve or more zeros to append does not fit.
+	exp := int64(n.Exp) + 2 // cents are 10^-2
 	for ; exp < 0; exp++ {
 		q, r := new(big.Int).QuoRem(v, big.NewInt(10), new(big.Int))
 		if r.Sign() != 0 {
 			return 0, errors.New("converting numeric: more than two decimals")
 		}
 		v = q
+	}
+	if exp >= 12 {
+		return 0, ErrOutOfRange
+	}
+	for ; exp > 0; exp-- {
+		v.Mul(v, big.NewInt(10))
 	}
 	if !v.IsInt64() || !Cents(v.Int64()).Fits() {
 		return 0, ErrOutOfRange

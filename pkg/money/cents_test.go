@@ -2,6 +2,7 @@ package money_test
 
 import (
 	"errors"
+	"math"
 	"math/big"
 	"testing"
 
@@ -74,6 +75,9 @@ func TestNumericConversion(t *testing.T) {
 		{"ScaleZero", pgtype.Numeric{Int: big.NewInt(7), Exp: 0, Valid: true}, 700},
 		{"PositiveExponent", pgtype.Numeric{Int: big.NewInt(3), Exp: 2, Valid: true}, 30000},
 		{"TrailingZerosBeyondScale", pgtype.Numeric{Int: big.NewInt(-12300), Exp: -4, Valid: true}, -123},
+		// Found by FuzzFromNumeric: zero with the smallest exponent took billions
+		// of divisions.
+		{"ZeroAnyExponent", pgtype.Numeric{Int: big.NewInt(0), Exp: math.MinInt32, Valid: true}, 0},
 	}
 	for _, tt := range tests {
 		got, err := money.FromNumeric(tt.n)
@@ -96,7 +100,11 @@ func TestNumericConversion(t *testing.T) {
 		_, err := money.FromNumeric(n)
 		require.Error(t, err)
 	}
+	// Found by FuzzFromNumeric: the largest exponent overflowed int32 in the
+	// shift to cents and was reported as "more than two decimals".
+	_, err := money.FromNumeric(pgtype.Numeric{Int: big.NewInt(1), Exp: math.MaxInt32, Valid: true})
+	require.ErrorIs(t, err, money.ErrOutOfRange)
 
-	_, err := (money.MaxNumeric + 1).NumericValue()
+	_, err = (money.MaxNumeric + 1).NumericValue()
 	require.True(t, errors.Is(err, money.ErrOutOfRange))
 }

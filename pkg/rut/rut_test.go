@@ -2,6 +2,8 @@ package rut_test
 
 import (
 	"errors"
+	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -107,20 +109,38 @@ func TestFormat(t *testing.T) {
 	require.Error(t, err)
 }
 
-// FuzzParse shows that Parse never panics, that whatever it accepts is valid, and
+// FuzzParse shows that Parse never panics, that it agrees with referenceNormalize
+// (rule R1 written again from docs/rules.md, on strings and big numbers), that a
+// refusal is a *ParseError quoting the raw value with one of the four reasons, and
 // that every formatting of a parsed RUT parses back to the same RUT.
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
-		"12.345.678-5", "123456785", "23000000-k", "0-0", "", "-", "K", "1-9",
+		"12.345.678-5", "123456785", "23000000-k", "0-0", "", "-", "K", "k", "1-9", "0K",
 		"999.999.999-6", "1234567890-1", " 7654321 - 6 ", "00000000001-9", "\t15000013\t0",
+		"4294967296-0", "18446744073709551616-1", "0000000000000000000000001-9", "12345678-5\n",
+		"12,345,678-5", "1K345678-5", "1\u00a02345678-5", "\u0661\u0662-5", "+12345678-5", "6-K", "6-k",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
+		want, wantOK := referenceNormalize(raw)
 		r, err := rut.Parse(raw)
 		if err != nil {
+			require.False(t, wantOK, "Parse refuses %q, the reference gives %s", raw, want)
+			var perr *rut.ParseError
+			require.ErrorAs(t, err, &perr)
+			require.Equal(t, raw, perr.Raw)
+			reasons := 0
+			for _, reason := range []error{rut.ErrEmpty, rut.ErrMalformed, rut.ErrTooLong, rut.ErrCheckDigit} {
+				if errors.Is(err, reason) {
+					reasons++
+				}
+			}
+			require.Equal(t, 1, reasons, "%v", err)
 			return
 		}
+		require.True(t, wantOK, "Parse accepts %q as %s, the reference refuses it", raw, r)
+		require.Equal(t, want, r.String())
 		require.False(t, r.IsZero())
 		require.Equal(t, rut.CheckDigit(r.Body()), r.DV())
 		for _, form := range []string{r.String(), r.Dotted()} {
@@ -132,4 +152,40 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, r.String(), canon)
 	})
+}
+
+// referenceNormalize is R1 written independently of pkg/rut: drop dots, spaces,
+// tabs and dashes; what is left must be ASCII digits and a final digit or k/K;
+// the body without leading zeros has one to nine digits; the mod-11 check digit
+// (weights 2..7 from the right) is computed on the digits as text, with math/big
+// for the sum so no length can overflow.
+func referenceNormalize(raw string) (string, bool) {
+	s := strings.NewReplacer(".", "", " ", "", "\t", "", "-", "").Replace(raw)
+	if len(s) < 2 {
+		return "", false
+	}
+	body, dv := strings.TrimLeft(s[:len(s)-1], "0"), strings.ToUpper(s[len(s)-1:])
+	if strings.Trim(s[:len(s)-1], "0123456789") != "" || strings.Trim(dv, "0123456789K") != "" {
+		return "", false
+	}
+	if body == "" || len(body) > 9 {
+		return "", false
+	}
+	sum := new(big.Int)
+	for i, w := len(body)-1, int64(2); i >= 0; i-- {
+		sum.Add(sum, big.NewInt(int64(body[i]-'0')*w))
+		if w++; w > 7 {
+			w = 2
+		}
+	}
+	want := map[int64]string{11: "0", 10: "K"}
+	d := 11 - new(big.Int).Mod(sum, big.NewInt(11)).Int64()
+	digit, special := want[d]
+	if !special {
+		digit = string(rune('0' + d))
+	}
+	if dv != digit {
+		return "", false
+	}
+	return body + "-" + dv, true
 }

@@ -82,11 +82,14 @@ func (c copyBinary) jsonb(raw []byte) copyBinary {
 	return append(c, raw...)
 }
 
-// postgresEpoch is 2000-01-01, the zero of PostgreSQL's timestamps.
-var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// postgresEpoch is 2000-01-01, the zero of PostgreSQL's timestamps, in Unix seconds.
+var postgresEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 
+// timestamptz writes microseconds since postgresEpoch, rounded down as pgx does. It
+// counts from Unix seconds, not with t.Sub, whose Duration saturates 292 years
+// from the epoch (and rounds toward zero before it).
 func (c copyBinary) timestamptz(t time.Time) copyBinary {
-	return c.int8(t.Sub(postgresEpoch).Microseconds())
+	return c.int8((t.Unix()-postgresEpoch)*1_000_000 + int64(t.Nanosecond()/1000))
 }
 
 // numeric writes cents as a numeric with scale 2: sign, weight and base-10000

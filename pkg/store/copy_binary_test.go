@@ -67,3 +67,33 @@ func TestCopyBinaryEncoding(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, len(values), i)
 }
+
+// TestCopyBinaryTimestampsFarFromTheEpoch: found by FuzzCopyBinary, timestamps more
+// than 292 years from 2000 were written as the limit of a time.Duration (year 2318
+// became 2292), and those before 2000 with a fraction of a microsecond rounded up.
+func TestCopyBinaryTimestampsFarFromTheEpoch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgtest.NewPool(t).Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `CREATE TEMP TABLE enc (n int, ts timestamptz)`)
+	require.NoError(t, err)
+	times := []time.Time{
+		time.Date(2318, 7, 30, 19, 33, 20, 500, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC),
+	}
+	c := newCopyBinary(0)
+	for i, at := range times {
+		c = c.row(2).int4(int32(i)).timestamptz(at)
+	}
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(c.bytes()), "COPY enc FROM STDIN (FORMAT binary)")
+	require.NoError(t, err)
+	for i, at := range times {
+		var got time.Time
+		require.NoError(t, conn.QueryRow(ctx, "SELECT ts FROM enc WHERE n = $1", i).Scan(&got))
+		require.Equal(t, at.Truncate(time.Microsecond), got.UTC(), "timestamp %d", i)
+	}
+}
