@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -95,4 +97,30 @@ func TestParsePolicyRefuses(t *testing.T) {
 			require.ErrorContains(t, err, tc.msg)
 		})
 	}
+}
+
+// TestDeployedPoliciesParse reads the policies the Kubernetes tls component mounts
+// (deploy/k8s/components/tls) with the services' own parser: a shape the
+// services would refuse at start fails here, and the identities get what SPEC §11
+// says.
+func TestDeployedPoliciesParse(t *testing.T) {
+	t.Parallel()
+	read := func(name string) grpcx.Policy {
+		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "k8s", "components", "tls", name))
+		require.NoError(t, err)
+		p, err := grpcx.ParsePolicy(data)
+		require.NoError(t, err, name)
+		return p
+	}
+	worker := read("worker-policy.yaml")
+	require.True(t, worker.Allows("spiffe://payroll/coordinator", "/consolidation.v1.WorkerService/ProcessChunk"))
+	require.False(t, worker.Allows("spiffe://payroll/app", "/consolidation.v1.WorkerService/ProcessChunk"))
+	require.False(t, worker.Allows("spiffe://payroll/ops", "/consolidation.v1.WorkerService/ProcessChunk"))
+
+	coordinator := read("coordinator-policy.yaml")
+	for _, id := range []string{"spiffe://payroll/app", "spiffe://payroll/ops"} {
+		require.True(t, coordinator.Allows(id, "/consolidation.v1.ConsolidationService/Consolidate"), id)
+		require.True(t, coordinator.Allows(id, "/consolidation.v1.ConsolidationService/CancelConsolidation"), id)
+	}
+	require.False(t, coordinator.Allows("spiffe://payroll/worker", "/consolidation.v1.ConsolidationService/Consolidate"))
 }
