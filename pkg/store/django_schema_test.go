@@ -123,7 +123,7 @@ func TestOnTablesAsDjangoCreatesThem(t *testing.T) {
 		finish(t, pool, runID, domain.EstadoParcial, false)
 		m, err := store.GetMetrics(t.Context(), pool, 7)
 		require.NoError(t, err)
-		require.Equal(t, store.AlgorithmVersion, m.VersionAlgoritmo)
+		require.Equal(t, store.AlgorithmVersion(), m.VersionAlgoritmo)
 		require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM nomina_metrica_consolidacion
 			WHERE cierre_id = 7 AND fecha_procesamiento > now() - interval '1 hour'`))
 		// And replacing it (ON CONFLICT by column, not by constraint name) works too.

@@ -5,10 +5,14 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/nominacl/consolidation/pkg/config"
 )
 
-// AlgorithmVersion is written to nomina_metrica_consolidacion.version_algoritmo.
-const AlgorithmVersion = "go-1"
+// AlgorithmVersion is what nomina_metrica_consolidacion.version_algoritmo
+// records: the build's version in at most 20 characters (config.Build.Short), so
+// a metrics row says which release consolidated the closing.
+func AlgorithmVersion() string { return config.BuildInfo().Short() }
 
 // sqlDeleteMetrics and sqlInsertMetrics replace the closing's metrics row with the run's: the old row
 // is deleted and the new one inserted (the service has no UPDATE on the table, SPEC
@@ -23,7 +27,7 @@ INSERT INTO nomina_metrica_consolidacion (cierre_id, total_empleados, chunks_pro
 	fecha_procesamiento, consolidation_run_id)
 SELECT r.cierre_id, m.employees, r.total_chunks, m.succeeded, m.records, m.seconds, m.avg_chunk,
        m.employees / nullif(m.seconds, 0), m.records / nullif(m.seconds, 0), m.peak_mb, m.cpu,
-       r.chunk_size, m.workers, '` + AlgorithmVersion + `', now(), r.id
+       r.chunk_size, m.workers, $3, now(), r.id
 FROM consolidation_run r,
 LATERAL (
 	SELECT CASE WHEN $2 THEN 0 ELSE coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0) END AS employees,

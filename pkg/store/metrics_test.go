@@ -44,7 +44,7 @@ func TestGetMetrics(t *testing.T) {
 		require.Equal(t, store.Metrics{
 			RunID: runID, TotalEmpleados: 3, ChunksProcesados: 2, ChunksExitosos: 2,
 			RegistrosCreados: int64(chunk0Sum.Records + chunk1Sum.Records), TiempoPromedioChunk: 3,
-			MemoriaPicoMB: 128, ChunkSizeUtilizado: 2, WorkersUtilizados: 2, VersionAlgoritmo: store.AlgorithmVersion,
+			MemoriaPicoMB: 128, ChunkSizeUtilizado: 2, WorkersUtilizados: 2, VersionAlgoritmo: store.AlgorithmVersion(),
 		}, m)
 	})
 	t.Run("RemovedRowsCountAsNoneWritten", func(t *testing.T) {

@@ -68,7 +68,7 @@ func FinishRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o Ru
 		if _, err := tx.Exec(ctx, sqlDeleteMetrics, runID); err != nil {
 			return fmt.Errorf("replacing the metrics of consolidation %d: %w", runID, err)
 		}
-		if _, err := tx.Exec(ctx, sqlInsertMetrics, runID, o.RemoveRows); err != nil {
+		if _, err := tx.Exec(ctx, sqlInsertMetrics, runID, o.RemoveRows, AlgorithmVersion()); err != nil {
 			return fmt.Errorf("writing the metrics of consolidation %d: %w", runID, err)
 		}
 		finished = true
