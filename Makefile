@@ -13,9 +13,14 @@ GO_TEST_FLAGS ?= -count=1 -timeout 15m
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# REVISION is stamped into the binaries (their -version, the metrics row) when the
+# build information has none: go build records no VCS data in a git worktree or
+# under -buildvcs=false.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 .PHONY: build
 build: ## build bin/coordinator, bin/worker, bin/cierrectl and bin/benchmark
-	go build -o bin/ ./coordinator/cmd/... ./worker/cmd/...
+	go build -ldflags "-X github.com/nominacl/consolidation/pkg/config.Revision=$(REVISION)" -o bin/ ./coordinator/cmd/... ./worker/cmd/...
 
 .PHONY: test
 test: ## run every test of every module (starts its own PostgreSQL and Redis unless TEST_DATABASE_URL/TEST_REDIS_URL are set)

@@ -14,25 +14,37 @@ import (
 	"syscall"
 
 	"github.com/nominacl/consolidation/coordinator/internal/bench"
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 )
 
 func main() {
-	sizes := flag.String("sizes", "133,2000,20000,100000", "comma list of closing sizes (employees)")
-	million := flag.Bool("million", false, "also run a 1,000,000-employee closing")
-	workers := flag.Int("workers", 2, "worker processes")
-	inFlight := flag.Int("in-flight", 2, "chunks in flight per worker (WORKER_MAX_IN_FLIGHT)")
-	policy := flag.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
-	chunkSize := flag.Int("chunk-size", 0, "override the chunk size")
-	noFloor := flag.Bool("no-floor", false, "skip the floor measurement")
-	csv := flag.String("csv", "", "also write the results as CSV to this file")
-	variants := flag.Bool("variants", false, "also measure the floor of the last closing under schema variants")
-	schemas := flag.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the seed's indexes)")
-	monthEnd := flag.Bool("month-end", false, "run the month-end scenario instead: many closings of mixed sizes sent at once to several coordinator replicas")
-	meClosings := flag.Int("month-end-closings", 200, "month end: how many closings")
-	meMax := flag.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
-	meReplicas := flag.Int("month-end-replicas", 2, "month end: coordinator replicas")
-	flag.Parse()
+	fs := flag.NewFlagSet("benchmark", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "benchmark is make bench: closings consolidated through a coordinator and workers, each measured\nagainst the single-stream COPY floor.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	sizes := fs.String("sizes", "133,2000,20000,100000", "comma list of closing sizes (employees)")
+	million := fs.Bool("million", false, "also run a 1,000,000-employee closing")
+	workers := fs.Int("workers", 2, "worker processes")
+	inFlight := fs.Int("in-flight", 2, "chunks in flight per worker (WORKER_MAX_IN_FLIGHT)")
+	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
+	chunkSize := fs.Int("chunk-size", 0, "override the chunk size")
+	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
+	csv := fs.String("csv", "", "also write the results as CSV to this file")
+	variants := fs.Bool("variants", false, "also measure the floor of the last closing under schema variants")
+	schemas := fs.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the seed's indexes)")
+	monthEnd := fs.Bool("month-end", false, "run the month-end scenario instead: many closings of mixed sizes sent at once to several coordinator replicas")
+	meClosings := fs.Int("month-end-closings", 200, "month end: how many closings")
+	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
+	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
+	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "benchmark: unexpected argument %q (see benchmark -h)\n", fs.Arg(0))
+		os.Exit(2)
+	}
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants}

@@ -31,10 +31,32 @@ import (
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
+const usage = `coordinator serves ConsolidationService, configured by the environment (README, "Settings").
+
+Usage:
+  coordinator [serve]           serve (the default)
+  coordinator migrate [-print]  bring the database schema up to date and exit (-print: print the SQL for a DBA instead)
+  coordinator -version          print the version and VCS revision
+  coordinator -h                this text
+
+Flags:
+`
+
 func main() {
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
+	args := fs.Args()
+	if len(args) > 0 && args[0] != "serve" && args[0] != "migrate" {
+		fmt.Fprintf(os.Stderr, "coordinator: unknown command %q\n\n%s", args[0], usage)
+		fs.PrintDefaults()
+		os.Exit(2)
+	}
 	logger := config.Logger("coordinator", os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, logger, os.Args[1:])
+	err := run(ctx, logger, args)
 	stop()
 	if err != nil {
 		logger.Error("coordinator failed", "error", err.Error())
@@ -43,18 +65,10 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger, args []string) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd = args[0]
-	}
-	switch cmd {
-	case "migrate":
+	if len(args) > 0 && args[0] == "migrate" {
 		return migrate(ctx, logger, args[1:])
-	case "serve":
-		return serve(ctx, logger)
-	default:
-		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
 	}
+	return serve(ctx, logger)
 }
 
 func migrate(ctx context.Context, logger *slog.Logger, args []string) error {

@@ -15,9 +15,12 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
@@ -26,12 +29,15 @@ import (
 
 const usage = `cierrectl: operate the payroll consolidation service.
 
+Usage: cierrectl COMMAND [flags]     cierrectl COMMAND -h lists a command's flags.
+
 Commands:
-  consolidate -closing N [-policy seed|cost_weighted] [-chunk-size N] [-force] [-retry-failed] [-request-id ID] [-no-watch]
+  consolidate -closing N [-policy seed|cost_weighted] [-chunk-size N] [-force [-yes]] [-retry-failed] [-request-id ID] [-no-watch] [-json]
               start a consolidation and follow it with a progress bar until it ends
-  watch       -closing N | -run N      follow a run until it ends
-  status      -closing N | -run N      show a run's state, totals and metrics
-  cancel      -closing N | -run N      cancel a running consolidation
+              (-force asks for confirmation on a terminal; scripts pass -yes)
+  watch       -closing N | -run N [-json]          follow a run until it ends
+  status      -closing N | -run N [-json]          show a run's state, totals and metrics
+  cancel      -closing N | -run N [-yes] [-json]   cancel a running consolidation (asks first unless -yes)
   generate    -employees N [-year Y -month M -seed S]
               write a synthetic closing into DATABASE_URL and print its id
   demo        [-employees N] [-workers N] [-tls]
@@ -41,34 +47,67 @@ Commands:
               gRPC port with -tls-*); exits 1 unless SERVING
   certs       -dir DIR
               write a throwaway CA, certificates and policy files for a local cluster on mTLS
+  completion  bash|zsh                 print a shell completion script: source <(cierrectl completion bash)
+  help        [COMMAND]                this text, or a command's flags
+  version     (or -version)            the build's version and VCS revision
+
+-json prints each response as protojson (proto field names), one JSON document a line; watch and
+consolidate print every progress message, the last one holding "final".
+
+Exit codes:
+  0  done; a followed run (consolidate, watch) ended datos_consolidados
+  1  failed: the coordinator refused or could not be reached, or a followed run ended
+     error_consolidacion, consolidacion_cancelada, timeout_consolidacion or error_recursos
+  2  usage: an unknown command or flag, a missing flag, or a confirmation not given (-yes)
+  3  a followed run ended consolidacion_parcial: retry its failed employees with -retry-failed
 
 The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:50051), on mTLS when
 -tls-cert, -tls-key and -tls-ca (default $TLS_CERT_FILE, $TLS_KEY_FILE, $TLS_CA_FILE) are given.
 `
 
-// Main runs a command and returns the process exit code.
+// Main runs a command and returns the process exit code (ExitOK, ExitFailed,
+// ExitUsage, ExitPartial).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) == 1 {
+			fmt.Fprint(stdout, usage)
+			return ExitOK
+		}
+		args = []string{args[1], "-h"} // help COMMAND
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, "cierrectl", config.BuildInfo())
+		return ExitOK
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
 		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
 	}
+	cmds["completion"] = func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		return completion(ctx, args, stdout, cmds)
+	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "cierrectl: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		return ExitUsage
 	}
-	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 2
-		}
-		fmt.Fprintf(stderr, "cierrectl %s: %v\n", args[0], err)
-		return 1
+	err := cmd(ctx, args[1:], stdout, stderr)
+	code := exitCode(err)
+	var fe *flagError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe) && code == ExitOK:
+		fmt.Fprint(stdout, fe.usage)
+	case errors.As(err, &fe):
+		fmt.Fprint(stderr, fe.usage)
+	case code != ExitOK:
+		fmt.Fprintf(stderr, "cierrectl %s: %s\n", args[0], describe(err))
 	}
-	return 0
+	return code
 }
 
 // connFlags are -addr and the mTLS files -tls-cert, -tls-key, -tls-ca, each
@@ -110,9 +149,9 @@ func (c connFlags) conn() (*grpc.ClientConn, error) {
 // healthCmd asks a server's gRPC health, as a kubelet probe does: grpcurl cannot
 // on HEALTH_ADDR, which serves no reflection.
 func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs := newFlagSet("health")
 	c := addConnFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	conn, err := c.conn()
@@ -142,13 +181,13 @@ func addRef(fs *flag.FlagSet) refFlags {
 
 func (r refFlags) check() error {
 	if (*r.closing > 0) == (*r.run > 0) {
-		return errors.New("give exactly one of -closing N or -run N")
+		return usageErrorf("give exactly one of -closing N or -run N")
 	}
 	return nil
 }
 
 func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("consolidate", flag.ContinueOnError)
+	fs := newFlagSet("consolidate")
 	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
@@ -157,23 +196,31 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
 	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
 	noWatch := fs.Bool("no-watch", false, "return after starting")
-	if err := fs.Parse(args); err != nil {
+	yes := fs.Bool("yes", false, "with -force: do not ask for confirmation (a script must say it)")
+	out := addOutput(fs)
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *closing <= 0 {
-		return errors.New("-closing N is required")
+		return usageErrorf("-closing N is required")
 	}
 	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force,
 		RequestId: *requestID}
 	if *policy != "" {
 		p, err := domain.ParsePolicy(*policy)
 		if err != nil {
-			return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+			return usageErrorf("-policy %q: want seed or cost_weighted", *policy)
 		}
 		req.ChunkPolicy = domainpb.PolicyToProto(p)
 	}
 	if *retry {
 		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
+	}
+	if *force {
+		q := fmt.Sprintf("-force consolidates closing %d again and replaces its consolidated rows. Go on?", *closing)
+		if err := confirm(*yes, stderr, q); err != nil {
+			return err
+		}
 	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
@@ -184,82 +231,99 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "consolidation %d of closing %d started: %d employees in %d chunks\n",
-		resp.GetConsolidationId(), resp.GetClosingId(), resp.GetTotalEmployees(), resp.GetTotalChunks())
-	if *noWatch {
-		return nil
-	}
-	final, err := follow(ctx, client, &consolidationv1.WatchConsolidationRequest{
-		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, stderr)
-	if err != nil {
+	err = out.print(stdout, resp, func(w io.Writer) {
+		fmt.Fprintf(w, "consolidation %d of closing %d started: %d employees in %d chunks\n",
+			resp.GetConsolidationId(), resp.GetClosingId(), resp.GetTotalEmployees(), resp.GetTotalChunks())
+	})
+	if err != nil || *noWatch {
 		return err
 	}
-	printSummary(stdout, final)
-	return nil
+	return follow(ctx, client, &consolidationv1.WatchConsolidationRequest{
+		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, out, stdout, stderr)
 }
 
-// runCommand parses -addr and -closing/-run, dials the coordinator, lets do fetch
-// the run, and prints its summary.
-func runCommand(ctx context.Context, name string, args []string, stdout io.Writer,
-	do func(context.Context, consolidationv1.ConsolidationServiceClient, ref) (*consolidationv1.Consolidation, error)) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// refCommand is a command on one run, named by -closing or -run.
+type refCommand struct {
+	name string
+	// ask, when set, is the question the command asks before doing anything,
+	// unless -yes (confirm).
+	ask func(ref) string
+	do  func(context.Context, consolidationv1.ConsolidationServiceClient, ref, output, io.Writer, io.Writer) error
+}
+
+// run parses -addr, -closing/-run, -json (and -yes when the command asks),
+// confirms, dials the coordinator and does the command.
+func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(c.name)
 	conn := addConnFlags(fs)
 	flags := addRef(fs)
-	if err := fs.Parse(args); err != nil {
+	out := addOutput(fs)
+	var yes *bool
+	if c.ask != nil {
+		yes = fs.Bool("yes", false, "do not ask for confirmation (a script must say it)")
+	}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := flags.check(); err != nil {
 		return err
+	}
+	r := ref{run: *flags.run, closing: *flags.closing}
+	if c.ask != nil {
+		if err := confirm(*yes, stderr, c.ask(r)); err != nil {
+			return err
+		}
 	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	c, err := do(ctx, client, ref{run: *flags.run, closing: *flags.closing})
-	if err != nil {
-		return err
-	}
-	printSummary(stdout, c)
-	return nil
+	return c.do(ctx, client, r, out, stdout, stderr)
 }
 
 // ref is a run id, or a closing id meaning its latest run.
 type ref struct{ run, closing int64 }
 
+func (r ref) String() string {
+	if r.run > 0 {
+		return fmt.Sprintf("consolidation %d", r.run)
+	}
+	return fmt.Sprintf("the latest consolidation of closing %d", r.closing)
+}
+
 func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runCommand(ctx, "watch", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
+	return refCommand{name: "watch", do: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref, out output, stdout, stderr io.Writer) error {
 		req := &consolidationv1.WatchConsolidationRequest{Ref: &consolidationv1.WatchConsolidationRequest_ClosingId{ClosingId: r.closing}}
 		if r.run > 0 {
 			req.Ref = &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
 		}
-		return follow(ctx, client, req, stderr)
-	})
+		return follow(ctx, client, req, out, stdout, stderr)
+	}}.run(ctx, args, stdout, stderr)
 }
 
-// follow draws a progress bar from WatchConsolidation until the run ends; if the
-// stream breaks (a coordinator restart) it watches again.
-func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClient, req *consolidationv1.WatchConsolidationRequest, stderr io.Writer) (*consolidationv1.Consolidation, error) {
+// follow follows a run with WatchConsolidation until it ends, drawing a
+// progress bar on stderr (with -json: printing every message on stdout), then
+// prints the run's summary; its error carries the exit code of the run's end
+// (runEndError). A watch that fails Unavailable (a coordinator restarting, a
+// rolling update) is tried again with backoff; any other failure (NotFound,
+// InvalidArgument, PermissionDenied, ...) is final at once.
+func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClient, req *consolidationv1.WatchConsolidationRequest,
+	out output, stdout, stderr io.Writer) error {
 	var bar *progressbar.ProgressBar
-	defer func() {
+	finishBar := func() {
 		if bar != nil {
 			_ = bar.Finish()
 			fmt.Fprintln(stderr)
+			bar = nil
 		}
-	}()
-	for retries := 0; ; retries++ {
-		stream, err := client.WatchConsolidation(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		for {
-			msg, err := stream.Recv()
-			if err != nil {
-				if ctx.Err() != nil || retries >= 30 {
-					return nil, err
-				}
-				time.Sleep(time.Second)
-				break
+	}
+	defer finishBar()
+	for failures := 0; ; failures++ {
+		err := watchOnce(ctx, client, req, func(msg *consolidationv1.WatchConsolidationResponse) error {
+			failures = 0 // the coordinator answered: a later break starts a new count
+			if out.isJSON() {
+				return out.print(stdout, msg, nil)
 			}
 			p := msg.GetProgress()
 			if bar == nil {
@@ -271,33 +335,110 @@ func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClie
 			_ = bar.Set(int(p.GetEmployeesDone()))
 			bar.Describe(fmt.Sprintf("chunks %d/%d %5.1f%% elapsed %s ETA %s", p.GetChunksDone(), p.GetTotalChunks(),
 				p.GetPercent(), p.GetElapsed().AsDuration().Round(time.Millisecond), p.GetEta().AsDuration().Round(time.Millisecond)))
-			if f := msg.GetFinal(); f != nil {
-				return f, nil
+			return nil
+		})
+		var final finalError
+		switch {
+		case errors.As(err, &final):
+			finishBar()
+			if !out.isJSON() {
+				printSummary(stdout, final.c)
 			}
+			return runEndError(final.c)
+		case ctx.Err() != nil || !retryable(err) || failures >= maxWatchFailures:
+			return err
+		}
+		if err := backoff(ctx, failures); err != nil {
+			return err
 		}
 	}
 }
 
-func statusCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	return runCommand(ctx, "status", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
+// maxWatchFailures is how many times in a row follow watches again after an
+// Unavailable before it gives up: with backoff's delays, about two minutes.
+const maxWatchFailures = 30
+
+// retryable reports whether a watch that failed with err is worth trying again:
+// only when the coordinator could not be reached or went away (Unavailable), or
+// the stream ended without the run's end.
+func retryable(err error) bool {
+	return status.Code(err) == codes.Unavailable || errors.Is(err, io.EOF)
+}
+
+// backoff waits before the next watch after failures failures in a row: 250 ms
+// doubling to at most 5 s. A variable: tests count the retries through it.
+var backoff = func(ctx context.Context, failures int) error {
+	d := min(250*time.Millisecond<<min(failures, 5), 5*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// finalError ends watchOnce with the run's end.
+type finalError struct {
+	c *consolidationv1.Consolidation
+}
+
+func (finalError) Error() string { return "the run ended" }
+
+// watchOnce opens one WatchConsolidation stream and hands each message to each
+// until the run's end (a finalError), a failure, or the stream's end (io.EOF).
+func watchOnce(ctx context.Context, client consolidationv1.ConsolidationServiceClient, req *consolidationv1.WatchConsolidationRequest,
+	each func(*consolidationv1.WatchConsolidationResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.WatchConsolidation(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if err := each(msg); err != nil {
+			return err
+		}
+		if f := msg.GetFinal(); f != nil {
+			return finalError{c: f}
+		}
+	}
+}
+
+// statusCmd shows a run as it is; it exits ExitOK whatever the run's estado
+// (watch follows a run to its end and exits with it).
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return refCommand{name: "status", do: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref, out output, stdout, _ io.Writer) error {
 		req := &consolidationv1.GetConsolidationRequest{Ref: &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: r.closing}}
 		if r.run > 0 {
 			req.Ref = &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
 		}
 		resp, err := client.GetConsolidation(ctx, req)
-		return resp.GetConsolidation(), err
-	})
+		if err != nil {
+			return err
+		}
+		return out.print(stdout, resp, func(w io.Writer) { printSummary(w, resp.GetConsolidation()) })
+	}}.run(ctx, args, stdout, stderr)
 }
 
-func cancel(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	return runCommand(ctx, "cancel", args, stdout, func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) (*consolidationv1.Consolidation, error) {
-		req := &consolidationv1.CancelConsolidationRequest{Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: r.closing}}
-		if r.run > 0 {
-			req.Ref = &consolidationv1.CancelConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
-		}
-		resp, err := client.CancelConsolidation(ctx, req)
-		return resp.GetConsolidation(), err
-	})
+func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return refCommand{name: "cancel", ask: func(r ref) string { return fmt.Sprintf("Cancel %s?", r) },
+		do: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref, out output, stdout, _ io.Writer) error {
+			req := &consolidationv1.CancelConsolidationRequest{Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: r.closing}}
+			if r.run > 0 {
+				req.Ref = &consolidationv1.CancelConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
+			}
+			resp, err := client.CancelConsolidation(ctx, req)
+			if err != nil {
+				return err
+			}
+			return out.print(stdout, resp, func(w io.Writer) { printSummary(w, resp.GetConsolidation()) })
+		}}.run(ctx, args, stdout, stderr)
 }
 
 func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
@@ -317,8 +458,8 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 	if t.GetVerified() {
 		verified = "verified against the written rows"
 	}
-	fmt.Fprintf(w, "  totals        haberes %s, descuentos %s, líquido %s (%s)\n", money.Cents(t.GetTotalHaberesCents()),
-		money.Cents(t.GetTotalDescuentosCents()), money.Cents(t.GetLiquidoPagarCents()), verified)
+	fmt.Fprintf(w, "  totals        haberes %s, descuentos %s, líquido %s (%s)\n", money.Cents(t.GetTotalHaberesCents()).CLP(),
+		money.Cents(t.GetTotalDescuentosCents()).CLP(), money.Cents(t.GetLiquidoPagarCents()).CLP(), verified)
 	if c.GetError() != "" {
 		fmt.Fprintf(w, "  note          %s\n", c.GetError())
 	}

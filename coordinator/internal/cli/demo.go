@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,11 +23,11 @@ import (
 // and workers, a consolidation with a progress bar, the summary and the metrics
 // row; then it stops everything it started.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlagSet("demo")
 	employees := fs.Int("employees", 20_000, "employees of the generated closing")
 	workers := fs.Int("workers", 3, "worker processes")
 	onTLS := fs.Bool("tls", false, "run on mTLS, with a throwaway CA and policy files written next to the logs")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -118,13 +116,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // payroll application and an operator, and the two policy files, for running the
 // services on mTLS by hand (README, "Security").
 func certs(_ context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
+	fs := newFlagSet("certs")
 	dir := fs.String("dir", "", "directory to write into (created)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return errors.New("-dir DIR is required")
+		return usageErrorf("-dir DIR is required")
 	}
 	d, err := launch.NewDevTLS(*dir)
 	if err != nil {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,17 +13,17 @@ import (
 )
 
 func generate(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs := newFlagSet("generate")
 	employees := fs.Int("employees", 133, "libro employees")
 	year := fs.Int("year", 2026, "closing year")
 	month := fs.Int("month", 3, "closing month 1..12")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same closing)")
 	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (default $DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dbURL == "" {
-		return errors.New("DATABASE_URL is not set (or pass -database-url)")
+		return usageErrorf("DATABASE_URL is not set (or pass -database-url)")
 	}
 	pool, err := pgxpool.New(ctx, *dbURL)
 	if err != nil {

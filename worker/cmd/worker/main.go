@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -64,7 +65,27 @@ func load() (settings, error) {
 	return s, env.Err()
 }
 
+const usage = `worker serves WorkerService, configured by the environment (README, "Settings").
+
+Usage:
+  worker            serve
+  worker -version   print the version and VCS revision
+  worker -h         this text
+
+Flags:
+`
+
 func main() {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "worker: unexpected argument %q\n\n%s", fs.Arg(0), usage)
+		fs.PrintDefaults()
+		os.Exit(2)
+	}
 	logger := config.Logger("worker", os.Getenv("LOG_LEVEL"))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, logger)
