@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/domain"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// run is Main with captured output.
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Main(t.Context(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRunEndExitCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		estado domain.Estado
+		code   int
+	}{
+		{domain.EstadoConsolidados, ExitOK},
+		{domain.EstadoParcial, ExitPartial},
+		{domain.EstadoError, ExitFailed},
+		{domain.EstadoCancelada, ExitFailed},
+		{domain.EstadoTimeout, ExitFailed},
+		{domain.EstadoErrorRecursos, ExitFailed},
+		{domain.EstadoConsolidando, ExitFailed}, // not ended: nobody saw it end
+	}
+	for _, tt := range tests {
+		err := runEndError(&consolidationv1.Consolidation{ConsolidationId: 7, Estado: string(tt.estado), Error: "1 of 3 employees failed"})
+		require.Equal(t, tt.code, exitCode(err), tt.estado)
+		if tt.code != ExitOK {
+			require.EqualError(t, err, "consolidation 7 ended "+string(tt.estado)+": 1 of 3 employees failed")
+		}
+	}
+}
+
+func TestUsageAndHelp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args     []string
+		code     int
+		stdout   string // contained; "" means stdout is empty
+		stderr   string // contained; "" means stderr is empty
+		exitCode int
+	}{
+		{args: []string{"help"}, code: ExitOK, stdout: "Exit codes:"},
+		{args: []string{"-h"}, code: ExitOK, stdout: "Commands:"},
+		{args: []string{"--help"}, code: ExitOK, stdout: "Commands:"},
+		{args: nil, code: ExitUsage, stderr: "Commands:"},
+		{args: []string{"frobnicate"}, code: ExitUsage, stderr: "unknown command \"frobnicate\"\n\ncierrectl: operate"},
+		{args: []string{"help", "consolidate"}, code: ExitOK, stdout: "Usage of consolidate:\n  -addr string"},
+		{args: []string{"cancel", "-h"}, code: ExitOK, stdout: "  -yes\n"},
+		{args: []string{"status", "-h"}, code: ExitOK, stdout: "  -json\n"},
+		{args: []string{"version"}, code: ExitOK, stdout: "cierrectl (devel) (revision "},
+		{args: []string{"-version"}, code: ExitOK, stdout: "cierrectl (devel) (revision "},
+		{args: []string{"consolidate", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus\nUsage of consolidate:"},
+		{args: []string{"consolidate"}, code: ExitUsage, stderr: "cierrectl consolidate: -closing N is required"},
+		{args: []string{"consolidate", "-closing", "1", "-policy", "fast"}, code: ExitUsage, stderr: "-policy \"fast\""},
+		{args: []string{"watch", "-closing", "1", "-run", "2"}, code: ExitUsage, stderr: "give exactly one of -closing N or -run N"},
+		{args: []string{"status", "-closing", "1", "extra"}, code: ExitUsage, stderr: "unexpected argument \"extra\""},
+		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := run(t, tt.args...)
+		require.Equal(t, tt.code, code, "%q: stderr %s", tt.args, stderr)
+		require.Equal(t, tt.stdout == "", stdout == "", "%q: stdout %q", tt.args, stdout)
+		require.Contains(t, stdout, tt.stdout, tt.args)
+		require.Equal(t, tt.stderr == "", stderr == "", "%q: stderr %q", tt.args, stderr)
+		require.Contains(t, stderr, tt.stderr, tt.args)
+	}
+}
+
+// fakeInput is a stdin that is, or is not, a terminal.
+type fakeInput struct {
+	*strings.Reader
+	terminal bool
+}
+
+func (f fakeInput) IsTerminal() bool { return f.terminal }
+
+func TestConfirm(t *testing.T) {
+	// Not parallel: it swaps stdin.
+	saved := stdin
+	t.Cleanup(func() { stdin = saved })
+	tests := []struct {
+		name     string
+		yes      bool
+		in       fakeInput
+		code     int // exitCode of confirm's error
+		declined bool
+	}{
+		{name: "-yes asks nothing", yes: true, in: fakeInput{strings.NewReader(""), false}, code: ExitOK},
+		{name: "y on a terminal", in: fakeInput{strings.NewReader("y\n"), true}, code: ExitOK},
+		{name: "Sí on a terminal", in: fakeInput{strings.NewReader(" Sí \n"), true}, code: ExitOK},
+		{name: "n on a terminal", in: fakeInput{strings.NewReader("n\n"), true}, code: ExitFailed, declined: true},
+		{name: "enter on a terminal", in: fakeInput{strings.NewReader("\n"), true}, code: ExitFailed, declined: true},
+		{name: "end of input on a terminal", in: fakeInput{strings.NewReader(""), true}, code: ExitFailed, declined: true},
+		{name: "not a terminal", in: fakeInput{strings.NewReader("y\n"), false}, code: ExitUsage},
+	}
+	for _, tt := range tests {
+		stdin = tt.in
+		var stderr bytes.Buffer
+		err := confirm(tt.yes, &stderr, "Cancel consolidation 3?")
+		require.Equal(t, tt.code, exitCode(err), "%s: %v", tt.name, err)
+		require.Equal(t, tt.declined, err == errDeclined, tt.name)
+		if tt.in.terminal && !tt.yes {
+			require.Equal(t, "Cancel consolidation 3? [y/N] ", strings.TrimSuffix(stderr.String(), "\n"), tt.name)
+		}
+		if tt.code == ExitUsage {
+			require.ErrorContains(t, err, "pass -yes")
+			require.Equal(t, int(tt.in.Size()), tt.in.Len(), "%s: nothing is read", tt.name)
+		}
+	}
+}
+
+// TestWatchRetriesOnlyUnavailable: a coordinator nobody answers at is Unavailable,
+// tried again up to maxWatchFailures times with backoff, then the watch fails.
+// (A refusal is tried once: the cluster test's NotFound.)
+func TestWatchRetriesOnlyUnavailable(t *testing.T) {
+	// Not parallel: it swaps backoff.
+	waits := countBackoff(t)
+	addr, err := launch.FreeAddr()
+	require.NoError(t, err)
+	code, _, stderr := run(t, "watch", "-addr", addr, "-closing", "1")
+	require.Equal(t, ExitFailed, code)
+	require.Contains(t, stderr, "cierrectl watch: Unavailable: ")
+	require.Equal(t, maxWatchFailures, *waits)
+}
+
+// countBackoff replaces backoff by one that waits for nothing and counts.
+func countBackoff(t *testing.T) *int {
+	saved := backoff
+	t.Cleanup(func() { backoff = saved })
+	n := 0
+	backoff = func(context.Context, int) error { n++; return nil }
+	return &n
+}
+
+func TestJSONOutputIsOneLine(t *testing.T) {
+	t.Parallel()
+	msg := &consolidationv1.WatchConsolidationResponse{Final: &consolidationv1.Consolidation{ConsolidationId: 12,
+		Estado: string(domain.EstadoConsolidados), ControlTotals: &consolidationv1.ControlTotals{LiquidoPagarCents: 123456789}}}
+	yes := true
+	var buf bytes.Buffer
+	require.NoError(t, output{json: &yes}.print(&buf, msg, func(w io.Writer) { t.Fatal("text with -json") }))
+	require.Equal(t, 1, strings.Count(buf.String(), "\n"))
+	require.True(t, strings.HasSuffix(buf.String(), "\n"))
+	var doc struct {
+		Progress map[string]any `json:"progress"`
+		Final    struct {
+			ConsolidationID string `json:"consolidation_id"`
+			Estado          string `json:"estado"`
+			ChunksFailed    *int   `json:"chunks_failed"`
+			ControlTotals   struct {
+				Liquido string `json:"liquido_pagar_cents"`
+			} `json:"control_totals"`
+		} `json:"final"`
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &doc))
+	require.Equal(t, "12", doc.Final.ConsolidationID)
+	require.Equal(t, "datos_consolidados", doc.Final.Estado)
+	require.Equal(t, "123456789", doc.Final.ControlTotals.Liquido)
+	require.NotNil(t, doc.Final.ChunksFailed, "zero fields are printed too")
+
+	no := false
+	buf.Reset()
+	require.NoError(t, output{json: &no}.print(&buf, msg, func(w io.Writer) { io.WriteString(w, "text\n") }))
+	require.Equal(t, "text\n", buf.String())
+}
+
+// TestBashCompletion loads the bash script and completes as bash would.
+func TestBashCompletion(t *testing.T) {
+	t.Parallel()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	code, script, stderr := run(t, "completion", "bash")
+	require.Equal(t, ExitOK, code, stderr)
+	file := filepath.Join(t.TempDir(), "cierrectl.bash")
+	require.NoError(t, os.WriteFile(file, []byte(script), 0o600))
+	complete := func(words ...string) []string {
+		t.Helper()
+		script := `source "$0"; COMP_WORDS=("${@}"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _cierrectl; printf '%s\n' "${COMPREPLY[@]}"`
+		cmd := exec.Command(bash, append([]string{"--norc", "-c", script, file}, words...)...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return strings.Fields(string(out))
+	}
+	require.Equal(t, []string{"cancel", "certs", "completion", "consolidate"}, complete("cierrectl", "c"))
+	require.Equal(t, []string{"-chunk-size", "-closing"}, complete("cierrectl", "consolidate", "-c"))
+	require.Equal(t, []string{"-yes"}, complete("cierrectl", "cancel", "-y"))
+	require.Equal(t, []string{"-json"}, complete("cierrectl", "watch", "-j"))
+	require.Equal(t, []string{"zsh"}, complete("cierrectl", "completion", "z"))
+	require.Equal(t, []string{"version"}, complete("cierrectl", "help", "ve"))
+}
+
+func TestZshCompletion(t *testing.T) {
+	t.Parallel()
+	code, script, stderr := run(t, "completion", "zsh")
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, script, "#compdef cierrectl\n")
+	require.Contains(t, script, "compadd -- cancel certs completion consolidate demo generate health status watch help version\n")
+	require.Contains(t, script, `'-force[consolidate again a closing already in datos_consolidados]'`)
+	require.Contains(t, script, `'-closing[closing id to consolidate]:int:'`)
+	require.Contains(t, script, `'-tls-cert[client certificate (PEM) for mTLS]:string:_files'`)
+	if zsh, err := exec.LookPath("zsh"); err == nil {
+		out, err := exec.Command(zsh, "-n", "-c", script).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+}
