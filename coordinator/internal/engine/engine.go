@@ -177,7 +177,7 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 		active: map[int64]*activeRun{}, gauges: newRunGauges()}
 	e.watch = newWatchHub(e.report, cfg.WatchEvery)
 	var err error
-	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
+	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started", metric.WithDescription("Runs started")); err != nil {
 		return nil, err
 	}
 	if e.runsFinished, err = meter.Int64Counter("consolidation_runs_finished", metric.WithDescription("Runs ended, by estado")); err != nil {
