@@ -6,6 +6,8 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/nominacl/consolidation/pkg/config"
 )
 
 // ChunkSecondsBuckets are the bucket bounds, in seconds, of histograms of a
@@ -40,16 +42,17 @@ func newRegistry() *promclient.Registry {
 	return reg
 }
 
-// BuildInfo is the running binary's module version ("(devel)" for a build from
-// a checkout), VCS revision ("unknown" when the build did not stamp one, as with
-// -buildvcs=false) and Go version, from the build information Go embeds.
+// BuildInfo is the running binary's version (config.Version, stamped by the
+// image build, as in every log line; else the module version Go embeds), VCS
+// revision ("unknown" when the build did not stamp one, as with -buildvcs=false)
+// and Go version.
 func BuildInfo() (version, revision, goVersion string) {
-	version, revision, goVersion = "unknown", "unknown", runtime.Version()
+	version, revision, goVersion = config.Version, "unknown", runtime.Version()
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return version, revision, goVersion
 	}
-	if info.Main.Version != "" {
+	if version == "(devel)" && info.Main.Version != "" {
 		version = info.Main.Version
 	}
 	for _, s := range info.Settings {
