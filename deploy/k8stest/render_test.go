@@ -77,6 +77,10 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &networkingv1.NetworkPolicy{}, nil
 	case "cert-manager.io/v1 Certificate":
 		return &certificate{}, nil
+	case "keda.sh/v1alpha1 ScaledObject":
+		return &scaledObject{}, nil
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return &prometheusRule{}, nil
 	}
 	return nil, fmt.Errorf("unexpected kind %s %s", apiVersion, kind)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -49,15 +50,21 @@ type Server struct {
 
 // NewServer builds the server; register services on s.GRPC before Serve. It
 // serves with the default credentials and no interceptors unless opts say
-// otherwise, always with the OpenTelemetry stats handler and keepalive (pinging
-// silent clients, permitting the pings of Dial's).
+// otherwise, always with the OpenTelemetry stats handler, keepalive (pinging
+// silent clients, permitting the pings of Dial's) and the call observer (RPCs
+// counted by method and code, one log line per call, a panic answered INTERNAL).
 func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	cfg := serverConfig{creds: defaultCredentials()}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	unary, stream := cfg.unary, cfg.stream
-	if cfg.authz != nil { // innermost: the interceptors given see its refusals
+	// Outermost, the call observer (counts, access log, panic recovery) sees
+	// every call as answered; innermost, the authorization check, whose refusals
+	// the interceptors given see.
+	obs := newCallObserver(logger, cfg.meterProvider())
+	unary := append([]grpc.UnaryServerInterceptor{obs.unary}, cfg.unary...)
+	stream := append([]grpc.StreamServerInterceptor{obs.stream}, cfg.stream...)
+	if cfg.authz != nil {
 		unary, stream = append(unary, cfg.authz.unary), append(stream, cfg.authz.stream)
 	}
 	grpcOpts := append([]grpc.ServerOption{
@@ -96,6 +103,7 @@ type serverConfig struct {
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
 	extra  []grpc.ServerOption
+	meters metric.MeterProvider // WithMeterProvider; nil: the global one
 }
 
 // WithServerCredentials serves with creds instead of the default credentials.

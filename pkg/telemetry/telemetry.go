@@ -13,7 +13,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/prometheus"
@@ -32,7 +31,7 @@ type Metrics struct {
 // own, and serves it on addr as /metrics, and nothing else ("" serves nothing;
 // ":0" picks a free port).
 func Setup(ctx context.Context, logger *slog.Logger, addr string) (*Metrics, error) {
-	reg := promclient.NewRegistry()
+	reg := newRegistry()
 	exporter, err := prometheus.New(prometheus.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("creating the Prometheus exporter: %w", err)

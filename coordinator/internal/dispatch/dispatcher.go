@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -70,8 +71,9 @@ type Dispatcher struct {
 	cfg              Config
 	dnsHost, dnsPort string
 
-	ctx    context.Context // ends on Close: stops resolving and the health watches
-	cancel context.CancelFunc
+	ctx     context.Context // ends on Close: stops resolving and the health watches
+	cancel  context.CancelFunc
+	metrics metric.Registration // the gauges' callback (observeSlots), until Close
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
@@ -114,6 +116,9 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{}, queues: map[int64][]*waiter{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if err := d.observeSlots(); err != nil {
+		return nil, err
+	}
 	if rest, ok := strings.CutPrefix(cfg.Target, "dns:///"); ok {
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
@@ -433,6 +438,9 @@ func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {
 // Close closes every connection.
 func (d *Dispatcher) Close() {
 	d.cancel()
+	if d.metrics != nil {
+		_ = d.metrics.Unregister()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, ep := range d.endpoints {

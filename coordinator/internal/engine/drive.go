@@ -78,6 +78,8 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	ctx, cancelDeadline := context.WithDeadlineCause(ctx, run.Deadline, context.DeadlineExceeded)
 	defer cancelDeadline()
 	log = log.With("closing_id", run.ClosingID)
+	e.gauges.driving(run.ID, run.Deadline)
+	defer e.gauges.done(run.ID)
 	if run.CancelRequested {
 		e.finish(held, run, epoch, errCancelled)
 		return
@@ -99,6 +101,7 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		e.stopped(ctx, held, run, epoch, "listing chunks", err)
 		return
 	}
+	e.gauges.setPending(runID, len(todo))
 	if len(todo) < run.TotalChunks {
 		log.InfoContext(ctx, "resuming run", "chunks_left", len(todo), "chunks", run.TotalChunks)
 	}
@@ -377,6 +380,7 @@ func (e *Engine) refreshProgress(ctx context.Context, run store.Run) error {
 		return e.rebuildProgress(ctx, run.ID)
 	}
 	snap = progress.Compute(snap, run.StartedAt, time.Now())
+	e.gauges.setPending(run.ID, snap.TotalChunks-snap.ChunksDone)
 	// Only the derived fields: the counters belong to MarkDone, which may have moved
 	// them since they were read here.
 	return e.progress.Set(ctx, run.ID, run.ClosingID, "progress", snap.DerivedFields(), e.cfg.KeyTTL)
@@ -414,6 +418,7 @@ func (e *Engine) rebuildProgress(ctx context.Context, runID int64) error {
 	if err := e.progress.Reset(ctx, runID, run.ClosingID, done, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
 		return err
 	}
+	e.gauges.setPending(runID, snap.TotalChunks-snap.ChunksDone)
 	e.logger.InfoContext(ctx, "progress rebuilt from ledger", "consolidation_id", runID, "chunks_done", len(done))
 	return nil
 }
@@ -530,7 +535,9 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	e.notify(run.ID)
-	e.runsFinished.Add(ctx, 1, metric.WithAttributes(attribute.String("estado", string(o.Estado))))
+	byEstado := metric.WithAttributes(attribute.String("estado", string(o.Estado)))
+	e.runsFinished.Add(ctx, 1, byEstado)
+	e.runSeconds.Record(ctx, time.Since(run.StartedAt).Seconds(), byEstado)
 	if err := e.rebuildProgress(ctx, run.ID); err != nil {
 		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())
 	}

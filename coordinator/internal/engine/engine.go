@@ -20,6 +20,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/telemetry"
 )
 
 // Defaults of Config: each is the one place the setting's default is written;
@@ -120,7 +121,9 @@ type Engine struct {
 
 	runsStarted  metric.Int64Counter
 	runsFinished metric.Int64Counter
+	runSeconds   metric.Float64Histogram
 	attempts     metric.Int64Counter
+	gauges       *runGauges // the runs driven here: active, pending chunks, past deadline
 }
 
 type activeRun struct {
@@ -171,16 +174,24 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	meter := otel.Meter("consolidation/coordinator")
 	e := &Engine{logger: logger, cfg: cfg, ledger: l, closings: c, workers: w, progress: p,
 		runs: newRunSlots(cfg.MaxRuns), ends: newRunSlots(1),
-		active: map[int64]*activeRun{}}
+		active: map[int64]*activeRun{}, gauges: newRunGauges()}
 	e.watch = newWatchHub(e.report, cfg.WatchEvery)
 	var err error
-	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started"); err != nil {
+	if e.runsStarted, err = meter.Int64Counter("consolidation_runs_started", metric.WithDescription("Runs started")); err != nil {
 		return nil, err
 	}
 	if e.runsFinished, err = meter.Int64Counter("consolidation_runs_finished", metric.WithDescription("Runs ended, by estado")); err != nil {
 		return nil, err
 	}
 	if e.attempts, err = meter.Int64Counter("consolidation_chunk_attempts", metric.WithDescription("Chunk dispatches, by outcome")); err != nil {
+		return nil, err
+	}
+	if e.runSeconds, err = meter.Float64Histogram("consolidation_run_seconds", metric.WithUnit("s"),
+		metric.WithDescription("Time from a run's start to its end, by estado"),
+		metric.WithExplicitBucketBoundaries(telemetry.RunSecondsBuckets...)); err != nil {
+		return nil, err
+	}
+	if err := e.gauges.observe(meter); err != nil {
 		return nil, err
 	}
 	return e, nil

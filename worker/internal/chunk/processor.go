@@ -66,7 +66,8 @@ func NewProcessor(logger *slog.Logger, cfg Config, pool *pgxpool.Pool) (*Process
 		return nil, err
 	}
 	if p.duration, err = meter.Float64Histogram("consolidation_worker_chunk_seconds", metric.WithUnit("s"),
-		metric.WithDescription("Time to consolidate and commit one chunk")); err != nil {
+		metric.WithDescription("Time to consolidate and commit one chunk"),
+		metric.WithExplicitBucketBoundaries(telemetry.ChunkSecondsBuckets...)); err != nil {
 		return nil, err
 	}
 	return p, nil
