@@ -1,8 +1,8 @@
 package telemetry
 
 import (
+	"cmp"
 	"runtime"
-	"runtime/debug"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,36 +29,16 @@ const BuildInfoMetric = "consolidation_build_info"
 // the process's (process_*) and the build's (consolidation_build_info).
 func newRegistry() *promclient.Registry {
 	reg := promclient.NewRegistry()
-	version, revision, goVersion := BuildInfo()
+	b := config.BuildInfo()
+	revision := cmp.Or(b.Revision, "unknown")
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		promclient.NewGaugeFunc(promclient.GaugeOpts{
 			Name:        BuildInfoMetric,
 			Help:        "The build serving: its module version, VCS revision and Go version; always 1.",
-			ConstLabels: promclient.Labels{"version": version, "revision": revision, "goversion": goVersion},
+			ConstLabels: promclient.Labels{"version": b.Version, "revision": revision, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
 	return reg
-}
-
-// BuildInfo is the running binary's version (config.Version, stamped by the
-// image build, as in every log line; else the module version Go embeds), VCS
-// revision ("unknown" when the build did not stamp one, as with -buildvcs=false)
-// and Go version.
-func BuildInfo() (version, revision, goVersion string) {
-	version, revision, goVersion = config.Version, "unknown", runtime.Version()
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return version, revision, goVersion
-	}
-	if version == "(devel)" && info.Main.Version != "" {
-		version = info.Main.Version
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			revision = s.Value
-		}
-	}
-	return version, revision, goVersion
 }
