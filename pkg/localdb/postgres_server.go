@@ -22,15 +22,18 @@ type PostgresServer struct {
 	port int
 	bin  string
 	cred *syscall.Credential
-	cmd  *exec.Cmd
-	done chan struct{}
+	// settings are the caller's extra -c settings, kept for Restart.
+	settings []string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // StartPostgres initializes a cluster in a temporary directory and starts it on a
 // free loopback port, as the "postgres" (or "nobody") user when run as root. It is
 // tuned for throwaway data (tests, the demo, the benchmark): no fsync, no durable
-// commits.
-func StartPostgres(ctx context.Context) (*PostgresServer, error) {
+// commits. settings are more server settings ("name=value", each passed as -c),
+// e.g. the benchmark's shared_preload_libraries=pg_stat_statements.
+func StartPostgres(ctx context.Context, settings ...string) (*PostgresServer, error) {
 	bin, err := postgresBinDir()
 	if err != nil {
 		return nil, err
@@ -63,7 +66,7 @@ func StartPostgres(ctx context.Context) (*PostgresServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &PostgresServer{dir: dir, port: port, bin: bin, cred: cred, done: make(chan struct{})}
+		s := &PostgresServer{dir: dir, port: port, bin: bin, cred: cred, settings: settings, done: make(chan struct{})}
 		if lastErr = s.start(ctx, bin, cred); lastErr == nil {
 			return s, nil
 		}
@@ -80,8 +83,7 @@ func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Cr
 	if cred != nil {
 		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"),
-		"-D", filepath.Join(s.dir, "data"),
+	args := []string{"-D", filepath.Join(s.dir, "data"),
 		"-p", strconv.Itoa(s.port),
 		"-k", s.dir,
 		"-c", "listen_addresses=127.0.0.1",
@@ -91,7 +93,11 @@ func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Cr
 		"-c", "max_connections=300",
 		"-c", "shared_buffers=128MB",
 		"-c", "max_wal_size=2GB",
-	)
+	}
+	for _, setting := range s.settings {
+		args = append(args, "-c", setting)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	// SIGQUIT is PostgreSQL's immediate shutdown: if the process that started the
 	// server dies, the server goes with it.

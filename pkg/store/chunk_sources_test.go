@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -76,4 +77,42 @@ func TestReadChunkReportsTheQueryThatFailed(t *testing.T) {
 	require.ErrorAs(t, err, &pgErr)
 	require.Equal(t, "P0001", pgErr.Code)
 	require.ErrorContains(t, err, "reading absences: ")
+}
+
+// TestReadChunkSkipsOtherClosingsInItsRange: libro lines are read by the chunk's
+// id range, and ids of two closings may interleave (the application inserts them
+// concurrently): an employee of another closing inside the range brings none of
+// its lines into the chunk.
+func TestReadChunkSkipsOtherClosingsInItsRange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := loadClosing(t)
+	_, err := pool.Exec(ctx, `
+		INSERT INTO nomina_empleado_cierre (id, cierre_id, rut, nombre, cargo, centro_costo, sueldo_base)
+		VALUES (150, 8, '23000000-k', 'Rosa Díaz', 'Contadora', 'CC-30', 1);
+		INSERT INTO nomina_empleado_cierre (id, cierre_id, rut, nombre, cargo, centro_costo, sueldo_base)
+		VALUES (160, 7, '11111111-1', 'Juan Rojas', 'Vendedor', 'CC-40', 1);
+		INSERT INTO nomina_registro_concepto_empleado (id, empleado_id, codigo_concepto, nombre_concepto, valor, tipo_concepto)
+		VALUES (1501, 150, 'SB', 'Sueldo base', 1.00, 'haber'), (1601, 160, 'SB', 'Sueldo base', 2.50, 'haber')`)
+	require.NoError(t, err)
+	closing, err := store.GetClosing(ctx, pool, 7)
+	require.NoError(t, err)
+	src, err := store.ReadChunk(ctx, pool, closing, 101, 160)
+	require.NoError(t, err)
+	lines := map[int64][]int64{}
+	for _, e := range src.Employees {
+		for _, l := range e.Libro.Lines {
+			lines[e.Libro.ID] = append(lines[e.Libro.ID], l.ID)
+		}
+	}
+	require.Equal(t, map[int64][]int64{101: {1001, 1002, 1003, 1004, 1005}, 102: {1006, 1007}, 103: {1008, 1009}, 160: {1601}},
+		sortedLines(lines))
+	require.EqualValues(t, 250, src.Employees[3].Libro.Lines[0].Value, "2.50 in cents")
+}
+
+func sortedLines(m map[int64][]int64) map[int64][]int64 {
+	for _, ids := range m {
+		slices.Sort(ids)
+	}
+	return m
 }

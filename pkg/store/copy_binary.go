@@ -2,9 +2,13 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/nominacl/consolidation/pkg/money"
 )
 
 // copyBinary builds the body of a COPY ... FROM STDIN (FORMAT binary) by hand for
@@ -138,6 +142,61 @@ func (c copyBinary) numeric(cents int64) copyBinary {
 	}
 	return c
 }
+
+// numericCents decodes a numeric in PostgreSQL's binary form (as a result column
+// or a COPY field carries it) into cents, exactly: an amount with more than two
+// decimals, NaN, an infinity or an amount outside money's range is an error. It
+// is numeric's inverse, and spares the server a text conversion per value.
+func numericCents(b []byte) (money.Cents, error) {
+	if len(b) < 8 {
+		return 0, errors.New("numeric: short value")
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	weight := int(int16(binary.BigEndian.Uint16(b[2:])))
+	sign := binary.BigEndian.Uint16(b[4:])
+	if len(b) != 8+2*n {
+		return 0, errors.New("numeric: length does not match its digits")
+	}
+	if sign != 0 && sign != 0x4000 {
+		return 0, errors.New("numeric: not a finite number")
+	}
+	// Cents are below 10^12 (money.Parse: at most 10 integer digits), so the
+	// highest base-10000 digit allowed is 10^4 (weight 2).
+	const limit = 1_000_000_000_000
+	var cents int64
+	for i := range n {
+		d := int64(binary.BigEndian.Uint16(b[8+2*i:]))
+		if d > 9999 {
+			return 0, errors.New("numeric: digit out of range")
+		}
+		switch e := weight - i; {
+		case e > 2:
+			if d != 0 {
+				return 0, fmt.Errorf("numeric: %w", money.ErrOutOfRange)
+			}
+		case e >= 0:
+			cents += d * 100 * pow10000[e]
+		case e == -1:
+			if d%100 != 0 {
+				return 0, errors.New("numeric: more than two decimals")
+			}
+			cents += d / 100
+		default:
+			if d != 0 {
+				return 0, errors.New("numeric: more than two decimals")
+			}
+		}
+		if cents >= limit {
+			return 0, fmt.Errorf("numeric: %w", money.ErrOutOfRange)
+		}
+	}
+	if sign == 0x4000 {
+		cents = -cents
+	}
+	return money.Cents(cents), nil
+}
+
+var pow10000 = [3]int64{1, 10_000, 100_000_000}
 
 // bytes ends the stream and returns it.
 func (c copyBinary) bytes() []byte {

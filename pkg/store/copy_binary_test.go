@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/money"
@@ -97,3 +98,51 @@ func TestCopyBinaryTimestampsFarFromTheEpoch(t *testing.T) {
 		require.Equal(t, at.Truncate(time.Microsecond), got.UTC(), "timestamp %d", i)
 	}
 }
+
+// TestNumericCents decodes numerics as PostgreSQL sends them in binary: exact
+// cents for every amount numeric(12,2) holds, an error for what cents cannot say.
+func TestNumericCents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	for _, text := range []string{"0", "0.01", "-0.01", "0.5", "0.05", "0.10", "0.99", "1", "-1", "99.99", "100", "9999.99",
+		"10000", "10000.01", "123456.78", "-123456.78", "1000000", "100000000.5", "9999999999.99", "-9999999999.99",
+		"1200000.75", "40000000", "0.00", "-0.00"} {
+		want, err := money.Parse(text)
+		require.NoError(t, err)
+		for _, typ := range []string{"numeric(12,2)", "numeric"} {
+			var raw []byte
+			// A binary result column, as ReadChunk receives it.
+			rows, err := pool.Query(ctx, "SELECT $1::text::"+typ, binaryResults, text)
+			require.NoError(t, err)
+			require.True(t, rows.Next())
+			raw = append(raw, rows.RawValues()[0]...)
+			rows.Close()
+			require.NoError(t, rows.Err())
+			got, err := numericCents(raw)
+			require.NoError(t, err, "%s as %s", text, typ)
+			require.Equal(t, want, got, "%s as %s", text, typ)
+			// numeric writes what numericCents reads.
+			enc := newCopyBinary(0).numeric(int64(want))[len(copyHeader)+4:]
+			back, err := numericCents(enc)
+			require.NoError(t, err)
+			require.Equal(t, want, back)
+		}
+	}
+	for _, text := range []string{"0.001", "1.005", "NaN", "Infinity", "-Infinity", "10000000000", "123456789012345678"} {
+		rows, err := pool.Query(ctx, "SELECT $1::text::numeric", binaryResults, text)
+		require.NoError(t, err)
+		require.True(t, rows.Next())
+		raw := append([]byte(nil), rows.RawValues()[0]...)
+		rows.Close()
+		_, err = numericCents(raw)
+		require.Error(t, err, text)
+	}
+	_, err := numericCents([]byte{0, 1, 0, 0})
+	require.Error(t, err)
+	_, err = numericCents([]byte{0, 2, 0, 0, 0, 0, 0, 2, 0, 1})
+	require.Error(t, err, "two digits announced, one sent")
+}
+
+// binaryResults asks pgx for every result column in binary.
+var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode}

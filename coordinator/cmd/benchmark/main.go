@@ -38,6 +38,11 @@ func main() {
 	meClosings := fs.Int("month-end-closings", 200, "month end: how many closings")
 	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
 	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
+	repeat := fs.Int("repeat", 1, "measure every figure this many times and report median, lowest and highest (wall and floor alternate)")
+	warmRuns := fs.Int("warm-runs", 3, "133-employee closings after the cold one on each freshly started cluster (the warm latency)")
+	statements := fs.Bool("statements", false, "load pg_stat_statements and print, for each size, the statements of its closing and of its floor")
+	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
+	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
 	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
 		os.Exit(code)
 	}
@@ -47,7 +52,8 @@ func main() {
 	}
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
-		SkipFloor: *noFloor, CSV: *csv, Variants: *variants}
+		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, Statements: *statements,
+		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine()}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)
@@ -72,6 +78,10 @@ func main() {
 	cfg.BinDir = filepath.Dir(self)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *repeat < 1 || *warmRuns < 1 {
+		fmt.Fprintln(os.Stderr, "benchmark: -repeat and -warm-runs must be at least 1")
+		os.Exit(2)
+	}
 	if *monthEnd {
 		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas}
 		if _, err := bench.RunMonthEnd(ctx, cfg, me, os.Stdout); err != nil {
@@ -84,4 +94,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
 		os.Exit(1)
 	}
+}
+
+// commandLine is how this program was run, as a shell would take it back.
+func commandLine() string {
+	args := []string{"bin/" + filepath.Base(os.Args[0])}
+	for _, a := range os.Args[1:] {
+		if a == "" || strings.ContainsAny(a, " '\"$\\*?;&|<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
 }

@@ -6,9 +6,12 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
@@ -43,6 +47,21 @@ type Config struct {
 	// Schemas to measure, each in a database of its own on the same server, one
 	// after the other (default: SchemaOwn).
 	Schemas []Schema
+	// Repeat measures every figure this many times (default 1); the tables give
+	// the median, lowest and highest. A size's wall and floor alternate.
+	Repeat int
+	// WarmRuns is how many 133-employee closings follow the cold one on each
+	// fresh cluster (default 3).
+	WarmRuns int
+	// Statements prints, for each size, the statements pg_stat_statements saw
+	// during the closing and during its floor (the last repeat).
+	Statements bool
+	// ProfileDir, when set, receives CPU profiles of every service during the
+	// first repeat of the largest size (ProfileSeconds long, default 10).
+	ProfileDir     string
+	ProfileSeconds int
+	// CommandLine is printed with the tables: the command that produced them.
+	CommandLine string
 }
 
 // Schema is the database a benchmark runs on.
@@ -72,10 +91,11 @@ func ParseSchemas(list string) ([]Schema, error) {
 	return out, nil
 }
 
-// Result is one row of the table.
+// Result is one measurement: one closing consolidated, then its floor.
 type Result struct {
 	Schema      Schema
 	Employees   int
+	Repeat      int // 1, 2, ...
 	Chunks      int
 	Records     int64
 	Wall        time.Duration
@@ -90,37 +110,87 @@ type Result struct {
 	MachineBusy                      float64
 }
 
-// Run runs the benchmark on each schema and prints the table to out.
-func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
+// Figure is what the repeats of one size on one schema measured.
+type Figure struct {
+	Schema    Schema
+	Employees int
+	Chunks    int
+	Records   int64
+	Runs      int
+	// Wall and Floor in seconds; Ratio is wall/floor of each repeat; the per-row
+	// costs are µs per result row.
+	Wall, Floor, Ratio      Spread
+	WallPerRow, FloorPerRow Spread
+	CoordCPU, WorkersCPU    Spread
+	MachineCPU              Spread
+	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+}
+
+// Latency is the 133-employee closing as a client sees it, from the Consolidate
+// call to the final WatchConsolidation message: cold (the first closing after the
+// services start) and warm (the closings after it, on the same services).
+type Latency struct {
+	Schema     Schema
+	Employees  int
+	Cold, Warm Spread // seconds
+}
+
+// Report is everything a benchmark run measured.
+type Report struct {
+	Results   []Result
+	Figures   []Figure
+	Latencies []Latency
+}
+
+// latencyEmployees is the size of the closing whose cold and warm latency is measured.
+const latencyEmployees = 133
+
+// Run runs the benchmark on each schema and prints the tables to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
+	var rep Report
+	cfg.Repeat = max(cfg.Repeat, 1)
+	cfg.WarmRuns = cmp.Or(cfg.WarmRuns, 3)
+	cfg.ProfileSeconds = cmp.Or(cfg.ProfileSeconds, 10)
 	logDir, err := os.MkdirTemp("", "consolidation-bench-")
 	if err != nil {
-		return nil, err
+		return rep, err
+	}
+	if cfg.CommandLine != "" {
+		fmt.Fprintf(out, "command: %s\n", cfg.CommandLine)
 	}
 	fmt.Fprintf(out, "starting PostgreSQL and Redis (logs in %s)\n", logDir)
-	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
+	sc := launch.StoresConfig{Database: "bench"}
+	if cfg.Statements {
+		sc.PostgresSettings = statementsSettings
+	}
+	stores, err := launch.StartStores(ctx, sc)
 	if err != nil {
-		return nil, err
+		return rep, err
 	}
 	defer stores.Stop()
 	schemas := cfg.Schemas
 	if len(schemas) == 0 {
 		schemas = []Schema{SchemaOwn}
 	}
-	var results []Result
 	for _, sc := range schemas {
-		rs, err := runSchema(ctx, cfg, stores, sc, logDir, out)
-		results = append(results, rs...)
+		lat, rs, err := runSchema(ctx, cfg, stores, sc, logDir, out)
+		rep.Results = append(rep.Results, rs...)
+		if lat.Cold.N > 0 {
+			rep.Latencies = append(rep.Latencies, lat)
+		}
 		if err != nil {
-			return results, err
+			return rep, err
 		}
 	}
-	Print(out, results)
+	rep.Figures = Figures(rep.Results)
+	Print(out, cfg, rep)
 	if cfg.CSV != "" {
-		if err := writeCSV(cfg.CSV, results); err != nil {
-			return results, err
+		if err := writeCSV(cfg.CSV, rep.Figures); err != nil {
+			return rep, err
 		}
+		fmt.Fprintf(out, "\nCSV in %s (chart: gnuplot -e \"csv='%s'\" docs/benchmarks.gp > docs/benchmarks.png)\n", cfg.CSV, cfg.CSV)
 	}
-	return results, nil
+	return rep, nil
 }
 
 // schemaDatabase creates the database of a schema next to the stores' own and
@@ -156,82 +226,150 @@ func schemaDatabase(ctx context.Context, stores *launch.Stores, sc Schema, out i
 	return u.String(), nil
 }
 
-// runSchema measures every size on one schema, with a cluster of its own.
-func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema, logDir string, out io.Writer) ([]Result, error) {
+// runSchema measures every size on one schema: first the cold and warm latency of
+// a small closing, each repeat on services started afresh, then every size on the
+// last of those clusters.
+func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema, logDir string, out io.Writer) (Latency, []Result, error) {
+	lat := Latency{Schema: sc, Employees: latencyEmployees}
 	fmt.Fprintf(out, "schema %s\n", sc)
 	dbURL, err := schemaDatabase(ctx, stores, sc, out)
 	if err != nil {
-		return nil, err
+		return lat, nil, err
 	}
 	if err := launch.Migrate(ctx, cfg.BinDir, dbURL, filepath.Join(logDir, "migrate-"+string(sc)+".log")); err != nil {
-		return nil, err
+		return lat, nil, err
 	}
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
-		return nil, err
+		return lat, nil, err
 	}
 	defer pool.Close()
 
-	clusterLogs := filepath.Join(logDir, string(sc))
-	if err := os.MkdirAll(clusterLogs, 0o755); err != nil {
-		return nil, err
+	var cluster *launch.Cluster
+	defer func() {
+		if cluster != nil {
+			cluster.Stop()
+		}
+	}()
+	var cold, warm []float64
+	for rep := range cfg.Repeat {
+		// The closings first, so the services start just before the first one.
+		closings := make([]int64, 1+cfg.WarmRuns)
+		for i := range closings {
+			gen, err := synth.Generate(ctx, pool, synth.Config{Employees: latencyEmployees, Seed: uint64(1000*rep + i + 1)})
+			if err != nil {
+				return lat, nil, err
+			}
+			closings[i] = gen.ClosingID
+		}
+		if cluster != nil {
+			cluster.Stop()
+		}
+		if cluster, err = startCluster(ctx, cfg, stores, sc, dbURL, logDir, rep); err != nil {
+			return lat, nil, err
+		}
+		for i, closing := range closings {
+			r, err := consolidate(ctx, cluster.Client, cfg, closing)
+			if err != nil {
+				return lat, nil, err
+			}
+			if i == 0 {
+				cold = append(cold, r.Wall.Seconds())
+			} else {
+				warm = append(warm, r.Wall.Seconds())
+			}
+		}
 	}
-	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
-	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
-		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true,
-		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
-	if err != nil {
-		return nil, err
-	}
-	defer cluster.Stop()
-	services, coord, client := cluster.Processes(), cluster.Coordinator, cluster.Client
+	lat.Cold, lat.Warm = spreadOf(cold), spreadOf(warm)
+	fmt.Fprintf(out, "  %s, %d employees as a client sees it: cold %s, warm %s\n", sc, latencyEmployees,
+		lat.Cold.seconds(), lat.Warm.seconds())
 
+	services, coord := cluster.Processes(), cluster.Coordinator
 	var results []Result
-	for _, n := range cfg.Sizes {
+	for si, n := range cfg.Sizes {
 		fmt.Fprintf(out, "generating %d employees ...\n", n)
 		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(n)})
 		if err != nil {
-			return results, err
+			return lat, results, err
 		}
-		for _, s := range services {
-			resetPeakRSS(s.Pid())
-		}
-		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
-			return results, err
-		}
-		cpuBefore := make([]float64, len(services))
-		for i, s := range services {
-			cpuBefore[i] = procCPU(s.Pid())
-		}
-		busyBefore, totalBefore := machineCPU()
-		r, err := consolidate(ctx, client, cfg, gen.ClosingID)
-		if err != nil {
-			return results, err
-		}
-		busyAfter, totalAfter := machineCPU()
-		r.MachineCPU = busyAfter - busyBefore
-		r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
-		for i, s := range services {
-			d := procCPU(s.Pid()) - cpuBefore[i]
-			if s == coord {
-				r.CoordCPU = d
-			} else {
-				r.WorkersCPU += d
+		for rep := range cfg.Repeat {
+			if rep > 0 {
+				if err := resetClosing(ctx, pool, gen.ClosingID); err != nil {
+					return lat, results, err
+				}
 			}
-		}
-		r.Schema, r.Employees = sc, n
-		r.CoordRSS = peakRSS(coord.Pid())
-		for _, s := range cluster.Workers {
-			r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
-		}
-		if !cfg.SkipFloor {
-			if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
-				return results, err
+			for _, s := range services {
+				resetPeakRSS(s.Pid())
 			}
+			if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+				return lat, results, err
+			}
+			last := rep == cfg.Repeat-1
+			if cfg.Statements && last {
+				if err := resetStatements(ctx, pool); err != nil {
+					return lat, results, err
+				}
+			}
+			var profiles func() error
+			if cfg.ProfileDir != "" && rep == 0 && si == len(cfg.Sizes)-1 {
+				profiles = startProfiles(ctx, cfg, services, fmt.Sprintf("%s-%d", sc, n))
+			}
+			cpuBefore := make([]float64, len(services))
+			for i, s := range services {
+				cpuBefore[i] = procCPU(s.Pid())
+			}
+			busyBefore, totalBefore := machineCPU()
+			r, err := consolidate(ctx, cluster.Client, cfg, gen.ClosingID)
+			if err != nil {
+				return lat, results, err
+			}
+			busyAfter, totalAfter := machineCPU()
+			r.MachineCPU = busyAfter - busyBefore
+			r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
+			for i, s := range services {
+				d := procCPU(s.Pid()) - cpuBefore[i]
+				if s == coord {
+					r.CoordCPU = d
+				} else {
+					r.WorkersCPU += d
+				}
+			}
+			r.Schema, r.Employees, r.Repeat = sc, n, rep+1
+			r.CoordRSS = peakRSS(coord.Pid())
+			for _, s := range cluster.Workers {
+				r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
+			}
+			if profiles != nil {
+				if err := profiles(); err != nil {
+					fmt.Fprintf(out, "  CPU profiles: %v\n", err)
+				}
+			}
+			if cfg.Statements && last {
+				ss, err := topStatements(ctx, pool, 15)
+				if err != nil {
+					return lat, results, err
+				}
+				printStatements(out, fmt.Sprintf("%s, %d employees, the closing", sc, n), ss)
+				if err := resetStatements(ctx, pool); err != nil {
+					return lat, results, err
+				}
+			}
+			if !cfg.SkipFloor {
+				if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
+					return lat, results, err
+				}
+			}
+			if cfg.Statements && last && !cfg.SkipFloor {
+				ss, err := topStatements(ctx, pool, 6)
+				if err != nil {
+					return lat, results, err
+				}
+				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
+			}
+			results = append(results, r)
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
+				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
 		}
-		results = append(results, r)
-		fmt.Fprintf(out, "  %s, %d employees: %s, %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
-			sc, n, r.Wall.Round(time.Millisecond), r.Estado, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
 	}
 	if cfg.Variants && len(results) > 0 {
 		list := schemaVariants
@@ -239,10 +377,94 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			list = djangoVariants
 		}
 		if err := variants(ctx, pool, out, results[len(results)-1], list); err != nil {
-			return results, err
+			return lat, results, err
 		}
 	}
-	return results, nil
+	return lat, results, nil
+}
+
+// startCluster starts a coordinator and the workers on a schema's database.
+func startCluster(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema, dbURL, logDir string, rep int) (*launch.Cluster, error) {
+	clusterLogs := filepath.Join(logDir, fmt.Sprintf("%s-%d", sc, rep+1))
+	if err := os.MkdirAll(clusterLogs, 0o755); err != nil {
+		return nil, err
+	}
+	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
+	return launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
+		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true, Pprof: cfg.ProfileDir != "",
+		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
+}
+
+// resetClosing takes a consolidated closing back to where it was before its first
+// run, so the next repeat measures the same work: no result rows to replace.
+func resetClosing(ctx context.Context, pool *pgxpool.Pool, closing int64) error {
+	if err := deleteResults(ctx, pool, closing); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
+		return err
+	}
+	_, err := pool.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = 'verificado_sin_discrepancias' WHERE id = $1", closing)
+	return err
+}
+
+// deleteResults deletes a closing's result rows, concepts first (a schema variant
+// may have no cascade).
+func deleteResults(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, closing int64) error {
+	if _, err := q.Exec(ctx, `DELETE FROM nomina_concepto_empleado_consolidado WHERE empleado_consolidado_id IN
+		(SELECT id FROM nomina_empleado_consolidado WHERE cierre_id = $1)`, closing); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, "DELETE FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing)
+	return err
+}
+
+// startProfiles starts a CPU profile of every service (ProfileSeconds long) and
+// returns the function that waits for them and writes them to ProfileDir.
+func startProfiles(ctx context.Context, cfg Config, services []*launch.Process, label string) func() error {
+	errs := make(chan error, len(services))
+	for _, p := range services {
+		go func() {
+			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-%s.pprof", label, p.Name))
+			errs <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.PprofAddr, cfg.ProfileSeconds), path)
+		}()
+	}
+	return func() error {
+		var all []error
+		for range services {
+			all = append(all, <-errs)
+		}
+		return errors.Join(all...)
+	}
+}
+
+func fetchProfile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
@@ -295,12 +517,7 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = %d) TO STDOUT (FORMAT binary)`, closing)); err != nil {
 		return 0, 0, err
 	}
-	// Concepts first: a schema variant may have no cascade.
-	if _, err := conn.Exec(ctx, `DELETE FROM nomina_concepto_empleado_consolidado WHERE empleado_consolidado_id IN
-		(SELECT id FROM nomina_empleado_consolidado WHERE cierre_id = $1)`, closing); err != nil {
-		return 0, 0, err
-	}
-	if _, err := conn.Exec(ctx, "DELETE FROM nomina_empleado_consolidado WHERE cierre_id = $1", closing); err != nil {
+	if err := deleteResults(ctx, conn, closing); err != nil {
 		return 0, 0, err
 	}
 	if _, err := conn.Exec(ctx, "VACUUM nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
@@ -330,32 +547,100 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 	return time.Since(start), a.RowsAffected() + b.RowsAffected(), nil
 }
 
-// Print writes the results table.
-func Print(w io.Writer, rs []Result) {
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| schema | employees | chunks | result rows | wall | employees/s | rows/s | coordinator peak RSS | worker peak RSS | floor (1 COPY stream) | project/floor |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+// Figures summarizes the results of each schema and size over its repeats, in
+// the order first measured.
+func Figures(rs []Result) []Figure {
+	type key struct {
+		sc Schema
+		n  int
+	}
+	var order []key
+	groups := map[key][]Result{}
 	for _, r := range rs {
-		var workers []string
-		for _, x := range r.WorkerRSS {
-			workers = append(workers, mib(x))
+		k := key{r.Schema, r.Employees}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
 		}
-		floor, ratio := "—", "—"
-		if r.Floor > 0 {
-			floor = r.Floor.Round(time.Millisecond).String()
-			ratio = fmt.Sprintf("%.2f", r.Wall.Seconds()/r.Floor.Seconds())
+		groups[k] = append(groups[k], r)
+	}
+	var out []Figure
+	for _, k := range order {
+		g := groups[k]
+		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
+		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine []float64
+		for _, r := range g {
+			wall = append(wall, r.Wall.Seconds())
+			wallRow = append(wallRow, us(r.Wall, r.Records))
+			coord, workers, machine = append(coord, r.CoordCPU), append(workers, r.WorkersCPU), append(machine, r.MachineCPU)
+			if r.Floor > 0 {
+				floor = append(floor, r.Floor.Seconds())
+				ratio = append(ratio, r.Wall.Seconds()/r.Floor.Seconds())
+				floorRow = append(floorRow, us(r.Floor, r.FloorRecord))
+			}
+			f.CoordRSS = max(f.CoordRSS, r.CoordRSS)
+			for _, w := range r.WorkerRSS {
+				f.WorkerRSS = max(f.WorkerRSS, w)
+			}
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %.0f | %.0f | %s | %s | %s | %s |\n", r.Schema, r.Employees, r.Chunks, r.Records,
-			r.Wall.Round(time.Millisecond), float64(r.Employees)/r.Wall.Seconds(), float64(r.Records)/r.Wall.Seconds(),
-			mib(r.CoordRSS), strings.Join(workers, " / "), floor, ratio)
+		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
+		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
+		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
+		out = append(out, f)
+	}
+	return out
+}
+
+// Print writes the tables: every figure is the median, then the lowest and
+// highest of the repeats.
+func Print(w io.Writer, cfg Config, rep Report) {
+	fmt.Fprintln(w)
+	if cfg.CommandLine != "" {
+		fmt.Fprintf(w, "`%s`: %d repeat(s); each cell is the median (lowest–highest) of the repeats.\n\n", cfg.CommandLine, max(cfg.Repeat, 1))
+	}
+	if len(rep.Latencies) > 0 {
+		fmt.Fprintf(w, "| schema | employees | cold: first closing after the services start | warm: the next closings |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|\n")
+		for _, l := range rep.Latencies {
+			fmt.Fprintf(w, "| %s | %d | %s (%d runs) | %s (%d runs) |\n", l.Schema, l.Employees, l.Cold.seconds(), l.Cold.N,
+				l.Warm.seconds(), l.Warm.N)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "| schema | employees | chunks | result rows | runs | wall | floor (1 COPY stream) | wall/floor | wall µs/row | floor µs/row |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range rep.Figures {
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Chunks,
+			thousands(f.Records), f.Runs, f.Wall.seconds(), f.Floor.seconds(), f.Ratio.plain("%.2f"),
+			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range rep.Figures {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
+			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"))
 	}
 }
 
-func writeCSV(path string, rs []Result) error {
+// thousands writes n with commas: 100,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// writeCSV writes one line per schema and size: the medians, lowest and highest
+// (docs/benchmarks.gp plots it).
+func writeCSV(path string, fs []Figure) error {
 	var b strings.Builder
-	b.WriteString("schema,employees,chunks,records,wall_seconds,floor_seconds\n")
-	for _, r := range rs {
-		fmt.Fprintf(&b, "%s,%d,%d,%d,%.4f,%.4f\n", r.Schema, r.Employees, r.Chunks, r.Records, r.Wall.Seconds(), r.Floor.Seconds())
+	b.WriteString("schema,employees,chunks,records,runs,wall_median_s,wall_min_s,wall_max_s,floor_median_s,floor_min_s,floor_max_s," +
+		"ratio_median,ratio_min,ratio_max,wall_us_per_row,floor_us_per_row\n")
+	for _, f := range fs {
+		fmt.Fprintf(&b, "%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%.2f,%.2f\n", f.Schema, f.Employees, f.Chunks,
+			f.Records, f.Runs, f.Wall.Median, f.Wall.Min, f.Wall.Max, f.Floor.Median, f.Floor.Min, f.Floor.Max,
+			f.Ratio.Median, f.Ratio.Min, f.Ratio.Max, f.WallPerRow.Median, f.FloorPerRow.Median)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

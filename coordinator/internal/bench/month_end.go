@@ -43,6 +43,9 @@ type MonthEndResult struct {
 	// its end; MedianSmall its median.
 	SlowestSmall, MedianSmall time.Duration
 	SmallClosings             int
+	// FloorSum is the sum of the floors of the closings (each closing's result
+	// rows copied back in one stream, one closing after the other).
+	FloorSum time.Duration
 	// PeakSessions is the most PostgreSQL sessions the services held at once
 	// (sampled every 100 ms), by coordinators and by workers.
 	PeakCoordinatorSessions, PeakWorkerSessions int
@@ -160,6 +163,19 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		slices.Sort(small)
 		res.SmallClosings, res.SlowestSmall, res.MedianSmall = len(small), small[len(small)-1], small[len(small)/2]
 	}
+	if !cfg.SkipFloor {
+		fmt.Fprintf(out, "measuring the floor of each of the %d closings ...\n", me.Closings)
+		for _, closing := range closings {
+			d, _, err := floor(ctx, pool, closing)
+			if err != nil {
+				return res, err
+			}
+			res.FloorSum += d
+		}
+	}
+	if cfg.CommandLine != "" {
+		fmt.Fprintf(out, "\n`%s`: one run.\n", cfg.CommandLine)
+	}
 	PrintMonthEnd(out, res, me)
 	return res, nil
 }
@@ -167,14 +183,18 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 // PrintMonthEnd writes the scenario's table.
 func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| closings | employees | replicas | end states | total wall | small closings (≤ %d) | their slowest | their median | peak sessions: coordinators / workers |\n", me.SmallUpTo)
-	fmt.Fprintf(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| closings | employees | replicas | end states | total wall | sum of the closings' floors | wall / floors | small closings (≤ %d) | their slowest | their median | peak sessions: coordinators / workers |\n", me.SmallUpTo)
+	fmt.Fprintf(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	var states []string
 	for e, n := range r.Estados {
 		states = append(states, fmt.Sprintf("%s %d", e, n))
 	}
 	slices.Sort(states)
-	fmt.Fprintf(w, "| %d | %d | %d | %v | %s | %d | %s | %s | %d / %d |\n", r.Closings, r.Employees, r.Replicas, states,
-		r.Wall.Round(time.Millisecond), r.SmallClosings, r.SlowestSmall.Round(time.Millisecond),
+	floors, ratio := "—", "—"
+	if r.FloorSum > 0 {
+		floors, ratio = duration(r.FloorSum), fmt.Sprintf("%.2f", r.Wall.Seconds()/r.FloorSum.Seconds())
+	}
+	fmt.Fprintf(w, "| %d | %d | %d | %v | %s | %s | %s | %d | %s | %s | %d / %d |\n", r.Closings, r.Employees, r.Replicas, states,
+		duration(r.Wall), floors, ratio, r.SmallClosings, r.SlowestSmall.Round(time.Millisecond),
 		r.MedianSmall.Round(time.Millisecond), r.PeakCoordinatorSessions, r.PeakWorkerSessions)
 }

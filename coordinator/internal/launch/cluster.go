@@ -26,6 +26,9 @@ type ClusterConfig struct {
 	// WorkerMetrics gives each worker a METRICS_ADDR (/metrics) of its own
 	// (default: off).
 	WorkerMetrics bool
+	// Pprof gives every process a PPROF_ADDR of its own (Process.PprofAddr), for
+	// the benchmark's CPU profiles (default: off).
+	Pprof bool
 	// CoordinatorEnv is added to the coordinator's environment, after
 	// DATABASE_URL, REDIS_URL and WORKER_TARGET (the workers' addresses); a
 	// variable named again here wins.
@@ -131,6 +134,12 @@ func (c *Cluster) start(cfg ClusterConfig, binary, name string, env []string) (*
 		if p.HealthAddr, err = FreeAddr(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Pprof {
+		if p.PprofAddr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
+		p.Env = append(p.Env, "PPROF_ADDR="+p.PprofAddr)
 	}
 	p.DeathSignal = cfg.DeathSignal
 	if err := p.Start(); err != nil {

@@ -28,9 +28,12 @@ type Process struct {
 	// HealthAddr, when set, is given to it as HEALTH_ADDR: a plaintext port
 	// serving only gRPC health.
 	HealthAddr string
-	Path       string   // the binary
-	Env        []string // added to this process's environment
-	LogPath    string   // stdout and stderr are appended here
+	// PprofAddr, when set, is where it serves Go's profiler (PPROF_ADDR, set by
+	// the caller in Env).
+	PprofAddr string
+	Path      string   // the binary
+	Env       []string // added to this process's environment
+	LogPath   string   // stdout and stderr are appended here
 	// DeathSignal is sent to the child if this process dies (default: SIGTERM).
 	DeathSignal syscall.Signal
 

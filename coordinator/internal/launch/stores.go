@@ -20,6 +20,9 @@ type StoresConfig struct {
 	Database    string
 	// RedisURL is an existing Redis; "" starts a throwaway redis-server.
 	RedisURL string
+	// PostgresSettings are extra settings ("name=value") of a throwaway
+	// PostgreSQL (the benchmark's pg_stat_statements).
+	PostgresSettings []string
 }
 
 // Stores are the PostgreSQL database and the Redis of a local cluster.
@@ -39,7 +42,7 @@ func StartStores(ctx context.Context, cfg StoresConfig) (_ *Stores, err error) {
 		}
 	}()
 	if s.DatabaseURL == "" {
-		pg, err := localdb.StartPostgres(ctx)
+		pg, err := localdb.StartPostgres(ctx, cfg.PostgresSettings...)
 		if err != nil {
 			return nil, err
 		}

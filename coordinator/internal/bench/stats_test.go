@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSpreadOf(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want Spread
+	}{
+		{nil, Spread{}},
+		{[]float64{3}, Spread{Median: 3, Min: 3, Max: 3, N: 1}},
+		{[]float64{5, 1, 3}, Spread{Median: 3, Min: 1, Max: 5, N: 3}},
+		{[]float64{4, 1, 2, 10}, Spread{Median: 3, Min: 1, Max: 10, N: 4}},
+	} {
+		if got := spreadOf(tc.xs); got != tc.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", tc.xs, got, tc.want)
+		}
+	}
+}
+
+func TestSpreadFormats(t *testing.T) {
+	s := spreadOf([]float64{4.79, 5.56, 4.68})
+	if got, want := s.seconds(), "4.79 s (4.68 s–5.56 s)"; got != want {
+		t.Errorf("seconds() = %q, want %q", got, want)
+	}
+	if got, want := spreadOf([]float64{0.0794}).seconds(), "79 ms"; got != want {
+		t.Errorf("seconds() = %q, want %q", got, want)
+	}
+	if got, want := spreadOf([]float64{1.2, 1.1, 1.5}).plain("%.2f"), "1.20 (1.10–1.50)"; got != want {
+		t.Errorf("plain() = %q, want %q", got, want)
+	}
+	if got := duration(1500 * time.Millisecond); got != "1.50 s" {
+		t.Errorf("duration = %q", got)
+	}
+}
