@@ -81,7 +81,9 @@ func TestOneClosingMakesOneLinkedTrace(t *testing.T) {
 	require.Equal(t, caller.SpanID, consolidate.ParentID)
 
 	// The run: a root of its own trace, ids only, linked to the Consolidate span.
-	run := tr.only(t, func(s receivedSpan) bool { return s.Name == "consolidation.run" && s.Attrs["consolidation_id"] == itoa(runID) })
+	run := tr.only(t, func(s receivedSpan) bool {
+		return s.Name == "consolidation.run" && s.Attrs["consolidation_id"] == itoa(runID)
+	})
 	require.Equal(t, "coordinator", run.Service)
 	require.Empty(t, run.ParentID)
 	require.NotEqual(t, caller.TraceID, run.TraceID)
@@ -158,7 +160,9 @@ func TestOneClosingMakesOneLinkedTrace(t *testing.T) {
 
 	tr = waitForRunTrace(t, rcv, run2, int(resp.GetTotalChunks()))
 	consolidate2 := tr.only(t, func(s receivedSpan) bool { return s.Name == spanConsolidate && s.TraceID == caller2.TraceID })
-	runs := tr.all(func(s receivedSpan) bool { return s.Name == "consolidation.run" && s.Attrs["consolidation_id"] == itoa(run2) })
+	runs := tr.all(func(s receivedSpan) bool {
+		return s.Name == "consolidation.run" && s.Attrs["consolidation_id"] == itoa(run2)
+	})
 	require.NotEmpty(t, runs)
 	for _, r := range runs { // the stopped coordinator's, if it got to drive it, and the resumed one
 		require.Equal(t, []spanLink{{TraceID: consolidate2.TraceID, SpanID: consolidate2.SpanID}}, r.Links)
