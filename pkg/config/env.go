@@ -66,11 +66,12 @@ func (e *Env) Err() error { return errors.Join(e.errs...) }
 
 // Logger is the JSON logger of a service at the given level (debug, info, warn,
 // error; anything else, or empty, is info). Every line names the service and the
-// build's version (BuildInfo).
+// build's version (BuildInfo), and a line logged with a context that carries a span its
+// trace_id and span_id.
 func Logger(service, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("service", service, "version", BuildInfo().Version)
+	return slog.New(traceHandler{slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})}).With("service", service, "version", BuildInfo().Version)
 }

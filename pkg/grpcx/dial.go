@@ -36,7 +36,7 @@ func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(cfg.creds),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelOptions...)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ClientKeepaliveTime, Timeout: ClientKeepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithChainUnaryInterceptor(cfg.unary...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),

@@ -69,7 +69,7 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	}
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.Creds(cfg.creds),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions...)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(unary...),

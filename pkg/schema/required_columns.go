@@ -109,7 +109,7 @@ var RequiredColumns = slices.Concat(
 
 	// The service's own run table: columns added after it was first created
 	// (a database migrated before them fails here, by name, not mid-run).
-	written("consolidation_run", "text", "requested_by", "cancelled_by"),
+	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs

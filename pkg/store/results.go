@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -111,8 +110,7 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 	if err != nil {
 		return sum, err
 	}
-	pg := tx.Conn().PgConn()
-	tag, err := pg.CopyFrom(ctx, bytes.NewReader(emp), sqlCopyEmployees)
+	tag, err := copyTraced(ctx, tx.Conn(), "nomina_empleado_consolidado", emp, sqlCopyEmployees)
 	if err != nil {
 		return sum, fmt.Errorf("copying %d consolidated employees: %w", len(recs), err)
 	}
@@ -122,7 +120,7 @@ func WriteResults(ctx context.Context, tx pgx.Tx, closingID, runID int64, at tim
 	if err != nil {
 		return sum, err
 	}
-	tag, err = pg.CopyFrom(ctx, bytes.NewReader(con), sqlCopyConcepts)
+	tag, err = copyTraced(ctx, tx.Conn(), "nomina_concepto_empleado_consolidado", con, sqlCopyConcepts)
 	if err != nil {
 		return sum, fmt.Errorf("copying %d consolidated concepts: %w", lines, err)
 	}

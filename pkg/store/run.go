@@ -44,6 +44,7 @@ type NewRun struct {
 	Chunks             []ChunkRange
 	RequestID          string // the caller's idempotency key; "": none
 	RequestedBy        string // the caller's identity; "" without TLS
+	Traceparent        string // the W3C traceparent of the starting call's span; "": none
 }
 
 // Run is a row of consolidation_run with its chunks added up.
@@ -104,11 +105,13 @@ func StartRun(ctx context.Context, pool *pgxpool.Pool, nr NewRun) (int64, error)
 		}
 		err = tx.QueryRow(ctx, `
 			INSERT INTO consolidation_run (cierre_id, mode, policy, chunk_size, previous_estado, estado,
-				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline, request_id, requested_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, '')) RETURNING id`,
+				total_chunks, total_employees, unmatched_novedades, retry_of_run_id, deadline, request_id, requested_by,
+				traceparent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), nullif($14, '')) RETURNING id`,
 			nr.ClosingID, nr.Mode, nr.Policy, nr.ChunkSize, nr.PreviousEstado, domain.EstadoConsolidando,
 			len(nr.Chunks), nr.TotalEmployees, nr.UnmatchedNovedades,
-			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline, nr.RequestID, nr.RequestedBy).Scan(&runID)
+			pgtype.Int8{Int64: nr.RetryOf, Valid: nr.RetryOf != 0}, nr.Deadline, nr.RequestID, nr.RequestedBy,
+			nr.Traceparent).Scan(&runID)
 		if err != nil {
 			return fmt.Errorf("storing the run of closing %d: %w", nr.ClosingID, err)
 		}

@@ -56,13 +56,17 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 // OpenPool opens a connection pool on url whose sessions carry appName as their
 // application_name (so operators can tell the services' sessions apart in
 // pg_stat_activity). maxConns 0 keeps pgx's default; minConns sessions are opened
-// ahead, so the first consolidation does not wait for them.
-func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32) (*pgxpool.Pool, error) {
+// ahead, so the first consolidation does not wait for them. A tracer, if given,
+// sees every statement of the pool (telemetry.PgxTracer).
+func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the database URL: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	if len(tracer) > 0 {
+		cfg.ConnConfig.Tracer = tracer[0]
+	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}

@@ -103,6 +103,7 @@ type settings struct {
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr               string
 	security                            grpcx.Security
+	traceExport                         telemetry.TraceExport
 	workerInFlight, poolConns           int
 	engine                              engine.Config
 	server                              server.Config
@@ -140,9 +141,10 @@ func load() (settings, error) {
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
-	var err error
+	var err, traceErr error
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
-	return s, errors.Join(env.Err(), err)
+	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
+	return s, errors.Join(env.Err(), err, traceErr)
 }
 
 func serve(ctx context.Context, logger *slog.Logger) error {
@@ -160,6 +162,11 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer profiler.Shutdown(context.WithoutCancel(ctx))
+	tracing, err := telemetry.SetupTracing(ctx, logger, "coordinator", s.traceExport)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx), logger)
 	secure, err := s.security.ServerOptions(logger)
 	if err != nil {
 		return err

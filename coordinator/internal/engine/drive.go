@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
@@ -75,6 +76,9 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	if err != nil || run.Finished() {
 		return
 	}
+	ctx, span := e.startRunSpan(ctx, run)
+	defer span.End()
+	held = trace.ContextWithSpan(held, span) // the run's end is part of its trace
 	ctx, cancelDeadline := context.WithDeadlineCause(ctx, run.Deadline, context.DeadlineExceeded)
 	defer cancelDeadline()
 	log = log.With("closing_id", run.ClosingID)
@@ -193,11 +197,13 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 			return
 		}
 		callCtx, cancel := context.WithTimeout(ctx, e.cfg.ChunkHardTimeout)
+		callCtx, span := startChunkSpan(callCtx, run, c.Index, attempt, lease.Worker())
 		res, err := lease.ProcessChunk(callCtx, dispatch.ChunkRequest{
 			RunID: run.ID, ClosingID: run.ClosingID, Index: c.Index, Token: token,
 		})
 		cancel()
 		v := classifyAttempt(res, err, context.Cause(ctx))
+		endChunkSpan(span, v.Outcome)
 		switch v.Outcome {
 		case domain.OutcomeCommitted, domain.OutcomeFromLedger:
 			lease.Release(false)

@@ -21,6 +21,7 @@ type ledger interface {
 
 	StartRun(ctx context.Context, nr store.NewRun) (int64, error)
 	GetRun(ctx context.Context, runID int64) (store.Run, error)
+	RunTraceparent(ctx context.Context, runID int64) (string, error)
 	ActiveRun(ctx context.Context, closingID int64) (int64, bool, error)
 	RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error)
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)

@@ -41,6 +41,10 @@ func (s pgStore) GetRun(ctx context.Context, runID int64) (store.Run, error) {
 	return store.GetRun(ctx, s.pool, runID)
 }
 
+func (s pgStore) RunTraceparent(ctx context.Context, runID int64) (string, error) {
+	return store.RunTraceparent(ctx, s.pool, runID)
+}
+
 func (s pgStore) ActiveRun(ctx context.Context, closingID int64) (int64, bool, error) {
 	return store.ActiveRun(ctx, s.pool, closingID)
 }

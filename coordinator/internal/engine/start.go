@@ -137,7 +137,8 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error)
 		policy = e.cfg.DefaultPolicy
 	}
 	nr := store.NewRun{ClosingID: closing.ID, Mode: req.Mode, Policy: policy, PreviousEstado: closing.Estado,
-		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestID: req.RequestID, RequestedBy: req.RequestedBy}
+		Deadline: time.Now().Add(e.cfg.RunTimeout), RequestID: req.RequestID, RequestedBy: req.RequestedBy,
+		Traceparent: traceparentOf(ctx)}
 	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {

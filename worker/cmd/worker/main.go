@@ -33,6 +33,7 @@ type settings struct {
 	metricsAddr string
 	pprofAddr   string
 	security    grpcx.Security
+	traceExport telemetry.TraceExport
 	name        string
 	maxInFlight int
 	softTimeout time.Duration
@@ -56,10 +57,12 @@ func load() (settings, error) {
 	s.name = env.String("WORKER_NAME", host+s.grpcAddr)
 	security, secErr := grpcx.SecurityFromEnv(os.Getenv)
 	s.security = security
+	traceExport, traceErr := telemetry.TraceExportFromEnv(os.Getenv)
+	s.traceExport = traceExport
 	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
 		os.Getenv("FAULT_HOLD_AFTER_COMMIT"), os.Getenv("FAULT_KILL_ON_EMPLOYEE"))
-	if err != nil || secErr != nil {
-		return s, errors.Join(env.Err(), secErr, err)
+	if err != nil || secErr != nil || traceErr != nil {
+		return s, errors.Join(env.Err(), secErr, traceErr, err)
 	}
 	s.faults = faults
 	return s, env.Err()
@@ -112,8 +115,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer profiler.Shutdown(context.WithoutCancel(ctx))
+	tracing, err := telemetry.SetupTracing(ctx, logger, "worker", s.traceExport)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx), logger)
 
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2))
+	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2),
+		telemetry.PgxTracer())
 	if err != nil {
 		return err
 	}
