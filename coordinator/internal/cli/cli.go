@@ -32,6 +32,13 @@ Commands:
   watch       -closing N | -run N      follow a run until it ends
   status      -closing N | -run N      show a run's state, totals and metrics
   cancel      -closing N | -run N      cancel a running consolidation
+  check       -closing N [-policy P] [-chunk-size N] [-force] [-retry-failed] [-chunks]
+              dry run: the refusal a consolidate would get, or the plan of the run it would start
+  list        [-closing N] [-estado E] [-since T] [-until T] [-limit N]
+              run history, newest first (T: RFC 3339)
+  explain     -closing N -rut R        where each figure of an employee's consolidated record comes from
+  export      -closing N [-format csv|xlsx] [-o FILE]
+              the consolidated rows, one row per concept line (xlsx needs -o)
   generate    -employees N [-year Y -month M -seed S]
               write a synthetic closing into DATABASE_URL and print its id
   demo        [-employees N] [-workers N] [-tls]
@@ -55,6 +62,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
 		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
+		"list": list, "explain": explain, "export": export, "check": check,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
