@@ -18,28 +18,16 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to check")
-	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
-	size := fs.Int("chunk-size", 0, "override the policy's chunk size (0: the policy's)")
-	force := fs.Bool("force", false, "check a run from datos_consolidados")
-	retry := fs.Bool("retry-failed", false, "check a run of only the chunks that failed in the last run")
+	startReq := addStartFlags(fs)
 	chunks := fs.Bool("chunks", false, "print every planned chunk")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *closing <= 0 {
-		return errors.New("-closing N is required")
+	req, err := startReq(*closing)
+	if err != nil {
+		return err
 	}
-	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force, ValidateOnly: true}
-	if *policy != "" {
-		p, err := domain.ParsePolicy(*policy)
-		if err != nil {
-			return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
-		}
-		req.ChunkPolicy = domainpb.PolicyToProto(p)
-	}
-	if *retry {
-		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
-	}
+	req.ValidateOnly = true
 	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
@@ -61,4 +49,31 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// addStartFlags adds the flags that shape a Consolidate request (-policy,
+// -chunk-size, -force, -retry-failed) and returns what builds the request from
+// them once parsed.
+func addStartFlags(fs *flag.FlagSet) func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
+	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
+	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
+	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
+	return func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
+		if closing <= 0 {
+			return nil, errors.New("-closing N is required")
+		}
+		req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(*size), Force: *force}
+		if *policy != "" {
+			p, err := domain.ParsePolicy(*policy)
+			if err != nil {
+				return nil, fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+			}
+			req.ChunkPolicy = domainpb.PolicyToProto(p)
+		}
+		if *retry {
+			req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
+		}
+		return req, nil
+	}
 }

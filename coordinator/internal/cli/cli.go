@@ -18,7 +18,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
-	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -159,30 +158,17 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("consolidate", flag.ContinueOnError)
 	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
-	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
-	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
-	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	startReq := addStartFlags(fs)
 	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
-	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
 	noWatch := fs.Bool("no-watch", false, "return after starting")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *closing <= 0 {
-		return errors.New("-closing N is required")
+	req, err := startReq(*closing)
+	if err != nil {
+		return err
 	}
-	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force,
-		RequestId: *requestID}
-	if *policy != "" {
-		p, err := domain.ParsePolicy(*policy)
-		if err != nil {
-			return fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
-		}
-		req.ChunkPolicy = domainpb.PolicyToProto(p)
-	}
-	if *retry {
-		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
-	}
+	req.RequestId = *requestID
 	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err

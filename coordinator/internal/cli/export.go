@@ -116,21 +116,9 @@ func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.C
 	if err := cw.Write(exportHeader); err != nil {
 		return 0, err
 	}
-	n := 0
-	for {
-		batch, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return n, err
-		}
-		for _, e := range batch {
-			if err := cw.WriteAll(exportRows(e)); err != nil {
-				return n, err
-			}
-			n++
-		}
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error { return cw.WriteAll(exportRows(e)) })
+	if err != nil {
+		return n, err
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
@@ -170,42 +158,57 @@ func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee
 	if err := sw.SetRow("A1", header); err != nil {
 		return 0, err
 	}
-	rowNum, n := 1, 0
-	for {
-		batch, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return n, err
-		}
-		for _, e := range batch {
-			for _, row := range exportRows(e) {
-				if rowNum > maxXLSXRows {
-					return n, fmt.Errorf("the export has more than %d rows, a sheet's limit: use -format csv", maxXLSXRows)
-				}
-				rowNum++
-				cells := make([]any, len(row))
-				for i, v := range row {
-					cells[i] = v
-					if exportAmountColumns[i] && v != "" {
-						x, err := strconv.ParseFloat(v, 64)
-						if err != nil {
-							return n, err
-						}
-						cells[i] = excelize.Cell{StyleID: amount, Value: x}
+	rowNum := 1
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error {
+		for _, row := range exportRows(e) {
+			if rowNum > maxXLSXRows {
+				return fmt.Errorf("the export has more than %d rows, a sheet's limit: use -format csv", maxXLSXRows)
+			}
+			rowNum++
+			cells := make([]any, len(row))
+			for i, v := range row {
+				cells[i] = v
+				if exportAmountColumns[i] && v != "" {
+					x, err := strconv.ParseFloat(v, 64) // the exact text's value, no arithmetic
+					if err != nil {
+						return err
 					}
-				}
-				cell, _ := excelize.CoordinatesToCellName(1, rowNum)
-				if err := sw.SetRow(cell, cells); err != nil {
-					return n, err
+					cells[i] = excelize.Cell{StyleID: amount, Value: x}
 				}
 			}
-			n++
+			cell, _ := excelize.CoordinatesToCellName(1, rowNum)
+			if err := sw.SetRow(cell, cells); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if err := sw.Flush(); err != nil {
 		return n, err
 	}
 	return n, f.SaveAs(file)
+}
+
+// eachEmployee hands every employee of the batches next returns to fn, until next
+// says io.EOF, and counts them.
+func eachEmployee(next func() ([]*consolidationv1.ConsolidatedEmployee, error), fn func(*consolidationv1.ConsolidatedEmployee) error) (int, error) {
+	n := 0
+	for {
+		batch, err := next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
 }
