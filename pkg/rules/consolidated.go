@@ -78,6 +78,20 @@ func (e *OverflowError) Unwrap() error { return money.ErrOutOfRange }
 // Consolidate applies R2–R8 to one libro employee. The caller has matched the
 // novedades row and the movements by canonical RUT (R1, R2).
 func Consolidate(src Sources, month Month) (Consolidated, error) {
+	return consolidate(src, month, nil)
+}
+
+// Explain is Consolidate that also records each of its decisions: the same code
+// decides, and notes why as it goes.
+func Explain(src Sources, month Month) (Consolidated, Explanation, error) {
+	var ex Explanation
+	out, err := consolidate(src, month, &ex)
+	return out, ex, err
+}
+
+// consolidate is Consolidate; when ex is not nil, every decision of R5 and R7 is
+// recorded in it where it is taken.
+func consolidate(src Sources, month Month, ex *Explanation) (Consolidated, error) {
 	lib := src.Libro
 	out := Consolidated{
 		EmpleadoOrigenID:  lib.ID,
@@ -112,13 +126,14 @@ func Consolidate(src Sources, month Month) (Consolidated, error) {
 	out.CentroCosto = firstPresent(lib.CentroCosto)
 
 	// R4: concept lines of each source, summed by trimmed code.
-	libro, err := sumLines(lib.ID, lib.Lines, applied)
+	keep := ex != nil
+	libro, err := sumLines(lib.ID, lib.Lines, applied, keep)
 	if err != nil {
 		return Consolidated{}, err
 	}
 	var novedades map[string]*summed
 	if nov != nil {
-		if novedades, err = sumLines(lib.ID, nov.Lines, applied); err != nil {
+		if novedades, err = sumLines(lib.ID, nov.Lines, applied, keep); err != nil {
 			return Consolidated{}, err
 		}
 	}
@@ -132,17 +147,25 @@ func Consolidate(src Sources, month Month) (Consolidated, error) {
 			}
 			out.Lines = append(out.Lines, n.line(code, SourceNovedades))
 			applied(RuleNovedadesValue)
+			ex.concept(code, l, n, SourceNovedades, n.value != l.value, reasonNovedadesWins)
 			continue
 		}
 		out.Lines = append(out.Lines, l.line(code, SourceLibro))
+		ex.concept(code, l, n, SourceLibro, false, libroKept(nov != nil, ok))
 	}
 	for code, n := range novedades {
-		if _, inLibro := libro[code]; !inLibro && n.value != 0 {
-			out.Lines = append(out.Lines, n.line(code, SourceNovedades))
-			applied(RuleNovedadesValue)
+		if _, inLibro := libro[code]; !inLibro {
+			if n.value != 0 {
+				out.Lines = append(out.Lines, n.line(code, SourceNovedades))
+				applied(RuleNovedadesValue)
+				ex.concept(code, nil, n, SourceNovedades, true, reasonOnlyNovedades)
+			} else {
+				ex.concept(code, nil, n, "", false, reasonZeroOnlyNovedades)
+			}
 		}
 	}
 	slices.SortFunc(out.Lines, func(a, b ConceptLine) int { return cmp.Compare(a.Code, b.Code) })
+	ex.sortConcepts()
 
 	// R6: totals.
 	for _, l := range out.Lines {
@@ -163,6 +186,7 @@ func Consolidate(src Sources, month Month) (Consolidated, error) {
 
 	// R7: movements of the month.
 	first, last := month.First(), month.Last()
+	ingreso, finiquito, ausentismo := ex.flag(FlagIngreso), ex.flag(FlagFiniquito), ex.flag(FlagAusentismo)
 	for _, m := range src.AltasBajas {
 		if m.Fecha.Before(first) || m.Fecha.After(last) {
 			continue
@@ -170,13 +194,16 @@ func Consolidate(src Sources, month Month) (Consolidated, error) {
 		switch strings.ToLower(strings.TrimSpace(m.Tipo)) {
 		case "ingreso":
 			out.EsIngreso = true
+			ingreso.altaBaja(m)
 		case "finiquito":
 			out.EsFiniquito = true
+			finiquito.altaBaja(m)
 		}
 	}
 	for _, a := range src.Ausentismos {
 		if !a.Inicio.After(last) && (a.Fin.IsZero() || !a.Fin.Before(first)) {
 			out.TieneAusentismo = true
+			ausentismo.ausentismo(a)
 		}
 	}
 	if out.EsIngreso || out.EsFiniquito || out.TieneAusentismo {
@@ -191,6 +218,7 @@ type summed struct {
 	value money.Cents
 	name  string
 	typ   string
+	lines []Line // the lines summed, kept only for an explanation
 }
 
 func (s *summed) line(code, source string) ConceptLine {
@@ -199,7 +227,7 @@ func (s *summed) line(code, source string) ConceptLine {
 
 // sumLines groups a source's lines by trimmed code; name and type come from the
 // line with the lowest id.
-func sumLines(empleadoID int64, lines []Line, applied func(string)) (map[string]*summed, error) {
+func sumLines(empleadoID int64, lines []Line, applied func(string), keep bool) (map[string]*summed, error) {
 	ordered := slices.Clone(lines)
 	slices.SortFunc(ordered, func(a, b Line) int { return cmp.Compare(a.ID, b.ID) })
 	out := make(map[string]*summed, len(ordered))
@@ -211,11 +239,18 @@ func sumLines(empleadoID int64, lines []Line, applied func(string)) (map[string]
 		}
 		s, ok := out[code]
 		if !ok {
-			out[code] = &summed{value: l.Value, name: l.Name, typ: typ}
+			s = &summed{value: l.Value, name: l.Name, typ: typ}
+			if keep {
+				s.lines = []Line{l}
+			}
+			out[code] = s
 			if !l.Value.Fits() {
 				return nil, &OverflowError{EmpleadoID: empleadoID, Field: "concept " + code}
 			}
 			continue
+		}
+		if keep {
+			s.lines = append(s.lines, l)
 		}
 		applied(RuleLinesSummed)
 		v, err := money.Add(s.value, l.Value)

@@ -53,12 +53,14 @@ type Novedades struct {
 type AltaBaja struct {
 	Tipo  string
 	Fecha time.Time
+	ID    int64 // nomina_movimiento_alta_baja.id
 }
 
 // Ausentismo is an absence of the employee's RUT. A zero Fin means still open.
 type Ausentismo struct {
 	Inicio time.Time
 	Fin    time.Time
+	ID     int64 // nomina_movimiento_ausentismo.id
 }
 
 // Sources is everything the rules read about one libro employee.

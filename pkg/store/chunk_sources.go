@@ -56,11 +56,11 @@ FROM nomina_registro_concepto_empleado_novedades l
 JOIN nomina_empleado_cierre_novedades n ON n.id = l.empleado_id
 WHERE n.cierre_id = $1 AND nomina_rut_canonical(n.rut) = ANY($2::text[])`
 	sqlChunkAltasBajas = `
-SELECT rut, tipo_movimiento, fecha_movimiento
+SELECT rut, tipo_movimiento, fecha_movimiento, id
 FROM nomina_movimiento_alta_baja
 WHERE nomina_rut_canonical(rut) = ANY($1::text[]) AND fecha_movimiento BETWEEN $2 AND $3`
 	sqlChunkAusentismos = `
-SELECT rut, fecha_inicio, fecha_fin
+SELECT rut, fecha_inicio, fecha_fin, id
 FROM nomina_movimiento_ausentismo
 WHERE nomina_rut_canonical(rut) = ANY($1::text[])
   AND fecha_inicio <= $3 AND (fecha_fin IS NULL OR fecha_fin >= $2)`
@@ -203,7 +203,7 @@ func (r *chunkReader) altasBajas(rows pgx.Rows) error {
 	for rows.Next() {
 		var raw string
 		var m rules.AltaBaja
-		if err := rows.Scan(&raw, &m.Tipo, &m.Fecha); err != nil {
+		if err := rows.Scan(&raw, &m.Tipo, &m.Fecha, &m.ID); err != nil {
 			return fmt.Errorf("reading movements: %w", err)
 		}
 		if i, ok := r.employee(raw); ok {
@@ -222,7 +222,7 @@ func (r *chunkReader) ausentismos(rows pgx.Rows) error {
 		var raw string
 		var a rules.Ausentismo
 		var fin pgtype.Date
-		if err := rows.Scan(&raw, &a.Inicio, &fin); err != nil {
+		if err := rows.Scan(&raw, &a.Inicio, &fin, &a.ID); err != nil {
 			return fmt.Errorf("reading absences: %w", err)
 		}
 		if fin.Valid {

@@ -69,7 +69,7 @@ func TestReadChunkReportsTheQueryThatFailed(t *testing.T) {
 		BEGIN RAISE EXCEPTION 'absences unreadable' USING ERRCODE = 'P0001'; END $$;
 		ALTER TABLE nomina_movimiento_ausentismo RENAME TO ausentismo_real;
 		CREATE VIEW nomina_movimiento_ausentismo AS
-		  SELECT rut, fecha_inicio, CASE WHEN pg_temp.fail() THEN fecha_fin END AS fecha_fin FROM ausentismo_real`)
+		  SELECT id, rut, fecha_inicio, CASE WHEN pg_temp.fail() THEN fecha_fin END AS fecha_fin FROM ausentismo_real`)
 	require.NoError(t, err)
 
 	_, err = store.ReadChunk(ctx, tx, closing, 101, 103)

@@ -190,34 +190,46 @@ func LatestRunID(ctx context.Context, q Querier, closingID int64) (int64, error)
 	return id, nil
 }
 
-var sqlRun = sqlf(`
+// sqlRunSelect reads runs (r) with their chunks added up, one lateral aggregate
+// per run read; GetRun and ListRuns add their WHERE.
+var sqlRunSelect = sqlf(`
 SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.estado, r.total_chunks,
        r.total_employees, r.unmatched_novedades, r.started_at, r.deadline, r.cancel_requested_at IS NOT NULL,
        r.finished_at, coalesce(r.error, ''), coalesce(r.sum_haberes_cents, 0), coalesce(r.sum_descuentos_cents, 0),
        coalesce(r.sum_liquido_cents, 0), r.totals_verified, coalesce(r.requested_by, ''), coalesce(r.cancelled_by, ''),
-       count(*) FILTER (WHERE c.status = {succeeded}),
-       count(*) FILTER (WHERE c.status = {failed}),
-       count(*) FILTER (WHERE c.status = {split}),
-       coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0),
-       coalesce(sum(c.employees) FILTER (WHERE c.status = {failed}), 0),
-       coalesce(sum(c.employees) FILTER (WHERE c.status = {failed} AND c.worker_died), 0),
-       coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0), coalesce(r.request_id, '')
+       c.succeeded, c.failed, c.split, c.employees_done, c.employees_failed, c.employees_died, c.records,
+       coalesce(r.request_id, '')
 FROM consolidation_run r
-LEFT JOIN consolidation_chunk c ON c.run_id = r.id
-WHERE r.id = $1
-GROUP BY r.id`)
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE c.status = {succeeded}) AS succeeded,
+           count(*) FILTER (WHERE c.status = {failed}) AS failed,
+           count(*) FILTER (WHERE c.status = {split}) AS split,
+           coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0) AS employees_done,
+           coalesce(sum(c.employees) FILTER (WHERE c.status = {failed}), 0) AS employees_failed,
+           coalesce(sum(c.employees) FILTER (WHERE c.status = {failed} AND c.worker_died), 0) AS employees_died,
+           coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0) AS records
+    FROM consolidation_chunk c WHERE c.run_id = r.id) c`)
 
 // GetRun reads a run with its chunks added up.
 func GetRun(ctx context.Context, q Querier, runID int64) (Run, error) {
+	r, err := scanRun(q.QueryRow(ctx, sqlRunSelect+" WHERE r.id = $1", runID))
+	if err != nil {
+		return Run{}, fmt.Errorf("reading consolidation %d: %w", runID, interpretError(err))
+	}
+	return r, nil
+}
+
+// scanRun scans a row of sqlRunSelect.
+func scanRun(row pgx.Row) (Run, error) {
 	var r Run
 	var finished pgtype.Timestamptz
-	err := q.QueryRow(ctx, sqlRun, runID).Scan(&r.ID, &r.ClosingID, &r.Mode, &r.Policy, &r.ChunkSize,
+	err := row.Scan(&r.ID, &r.ClosingID, &r.Mode, &r.Policy, &r.ChunkSize,
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
 		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.ChunksSplit,
 		&r.EmployeesDone, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.Records, &r.RequestID)
 	if err != nil {
-		return Run{}, fmt.Errorf("reading consolidation %d: %w", runID, interpretError(err))
+		return Run{}, err
 	}
 	if finished.Valid {
 		r.FinishedAt = finished.Time

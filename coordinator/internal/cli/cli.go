@@ -21,7 +21,6 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/pkg/config"
-	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -38,6 +37,13 @@ Commands:
   watch       -closing N | -run N [-json]          follow a run until it ends
   status      -closing N | -run N [-json]          show a run's state, totals and metrics
   cancel      -closing N | -run N [-yes] [-json]   cancel a running consolidation (asks first unless -yes)
+  check       -closing N [-policy P] [-chunk-size N] [-force] [-retry-failed] [-chunks]
+              dry run: the refusal a consolidate would get, or the plan of the run it would start
+  list        [-closing N] [-estado E] [-since T] [-until T] [-limit N]
+              run history, newest first (T: RFC 3339)
+  explain     -closing N -rut R        where each figure of an employee's consolidated record comes from
+  export      -closing N [-format csv|xlsx] [-o FILE]
+              the consolidated rows, one row per concept line (xlsx needs -o)
   generate    -employees N [-year Y -month M -seed S]
               write a synthetic closing into DATABASE_URL and print its id
   demo        [-employees N] [-workers N] [-tls]
@@ -86,6 +92,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
 		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
+		"list": list, "explain": explain, "export": export, "check": check,
 	}
 	cmds["completion"] = func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return completion(ctx, args, stdout, cmds)
@@ -190,33 +197,20 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("consolidate")
 	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
-	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
-	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
-	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	startReq := addStartFlags(fs)
 	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
-	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
 	noWatch := fs.Bool("no-watch", false, "return after starting")
 	yes := fs.Bool("yes", false, "with -force: do not ask for confirmation (a script must say it)")
 	out := addOutput(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *closing <= 0 {
-		return usageErrorf("-closing N is required")
+	req, err := startReq(*closing)
+	if err != nil {
+		return usageErrorf("%v", err)
 	}
-	req := &consolidationv1.ConsolidateRequest{ClosingId: *closing, ChunkSize: int32(*size), Force: *force,
-		RequestId: *requestID}
-	if *policy != "" {
-		p, err := domain.ParsePolicy(*policy)
-		if err != nil {
-			return usageErrorf("-policy %q: want seed or cost_weighted", *policy)
-		}
-		req.ChunkPolicy = domainpb.PolicyToProto(p)
-	}
-	if *retry {
-		req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
-	}
-	if *force {
+	req.RequestId = *requestID
+	if req.GetForce() {
 		q := fmt.Sprintf("-force consolidates closing %d again and replaces its consolidated rows. Go on?", *closing)
 		if err := confirm(*yes, stderr, q); err != nil {
 			return err

@@ -104,6 +104,7 @@ type Engine struct {
 	cfg      Config
 	ledger   ledger
 	closings closings
+	records  records // nil in tests that build the engine over fakes
 	workers  workers
 	progress progress.Store
 
@@ -146,7 +147,12 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	if cfg.MaxRuns > maxRuns {
 		return nil, fmt.Errorf("driving %d runs at once needs a pool of %d connections, not %d", cfg.MaxRuns, cfg.MaxRuns+ReservedConns, conns)
 	}
-	return newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
+	e, err := newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
+	if err != nil {
+		return nil, err
+	}
+	e.records = pgStore{pool: pool}
+	return e, nil
 }
 
 // newEngine builds an Engine over its seams: the ledger, the closings, the worker

@@ -34,6 +34,9 @@ const (
 	ReasonNothingToRetry        = "NOTHING_TO_RETRY"
 	ReasonRunEnded              = "CONSOLIDATION_ENDED"
 	ReasonDependencyUnavailable = "DEPENDENCY_UNAVAILABLE"
+	ReasonEmployeeNotFound      = "EMPLOYEE_NOT_FOUND"
+	ReasonRowsChanging          = "ROWS_CHANGING"
+	ReasonAmountOutOfRange      = "AMOUNT_OUT_OF_RANGE"
 )
 
 // Violation types of a PreconditionFailure.
@@ -43,6 +46,7 @@ const (
 	ViolationRUTRepeated = "RUT_REPEATED"
 	ViolationNoRun       = "NO_RUN_TO_RETRY"
 	ViolationNoFailed    = "NO_FAILED_CHUNKS"
+	ViolationAmount      = "AMOUNT_OUT_OF_RANGE"
 )
 
 // Error is an engine error with a message fit for the caller: it names the

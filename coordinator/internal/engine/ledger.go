@@ -50,3 +50,13 @@ type closings interface {
 	CountEmployees(ctx context.Context, closingID int64) (int, error)
 	EachEmployee(ctx context.Context, closingID int64, costs bool, fn func(store.EmployeeCost)) error
 }
+
+// records is what the engine reads for the analyst and the run history (list,
+// explain, export): read-only. pgStore implements it with pkg/store.
+type records interface {
+	ListRuns(ctx context.Context, f store.RunFilter, after store.RunCursor, limit int) ([]store.Run, error)
+	LibroEmployeeOf(ctx context.Context, closingID int64, canonRUT string) (int64, error)
+	ReadChunk(ctx context.Context, c store.Closing, firstID, lastID int64) (store.ChunkSources, error)
+	StoredRecordOf(ctx context.Context, closingID int64, canonRUT string) (store.StoredRecord, bool, error)
+	ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error)
+}

@@ -128,3 +128,25 @@ func (s pgStore) CountEmployees(ctx context.Context, closingID int64) (int, erro
 func (s pgStore) EachEmployee(ctx context.Context, closingID int64, costs bool, fn func(store.EmployeeCost)) error {
 	return store.EachEmployee(ctx, s.pool, closingID, costs, fn)
 }
+
+var _ records = pgStore{}
+
+func (s pgStore) ListRuns(ctx context.Context, f store.RunFilter, after store.RunCursor, limit int) ([]store.Run, error) {
+	return store.ListRuns(ctx, s.pool, f, after, limit)
+}
+
+func (s pgStore) LibroEmployeeOf(ctx context.Context, closingID int64, canonRUT string) (int64, error) {
+	return store.LibroEmployeeOf(ctx, s.pool, closingID, canonRUT)
+}
+
+func (s pgStore) ReadChunk(ctx context.Context, c store.Closing, firstID, lastID int64) (store.ChunkSources, error) {
+	return store.ReadChunk(ctx, s.pool, c, firstID, lastID)
+}
+
+func (s pgStore) StoredRecordOf(ctx context.Context, closingID int64, canonRUT string) (store.StoredRecord, bool, error) {
+	return store.StoredRecordOf(ctx, s.pool, closingID, canonRUT)
+}
+
+func (s pgStore) ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error) {
+	return store.ReadStoredRecords(ctx, s.pool, closingID, afterRUT, limit)
+}

@@ -27,6 +27,18 @@ type StartRequest struct {
 	// RequestedBy is the caller's identity (grpcx.CallerIdentity), stored on the
 	// run for audit; "" without TLS.
 	RequestedBy string
+	// ValidateOnly makes Start a dry run (AIP-163): every check and the plan, and
+	// nothing written or started (see Started).
+	ValidateOnly bool
+}
+
+// Started is what Start answers: the run started (or, with a request id, found),
+// or with ValidateOnly the run a real start would store, not stored: ID 0, Estado
+// the closing's present one, and its Plan.
+type Started struct {
+	store.Run
+	ValidateOnly bool
+	Plan         []store.ChunkRange // set only with ValidateOnly
 }
 
 // MaxRequestIDLen bounds a request id: at most this many printable ASCII
@@ -36,7 +48,9 @@ const MaxRequestIDLen = 128
 const refusalExamples = 20
 
 // Start checks a closing, plans the run and stores it with its plan, then drives it
-// in the background. Every refusal happens before anything is written.
+// in the background. Every refusal happens before anything is written, so a
+// ValidateOnly start, which returns where a real one would write, refuses exactly
+// as a real one.
 //
 // With a RequestID, a start is safe to retry (AIP-155): when the closing has a run
 // started with that id, Start returns it, whatever its state and whatever the
@@ -44,12 +58,12 @@ const refusalExamples = 20
 // check and without starting anything. Of two first calls racing with one id, the
 // one whose run is stored wins (a unique index on (closing, request id)); the
 // other returns the winner's run.
-func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error) {
+func (e *Engine) Start(ctx context.Context, req StartRequest) (Started, error) {
 	if err := checkChunkSize(req.ChunkSize); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	if err := validRequestID(req.RequestID); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	if req.RequestID == "" {
 		return e.start(ctx, req)
@@ -57,17 +71,17 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (store.Run, error)
 	if run, ok, err := e.runOfRequest(ctx, req); err != nil || ok {
 		if err != nil {
 			if derr := e.checkDependencies(ctx); derr != nil {
-				return store.Run{}, derr
+				return Started{}, derr
 			}
 		}
-		return run, err
+		return Started{Run: run}, err
 	}
 	run, err := e.start(ctx, req)
 	if err != nil {
 		// A call with the same id may have stored its run meanwhile: this call's
 		// refusal (run in progress, estado changed) is that run's doing.
 		if won, ok, lerr := e.runOfRequest(ctx, req); lerr == nil && ok {
-			return won, nil
+			return Started{Run: won}, nil
 		}
 	}
 	return run, err
@@ -105,31 +119,31 @@ func validRequestID(id string) error {
 }
 
 // start is Start without the request id's lookups.
-func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error) {
+func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	if err := e.checkDependencies(ctx); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	closing, err := e.closings.GetClosing(ctx, req.ClosingID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Run{}, closingNotFound(req.ClosingID, "closing %d does not exist", req.ClosingID)
+		return Started{}, closingNotFound(req.ClosingID, "closing %d does not exist", req.ClosingID)
 	}
 	if err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	if id, ok, err := e.ledger.ActiveRun(ctx, closing.ID); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	} else if ok {
-		return store.Run{}, runInProgress(closing.ID, id)
+		return Started{}, runInProgress(closing.ID, id)
 	}
 	if err := checkEstado(closing, req); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	problems, err := e.closings.CheckRUTs(ctx, closing.ID, refusalExamples)
 	if err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	if !problems.OK() {
-		return store.Run{}, rutRefusal(closing.ID, problems)
+		return Started{}, rutRefusal(closing.ID, problems)
 	}
 
 	policy := req.Policy
@@ -145,27 +159,36 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error)
 		err = e.planFull(ctx, closing, policy, req.ChunkSize, &nr)
 	}
 	if err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	if nr.UnmatchedNovedades, err = e.closings.CountUnmatchedNovedades(ctx, closing.ID); err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 
+	if req.ValidateOnly {
+		e.logger.InfoContext(ctx, "consolidation validated, not started", "closing_id", closing.ID, "mode", req.Mode,
+			"policy", nr.Policy, "chunk_size", nr.ChunkSize, "chunks", len(nr.Chunks), "employees", nr.TotalEmployees,
+			"unmatched_novedades", nr.UnmatchedNovedades)
+		return Started{ValidateOnly: true, Plan: nr.Chunks, Run: store.Run{ClosingID: closing.ID, Mode: nr.Mode,
+			Policy: nr.Policy, ChunkSize: nr.ChunkSize, PreviousEstado: closing.Estado, Estado: closing.Estado,
+			TotalChunks: len(nr.Chunks), TotalEmployees: nr.TotalEmployees, UnmatchedNovedades: nr.UnmatchedNovedades,
+			RequestID: req.RequestID, RequestedBy: req.RequestedBy}}, nil
+	}
 	runID, err := e.ledger.StartRun(ctx, nr)
 	var active *store.ActiveRunError
 	switch {
 	case errors.As(err, &active):
-		return store.Run{}, runInProgress(closing.ID, active.RunID)
+		return Started{}, runInProgress(closing.ID, active.RunID)
 	case errors.Is(err, store.ErrClosingStateChanged):
-		return store.Run{}, failedPrecondition(ReasonEstadoChanged, ids(closing.ID, 0),
+		return Started{}, failedPrecondition(ReasonEstadoChanged, ids(closing.ID, 0),
 			PreconditionViolation{Type: ViolationEstado, Subject: subject("nomina_cierrenomina", closing.ID)},
 			"closing %d changed estado while the run was being planned; try again", closing.ID)
 	case err != nil:
-		return store.Run{}, err
+		return Started{}, err
 	}
 	run, err := e.ledger.GetRun(ctx, runID)
 	if err != nil {
-		return store.Run{}, err
+		return Started{}, err
 	}
 	e.runsStarted.Add(ctx, 1)
 	e.logger.InfoContext(ctx, "consolidation started", "consolidation_id", runID, "closing_id", closing.ID,
@@ -176,7 +199,7 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (store.Run, error)
 		e.logger.WarnContext(ctx, "initializing progress in redis", "consolidation_id", runID, "error", err.Error())
 	}
 	e.launch(runID)
-	return run, nil
+	return Started{Run: run}, nil
 }
 
 func (e *Engine) checkDependencies(ctx context.Context) error {

@@ -59,12 +59,12 @@ func (s *ConsolidationServer) Consolidate(ctx context.Context, req *consolidatio
 	}
 	identity, _ := grpcx.CallerIdentity(ctx)
 	run, err := s.engine.Start(ctx, engine.StartRequest{ClosingID: req.GetClosingId(), Mode: mode, Policy: policy,
-		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce(), RequestID: req.GetRequestId(), RequestedBy: identity})
+		ChunkSize: int(req.GetChunkSize()), Force: req.GetForce(), RequestID: req.GetRequestId(), RequestedBy: identity,
+		ValidateOnly: req.GetValidateOnly()})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	return &consolidationv1.ConsolidateResponse{ConsolidationId: run.ID, ClosingId: run.ClosingID, Estado: string(run.Estado),
-		TotalChunks: int32(run.TotalChunks), TotalEmployees: int32(run.TotalEmployees)}, nil
+	return consolidateResponse(run), nil
 }
 
 func (s *ConsolidationServer) GetConsolidation(ctx context.Context, req *consolidationv1.GetConsolidationRequest) (*consolidationv1.GetConsolidationResponse, error) {

@@ -212,7 +212,13 @@ type ConsolidateRequest struct {
 	// characters). A repeated call with the same request_id for the same closing
 	// returns the run the first call created, whatever its state, for as long as the
 	// run is kept; nothing new is started.
-	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Dry run (AIP-163): every check a real call makes, and the plan, but nothing
+	// is written and nothing starts. A refusal is the one a real call would get;
+	// otherwise the response describes the run a real call would start, with
+	// consolidation_id 0 and the closing's estado as it is (unchanged). With the
+	// request_id of an existing run, that run is returned, as a real call would.
+	ValidateOnly  bool `protobuf:"varint,7,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +295,13 @@ func (x *ConsolidateRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *ConsolidateRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
 type ConsolidateResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	ConsolidationId int64                  `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
@@ -296,8 +309,18 @@ type ConsolidateResponse struct {
 	Estado          string                 `protobuf:"bytes,3,opt,name=estado,proto3" json:"estado,omitempty"`
 	TotalChunks     int32                  `protobuf:"varint,4,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
 	TotalEmployees  int32                  `protobuf:"varint,5,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True when this answers a validate_only request with the plan of a run that
+	// was not started.
+	ValidateOnly bool              `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	Mode         ConsolidationMode `protobuf:"varint,7,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
+	ChunkPolicy  ChunkPolicy       `protobuf:"varint,8,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
+	ChunkSize    int32             `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// Novedades rows of the closing whose RUT matches no libro employee (ignored).
+	UnmatchedNovedades int32 `protobuf:"varint,10,opt,name=unmatched_novedades,json=unmatchedNovedades,proto3" json:"unmatched_novedades,omitempty"`
+	// The chunk plan; set only on a validate_only answer (at most 10,000 chunks).
+	PlannedChunks []*PlannedChunk `protobuf:"bytes,11,rep,name=planned_chunks,json=plannedChunks,proto3" json:"planned_chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsolidateResponse) Reset() {
@@ -365,6 +388,1171 @@ func (x *ConsolidateResponse) GetTotalEmployees() int32 {
 	return 0
 }
 
+func (x *ConsolidateResponse) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
+func (x *ConsolidateResponse) GetMode() ConsolidationMode {
+	if x != nil {
+		return x.Mode
+	}
+	return ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED
+}
+
+func (x *ConsolidateResponse) GetChunkPolicy() ChunkPolicy {
+	if x != nil {
+		return x.ChunkPolicy
+	}
+	return ChunkPolicy_CHUNK_POLICY_UNSPECIFIED
+}
+
+func (x *ConsolidateResponse) GetChunkSize() int32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *ConsolidateResponse) GetUnmatchedNovedades() int32 {
+	if x != nil {
+		return x.UnmatchedNovedades
+	}
+	return 0
+}
+
+func (x *ConsolidateResponse) GetPlannedChunks() []*PlannedChunk {
+	if x != nil {
+		return x.PlannedChunks
+	}
+	return nil
+}
+
+// PlannedChunk is one chunk of a plan: a contiguous range of libro row ids.
+type PlannedChunk struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ChunkIndex      int32                  `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	FirstEmployeeId int64                  `protobuf:"varint,2,opt,name=first_employee_id,json=firstEmployeeId,proto3" json:"first_employee_id,omitempty"`
+	LastEmployeeId  int64                  `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
+	Employees       int32                  `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
+	// The chunk's estimated cost (the cost-weighted policy); 0 for the seed policy.
+	Weight        float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedChunk) Reset() {
+	*x = PlannedChunk{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedChunk) ProtoMessage() {}
+
+func (x *PlannedChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedChunk.ProtoReflect.Descriptor instead.
+func (*PlannedChunk) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PlannedChunk) GetChunkIndex() int32 {
+	if x != nil {
+		return x.ChunkIndex
+	}
+	return 0
+}
+
+func (x *PlannedChunk) GetFirstEmployeeId() int64 {
+	if x != nil {
+		return x.FirstEmployeeId
+	}
+	return 0
+}
+
+func (x *PlannedChunk) GetLastEmployeeId() int64 {
+	if x != nil {
+		return x.LastEmployeeId
+	}
+	return 0
+}
+
+func (x *PlannedChunk) GetEmployees() int32 {
+	if x != nil {
+		return x.Employees
+	}
+	return 0
+}
+
+func (x *PlannedChunk) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+type ListConsolidationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the runs of this closing, when > 0.
+	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// Only the runs in this estado (consolidando_datos, datos_consolidados,
+	// consolidacion_parcial, error_consolidacion, consolidacion_cancelada,
+	// timeout_consolidacion, error_recursos), when set.
+	Estado string `protobuf:"bytes,2,opt,name=estado,proto3" json:"estado,omitempty"`
+	// Only the runs started at or after this time, when set.
+	StartedAfter *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_after,json=startedAfter,proto3" json:"started_after,omitempty"`
+	// Only the runs started before this time, when set.
+	StartedBefore *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started_before,json=startedBefore,proto3" json:"started_before,omitempty"`
+	// At most this many runs (default 50, at most 500; larger values are
+	// lowered to 500).
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; the other fields must be the same
+	// as in the call that returned it.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsolidationsRequest) Reset() {
+	*x = ListConsolidationsRequest{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsolidationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsolidationsRequest) ProtoMessage() {}
+
+func (x *ListConsolidationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsolidationsRequest.ProtoReflect.Descriptor instead.
+func (*ListConsolidationsRequest) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListConsolidationsRequest) GetClosingId() int64 {
+	if x != nil {
+		return x.ClosingId
+	}
+	return 0
+}
+
+func (x *ListConsolidationsRequest) GetEstado() string {
+	if x != nil {
+		return x.Estado
+	}
+	return ""
+}
+
+func (x *ListConsolidationsRequest) GetStartedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAfter
+	}
+	return nil
+}
+
+func (x *ListConsolidationsRequest) GetStartedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedBefore
+	}
+	return nil
+}
+
+func (x *ListConsolidationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConsolidationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListConsolidationsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Consolidations []*Consolidation       `protobuf:"bytes,1,rep,name=consolidations,proto3" json:"consolidations,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsolidationsResponse) Reset() {
+	*x = ListConsolidationsResponse{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsolidationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsolidationsResponse) ProtoMessage() {}
+
+func (x *ListConsolidationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsolidationsResponse.ProtoReflect.Descriptor instead.
+func (*ListConsolidationsResponse) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListConsolidationsResponse) GetConsolidations() []*Consolidation {
+	if x != nil {
+		return x.Consolidations
+	}
+	return nil
+}
+
+func (x *ListConsolidationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type ExplainEmployeeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The closing (nomina_cierrenomina.id). Required, > 0.
+	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// The employee's RUT, in any spelling that normalizes (R1). Required.
+	Rut           string `protobuf:"bytes,2,opt,name=rut,proto3" json:"rut,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainEmployeeRequest) Reset() {
+	*x = ExplainEmployeeRequest{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainEmployeeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainEmployeeRequest) ProtoMessage() {}
+
+func (x *ExplainEmployeeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainEmployeeRequest.ProtoReflect.Descriptor instead.
+func (*ExplainEmployeeRequest) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExplainEmployeeRequest) GetClosingId() int64 {
+	if x != nil {
+		return x.ClosingId
+	}
+	return 0
+}
+
+func (x *ExplainEmployeeRequest) GetRut() string {
+	if x != nil {
+		return x.Rut
+	}
+	return ""
+}
+
+type ExplainEmployeeResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClosingId int64                  `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// The libro row (nomina_empleado_cierre.id).
+	EmployeeId int64 `protobuf:"varint,2,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
+	// The matching novedades row (nomina_empleado_cierre_novedades.id); 0 when none.
+	NovedadesId int64 `protobuf:"varint,3,opt,name=novedades_id,json=novedadesId,proto3" json:"novedades_id,omitempty"`
+	// The canonical RUT.
+	Rut string `protobuf:"bytes,4,opt,name=rut,proto3" json:"rut,omitempty"`
+	// One decision per concept code of either source, by code.
+	Concepts []*ConceptDecision `protobuf:"bytes,5,rep,name=concepts,proto3" json:"concepts,omitempty"`
+	// es_ingreso, es_finiquito and tiene_ausentismo, with the movements behind them.
+	Flags []*FlagDecision `protobuf:"bytes,6,rep,name=flags,proto3" json:"flags,omitempty"`
+	// The record the rules give from the sources as they are now.
+	Computed *ConsolidatedEmployee `protobuf:"bytes,7,opt,name=computed,proto3" json:"computed,omitempty"`
+	// The closing's consolidated row of this employee as stored; unset when there
+	// is none. It differs from computed when the sources changed since it was
+	// written.
+	Stored        *ConsolidatedEmployee `protobuf:"bytes,8,opt,name=stored,proto3" json:"stored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainEmployeeResponse) Reset() {
+	*x = ExplainEmployeeResponse{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainEmployeeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainEmployeeResponse) ProtoMessage() {}
+
+func (x *ExplainEmployeeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainEmployeeResponse.ProtoReflect.Descriptor instead.
+func (*ExplainEmployeeResponse) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExplainEmployeeResponse) GetClosingId() int64 {
+	if x != nil {
+		return x.ClosingId
+	}
+	return 0
+}
+
+func (x *ExplainEmployeeResponse) GetEmployeeId() int64 {
+	if x != nil {
+		return x.EmployeeId
+	}
+	return 0
+}
+
+func (x *ExplainEmployeeResponse) GetNovedadesId() int64 {
+	if x != nil {
+		return x.NovedadesId
+	}
+	return 0
+}
+
+func (x *ExplainEmployeeResponse) GetRut() string {
+	if x != nil {
+		return x.Rut
+	}
+	return ""
+}
+
+func (x *ExplainEmployeeResponse) GetConcepts() []*ConceptDecision {
+	if x != nil {
+		return x.Concepts
+	}
+	return nil
+}
+
+func (x *ExplainEmployeeResponse) GetFlags() []*FlagDecision {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *ExplainEmployeeResponse) GetComputed() *ConsolidatedEmployee {
+	if x != nil {
+		return x.Computed
+	}
+	return nil
+}
+
+func (x *ExplainEmployeeResponse) GetStored() *ConsolidatedEmployee {
+	if x != nil {
+		return x.Stored
+	}
+	return nil
+}
+
+// ConceptDecision is how the rules chose one concept's value.
+type ConceptDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The code, trimmed (R4).
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The libro lines of this code, and their sum; in_libro is false when the libro
+	// has none.
+	LibroLines []*SourceLine `protobuf:"bytes,2,rep,name=libro_lines,json=libroLines,proto3" json:"libro_lines,omitempty"`
+	LibroCents int64         `protobuf:"varint,3,opt,name=libro_cents,json=libroCents,proto3" json:"libro_cents,omitempty"`
+	InLibro    bool          `protobuf:"varint,4,opt,name=in_libro,json=inLibro,proto3" json:"in_libro,omitempty"`
+	// The same for the novedades row.
+	NovedadesLines []*SourceLine `protobuf:"bytes,5,rep,name=novedades_lines,json=novedadesLines,proto3" json:"novedades_lines,omitempty"`
+	NovedadesCents int64         `protobuf:"varint,6,opt,name=novedades_cents,json=novedadesCents,proto3" json:"novedades_cents,omitempty"`
+	InNovedades    bool          `protobuf:"varint,7,opt,name=in_novedades,json=inNovedades,proto3" json:"in_novedades,omitempty"`
+	// True when the concept is a line of the record; false when no source gives it
+	// a value (a novedades line of zero with no libro line).
+	Chosen      bool  `protobuf:"varint,8,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	ChosenCents int64 `protobuf:"varint,9,opt,name=chosen_cents,json=chosenCents,proto3" json:"chosen_cents,omitempty"`
+	// libro or novedades.
+	Source string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	// The rule that decided (R5), and why, in words.
+	Rule   string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when the chosen value differs from the libro's (counted in
+	// discrepancias_resueltas, R8).
+	Discrepancy   bool `protobuf:"varint,13,opt,name=discrepancy,proto3" json:"discrepancy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConceptDecision) Reset() {
+	*x = ConceptDecision{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConceptDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConceptDecision) ProtoMessage() {}
+
+func (x *ConceptDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConceptDecision.ProtoReflect.Descriptor instead.
+func (*ConceptDecision) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConceptDecision) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConceptDecision) GetLibroLines() []*SourceLine {
+	if x != nil {
+		return x.LibroLines
+	}
+	return nil
+}
+
+func (x *ConceptDecision) GetLibroCents() int64 {
+	if x != nil {
+		return x.LibroCents
+	}
+	return 0
+}
+
+func (x *ConceptDecision) GetInLibro() bool {
+	if x != nil {
+		return x.InLibro
+	}
+	return false
+}
+
+func (x *ConceptDecision) GetNovedadesLines() []*SourceLine {
+	if x != nil {
+		return x.NovedadesLines
+	}
+	return nil
+}
+
+func (x *ConceptDecision) GetNovedadesCents() int64 {
+	if x != nil {
+		return x.NovedadesCents
+	}
+	return 0
+}
+
+func (x *ConceptDecision) GetInNovedades() bool {
+	if x != nil {
+		return x.InNovedades
+	}
+	return false
+}
+
+func (x *ConceptDecision) GetChosen() bool {
+	if x != nil {
+		return x.Chosen
+	}
+	return false
+}
+
+func (x *ConceptDecision) GetChosenCents() int64 {
+	if x != nil {
+		return x.ChosenCents
+	}
+	return 0
+}
+
+func (x *ConceptDecision) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ConceptDecision) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *ConceptDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ConceptDecision) GetDiscrepancy() bool {
+	if x != nil {
+		return x.Discrepancy
+	}
+	return false
+}
+
+// SourceLine is one concept line of a source, as stored.
+type SourceLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nomina_registro_concepto_empleado(_novedades).id
+	LineId        int64  `protobuf:"varint,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	ValueCents    int64  `protobuf:"varint,4,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
+	Type          string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceLine) Reset() {
+	*x = SourceLine{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceLine) ProtoMessage() {}
+
+func (x *SourceLine) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceLine.ProtoReflect.Descriptor instead.
+func (*SourceLine) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SourceLine) GetLineId() int64 {
+	if x != nil {
+		return x.LineId
+	}
+	return 0
+}
+
+func (x *SourceLine) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SourceLine) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SourceLine) GetValueCents() int64 {
+	if x != nil {
+		return x.ValueCents
+	}
+	return 0
+}
+
+func (x *SourceLine) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+// FlagDecision is one movement flag and the movements that set it.
+type FlagDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// es_ingreso, es_finiquito or tiene_ausentismo.
+	Flag  string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	Value bool   `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	// R7, and why, in words.
+	Rule   string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The employee's movements of this kind in the closing's month (those that set
+	// the flag).
+	Movements     []*Movement `protobuf:"bytes,5,rep,name=movements,proto3" json:"movements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagDecision) Reset() {
+	*x = FlagDecision{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagDecision) ProtoMessage() {}
+
+func (x *FlagDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagDecision.ProtoReflect.Descriptor instead.
+func (*FlagDecision) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FlagDecision) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *FlagDecision) GetValue() bool {
+	if x != nil {
+		return x.Value
+	}
+	return false
+}
+
+func (x *FlagDecision) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *FlagDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FlagDecision) GetMovements() []*Movement {
+	if x != nil {
+		return x.Movements
+	}
+	return nil
+}
+
+// Movement is a row of nomina_movimiento_alta_baja or nomina_movimiento_ausentismo.
+type Movement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Id    int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	// tipo_movimiento (alta_baja); empty for an absence.
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// fecha_movimiento, or fecha_inicio of an absence, as YYYY-MM-DD.
+	Date string `protobuf:"bytes,4,opt,name=date,proto3" json:"date,omitempty"`
+	// fecha_fin of an absence, YYYY-MM-DD; empty when open or not an absence.
+	EndDate       string `protobuf:"bytes,5,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Movement) Reset() {
+	*x = Movement{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Movement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Movement) ProtoMessage() {}
+
+func (x *Movement) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Movement.ProtoReflect.Descriptor instead.
+func (*Movement) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Movement) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *Movement) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Movement) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Movement) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *Movement) GetEndDate() string {
+	if x != nil {
+		return x.EndDate
+	}
+	return ""
+}
+
+// ConsolidatedEmployee is a row of nomina_empleado_consolidado with its concepts.
+type ConsolidatedEmployee struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nomina_empleado_consolidado.id; 0 for a record computed and not stored.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The libro row (empleado_origen_id).
+	EmployeeId             int64    `protobuf:"varint,2,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
+	Rut                    string   `protobuf:"bytes,3,opt,name=rut,proto3" json:"rut,omitempty"`
+	NombreCompleto         string   `protobuf:"bytes,4,opt,name=nombre_completo,json=nombreCompleto,proto3" json:"nombre_completo,omitempty"`
+	Cargo                  string   `protobuf:"bytes,5,opt,name=cargo,proto3" json:"cargo,omitempty"`
+	CentroCosto            string   `protobuf:"bytes,6,opt,name=centro_costo,json=centroCosto,proto3" json:"centro_costo,omitempty"`
+	EsIngreso              bool     `protobuf:"varint,7,opt,name=es_ingreso,json=esIngreso,proto3" json:"es_ingreso,omitempty"`
+	EsFiniquito            bool     `protobuf:"varint,8,opt,name=es_finiquito,json=esFiniquito,proto3" json:"es_finiquito,omitempty"`
+	TieneAusentismo        bool     `protobuf:"varint,9,opt,name=tiene_ausentismo,json=tieneAusentismo,proto3" json:"tiene_ausentismo,omitempty"`
+	TotalHaberesCents      int64    `protobuf:"varint,10,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
+	TotalDescuentosCents   int64    `protobuf:"varint,11,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
+	LiquidoPagarCents      int64    `protobuf:"varint,12,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
+	FuentesUtilizadas      []string `protobuf:"bytes,13,rep,name=fuentes_utilizadas,json=fuentesUtilizadas,proto3" json:"fuentes_utilizadas,omitempty"`
+	ReglasAplicadas        []string `protobuf:"bytes,14,rep,name=reglas_aplicadas,json=reglasAplicadas,proto3" json:"reglas_aplicadas,omitempty"`
+	DiscrepanciasResueltas int32    `protobuf:"varint,15,opt,name=discrepancias_resueltas,json=discrepanciasResueltas,proto3" json:"discrepancias_resueltas,omitempty"`
+	// The run that wrote the row; 0 when unknown (written before runs were
+	// recorded on rows) or not stored.
+	ConsolidationId int64                  `protobuf:"varint,16,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
+	Concepts        []*ConsolidatedConcept `protobuf:"bytes,17,rep,name=concepts,proto3" json:"concepts,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ConsolidatedEmployee) Reset() {
+	*x = ConsolidatedEmployee{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsolidatedEmployee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsolidatedEmployee) ProtoMessage() {}
+
+func (x *ConsolidatedEmployee) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsolidatedEmployee.ProtoReflect.Descriptor instead.
+func (*ConsolidatedEmployee) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ConsolidatedEmployee) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetEmployeeId() int64 {
+	if x != nil {
+		return x.EmployeeId
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetRut() string {
+	if x != nil {
+		return x.Rut
+	}
+	return ""
+}
+
+func (x *ConsolidatedEmployee) GetNombreCompleto() string {
+	if x != nil {
+		return x.NombreCompleto
+	}
+	return ""
+}
+
+func (x *ConsolidatedEmployee) GetCargo() string {
+	if x != nil {
+		return x.Cargo
+	}
+	return ""
+}
+
+func (x *ConsolidatedEmployee) GetCentroCosto() string {
+	if x != nil {
+		return x.CentroCosto
+	}
+	return ""
+}
+
+func (x *ConsolidatedEmployee) GetEsIngreso() bool {
+	if x != nil {
+		return x.EsIngreso
+	}
+	return false
+}
+
+func (x *ConsolidatedEmployee) GetEsFiniquito() bool {
+	if x != nil {
+		return x.EsFiniquito
+	}
+	return false
+}
+
+func (x *ConsolidatedEmployee) GetTieneAusentismo() bool {
+	if x != nil {
+		return x.TieneAusentismo
+	}
+	return false
+}
+
+func (x *ConsolidatedEmployee) GetTotalHaberesCents() int64 {
+	if x != nil {
+		return x.TotalHaberesCents
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetTotalDescuentosCents() int64 {
+	if x != nil {
+		return x.TotalDescuentosCents
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetLiquidoPagarCents() int64 {
+	if x != nil {
+		return x.LiquidoPagarCents
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetFuentesUtilizadas() []string {
+	if x != nil {
+		return x.FuentesUtilizadas
+	}
+	return nil
+}
+
+func (x *ConsolidatedEmployee) GetReglasAplicadas() []string {
+	if x != nil {
+		return x.ReglasAplicadas
+	}
+	return nil
+}
+
+func (x *ConsolidatedEmployee) GetDiscrepanciasResueltas() int32 {
+	if x != nil {
+		return x.DiscrepanciasResueltas
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetConsolidationId() int64 {
+	if x != nil {
+		return x.ConsolidationId
+	}
+	return 0
+}
+
+func (x *ConsolidatedEmployee) GetConcepts() []*ConsolidatedConcept {
+	if x != nil {
+		return x.Concepts
+	}
+	return nil
+}
+
+// ConsolidatedConcept is a row of nomina_concepto_empleado_consolidado.
+type ConsolidatedConcept struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Code       string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ValueCents int64                  `protobuf:"varint,3,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
+	Type       string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// fuente_dato: libro or novedades.
+	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsolidatedConcept) Reset() {
+	*x = ConsolidatedConcept{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsolidatedConcept) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsolidatedConcept) ProtoMessage() {}
+
+func (x *ConsolidatedConcept) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsolidatedConcept.ProtoReflect.Descriptor instead.
+func (*ConsolidatedConcept) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConsolidatedConcept) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConsolidatedConcept) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConsolidatedConcept) GetValueCents() int64 {
+	if x != nil {
+		return x.ValueCents
+	}
+	return 0
+}
+
+func (x *ConsolidatedConcept) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ConsolidatedConcept) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ExportConsolidationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The closing (nomina_cierrenomina.id). Required, > 0.
+	ClosingId     int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportConsolidationRequest) Reset() {
+	*x = ExportConsolidationRequest{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConsolidationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConsolidationRequest) ProtoMessage() {}
+
+func (x *ExportConsolidationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConsolidationRequest.ProtoReflect.Descriptor instead.
+func (*ExportConsolidationRequest) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExportConsolidationRequest) GetClosingId() int64 {
+	if x != nil {
+		return x.ClosingId
+	}
+	return 0
+}
+
+type ExportConsolidationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next employees, in nomina_empleado_consolidado.id order.
+	Employees     []*ConsolidatedEmployee `protobuf:"bytes,1,rep,name=employees,proto3" json:"employees,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportConsolidationResponse) Reset() {
+	*x = ExportConsolidationResponse{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConsolidationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConsolidationResponse) ProtoMessage() {}
+
+func (x *ExportConsolidationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConsolidationResponse.ProtoReflect.Descriptor instead.
+func (*ExportConsolidationResponse) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExportConsolidationResponse) GetEmployees() []*ConsolidatedEmployee {
+	if x != nil {
+		return x.Employees
+	}
+	return nil
+}
+
 type GetConsolidationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Ref:
@@ -378,7 +1566,7 @@ type GetConsolidationRequest struct {
 
 func (x *GetConsolidationRequest) Reset() {
 	*x = GetConsolidationRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[2]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +1578,7 @@ func (x *GetConsolidationRequest) String() string {
 func (*GetConsolidationRequest) ProtoMessage() {}
 
 func (x *GetConsolidationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[2]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +1591,7 @@ func (x *GetConsolidationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsolidationRequest.ProtoReflect.Descriptor instead.
 func (*GetConsolidationRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{2}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetConsolidationRequest) GetRef() isGetConsolidationRequest_Ref {
@@ -458,7 +1646,7 @@ type GetConsolidationResponse struct {
 
 func (x *GetConsolidationResponse) Reset() {
 	*x = GetConsolidationResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[3]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +1658,7 @@ func (x *GetConsolidationResponse) String() string {
 func (*GetConsolidationResponse) ProtoMessage() {}
 
 func (x *GetConsolidationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[3]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +1671,7 @@ func (x *GetConsolidationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsolidationResponse.ProtoReflect.Descriptor instead.
 func (*GetConsolidationResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{3}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConsolidationResponse) GetConsolidation() *Consolidation {
@@ -506,7 +1694,7 @@ type WatchConsolidationRequest struct {
 
 func (x *WatchConsolidationRequest) Reset() {
 	*x = WatchConsolidationRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[4]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +1706,7 @@ func (x *WatchConsolidationRequest) String() string {
 func (*WatchConsolidationRequest) ProtoMessage() {}
 
 func (x *WatchConsolidationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[4]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +1719,7 @@ func (x *WatchConsolidationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsolidationRequest.ProtoReflect.Descriptor instead.
 func (*WatchConsolidationRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{4}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchConsolidationRequest) GetRef() isWatchConsolidationRequest_Ref {
@@ -586,7 +1774,7 @@ type WatchConsolidationResponse struct {
 
 func (x *WatchConsolidationResponse) Reset() {
 	*x = WatchConsolidationResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[5]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +1786,7 @@ func (x *WatchConsolidationResponse) String() string {
 func (*WatchConsolidationResponse) ProtoMessage() {}
 
 func (x *WatchConsolidationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[5]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +1799,7 @@ func (x *WatchConsolidationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsolidationResponse.ProtoReflect.Descriptor instead.
 func (*WatchConsolidationResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{5}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchConsolidationResponse) GetProgress() *Progress {
@@ -641,7 +1829,7 @@ type CancelConsolidationRequest struct {
 
 func (x *CancelConsolidationRequest) Reset() {
 	*x = CancelConsolidationRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[6]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +1841,7 @@ func (x *CancelConsolidationRequest) String() string {
 func (*CancelConsolidationRequest) ProtoMessage() {}
 
 func (x *CancelConsolidationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[6]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +1854,7 @@ func (x *CancelConsolidationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelConsolidationRequest.ProtoReflect.Descriptor instead.
 func (*CancelConsolidationRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{6}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelConsolidationRequest) GetRef() isCancelConsolidationRequest_Ref {
@@ -719,7 +1907,7 @@ type CancelConsolidationResponse struct {
 
 func (x *CancelConsolidationResponse) Reset() {
 	*x = CancelConsolidationResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[7]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +1919,7 @@ func (x *CancelConsolidationResponse) String() string {
 func (*CancelConsolidationResponse) ProtoMessage() {}
 
 func (x *CancelConsolidationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[7]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +1932,7 @@ func (x *CancelConsolidationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelConsolidationResponse.ProtoReflect.Descriptor instead.
 func (*CancelConsolidationResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{7}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelConsolidationResponse) GetConsolidation() *Consolidation {
@@ -801,7 +1989,7 @@ type Consolidation struct {
 
 func (x *Consolidation) Reset() {
 	*x = Consolidation{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[8]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +2001,7 @@ func (x *Consolidation) String() string {
 func (*Consolidation) ProtoMessage() {}
 
 func (x *Consolidation) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[8]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +2014,7 @@ func (x *Consolidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consolidation.ProtoReflect.Descriptor instead.
 func (*Consolidation) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{8}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Consolidation) GetConsolidationId() int64 {
@@ -1035,7 +2223,7 @@ type FailedEmployee struct {
 
 func (x *FailedEmployee) Reset() {
 	*x = FailedEmployee{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +2235,7 @@ func (x *FailedEmployee) String() string {
 func (*FailedEmployee) ProtoMessage() {}
 
 func (x *FailedEmployee) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[9]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +2248,7 @@ func (x *FailedEmployee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedEmployee.ProtoReflect.Descriptor instead.
 func (*FailedEmployee) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{9}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FailedEmployee) GetEmployeeId() int64 {
@@ -1113,7 +2301,7 @@ type RunMetrics struct {
 
 func (x *RunMetrics) Reset() {
 	*x = RunMetrics{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +2313,7 @@ func (x *RunMetrics) String() string {
 func (*RunMetrics) ProtoMessage() {}
 
 func (x *RunMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[10]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +2326,7 @@ func (x *RunMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunMetrics.ProtoReflect.Descriptor instead.
 func (*RunMetrics) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{10}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RunMetrics) GetTotalEmpleados() int32 {
@@ -1247,7 +2435,7 @@ type FailedChunk struct {
 
 func (x *FailedChunk) Reset() {
 	*x = FailedChunk{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +2447,7 @@ func (x *FailedChunk) String() string {
 func (*FailedChunk) ProtoMessage() {}
 
 func (x *FailedChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[11]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +2460,7 @@ func (x *FailedChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedChunk.ProtoReflect.Descriptor instead.
 func (*FailedChunk) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{11}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FailedChunk) GetChunkIndex() int32 {
@@ -1332,7 +2520,7 @@ type ControlTotals struct {
 
 func (x *ControlTotals) Reset() {
 	*x = ControlTotals{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +2532,7 @@ func (x *ControlTotals) String() string {
 func (*ControlTotals) ProtoMessage() {}
 
 func (x *ControlTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[12]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +2545,7 @@ func (x *ControlTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlTotals.ProtoReflect.Descriptor instead.
 func (*ControlTotals) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{12}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ControlTotals) GetTotalHaberesCents() int64 {
@@ -1405,7 +2593,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +2605,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[13]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +2618,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{13}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Progress) GetChunksDone() int32 {
@@ -1496,7 +2684,7 @@ type ProcessChunkRequest struct {
 
 func (x *ProcessChunkRequest) Reset() {
 	*x = ProcessChunkRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +2696,7 @@ func (x *ProcessChunkRequest) String() string {
 func (*ProcessChunkRequest) ProtoMessage() {}
 
 func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[14]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +2709,7 @@ func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkRequest.ProtoReflect.Descriptor instead.
 func (*ProcessChunkRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{14}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProcessChunkRequest) GetConsolidationId() int64 {
@@ -1561,7 +2749,7 @@ type ProcessChunkResponse struct {
 
 func (x *ProcessChunkResponse) Reset() {
 	*x = ProcessChunkResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +2761,7 @@ func (x *ProcessChunkResponse) String() string {
 func (*ProcessChunkResponse) ProtoMessage() {}
 
 func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[15]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2774,7 @@ func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkResponse.ProtoReflect.Descriptor instead.
 func (*ProcessChunkResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{15}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessChunkResponse) GetSummary() *ChunkSummary {
@@ -1620,7 +2808,7 @@ type ChunkSummary struct {
 
 func (x *ChunkSummary) Reset() {
 	*x = ChunkSummary{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +2820,7 @@ func (x *ChunkSummary) String() string {
 func (*ChunkSummary) ProtoMessage() {}
 
 func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[16]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +2833,7 @@ func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSummary.ProtoReflect.Descriptor instead.
 func (*ChunkSummary) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{16}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ChunkSummary) GetChunkIndex() int32 {
@@ -1729,7 +2917,7 @@ var File_consolidation_v1_consolidation_proto protoreflect.FileDescriptor
 
 const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\n" +
-	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
+	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
 	"\x12ConsolidateRequest\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x127\n" +
@@ -1739,14 +2927,127 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"chunk_size\x18\x04 \x01(\x05R\tchunkSize\x12\x14\n" +
 	"\x05force\x18\x05 \x01(\bR\x05force\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\"\xc3\x01\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x12#\n" +
+	"\rvalidate_only\x18\a \x01(\bR\fvalidateOnly\"\xfa\x03\n" +
 	"\x13ConsolidateResponse\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x02 \x01(\x03R\tclosingId\x12\x16\n" +
 	"\x06estado\x18\x03 \x01(\tR\x06estado\x12!\n" +
 	"\ftotal_chunks\x18\x04 \x01(\x05R\vtotalChunks\x12'\n" +
-	"\x0ftotal_employees\x18\x05 \x01(\x05R\x0etotalEmployees\"n\n" +
+	"\x0ftotal_employees\x18\x05 \x01(\x05R\x0etotalEmployees\x12#\n" +
+	"\rvalidate_only\x18\x06 \x01(\bR\fvalidateOnly\x127\n" +
+	"\x04mode\x18\a \x01(\x0e2#.consolidation.v1.ConsolidationModeR\x04mode\x12@\n" +
+	"\fchunk_policy\x18\b \x01(\x0e2\x1d.consolidation.v1.ChunkPolicyR\vchunkPolicy\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\t \x01(\x05R\tchunkSize\x12/\n" +
+	"\x13unmatched_novedades\x18\n" +
+	" \x01(\x05R\x12unmatchedNovedades\x12E\n" +
+	"\x0eplanned_chunks\x18\v \x03(\v2\x1e.consolidation.v1.PlannedChunkR\rplannedChunks\"\xbb\x01\n" +
+	"\fPlannedChunk\x12\x1f\n" +
+	"\vchunk_index\x18\x01 \x01(\x05R\n" +
+	"chunkIndex\x12*\n" +
+	"\x11first_employee_id\x18\x02 \x01(\x03R\x0ffirstEmployeeId\x12(\n" +
+	"\x10last_employee_id\x18\x03 \x01(\x03R\x0elastEmployeeId\x12\x1c\n" +
+	"\temployees\x18\x04 \x01(\x05R\temployees\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\x01R\x06weight\"\x92\x02\n" +
+	"\x19ListConsolidationsRequest\x12\x1d\n" +
+	"\n" +
+	"closing_id\x18\x01 \x01(\x03R\tclosingId\x12\x16\n" +
+	"\x06estado\x18\x02 \x01(\tR\x06estado\x12?\n" +
+	"\rstarted_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fstartedAfter\x12A\n" +
+	"\x0estarted_before\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rstartedBefore\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\x8d\x01\n" +
+	"\x1aListConsolidationsResponse\x12G\n" +
+	"\x0econsolidations\x18\x01 \x03(\v2\x1f.consolidation.v1.ConsolidationR\x0econsolidations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"I\n" +
+	"\x16ExplainEmployeeRequest\x12\x1d\n" +
+	"\n" +
+	"closing_id\x18\x01 \x01(\x03R\tclosingId\x12\x10\n" +
+	"\x03rut\x18\x02 \x01(\tR\x03rut\"\x87\x03\n" +
+	"\x17ExplainEmployeeResponse\x12\x1d\n" +
+	"\n" +
+	"closing_id\x18\x01 \x01(\x03R\tclosingId\x12\x1f\n" +
+	"\vemployee_id\x18\x02 \x01(\x03R\n" +
+	"employeeId\x12!\n" +
+	"\fnovedades_id\x18\x03 \x01(\x03R\vnovedadesId\x12\x10\n" +
+	"\x03rut\x18\x04 \x01(\tR\x03rut\x12=\n" +
+	"\bconcepts\x18\x05 \x03(\v2!.consolidation.v1.ConceptDecisionR\bconcepts\x124\n" +
+	"\x05flags\x18\x06 \x03(\v2\x1e.consolidation.v1.FlagDecisionR\x05flags\x12B\n" +
+	"\bcomputed\x18\a \x01(\v2&.consolidation.v1.ConsolidatedEmployeeR\bcomputed\x12>\n" +
+	"\x06stored\x18\b \x01(\v2&.consolidation.v1.ConsolidatedEmployeeR\x06stored\"\xd4\x03\n" +
+	"\x0fConceptDecision\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12=\n" +
+	"\vlibro_lines\x18\x02 \x03(\v2\x1c.consolidation.v1.SourceLineR\n" +
+	"libroLines\x12\x1f\n" +
+	"\vlibro_cents\x18\x03 \x01(\x03R\n" +
+	"libroCents\x12\x19\n" +
+	"\bin_libro\x18\x04 \x01(\bR\ainLibro\x12E\n" +
+	"\x0fnovedades_lines\x18\x05 \x03(\v2\x1c.consolidation.v1.SourceLineR\x0enovedadesLines\x12'\n" +
+	"\x0fnovedades_cents\x18\x06 \x01(\x03R\x0enovedadesCents\x12!\n" +
+	"\fin_novedades\x18\a \x01(\bR\vinNovedades\x12\x16\n" +
+	"\x06chosen\x18\b \x01(\bR\x06chosen\x12!\n" +
+	"\fchosen_cents\x18\t \x01(\x03R\vchosenCents\x12\x16\n" +
+	"\x06source\x18\n" +
+	" \x01(\tR\x06source\x12\x12\n" +
+	"\x04rule\x18\v \x01(\tR\x04rule\x12\x16\n" +
+	"\x06reason\x18\f \x01(\tR\x06reason\x12 \n" +
+	"\vdiscrepancy\x18\r \x01(\bR\vdiscrepancy\"\x82\x01\n" +
+	"\n" +
+	"SourceLine\x12\x17\n" +
+	"\aline_id\x18\x01 \x01(\x03R\x06lineId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\vvalue_cents\x18\x04 \x01(\x03R\n" +
+	"valueCents\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\"\x9e\x01\n" +
+	"\fFlagDecision\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x128\n" +
+	"\tmovements\x18\x05 \x03(\v2\x1a.consolidation.v1.MovementR\tmovements\"s\n" +
+	"\bMovement\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x12\n" +
+	"\x04date\x18\x04 \x01(\tR\x04date\x12\x19\n" +
+	"\bend_date\x18\x05 \x01(\tR\aendDate\"\xbf\x05\n" +
+	"\x14ConsolidatedEmployee\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1f\n" +
+	"\vemployee_id\x18\x02 \x01(\x03R\n" +
+	"employeeId\x12\x10\n" +
+	"\x03rut\x18\x03 \x01(\tR\x03rut\x12'\n" +
+	"\x0fnombre_completo\x18\x04 \x01(\tR\x0enombreCompleto\x12\x14\n" +
+	"\x05cargo\x18\x05 \x01(\tR\x05cargo\x12!\n" +
+	"\fcentro_costo\x18\x06 \x01(\tR\vcentroCosto\x12\x1d\n" +
+	"\n" +
+	"es_ingreso\x18\a \x01(\bR\tesIngreso\x12!\n" +
+	"\fes_finiquito\x18\b \x01(\bR\vesFiniquito\x12)\n" +
+	"\x10tiene_ausentismo\x18\t \x01(\bR\x0ftieneAusentismo\x12.\n" +
+	"\x13total_haberes_cents\x18\n" +
+	" \x01(\x03R\x11totalHaberesCents\x124\n" +
+	"\x16total_descuentos_cents\x18\v \x01(\x03R\x14totalDescuentosCents\x12.\n" +
+	"\x13liquido_pagar_cents\x18\f \x01(\x03R\x11liquidoPagarCents\x12-\n" +
+	"\x12fuentes_utilizadas\x18\r \x03(\tR\x11fuentesUtilizadas\x12)\n" +
+	"\x10reglas_aplicadas\x18\x0e \x03(\tR\x0freglasAplicadas\x127\n" +
+	"\x17discrepancias_resueltas\x18\x0f \x01(\x05R\x16discrepanciasResueltas\x12)\n" +
+	"\x10consolidation_id\x18\x10 \x01(\x03R\x0fconsolidationId\x12A\n" +
+	"\bconcepts\x18\x11 \x03(\v2%.consolidation.v1.ConsolidatedConceptR\bconcepts\"\x8a\x01\n" +
+	"\x13ConsolidatedConcept\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vvalue_cents\x18\x03 \x01(\x03R\n" +
+	"valueCents\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\";\n" +
+	"\x1aExportConsolidationRequest\x12\x1d\n" +
+	"\n" +
+	"closing_id\x18\x01 \x01(\x03R\tclosingId\"c\n" +
+	"\x1bExportConsolidationResponse\x12D\n" +
+	"\temployees\x18\x01 \x03(\v2&.consolidation.v1.ConsolidatedEmployeeR\temployees\"n\n" +
 	"\x17GetConsolidationRequest\x12+\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03H\x00R\x0fconsolidationId\x12\x1f\n" +
 	"\n" +
@@ -1890,12 +3191,15 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n" +
 	"\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\"\n" +
-	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\xc4\x03\n" +
+	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\x93\x06\n" +
 	"\x14ConsolidationService\x12Z\n" +
 	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\x12i\n" +
 	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\x12q\n" +
 	"\x12WatchConsolidation\x12+.consolidation.v1.WatchConsolidationRequest\x1a,.consolidation.v1.WatchConsolidationResponse0\x01\x12r\n" +
-	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse2n\n" +
+	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse\x12o\n" +
+	"\x12ListConsolidations\x12+.consolidation.v1.ListConsolidationsRequest\x1a,.consolidation.v1.ListConsolidationsResponse\x12f\n" +
+	"\x0fExplainEmployee\x12(.consolidation.v1.ExplainEmployeeRequest\x1a).consolidation.v1.ExplainEmployeeResponse\x12t\n" +
+	"\x13ExportConsolidation\x12,.consolidation.v1.ExportConsolidationRequest\x1a-.consolidation.v1.ExportConsolidationResponse0\x012n\n" +
 	"\rWorkerService\x12]\n" +
 	"\fProcessChunk\x12%.consolidation.v1.ProcessChunkRequest\x1a&.consolidation.v1.ProcessChunkResponseBJZHgithub.com/nominacl/consolidation/proto/consolidation/v1;consolidationv1b\x06proto3"
 
@@ -1912,68 +3216,102 @@ func file_consolidation_v1_consolidation_proto_rawDescGZIP() []byte {
 }
 
 var file_consolidation_v1_consolidation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(ConsolidationMode)(0),              // 0: consolidation.v1.ConsolidationMode
 	(ChunkPolicy)(0),                    // 1: consolidation.v1.ChunkPolicy
 	(RunStatus)(0),                      // 2: consolidation.v1.RunStatus
 	(*ConsolidateRequest)(nil),          // 3: consolidation.v1.ConsolidateRequest
 	(*ConsolidateResponse)(nil),         // 4: consolidation.v1.ConsolidateResponse
-	(*GetConsolidationRequest)(nil),     // 5: consolidation.v1.GetConsolidationRequest
-	(*GetConsolidationResponse)(nil),    // 6: consolidation.v1.GetConsolidationResponse
-	(*WatchConsolidationRequest)(nil),   // 7: consolidation.v1.WatchConsolidationRequest
-	(*WatchConsolidationResponse)(nil),  // 8: consolidation.v1.WatchConsolidationResponse
-	(*CancelConsolidationRequest)(nil),  // 9: consolidation.v1.CancelConsolidationRequest
-	(*CancelConsolidationResponse)(nil), // 10: consolidation.v1.CancelConsolidationResponse
-	(*Consolidation)(nil),               // 11: consolidation.v1.Consolidation
-	(*FailedEmployee)(nil),              // 12: consolidation.v1.FailedEmployee
-	(*RunMetrics)(nil),                  // 13: consolidation.v1.RunMetrics
-	(*FailedChunk)(nil),                 // 14: consolidation.v1.FailedChunk
-	(*ControlTotals)(nil),               // 15: consolidation.v1.ControlTotals
-	(*Progress)(nil),                    // 16: consolidation.v1.Progress
-	(*ProcessChunkRequest)(nil),         // 17: consolidation.v1.ProcessChunkRequest
-	(*ProcessChunkResponse)(nil),        // 18: consolidation.v1.ProcessChunkResponse
-	(*ChunkSummary)(nil),                // 19: consolidation.v1.ChunkSummary
-	(*timestamppb.Timestamp)(nil),       // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 21: google.protobuf.Duration
+	(*PlannedChunk)(nil),                // 5: consolidation.v1.PlannedChunk
+	(*ListConsolidationsRequest)(nil),   // 6: consolidation.v1.ListConsolidationsRequest
+	(*ListConsolidationsResponse)(nil),  // 7: consolidation.v1.ListConsolidationsResponse
+	(*ExplainEmployeeRequest)(nil),      // 8: consolidation.v1.ExplainEmployeeRequest
+	(*ExplainEmployeeResponse)(nil),     // 9: consolidation.v1.ExplainEmployeeResponse
+	(*ConceptDecision)(nil),             // 10: consolidation.v1.ConceptDecision
+	(*SourceLine)(nil),                  // 11: consolidation.v1.SourceLine
+	(*FlagDecision)(nil),                // 12: consolidation.v1.FlagDecision
+	(*Movement)(nil),                    // 13: consolidation.v1.Movement
+	(*ConsolidatedEmployee)(nil),        // 14: consolidation.v1.ConsolidatedEmployee
+	(*ConsolidatedConcept)(nil),         // 15: consolidation.v1.ConsolidatedConcept
+	(*ExportConsolidationRequest)(nil),  // 16: consolidation.v1.ExportConsolidationRequest
+	(*ExportConsolidationResponse)(nil), // 17: consolidation.v1.ExportConsolidationResponse
+	(*GetConsolidationRequest)(nil),     // 18: consolidation.v1.GetConsolidationRequest
+	(*GetConsolidationResponse)(nil),    // 19: consolidation.v1.GetConsolidationResponse
+	(*WatchConsolidationRequest)(nil),   // 20: consolidation.v1.WatchConsolidationRequest
+	(*WatchConsolidationResponse)(nil),  // 21: consolidation.v1.WatchConsolidationResponse
+	(*CancelConsolidationRequest)(nil),  // 22: consolidation.v1.CancelConsolidationRequest
+	(*CancelConsolidationResponse)(nil), // 23: consolidation.v1.CancelConsolidationResponse
+	(*Consolidation)(nil),               // 24: consolidation.v1.Consolidation
+	(*FailedEmployee)(nil),              // 25: consolidation.v1.FailedEmployee
+	(*RunMetrics)(nil),                  // 26: consolidation.v1.RunMetrics
+	(*FailedChunk)(nil),                 // 27: consolidation.v1.FailedChunk
+	(*ControlTotals)(nil),               // 28: consolidation.v1.ControlTotals
+	(*Progress)(nil),                    // 29: consolidation.v1.Progress
+	(*ProcessChunkRequest)(nil),         // 30: consolidation.v1.ProcessChunkRequest
+	(*ProcessChunkResponse)(nil),        // 31: consolidation.v1.ProcessChunkResponse
+	(*ChunkSummary)(nil),                // 32: consolidation.v1.ChunkSummary
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 34: google.protobuf.Duration
 }
 var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	0,  // 0: consolidation.v1.ConsolidateRequest.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 1: consolidation.v1.ConsolidateRequest.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
-	11, // 2: consolidation.v1.GetConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
-	16, // 3: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
-	11, // 4: consolidation.v1.WatchConsolidationResponse.final:type_name -> consolidation.v1.Consolidation
-	11, // 5: consolidation.v1.CancelConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
-	2,  // 6: consolidation.v1.Consolidation.status:type_name -> consolidation.v1.RunStatus
-	0,  // 7: consolidation.v1.Consolidation.mode:type_name -> consolidation.v1.ConsolidationMode
-	1,  // 8: consolidation.v1.Consolidation.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
-	14, // 9: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
-	15, // 10: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
-	16, // 11: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
-	20, // 12: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
-	20, // 13: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
-	13, // 14: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
-	12, // 15: consolidation.v1.Consolidation.failed_employees:type_name -> consolidation.v1.FailedEmployee
-	21, // 16: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	21, // 17: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
-	19, // 18: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
-	21, // 19: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
-	21, // 20: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
-	3,  // 21: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
-	5,  // 22: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
-	7,  // 23: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
-	9,  // 24: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
-	17, // 25: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
-	4,  // 26: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
-	6,  // 27: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
-	8,  // 28: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
-	10, // 29: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
-	18, // 30: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
-	26, // [26:31] is the sub-list for method output_type
-	21, // [21:26] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	0,  // 2: consolidation.v1.ConsolidateResponse.mode:type_name -> consolidation.v1.ConsolidationMode
+	1,  // 3: consolidation.v1.ConsolidateResponse.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
+	5,  // 4: consolidation.v1.ConsolidateResponse.planned_chunks:type_name -> consolidation.v1.PlannedChunk
+	33, // 5: consolidation.v1.ListConsolidationsRequest.started_after:type_name -> google.protobuf.Timestamp
+	33, // 6: consolidation.v1.ListConsolidationsRequest.started_before:type_name -> google.protobuf.Timestamp
+	24, // 7: consolidation.v1.ListConsolidationsResponse.consolidations:type_name -> consolidation.v1.Consolidation
+	10, // 8: consolidation.v1.ExplainEmployeeResponse.concepts:type_name -> consolidation.v1.ConceptDecision
+	12, // 9: consolidation.v1.ExplainEmployeeResponse.flags:type_name -> consolidation.v1.FlagDecision
+	14, // 10: consolidation.v1.ExplainEmployeeResponse.computed:type_name -> consolidation.v1.ConsolidatedEmployee
+	14, // 11: consolidation.v1.ExplainEmployeeResponse.stored:type_name -> consolidation.v1.ConsolidatedEmployee
+	11, // 12: consolidation.v1.ConceptDecision.libro_lines:type_name -> consolidation.v1.SourceLine
+	11, // 13: consolidation.v1.ConceptDecision.novedades_lines:type_name -> consolidation.v1.SourceLine
+	13, // 14: consolidation.v1.FlagDecision.movements:type_name -> consolidation.v1.Movement
+	15, // 15: consolidation.v1.ConsolidatedEmployee.concepts:type_name -> consolidation.v1.ConsolidatedConcept
+	14, // 16: consolidation.v1.ExportConsolidationResponse.employees:type_name -> consolidation.v1.ConsolidatedEmployee
+	24, // 17: consolidation.v1.GetConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
+	29, // 18: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
+	24, // 19: consolidation.v1.WatchConsolidationResponse.final:type_name -> consolidation.v1.Consolidation
+	24, // 20: consolidation.v1.CancelConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
+	2,  // 21: consolidation.v1.Consolidation.status:type_name -> consolidation.v1.RunStatus
+	0,  // 22: consolidation.v1.Consolidation.mode:type_name -> consolidation.v1.ConsolidationMode
+	1,  // 23: consolidation.v1.Consolidation.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
+	27, // 24: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
+	28, // 25: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
+	29, // 26: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
+	33, // 27: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
+	33, // 28: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 29: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
+	25, // 30: consolidation.v1.Consolidation.failed_employees:type_name -> consolidation.v1.FailedEmployee
+	34, // 31: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	34, // 32: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
+	32, // 33: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
+	34, // 34: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
+	34, // 35: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
+	3,  // 36: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
+	18, // 37: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
+	20, // 38: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
+	22, // 39: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
+	6,  // 40: consolidation.v1.ConsolidationService.ListConsolidations:input_type -> consolidation.v1.ListConsolidationsRequest
+	8,  // 41: consolidation.v1.ConsolidationService.ExplainEmployee:input_type -> consolidation.v1.ExplainEmployeeRequest
+	16, // 42: consolidation.v1.ConsolidationService.ExportConsolidation:input_type -> consolidation.v1.ExportConsolidationRequest
+	30, // 43: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
+	4,  // 44: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
+	19, // 45: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
+	21, // 46: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
+	23, // 47: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
+	7,  // 48: consolidation.v1.ConsolidationService.ListConsolidations:output_type -> consolidation.v1.ListConsolidationsResponse
+	9,  // 49: consolidation.v1.ConsolidationService.ExplainEmployee:output_type -> consolidation.v1.ExplainEmployeeResponse
+	17, // 50: consolidation.v1.ConsolidationService.ExportConsolidation:output_type -> consolidation.v1.ExportConsolidationResponse
+	31, // 51: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
+	44, // [44:52] is the sub-list for method output_type
+	36, // [36:44] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_consolidation_v1_consolidation_proto_init() }
@@ -1981,15 +3319,15 @@ func file_consolidation_v1_consolidation_proto_init() {
 	if File_consolidation_v1_consolidation_proto != nil {
 		return
 	}
-	file_consolidation_v1_consolidation_proto_msgTypes[2].OneofWrappers = []any{
+	file_consolidation_v1_consolidation_proto_msgTypes[15].OneofWrappers = []any{
 		(*GetConsolidationRequest_ConsolidationId)(nil),
 		(*GetConsolidationRequest_ClosingId)(nil),
 	}
-	file_consolidation_v1_consolidation_proto_msgTypes[4].OneofWrappers = []any{
+	file_consolidation_v1_consolidation_proto_msgTypes[17].OneofWrappers = []any{
 		(*WatchConsolidationRequest_ConsolidationId)(nil),
 		(*WatchConsolidationRequest_ClosingId)(nil),
 	}
-	file_consolidation_v1_consolidation_proto_msgTypes[6].OneofWrappers = []any{
+	file_consolidation_v1_consolidation_proto_msgTypes[19].OneofWrappers = []any{
 		(*CancelConsolidationRequest_ConsolidationId)(nil),
 		(*CancelConsolidationRequest_ClosingId)(nil),
 	}
@@ -1999,7 +3337,7 @@ func file_consolidation_v1_consolidation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consolidation_v1_consolidation_proto_rawDesc), len(file_consolidation_v1_consolidation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

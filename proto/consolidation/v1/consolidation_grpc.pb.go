@@ -23,6 +23,9 @@ const (
 	ConsolidationService_GetConsolidation_FullMethodName    = "/consolidation.v1.ConsolidationService/GetConsolidation"
 	ConsolidationService_WatchConsolidation_FullMethodName  = "/consolidation.v1.ConsolidationService/WatchConsolidation"
 	ConsolidationService_CancelConsolidation_FullMethodName = "/consolidation.v1.ConsolidationService/CancelConsolidation"
+	ConsolidationService_ListConsolidations_FullMethodName  = "/consolidation.v1.ConsolidationService/ListConsolidations"
+	ConsolidationService_ExplainEmployee_FullMethodName     = "/consolidation.v1.ConsolidationService/ExplainEmployee"
+	ConsolidationService_ExportConsolidation_FullMethodName = "/consolidation.v1.ConsolidationService/ExportConsolidation"
 )
 
 // ConsolidationServiceClient is the client API for ConsolidationService service.
@@ -44,6 +47,21 @@ type ConsolidationServiceClient interface {
 	WatchConsolidation(ctx context.Context, in *WatchConsolidationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConsolidationResponse], error)
 	// CancelConsolidation stops a running run; its rows are removed.
 	CancelConsolidation(ctx context.Context, in *CancelConsolidationRequest, opts ...grpc.CallOption) (*CancelConsolidationResponse, error)
+	// ListConsolidations lists runs, newest first (started_at, then id, both
+	// descending), filtered by closing, estado and a started_at window; paged
+	// (AIP-132, AIP-158). Each run is a summary: the run row and its chunk counts,
+	// without failed chunks, progress or metrics (ask GetConsolidation).
+	ListConsolidations(ctx context.Context, in *ListConsolidationsRequest, opts ...grpc.CallOption) (*ListConsolidationsResponse, error)
+	// ExplainEmployee says, for one libro employee of a closing, where each figure of
+	// the consolidated record comes from: per concept the libro and novedades values
+	// and the rule that chose one; the movement flags with the movement rows behind
+	// them; and the row as stored. The decisions are the rules' own (pkg/rules run
+	// on the employee's current sources). It returns personal data.
+	ExplainEmployee(ctx context.Context, in *ExplainEmployeeRequest, opts ...grpc.CallOption) (*ExplainEmployeeResponse, error)
+	// ExportConsolidation streams a closing's consolidated rows with their concept
+	// lines, in employee order, a batch per message. Refused while a run of the
+	// closing is in progress. It returns personal data.
+	ExportConsolidation(ctx context.Context, in *ExportConsolidationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportConsolidationResponse], error)
 }
 
 type consolidationServiceClient struct {
@@ -103,6 +121,45 @@ func (c *consolidationServiceClient) CancelConsolidation(ctx context.Context, in
 	return out, nil
 }
 
+func (c *consolidationServiceClient) ListConsolidations(ctx context.Context, in *ListConsolidationsRequest, opts ...grpc.CallOption) (*ListConsolidationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConsolidationsResponse)
+	err := c.cc.Invoke(ctx, ConsolidationService_ListConsolidations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consolidationServiceClient) ExplainEmployee(ctx context.Context, in *ExplainEmployeeRequest, opts ...grpc.CallOption) (*ExplainEmployeeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainEmployeeResponse)
+	err := c.cc.Invoke(ctx, ConsolidationService_ExplainEmployee_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consolidationServiceClient) ExportConsolidation(ctx context.Context, in *ExportConsolidationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportConsolidationResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsolidationService_ServiceDesc.Streams[1], ConsolidationService_ExportConsolidation_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportConsolidationRequest, ExportConsolidationResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsolidationService_ExportConsolidationClient = grpc.ServerStreamingClient[ExportConsolidationResponse]
+
 // ConsolidationServiceServer is the server API for ConsolidationService service.
 // All implementations must embed UnimplementedConsolidationServiceServer
 // for forward compatibility.
@@ -122,6 +179,21 @@ type ConsolidationServiceServer interface {
 	WatchConsolidation(*WatchConsolidationRequest, grpc.ServerStreamingServer[WatchConsolidationResponse]) error
 	// CancelConsolidation stops a running run; its rows are removed.
 	CancelConsolidation(context.Context, *CancelConsolidationRequest) (*CancelConsolidationResponse, error)
+	// ListConsolidations lists runs, newest first (started_at, then id, both
+	// descending), filtered by closing, estado and a started_at window; paged
+	// (AIP-132, AIP-158). Each run is a summary: the run row and its chunk counts,
+	// without failed chunks, progress or metrics (ask GetConsolidation).
+	ListConsolidations(context.Context, *ListConsolidationsRequest) (*ListConsolidationsResponse, error)
+	// ExplainEmployee says, for one libro employee of a closing, where each figure of
+	// the consolidated record comes from: per concept the libro and novedades values
+	// and the rule that chose one; the movement flags with the movement rows behind
+	// them; and the row as stored. The decisions are the rules' own (pkg/rules run
+	// on the employee's current sources). It returns personal data.
+	ExplainEmployee(context.Context, *ExplainEmployeeRequest) (*ExplainEmployeeResponse, error)
+	// ExportConsolidation streams a closing's consolidated rows with their concept
+	// lines, in employee order, a batch per message. Refused while a run of the
+	// closing is in progress. It returns personal data.
+	ExportConsolidation(*ExportConsolidationRequest, grpc.ServerStreamingServer[ExportConsolidationResponse]) error
 	mustEmbedUnimplementedConsolidationServiceServer()
 }
 
@@ -143,6 +215,15 @@ func (UnimplementedConsolidationServiceServer) WatchConsolidation(*WatchConsolid
 }
 func (UnimplementedConsolidationServiceServer) CancelConsolidation(context.Context, *CancelConsolidationRequest) (*CancelConsolidationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelConsolidation not implemented")
+}
+func (UnimplementedConsolidationServiceServer) ListConsolidations(context.Context, *ListConsolidationsRequest) (*ListConsolidationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConsolidations not implemented")
+}
+func (UnimplementedConsolidationServiceServer) ExplainEmployee(context.Context, *ExplainEmployeeRequest) (*ExplainEmployeeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainEmployee not implemented")
+}
+func (UnimplementedConsolidationServiceServer) ExportConsolidation(*ExportConsolidationRequest, grpc.ServerStreamingServer[ExportConsolidationResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportConsolidation not implemented")
 }
 func (UnimplementedConsolidationServiceServer) mustEmbedUnimplementedConsolidationServiceServer() {}
 func (UnimplementedConsolidationServiceServer) testEmbeddedByValue()                              {}
@@ -230,6 +311,53 @@ func _ConsolidationService_CancelConsolidation_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsolidationService_ListConsolidations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConsolidationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsolidationServiceServer).ListConsolidations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsolidationService_ListConsolidations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsolidationServiceServer).ListConsolidations(ctx, req.(*ListConsolidationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsolidationService_ExplainEmployee_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainEmployeeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsolidationServiceServer).ExplainEmployee(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsolidationService_ExplainEmployee_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsolidationServiceServer).ExplainEmployee(ctx, req.(*ExplainEmployeeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsolidationService_ExportConsolidation_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportConsolidationRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsolidationServiceServer).ExportConsolidation(m, &grpc.GenericServerStream[ExportConsolidationRequest, ExportConsolidationResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsolidationService_ExportConsolidationServer = grpc.ServerStreamingServer[ExportConsolidationResponse]
+
 // ConsolidationService_ServiceDesc is the grpc.ServiceDesc for ConsolidationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -249,11 +377,24 @@ var ConsolidationService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CancelConsolidation",
 			Handler:    _ConsolidationService_CancelConsolidation_Handler,
 		},
+		{
+			MethodName: "ListConsolidations",
+			Handler:    _ConsolidationService_ListConsolidations_Handler,
+		},
+		{
+			MethodName: "ExplainEmployee",
+			Handler:    _ConsolidationService_ExplainEmployee_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchConsolidation",
 			Handler:       _ConsolidationService_WatchConsolidation_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportConsolidation",
+			Handler:       _ConsolidationService_ExportConsolidation_Handler,
 			ServerStreams: true,
 		},
 	},

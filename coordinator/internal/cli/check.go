@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	"github.com/nominacl/consolidation/pkg/domain"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// check is a dry run of consolidate (Consolidate with validate_only): every
+// refusal a real start would give, or the plan of the run it would start.
+func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("check")
+	conn := addConnFlags(fs)
+	closing := fs.Int64("closing", 0, "closing id to check")
+	startReq := addStartFlags(fs)
+	chunks := fs.Bool("chunks", false, "print every planned chunk")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	req, err := startReq(*closing)
+	if err != nil {
+		return err
+	}
+	req.ValidateOnly = true
+	client, closeConn, err := conn.dial()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	resp, err := client.Consolidate(ctx, req)
+	if err != nil {
+		return err
+	}
+	p, _ := domainpb.PolicyFromProto(resp.GetChunkPolicy())
+	fmt.Fprintf(stdout, "closing %d (estado %s) may be consolidated; nothing was started\n", resp.GetClosingId(), resp.GetEstado())
+	fmt.Fprintf(stdout, "  plan          %d employees in %d chunks (policy %s, size %d)\n", resp.GetTotalEmployees(),
+		resp.GetTotalChunks(), p, resp.GetChunkSize())
+	fmt.Fprintf(stdout, "  novedades     %d without a libro employee (ignored)\n", resp.GetUnmatchedNovedades())
+	if *chunks {
+		for _, c := range resp.GetPlannedChunks() {
+			fmt.Fprintf(stdout, "  chunk %-6d  employees %d..%d (%d)\n", c.GetChunkIndex(), c.GetFirstEmployeeId(),
+				c.GetLastEmployeeId(), c.GetEmployees())
+		}
+	}
+	return nil
+}
+
+// addStartFlags adds the flags that shape a Consolidate request (-policy,
+// -chunk-size, -force, -retry-failed) and returns what builds the request from
+// them once parsed.
+func addStartFlags(fs *flag.FlagSet) func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
+	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
+	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
+	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
+	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
+	return func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
+		if closing <= 0 {
+			return nil, errors.New("-closing N is required")
+		}
+		req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(*size), Force: *force}
+		if *policy != "" {
+			p, err := domain.ParsePolicy(*policy)
+			if err != nil {
+				return nil, fmt.Errorf("-policy %q: want seed or cost_weighted", *policy)
+			}
+			req.ChunkPolicy = domainpb.PolicyToProto(p)
+		}
+		if *retry {
+			req.Mode = consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED
+		}
+		return req, nil
+	}
+}

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/nominacl/consolidation/pkg/money"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// The export is one flat table, one row per concept line of a consolidated
+// employee, the employee's columns repeated on each of its lines (an employee
+// without lines has one row with empty concept columns); in RUT order, then code.
+var exportHeader = []string{"rut", "nombre_completo", "cargo", "centro_costo", "es_ingreso", "es_finiquito",
+	"tiene_ausentismo", "total_haberes", "total_descuentos", "liquido_pagar", "discrepancias_resueltas",
+	"codigo_concepto", "nombre_concepto", "tipo_concepto", "valor", "fuente_dato", "consolidation_id"}
+
+// exportAmountColumns are the columns of exportHeader that hold amounts.
+var exportAmountColumns = map[int]bool{7: true, 8: true, 9: true, 14: true}
+
+// ExportSheet is the name of the xlsx export's one sheet.
+const ExportSheet = "consolidado"
+
+// maxXLSXRows is a sheet's limit of rows, less the header.
+const maxXLSXRows = 1<<20 - 1
+
+// exportRows turns one employee into its rows of the table: amounts as numeric
+// text with two decimals, made from integer cents.
+func exportRows(e *consolidationv1.ConsolidatedEmployee) [][]string {
+	emp := []string{e.GetRut(), e.GetNombreCompleto(), e.GetCargo(), e.GetCentroCosto(),
+		strconv.FormatBool(e.GetEsIngreso()), strconv.FormatBool(e.GetEsFiniquito()), strconv.FormatBool(e.GetTieneAusentismo()),
+		money.Cents(e.GetTotalHaberesCents()).String(), money.Cents(e.GetTotalDescuentosCents()).String(),
+		money.Cents(e.GetLiquidoPagarCents()).String(), strconv.Itoa(int(e.GetDiscrepanciasResueltas()))}
+	run := strconv.FormatInt(e.GetConsolidationId(), 10)
+	if len(e.GetConcepts()) == 0 {
+		return [][]string{append(append(emp[:len(emp):len(emp)], "", "", "", "", ""), run)}
+	}
+	rows := make([][]string, 0, len(e.GetConcepts()))
+	for _, c := range e.GetConcepts() {
+		row := append(emp[:len(emp):len(emp)], c.GetCode(), c.GetName(), c.GetType(), money.Cents(c.GetValueCents()).String(),
+			c.GetSource(), run)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// export writes a closing's consolidated rows, streamed by ExportConsolidation, as
+// CSV or xlsx.
+func export(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export")
+	conn := addConnFlags(fs)
+	closing := fs.Int64("closing", 0, "closing id")
+	format := fs.String("format", "csv", "csv or xlsx")
+	out := fs.String("o", "", "output file (default: standard output for csv; required for xlsx)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *closing <= 0 {
+		return errors.New("-closing N is required")
+	}
+	if *format != "csv" && *format != "xlsx" {
+		return fmt.Errorf("-format %q: want csv or xlsx", *format)
+	}
+	if *format == "xlsx" && *out == "" {
+		return errors.New("-format xlsx needs -o FILE")
+	}
+	client, closeConn, err := conn.dial()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	stream, err := client.ExportConsolidation(ctx, &consolidationv1.ExportConsolidationRequest{ClosingId: *closing})
+	if err != nil {
+		return err
+	}
+	next := func() ([]*consolidationv1.ConsolidatedEmployee, error) {
+		msg, err := stream.Recv()
+		return msg.GetEmployees(), err
+	}
+	var n int
+	if *format == "xlsx" {
+		n, err = writeXLSX(*out, next)
+	} else {
+		n, err = writeCSVTo(*out, stdout, next)
+	}
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		fmt.Fprintf(stderr, "%d employees of closing %d written to %s\n", n, *closing, *out)
+	}
+	return nil
+}
+
+// writeCSVTo writes the table as CSV to file, or to stdout when file is "". It
+// returns the employees written; next returns io.EOF after the last batch.
+func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
+	w := stdout
+	if file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		w = f
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(exportHeader); err != nil {
+		return 0, err
+	}
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error { return cw.WriteAll(exportRows(e)) })
+	if err != nil {
+		return n, err
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return n, err
+	}
+	if f, ok := w.(*os.File); ok && file != "" {
+		return n, f.Close()
+	}
+	return n, nil
+}
+
+// writeXLSX writes the table as one sheet of an xlsx file: amounts are numeric
+// cells with the 0.00 format, their values read from the exact numeric text (at
+// most 12 significant digits, which a spreadsheet's double holds exactly and
+// writes back as the same text), never computed in floating point.
+func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
+	f := excelize.NewFile()
+	defer f.Close()
+	if err := f.SetSheetName("Sheet1", ExportSheet); err != nil {
+		return 0, err
+	}
+	sw, err := f.NewStreamWriter(ExportSheet)
+	if err != nil {
+		return 0, err
+	}
+	amount, err := f.NewStyle(&excelize.Style{NumFmt: 2}) // 0.00
+	if err != nil {
+		return 0, err
+	}
+	header := make([]any, len(exportHeader))
+	for i, h := range exportHeader {
+		header[i] = h
+	}
+	if err := sw.SetPanes(&excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"}); err != nil {
+		return 0, err
+	}
+	if err := sw.SetRow("A1", header); err != nil {
+		return 0, err
+	}
+	rowNum := 1
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error {
+		for _, row := range exportRows(e) {
+			if rowNum > maxXLSXRows {
+				return fmt.Errorf("the export has more than %d rows, a sheet's limit: use -format csv", maxXLSXRows)
+			}
+			rowNum++
+			cells := make([]any, len(row))
+			for i, v := range row {
+				cells[i] = v
+				if exportAmountColumns[i] && v != "" {
+					x, err := strconv.ParseFloat(v, 64) // the exact text's value, no arithmetic
+					if err != nil {
+						return err
+					}
+					cells[i] = excelize.Cell{StyleID: amount, Value: x}
+				}
+			}
+			cell, _ := excelize.CoordinatesToCellName(1, rowNum)
+			if err := sw.SetRow(cell, cells); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if err := sw.Flush(); err != nil {
+		return n, err
+	}
+	return n, f.SaveAs(file)
+}
+
+// eachEmployee hands every employee of the batches next returns to fn, until next
+// says io.EOF, and counts them.
+func eachEmployee(next func() ([]*consolidationv1.ConsolidatedEmployee, error), fn func(*consolidationv1.ConsolidatedEmployee) error) (int, error) {
+	n := 0
+	for {
+		batch, err := next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+}

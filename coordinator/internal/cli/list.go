@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/nominacl/consolidation/pkg/money"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+// list prints the run history, newest first, following the pages until -limit
+// runs are printed.
+func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("list")
+	conn := addConnFlags(fs)
+	closing := fs.Int64("closing", 0, "only the runs of this closing")
+	estado := fs.String("estado", "", "only the runs in this estado (e.g. consolidacion_parcial)")
+	since := fs.String("since", "", "only the runs started at or after this time (RFC 3339)")
+	until := fs.String("until", "", "only the runs started before this time (RFC 3339)")
+	limit := fs.Int("limit", 50, "at most this many runs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		return errors.New("-limit must be > 0")
+	}
+	req := &consolidationv1.ListConsolidationsRequest{ClosingId: *closing, Estado: *estado}
+	for _, t := range []struct {
+		flag, v string
+		dst     **timestamppb.Timestamp
+	}{{"-since", *since, &req.StartedAfter}, {"-until", *until, &req.StartedBefore}} {
+		if t.v == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, t.v)
+		if err != nil {
+			return fmt.Errorf("%s %q: want an RFC 3339 time, e.g. 2026-03-31T00:00:00Z", t.flag, t.v)
+		}
+		*t.dst = timestamppb.New(at)
+	}
+	client, closeConn, err := conn.dial()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
+	for printed := 0; printed < *limit; {
+		req.PageSize = int32(min(*limit-printed, 500))
+		resp, err := client.ListConsolidations(ctx, req)
+		if err != nil {
+			return err
+		}
+		for _, c := range resp.GetConsolidations() {
+			finished := "-"
+			if c.GetFinishedAt() != nil {
+				finished = c.GetFinishedAt().AsTime().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado(),
+				c.GetStartedAt().AsTime().Format(time.RFC3339), finished, c.GetEmployeesConsolidated(), c.GetTotalEmployees(),
+				money.Cents(c.GetControlTotals().GetLiquidoPagarCents()).CLP(), c.GetRequestedBy())
+			printed++
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	return w.Flush()
+}

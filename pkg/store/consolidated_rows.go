@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nominacl/consolidation/pkg/rules"
+)
+
+// StoredRecord is a row of nomina_empleado_consolidado with its concept rows.
+type StoredRecord struct {
+	ID    int64 // nomina_empleado_consolidado.id
+	RunID int64 // consolidation_run_id; 0 when NULL
+	rules.Consolidated
+}
+
+const (
+	sqlStoredEmployees = `
+SELECT id, coalesce(consolidation_run_id, 0), empleado_origen_id, rut, nombre_completo, cargo, centro_costo,
+       es_ingreso, es_finiquito, tiene_ausentismo, total_haberes, total_descuentos, liquido_pagar,
+       fuentes_utilizadas, reglas_aplicadas, discrepancias_resueltas
+FROM nomina_empleado_consolidado
+WHERE cierre_id = $1 AND `
+	sqlStoredConcepts = `
+SELECT empleado_consolidado_id, codigo_concepto, nombre_concepto, valor, tipo_concepto, fuente_dato
+FROM nomina_concepto_empleado_consolidado
+WHERE empleado_consolidado_id = ANY($1::bigint[])
+ORDER BY empleado_consolidado_id, codigo_concepto`
+)
+
+// ReadStoredRecords reads at most limit consolidated rows of a closing whose RUT
+// sorts after afterRUT ("": from the first), in RUT order (the closing's unique
+// (cierre_id, rut) index), with their concept rows by code: two queries a page.
+func ReadStoredRecords(ctx context.Context, q Querier, closingID int64, afterRUT string, limit int) ([]StoredRecord, error) {
+	return readStored(ctx, q, closingID, "rut > $2 ORDER BY rut LIMIT $3", afterRUT, limit)
+}
+
+// StoredRecordOf reads the consolidated row of a closing's employee by canonical
+// RUT, with its concept rows; ok is false when there is none.
+func StoredRecordOf(ctx context.Context, q Querier, closingID int64, canonRUT string) (rec StoredRecord, ok bool, err error) {
+	recs, err := readStored(ctx, q, closingID, "rut = $2", canonRUT)
+	if err != nil || len(recs) == 0 {
+		return StoredRecord{}, false, err
+	}
+	return recs[0], true, nil
+}
+
+func readStored(ctx context.Context, q Querier, closingID int64, where string, args ...any) ([]StoredRecord, error) {
+	rows, err := q.Query(ctx, sqlStoredEmployees+where, append([]any{closingID}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading consolidated rows of closing %d: %w", closingID, err)
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
+		var r StoredRecord
+		c := &r.Consolidated
+		err := row.Scan(&r.ID, &r.RunID, &c.EmpleadoOrigenID, &c.RUT, &c.NombreCompleto, &c.Cargo, &c.CentroCosto,
+			&c.EsIngreso, &c.EsFiniquito, &c.TieneAusentismo, &c.TotalHaberes, &c.TotalDescuentos, &c.LiquidoPagar,
+			&c.FuentesUtilizadas, &c.ReglasAplicadas, &c.DiscrepanciasResueltas)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading consolidated rows of closing %d: %w", closingID, err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(recs))
+	index := make(map[int64]int, len(recs))
+	for i, r := range recs {
+		ids[i], index[r.ID] = r.ID, i
+	}
+	rows, err = q.Query(ctx, sqlStoredConcepts, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading consolidated concepts of closing %d: %w", closingID, err)
+	}
+	var owner int64
+	var l rules.ConceptLine
+	_, err = pgx.ForEachRow(rows, []any{&owner, &l.Code, &l.Name, &l.Value, &l.Type, &l.Source}, func() error {
+		r := &recs[index[owner]]
+		r.Lines = append(r.Lines, l)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading consolidated concepts of closing %d: %w", closingID, err)
+	}
+	return recs, nil
+}
+
+// LibroEmployeeOf is the libro row (nomina_empleado_cierre.id) of a closing's
+// employee by canonical RUT (R1), through the (cierre_id, canonical RUT) index.
+// ErrNotFound when there is none.
+func LibroEmployeeOf(ctx context.Context, q Querier, closingID int64, canonRUT string) (int64, error) {
+	rows, err := q.Query(ctx, `SELECT id FROM nomina_empleado_cierre
+		WHERE cierre_id = $1 AND nomina_rut_canonical(rut) = $2 ORDER BY id LIMIT 2`, closingID, canonRUT)
+	if err != nil {
+		return 0, fmt.Errorf("finding an employee of closing %d: %w", closingID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("finding an employee of closing %d: %w", closingID, err)
+	case len(ids) == 0:
+		return 0, ErrNotFound
+	case len(ids) > 1:
+		return 0, &RUTError{Table: "nomina_empleado_cierre", RowID: ids[1]}
+	}
+	return ids[0], nil
+}
