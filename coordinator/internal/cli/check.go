@@ -58,7 +58,7 @@ func addStartFlags(fs *flag.FlagSet) func(closing int64) (*consolidationv1.Conso
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
 	size := fs.Int("chunk-size", 0, "override the policy's chunk size: 1..5000 employees (0: the policy's)")
 	force := fs.Bool("force", false, "consolidate again a closing already in datos_consolidados")
-	retry := fs.Bool("retry-failed", false, "process only the chunks that failed in the last run")
+	retry := fs.Bool("retry-failed", false, "process only the employees that failed in the last run")
 	return func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
 		if closing <= 0 {
 			return nil, errors.New("-closing N is required")

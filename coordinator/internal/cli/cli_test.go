@@ -202,7 +202,7 @@ func TestBashCompletion(t *testing.T) {
 		require.NoError(t, err, "%s", out)
 		return strings.Fields(string(out))
 	}
-	require.Equal(t, []string{"cancel", "certs", "completion", "consolidate"}, complete("cierrectl", "c"))
+	require.Equal(t, []string{"cancel", "certs", "check", "completion", "consolidate"}, complete("cierrectl", "c"))
 	require.Equal(t, []string{"-chunk-size", "-closing"}, complete("cierrectl", "consolidate", "-c"))
 	require.Equal(t, []string{"-yes"}, complete("cierrectl", "cancel", "-y"))
 	require.Equal(t, []string{"-json"}, complete("cierrectl", "watch", "-j"))
@@ -215,7 +215,7 @@ func TestZshCompletion(t *testing.T) {
 	code, script, stderr := run(t, "completion", "zsh")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, script, "#compdef cierrectl\n")
-	require.Contains(t, script, "compadd -- cancel certs completion consolidate demo generate health status watch help version\n")
+	require.Contains(t, script, "compadd -- cancel certs check completion consolidate demo explain export generate health list status watch help version\n")
 	require.Contains(t, script, `'-force[consolidate again a closing already in datos_consolidados]'`)
 	require.Contains(t, script, `'-closing[closing id to consolidate]:int:'`)
 	require.Contains(t, script, `'-tls-cert[client certificate (PEM) for mTLS]:string:_files'`)
