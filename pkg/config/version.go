@@ -98,11 +98,12 @@ func (b Build) String() string {
 const MaxShortLen = 20
 
 // Short is the version in at most MaxShortLen characters, for the metrics row's
-// version_algoritmo: the release ("v0.12.0") when it fits; else the revision's
-// first 12 hex digits, "-dirty" added when the tree was modified; else (a long
-// version and no revision) the version cut to fit.
+// version_algoritmo: the release ("v0.12.0") when it fits; else (a long version,
+// or a development build, which says nothing of its code) the revision's first 12
+// hex digits, "-dirty" added when the tree was modified; else the version cut to
+// fit.
 func (b Build) Short() string {
-	if len(b.Version) <= MaxShortLen {
+	if len(b.Version) <= MaxShortLen && (b.Version != "(devel)" || b.Revision == "") {
 		return b.Version
 	}
 	if b.Revision != "" {
