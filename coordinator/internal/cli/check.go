@@ -25,7 +25,7 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	req, err := startReq(*closing)
 	if err != nil {
-		return err
+		return usageErrorf("%v", err)
 	}
 	req.ValidateOnly = true
 	client, closeConn, err := conn.dial()
