@@ -22,7 +22,7 @@ func TestDecideRunEnd(t *testing.T) {
 	short := written
 	short.LiquidoPagar--
 	disagree := store.ControlTotals{Ledger: written, Written: short}
-	const denied = "clearing previous results: database error 42501 insufficient_privilege"
+	const denied = "dispatching chunk 0: database error 42501 insufficient_privilege"
 	const totalsMsg = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
 
 	for _, tc := range []struct {
@@ -100,10 +100,10 @@ func TestAsRunFailure(t *testing.T) {
 		want *runFailure
 	}{
 		{"PermanentEndsTheRun", fmt.Errorf("clearing: %w", &pgconn.PgError{Code: "42501", Message: "permission denied for table x"}),
-			&runFailure{Text: "clearing previous results: database error 42501 insufficient_privilege"}},
+			&runFailure{Text: "dispatching chunk 0: database error 42501 insufficient_privilege"}},
 		{"NamesTableAndColumnNotTheMessage", &pgconn.PgError{Code: "42703", Message: `column "x" of SELECT secret`,
 			TableName: "nomina_empleado_consolidado", ColumnName: "fecha_consolidacion"},
-			&runFailure{Text: "clearing previous results: database error 42703 undefined_column table nomina_empleado_consolidado column fecha_consolidacion"}},
+			&runFailure{Text: "dispatching chunk 0: database error 42703 undefined_column table nomina_empleado_consolidado column fecha_consolidacion"}},
 		{"SessionKilledIsRetried", &pgconn.PgError{Code: "57P01"}, nil},
 		{"DeadlockIsRetried", &pgconn.PgError{Code: "40P01"}, nil},
 		{"TooManyConnectionsIsRetried", &pgconn.PgError{Code: "53300"}, nil},
@@ -113,7 +113,7 @@ func TestAsRunFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, asRunFailure("clearing previous results", tc.err))
+			require.Equal(t, tc.want, asRunFailure("dispatching chunk 0", tc.err))
 		})
 	}
 }
