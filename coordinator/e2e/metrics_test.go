@@ -44,7 +44,14 @@ func TestMetricsExported(t *testing.T) {
 	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
 
 	chunks := strconv.Itoa(int(resp.GetTotalChunks()))
-	coord, worker := scrape(t, coordMetrics), scrape(t, workerMetrics)
+	// The run's end is stored before its driver returns and lowers the gauges:
+	// scrape the coordinator once they have settled.
+	var coord exposition
+	require.Eventually(t, func() bool {
+		coord = scrape(t, coordMetrics)
+		return coord.sample("consolidation_runs_active{") == "0" && coord.sample("consolidation_worker_slots_busy{") == "0"
+	}, 10*time.Second, 50*time.Millisecond, "the coordinator's gauges settle after the run")
+	worker := scrape(t, workerMetrics)
 	families := map[string]bool{}
 	for _, s := range []exposition{coord, worker} {
 		for f, typ := range s.families {
@@ -119,6 +126,18 @@ func scrape(t *testing.T, addr string) exposition {
 	}
 	require.NoError(t, sc.Err())
 	return e
+}
+
+// sample is the value of the first sample whose line starts with prefix, "" when
+// none does.
+func (e exposition) sample(prefix string) string {
+	for _, line := range strings.Split(e.text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			f := strings.Fields(line)
+			return f[len(f)-1]
+		}
+	}
+	return ""
 }
 
 // requireSample finds a sample line starting with prefix (a name and the start
