@@ -1,5 +1,8 @@
 package store
 
-// SQLSavePrevious is the statement a chunk commit saves the previous rows with, for
-// the test of its plan.
-const SQLSavePrevious = sqlSavePrevious
+// SQLFindPrevious and SQLSavePrevious are the statements a chunk commit finds and
+// saves the previous rows with, for the test of their plans.
+const (
+	SQLFindPrevious = sqlFindPrevious
+	SQLSavePrevious = sqlSavePrevious
+)

@@ -17,37 +17,48 @@ import (
 // (settlePrevious): dropped when the run keeps its rows, put back exactly when it
 // removes them.
 
-// sqlSavePrevious moves the closing's rows of the given RUTs written by another run
-// (or by none) into consolidation_previous_result: the employee row and its
-// concept rows, whole (to_jsonb keeps every column, the application's too), then
-// deletes them, concepts first (no cascade is assumed, SPEC section 3a). One
-// statement: a probe of the (cierre_id, rut) unique index when there is nothing to
-// save, and the ids found are passed to the deletes as one array (= ANY of an
-// InitPlan), so both use their indexes whatever the planner guesses of prev.
+// sqlFindPrevious finds the closing's rows of the given RUTs written by another
+// run (or by none): one lookup of the (cierre_id, rut) unique index a RUT. The
+// LIMIT keeps the lateral subquery a parameterized scan, so the plan is a nested
+// loop of index probes whatever the table's statistics say: a result table whose
+// statistics are stale (a first closing filling an empty table, faster than
+// autovacuum analyzes it) would otherwise be read through the cierre_id prefix
+// alone, all of the closing's rows a chunk, which makes a closing quadratic in its
+// employees.
+const sqlFindPrevious = `
+SELECT e.id FROM unnest($2::text[]) AS r(rut)
+CROSS JOIN LATERAL (
+	SELECT e.id, e.consolidation_run_id FROM nomina_empleado_consolidado e
+	WHERE e.cierre_id = $1 AND e.rut = r.rut LIMIT 1) e
+WHERE e.consolidation_run_id IS DISTINCT FROM $3`
+
+// sqlSavePrevious moves the employee rows of the given ids into
+// consolidation_previous_result: the employee row and its concept rows, whole
+// (to_jsonb keeps every column, the application's too), then deletes them,
+// concepts first (no cascade is assumed, SPEC section 3a).
 const sqlSavePrevious = `
 WITH prev AS MATERIALIZED (
-	SELECT e.* FROM nomina_empleado_consolidado e
-	WHERE e.cierre_id = $1 AND e.rut = ANY($2::text[]) AND e.consolidation_run_id IS DISTINCT FROM $3),
-ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM prev),
+	SELECT e.* FROM nomina_empleado_consolidado e WHERE e.id = ANY($2::bigint[])),
 concepts AS (
 	DELETE FROM nomina_concepto_empleado_consolidado c
-	WHERE c.empleado_consolidado_id = ANY((SELECT a FROM ids)::bigint[])
+	WHERE c.empleado_consolidado_id = ANY($2::bigint[])
 	RETURNING c.*),
 saved AS (
 	INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
-	SELECT $3, p.id, to_jsonb(p), coalesce(g.rows, '[]')
+	SELECT $1, p.id, to_jsonb(p), coalesce(g.rows, '[]')
 	FROM prev p
 	LEFT JOIN (SELECT c.empleado_consolidado_id AS id, jsonb_agg(to_jsonb(c)) AS rows FROM concepts c GROUP BY 1) g
 		ON g.id = p.id
 	RETURNING 1),
 employees AS (
-	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY((SELECT a FROM ids)::bigint[])
+	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY($2::bigint[])
 	RETURNING 1)
 SELECT (SELECT count(*) FROM saved), (SELECT count(*) FROM employees)`
 
 // savePrevious saves and deletes the closing's previous rows of the employees of
 // recs, in the chunk's commit transaction, before recs are written; it returns how
-// many employee rows it replaced.
+// many employee rows it replaced. A chunk with nothing to replace (every chunk of
+// a closing's first run) costs one statement of index probes.
 func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs []rules.Consolidated) (int64, error) {
 	if len(recs) == 0 {
 		return 0, nil
@@ -56,12 +67,23 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs [
 	for i := range recs {
 		ruts[i] = recs[i].RUT
 	}
-	var saved, deleted int64
-	if err := tx.QueryRow(ctx, sqlSavePrevious, closingID, ruts, runID).Scan(&saved, &deleted); err != nil {
-		return 0, fmt.Errorf("saving the previous rows of %d employees: %w", len(recs), err)
+	rows, err := tx.Query(ctx, sqlFindPrevious, closingID, ruts, runID)
+	if err != nil {
+		return 0, fmt.Errorf("finding the previous rows of %d employees: %w", len(recs), err)
 	}
-	if saved != deleted {
-		return 0, fmt.Errorf("saving the previous rows of %d employees: %d saved but %d deleted", len(recs), saved, deleted)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("finding the previous rows of %d employees: %w", len(recs), err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var saved, deleted int64
+	if err := tx.QueryRow(ctx, sqlSavePrevious, runID, ids).Scan(&saved, &deleted); err != nil {
+		return 0, fmt.Errorf("saving the previous rows of %d employees: %w", len(ids), err)
+	}
+	if saved != int64(len(ids)) || deleted != saved {
+		return 0, fmt.Errorf("saving the previous rows of %d employees: %d saved but %d deleted", len(ids), saved, deleted)
 	}
 	return saved, nil
 }
