@@ -8,17 +8,37 @@ package localdb
 import (
 	"fmt"
 	"net"
+	"sync"
 )
 
-// FreePort is a loopback port nobody listens on right now.
+// FreePort is a loopback port nobody listens on right now, and one this process
+// has not been given before: the port is released before its user binds it, so
+// without the memory two servers started together (a worker and its coordinator)
+// could be handed the same one.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("finding a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		given.Lock()
+		seen := given.ports[port]
+		given.ports[port] = true
+		given.Unlock()
+		if !seen {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("finding a free port: every port offered was given out before")
 }
+
+// given is the ports FreePort has handed out.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // tail is the last n bytes of a log, for an error message.
 func tail(b []byte, n int) string {

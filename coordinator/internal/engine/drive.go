@@ -92,8 +92,10 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		e.stopped(ctx, held, run, epoch, "", nil)
 		return
 	}
-	if err := e.rebuildProgress(ctx, runID); err != nil {
-		log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
+	if !e.takeFresh(runID) { // a resumed run, or one whose progress was not written
+		if err := e.rebuildProgress(ctx, runID); err != nil {
+			log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
+		}
 	}
 	var todo []store.Chunk
 	err = e.waitOutDB(ctx, log, "listing chunks", func(ctx context.Context) error {
