@@ -96,6 +96,9 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		}
 		closings[i] = gen.ClosingID
 	}
+	if err := settleSources(ctx, pool); err != nil {
+		return res, err
+	}
 
 	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
 	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
