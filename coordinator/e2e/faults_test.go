@@ -437,8 +437,9 @@ func TestWorkerSIGTERMMidRun(t *testing.T) {
 
 // TestPermanentDatabaseErrorEndsTheRun: an error PostgreSQL will repeat on every try
 // ends the run error_consolidacion with its SQLSTATE, on the driver's path
-// (dispatching a chunk) and on a worker's (a commit the table refuses), instead of
-// being retried; the closing's previous results are kept.
+// (dispatching a chunk) and on a worker's (a commit refused for a privilege),
+// instead of being retried or split; one the rows cause (a constraint they break)
+// is split down to the employees; the closing's previous results are kept.
 func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOptions{workers: 1})
@@ -482,6 +483,33 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 		require.Equal(t, int32(1), fc.GetAttempts(), "a permanent database error is not retried")
 	}
 	requireResultsEqual(t, c.pool, closing, want) // a failed run leaves the previous results
+
+	// A worker's path again, with an error that is not the rows' doing: every
+	// worker's commit is refused for a privilege (the coordinator, restoring the
+	// previous rows, is not). The first refusal ends the run, naming the chunk and
+	// the SQLSTATE; nothing is split.
+	_, err = c.pool.Exec(ctx, `ALTER TABLE nomina_concepto_empleado_consolidado DROP CONSTRAINT e2e_no_sb;
+		CREATE FUNCTION e2e_refuse_workers() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF current_setting('application_name') = 'consolidation-worker' THEN
+				RAISE EXCEPTION 'refused' USING ERRCODE = 'insufficient_privilege';
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER e2e_refuse BEFORE INSERT ON nomina_concepto_empleado_consolidado
+			FOR EACH STATEMENT EXECUTE FUNCTION e2e_refuse_workers()`)
+	require.NoError(t, err)
+	refused := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
+	final = c.waitEnd(refused.GetConsolidationId(), time.Minute)
+	require.Equal(t, domain.EstadoError, domain.Estado(final.GetEstado()), final.GetError())
+	require.Regexp(t, `^chunk [0-2]: database error 42501 insufficient_privilege$`, final.GetError())
+	require.Equal(t, int32(3), final.GetTotalChunks(), "no chunk was split")
+	var split, attempts int
+	require.NoError(t, c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = $2), coalesce(max(attempts), 0)
+		FROM consolidation_chunk WHERE run_id = $1`, refused.GetConsolidationId(), domain.ChunkSplit).Scan(&split, &attempts))
+	require.Zero(t, split)
+	require.Equal(t, 1, attempts, "a refusal is not retried")
+	requireResultsEqual(t, c.pool, closing, want)
 }
 
 // killWorkersOn restarts every worker of the cluster with FAULT_KILL_ON_EMPLOYEE

@@ -57,6 +57,16 @@ func TransientSQLState(code string) bool {
 	return byCode || byClass
 }
 
+// DataSQLState reports whether a permanent SQLSTATE is the rows' doing: a data
+// exception (class 22: a value out of range, a bad encoding), an integrity
+// constraint the rows break (23) or a limit a value exceeds (54: an index row too
+// large). A chunk failing with one is split to find the employee whose rows cause
+// it; any other permanent code (a privilege, a missing column) would fail every
+// chunk alike.
+func DataSQLState(code string) bool {
+	return strings.HasPrefix(code, "22") || strings.HasPrefix(code, "23") || strings.HasPrefix(code, "54")
+}
+
 // PermanentDBError returns the PostgreSQL error inside err when PostgreSQL
 // reported one whose SQLSTATE is permanent. Errors PostgreSQL did not report (a
 // connection refused or reset, a timeout) are not permanent.

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
 // ChunkRequest asks a worker to process one chunk under one attempt token.
@@ -45,6 +47,11 @@ const (
 	// holding the chunk (killed, out of memory). Worth another attempt; a chunk
 	// whose workers die on every attempt is split (SPEC section 6).
 	KindWorkerDied
+	// KindDatabaseRefused: the database refused the chunk for a reason that is not
+	// its data's (a privilege not granted, a missing column: a permanent SQLSTATE
+	// outside the data classes, grpcx.IsDatabaseRefused). Every chunk would meet
+	// it: the run ends.
+	KindDatabaseRefused
 )
 
 func (k ErrorKind) String() string {
@@ -61,6 +68,8 @@ func (k ErrorKind) String() string {
 		return "not_started"
 	case KindWorkerDied:
 		return "worker_died"
+	case KindDatabaseRefused:
+		return "database_refused"
 	default:
 		return "other"
 	}
@@ -96,6 +105,8 @@ func callError(err error, reached, answered bool) *CallError {
 		kind = KindNotStarted
 	case reached && !answered && st.Code() == codes.Unavailable:
 		kind = KindWorkerDied
+	case grpcx.IsDatabaseRefused(st):
+		kind = KindDatabaseRefused
 	}
 	return &CallError{Kind: kind, Msg: st.Message(), Code: st.Code().String()}
 }

@@ -31,6 +31,7 @@ func TestCallErrorKinds(t *testing.T) {
 		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), true, true, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
 		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), true, true, KindDataError, "closing_id must be > 0"},
 		{"NotFoundIsDataError", status.Error(codes.NotFound, "chunk 3 of consolidation 9: not found"), true, true, KindDataError, "chunk 3 of consolidation 9: not found"},
+		{"DatabaseRefusalIsItsOwnKind", grpcx.DatabaseRefused("database error 42501 insufficient_privilege", "42501"), true, true, KindDatabaseRefused, "database error 42501 insufficient_privilege"},
 		{"AbortedIsStale", status.Error(codes.Aborted, "stale attempt"), true, true, KindStale, "stale attempt"},
 		{"DeadlineExceededIsTimeout", status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit"), true, true, KindTimeout, "chunk exceeded its time limit"},
 		{"ResourceExhaustedIsBusy", status.Error(codes.ResourceExhausted, "worker is at its in-flight limit"), true, true, KindBusy, "worker is at its in-flight limit"},

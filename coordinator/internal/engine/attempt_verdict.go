@@ -19,6 +19,10 @@ type attemptVerdict struct {
 	// spent on them in a row is bounded by BusyBudget instead.
 	TurnedAway bool
 	Text       string // recorded on the attempt
+	// EndsRun: the database refused the chunk for a reason every chunk meets (a
+	// privilege, a missing column): the run fails with Text instead of retrying
+	// or splitting.
+	EndsRun bool
 }
 
 // classifyAttempt judges a ProcessChunk call from its result, its error (a
@@ -42,6 +46,8 @@ func classifyAttempt(res dispatch.ChunkResult, err error, runStopped error) atte
 	switch kind {
 	case dispatch.KindDataError:
 		return attemptVerdict{Outcome: domain.OutcomeDataError, Text: text}
+	case dispatch.KindDatabaseRefused:
+		return attemptVerdict{Outcome: domain.OutcomeError, EndsRun: true, Text: text}
 	case dispatch.KindStale:
 		return attemptVerdict{Outcome: domain.OutcomeStale, Text: text}
 	case dispatch.KindTimeout:

@@ -40,6 +40,8 @@ func TestClassifyAttempt(t *testing.T) {
 			attemptVerdict{Outcome: domain.OutcomeAbandoned, Text: "coordinator stopping"}},
 		{"DataErrorIsFinal", dispatch.ChunkResult{}, callErr(dispatch.KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"), nil,
 			attemptVerdict{Outcome: domain.OutcomeDataError, Text: "employee row 7: total_haberes does not fit numeric(12,2)"}},
+		{"DatabaseRefusalEndsTheRun", dispatch.ChunkResult{}, callErr(dispatch.KindDatabaseRefused, "database error 42501 insufficient_privilege"), nil,
+			attemptVerdict{Outcome: domain.OutcomeError, EndsRun: true, Text: "database error 42501 insufficient_privilege"}},
 		{"StaleIsFinal", dispatch.ChunkResult{}, callErr(dispatch.KindStale, "stale attempt"), nil,
 			attemptVerdict{Outcome: domain.OutcomeStale, Text: "stale attempt"}},
 		{"TimeoutRetriesElsewhere", dispatch.ChunkResult{}, callErr(dispatch.KindTimeout, "deadline"), nil,

@@ -223,6 +223,10 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		e.count(ctx, v.Outcome)
 		lease.Release(v.CoolDown)
 		e.endAttempt(ctx, log, run.ID, c.Index, attempt, v.Outcome, v.Text)
+		if v.EndsRun {
+			fail(&runFailure{Text: fmt.Sprintf("chunk %d: %s", c.Index, v.Text)})
+			return
+		}
 		// A worker may have died after its commit: the ledger knows.
 		var ch store.Chunk
 		chErr := e.waitOutDB(ctx, log, "reading a chunk", func(ctx context.Context) error {

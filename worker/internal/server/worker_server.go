@@ -114,6 +114,9 @@ func toStatus(ctx context.Context, req chunk.Request, err error) error {
 		return status.Error(codes.Canceled, "chunk cancelled")
 	case errors.As(err, &dbErr):
 		if pgErr, permanent := store.PermanentDBError(dbErr); permanent {
+			if !store.DataSQLState(pgErr.Code) { // every chunk would meet it: not one employee's doing
+				return grpcx.DatabaseRefused(store.DescribeDBError(pgErr), pgErr.Code)
+			}
 			return status.Error(codes.FailedPrecondition, store.DescribeDBError(pgErr))
 		}
 		return status.Errorf(codes.Unavailable, "database error %s", dbErr.Code)

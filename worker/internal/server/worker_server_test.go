@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
@@ -51,6 +52,8 @@ func TestToStatus(t *testing.T) {
 			codes.Unavailable, "database error 40P01"},
 		{"PermanentDatabaseErrorIsFailedPrecondition", context.Background(), dbError("42501", ""),
 			codes.FailedPrecondition, "database error 42501 insufficient_privilege"},
+		{"MissingColumnIsARefusal", context.Background(), dbError("42703", "nomina_empleado_consolidado"),
+			codes.FailedPrecondition, "database error 42703 undefined_column table nomina_empleado_consolidado"},
 		{"PermanentDatabaseErrorNamesItsTableNeverItsMessage", context.Background(), dbError("23514", "nomina_concepto_empleado_consolidado"),
 			codes.FailedPrecondition, "database error 23514 check_violation table nomina_concepto_empleado_consolidado"},
 		{"AnyOtherErrorNamesNoHost", context.Background(), errors.New("dial tcp db.internal.example:5432: connection refused"),
@@ -61,6 +64,10 @@ func TestToStatus(t *testing.T) {
 			st := status.Convert(toStatus(tc.ctx, chunk.Request{RunID: 9, ClosingID: 4, Index: 3, Token: 5}, tc.err))
 			require.Equal(t, tc.code, st.Code())
 			require.Equal(t, tc.msg, st.Message())
+			// Only a permanent error outside the data's classes says the database
+			// refused every chunk alike (the run ends instead of splitting).
+			require.Equal(t, tc.name == "PermanentDatabaseErrorIsFailedPrecondition" || tc.name == "MissingColumnIsARefusal",
+				grpcx.IsDatabaseRefused(st), "database refusal")
 		})
 	}
 }
