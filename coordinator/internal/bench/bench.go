@@ -108,6 +108,10 @@ type Result struct {
 	// machine (which includes PostgreSQL); MachineBusy is the share of all cores busy.
 	CoordCPU, WorkersCPU, MachineCPU float64
 	MachineBusy                      float64
+	// Autovacuum passes (vacuums and analyzes of any table) that PostgreSQL ran
+	// during the closing and during its floor: background work the writes set off,
+	// which lands inside one measurement and not another (autovacuumPasses).
+	AutovacuumsWall, AutovacuumsFloor int64
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -124,6 +128,9 @@ type Figure struct {
 	CoordCPU, WorkersCPU    Spread
 	MachineCPU              Spread
 	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
+	// repeats (Result).
+	AutovacuumsWall, AutovacuumsFloor int64
 }
 
 // Latency is the 133-employee closing as a client sees it, from the Consolidate
@@ -322,11 +329,19 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				cpuBefore[i] = procCPU(s.Pid())
 			}
 			busyBefore, totalBefore := machineCPU()
+			avBefore, err := autovacuumPasses(ctx, pool)
+			if err != nil {
+				return lat, results, err
+			}
 			r, err := consolidate(ctx, cluster.Client, cfg, gen.ClosingID)
 			if err != nil {
 				return lat, results, err
 			}
 			busyAfter, totalAfter := machineCPU()
+			if r.AutovacuumsWall, err = autovacuumPasses(ctx, pool); err != nil {
+				return lat, results, err
+			}
+			r.AutovacuumsWall -= avBefore
 			r.MachineCPU = busyAfter - busyBefore
 			r.MachineBusy = r.MachineCPU / (totalAfter - totalBefore)
 			for i, s := range services {
@@ -358,7 +373,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			if !cfg.SkipFloor {
-				if r.Floor, r.FloorRecord, err = floor(ctx, pool, gen.ClosingID); err != nil {
+				if r.Floor, r.FloorRecord, r.AutovacuumsFloor, err = floor(ctx, pool, gen.ClosingID); err != nil {
 					return lat, results, err
 				}
 			}
@@ -370,8 +385,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
 			}
 			results = append(results, r)
-			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy)\n",
-				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy)
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor\n",
+				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
+				r.AutovacuumsWall, r.AutovacuumsFloor)
 		}
 	}
 	if cfg.Variants && len(results) > 0 {
@@ -404,7 +420,7 @@ func resetClosing(ctx context.Context, pool *pgxpool.Pool, closing int64) error 
 	if err := deleteResults(ctx, pool, closing); err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, "VACUUM nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
+	if _, err := pool.Exec(ctx, sqlSettleResults); err != nil {
 		return err
 	}
 	_, err := pool.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = 'verificado_sin_discrepancias' WHERE id = $1", closing)
@@ -419,6 +435,23 @@ func resetClosing(ctx context.Context, pool *pgxpool.Pool, closing int64) error 
 func settleSources(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := pool.Exec(ctx, "VACUUM (ANALYZE)")
 	return err
+}
+
+// sqlSettleResults vacuums and analyzes the result tables after their rows were
+// deleted, so a measurement (a closing, a floor) starts with nothing left for
+// autovacuum to do: a plain VACUUM leaves the deletes counted as changes since the
+// last analyze, and autovacuum's analyze of millions of them then landed inside
+// the floor that followed (7–8 passes in every floor of a 100,000-employee
+// closing, none in the closings: the floor was the one slowed down).
+const sqlSettleResults = "VACUUM (ANALYZE) nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"
+
+// autovacuumPasses is how many vacuums and analyzes autovacuum has finished on the
+// database's tables so far (PostgreSQL reports each as it ends one table).
+func autovacuumPasses(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::bigint
+		FROM pg_stat_user_tables`).Scan(&n)
+	return n, err
 }
 
 // deleteResults deletes a closing's result rows, concepts first (a schema variant
@@ -508,10 +541,10 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 // floor dumps a closing's result rows, deletes them, and times copying them back
 // in one stream (one connection, one transaction, the two tables one after the
 // other): the least time PostgreSQL needs to take these rows at all.
-func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duration, int64, error) {
+func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duration, int64, int64, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer conn.Release()
 	pg := conn.Conn().PgConn()
@@ -519,45 +552,54 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 	// delete); without fresh ones the dump below may be planned as a nested loop
 	// over two scans.
 	if _, err := conn.Exec(ctx, "ANALYZE nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	var employees, concepts bytes.Buffer
 	if _, err := pg.CopyTo(ctx, &employees, fmt.Sprintf(
 		"COPY (SELECT * FROM nomina_empleado_consolidado WHERE cierre_id = %d) TO STDOUT (FORMAT binary)", closing)); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if _, err := pg.CopyTo(ctx, &concepts, fmt.Sprintf(`COPY (SELECT c.* FROM nomina_concepto_empleado_consolidado c
 		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = %d) TO STDOUT (FORMAT binary)`, closing)); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := deleteResults(ctx, conn, closing); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	if _, err := conn.Exec(ctx, "VACUUM nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
-		return 0, 0, err
+	if _, err := conn.Exec(ctx, sqlSettleResults); err != nil {
+		return 0, 0, 0, err
 	}
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
+	}
+	avBefore, err := autovacuumPasses(ctx, pool)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	start := time.Now()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	a, err := pg.CopyFrom(ctx, &employees, "COPY nomina_empleado_consolidado FROM STDIN (FORMAT binary)")
 	if err != nil {
 		_ = tx.Rollback(ctx)
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	b, err := pg.CopyFrom(ctx, &concepts, "COPY nomina_concepto_empleado_consolidado FROM STDIN (FORMAT binary)")
 	if err != nil {
 		_ = tx.Rollback(ctx)
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return time.Since(start), a.RowsAffected() + b.RowsAffected(), nil
+	took := time.Since(start)
+	avAfter, err := autovacuumPasses(ctx, pool)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return took, a.RowsAffected() + b.RowsAffected(), avAfter - avBefore, nil
 }
 
 // Figures summarizes the results of each schema and size over its repeats, in
@@ -590,6 +632,8 @@ func Figures(rs []Result) []Figure {
 				ratio = append(ratio, r.Wall.Seconds()/r.Floor.Seconds())
 				floorRow = append(floorRow, us(r.Floor, r.FloorRecord))
 			}
+			f.AutovacuumsWall += r.AutovacuumsWall
+			f.AutovacuumsFloor += r.AutovacuumsFloor
 			f.CoordRSS = max(f.CoordRSS, r.CoordRSS)
 			for _, w := range r.WorkerRSS {
 				f.WorkerRSS = max(f.WorkerRSS, w)
@@ -627,11 +671,12 @@ func Print(w io.Writer, cfg Config, rep Report) {
 			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine | autovacuum passes: closings / floors |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
-			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
+			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"),
+			f.AutovacuumsWall, f.AutovacuumsFloor)
 	}
 }
 
@@ -751,7 +796,7 @@ func variants(ctx context.Context, pool *pgxpool.Pool, out io.Writer, last Resul
 		var b time.Duration
 		var rows int64
 		for range 2 {
-			d, n, err := floor(ctx, pool, closing)
+			d, n, _, err := floor(ctx, pool, closing)
 			if err != nil {
 				return 0, 0, err
 			}

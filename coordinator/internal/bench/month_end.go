@@ -169,7 +169,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	if !cfg.SkipFloor {
 		fmt.Fprintf(out, "measuring the floor of each of the %d closings ...\n", me.Closings)
 		for _, closing := range closings {
-			d, _, err := floor(ctx, pool, closing)
+			d, _, _, err := floor(ctx, pool, closing)
 			if err != nil {
 				return res, err
 			}
