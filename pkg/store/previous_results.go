@@ -63,9 +63,15 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs [
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	ruts := make([]string, len(recs))
+	// Each RUT once: a RUT twice in recs (rows added to the libro during the run)
+	// would find its row twice; writing the chunk refuses it later (23505).
+	ruts := make([]string, 0, len(recs))
+	seen := make(map[string]bool, len(recs))
 	for i := range recs {
-		ruts[i] = recs[i].RUT
+		if !seen[recs[i].RUT] {
+			seen[recs[i].RUT] = true
+			ruts = append(ruts, recs[i].RUT)
+		}
 	}
 	rows, err := tx.Query(ctx, sqlFindPrevious, closingID, ruts, runID)
 	if err != nil {
@@ -83,7 +89,7 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs [
 		return 0, fmt.Errorf("saving the previous rows of %d employees: %w", len(ids), err)
 	}
 	if saved != int64(len(ids)) || deleted != saved {
-		return 0, fmt.Errorf("saving the previous rows of %d employees: %d saved but %d deleted", len(ids), saved, deleted)
+		return 0, fmt.Errorf("saving the previous rows of %d employees: %d saved, %d deleted", len(ids), saved, deleted)
 	}
 	return saved, nil
 }

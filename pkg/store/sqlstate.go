@@ -57,14 +57,20 @@ func TransientSQLState(code string) bool {
 	return byCode || byClass
 }
 
-// DataSQLState reports whether a permanent SQLSTATE is the rows' doing: a data
+// DataSQLState reports whether a permanent SQLSTATE may be the rows' doing: a data
 // exception (class 22: a value out of range, a bad encoding), an integrity
-// constraint the rows break (23) or a limit a value exceeds (54: an index row too
-// large). A chunk failing with one is split to find the employee whose rows cause
-// it; any other permanent code (a privilege, a missing column) would fail every
-// chunk alike.
+// constraint the rows break (23), a limit a value exceeds (54: an index row too
+// large), a view's check option (44), or an exception a trigger raises (P0: the
+// application's own validation). A chunk failing with one is split to find the
+// employee whose rows cause it; any other permanent code (a privilege, a missing
+// column) would fail every chunk alike.
 func DataSQLState(code string) bool {
-	return strings.HasPrefix(code, "22") || strings.HasPrefix(code, "23") || strings.HasPrefix(code, "54")
+	for _, class := range []string{"22", "23", "54", "44", "P0"} {
+		if strings.HasPrefix(code, class) {
+			return true
+		}
+	}
+	return false
 }
 
 // PermanentDBError returns the PostgreSQL error inside err when PostgreSQL

@@ -111,3 +111,25 @@ func TestDescribeDBError(t *testing.T) {
 		})
 	}
 }
+
+// TestDataSQLState: the codes a chunk is split on are those its rows can cause;
+// a privilege or a missing column fails every chunk alike.
+func TestDataSQLState(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]bool{
+		"22003": true,  // numeric_value_out_of_range
+		"22021": true,  // character_not_in_repertoire
+		"23505": true,  // unique_violation
+		"23514": true,  // check_violation
+		"54000": true,  // program_limit_exceeded (an index row too large)
+		"44000": true,  // with_check_option_violation
+		"P0001": true,  // raise_exception (an application trigger's validation)
+		"42501": false, // insufficient_privilege
+		"42703": false, // undefined_column
+		"42P01": false, // undefined_table
+		"0A000": false, // feature_not_supported
+		"XX000": false, // internal_error
+	} {
+		require.Equal(t, want, store.DataSQLState(code), code)
+	}
+}

@@ -92,7 +92,10 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		e.stopped(ctx, held, run, epoch, "", nil)
 		return
 	}
-	if !e.takeFresh(runID) { // a resumed run, or one whose progress was not written
+	// A run's first lease (epoch 1) on the replica that started it and wrote its
+	// progress finds that progress as written; any other drive (a resume, a run
+	// another replica drove first) rebuilds it from the ledger.
+	if fresh := e.takeFresh(runID); !fresh || epoch != 1 {
 		if err := e.rebuildProgress(ctx, runID); err != nil {
 			log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
 		}
