@@ -92,10 +92,10 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		e.stopped(ctx, held, run, epoch, "", nil)
 		return
 	}
-	// A run's first lease (epoch 1) on the replica that started it and wrote its
-	// progress finds that progress as written; any other drive (a resume, a run
-	// another replica drove first) rebuilds it from the ledger.
-	if fresh := e.takeFresh(runID); !fresh || epoch != 1 {
+	// A run's first lease (epoch 1) finds the progress its start wrote, with no
+	// chunk dispatched since (were the keys lost, the first chunk's end rebuilds
+	// them); any later drive (a resume, a takeover) rebuilds it from the ledger.
+	if epoch != 1 {
 		if err := e.rebuildProgress(ctx, runID); err != nil {
 			log.WarnContext(ctx, "rebuilding progress", "error", err.Error())
 		}

@@ -116,10 +116,7 @@ type Engine struct {
 	mu     sync.Mutex
 	base   context.Context // Run's context: runs stop (to be resumed) when it ends
 	active map[int64]*activeRun
-	// fresh holds the runs this engine has just started and whose Redis progress
-	// it has just written: their first drive need not rebuild it from the ledger.
-	fresh map[int64]bool
-	wg    sync.WaitGroup
+	wg     sync.WaitGroup
 
 	watch *watchHub // one progress poller per watched run, shared by its watchers
 
@@ -256,25 +253,6 @@ func (e *Engine) isActive(runID int64) bool {
 	return ok
 }
 
-// markFresh records that runID's progress was just written from its plan.
-func (e *Engine) markFresh(runID int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.fresh == nil {
-		e.fresh = map[int64]bool{}
-	}
-	e.fresh[runID] = true
-}
-
-// takeFresh reports whether runID's progress was just written from its plan, once.
-func (e *Engine) takeFresh(runID int64) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ok := e.fresh[runID]
-	delete(e.fresh, runID)
-	return ok
-}
-
 // launch starts driving a run in the background unless it is driven here already,
 // and returns its handle. The driver first waits for a slot (runSlots): at most
 // MaxRuns runs are driven at once, however many are started or found unfinished.
@@ -301,7 +279,6 @@ func (e *Engine) launch(runID int64) *activeRun {
 		defer func() {
 			e.mu.Lock()
 			delete(e.active, runID)
-			delete(e.fresh, runID)
 			e.mu.Unlock()
 		}()
 		slots, err := e.takeSlot(runCtx, ctx, runID)

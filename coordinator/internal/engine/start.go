@@ -197,8 +197,6 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	snap := progress.Compute(progress.Snapshot{TotalChunks: run.TotalChunks, TotalEmployees: run.TotalEmployees}, run.StartedAt, time.Now())
 	if err := e.progress.Reset(ctx, runID, run.ClosingID, nil, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
 		e.logger.WarnContext(ctx, "initializing progress in redis", "consolidation_id", runID, "error", err.Error())
-	} else {
-		e.markFresh(runID)
 	}
 	e.launch(runID)
 	return Started{Run: run}, nil
