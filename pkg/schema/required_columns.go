@@ -109,7 +109,8 @@ var RequiredColumns = slices.Concat(
 
 	// The service's own run table: columns added after it was first created
 	// (a database migrated before them fails here, by name, not mid-run).
-	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent"),
+	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent", "after_end_claimed_by"),
+	written("consolidation_run", "timestamptz", "after_end_done_at", "after_end_claimed_until"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs

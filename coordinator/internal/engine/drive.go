@@ -510,10 +510,10 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	if f.Failure != "" {
 		log.ErrorContext(ctx, "run failed on a permanent database error", "error", f.Failure)
 	}
-	var finished bool
+	// Whether this call recorded the end or found it recorded, the ledger says:
+	// afterEnd reads it.
 	err := e.waitOutDB(ctx, log, "finishing the run", func(ctx context.Context) error {
-		var err error
-		finished, err = e.ledger.FinishRun(ctx, run.ID, epoch, o)
+		_, err := e.ledger.FinishRun(ctx, run.ID, epoch, o)
 		return err
 	})
 	if failure := asRunFailure("finishing the run", err); failure != nil {
@@ -521,8 +521,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		o = store.RunEnd{Estado: domain.EstadoError, Error: failure.Text}
 		log.ErrorContext(ctx, "run failed on a permanent database error", "error", failure.Text)
 		err = e.waitOutDB(ctx, log, "aborting the run", func(ctx context.Context) error {
-			var err error
-			finished, err = e.ledger.AbortRun(ctx, run.ID, epoch, failure.Text)
+			_, err := e.ledger.AbortRun(ctx, run.ID, epoch, failure.Text)
 			return err
 		})
 	}
@@ -535,37 +534,19 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		return
 	case errors.Is(err, store.ErrLeaseLost):
 		log.WarnContext(ctx, "run lease lost before the end; the replica holding it finishes the run")
-		return
-	case err != nil && ctx.Err() != nil: // stopping, or the lease lost meanwhile
-		log.InfoContext(ctx, "run left for resume before its end was recorded", "cause", context.Cause(ctx).Error())
-		return
+	case err != nil && ctx.Err() != nil:
+		// Stopping, or the lease ended meanwhile: the end may have committed all
+		// the same (the heartbeat finds a run that has ended and stops the driver),
+		// so the ledger, not this error, says whether it ended.
+		log.InfoContext(ctx, "run's end interrupted; the ledger says whether it was recorded", "cause", context.Cause(ctx).Error())
 	case err != nil:
 		log.ErrorContext(ctx, "finishing run failed; it is left for a resume", "error", err.Error())
-		return
-	case !finished:
-		return
 	}
-	// The run has ended: the last steps must not be cut short by the lease, which
-	// ended with it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	e.notify(run.ID)
-	byEstado := metric.WithAttributes(attribute.String("estado", string(o.Estado)))
-	e.runsFinished.Add(ctx, 1, byEstado)
-	e.runSeconds.Record(ctx, time.Since(run.StartedAt).Seconds(), byEstado)
-	if err := e.rebuildProgress(ctx, run.ID); err != nil {
-		e.logger.WarnContext(ctx, "final progress", "consolidation_id", run.ID, "error", err.Error())
+	if errors.Is(context.Cause(ctx), errEngineStopped) {
+		return // another replica's reconciler, or this one's after a restart, does the rest
 	}
-	if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil {
-		_ = e.progress.Set(ctx, run.ID, run.ClosingID, "metrics", map[string]string{
-			"throughput_empleados_sec": strconv.FormatFloat(m.ThroughputEmpleadosSec, 'f', 1, 64),
-			"throughput_registros_sec": strconv.FormatFloat(m.ThroughputRegistrosSec, 'f', 1, 64),
-			"memoria_pico_mb":          strconv.FormatFloat(m.MemoriaPicoMB, 'f', 1, 64),
-			"cpu_promedio_percent":     strconv.FormatFloat(m.CPUPromedioPercent, 'f', 1, 64),
-			"tiempo_total":             strconv.FormatFloat(m.TiempoTotal, 'f', 3, 64),
-			"workers_utilizados":       strconv.Itoa(m.WorkersUtilizados),
-		}, e.cfg.KeyTTL)
-	}
-	e.logger.InfoContext(ctx, "consolidation finished", "consolidation_id", run.ID, "closing_id", run.ClosingID,
-		"estado", o.Estado)
+	// Whoever recorded the end (this driver, or another replica), the steps after
+	// it run once: here if the ledger says the run ended and nobody else is doing
+	// them, else by a reconciler.
+	e.afterEnd(ctx, run.ID)
 }

@@ -204,8 +204,9 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 }
 
 // Run resumes the runs left unfinished and keeps reconciling until ctx is done:
-// unfinished runs nobody drives are picked up, and lost Redis progress is rebuilt
-// from the ledger. It returns after every run this engine drives has stopped.
+// unfinished runs nobody drives are picked up, lost Redis progress is rebuilt
+// from the ledger, and ended runs whose steps after the end nobody did get them
+// (afterEnd). It returns after every run this engine drives has stopped.
 func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
 	e.base = ctx
@@ -225,6 +226,7 @@ func (e *Engine) Run(ctx context.Context) {
 }
 
 func (e *Engine) reconcile(ctx context.Context) {
+	e.finishEnded(ctx)
 	ids, err := e.ledger.UnfinishedRuns(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

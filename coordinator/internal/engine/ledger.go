@@ -31,6 +31,11 @@ type ledger interface {
 	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
 	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
+	// ClaimAfterEnd, EndAfterEnd and RunsAwaitingAfterEnd make the steps after a
+	// run's end happen once, by whichever replica sees the end (afterEnd).
+	ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error)
+	EndAfterEnd(ctx context.Context, runID int64, owner string, done bool) (bool, error)
+	RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]int64, error)
 
 	Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error)
 	GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error)

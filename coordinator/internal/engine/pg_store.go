@@ -57,6 +57,18 @@ func (s pgStore) RunByRequest(ctx context.Context, closingID int64, requestID st
 	return store.RunByRequest(ctx, s.pool, closingID, requestID)
 }
 
+func (s pgStore) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
+	return store.ClaimAfterEnd(ctx, s.pool, runID, owner, ttl)
+}
+
+func (s pgStore) EndAfterEnd(ctx context.Context, runID int64, owner string, done bool) (bool, error) {
+	return store.EndAfterEnd(ctx, s.pool, runID, owner, done)
+}
+
+func (s pgStore) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]int64, error) {
+	return store.RunsAwaitingAfterEnd(ctx, s.pool, limit)
+}
+
 func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
 	return store.UnfinishedRuns(ctx, s.pool)
 }

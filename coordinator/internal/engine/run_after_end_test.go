@@ -1,0 +1,488 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/rules"
+	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/synth"
+)
+
+// The end of a run is one thing (docs/architecture.md, "The end of a run"): these
+// tests drive a small closing through an engine on a real PostgreSQL and Redis,
+// with in-process workers, and put a fault at each step of its end — a lease
+// heartbeat that finds the run ended and stops the driver, a cancel stored by an
+// operator, a crash of the replica — then check that the run ended as the ledger
+// says, that its progress and its closing's metrics hash are in Redis, and that
+// the end was logged once across the replicas.
+
+// errCrashed is what every store call of a replica that died answers.
+var errCrashed = errors.New("replica crashed")
+
+// endStep names a call of a run's end where a fault goes: before or after the
+// ledger method of that name.
+type endStep struct {
+	Method string
+	After  bool
+}
+
+func (s endStep) String() string {
+	if s.After {
+		return "after" + s.Method
+	}
+	return "before" + s.Method
+}
+
+// endSteps are the ledger calls of a run's end, in order (finish, then afterEnd).
+var endSteps = []endStep{
+	{"GetRun", false}, {"GetRun", true},
+	{"CheckControlTotals", false}, {"CheckControlTotals", true},
+	{"FinishRun", false}, {"FinishRun", true},
+	{"ClaimAfterEnd", false}, {"ClaimAfterEnd", true},
+	{"EndAfterEnd", false}, {"EndAfterEnd", true},
+}
+
+type endFault string
+
+const (
+	// faultHeartbeat waits at the step until a lease heartbeat has run and, if it
+	// stopped the driver (the run ended: its lease went with it), answers as the
+	// database driver does for a call whose context ended meanwhile.
+	faultHeartbeat endFault = "heartbeat"
+	// faultCancel stores a cancel at the step, as an operator's Cancel on any
+	// replica does.
+	faultCancel endFault = "cancel"
+	// faultCrash kills the replica at the step: the call's answer is lost and
+	// every later store call fails; another replica carries on.
+	faultCrash endFault = "crash"
+)
+
+// faultLedger is a replica's ledger with one fault placed at one step of the
+// run's end; armed once every chunk has committed, so the step is the end's.
+type faultLedger struct {
+	ledger
+	pool  *pgxpool.Pool
+	step  endStep
+	fault endFault
+	lease time.Duration
+	crash func() // kills the replica (faultCrash)
+
+	armed atomic.Bool
+	fired atomic.Bool
+	dead  *atomic.Bool
+}
+
+// at runs the fault if the step is this one; a non-nil error replaces the
+// call's answer.
+func (l *faultLedger) at(ctx context.Context, method string, after bool) error {
+	if l.dead.Load() {
+		return errCrashed
+	}
+	if method != l.step.Method || after != l.step.After || !l.armed.Load() || !l.fired.CompareAndSwap(false, true) {
+		return nil
+	}
+	switch l.fault {
+	case faultHeartbeat:
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(l.lease):
+		}
+	case faultCancel:
+		if _, err := store.RequestCancel(context.Background(), l.pool, runOfTest(ctx), "ops"); err != nil {
+			panic(err)
+		}
+	case faultCrash:
+		l.crash()
+		return errCrashed
+	}
+	return nil
+}
+
+// call wraps one ledger method with the fault before and after it.
+func call[T any](l *faultLedger, ctx context.Context, method string, op func() (T, error)) (T, error) {
+	var zero T
+	if err := l.at(ctx, method, false); err != nil {
+		return zero, err
+	}
+	v, err := op()
+	if ferr := l.at(ctx, method, true); ferr != nil {
+		return zero, ferr
+	}
+	return v, err
+}
+
+func (l *faultLedger) GetRun(ctx context.Context, runID int64) (store.Run, error) {
+	return call(l, withRun(ctx, runID), "GetRun", func() (store.Run, error) { return l.ledger.GetRun(ctx, runID) })
+}
+
+func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
+	return call(l, withRun(ctx, runID), "CheckControlTotals", func() (store.ControlTotals, error) {
+		return l.ledger.CheckControlTotals(ctx, runID)
+	})
+}
+
+func (l *faultLedger) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
+	return call(l, withRun(ctx, runID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, runID, epoch, o) })
+}
+
+func (l *faultLedger) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
+	return call(l, withRun(ctx, runID), "ClaimAfterEnd", func() (bool, error) {
+		return l.ledger.ClaimAfterEnd(ctx, runID, owner, ttl)
+	})
+}
+
+func (l *faultLedger) EndAfterEnd(ctx context.Context, runID int64, owner string, done bool) (bool, error) {
+	return call(l, withRun(ctx, runID), "EndAfterEnd", func() (bool, error) {
+		return l.ledger.EndAfterEnd(ctx, runID, owner, done)
+	})
+}
+
+// The other calls a dead replica makes fail too.
+
+func (l *faultLedger) alive() error {
+	if l.dead.Load() {
+		return errCrashed
+	}
+	return nil
+}
+
+func (l *faultLedger) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
+	if err := l.alive(); err != nil {
+		return store.LeaseState{}, err
+	}
+	return l.ledger.RenewLease(ctx, runID, epoch, ttl)
+}
+
+func (l *faultLedger) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
+	if err := l.alive(); err != nil {
+		return false, err
+	}
+	return l.ledger.ReleaseLease(ctx, runID, epoch)
+}
+
+func (l *faultLedger) AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (int64, bool, error) {
+	if err := l.alive(); err != nil {
+		return 0, false, err
+	}
+	return l.ledger.AcquireLease(ctx, runID, owner, ttl)
+}
+
+func (l *faultLedger) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {
+	if err := l.alive(); err != nil {
+		return store.Metrics{}, err
+	}
+	return l.ledger.GetMetrics(ctx, closingID)
+}
+
+func (l *faultLedger) Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error) {
+	if err := l.alive(); err != nil {
+		return nil, err
+	}
+	return l.ledger.Chunks(ctx, runID, limit, statuses...)
+}
+
+func (l *faultLedger) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]int64, error) {
+	if err := l.alive(); err != nil {
+		return nil, err
+	}
+	return l.ledger.RunsAwaitingAfterEnd(ctx, limit)
+}
+
+func (l *faultLedger) UnfinishedRuns(ctx context.Context) ([]int64, error) {
+	if err := l.alive(); err != nil {
+		return nil, err
+	}
+	return l.ledger.UnfinishedRuns(ctx)
+}
+
+// deadProgress is a replica's Redis: it fails once the replica died.
+type deadProgress struct {
+	progress.Store
+	dead *atomic.Bool
+}
+
+func (p deadProgress) Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error {
+	if p.dead.Load() {
+		return errCrashed
+	}
+	return p.Store.Reset(ctx, runID, closingID, done, fields, ttl)
+}
+
+func (p deadProgress) Set(ctx context.Context, runID, closingID int64, hash string, fields map[string]string, ttl time.Duration) error {
+	if p.dead.Load() {
+		return errCrashed
+	}
+	return p.Store.Set(ctx, runID, closingID, hash, fields, ttl)
+}
+
+type runKey struct{}
+
+func withRun(ctx context.Context, runID int64) context.Context {
+	return context.WithValue(ctx, runKey{}, runID)
+}
+
+func runOfTest(ctx context.Context) int64 { return ctx.Value(runKey{}).(int64) }
+
+// inProcessWorkers are workers inside the test: they consolidate a chunk as a
+// worker process does (the ledger's assignment, the sources, the rules, the
+// fenced commit) and call committed after each commit.
+type inProcessWorkers struct {
+	pool      *pgxpool.Pool
+	committed func()
+}
+
+func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64) (lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return inProcessSlot{w}, nil
+}
+
+func (w *inProcessWorkers) Healthy(context.Context) (int, error) { return 1, nil }
+
+type inProcessSlot struct{ w *inProcessWorkers }
+
+func (inProcessSlot) Worker() string { return "in-process" }
+func (inProcessSlot) Release(bool)   {}
+
+func (s inProcessSlot) ProcessChunk(ctx context.Context, req dispatch.ChunkRequest) (dispatch.ChunkResult, error) {
+	failed := func(err error) (dispatch.ChunkResult, error) {
+		return dispatch.ChunkResult{}, &dispatch.CallError{Kind: dispatch.KindOther, Msg: err.Error()}
+	}
+	a, err := store.GetAssignment(ctx, s.w.pool, req.RunID, req.Index)
+	if err != nil {
+		return failed(err)
+	}
+	if a.Token != req.Token {
+		return dispatch.ChunkResult{}, &dispatch.CallError{Kind: dispatch.KindStale, Msg: "stale attempt"}
+	}
+	src, err := store.ReadChunk(ctx, s.w.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)
+	if err != nil {
+		return failed(err)
+	}
+	recs := make([]rules.Consolidated, 0, len(src.Employees))
+	for _, e := range src.Employees {
+		rec, err := rules.Consolidate(e, src.Month)
+		if err != nil {
+			return failed(err)
+		}
+		recs = append(recs, rec)
+	}
+	_, fromLedger, err := store.CommitChunk(ctx, s.w.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs,
+		store.ChunkStats{Worker: "in-process"}, nil)
+	if err != nil {
+		return failed(err)
+	}
+	s.w.committed()
+	return dispatch.ChunkResult{FromLedger: fromLedger}, nil
+}
+
+// logCount counts the "consolidation finished" lines of every replica.
+type logCount struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *logCount) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Write(p)
+}
+
+func (c *logCount) finished() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Count(c.buf.Bytes(), []byte(`"msg":"consolidation finished"`))
+}
+
+func (c *logCount) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// endFixture is a closing of 20 employees in four chunks, its stores, and the
+// replicas that drive it.
+type endFixture struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	redis   progress.Store
+	closing int64
+	logs    *logCount
+}
+
+const endChunks = 4
+
+func newEndFixture(t *testing.T) *endFixture {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	sum, err := synth.Generate(t.Context(), pool, synth.Config{Employees: 20, Seed: 3})
+	require.NoError(t, err)
+	r := pgtest.NewRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	require.NoError(t, err)
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix), closing: sum.ClosingID, logs: &logCount{}}
+}
+
+const testLeaseTTL = 150 * time.Millisecond
+
+// replica starts an engine named name; with a step, its ledger carries the fault.
+// It returns the engine, its ledger and a function that kills it.
+func (f *endFixture) replica(name string, step endStep, fault endFault) (*Engine, *faultLedger) {
+	f.t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	dead := &atomic.Bool{}
+	l := &faultLedger{ledger: pgStore{pool: f.pool}, pool: f.pool, step: step, fault: fault, lease: testLeaseTTL, dead: dead}
+	l.crash = func() {
+		dead.Store(true)
+		go stop()
+	}
+	if fault == "" {
+		l.fired.Store(true) // no fault
+	}
+	var commits atomic.Int64
+	w := &inProcessWorkers{pool: f.pool, committed: func() {
+		if commits.Add(1) >= endChunks {
+			l.armed.Store(true)
+		}
+	}}
+	logger := slog.New(slog.NewJSONHandler(f.logs, nil)).With("replica", name)
+	e, err := newEngine(logger, Config{LeaseTTL: testLeaseTTL, ReconcileEvery: 50 * time.Millisecond,
+		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond, Replica: name},
+		l, pgStore{pool: f.pool}, w, deadProgress{Store: f.redis, dead: dead})
+	require.NoError(f.t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(ctx)
+	}()
+	f.t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	require.Eventually(f.t, func() bool { // Run has taken its context: runs started now stop with it
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.base != nil
+	}, 5*time.Second, time.Millisecond)
+	return e, l
+}
+
+// start starts the closing's run on e.
+func (f *endFixture) start(e *Engine) int64 {
+	f.t.Helper()
+	st, err := e.Start(f.t.Context(), StartRequest{ClosingID: f.closing, Mode: domain.ModeFull, ChunkSize: 5})
+	require.NoError(f.t, err)
+	require.Equal(f.t, endChunks, st.TotalChunks)
+	return st.ID
+}
+
+// endsWhole waits for the run's end and its steps after the end, then checks
+// them: the estado on the run and the closing, the progress of every chunk and
+// the closing's metrics hash in Redis, and the end logged once (at most once
+// when logged says so: a replica that dies after recording the steps done takes
+// its log line with it).
+func (f *endFixture) endsWhole(runID int64, want domain.Estado, loggedOnce bool) {
+	t := f.t
+	t.Helper()
+	ctx := t.Context()
+	var doneAt *time.Time
+	require.Eventually(t, func() bool {
+		err := f.pool.QueryRow(ctx, "SELECT after_end_done_at FROM consolidation_run WHERE id = $1", runID).Scan(&doneAt)
+		return err == nil && doneAt != nil
+	}, 15*time.Second, 10*time.Millisecond, "the steps after the run's end were never recorded done\n%s", f.logs)
+	run, err := store.GetRun(ctx, f.pool, runID)
+	require.NoError(t, err)
+	require.True(t, run.Finished())
+	require.Equal(t, want, run.Estado, "%s", f.logs)
+	var closingEstado string
+	require.NoError(t, f.pool.QueryRow(ctx, "SELECT estado FROM nomina_cierrenomina WHERE id = $1", f.closing).Scan(&closingEstado))
+	require.Equal(t, string(want), closingEstado)
+
+	fields, err := f.redis.Get(ctx, runID, "progress")
+	require.NoError(t, err)
+	snap, ok := progress.ParseSnapshot(fields)
+	require.True(t, ok, "progress hash missing: %v", fields)
+	require.Equal(t, snap.TotalChunks, snap.ChunksDone, "progress: %v", fields)
+	metrics, err := f.redis.Get(ctx, runID, "metrics")
+	require.NoError(t, err)
+	require.NotEmpty(t, metrics["tiempo_total"], "the closing's metrics hash was not written")
+
+	if loggedOnce { // the line follows the record of the steps done
+		require.Eventually(t, func() bool { return f.logs.finished() >= 1 }, 5*time.Second, 5*time.Millisecond, "%s", f.logs)
+	}
+	require.LessOrEqual(t, f.logs.finished(), 1, "%s", f.logs)
+}
+
+func TestRunEndStepsRunOnceWhateverHappensAtEachStep(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []endFault{faultHeartbeat, faultCancel, faultCrash} {
+		for _, step := range endSteps {
+			t.Run(fmt.Sprintf("%s/%s", fault, step), func(t *testing.T) {
+				t.Parallel()
+				f := newEndFixture(t)
+				a, la := f.replica("a", step, fault)
+				runID := f.start(a)
+				want := domain.EstadoConsolidados
+				// A cancel stored before the end commits ends the run cancelled;
+				// one stored after it changes nothing.
+				if fault == faultCancel && !(step.Method == "FinishRun" && step.After) &&
+					step.Method != "ClaimAfterEnd" && step.Method != "EndAfterEnd" {
+					want = domain.EstadoCancelada
+				}
+				loggedOnce := true
+				if fault == faultCrash {
+					require.Eventually(t, la.dead.Load, 15*time.Second, 5*time.Millisecond, "the fault never fired\n%s", f.logs)
+					f.replica("b", endStep{}, "") // the survivor
+					loggedOnce = !(step.Method == "EndAfterEnd" && step.After)
+				}
+				f.endsWhole(runID, want, loggedOnce)
+				require.True(t, la.fired.Load(), "the fault never fired")
+			})
+		}
+	}
+}
+
+// TestRunEndStepsRetriedWhenRedisFails: the steps after the end wait out a Redis
+// that cannot be written, and are done (once) when it can.
+func TestRunEndStepsRetriedWhenRedisFails(t *testing.T) {
+	t.Parallel()
+	f := newEndFixture(t)
+	down := &atomic.Bool{}
+	down.Store(true)
+	real := f.redis
+	f.redis = deadProgress{Store: real, dead: down}
+	a, _ := f.replica("a", endStep{}, "")
+	runID := f.start(a)
+	require.Eventually(t, func() bool {
+		run, err := store.GetRun(t.Context(), f.pool, runID)
+		return err == nil && run.Finished()
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { // a few reconciler passes fail meanwhile
+		return strings.Count(f.logs.String(), "final progress; the reconciler will retry") >= 3
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Zero(t, f.logs.finished(), "the end was logged before its steps were done")
+	down.Store(false)
+	f.redis = real
+	f.endsWhole(runID, domain.EstadoConsolidados, true)
+}
