@@ -38,6 +38,14 @@ test-race: ## the unit packages (no end-to-end processes) with the race detector
 test-faults: ## the end-to-end fault tests three times in a row (a flake fails CI)
 	go test -count=3 -timeout 30m -run '$(FAULT_TESTS)' ./coordinator/e2e/
 
+# CI runs the whole end-to-end suite three times: once in make test, then
+# E2E_REPEAT more times here. A test that fails once in those runs is a bug to
+# find, not a retry to add.
+E2E_REPEAT ?= 2
+.PHONY: test-e2e-repeat
+test-e2e-repeat: ## the whole end-to-end suite E2E_REPEAT (2) more times in a row (with make test's run, three)
+	go test -count=$(E2E_REPEAT) -timeout 40m ./coordinator/e2e/
+
 # Each fuzz target as package:name. The PostgreSQL ones (pkg/store) share one
 # database with the fuzzing engine's workers (pgtest.NewFuzzDatabase).
 FUZZ_TARGETS := pkg/rut:FuzzParse pkg/money:FuzzParse pkg/money:FuzzFromNumeric \

@@ -133,6 +133,9 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		CoordinatorEnv: append(coordEnv, opts.coordEnv...),
 		DeathSignal:    syscall.SIGKILL, Coordinators: opts.coordinators, TLS: opts.tls})
 	require.NoError(t, err)
+	// Every log line the processes wrote is one JSON object without a repeated
+	// key: checked once they are stopped (cleanups run last-registered first).
+	t.Cleanup(func() { checkLogsStrict(t, c.logDir) })
 	t.Cleanup(lc.Kill)
 	c.workers, c.coord, c.client = lc.Workers, lc.Coordinator, lc.Client
 	c.coords, c.clients = lc.Coordinators, lc.Clients

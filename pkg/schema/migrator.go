@@ -107,7 +107,7 @@ func Migrate(ctx context.Context, logger *slog.Logger, pool *pgxpool.Pool) (appl
 			return applied, fmt.Errorf("applying migration %03d_%s: %w", m.Version, m.Name, err)
 		}
 		applied++
-		logger.InfoContext(ctx, "migration applied", "version", m.Version, "name", m.Name)
+		logger.InfoContext(ctx, "migration applied", "migration", m.Version, "name", m.Name)
 	}
 	if err := Validate(ctx, conn); err != nil {
 		return applied, err
