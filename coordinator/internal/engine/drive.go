@@ -131,12 +131,14 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail, spawn) })
 		return true
 	}
+	stopTicking := e.tickProgress(ctx, run)
 	for _, c := range todo {
 		if !spawn(c) {
 			break
 		}
 	}
 	wg.Wait()
+	stopTicking()
 	e.stopped(ctx, held, run, epoch, "", nil)
 }
 
