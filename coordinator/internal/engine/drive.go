@@ -365,14 +365,17 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	if err != nil || !c.Status.Ended() {
 		return
 	}
-	var hadHash bool
+	var added, hadHash bool
 	switch c.Status {
 	case domain.ChunkSplit: // its two halves join the run's chunks
-		_, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
 	case domain.ChunkSucceeded:
-		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
 	default:
-		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
+	}
+	if added || err != nil { // once per chunk: the done set says whether it was recorded before
+		e.logger.InfoContext(ctx, msgChunkEnded, chunkSummary(run, c)...)
 	}
 	if err == nil && !hadHash {
 		err = e.rebuildProgress(ctx, run.ID)
@@ -568,6 +571,5 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 			"workers_utilizados":       strconv.Itoa(m.WorkersUtilizados),
 		}, e.cfg.KeyTTL)
 	}
-	e.logger.InfoContext(ctx, "consolidation finished", "consolidation_id", run.ID, "closing_id", run.ClosingID,
-		"estado", o.Estado)
+	e.logRunEnd(ctx, run.ID, run.ClosingID, o.Estado)
 }
