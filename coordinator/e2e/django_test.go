@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/pgtest"
@@ -90,5 +92,144 @@ func TestDjangoReadsAndDeletesAConsolidatedClosing(t *testing.T) {
 		var n int
 		require.NoError(t, c.pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n))
 		require.Zero(t, n, "%s keeps rows of the deleted closing", table)
+	}
+}
+
+// djangoProgressPoller is the payroll application's progress view, read through
+// Django's own cache (django-redis, JSON serializer) in a loop: it prints the key
+// Django's key function makes, then every progress it sees change, and ends with
+// the progress and metrics once the metrics are there (the run's end).
+const djangoProgressPoller = `
+import json, os, time
+from django.core.cache import cache
+closing = os.environ["CLOSING"]
+progress_key = f"consolidacion_progress_cierre_{closing}"
+metrics_key = f"consolidacion_metrics_cierre_{closing}"
+print(json.dumps({"key": cache.make_key(progress_key)}), flush=True)
+last = None
+deadline = time.monotonic() + 180
+while time.monotonic() < deadline:
+    progreso = cache.get(progress_key, {})
+    metricas = cache.get(metrics_key, {})
+    if metricas:
+        print(json.dumps({"progreso": cache.get(progress_key, {}), "metricas": metricas}), flush=True)
+        break
+    if progreso != last:
+        print(json.dumps({"progreso": progreso}), flush=True)
+        last = progreso
+    time.sleep(0.05)
+`
+
+// djangoProgress is the progress value as the application's view reads it.
+type djangoProgress struct {
+	TotalChunks         *int     `json:"total_chunks"`
+	ChunksCompletados   int      `json:"chunks_completados"`
+	EmpleadosProcesados int      `json:"empleados_procesados"`
+	ProgresoPorcentaje  float64  `json:"progreso_porcentaje"`
+	TiempoTranscurrido  float64  `json:"tiempo_transcurrido"`
+	EtaSegundos         *float64 `json:"eta_segundos"`
+	EtaRestante         *float64 `json:"eta_restante"`
+	ConsolidationID     int64    `json:"consolidation_id"`
+}
+
+func TestDjangoCacheReadsProgressAndMetrics(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		env     []string // the coordinator's and Django's alike
+		wantKey string   // Django's key of the progress, before the closing id
+	}{
+		{"DefaultKeyPrefixAndVersion", nil, ":1:consolidacion_progress_cierre_"},
+		{"KeyPrefixAndVersionSet", []string{"DJANGO_CACHE_KEY_PREFIX=nomina", "DJANGO_CACHE_VERSION=3"},
+			"nomina:3:consolidacion_progress_cierre_"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			// A Redis of the test's own, so the keys are the application's exact names
+			// (the default REDIS_PREFIX). Chunk 0 commits at once, 1 and 2 are held:
+			// the progress stands at one chunk, then two, for a while.
+			c := newCluster(t, clusterOptions{workers: 1, privateRedis: true,
+				coordEnv:  append([]string{"REDIS_PREFIX=" + progress.DefaultPrefix}, tc.env...),
+				workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=1=2s,2=4s"}})
+			closing := c.generate(300, 142)
+
+			django, err := localdb.Django()
+			require.NoError(t, err)
+			cmd := django.Command(ctx, c.dbURL, "shell", "-c", djangoProgressPoller)
+			cmd.Env = append(append(cmd.Env, "DJANGO_REDIS_URL="+c.redis.URL, "CLOSING="+itoa(closing)), tc.env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			lines := bufio.NewScanner(stdout)
+			require.True(t, lines.Scan(), "the poller printed nothing: %s", stderr.String())
+			var key struct{ Key string }
+			require.NoError(t, json.Unmarshal(lines.Bytes(), &key), lines.Text())
+			require.Equal(t, tc.wantKey+itoa(closing), key.Key, "Django's key function")
+
+			resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
+			var seen []djangoProgress
+			var end struct {
+				Progreso djangoProgress     `json:"progreso"`
+				Metricas map[string]float64 `json:"metricas"`
+			}
+			for lines.Scan() {
+				var line struct {
+					Progreso djangoProgress     `json:"progreso"`
+					Metricas map[string]float64 `json:"metricas"`
+				}
+				require.NoError(t, json.Unmarshal(lines.Bytes(), &line), lines.Text())
+				if line.Metricas != nil {
+					end = line
+					break
+				}
+				if line.Progreso.TotalChunks != nil { // {} until the run starts
+					seen = append(seen, line.Progreso)
+				}
+			}
+			require.NotNil(t, end.Metricas, "the poller ended without metrics: %s", stderr.String())
+			require.NoError(t, cmd.Wait(), stderr.String())
+			final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
+			require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
+
+			// While the run moved: every field there, percent below 100 at one chunk
+			// and at two, and the elapsed time moving while a chunk was held (no chunk
+			// ended between the two readings).
+			percents := map[float64]bool{}
+			movedWithoutChunkEnd := false
+			for i, p := range seen {
+				require.Equal(t, resp.GetConsolidationId(), p.ConsolidationID)
+				require.Equal(t, 3, *p.TotalChunks)
+				require.NotNil(t, p.EtaSegundos, "eta_segundos")
+				require.NotNil(t, p.EtaRestante, "eta_restante")
+				if p.ProgresoPorcentaje < 100 {
+					percents[p.ProgresoPorcentaje] = true
+				}
+				if i > 0 && p.ChunksCompletados == seen[i-1].ChunksCompletados && p.ChunksCompletados < 3 &&
+					p.TiempoTranscurrido > seen[i-1].TiempoTranscurrido {
+					movedWithoutChunkEnd = true
+				}
+			}
+			require.True(t, percents[33.3] && percents[66.7], "percents seen below 100: %v", percents)
+			require.True(t, movedWithoutChunkEnd, "the progress stood still between chunk ends: %+v", seen)
+
+			// At the end: 100 %, every employee, and the run's metrics.
+			p := end.Progreso
+			require.Equal(t, resp.GetConsolidationId(), p.ConsolidationID)
+			require.Equal(t, 100.0, p.ProgresoPorcentaje)
+			require.Equal(t, []int{3, 3, 300}, []int{*p.TotalChunks, p.ChunksCompletados, p.EmpleadosProcesados})
+			require.Zero(t, *p.EtaSegundos)
+			require.Positive(t, p.TiempoTranscurrido)
+			require.EqualValues(t, resp.GetConsolidationId(), end.Metricas["consolidation_id"])
+			for _, k := range []string{"throughput_empleados_sec", "throughput_registros_sec", "tiempo_total", "workers_utilizados"} {
+				require.Positive(t, end.Metricas[k], k)
+			}
+			for _, k := range []string{"memoria_pico_mb", "cpu_promedio_percent"} {
+				require.Contains(t, end.Metricas, k)
+			}
+		})
 	}
 }

@@ -11,19 +11,21 @@ import (
 	"sync"
 )
 
-// DjangoProject is the stand-in payroll application in testdata/django: the seed's
-// models with migrations generated once by Django 3.2, so a test (or the local
-// cluster) can have the nomina_* tables exactly as Django creates them.
+// DjangoProject is the stand-in payroll application in testdata/django: the
+// payroll application's models with migrations generated once by Django 3.2, so a
+// test (or the local cluster) can have the nomina_* tables exactly as Django
+// creates them, and its cache (django-redis) read what the service writes.
 type DjangoProject struct {
 	dir    string // holds manage.py
-	python string // a python3 that imports django and psycopg2
+	python string // a python3 that imports django, psycopg2 and django_redis
 }
 
 var djangoProject = sync.OnceValues(findDjangoProject)
 
-// Django finds the repository's testdata/django and a python3 with Django and
-// psycopg2, installing Debian's python3-django and python3-psycopg2 with apt-get
-// when they are missing and we are root on Debian.
+// Django finds the repository's testdata/django and a python3 with Django,
+// psycopg2 and django-redis, installing Debian's python3-django, python3-psycopg2
+// and python3-django-redis with apt-get when they are missing and we are root on
+// Debian.
 func Django() (*DjangoProject, error) { return djangoProject() }
 
 func findDjangoProject() (*DjangoProject, error) {
@@ -38,16 +40,18 @@ func findDjangoProject() (*DjangoProject, error) {
 	if p.python = djangoPython(); p.python != "" {
 		return p, nil
 	}
-	if err := aptInstall(func() bool { return djangoPython() != "" }, "python3-django", "python3-psycopg2"); err != nil {
-		return nil, fmt.Errorf("python3 with Django and psycopg2 not found: %w", err)
+	if err := aptInstall(func() bool { return djangoPython() != "" },
+		"python3-django", "python3-psycopg2", "python3-django-redis"); err != nil {
+		return nil, fmt.Errorf("python3 with Django, psycopg2 and django-redis not found: %w", err)
 	}
 	if p.python = djangoPython(); p.python == "" {
-		return nil, errors.New("python3-django was installed but python3 still cannot import django and psycopg2")
+		return nil, errors.New("python3-django was installed but python3 still cannot import django, psycopg2 and django_redis")
 	}
 	return p, nil
 }
 
-// djangoPython is the first python3 that imports django and psycopg2: Debian's own
+// djangoPython is the first python3 that imports django, psycopg2 and
+// django_redis: Debian's own
 // first, since a python3 earlier on PATH (pyenv, a virtualenv) does not see the
 // packages apt-get installs.
 func djangoPython() string {
@@ -56,7 +60,7 @@ func djangoPython() string {
 		candidates = append(candidates, p)
 	}
 	for _, py := range candidates {
-		if exec.Command(py, "-c", "import django, psycopg2").Run() == nil {
+		if exec.Command(py, "-c", "import django, psycopg2, django_redis").Run() == nil {
 			return py
 		}
 	}
@@ -86,13 +90,27 @@ func repositoryRoot() (string, error) {
 	return "", errors.New("the repository root (a directory holding go.work) is not above this package or the working directory")
 }
 
-// Manage runs `manage.py args...` against the database at databaseURL and returns
-// its combined output.
-func (p *DjangoProject) Manage(ctx context.Context, databaseURL string, args ...string) ([]byte, error) {
+// Command is `manage.py args...` against the database at databaseURL, not yet
+// started; the caller may add to its environment (testdata/django's settings
+// read DJANGO_REDIS_URL, DJANGO_CACHE_KEY_PREFIX and DJANGO_CACHE_VERSION for
+// the cache).
+func (p *DjangoProject) Command(ctx context.Context, databaseURL string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, p.python, append([]string{"manage.py"}, args...)...)
 	cmd.Dir = p.dir
 	cmd.Env = append(os.Environ(), "DJANGO_DATABASE_URL="+databaseURL, "PYTHONDONTWRITEBYTECODE=1")
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// Python is the python3 that runs the project (Debian's, with its packages).
+func (p *DjangoProject) Python() string { return p.python }
+
+// Dir is the project's directory, which holds manage.py.
+func (p *DjangoProject) Dir() string { return p.dir }
+
+// Manage runs `manage.py args...` against the database at databaseURL and returns
+// its combined output.
+func (p *DjangoProject) Manage(ctx context.Context, databaseURL string, args ...string) ([]byte, error) {
+	out, err := p.Command(ctx, databaseURL, args...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("manage.py %s: %w: %s", args[0], err, tail(out, 4000))
 	}

@@ -100,6 +100,7 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 
 type settings struct {
 	databaseURL, redisURL, redisPrefix  string
+	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr               string
 	security                            grpcx.Security
@@ -138,6 +139,8 @@ func load() (settings, error) {
 			MaxWatchStreamsPerCaller: env.Int("MAX_WATCH_STREAMS_PER_CALLER", server.DefaultMaxWatchStreamsPerCaller, 1),
 		},
 	}
+	s.djangoCache = progress.DjangoCache{KeyPrefix: env.String("DJANGO_CACHE_KEY_PREFIX", ""),
+		Version: env.Int("DJANGO_CACHE_VERSION", progress.DefaultDjangoCacheVersion, 1)}
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
@@ -204,7 +207,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer dispatcher.Close()
-	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix))
+	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix, s.djangoCache))
 	if err != nil {
 		return err
 	}

@@ -131,12 +131,14 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail, spawn) })
 		return true
 	}
+	stopTicking := e.tickProgress(ctx, run)
 	for _, c := range todo {
 		if !spawn(c) {
 			break
 		}
 	}
 	wg.Wait()
+	stopTicking()
 	e.stopped(ctx, held, run, epoch, "", nil)
 }
 
@@ -363,14 +365,17 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	if err != nil || !c.Status.Ended() {
 		return
 	}
-	var hadHash bool
+	var added, hadHash bool
 	switch c.Status {
 	case domain.ChunkSplit: // its two halves join the run's chunks
-		_, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
 	case domain.ChunkSucceeded:
-		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
 	default:
-		_, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
+		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
+	}
+	if added || err != nil { // once per chunk: the done set says whether it was recorded before
+		e.logger.InfoContext(ctx, msgChunkEnded, chunkSummary(run, c)...)
 	}
 	if err == nil && !hadHash {
 		err = e.rebuildProgress(ctx, run.ID)

@@ -60,8 +60,7 @@ func (e *Engine) afterEnd(ctx context.Context, runID int64) {
 	byEstado := metric.WithAttributes(attribute.String("estado", string(run.Estado)))
 	e.runsFinished.Add(ctx, 1, byEstado)
 	e.runSeconds.Record(ctx, run.FinishedAt.Sub(run.StartedAt).Seconds(), byEstado)
-	e.logger.InfoContext(ctx, "consolidation finished", "consolidation_id", run.ID, "closing_id", run.ClosingID,
-		"estado", run.Estado)
+	e.logger.InfoContext(ctx, msgRunEnded, runSummary(run)...)
 	e.notify(run.ID)
 }
 

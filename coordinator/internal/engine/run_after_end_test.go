@@ -341,7 +341,7 @@ func newEndFixture(t *testing.T) *endFixture {
 	require.NoError(t, err)
 	client := redis.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
-	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix), closing: sum.ClosingID, logs: &logCount{}}
+	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{}), closing: sum.ClosingID, logs: &logCount{}}
 }
 
 const testLeaseTTL = 150 * time.Millisecond

@@ -82,7 +82,7 @@ func newWatchFixture(t *testing.T) *watchFixture {
 	t.Cleanup(func() { _ = client.Close() })
 
 	l := &countingLedger{ledger: pgStore{pool: pool}}
-	p := &countingProgress{Store: progress.NewRedisStore(client, r.Prefix)}
+	p := &countingProgress{Store: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{})}
 	// WatchEvery is far beyond the test: every reading is one the test caused.
 	e, err := newEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{WatchEvery: time.Hour}, l, pgStore{pool: pool}, nil, p)
 	require.NoError(t, err)

@@ -17,9 +17,15 @@ import (
 // seed's consolidacion_progress_cierre_{closing} and consolidacion_metrics_cierre_{closing}.
 // A closing's hashes show its latest run: the mirror is written in the same script
 // as the run's keys, and never over the hashes of a later run of the closing.
+//
+// Beside each closing hash the same script writes its value as the payroll
+// application's Django cache stores it (DjangoCache): a string key
+// {KEY_PREFIX}:{VERSION}:{closing hash name} holding a JSON object, which the
+// application's unchanged cache.get("consolidacion_progress_cierre_4") reads.
 type RedisStore struct {
 	client *redis.Client
 	prefix string
+	django DjangoCache
 }
 
 // DefaultPrefix starts every Redis key of the service unless REDIS_PREFIX says
@@ -27,17 +33,22 @@ type RedisStore struct {
 const DefaultPrefix = "consolidacion_"
 
 // NewRedisStore builds a RedisStore whose keys start with prefix (DefaultPrefix
-// when empty).
-func NewRedisStore(client *redis.Client, prefix string) *RedisStore {
-	return &RedisStore{client: client, prefix: cmp.Or(prefix, DefaultPrefix)}
+// when empty) and whose Django cache keys follow django (Version
+// DefaultDjangoCacheVersion when 0).
+func NewRedisStore(client *redis.Client, prefix string, django DjangoCache) *RedisStore {
+	django.Version = cmp.Or(django.Version, DefaultDjangoCacheVersion)
+	return &RedisStore{client: client, prefix: cmp.Or(prefix, DefaultPrefix), django: django}
 }
 
 // mirrorLua is the part of every script that writes the closing's hashes.
 // current says whether run may write them: the closing's progress hash is
 // missing or belongs to run or an earlier run. mirror rewrites the closing's
 // progress hash from the run's: the seed's six fields, percent and seconds in
-// tenths as the seed shows them ("50", "3.8"), and the run's id. A partial run
-// hash (keys lost, not yet rebuilt by Reset) is not mirrored.
+// tenths as the seed shows them ("50", "3.8"), and the run's id; and the same as
+// the Django cache's JSON (djangoProgress, with numbers, and the ETA also as
+// eta_segundos). A partial run hash (keys lost, not yet rebuilt by Reset) is not
+// mirrored. djangoMetrics writes a closing's metrics hash as the Django cache's
+// JSON: numbers where a field is one.
 const mirrorLua = `
 local function current(closingProgress, run)
   local cur = tonumber(redis.call('HGET', closingProgress, 'consolidation_id'))
@@ -48,7 +59,7 @@ local function tenths(v)
   if n == nil then return '0' end
   return tostring(math.floor(n * 10 + 0.5) / 10)
 end
-local function mirror(runProgress, closingProgress, run, ttl)
+local function mirror(runProgress, closingProgress, djangoProgress, run, ttl)
   local v = redis.call('HMGET', runProgress, 'total_chunks', 'chunks_completados', 'progreso_porcentaje',
     'empleados_procesados', 'tiempo_transcurrido', 'eta_restante')
   if not v[1] then return end
@@ -57,6 +68,18 @@ local function mirror(runProgress, closingProgress, run, ttl)
     'progreso_porcentaje', tenths(v[3]), 'empleados_procesados', v[4] or '0',
     'tiempo_transcurrido', tenths(v[5]), 'eta_restante', tenths(v[6]), 'consolidation_id', run)
   redis.call('PEXPIRE', closingProgress, ttl)
+  local eta = tonumber(tenths(v[6]))
+  redis.call('SET', djangoProgress, cjson.encode({
+    total_chunks = tonumber(v[1]), chunks_completados = tonumber(v[2]) or 0,
+    progreso_porcentaje = tonumber(tenths(v[3])), empleados_procesados = tonumber(v[4]) or 0,
+    tiempo_transcurrido = tonumber(tenths(v[5])), eta_restante = eta, eta_segundos = eta,
+    consolidation_id = tonumber(run)}), 'PX', ttl)
+end
+local function djangoMetrics(closingMetrics, key, ttl)
+  local all = redis.call('HGETALL', closingMetrics)
+  local m = {}
+  for i = 1, #all, 2 do m[all[i]] = tonumber(all[i + 1]) or all[i + 1] end
+  redis.call('SET', key, cjson.encode(m), 'PX', ttl)
 end
 `
 
@@ -64,7 +87,7 @@ end
 // decides, never a bare INCR, and the mirror is rewritten from the counters. A
 // split chunk (halves > 0) adds its halves to total_chunks, the first time and
 // only to a whole hash (a missing one is left for Reset).
-// KEYS: done, run progress, closing progress. ARGV: run, ttl, chunk, employees, records, halves.
+// KEYS: done, run progress, closing progress, Django progress. ARGV: run, ttl, chunk, employees, records, halves.
 var markDone = redis.NewScript(mirrorLua + `
 local added = redis.call('SADD', KEYS[1], ARGV[3])
 local had = redis.call('HEXISTS', KEYS[2], 'total_chunks')
@@ -78,13 +101,13 @@ end
 redis.call('HSET', KEYS[2], 'chunks_completados', redis.call('SCARD', KEYS[1]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2]) end
+if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2]) end
 return {added, had}
 `)
 
 // reset replaces the done set and writes the progress fields; a new run of the
 // closing drops the metrics of the previous one.
-// KEYS: done, run progress, closing progress, closing metrics.
+// KEYS: done, run progress, closing progress, closing metrics, Django progress, Django metrics.
 // ARGV: run, ttl, n, n done chunks, then field/value pairs.
 var reset = redis.NewScript(mirrorLua + `
 redis.call('DEL', KEYS[1])
@@ -96,26 +119,29 @@ if n > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if #ARGV > 3 + n then redis.call('HSET', KEYS[2], unpack(ARGV, 4 + n)) end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if current(KEYS[3], ARGV[1]) then
-  if redis.call('HGET', KEYS[4], 'consolidation_id') ~= ARGV[1] then redis.call('DEL', KEYS[4]) end
-  mirror(KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+  if redis.call('HGET', KEYS[4], 'consolidation_id') ~= ARGV[1] then redis.call('DEL', KEYS[4], KEYS[6]) end
+  mirror(KEYS[2], KEYS[3], KEYS[5], ARGV[1], ARGV[2])
 end
 return 1
 `)
 
 // set updates fields of a run hash and mirrors it: "progress" to the closing's
-// progress hash, "metrics" (all of it, and the run's id) to the closing's metrics hash.
-// KEYS: run hash, closing progress, closing metrics. ARGV: run, ttl, hash, field/value pairs.
+// progress hash, "metrics" (all of it, and the run's id) to the closing's metrics hash;
+// each with its Django cache value.
+// KEYS: run hash, closing progress, closing metrics, Django progress, Django metrics.
+// ARGV: run, ttl, hash, field/value pairs.
 var set = redis.NewScript(mirrorLua + `
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if current(KEYS[2], ARGV[1]) then
   if ARGV[3] == 'progress' then
-    mirror(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+    mirror(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2])
   elseif ARGV[3] == 'metrics' then
     local all = redis.call('HGETALL', KEYS[1])
     redis.call('DEL', KEYS[3])
     redis.call('HSET', KEYS[3], 'consolidation_id', ARGV[1], unpack(all))
     redis.call('PEXPIRE', KEYS[3], ARGV[2])
+    djangoMetrics(KEYS[3], KEYS[5], ARGV[2])
   end
 end
 return 1
@@ -132,7 +158,8 @@ func (r *RedisStore) MarkSplit(ctx context.Context, runID, closingID int64, chun
 }
 
 func (r *RedisStore) markDone(ctx context.Context, runID, closingID int64, chunk, employees, records, halves int, ttl time.Duration) (bool, bool, error) {
-	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress")}
+	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress"),
+		r.djangoKey(closingID, "progress")}
 	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records, halves).Int64Slice()
 	if err != nil {
 		return false, false, err
@@ -142,7 +169,8 @@ func (r *RedisStore) markDone(ctx context.Context, runID, closingID int64, chunk
 
 func (r *RedisStore) Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error {
 	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"),
-		r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics")}
+		r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics"),
+		r.djangoKey(closingID, "progress"), r.djangoKey(closingID, "metrics")}
 	args := make([]any, 0, 3+len(done)+2*len(fields))
 	args = append(args, runID, ttl.Milliseconds(), len(done))
 	for _, d := range done {
@@ -156,7 +184,8 @@ func (r *RedisStore) Set(ctx context.Context, runID, closingID int64, hash strin
 	if len(fields) == 0 {
 		return nil
 	}
-	keys := []string{r.runKey(runID, hash), r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics")}
+	keys := []string{r.runKey(runID, hash), r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics"),
+		r.djangoKey(closingID, "progress"), r.djangoKey(closingID, "metrics")}
 	args := appendPairs([]any{runID, ttl.Milliseconds(), hash}, fields)
 	return set.Run(ctx, r.client, keys, args...).Err()
 }
@@ -172,6 +201,11 @@ func (r *RedisStore) runKey(runID int64, part string) string {
 // closingKey names the seed's hash of a closing: "progress" or "metrics".
 func (r *RedisStore) closingKey(closingID int64, hash string) string {
 	return fmt.Sprintf("%s%s_cierre_%d", r.prefix, hash, closingID)
+}
+
+// djangoKey names a closing hash's value in the Django cache: "progress" or "metrics".
+func (r *RedisStore) djangoKey(closingID int64, hash string) string {
+	return r.django.Key(r.closingKey(closingID, hash))
 }
 
 func appendPairs(args []any, fields map[string]string) []any {

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func newTestStore(t *testing.T) (*RedisStore, *redis.Client, string) {
 	require.NoError(t, err)
 	client := redis.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
-	return NewRedisStore(client, r.Prefix), client, r.Prefix
+	return NewRedisStore(client, r.Prefix, DjangoCache{}), client, r.Prefix
 }
 
 // runFields are the fields the engine writes to a run's progress hash.
@@ -60,7 +61,7 @@ func TestClosingKeysComposeWithThePrefix(t *testing.T) {
 		{"nomina:", "metrics", "nomina:metrics_cierre_4"},
 	}
 	for _, tt := range tests {
-		require.Equal(t, tt.want, NewRedisStore(nil, tt.prefix).closingKey(4, tt.hash), "prefix %q", tt.prefix)
+		require.Equal(t, tt.want, NewRedisStore(nil, tt.prefix, DjangoCache{}).closingKey(4, tt.hash), "prefix %q", tt.prefix)
 	}
 }
 
@@ -328,4 +329,78 @@ func TestMarkSplitAgreesWithTheLedger(t *testing.T) {
 		_, ok := ParseSnapshot(hgetall(t, client, prefix+"run:50:progress"))
 		require.False(t, ok, "no partial hash passes for a whole one")
 	})
+}
+
+func TestDjangoCacheKeyIsDjangosDefaultKeyFunction(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		cache DjangoCache
+		want  string
+	}{
+		{DjangoCache{Version: 1}, ":1:consolidacion_progress_cierre_4"},
+		{DjangoCache{KeyPrefix: "nomina", Version: 7}, "nomina:7:consolidacion_progress_cierre_4"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, tt.cache.Key("consolidacion_progress_cierre_4"))
+	}
+	// A zero Version is Django's default.
+	require.Equal(t, ":1:consolidacion_metrics_cierre_4", NewRedisStore(nil, "", DjangoCache{}).djangoKey(4, "metrics"))
+}
+
+func TestRedisStoreWritesTheDjangoCacheValues(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := pgtest.NewRedis(t)
+	opt, err := redis.ParseURL(r.URL)
+	require.NoError(t, err)
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	// The test's key space is its Redis prefix; Django's prefix goes before it.
+	s := NewRedisStore(c, r.Prefix, DjangoCache{KeyPrefix: "nomina", Version: 3})
+	progressKey, metricsKey := "nomina:3:"+r.Prefix+"progress_cierre_4", "nomina:3:"+r.Prefix+"metrics_cierre_4"
+	get := func(key string) map[string]any {
+		t.Helper()
+		b, err := c.Get(ctx, key).Bytes()
+		if err == redis.Nil {
+			return nil
+		}
+		require.NoError(t, err)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(b, &v), string(b))
+		return v
+	}
+
+	snap := Snapshot{TotalChunks: 3, TotalEmployees: 200, Elapsed: 3800 * time.Millisecond}
+	require.NoError(t, s.Reset(ctx, 50, 4, nil, runFields(50, 4, snap), testTTL))
+	require.Equal(t, map[string]any{"total_chunks": 3.0, "chunks_completados": 0.0, "progreso_porcentaje": 0.0,
+		"empleados_procesados": 0.0, "tiempo_transcurrido": 3.8, "eta_restante": 0.0, "eta_segundos": 0.0,
+		"consolidation_id": 50.0}, get(progressKey))
+	_, _, err = s.MarkDone(ctx, 50, 4, 0, 66, 1584, testTTL)
+	require.NoError(t, err)
+	snap = Snapshot{TotalChunks: 3, ChunksDone: 1, EmployeesDone: 66, TotalEmployees: 200, Percent: 33.3333,
+		Elapsed: 4 * time.Second, ETA: 8049 * time.Millisecond}
+	require.NoError(t, s.Set(ctx, 50, 4, "progress", snap.DerivedFields(), testTTL))
+	p := get(progressKey)
+	require.Equal(t, []any{1.0, 66.0, 33.3, 4.0, 8.0, 8.0}, []any{p["chunks_completados"], p["empleados_procesados"],
+		p["progreso_porcentaje"], p["tiempo_transcurrido"], p["eta_restante"], p["eta_segundos"]})
+	require.Nil(t, get(metricsKey), "no metrics before the run's end")
+
+	require.NoError(t, s.Set(ctx, 50, 4, "metrics", endMetrics, testTTL))
+	require.Equal(t, map[string]any{"consolidation_id": 50.0, "throughput_empleados_sec": 17.3,
+		"throughput_registros_sec": 416.8, "memoria_pico_mb": 45.2, "cpu_promedio_percent": 23.5,
+		"tiempo_total": 7.8, "workers_utilizados": 2.0}, get(metricsKey))
+	for _, k := range []string{progressKey, metricsKey} {
+		ttl, err := c.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, testTTL-time.Minute, k)
+	}
+
+	// The closing's next run replaces its progress and drops the earlier metrics;
+	// the earlier run cannot write over them.
+	require.NoError(t, s.Reset(ctx, 51, 4, nil, runFields(51, 4, Snapshot{TotalChunks: 5, TotalEmployees: 50}), testTTL))
+	require.Equal(t, 51.0, get(progressKey)["consolidation_id"])
+	require.Nil(t, get(metricsKey))
+	require.NoError(t, s.Set(ctx, 50, 4, "metrics", endMetrics, testTTL))
+	require.Nil(t, get(metricsKey))
+	require.Equal(t, 51.0, get(progressKey)["consolidation_id"])
 }

@@ -1,6 +1,10 @@
-"""Settings for the stand-in payroll application: only what `migrate` and the ORM need.
+"""Settings for the stand-in payroll application: what `migrate`, the ORM and the cache need.
 
-The database is DJANGO_DATABASE_URL (postgres://user[:password]@host:port/name).
+The database is DJANGO_DATABASE_URL (postgres://user[:password]@host:port/name). With
+DJANGO_REDIS_URL set, the default cache is the application's: django-redis with its JSON
+serializer, KEY_PREFIX and VERSION from DJANGO_CACHE_KEY_PREFIX and DJANGO_CACHE_VERSION, the
+same variables the coordinator reads to write the progress keys this cache reads (README, "The
+payroll application's progress view").
 """
 import os
 from urllib.parse import unquote, urlparse
@@ -23,3 +27,17 @@ DATABASES = {
         "PORT": str(_url.port or ""),
     }
 }
+
+if os.environ.get("DJANGO_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": os.environ["DJANGO_REDIS_URL"],
+            "KEY_PREFIX": os.environ.get("DJANGO_CACHE_KEY_PREFIX", ""),
+            "VERSION": int(os.environ.get("DJANGO_CACHE_VERSION", "1")),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+            },
+        }
+    }
