@@ -57,6 +57,19 @@ func TestHelpOfEveryCommand(t *testing.T) {
 	}
 }
 
+// TestJSONOnEveryCommandThatPrintsData: each command that prints what the
+// coordinator answered takes -json; export writes CSV or xlsx.
+func TestJSONOnEveryCommandThatPrintsData(t *testing.T) {
+	t.Parallel()
+	for name := range cierrectl().Commands {
+		if name == "export" {
+			continue
+		}
+		_, stdout, _ := run(t, name, "-h")
+		require.Contains(t, stdout, "  -json\n", name)
+	}
+}
+
 func TestRunEndExitCodes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -106,6 +119,14 @@ func TestUsageAndHelp(t *testing.T) {
 		{args: []string{"status", "-closing", "1", "extra"}, code: ExitUsage, stderr: "unexpected argument \"extra\""},
 		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},
 		{args: []string{"generate"}, code: ExitUsage, stderr: "unknown command \"generate\""}, // devcluster's
+		{args: []string{"explain", "-closing", "1"}, code: ExitUsage, stderr: "cierrectl explain: -closing N and -rut R are required"},
+		{args: []string{"export", "-closing", "1", "-format", "pdf"}, code: ExitUsage, stderr: "-format \"pdf\": want csv or xlsx"},
+		{args: []string{"export", "-closing", "1", "-format", "xlsx"}, code: ExitUsage, stderr: "-format xlsx needs -o FILE"},
+		{args: []string{"list", "-since", "yesterday"}, code: ExitUsage, stderr: "-since \"yesterday\": want an RFC 3339 time"},
+		{args: []string{"list", "-limit", "0"}, code: ExitUsage, stderr: "-limit must be > 0"},
+		{args: []string{"status", "-closing", "1", "-tls-cert", "c.pem"}, code: ExitUsage, stderr: "-tls-cert, -tls-key and -tls-ca go together"},
+		{args: []string{"help", "version"}, code: ExitOK, stdout: "version (or -version)"},
+		{args: []string{"help", "completion"}, code: ExitOK, stdout: "completion bash|zsh"},
 		{args: []string{"help", "frobnicate"}, code: ExitUsage, stderr: "unknown command \"frobnicate\""},
 		{args: []string{"help", "status", "watch"}, code: ExitUsage, stderr: "want one command"},
 		{args: []string{"version", "now"}, code: ExitUsage, stderr: "unexpected argument \"now\""},
