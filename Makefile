@@ -19,12 +19,13 @@ help: ## list the targets
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 
 .PHONY: build
-build: ## build bin/coordinator, bin/worker, bin/cierrectl and bin/benchmark
+build: ## build bin/coordinator, bin/worker, bin/cierrectl (shipped) and bin/devcluster, bin/benchmark (development only)
 	go build -ldflags "-X github.com/nominacl/consolidation/pkg/config.Revision=$(REVISION)" -o bin/ ./coordinator/cmd/... ./worker/cmd/...
 
 .PHONY: test
 test: ## run every test of every module (starts its own PostgreSQL and Redis unless TEST_DATABASE_URL/TEST_REDIS_URL are set)
 	go test $(GO_TEST_FLAGS) $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	go test $(GO_TEST_FLAGS) -tags faultinject ./worker/internal/chunk/
 
 # The fault tests: each injects a real fault (signals, pg_terminate_backend, server
 # restarts, stalled commits) and compares the rows with a clean run's.
@@ -87,6 +88,7 @@ generate: tools ## regenerate the protobuf code in proto/ (buf with local plugin
 lint: tools ## buf lint, go vet, gofmt, and go mod tidy on every module
 	$(TOOLS)/buf lint
 	go vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
+	go vet -tags faultinject ./worker/...
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; done
 
@@ -96,7 +98,7 @@ verify: generate lint ## check generated code is up to date, then lint
 
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar
-	bin/cierrectl demo $(DEMO_FLAGS)
+	bin/devcluster demo $(DEMO_FLAGS)
 
 .PHONY: bench
 bench: build ## measure 133 to 100,000-employee closings against the single-stream COPY floor (BENCH_FLAGS=-million for 1,000,000)

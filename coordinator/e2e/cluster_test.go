@@ -27,6 +27,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/store/storetest"
 	"github.com/nominacl/consolidation/pkg/synth"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -39,7 +40,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", dir,
+	// faultinject compiles the worker's fault injection (FAULT_* variables),
+	// which a production build leaves out.
+	build := exec.Command("go", "build", "-tags", "faultinject", "-o", dir,
 		"github.com/nominacl/consolidation/coordinator/cmd/coordinator",
 		"github.com/nominacl/consolidation/worker/cmd/worker")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -284,7 +287,7 @@ func expected(t *testing.T, pool *pgxpool.Pool, closingID int64) []rules.Consoli
 // requireResultsEqual compares the full result set of a closing with want.
 func requireResultsEqual(t *testing.T, pool *pgxpool.Pool, closingID int64, want []rules.Consolidated) {
 	t.Helper()
-	got, err := store.ReadResults(context.Background(), pool, closingID)
+	got, err := storetest.ReadResults(context.Background(), pool, closingID)
 	require.NoError(t, err)
 	require.Equal(t, len(want), len(got), "consolidated employees of closing %d", closingID)
 	for i := range want {

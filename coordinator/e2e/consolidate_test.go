@@ -14,6 +14,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/store/storetest"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -85,7 +86,7 @@ func TestEmptyClosing(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, m.TotalEmpleados)
 		require.Zero(t, m.ChunksProcesados)
-		got, err := store.ReadResults(context.Background(), c.pool, closing)
+		got, err := storetest.ReadResults(context.Background(), c.pool, closing)
 		require.NoError(t, err)
 		require.Empty(t, got)
 	})

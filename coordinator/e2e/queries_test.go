@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,16 @@ func TestRunHistory(t *testing.T) {
 	require.Equal(t, 3, strings.Count(out, "\n"), out) // header and two runs
 	require.Contains(t, out, itoa(runs[2]))
 	require.NotContains(t, out, " "+itoa(b)+" ")
+	// -json: one run a line, newest first, the proto's field names.
+	lines := strings.Split(strings.TrimSuffix(c.cierrectl("list", "-closing", itoa(a), "-json"), "\n"), "\n")
+	require.Len(t, lines, 2)
+	var newest struct {
+		ConsolidationID string `json:"consolidation_id"`
+		ClosingID       string `json:"closing_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &newest), lines[0])
+	require.Equal(t, itoa(runs[2]), newest.ConsolidationID)
+	require.Equal(t, itoa(a), newest.ClosingID)
 }
 
 // TestExplainEmployee: for an employee whose concept differs between libro and
@@ -211,6 +222,16 @@ func TestExplainEmployee(t *testing.T) {
 	out := c.cierrectl("explain", "-closing", itoa(closing), "-rut", rawRUT)
 	require.Contains(t, out, code)
 	require.Contains(t, out, "from novedades")
+	var doc struct {
+		ClosingID string `json:"closing_id"`
+		Concepts  []struct {
+			Code string `json:"code"`
+		} `json:"concepts"`
+	}
+	out = c.cierrectl("explain", "-closing", itoa(closing), "-rut", rawRUT, "-json")
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Equal(t, itoa(closing), doc.ClosingID)
+	require.NotEmpty(t, doc.Concepts)
 }
 
 // withoutIDs is a stored record without what only storing gives it (row and run

@@ -157,12 +157,6 @@ c AS (
 	RETURNING 1)
 SELECT r.owned, EXISTS (SELECT FROM c) FROM r`)
 
-// FailChunk marks a chunk failed for good, provided token is still its current one
-// and epoch the run's lease epoch (ErrLeaseLost otherwise, and nothing changes).
-func FailChunk(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, errText string) (bool, error) {
-	return FailChunkWith(ctx, q, runID, epoch, index, token, ChunkFailure{Error: errText})
-}
-
 // ChunkFailure is why a chunk failed for good.
 type ChunkFailure struct {
 	Error string
@@ -171,7 +165,9 @@ type ChunkFailure struct {
 	WorkerDied bool
 }
 
-// FailChunkWith is FailChunk recording whether workers died on the chunk.
+// FailChunkWith marks a chunk failed for good, provided token is still its
+// current one and epoch the run's lease epoch (ErrLeaseLost otherwise, and
+// nothing changes), recording why and whether workers died on it.
 func FailChunkWith(ctx context.Context, q Querier, runID, epoch int64, index int, token int64, f ChunkFailure) (bool, error) {
 	var owned, failed bool
 	err := q.QueryRow(ctx, sqlFailChunk, runID, index, token, f.Error, epoch, f.WorkerDied).Scan(&owned, &failed)

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -177,62 +175,4 @@ func encodeConcepts(ids []int64, recs []rules.Consolidated, lines int) ([]byte, 
 		}
 	}
 	return con.bytes(), nil
-}
-
-// ReadResults reads a closing's consolidated records back, sorted by RUT, with
-// their lines sorted by code: the form the rules produce, so a run's output can be
-// compared with the rules applied in one process.
-func ReadResults(ctx context.Context, q Querier, closingID int64) ([]rules.Consolidated, error) {
-	rows, err := q.Query(ctx, `
-		SELECT e.id, e.empleado_origen_id, e.rut, e.nombre_completo, e.cargo, e.centro_costo, e.es_ingreso,
-		       e.es_finiquito, e.tiene_ausentismo, e.total_haberes, e.total_descuentos, e.liquido_pagar,
-		       e.fuentes_utilizadas, e.reglas_aplicadas, e.discrepancias_resueltas
-		FROM nomina_empleado_consolidado e WHERE e.cierre_id = $1 ORDER BY e.rut`, closingID)
-	if err != nil {
-		return nil, fmt.Errorf("reading results of closing %d: %w", closingID, err)
-	}
-	var out []rules.Consolidated
-	index := map[int64]int{}
-	for rows.Next() {
-		var id int64
-		var c rules.Consolidated
-		if err := rows.Scan(&id, &c.EmpleadoOrigenID, &c.RUT, &c.NombreCompleto, &c.Cargo, &c.CentroCosto,
-			&c.EsIngreso, &c.EsFiniquito, &c.TieneAusentismo, &c.TotalHaberes, &c.TotalDescuentos, &c.LiquidoPagar,
-			&c.FuentesUtilizadas, &c.ReglasAplicadas, &c.DiscrepanciasResueltas); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading results of closing %d: %w", closingID, err)
-		}
-		index[id] = len(out)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading results of closing %d: %w", closingID, err)
-	}
-	rows, err = q.Query(ctx, `
-		SELECT c.empleado_consolidado_id, c.codigo_concepto, c.nombre_concepto, c.valor, c.tipo_concepto, c.fuente_dato
-		FROM nomina_concepto_empleado_consolidado c
-		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id
-		WHERE e.cierre_id = $1 ORDER BY c.empleado_consolidado_id, c.codigo_concepto`, closingID)
-	if err != nil {
-		return nil, fmt.Errorf("reading result concepts of closing %d: %w", closingID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var owner int64
-		var l rules.ConceptLine
-		if err := rows.Scan(&owner, &l.Code, &l.Name, &l.Value, &l.Type, &l.Source); err != nil {
-			return nil, fmt.Errorf("reading result concepts of closing %d: %w", closingID, err)
-		}
-		i := index[owner]
-		out[i].Lines = append(out[i].Lines, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading result concepts of closing %d: %w", closingID, err)
-	}
-	// Sort in Go: the database's collation may order text differently.
-	slices.SortFunc(out, func(a, b rules.Consolidated) int { return cmp.Compare(a.RUT, b.RUT) })
-	for i := range out {
-		slices.SortFunc(out[i].Lines, func(a, b rules.ConceptLine) int { return cmp.Compare(a.Code, b.Code) })
-	}
-	return out, nil
 }

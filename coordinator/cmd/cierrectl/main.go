@@ -1,5 +1,6 @@
 // Command cierrectl operates the consolidation service: consolidate with a live
-// progress bar, status, cancel, generate a synthetic closing, and the demo.
+// progress bar, watch, status, cancel, check, list, explain and export. The
+// demo, the generator and the dev CA are devcluster's (coordinator/cmd/devcluster).
 package main
 
 import (

@@ -20,6 +20,7 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	closing := fs.Int64("closing", 0, "closing id to check")
 	startReq := addStartFlags(fs)
 	chunks := fs.Bool("chunks", false, "print every planned chunk")
+	out := addOutput(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,18 +38,19 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, _ := domainpb.PolicyFromProto(resp.GetChunkPolicy())
-	fmt.Fprintf(stdout, "closing %d (estado %s) may be consolidated; nothing was started\n", resp.GetClosingId(), resp.GetEstado())
-	fmt.Fprintf(stdout, "  plan          %d employees in %d chunks (policy %s, size %d)\n", resp.GetTotalEmployees(),
-		resp.GetTotalChunks(), p, resp.GetChunkSize())
-	fmt.Fprintf(stdout, "  novedades     %d without a libro employee (ignored)\n", resp.GetUnmatchedNovedades())
-	if *chunks {
-		for _, c := range resp.GetPlannedChunks() {
-			fmt.Fprintf(stdout, "  chunk %-6d  employees %d..%d (%d)\n", c.GetChunkIndex(), c.GetFirstEmployeeId(),
-				c.GetLastEmployeeId(), c.GetEmployees())
+	return out.print(stdout, resp, func(w io.Writer) {
+		p, _ := domainpb.PolicyFromProto(resp.GetChunkPolicy())
+		fmt.Fprintf(w, "closing %d (estado %s) may be consolidated; nothing was started\n", resp.GetClosingId(), resp.GetEstado())
+		fmt.Fprintf(w, "  plan          %d employees in %d chunks (policy %s, size %d)\n", resp.GetTotalEmployees(),
+			resp.GetTotalChunks(), p, resp.GetChunkSize())
+		fmt.Fprintf(w, "  novedades     %d without a libro employee (ignored)\n", resp.GetUnmatchedNovedades())
+		if *chunks {
+			for _, c := range resp.GetPlannedChunks() {
+				fmt.Fprintf(w, "  chunk %-6d  employees %d..%d (%d)\n", c.GetChunkIndex(), c.GetFirstEmployeeId(),
+					c.GetLastEmployeeId(), c.GetEmployees())
+			}
 		}
-	}
-	return nil
+	})
 }
 
 // addStartFlags adds the flags that shape a Consolidate request (-policy,

@@ -1,6 +1,8 @@
 // Package cli is cierrectl, the operators' command line: start a consolidation and
-// follow it with a live progress bar, show its status, cancel it, generate a
-// synthetic closing, and run the whole demo.
+// follow it with a live progress bar, show its status, cancel it, explain and
+// export its rows. Its Program (help, version, completion, flags, exit codes) is
+// shared with the development tool devcluster, which holds what is never shipped:
+// the demo, the generator of synthetic closings and the throwaway CA.
 package cli
 
 import (
@@ -20,7 +22,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
-	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -44,15 +45,8 @@ Commands:
   explain     -closing N -rut R        where each figure of an employee's consolidated record comes from
   export      -closing N [-format csv|xlsx] [-o FILE]
               the consolidated rows, one row per concept line (xlsx needs -o)
-  generate    -employees N [-year Y -month M -seed S]
-              write a synthetic closing into DATABASE_URL and print its id
-  demo        [-employees N] [-workers N] [-tls]
-              start PostgreSQL, Redis, a coordinator and workers; generate, consolidate, print, stop
-              (-tls: on mTLS, with a throwaway CA and policy files)
   health      [-addr host:port]        ask a coordinator's or worker's grpc.health.v1 (HEALTH_ADDR, or the
               gRPC port with -tls-*); exits 1 unless SERVING
-  certs       -dir DIR
-              write a throwaway CA, certificates and policy files for a local cluster on mTLS
   completion  bash|zsh                 print a shell completion script: source <(cierrectl completion bash)
   help        [COMMAND]                this text, or a command's flags
   version     (or -version)            the build's version and VCS revision
@@ -71,50 +65,17 @@ The coordinator is reached at -addr (default $COORDINATOR_ADDR or localhost:5005
 -tls-cert, -tls-key and -tls-ca (default $TLS_CERT_FILE, $TLS_KEY_FILE, $TLS_CA_FILE) are given.
 `
 
-// Main runs a command and returns the process exit code (ExitOK, ExitFailed,
-// ExitUsage, ExitPartial).
+// Main runs a cierrectl command and returns the process exit code (ExitOK,
+// ExitFailed, ExitUsage, ExitPartial).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return ExitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		if len(args) == 1 {
-			fmt.Fprint(stdout, usage)
-			return ExitOK
-		}
-		args = []string{args[1], "-h"} // help COMMAND
-	case "-version", "--version", "version":
-		fmt.Fprintln(stdout, "cierrectl", config.BuildInfo())
-		return ExitOK
-	}
-	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel,
-		"generate": generate, "demo": demo, "certs": certs, "health": healthCmd,
+	return cierrectl().Main(ctx, args, stdout, stderr)
+}
+
+func cierrectl() Program {
+	return Program{Name: "cierrectl", Usage: usage, Commands: map[string]Command{
+		"consolidate": consolidate, "watch": watch, "status": statusCmd, "cancel": cancel, "health": healthCmd,
 		"list": list, "explain": explain, "export": export, "check": check,
-	}
-	cmds["completion"] = func(ctx context.Context, args []string, stdout, _ io.Writer) error {
-		return completion(ctx, args, stdout, cmds)
-	}
-	cmd, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "cierrectl: unknown command %q\n\n%s", args[0], usage)
-		return ExitUsage
-	}
-	err := cmd(ctx, args[1:], stdout, stderr)
-	code := exitCode(err)
-	var fe *flagError
-	switch {
-	case err == nil:
-	case errors.As(err, &fe) && code == ExitOK:
-		fmt.Fprint(stdout, fe.usage)
-	case errors.As(err, &fe):
-		fmt.Fprint(stderr, fe.usage)
-	case code != ExitOK:
-		fmt.Fprintf(stderr, "cierrectl %s: %s\n", args[0], describe(err))
-	}
-	return code
+	}}
 }
 
 // connFlags are -addr and the mTLS files -tls-cert, -tls-key, -tls-ca, each
@@ -144,7 +105,7 @@ func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), e
 func (c connFlags) conn() (*grpc.ClientConn, error) {
 	files := grpcx.TLSFiles{Cert: *c.cert, Key: *c.key, CA: *c.ca}
 	if err := files.Check(); err != nil {
-		return nil, fmt.Errorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
+		return nil, usageErrorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
 	}
 	conn, err := files.Dial(*c.addr)
 	if err != nil {
@@ -158,6 +119,7 @@ func (c connFlags) conn() (*grpc.ClientConn, error) {
 func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("health")
 	c := addConnFlags(fs)
+	out := addOutput(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -172,7 +134,9 @@ func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, resp.GetStatus())
+	if err := out.print(stdout, resp, func(w io.Writer) { fmt.Fprintln(w, resp.GetStatus()) }); err != nil {
+		return err
+	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		return errors.New("not serving")
 	}
@@ -191,6 +155,11 @@ func (r refFlags) check() error {
 		return usageErrorf("give exactly one of -closing N or -run N")
 	}
 	return nil
+}
+
+// Consolidate is cierrectl's consolidate command (devcluster's demo ends with it).
+func Consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return consolidate(ctx, args, stdout, stderr)
 }
 
 func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -26,6 +26,50 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
+// TestHelpOfEveryCommand: help X and X -h exit 0 with X's usage on stdout, for
+// every command, and a bad flag exits 2 with the usage on stderr.
+func TestHelpOfEveryCommand(t *testing.T) {
+	t.Parallel()
+	names := []string{"help", "version", "completion"}
+	for name := range (Program{}).commands() {
+		names = append(names, name)
+	}
+	for name := range cierrectl().Commands {
+		names = append(names, name)
+	}
+	for _, name := range names {
+		code, stdout, stderr := run(t, "help", name)
+		require.Equal(t, ExitOK, code, "help %s: %s", name, stderr)
+		require.Empty(t, stderr, "help %s", name)
+		require.Contains(t, stdout, "sage", "help %s", name)
+		if name == "help" || name == "version" {
+			continue
+		}
+		code, stdout2, _ := run(t, name, "-h")
+		require.Equal(t, ExitOK, code, "%s -h", name)
+		require.Equal(t, stdout, stdout2, "%s -h is help %s", name, name)
+		if name == "completion" {
+			continue
+		}
+		code, _, stderr = run(t, name, "-no-such-flag")
+		require.Equal(t, ExitUsage, code, "%s -no-such-flag", name)
+		require.Contains(t, stderr, "flag provided but not defined: -no-such-flag", name)
+	}
+}
+
+// TestJSONOnEveryCommandThatPrintsData: each command that prints what the
+// coordinator answered takes -json; export writes CSV or xlsx.
+func TestJSONOnEveryCommandThatPrintsData(t *testing.T) {
+	t.Parallel()
+	for name := range cierrectl().Commands {
+		if name == "export" {
+			continue
+		}
+		_, stdout, _ := run(t, name, "-h")
+		require.Contains(t, stdout, "  -json\n", name)
+	}
+}
+
 func TestRunEndExitCodes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -74,6 +118,18 @@ func TestUsageAndHelp(t *testing.T) {
 		{args: []string{"watch", "-closing", "1", "-run", "2"}, code: ExitUsage, stderr: "give exactly one of -closing N or -run N"},
 		{args: []string{"status", "-closing", "1", "extra"}, code: ExitUsage, stderr: "unexpected argument \"extra\""},
 		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},
+		{args: []string{"generate"}, code: ExitUsage, stderr: "unknown command \"generate\""}, // devcluster's
+		{args: []string{"explain", "-closing", "1"}, code: ExitUsage, stderr: "cierrectl explain: -closing N and -rut R are required"},
+		{args: []string{"export", "-closing", "1", "-format", "pdf"}, code: ExitUsage, stderr: "-format \"pdf\": want csv or xlsx"},
+		{args: []string{"export", "-closing", "1", "-format", "xlsx"}, code: ExitUsage, stderr: "-format xlsx needs -o FILE"},
+		{args: []string{"list", "-since", "yesterday"}, code: ExitUsage, stderr: "-since \"yesterday\": want an RFC 3339 time"},
+		{args: []string{"list", "-limit", "0"}, code: ExitUsage, stderr: "-limit must be > 0"},
+		{args: []string{"status", "-closing", "1", "-tls-cert", "c.pem"}, code: ExitUsage, stderr: "-tls-cert, -tls-key and -tls-ca go together"},
+		{args: []string{"help", "version"}, code: ExitOK, stdout: "version (or -version)"},
+		{args: []string{"help", "completion"}, code: ExitOK, stdout: "completion bash|zsh"},
+		{args: []string{"help", "frobnicate"}, code: ExitUsage, stderr: "unknown command \"frobnicate\""},
+		{args: []string{"help", "status", "watch"}, code: ExitUsage, stderr: "want one command"},
+		{args: []string{"version", "now"}, code: ExitUsage, stderr: "unexpected argument \"now\""},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := run(t, tt.args...)
@@ -202,7 +258,7 @@ func TestBashCompletion(t *testing.T) {
 		require.NoError(t, err, "%s", out)
 		return strings.Fields(string(out))
 	}
-	require.Equal(t, []string{"cancel", "certs", "check", "completion", "consolidate"}, complete("cierrectl", "c"))
+	require.Equal(t, []string{"cancel", "check", "completion", "consolidate"}, complete("cierrectl", "c"))
 	require.Equal(t, []string{"-chunk-size", "-closing"}, complete("cierrectl", "consolidate", "-c"))
 	require.Equal(t, []string{"-yes"}, complete("cierrectl", "cancel", "-y"))
 	require.Equal(t, []string{"-json"}, complete("cierrectl", "watch", "-j"))
@@ -215,7 +271,7 @@ func TestZshCompletion(t *testing.T) {
 	code, script, stderr := run(t, "completion", "zsh")
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, script, "#compdef cierrectl\n")
-	require.Contains(t, script, "compadd -- cancel certs check completion consolidate demo explain export generate health list status watch help version\n")
+	require.Contains(t, script, "compadd -- cancel check completion consolidate explain export health list status watch help version\n")
 	require.Contains(t, script, `'-force[consolidate again a closing already in datos_consolidados]'`)
 	require.Contains(t, script, `'-closing[closing id to consolidate]:int:'`)
 	require.Contains(t, script, `'-tls-cert[client certificate (PEM) for mTLS]:string:_files'`)

@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 // revision and -h with its usage on stdout, both exiting 0.
 func TestBinariesSayTheirVersion(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"coordinator", "worker", "cierrectl", "benchmark"} {
+	for _, name := range []string{"coordinator", "worker", "cierrectl", "devcluster", "benchmark"} {
 		out, err := exec.Command(filepath.Join(binDir, name), "-version").Output()
 		require.NoError(t, err, name)
 		require.Regexp(t, `^`+name+` `+testVersion+` \(revision 0123456789ab\) go1\.\d+`, string(out))

@@ -12,12 +12,17 @@ import (
 	"strings"
 )
 
-// command is one of cierrectl's commands, as Main's command map holds them.
-type command = func(context.Context, []string, io.Writer, io.Writer) error
+// completionUsage is what `completion -h` prints.
+const completionUsage = `Usage of completion:
+  completion bash|zsh   print a shell completion script of the commands and their flags
+`
 
-// completion prints a bash or zsh completion script of the commands in cmds and
-// their flags, learnt by asking each command for -h.
-func completion(ctx context.Context, args []string, stdout io.Writer, cmds map[string]command) error {
+// completion prints a bash or zsh completion script of program's commands in
+// cmds and their flags, learnt by asking each command for -h.
+func completion(ctx context.Context, program string, args []string, stdout io.Writer, cmds map[string]Command) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return &flagError{err: flag.ErrHelp, usage: completionUsage}
+	}
 	if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
 		return usageErrorf("want completion bash or completion zsh")
 	}
@@ -33,24 +38,24 @@ func completion(ctx context.Context, args []string, stdout io.Writer, cmds map[s
 	}
 	names := append(slices.Sorted(maps.Keys(cmds)), "help", "version")
 	if args[0] == "bash" {
-		writeBash(stdout, names, flags)
+		writeBash(stdout, program, names, flags)
 	} else {
-		writeZsh(stdout, names, flags)
+		writeZsh(stdout, program, names, flags)
 	}
 	return nil
 }
 
-func writeBash(w io.Writer, names []string, flags map[string][]*flag.Flag) {
-	fmt.Fprintf(w, `# bash completion for cierrectl. Load it with
-#   source <(cierrectl completion bash)
-_cierrectl() {
+func writeBash(w io.Writer, program string, names []string, flags map[string][]*flag.Flag) {
+	fmt.Fprintf(w, `# bash completion for %[1]s. Load it with
+#   source <(%[1]s completion bash)
+_%[1]s() {
 	local cur=${COMP_WORDS[COMP_CWORD]} words=""
 	if [[ $COMP_CWORD -eq 1 ]]; then
-		COMPREPLY=($(compgen -W %q -- "$cur"))
+		COMPREPLY=($(compgen -W %[2]q -- "$cur"))
 		return
 	fi
 	case ${COMP_WORDS[1]} in
-`, strings.Join(names, " "))
+`, program, strings.Join(names, " "))
 	for _, name := range names {
 		var words []string
 		for _, f := range flags[name] {
@@ -66,25 +71,25 @@ _cierrectl() {
 			fmt.Fprintf(w, "\t%s) words=%q ;;\n", name, strings.Join(words, " "))
 		}
 	}
-	fmt.Fprint(w, `	esac
+	fmt.Fprintf(w, `	esac
 	COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
-complete -o default -F _cierrectl cierrectl
-`)
+complete -o default -F _%[1]s %[1]s
+`, program)
 }
 
-func writeZsh(w io.Writer, names []string, flags map[string][]*flag.Flag) {
-	fmt.Fprintf(w, `#compdef cierrectl
-# zsh completion for cierrectl. Load it with
-#   source <(cierrectl completion zsh)
-# or save it as _cierrectl in a directory of $fpath.
-_cierrectl() {
+func writeZsh(w io.Writer, program string, names []string, flags map[string][]*flag.Flag) {
+	fmt.Fprintf(w, `#compdef %[1]s
+# zsh completion for %[1]s. Load it with
+#   source <(%[1]s completion zsh)
+# or save it as _%[1]s in a directory of $fpath.
+_%[1]s() {
 	if (( CURRENT == 2 )); then
-		compadd -- %s
+		compadd -- %[2]s
 		return
 	fi
 	case $words[2] in
-`, strings.Join(names, " "))
+`, program, strings.Join(names, " "))
 	for _, name := range names {
 		var specs []string
 		for _, f := range flags[name] {
@@ -100,14 +105,14 @@ _cierrectl() {
 			fmt.Fprintf(w, "\t%s) _arguments \\\n\t\t%s ;;\n", name, strings.Join(specs, " \\\n\t\t"))
 		}
 	}
-	fmt.Fprint(w, `	esac
+	fmt.Fprintf(w, `	esac
 }
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
-	_cierrectl "$@"
+	_%[1]s "$@"
 else
-	compdef _cierrectl cierrectl
+	compdef _%[1]s %[1]s
 fi
-`)
+`, program)
 }
 
 // zshSpec is a flag as an _arguments spec: '-name[what it does]' for a switch,

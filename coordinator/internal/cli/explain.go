@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,11 +16,12 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	conn := addConnFlags(fs)
 	closing := fs.Int64("closing", 0, "closing id")
 	rutFlag := fs.String("rut", "", "the employee's RUT, in any spelling (12.345.678-5, 12345678-5)")
+	out := addOutput(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *closing <= 0 || *rutFlag == "" {
-		return errors.New("-closing N and -rut R are required")
+		return usageErrorf("-closing N and -rut R are required")
 	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
@@ -32,8 +32,7 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printExplanation(stdout, resp)
-	return nil
+	return out.print(stdout, resp, func(w io.Writer) { printExplanation(w, resp) })
 }
 
 func printExplanation(w io.Writer, r *consolidationv1.ExplainEmployeeResponse) {

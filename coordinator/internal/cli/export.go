@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/xuri/excelize/v2"
@@ -63,13 +64,13 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if *closing <= 0 {
-		return errors.New("-closing N is required")
+		return usageErrorf("-closing N is required")
 	}
 	if *format != "csv" && *format != "xlsx" {
-		return fmt.Errorf("-format %q: want csv or xlsx", *format)
+		return usageErrorf("-format %q: want csv or xlsx", *format)
 	}
 	if *format == "xlsx" && *out == "" {
-		return errors.New("-format xlsx needs -o FILE")
+		return usageErrorf("-format xlsx needs -o FILE")
 	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
@@ -102,15 +103,18 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // writeCSVTo writes the table as CSV to file, or to stdout when file is "". It
 // returns the employees written; next returns io.EOF after the last batch.
 func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
-	w := stdout
-	if file != "" {
-		f, err := os.Create(file)
-		if err != nil {
-			return 0, err
-		}
-		defer f.Close()
-		w = f
+	if file == "" {
+		return writeCSV(stdout, next)
 	}
+	var n int
+	err := writeAtomically(file, func(w io.Writer) (err error) {
+		n, err = writeCSV(w, next)
+		return err
+	})
+	return n, err
+}
+
+func writeCSV(w io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(exportHeader); err != nil {
 		return 0, err
@@ -120,13 +124,32 @@ func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.C
 		return n, err
 	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return n, err
+	return n, cw.Error()
+}
+
+// writeAtomically writes file with write into a temporary file of file's
+// directory, renamed to file only once write has succeeded and the bytes are on
+// disk: an export that fails mid-stream (the coordinator goes away, a run starts)
+// leaves no partial file, and a file of that name from before as it was. The
+// file is readable by its owner only (0600): it holds personal data.
+func writeAtomically(file string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*.partial")
+	if err != nil {
+		return err
 	}
-	if f, ok := w.(*os.File); ok && file != "" {
-		return n, f.Close()
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
 	}
-	return n, nil
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
 }
 
 // writeXLSX writes the table as one sheet of an xlsx file: amounts are numeric
@@ -188,7 +211,7 @@ func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee
 	if err := sw.Flush(); err != nil {
 		return n, err
 	}
-	return n, f.SaveAs(file)
+	return n, writeAtomically(file, func(w io.Writer) error { return f.Write(w) })
 }
 
 // eachEmployee hands every employee of the batches next returns to fn, until next

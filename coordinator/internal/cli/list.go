@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -24,11 +23,12 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	since := fs.String("since", "", "only the runs started at or after this time (RFC 3339)")
 	until := fs.String("until", "", "only the runs started before this time (RFC 3339)")
 	limit := fs.Int("limit", 50, "at most this many runs")
+	out := addOutput(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *limit <= 0 {
-		return errors.New("-limit must be > 0")
+		return usageErrorf("-limit must be > 0")
 	}
 	req := &consolidationv1.ListConsolidationsRequest{ClosingId: *closing, Estado: *estado}
 	for _, t := range []struct {
@@ -40,7 +40,7 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		at, err := time.Parse(time.RFC3339, t.v)
 		if err != nil {
-			return fmt.Errorf("%s %q: want an RFC 3339 time, e.g. 2026-03-31T00:00:00Z", t.flag, t.v)
+			return usageErrorf("%s %q: want an RFC 3339 time, e.g. 2026-03-31T00:00:00Z", t.flag, t.v)
 		}
 		*t.dst = timestamppb.New(at)
 	}
@@ -49,8 +49,11 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	defer closeConn()
+	// The text is a table, aligned when written; -json prints each run as it comes.
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
+	if !out.isJSON() {
+		fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
+	}
 	for printed := 0; printed < *limit; {
 		req.PageSize = int32(min(*limit-printed, 500))
 		resp, err := client.ListConsolidations(ctx, req)
@@ -58,14 +61,19 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return err
 		}
 		for _, c := range resp.GetConsolidations() {
-			finished := "-"
-			if c.GetFinishedAt() != nil {
-				finished = c.GetFinishedAt().AsTime().Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado(),
-				c.GetStartedAt().AsTime().Format(time.RFC3339), finished, c.GetEmployeesConsolidated(), c.GetTotalEmployees(),
-				money.Cents(c.GetControlTotals().GetLiquidoPagarCents()).CLP(), c.GetRequestedBy())
 			printed++
+			err := out.print(stdout, c, func(io.Writer) {
+				finished := "-"
+				if c.GetFinishedAt() != nil {
+					finished = c.GetFinishedAt().AsTime().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado(),
+					c.GetStartedAt().AsTime().Format(time.RFC3339), finished, c.GetEmployeesConsolidated(), c.GetTotalEmployees(),
+					money.Cents(c.GetControlTotals().GetLiquidoPagarCents()).CLP(), c.GetRequestedBy())
+			})
+			if err != nil {
+				return err
+			}
 		}
 		if resp.GetNextPageToken() == "" {
 			break

@@ -396,13 +396,6 @@ func (d *Dispatcher) take(ep *endpoint, i int) *Lease {
 	return &Lease{d: d, ep: ep}
 }
 
-// Capacity is the number of calls that can be in flight at once.
-func (d *Dispatcher) Capacity() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.endpoints) * d.cfg.MaxInFlightPerWorker
-}
-
 // Healthy checks the workers' gRPC health and returns how many are serving, or
 // ErrNoWorkers when none is.
 func (d *Dispatcher) Healthy(ctx context.Context) (int, error) {

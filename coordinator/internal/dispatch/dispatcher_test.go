@@ -78,7 +78,9 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	t.Parallel()
 	d := newTestDispatcher(t, "127.0.0.1:1,127.0.0.1:2")
 	ctx := context.Background()
-	require.Equal(t, 4, d.Capacity())
+	d.mu.Lock()
+	require.Equal(t, 4, len(d.endpoints)*d.cfg.MaxInFlightPerWorker, "two workers of two slots each")
+	d.mu.Unlock()
 
 	var leases []*Lease
 	var workers []string

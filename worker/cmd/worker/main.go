@@ -59,8 +59,7 @@ func load() (settings, error) {
 	s.security = security
 	traceExport, traceErr := telemetry.TraceExportFromEnv(os.Getenv)
 	s.traceExport = traceExport
-	faults, err := chunk.ParseFaults(os.Getenv("FAULT_HOLD_BEFORE_COMMIT"), os.Getenv("FAULT_HOLD_IN_COMMIT"),
-		os.Getenv("FAULT_HOLD_AFTER_COMMIT"), os.Getenv("FAULT_KILL_ON_EMPLOYEE"))
+	faults, err := chunk.FaultsFromEnv(os.Getenv)
 	if err != nil || secErr != nil || traceErr != nil {
 		return s, errors.Join(env.Err(), secErr, traceErr, err)
 	}

@@ -1,3 +1,5 @@
+//go:build faultinject
+
 package chunk
 
 import (
@@ -13,7 +15,9 @@ import (
 )
 
 // Faults injects faults into chunk processing, for the fault tests only: it is
-// configured from FAULT_HOLD_BEFORE_COMMIT (after reading, before the commit's
+// compiled only with the faultinject build tag, which the end-to-end harness
+// sets when it builds the worker (a production build has faults_off.go's empty
+// Faults instead). It is configured from FAULT_HOLD_BEFORE_COMMIT (after reading, before the commit's
 // transaction), FAULT_HOLD_IN_COMMIT (inside it, before writing),
 // FAULT_HOLD_AFTER_COMMIT and FAULT_KILL_ON_EMPLOYEE, and is nil in normal
 // operation. A hold spec is a comma list of CHUNK=DURATION: a chunk index holds
@@ -26,6 +30,13 @@ type Faults struct {
 	killOn              map[int64]bool
 	mu                  sync.Mutex
 	seen                map[string]bool
+}
+
+// FaultsFromEnv reads FAULT_HOLD_BEFORE_COMMIT, FAULT_HOLD_IN_COMMIT,
+// FAULT_HOLD_AFTER_COMMIT and FAULT_KILL_ON_EMPLOYEE; none set gives nil.
+func FaultsFromEnv(getenv func(string) string) (*Faults, error) {
+	return ParseFaults(getenv("FAULT_HOLD_BEFORE_COMMIT"), getenv("FAULT_HOLD_IN_COMMIT"),
+		getenv("FAULT_HOLD_AFTER_COMMIT"), getenv("FAULT_KILL_ON_EMPLOYEE"))
 }
 
 // ParseFaults reads the four specs; all empty gives nil.

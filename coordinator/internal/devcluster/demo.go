@@ -1,4 +1,4 @@
-package cli
+package devcluster
 
 import (
 	"context"
@@ -12,9 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nominacl/consolidation/coordinator/internal/cli"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
-	"github.com/nominacl/consolidation/pkg/devca"
-	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
 
@@ -23,11 +22,11 @@ import (
 // and workers, a consolidation with a progress bar, the summary and the metrics
 // row; then it stops everything it started.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo")
+	fs := cli.NewFlagSet("demo")
 	employees := fs.Int("employees", 20_000, "employees of the generated closing")
 	workers := fs.Int("workers", 3, "worker processes")
 	onTLS := fs.Bool("tls", false, "run on mTLS, with a throwaway CA and policy files written next to the logs")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -37,7 +36,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := filepath.Dir(self)
 	for _, b := range []string{"coordinator", "worker"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return fmt.Errorf("%s not found next to cierrectl (run make build): %w", b, err)
+			return fmt.Errorf("%s not found next to devcluster (run make build): %w", b, err)
 		}
 	}
 	logDir, err := os.MkdirTemp("", "consolidation-demo-")
@@ -109,39 +108,5 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			app.CA, app.Cert, app.Key, coordAddr)
 	}
 	say("consolidating closing %d", gen.ClosingID)
-	return consolidate(ctx, append(callArgs, "-closing", strconv.FormatInt(gen.ClosingID, 10)), stdout, stderr)
-}
-
-// certs writes a throwaway CA, the certificates of a coordinator, workers, the
-// payroll application and an operator, and the two policy files, for running the
-// services on mTLS by hand (README, "Security").
-func certs(_ context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("certs")
-	dir := fs.String("dir", "", "directory to write into (created)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *dir == "" {
-		return usageErrorf("-dir DIR is required")
-	}
-	d, err := launch.NewDevTLS(*dir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "CA, certificates and policies written to %s (valid %s; for development only)\n", d.Dir, devca.Validity)
-	for _, f := range []struct {
-		who, identity, policy string
-		files                 grpcx.TLSFiles
-	}{
-		{"coordinator", launch.CoordinatorIdentity, d.CoordinatorPolicy, d.Coordinator},
-		{"worker", launch.WorkerIdentity, d.WorkerPolicy, d.Worker},
-		{"app", launch.AppIdentity, "", d.App},
-		{"ops", launch.OpsIdentity, "", d.Ops},
-	} {
-		fmt.Fprintf(stdout, "  %-12s %s: %s\n", f.who, f.identity, filepath.Dir(f.files.Cert))
-		if f.policy != "" {
-			fmt.Fprintf(stdout, "  %-12s %s\n", "", strings.Join(launch.Env(f.files, f.policy), " "))
-		}
-	}
-	return nil
+	return cli.Consolidate(ctx, append(callArgs, "-closing", strconv.FormatInt(gen.ClosingID, 10)), stdout, stderr)
 }

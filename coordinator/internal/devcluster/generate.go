@@ -1,4 +1,4 @@
-package cli
+package devcluster
 
 import (
 	"context"
@@ -9,21 +9,23 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nominacl/consolidation/coordinator/internal/cli"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
 
+// generate writes a synthetic closing into DATABASE_URL and prints its id.
 func generate(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("generate")
+	fs := cli.NewFlagSet("generate")
 	employees := fs.Int("employees", 133, "libro employees")
 	year := fs.Int("year", 2026, "closing year")
 	month := fs.Int("month", 3, "closing month 1..12")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same closing)")
 	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (default $DATABASE_URL)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dbURL == "" {
-		return usageErrorf("DATABASE_URL is not set (or pass -database-url)")
+		return cli.UsageErrorf("DATABASE_URL is not set (or pass -database-url)")
 	}
 	pool, err := pgxpool.New(ctx, *dbURL)
 	if err != nil {
