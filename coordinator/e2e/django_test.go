@@ -98,10 +98,12 @@ func TestDjangoReadsAndDeletesAConsolidatedClosing(t *testing.T) {
 // djangoProgressPoller is the payroll application's progress view, read through
 // Django's own cache (django-redis, JSON serializer) in a loop: it prints the key
 // Django's key function makes, then every progress it sees change, and ends with
-// the progress and metrics once the metrics are there (the run's end).
+// the progress and metrics once the metrics are there (the run's end), and what
+// the application's progress view (nomina/views.py) answers then.
 const djangoProgressPoller = `
 import json, os, time
 from django.core.cache import cache
+from django.test import Client
 closing = os.environ["CLOSING"]
 progress_key = f"consolidacion_progress_cierre_{closing}"
 metrics_key = f"consolidacion_metrics_cierre_{closing}"
@@ -113,6 +115,8 @@ while time.monotonic() < deadline:
     metricas = cache.get(metrics_key, {})
     if metricas:
         print(json.dumps({"progreso": cache.get(progress_key, {}), "metricas": metricas}), flush=True)
+        view = Client().get(f"/api/nomina/cierres/{closing}/progreso_consolidacion/")
+        print(json.dumps({"view_status": view.status_code, "view": view.json()}), flush=True)
         break
     if progreso != last:
         print(json.dumps({"progreso": progreso}), flush=True)
@@ -147,9 +151,10 @@ func TestDjangoCacheReadsProgressAndMetrics(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			// A Redis of the test's own, so the keys are the application's exact names
-			// (the default REDIS_PREFIX). Chunk 0 commits at once, 1 and 2 are held:
-			// the progress stands at one chunk, then two, for a while.
-			c := newCluster(t, clusterOptions{workers: 1, privateRedis: true,
+			// (the default REDIS_PREFIX), and the application's tables (its view reads
+			// the closing). Chunk 0 commits at once, 1 and 2 are held: the progress
+			// stands at one chunk, then two, for a while.
+			c := newCluster(t, clusterOptions{workers: 1, privateRedis: true, schema: pgtest.DjangoSchema,
 				coordEnv:  append([]string{"REDIS_PREFIX=" + progress.DefaultPrefix}, tc.env...),
 				workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=1=2s,2=4s"}})
 			closing := c.generate(300, 142)
@@ -193,6 +198,17 @@ func TestDjangoCacheReadsProgressAndMetrics(t *testing.T) {
 				}
 			}
 			require.NotNil(t, end.Metricas, "the poller ended without metrics: %s", stderr.String())
+			require.True(t, lines.Scan(), "the view's answer: %s", stderr.String())
+			var view struct {
+				Status int `json:"view_status"`
+				View   struct {
+					Estado    string             `json:"estado"`
+					Progreso  djangoProgress     `json:"progreso"`
+					Metricas  map[string]float64 `json:"metricas"`
+					Timestamp string             `json:"timestamp"`
+				} `json:"view"`
+			}
+			require.NoError(t, json.Unmarshal(lines.Bytes(), &view), lines.Text())
 			require.NoError(t, cmd.Wait(), stderr.String())
 			final := c.waitEnd(resp.GetConsolidationId(), time.Minute)
 			require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
@@ -234,6 +250,14 @@ func TestDjangoCacheReadsProgressAndMetrics(t *testing.T) {
 			for _, k := range []string{"memoria_pico_mb", "cpu_promedio_percent"} {
 				require.Contains(t, end.Metricas, k)
 			}
+
+			// The application's progress view, unchanged, answers the same through
+			// Django's test client, with the closing's estado.
+			require.Equal(t, 200, view.Status)
+			require.Equal(t, "datos_consolidados", view.View.Estado)
+			require.Equal(t, end.Progreso, view.View.Progreso)
+			require.Equal(t, end.Metricas, view.View.Metricas)
+			require.NotEmpty(t, view.View.Timestamp)
 		})
 	}
 }
