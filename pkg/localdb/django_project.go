@@ -51,21 +51,8 @@ func findDjangoProject() (*DjangoProject, error) {
 }
 
 // djangoPython is the first python3 that imports django, psycopg2 and
-// django_redis: Debian's own
-// first, since a python3 earlier on PATH (pyenv, a virtualenv) does not see the
-// packages apt-get installs.
-func djangoPython() string {
-	candidates := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, py := range candidates {
-		if exec.Command(py, "-c", "import django, psycopg2, django_redis").Run() == nil {
-			return py
-		}
-	}
-	return ""
-}
+// django_redis (pythonWith).
+func djangoPython() string { return pythonWith("import django, psycopg2, django_redis") }
 
 // repositoryRoot is the directory holding go.work, found from this source file
 // (tests, binaries built in the checkout) or else from the working directory.

@@ -17,6 +17,14 @@ USE_TZ = True
 TIME_ZONE = "America/Santiago"
 INSTALLED_APPS = ["nomina"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "payroll.urls"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+# The consolidation service's HTTP API (nomina.views.consolidar_datos_nomina).
+CONSOLIDATION_HTTP_URL = os.environ.get("CONSOLIDATION_HTTP_URL", "https://localhost:8080")
+CONSOLIDATION_TLS_CA = os.environ.get("CONSOLIDATION_TLS_CA", "")
+CONSOLIDATION_TLS_CERT = os.environ.get("CONSOLIDATION_TLS_CERT", "")
+CONSOLIDATION_TLS_KEY = os.environ.get("CONSOLIDATION_TLS_KEY", "")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
