@@ -56,3 +56,18 @@ func TestChunkStatusEnded(t *testing.T) {
 		}
 	}
 }
+
+func TestPartialKeepsRows(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		consolidated, employees int
+		keeps                   bool
+	}{
+		{1, 2, true}, {3, 6, true}, {2, 5, false}, {3, 5, true}, {0, 1, false}, {99, 200, false}, {100, 200, true},
+	}
+	for _, tt := range tests {
+		if got := PartialKeepsRows(tt.consolidated, tt.employees); got != tt.keeps {
+			t.Errorf("PartialKeepsRows(%d, %d) = %t, want %t", tt.consolidated, tt.employees, got, tt.keeps)
+		}
+	}
+}

@@ -37,3 +37,17 @@ func (e Estado) CanStart(mode Mode, force bool) bool {
 	}
 	return slices.Contains(startable, e) || force && e == EstadoConsolidados
 }
+
+// PartialKeepsPercent is the share of a run's employees, in percent, that must be
+// consolidated for a run that did not consolidate them all to end
+// consolidacion_parcial, its rows kept, rather than error_consolidacion or
+// error_recursos (docs/rules.md, "Run states").
+const PartialKeepsPercent = 50
+
+// PartialKeepsRows reports whether a run that consolidated consolidated of its
+// employees employees, not all, ends consolidacion_parcial: at least
+// PartialKeepsPercent of them. Integer arithmetic, so 50 % of an odd count is
+// decided exactly (3 of 6 keeps, 2 of 5 does not).
+func PartialKeepsRows(consolidated, employees int) bool {
+	return 100*consolidated >= PartialKeepsPercent*employees
+}

@@ -16,15 +16,13 @@ type StoredRecord struct {
 	rules.Consolidated
 }
 
-const (
-	sqlStoredEmployees = `
-SELECT id, coalesce(consolidation_run_id, 0), empleado_origen_id, rut, nombre_completo, cargo, centro_costo,
-       es_ingreso, es_finiquito, tiene_ausentismo, total_haberes, total_descuentos, liquido_pagar,
-       fuentes_utilizadas, reglas_aplicadas, discrepancias_resueltas
+// The reads of stored rows select the columns the result tables' column tables
+// read back (results.go), in their order.
+var (
+	sqlStoredEmployees = "SELECT " + selectList(employeeColumns) + `
 FROM nomina_empleado_consolidado
 WHERE cierre_id = $1 AND `
-	sqlStoredConcepts = `
-SELECT empleado_consolidado_id, codigo_concepto, nombre_concepto, valor, tipo_concepto, fuente_dato
+	sqlStoredConcepts = "SELECT " + selectList(conceptColumns) + `
 FROM nomina_concepto_empleado_consolidado
 WHERE empleado_consolidado_id = ANY($1::bigint[])
 ORDER BY empleado_consolidado_id, codigo_concepto`
@@ -54,10 +52,7 @@ func readStored(ctx context.Context, q Querier, closingID int64, where string, a
 	}
 	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
 		var r StoredRecord
-		c := &r.Consolidated
-		err := row.Scan(&r.ID, &r.RunID, &c.EmpleadoOrigenID, &c.RUT, &c.NombreCompleto, &c.Cargo, &c.CentroCosto,
-			&c.EsIngreso, &c.EsFiniquito, &c.TieneAusentismo, &c.TotalHaberes, &c.TotalDescuentos, &c.LiquidoPagar,
-			&c.FuentesUtilizadas, &c.ReglasAplicadas, &c.DiscrepanciasResueltas)
+		err := row.Scan(scanTargets(employeeColumns, &r)...)
 		return r, err
 	})
 	if err != nil {
@@ -75,11 +70,10 @@ func readStored(ctx context.Context, q Querier, closingID int64, where string, a
 	if err != nil {
 		return nil, fmt.Errorf("reading consolidated concepts of closing %d: %w", closingID, err)
 	}
-	var owner int64
-	var l rules.ConceptLine
-	_, err = pgx.ForEachRow(rows, []any{&owner, &l.Code, &l.Name, &l.Value, &l.Type, &l.Source}, func() error {
-		r := &recs[index[owner]]
-		r.Lines = append(r.Lines, l)
+	var c storedConcept
+	_, err = pgx.ForEachRow(rows, scanTargets(conceptColumns, &c), func() error {
+		r := &recs[index[c.employeeID]]
+		r.Lines = append(r.Lines, c.line)
 		return nil
 	})
 	if err != nil {

@@ -2,9 +2,12 @@ package store_test
 
 import (
 	"cmp"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/rules"
@@ -47,6 +50,40 @@ func TestReadStoredRecords(t *testing.T) {
 	_, ok, err = store.StoredRecordOf(t.Context(), pool, 8, written[1].RUT)
 	require.NoError(t, err)
 	require.False(t, ok, "closing 8 has no rows")
+}
+
+// TestEveryResultFieldIsStored: a record with every field set (the test fails
+// first if rules.Consolidated or rules.ConceptLine gains a field this record does
+// not set) is read back as written: a field the column table of results.go does
+// not write and read back fails here.
+func TestEveryResultFieldIsStored(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	rec := rules.Consolidated{EmpleadoOrigenID: 101, RUT: "12345678-5", NombreCompleto: "Ana Pérez", Cargo: "Analista",
+		CentroCosto: "CC-1", EsIngreso: true, EsFiniquito: true, TieneAusentismo: true, TotalHaberes: 150_000_00,
+		TotalDescuentos: 20_000_01, LiquidoPagar: 129_999_99, FuentesUtilizadas: []string{"libro", "novedades"},
+		ReglasAplicadas: []string{"R1", "R5"}, DiscrepanciasResueltas: 2,
+		Lines: []rules.ConceptLine{{Code: "SB", Name: "Sueldo base", Value: 150_000_00, Type: "haber", Source: "novedades"}}}
+	requireEveryFieldSet(t, reflect.ValueOf(rec), "rules.Consolidated")
+	requireEveryFieldSet(t, reflect.ValueOf(rec.Lines[0]), "rules.ConceptLine")
+
+	err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		_, err := store.WriteResults(t.Context(), tx, 7, 0, time.Now(), []rules.Consolidated{rec})
+		return err
+	})
+	require.NoError(t, err)
+	got, ok, err := store.StoredRecordOf(t.Context(), pool, 7, rec.RUT)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, rec, got.Consolidated)
+}
+
+func requireEveryFieldSet(t *testing.T, v reflect.Value, what string) {
+	t.Helper()
+	for i := range v.NumField() {
+		require.False(t, v.Field(i).IsZero(), "%s.%s is not set: give it a value here, then store it (results.go)",
+			what, v.Type().Field(i).Name)
+	}
 }
 
 func TestLibroEmployeeOf(t *testing.T) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,17 +27,25 @@ func newCopyBinary(sizeHint int) copyBinary {
 	return append(make(copyBinary, 0, sizeHint), copyHeader...)
 }
 
-// copyColumn is one column of a COPY into a table whose rows are made from values
-// of type R: its name and the function that appends its value for a row. A table
-// of them keeps the column list and the values in step, so adding a column is one
-// line; the functions are package-level values, so a row costs no allocation.
-type copyColumn[R any] struct {
+// copyColumn is one column of a result table whose rows are written from values
+// of type R and read back into values of type S: its name, the function that
+// appends its value for a row to a COPY, and where a SELECT of it scans into. A
+// table of them drives the COPY's column list and values and the read's SELECT
+// list and Scan, so adding a column is one line (docs/architecture.md, "Where a
+// change goes"); the functions are package-level values, so a row costs no
+// allocation.
+type copyColumn[R, S any] struct {
 	name   string
 	encode func(c copyBinary, r *R) copyBinary
+	// scan is the field a SELECT of the column is read into; nil when the
+	// column is written and never read back.
+	scan func(s *S) any
+	// selectAs is what a SELECT reads for the column; "" means the name.
+	selectAs string
 }
 
 // columnList is the column list of a COPY statement: the names, comma-separated.
-func columnList[R any](columns []copyColumn[R]) string {
+func columnList[R, S any](columns []copyColumn[R, S]) string {
 	names := make([]string, len(columns))
 	for i, col := range columns {
 		names[i] = col.name
@@ -44,8 +53,31 @@ func columnList[R any](columns []copyColumn[R]) string {
 	return strings.Join(names, ", ")
 }
 
+// selectList is the SELECT list of the columns read back, in the table's order,
+// the order scanTargets gives their targets in.
+func selectList[R, S any](columns []copyColumn[R, S]) string {
+	var exprs []string
+	for _, col := range columns {
+		if col.scan != nil {
+			exprs = append(exprs, cmp.Or(col.selectAs, col.name))
+		}
+	}
+	return strings.Join(exprs, ", ")
+}
+
+// scanTargets are the fields of s a row of selectList scans into.
+func scanTargets[R, S any](columns []copyColumn[R, S], s *S) []any {
+	targets := make([]any, 0, len(columns))
+	for _, col := range columns {
+		if col.scan != nil {
+			targets = append(targets, col.scan(s))
+		}
+	}
+	return targets
+}
+
 // appendRow appends the row made from r, one value for each column.
-func appendRow[R any](c copyBinary, columns []copyColumn[R], r *R) copyBinary {
+func appendRow[R, S any](c copyBinary, columns []copyColumn[R, S], r *R) copyBinary {
 	c = c.row(len(columns))
 	for i := range columns {
 		c = columns[i].encode(c, r)

@@ -27,7 +27,7 @@ var (
 	sqlCopyConcepts  = "COPY nomina_concepto_empleado_consolidado (" + columnList(conceptColumns) + ") FROM STDIN (FORMAT binary)"
 )
 
-// employeeRow is what one row of nomina_empleado_consolidado is made of.
+// employeeRow is what one row of nomina_empleado_consolidado is written from.
 type employeeRow struct {
 	id, closingID, runID int64 // runID 0 writes NULL
 	at                   time.Time
@@ -35,49 +35,79 @@ type employeeRow struct {
 	fuentes, reglas      []byte // JSON
 }
 
-// employeeColumns are the columns of nomina_empleado_consolidado that WriteResults
-// fills, in the table's order.
-var employeeColumns = []copyColumn[employeeRow]{
-	{"id", func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.id) }},
-	{"cierre_id", func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.closingID) }},
-	{"empleado_origen_id", func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.rec.EmpleadoOrigenID) }},
-	{"rut", func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.RUT) }},
-	{"nombre_completo", func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.NombreCompleto) }},
-	{"cargo", func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.Cargo) }},
-	{"centro_costo", func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.CentroCosto) }},
-	{"es_ingreso", func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.EsIngreso) }},
-	{"es_finiquito", func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.EsFiniquito) }},
-	{"tiene_ausentismo", func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.TieneAusentismo) }},
-	{"total_haberes", func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.TotalHaberes)) }},
-	{"total_descuentos", func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.TotalDescuentos)) }},
-	{"liquido_pagar", func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.LiquidoPagar)) }},
-	{"fuentes_utilizadas", func(c copyBinary, r *employeeRow) copyBinary { return c.jsonb(r.fuentes) }},
-	{"reglas_aplicadas", func(c copyBinary, r *employeeRow) copyBinary { return c.jsonb(r.reglas) }},
-	{"discrepancias_resueltas", func(c copyBinary, r *employeeRow) copyBinary { return c.int4(int32(r.rec.DiscrepanciasResueltas)) }},
-	{"fecha_consolidacion", func(c copyBinary, r *employeeRow) copyBinary { return c.timestamptz(r.at) }},
-	{"consolidation_run_id", func(c copyBinary, r *employeeRow) copyBinary {
+// employeeColumns are the columns of nomina_empleado_consolidado, in the table's
+// order: what WriteResults writes and ReadStoredRecords reads back. A result
+// field is one entry here, plus its entry in pkg/schema/required_columns.go
+// (TestResultColumnsAreRequiredColumns) and a migration.
+var employeeColumns = []copyColumn[employeeRow, StoredRecord]{
+	{name: "id", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.id) },
+		scan: func(s *StoredRecord) any { return &s.ID }},
+	{name: "cierre_id", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.closingID) }},
+	{name: "empleado_origen_id", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.int8(r.rec.EmpleadoOrigenID) },
+		scan: func(s *StoredRecord) any { return &s.EmpleadoOrigenID }},
+	{name: "rut", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.RUT) },
+		scan: func(s *StoredRecord) any { return &s.RUT }},
+	{name: "nombre_completo", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.NombreCompleto) },
+		scan: func(s *StoredRecord) any { return &s.NombreCompleto }},
+	{name: "cargo", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.Cargo) },
+		scan: func(s *StoredRecord) any { return &s.Cargo }},
+	{name: "centro_costo", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.text(r.rec.CentroCosto) },
+		scan: func(s *StoredRecord) any { return &s.CentroCosto }},
+	{name: "es_ingreso", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.EsIngreso) },
+		scan: func(s *StoredRecord) any { return &s.EsIngreso }},
+	{name: "es_finiquito", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.EsFiniquito) },
+		scan: func(s *StoredRecord) any { return &s.EsFiniquito }},
+	{name: "tiene_ausentismo", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.bool(r.rec.TieneAusentismo) },
+		scan: func(s *StoredRecord) any { return &s.TieneAusentismo }},
+	{name: "total_haberes", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.TotalHaberes)) },
+		scan: func(s *StoredRecord) any { return &s.TotalHaberes }},
+	{name: "total_descuentos", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.TotalDescuentos)) },
+		scan: func(s *StoredRecord) any { return &s.TotalDescuentos }},
+	{name: "liquido_pagar", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.numeric(int64(r.rec.LiquidoPagar)) },
+		scan: func(s *StoredRecord) any { return &s.LiquidoPagar }},
+	{name: "fuentes_utilizadas", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.jsonb(r.fuentes) },
+		scan: func(s *StoredRecord) any { return &s.FuentesUtilizadas }},
+	{name: "reglas_aplicadas", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.jsonb(r.reglas) },
+		scan: func(s *StoredRecord) any { return &s.ReglasAplicadas }},
+	{name: "discrepancias_resueltas", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.int4(int32(r.rec.DiscrepanciasResueltas)) },
+		scan: func(s *StoredRecord) any { return &s.DiscrepanciasResueltas }},
+	{name: "fecha_consolidacion", encode: func(c copyBinary, r *employeeRow) copyBinary { return c.timestamptz(r.at) }},
+	{name: "consolidation_run_id", encode: func(c copyBinary, r *employeeRow) copyBinary {
 		if r.runID == 0 {
 			return c.null()
 		}
 		return c.int8(r.runID)
-	}},
+	}, scan: func(s *StoredRecord) any { return &s.RunID }, selectAs: "coalesce(consolidation_run_id, 0)"},
 }
 
-// conceptRow is what one row of nomina_concepto_empleado_consolidado is made of.
+// conceptRow is what one row of nomina_concepto_empleado_consolidado is written from.
 type conceptRow struct {
 	employeeID int64 // the consolidated employee's id
 	line       *rules.ConceptLine
 }
 
-// conceptColumns are the columns of nomina_concepto_empleado_consolidado that
-// WriteResults fills, in the table's order; id is left to its identity.
-var conceptColumns = []copyColumn[conceptRow]{
-	{"empleado_consolidado_id", func(c copyBinary, r *conceptRow) copyBinary { return c.int8(r.employeeID) }},
-	{"codigo_concepto", func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Code) }},
-	{"nombre_concepto", func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Name) }},
-	{"valor", func(c copyBinary, r *conceptRow) copyBinary { return c.numeric(int64(r.line.Value)) }},
-	{"tipo_concepto", func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Type) }},
-	{"fuente_dato", func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Source) }},
+// storedConcept is a row of nomina_concepto_empleado_consolidado read back.
+type storedConcept struct {
+	employeeID int64
+	line       rules.ConceptLine
+}
+
+// conceptColumns are the columns of nomina_concepto_empleado_consolidado, in the
+// table's order, that WriteResults writes and ReadStoredRecords reads back; id is
+// left to its identity.
+var conceptColumns = []copyColumn[conceptRow, storedConcept]{
+	{name: "empleado_consolidado_id", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.int8(r.employeeID) },
+		scan: func(s *storedConcept) any { return &s.employeeID }},
+	{name: "codigo_concepto", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Code) },
+		scan: func(s *storedConcept) any { return &s.line.Code }},
+	{name: "nombre_concepto", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Name) },
+		scan: func(s *storedConcept) any { return &s.line.Name }},
+	{name: "valor", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.numeric(int64(r.line.Value)) },
+		scan: func(s *storedConcept) any { return &s.line.Value }},
+	{name: "tipo_concepto", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Type) },
+		scan: func(s *storedConcept) any { return &s.line.Type }},
+	{name: "fuente_dato", encode: func(c copyBinary, r *conceptRow) copyBinary { return c.text(r.line.Source) },
+		scan: func(s *storedConcept) any { return &s.line.Source }},
 }
 
 // WriteResults writes consolidated records and their concept lines with two binary

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/money"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/rules"
+	"github.com/nominacl/consolidation/pkg/schema"
 )
 
 // TestCopyColumnsAreTheTablesColumns checks the column tables against the migrated
@@ -43,6 +45,33 @@ func TestCopyColumnsAreTheTablesColumns(t *testing.T) {
 	require.Equal(t, "id", concepts[0])
 	require.Equal(t, "COPY nomina_concepto_empleado_consolidado ("+strings.Join(concepts[1:], ", ")+") FROM STDIN (FORMAT binary)",
 		sqlCopyConcepts)
+}
+
+// TestResultColumnsAreRequiredColumns: the columns the result tables' column
+// tables write are exactly the columns pkg/schema requires of those tables (the
+// check a database must pass before the service serves): a column added to one
+// and not the other fails here.
+func TestResultColumnsAreRequiredColumns(t *testing.T) {
+	t.Parallel()
+	required := func(table string) []string {
+		var names []string
+		for _, c := range schema.RequiredColumns {
+			if c.Table == table {
+				require.True(t, c.Written, "%s.%s is written", table, c.Column)
+				names = append(names, c.Column)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	written := func(list string, extra ...string) []string {
+		names := append(strings.Split(list, ", "), extra...)
+		slices.Sort(names)
+		return names
+	}
+	require.Equal(t, required("nomina_empleado_consolidado"), written(columnList(employeeColumns)))
+	require.Equal(t, required("nomina_concepto_empleado_consolidado"), written(columnList(conceptColumns), "id"),
+		"every column but the identity id, which the service reads (its foreign key) and never writes")
 }
 
 // TestCopyColumnsWriteOneValueEach encodes each column alone and checks that it

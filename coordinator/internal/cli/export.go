@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/xuri/excelize/v2"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nominacl/consolidation/pkg/money"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -19,12 +21,80 @@ import (
 // The export is one flat table, one row per concept line of a consolidated
 // employee, the employee's columns repeated on each of its lines (an employee
 // without lines has one row with empty concept columns); in RUT order, then code.
-var exportHeader = []string{"rut", "nombre_completo", "cargo", "centro_costo", "es_ingreso", "es_finiquito",
-	"tiene_ausentismo", "total_haberes", "total_descuentos", "liquido_pagar", "discrepancias_resueltas",
-	"codigo_concepto", "nombre_concepto", "tipo_concepto", "valor", "fuente_dato", "consolidation_id"}
+// exportColumns is that table's one definition: header, the proto field each
+// column shows, and its text. Every field of ConsolidatedEmployee and
+// ConsolidatedConcept is a column or in notExported (TestExportShowsEveryField).
+var exportColumns = []exportColumn{
+	{header: "rut", field: "rut", text: func(e *employee, _ *concept) string { return e.GetRut() }},
+	{header: "nombre_completo", field: "nombre_completo", text: func(e *employee, _ *concept) string { return e.GetNombreCompleto() }},
+	{header: "cargo", field: "cargo", text: func(e *employee, _ *concept) string { return e.GetCargo() }},
+	{header: "centro_costo", field: "centro_costo", text: func(e *employee, _ *concept) string { return e.GetCentroCosto() }},
+	{header: "es_ingreso", field: "es_ingreso", text: func(e *employee, _ *concept) string { return strconv.FormatBool(e.GetEsIngreso()) }},
+	{header: "es_finiquito", field: "es_finiquito", text: func(e *employee, _ *concept) string { return strconv.FormatBool(e.GetEsFiniquito()) }},
+	{header: "tiene_ausentismo", field: "tiene_ausentismo", text: func(e *employee, _ *concept) string {
+		return strconv.FormatBool(e.GetTieneAusentismo())
+	}},
+	{header: "total_haberes", field: "total_haberes_cents", amount: true, text: func(e *employee, _ *concept) string {
+		return money.Cents(e.GetTotalHaberesCents()).String()
+	}},
+	{header: "total_descuentos", field: "total_descuentos_cents", amount: true, text: func(e *employee, _ *concept) string {
+		return money.Cents(e.GetTotalDescuentosCents()).String()
+	}},
+	{header: "liquido_pagar", field: "liquido_pagar_cents", amount: true, text: func(e *employee, _ *concept) string {
+		return money.Cents(e.GetLiquidoPagarCents()).String()
+	}},
+	{header: "discrepancias_resueltas", field: "discrepancias_resueltas", text: func(e *employee, _ *concept) string {
+		return strconv.Itoa(int(e.GetDiscrepanciasResueltas()))
+	}},
+	{header: "codigo_concepto", field: "code", ofConcept: true, text: func(_ *employee, c *concept) string { return c.GetCode() }},
+	{header: "nombre_concepto", field: "name", ofConcept: true, text: func(_ *employee, c *concept) string { return c.GetName() }},
+	{header: "tipo_concepto", field: "type", ofConcept: true, text: func(_ *employee, c *concept) string { return c.GetType() }},
+	{header: "valor", field: "value_cents", ofConcept: true, amount: true, text: func(_ *employee, c *concept) string {
+		return money.Cents(c.GetValueCents()).String()
+	}},
+	{header: "fuente_dato", field: "source", ofConcept: true, text: func(_ *employee, c *concept) string { return c.GetSource() }},
+	{header: "consolidation_id", field: "consolidation_id", text: func(e *employee, _ *concept) string {
+		return strconv.FormatInt(e.GetConsolidationId(), 10)
+	}},
+}
 
-// exportAmountColumns are the columns of exportHeader that hold amounts.
-var exportAmountColumns = map[int]bool{7: true, 8: true, 9: true, 14: true}
+// notExported are the fields of ConsolidatedEmployee the export leaves out, and why.
+var notExported = map[protoreflect.Name]string{
+	"id":                 "the row's id means nothing outside the database",
+	"employee_id":        "the libro row's id, likewise; the RUT names the employee",
+	"fuentes_utilizadas": "how the record was made: ExplainEmployee tells it",
+	"reglas_aplicadas":   "likewise",
+	"concepts":           "each concept line is a row",
+}
+
+type (
+	employee = consolidationv1.ConsolidatedEmployee
+	concept  = consolidationv1.ConsolidatedConcept
+)
+
+// exportColumn is one column of the export.
+type exportColumn struct {
+	header string
+	// field is the ConsolidatedEmployee field (ConsolidatedConcept's when
+	// ofConcept) the column shows.
+	field     protoreflect.Name
+	ofConcept bool
+	// amount: the text is an amount, numeric text with two decimals made from
+	// integer cents (a numeric cell in xlsx).
+	amount bool
+	// text is the cell's text; c is nil for an employee without lines, whose
+	// concept columns are empty.
+	text func(e *employee, c *concept) string
+}
+
+// exportHeader is the export's header row.
+var exportHeader = func() []string {
+	h := make([]string, len(exportColumns))
+	for i, col := range exportColumns {
+		h[i] = col.header
+	}
+	return h
+}()
 
 // ExportSheet is the name of the xlsx export's one sheet.
 const ExportSheet = "consolidado"
@@ -34,20 +104,25 @@ const maxXLSXRows = 1<<20 - 1
 
 // exportRows turns one employee into its rows of the table: amounts as numeric
 // text with two decimals, made from integer cents.
-func exportRows(e *consolidationv1.ConsolidatedEmployee) [][]string {
-	emp := []string{e.GetRut(), e.GetNombreCompleto(), e.GetCargo(), e.GetCentroCosto(),
-		strconv.FormatBool(e.GetEsIngreso()), strconv.FormatBool(e.GetEsFiniquito()), strconv.FormatBool(e.GetTieneAusentismo()),
-		money.Cents(e.GetTotalHaberesCents()).String(), money.Cents(e.GetTotalDescuentosCents()).String(),
-		money.Cents(e.GetLiquidoPagarCents()).String(), strconv.Itoa(int(e.GetDiscrepanciasResueltas()))}
-	run := strconv.FormatInt(e.GetConsolidationId(), 10)
-	if len(e.GetConcepts()) == 0 {
-		return [][]string{append(append(emp[:len(emp):len(emp)], "", "", "", "", ""), run)}
+func exportRows(e *employee) [][]string {
+	emp := make([]string, len(exportColumns)) // the employee's cells, once
+	for j, col := range exportColumns {
+		if !col.ofConcept {
+			emp[j] = col.text(e, nil)
+		}
 	}
-	rows := make([][]string, 0, len(e.GetConcepts()))
-	for _, c := range e.GetConcepts() {
-		row := append(emp[:len(emp):len(emp)], c.GetCode(), c.GetName(), c.GetType(), money.Cents(c.GetValueCents()).String(),
-			c.GetSource(), run)
-		rows = append(rows, row)
+	if len(e.GetConcepts()) == 0 {
+		return [][]string{emp}
+	}
+	rows := make([][]string, len(e.GetConcepts()))
+	for i, c := range e.GetConcepts() {
+		row := slices.Clone(emp)
+		for j, col := range exportColumns {
+			if col.ofConcept {
+				row[j] = col.text(e, c)
+			}
+		}
+		rows[i] = row
 	}
 	return rows
 }
@@ -190,7 +265,7 @@ func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee
 			cells := make([]any, len(row))
 			for i, v := range row {
 				cells[i] = v
-				if exportAmountColumns[i] && v != "" {
+				if exportColumns[i].amount && v != "" {
 					x, err := strconv.ParseFloat(v, 64) // the exact text's value, no arithmetic
 					if err != nil {
 						return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -77,4 +78,28 @@ func TestExportIsWrittenWholeOrNotAtAll(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, strings.Join(exportHeader, ",")+"\n1-9,,,,false,false,false,1234.56,0.00,0.00,0,SB,,,1234.56,,0\n", out.String())
+}
+
+// TestExportShowsEveryField: every field of ConsolidatedEmployee and
+// ConsolidatedConcept is a column of the export or left out with a reason, and
+// each column names a field that exists: a field added to the proto and not to
+// the export fails here.
+func TestExportShowsEveryField(t *testing.T) {
+	t.Parallel()
+	shown := map[bool]map[protoreflect.Name]bool{false: {}, true: {}}
+	for _, col := range exportColumns {
+		shown[col.ofConcept][col.field] = true
+	}
+	for ofConcept, fields := range map[bool]protoreflect.FieldDescriptors{
+		false: (&employee{}).ProtoReflect().Descriptor().Fields(),
+		true:  (&concept{}).ProtoReflect().Descriptor().Fields(),
+	} {
+		for i := range fields.Len() {
+			name := fields.Get(i).Name()
+			_, left := notExported[name]
+			require.True(t, shown[ofConcept][name] != (left && !ofConcept), "%s: a column, or in notExported", fields.Get(i).FullName())
+			delete(shown[ofConcept], name)
+		}
+		require.Empty(t, shown[ofConcept], "columns of fields that do not exist")
+	}
 }

@@ -26,13 +26,14 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
 // Defaults of Config, the one place each is written.
 const (
-	DefaultMaxInFlightPerWorker = 2
+	DefaultMaxInFlightPerWorker = config.DefaultWorkerMaxInFlight // WORKER_MAX_IN_FLIGHT's, shared with the worker
 	DefaultResolveEvery         = 5 * time.Second
 	DefaultCoolDown             = 500 * time.Millisecond
 	DefaultHealthEvery          = time.Second

@@ -59,7 +59,7 @@ func decideRunEnd(f runFacts) store.RunEnd {
 		o.Error = "control totals disagree: the ledger and the written rows do not add up to the same amounts"
 	case ok == n:
 		o.Estado = domain.EstadoConsolidados
-	case 2*ok >= n:
+	case domain.PartialKeepsRows(ok, n):
 		o.Estado, o.Error = domain.EstadoParcial, failed
 	case f.WorkerKillersTotal > 0:
 		o.Estado, o.RemoveRows = domain.EstadoErrorRecursos, true

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
@@ -28,8 +29,9 @@ type WorkerServer struct {
 }
 
 // DefaultMaxInFlight is how many chunks a worker processes at once unless
-// WORKER_MAX_IN_FLIGHT says otherwise.
-const DefaultMaxInFlight = 4
+// WORKER_MAX_IN_FLIGHT says otherwise: config.DefaultWorkerMaxInFlight, the value
+// the coordinator's dispatcher also defaults to.
+const DefaultMaxInFlight = config.DefaultWorkerMaxInFlight
 
 // NewWorkerServer builds the server; maxInFlight bounds the chunks it processes at
 // once (a further call gets RESOURCE_EXHAUSTED and the coordinator tries elsewhere;
