@@ -233,6 +233,19 @@ UPDATE consolidation_chunk_attempt SET finished_at = now(), outcome = {committed
 WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3`)
 )
 
+// sqlFreshPlans makes every statement of a chunk's commit plan afresh against the
+// result tables as they are now. A session keeps the plans it made: its prepared
+// statements' and, above all, the foreign-key checks' (one query a concept row,
+// planned once per session and then kept as a generic plan). A plan made while
+// the result tables were nearly empty scans them whole (right for a page or two);
+// kept while a closing fills them, it scans the growing table once per concept
+// row, which makes the closing quadratic in its employees (docs/benchmarks.md,
+// "Plans made on empty tables"). Table statistics do not protect it: a table
+// analyzed empty keeps those statistics until autovacuum next analyzes it, and
+// the plan is kept until then. Discarding costs one re-plan of each statement a
+// chunk, small beside the chunk's COPY.
+const sqlFreshPlans = "DISCARD PLANS"
+
 // CommitChunk writes a chunk's consolidated rows, in place of the closing's
 // previous rows of the same employees (saved for the end of the run, see
 // savePrevious), and marks the chunk succeeded in the ledger, in one transaction, provided token is still the chunk's current
@@ -266,6 +279,9 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		}
 		if inTx != nil {
 			inTx()
+		}
+		if _, err := tx.Exec(ctx, sqlFreshPlans, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return fmt.Errorf("discarding the session's plans before chunk %d of consolidation %d: %w", index, runID, err)
 		}
 		if _, err := savePrevious(ctx, tx, closingID, runID, recs); err != nil {
 			return err

@@ -40,6 +40,7 @@ func main() {
 	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
 	repeat := fs.Int("repeat", 1, "measure every figure this many times and report median, lowest and highest (wall and floor alternate)")
 	warmRuns := fs.Int("warm-runs", 3, "133-employee closings after the cold one on each freshly started cluster (the warm latency)")
+	smallFirst := fs.Int("small-first", 2, "133-employee closings consolidated on the same services before each measured closing, after the result tables were emptied and analyzed (month end's order on a new database); 0: none")
 	statements := fs.Bool("statements", false, "load pg_stat_statements and print, for each size, the statements of its closing and of its floor")
 	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
 	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
@@ -52,7 +53,7 @@ func main() {
 	}
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
-		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, Statements: *statements,
+		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Statements: *statements,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine()}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {

@@ -53,6 +53,11 @@ type Config struct {
 	// WarmRuns is how many 133-employee closings follow the cold one on each
 	// fresh cluster (default 3).
 	WarmRuns int
+	// SmallFirst is how many 133-employee closings are consolidated on the same
+	// services before each measured closing, after the result tables were
+	// emptied and analyzed (small_first.go); 0 measures each closing on the
+	// tables the previous ones left.
+	SmallFirst int
 	// Statements prints, for each size, the statements pg_stat_statements saw
 	// during the closing and during its floor (the last repeat).
 	Statements bool
@@ -112,6 +117,9 @@ type Result struct {
 	// during the closing and during its floor: background work the writes set off,
 	// which lands inside one measurement and not another (autovacuumPasses).
 	AutovacuumsWall, AutovacuumsFloor int64
+	// ResultSeqScans is how many sequential scans of nomina_empleado_consolidado
+	// began during the closing (resultSeqScans).
+	ResultSeqScans int64
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -299,12 +307,24 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 		if err != nil {
 			return lat, results, err
 		}
+		small, err := smallClosings(ctx, pool, cfg, n)
+		if err != nil {
+			return lat, results, err
+		}
 		if err := settleSources(ctx, pool); err != nil {
 			return lat, results, err
 		}
 		for rep := range cfg.Repeat {
 			if rep > 0 {
 				if err := resetClosing(ctx, pool, gen.ClosingID); err != nil {
+					return lat, results, err
+				}
+			}
+			if cfg.SmallFirst > 0 {
+				if err := emptyResults(ctx, pool); err != nil {
+					return lat, results, err
+				}
+				if err := runSmallFirst(ctx, cluster.Client, small[rep], out); err != nil {
 					return lat, results, err
 				}
 			}
@@ -333,10 +353,18 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, results, err
 			}
+			scansBefore, err := resultSeqScans(ctx, pool)
+			if err != nil {
+				return lat, results, err
+			}
 			r, err := consolidate(ctx, cluster.Client, cfg, gen.ClosingID)
 			if err != nil {
 				return lat, results, err
 			}
+			if r.ResultSeqScans, err = resultSeqScans(ctx, pool); err != nil {
+				return lat, results, err
+			}
+			r.ResultSeqScans -= scansBefore
 			busyAfter, totalAfter := machineCPU()
 			if r.AutovacuumsWall, err = autovacuumPasses(ctx, pool); err != nil {
 				return lat, results, err
@@ -385,9 +413,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
 			}
 			results = append(results, r)
-			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor\n",
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
-				r.AutovacuumsWall, r.AutovacuumsFloor)
+				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 		}
 	}
 	if cfg.Variants && len(results) > 0 {

@@ -1,0 +1,75 @@
+package store_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/synth"
+)
+
+// A session that committed a chunk while the result tables were nearly empty (and
+// analyzed empty, as a database vacuumed before its first closing) keeps the plans
+// it made then: the foreign-key check of each concept row, planned as a scan of
+// the employee rows, scanned the whole growing table once per concept row
+// (docs/benchmarks.md, "Plans made on empty tables"). CommitChunk plans afresh
+// each chunk, so once the table has grown past a few pages the checks are index
+// lookups. Counted with pg_stat_user_tables.seq_scan: no clock involved.
+func TestCommitChunkPlansOnTheResultsAsTheyAre(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	u, err := url.Parse(pgtest.NewDatabase(t))
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("pool_max_conns", "1") // one session: the one that keeps its plans
+	u.RawQuery = q.Encode()
+	pool := pgtest.OpenPool(t, u.String())
+
+	const employees, size = 1200, 100
+	gen, err := synth.Generate(ctx, pool, synth.Config{Employees: employees, Seed: 24})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "VACUUM (ANALYZE) nomina_empleado_consolidado, nomina_concepto_empleado_consolidado")
+	require.NoError(t, err)
+
+	rows, err := pool.Query(ctx, "SELECT id FROM nomina_empleado_cierre WHERE cierre_id = $1 ORDER BY id", gen.ClosingID)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, employees)
+	var chunks []store.ChunkRange
+	for i := 0; i < len(ids); i += size {
+		last := min(i+size, len(ids)) - 1
+		chunks = append(chunks, store.ChunkRange{Index: len(chunks), FirstID: ids[i], LastID: ids[last],
+			Employees: last - i + 1, Weight: float64(last - i + 1)})
+	}
+	runID := newRunOf(t, pool, gen.ClosingID, chunks)
+
+	// seqScans flushes the session's statistics (at its next idle moment, before
+	// it answers) and reads how many scans of the employee rows it started.
+	seqScans := func() int64 {
+		t.Helper()
+		_, err := pool.Exec(ctx, "SELECT pg_stat_force_next_flush()")
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, pool.QueryRow(ctx,
+			"SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'nomina_empleado_consolidado'").Scan(&n))
+		return n
+	}
+	half := len(chunks) / 2
+	for i := range half {
+		dispatchAndCommit(t, pool, runID, i)
+	}
+	before := seqScans()
+	var concepts int64
+	for i := half; i < len(chunks); i++ {
+		sum := dispatchAndCommit(t, pool, runID, i)
+		concepts += int64(sum.Records - sum.Employees)
+	}
+	require.Positive(t, concepts)
+	require.Zero(t, seqScans()-before,
+		"scans of the employee rows while committing %d concept rows over %d employee rows already written", concepts, half*size)
+}
