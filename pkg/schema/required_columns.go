@@ -110,6 +110,7 @@ var RequiredColumns = slices.Concat(
 	// The service's own run table: columns added after it was first created
 	// (a database migrated before them fails here, by name, not mid-run).
 	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent"),
+	written("consolidation_run", "varchar(40)", "closing_estado_found"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs
