@@ -39,6 +39,13 @@ UPDATE consolidation_chunk SET attempt_token = NULL,
 	error = CASE WHEN status IN ({pending}, {running}) THEN coalesce(error, $2) ELSE error END
 WHERE run_id = $1 AND status <> {succeeded}`)
 
+// sqlCloseAttempts closes the attempts a run's end finds open: in flight when an
+// interrupted end came, or left open by a coordinator that died before recording
+// how they ended.
+var sqlCloseAttempts = sqlf(`
+UPDATE consolidation_chunk_attempt SET finished_at = now(), outcome = {abandoned}, error = $2
+WHERE run_id = $1 AND finished_at IS NULL`)
+
 // FinishRun ends a run: it removes the run's rows when asked and settles the
 // previous rows its chunks replaced (settlePrevious: put back when the run's rows
 // are removed, else dropped, with a full run's stale rows), records the final
@@ -182,8 +189,11 @@ func closeRun(ctx context.Context, tx pgx.Tx, runID, epoch int64, o RunEnd) (clo
 			return 0, "", false, ErrChunksOpen
 		}
 	}
-	// No attempt may commit from now on.
+	// No attempt may commit from now on, and none is left open.
 	if _, err := tx.Exec(ctx, sqlCloseLedger, runID, "run ended: "+string(o.Estado)); err != nil {
+		return 0, "", false, err
+	}
+	if _, err := tx.Exec(ctx, sqlCloseAttempts, runID, "run ended: "+string(o.Estado)); err != nil {
 		return 0, "", false, err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),

@@ -53,6 +53,22 @@ func TestFinishRun(t *testing.T) {
 		require.Empty(t, getRun(t, pool, runID).ClosingEstadoFound)
 		require.Equal(t, domain.EstadoError, estadoOf(t, pool, 7))
 	})
+	t.Run("ClosesTheAttemptsLeftOpen", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		// Attempt 1 of chunk 0 was left open by a coordinator that died; attempt 2
+		// committed. Chunk 1's attempt is in flight when the run is cancelled.
+		dispatch(t, pool, runID, 0)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatch(t, pool, runID, 1)
+		finish(t, pool, runID, domain.EstadoCancelada, true)
+		got := attemptsOf(t, pool, runID, 0)
+		require.Equal(t, []string{string(domain.OutcomeAbandoned), string(domain.OutcomeCommitted)},
+			[]string{got[0].Outcome, got[1].Outcome})
+		require.Equal(t, "run ended: consolidacion_cancelada", got[0].Error)
+		require.True(t, attemptsOf(t, pool, runID, 1)[0].Finished)
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_chunk_attempt WHERE run_id = $1 AND finished_at IS NULL", runID))
+	})
 	t.Run("ClosesTheLedger", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
