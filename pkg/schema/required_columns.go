@@ -111,6 +111,7 @@ var RequiredColumns = slices.Concat(
 	// (a database migrated before them fails here, by name, not mid-run).
 	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent", "after_end_claimed_by"),
 	written("consolidation_run", "timestamptz", "after_end_done_at", "after_end_claimed_until"),
+	written("consolidation_run", "varchar(40)", "closing_estado_found"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs

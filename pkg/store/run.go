@@ -82,6 +82,10 @@ type Run struct {
 	Records             int64
 
 	RequestID string // "": none
+	// ClosingEstadoFound is the closing's estado the run's end found in place of
+	// consolidando_datos, written by the application mid-run, and left as it was
+	// (docs/rules.md, "The application writing estado mid-run"); "": no conflict.
+	ClosingEstadoFound domain.Estado
 }
 
 // Finished reports whether the run has ended.
@@ -198,7 +202,7 @@ SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.e
        r.finished_at, coalesce(r.error, ''), coalesce(r.sum_haberes_cents, 0), coalesce(r.sum_descuentos_cents, 0),
        coalesce(r.sum_liquido_cents, 0), r.totals_verified, coalesce(r.requested_by, ''), coalesce(r.cancelled_by, ''),
        c.succeeded, c.failed, c.split, c.employees_done, c.employees_failed, c.employees_died, c.records,
-       coalesce(r.request_id, '')
+       coalesce(r.request_id, ''), coalesce(r.closing_estado_found, '')
 FROM consolidation_run r
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE c.status = {succeeded}) AS succeeded,
@@ -227,7 +231,8 @@ func scanRun(row pgx.Row) (Run, error) {
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
 		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.ChunksSplit,
-		&r.EmployeesDone, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.Records, &r.RequestID)
+		&r.EmployeesDone, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.Records, &r.RequestID,
+		&r.ClosingEstadoFound)
 	if err != nil {
 		return Run{}, err
 	}

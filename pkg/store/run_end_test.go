@@ -22,6 +22,53 @@ func TestFinishRun(t *testing.T) {
 		require.Equal(t, domain.EstadoConsolidados, run.Estado)
 		require.Equal(t, domain.EstadoConsolidados, estadoOf(t, pool, 7))
 	})
+	t.Run("KeepsAnEstadoTheApplicationWroteMidRunAndRecordsIt", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatchAndCommit(t, pool, runID, 1)
+		// A stale save of the closing by the application.
+		_, err := pool.Exec(t.Context(), "UPDATE nomina_cierrenomina SET estado = $2 WHERE id = $1", 7, domain.EstadoVerificado)
+		require.NoError(t, err)
+
+		ended, err := store.EndRun(t.Context(), pool, runID, noLease, store.RunEnd{Estado: domain.EstadoConsolidados})
+		require.NoError(t, err)
+		require.Equal(t, store.RunEnded{Finished: true, ClosingID: 7, ClosingEstadoFound: domain.EstadoVerificado}, ended)
+		run := getRun(t, pool, runID)
+		require.Equal(t, domain.EstadoConsolidados, run.Estado, "the outcome is in the ledger")
+		require.Equal(t, domain.EstadoVerificado, run.ClosingEstadoFound)
+		require.Equal(t, domain.EstadoVerificado, estadoOf(t, pool, 7), "the application's estado is kept")
+		requireRowsOfRun(t, pool, runID, 3, 9)
+
+		again, err := store.EndRun(t.Context(), pool, runID, noLease, store.RunEnd{Estado: domain.EstadoConsolidados})
+		require.NoError(t, err)
+		require.Equal(t, store.RunEnded{}, again, "ended once")
+	})
+	t.Run("RecordsNoConflictWhenTheClosingWasConsolidating", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		ended, err := store.EndAbortedRun(t.Context(), pool, runID, noLease, "permanent")
+		require.NoError(t, err)
+		require.Equal(t, store.RunEnded{Finished: true, ClosingID: 7}, ended)
+		require.Empty(t, getRun(t, pool, runID).ClosingEstadoFound)
+		require.Equal(t, domain.EstadoError, estadoOf(t, pool, 7))
+	})
+	t.Run("ClosesTheAttemptsLeftOpen", func(t *testing.T) {
+		t.Parallel()
+		pool, runID := newLedger(t)
+		// Attempt 1 of chunk 0 was left open by a coordinator that died; attempt 2
+		// committed. Chunk 1's attempt is in flight when the run is cancelled.
+		dispatch(t, pool, runID, 0)
+		dispatchAndCommit(t, pool, runID, 0)
+		dispatch(t, pool, runID, 1)
+		finish(t, pool, runID, domain.EstadoCancelada, true)
+		got := attemptsOf(t, pool, runID, 0)
+		require.Equal(t, []string{string(domain.OutcomeAbandoned), string(domain.OutcomeCommitted)},
+			[]string{got[0].Outcome, got[1].Outcome})
+		require.Equal(t, "run ended: consolidacion_cancelada", got[0].Error)
+		require.True(t, attemptsOf(t, pool, runID, 1)[0].Finished)
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_chunk_attempt WHERE run_id = $1 AND finished_at IS NULL", runID))
+	})
 	t.Run("ClosesTheLedger", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)

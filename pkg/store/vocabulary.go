@@ -17,6 +17,7 @@ var sqlWords = strings.NewReplacer(
 	"{failed}", sqlLiteral(domain.ChunkFailed),
 	"{split}", sqlLiteral(domain.ChunkSplit),
 	"{committed}", sqlLiteral(domain.OutcomeCommitted),
+	"{abandoned}", sqlLiteral(domain.OutcomeAbandoned),
 	"{consolidando}", sqlLiteral(domain.EstadoConsolidando),
 )
 

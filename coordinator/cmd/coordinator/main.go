@@ -21,6 +21,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/coordinator/internal/retention"
 	"github.com/nominacl/consolidation/coordinator/internal/server"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -108,6 +109,7 @@ type settings struct {
 	workerInFlight, poolConns           int
 	engine                              engine.Config
 	server                              server.Config
+	retention                           retention.Config
 	drain                               time.Duration
 }
 
@@ -134,6 +136,10 @@ func load() (settings, error) {
 			RetryBaseDelay:   env.Duration("RETRY_BASE_DELAY", engine.DefaultRetryBaseDelay),
 			ReconcileEvery:   env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
 			LeaseTTL:         env.Duration("LEASE_TTL", engine.DefaultLeaseTTL),
+		},
+		retention: retention.Config{
+			Retention: env.Duration("LEDGER_RETENTION", retention.DefaultRetention),
+			Every:     env.Duration("LEDGER_PRUNE_EVERY", retention.DefaultEvery),
 		},
 		server: server.Config{
 			MaxWatchStreamsPerCaller: env.Int("MAX_WATCH_STREAMS_PER_CALLER", server.DefaultMaxWatchStreamsPerCaller, 1),
@@ -207,7 +213,12 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer dispatcher.Close()
-	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix, s.djangoCache))
+	keys := progress.NewRedisStore(rdb, s.redisPrefix, s.djangoCache)
+	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, keys)
+	if err != nil {
+		return err
+	}
+	pruner, err := retention.NewPruner(logger, s.retention, pool, keys)
 	if err != nil {
 		return err
 	}
@@ -233,6 +244,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	// streams end; then the gRPC server drains the remaining calls.
 	var wg sync.WaitGroup
 	wg.Go(func() { eng.Run(ctx) })
+	wg.Go(func() { pruner.Run(ctx) })
 	logger.InfoContext(ctx, "coordinator serving", "addr", l.Addr().String(), "workers", s.workerTarget)
 	err = srv.Serve(ctx, l, s.drain)
 	wg.Wait()

@@ -147,11 +147,16 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	if cfg.MaxRuns > maxRuns {
 		return nil, fmt.Errorf("driving %d runs at once needs a pool of %d connections, not %d", cfg.MaxRuns, cfg.MaxRuns+ReservedConns, conns)
 	}
-	e, err := newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
+	conflicts, err := newEstadoConflicts(logger)
 	if err != nil {
 		return nil, err
 	}
-	e.records = pgStore{pool: pool}
+	db := pgStore{pool: pool, conflicts: conflicts}
+	e, err := newEngine(logger, cfg, db, db, dispatcherWorkers{d: d}, p)
+	if err != nil {
+		return nil, err
+	}
+	e.records = db
 	return e, nil
 }
 

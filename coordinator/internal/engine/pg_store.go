@@ -11,8 +11,12 @@ import (
 )
 
 // pgStore is the ledger and the closings over a PostgreSQL pool: each method
-// delegates to the pkg/store function of the same name.
-type pgStore struct{ pool *pgxpool.Pool }
+// delegates to the pkg/store function of the same name. The end of a run also
+// reports to conflicts (nil: not reported) an estado the application wrote mid-run.
+type pgStore struct {
+	pool      *pgxpool.Pool
+	conflicts *estadoConflicts
+}
 
 var (
 	_ ledger   = pgStore{}
@@ -82,11 +86,15 @@ func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.Con
 }
 
 func (s pgStore) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
-	return store.FinishRun(ctx, s.pool, runID, epoch, o)
+	ended, err := store.EndRun(ctx, s.pool, runID, epoch, o)
+	s.conflicts.report(ctx, runID, o.Estado, ended)
+	return ended.Finished, err
 }
 
 func (s pgStore) AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error) {
-	return store.AbortRun(ctx, s.pool, runID, epoch, errText)
+	ended, err := store.EndAbortedRun(ctx, s.pool, runID, epoch, errText)
+	s.conflicts.report(ctx, runID, domain.EstadoError, ended)
+	return ended.Finished, err
 }
 
 func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {

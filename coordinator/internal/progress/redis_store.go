@@ -194,6 +194,13 @@ func (r *RedisStore) Get(ctx context.Context, runID int64, hash string) (map[str
 	return r.client.HGetAll(ctx, r.runKey(runID, hash)).Result()
 }
 
+// DropRun deletes a run's own keys (its done set, progress and metrics hashes),
+// when its ledger is pruned. They expire long before that (KeyTTL); this removes
+// any a longer TTL left. The closing's hashes are left: they show its latest run.
+func (r *RedisStore) DropRun(ctx context.Context, runID int64) error {
+	return r.client.Del(ctx, r.runKey(runID, "done"), r.runKey(runID, "progress"), r.runKey(runID, "metrics")).Err()
+}
+
 func (r *RedisStore) runKey(runID int64, part string) string {
 	return fmt.Sprintf("%srun:%d:%s", r.prefix, runID, part)
 }

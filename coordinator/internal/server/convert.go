@@ -54,6 +54,7 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		RequestId:             run.RequestID,
 		RequestedBy:           run.RequestedBy,
 		CancelledBy:           run.CancelledBy,
+		ClosingEstadoFound:    string(run.ClosingEstadoFound),
 		ControlTotals: &consolidationv1.ControlTotals{
 			TotalHaberesCents: int64(run.TotalHaberes), TotalDescuentosCents: int64(run.TotalDescuentos),
 			LiquidoPagarCents: int64(run.LiquidoPagar), Verified: run.TotalsVerified,

@@ -1981,10 +1981,17 @@ type Consolidation struct {
 	RequestId string `protobuf:"bytes,25,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Audit: the identity (SPEC section 11) of the caller that started the run, and
 	// of the one that cancelled it; empty when the services run without TLS.
-	RequestedBy   string `protobuf:"bytes,26,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
-	CancelledBy   string `protobuf:"bytes,27,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestedBy string `protobuf:"bytes,26,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	CancelledBy string `protobuf:"bytes,27,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// Set when the payroll application wrote the closing's estado while this run
+	// was in progress (a stale save of the closing, say): the estado the run's
+	// end found in place of consolidando_datos, which it kept instead of writing
+	// its own. The run's outcome is still `status` and `estado`; the closing
+	// shows this value until someone reconciles them (docs/rules.md, "The
+	// application writing estado mid-run"). Empty: no conflict.
+	ClosingEstadoFound string `protobuf:"bytes,28,opt,name=closing_estado_found,json=closingEstadoFound,proto3" json:"closing_estado_found,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Consolidation) Reset() {
@@ -2202,6 +2209,13 @@ func (x *Consolidation) GetRequestedBy() string {
 func (x *Consolidation) GetCancelledBy() string {
 	if x != nil {
 		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *Consolidation) GetClosingEstadoFound() string {
+	if x != nil {
+		return x.ClosingEstadoFound
 	}
 	return ""
 }
@@ -3069,7 +3083,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"closing_id\x18\x02 \x01(\x03H\x00R\tclosingIdB\x05\n" +
 	"\x03ref\"d\n" +
 	"\x1bCancelConsolidationResponse\x12E\n" +
-	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\x8f\n" +
+	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xc1\n" +
 	"\n" +
 	"\rConsolidation\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
@@ -3104,7 +3118,8 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x19 \x01(\tR\trequestId\x12!\n" +
 	"\frequested_by\x18\x1a \x01(\tR\vrequestedBy\x12!\n" +
-	"\fcancelled_by\x18\x1b \x01(\tR\vcancelledBy\"\x89\x01\n" +
+	"\fcancelled_by\x18\x1b \x01(\tR\vcancelledBy\x120\n" +
+	"\x14closing_estado_found\x18\x1c \x01(\tR\x12closingEstadoFound\"\x89\x01\n" +
 	"\x0eFailedEmployee\x12\x1f\n" +
 	"\vemployee_id\x18\x01 \x01(\x03R\n" +
 	"employeeId\x12\x1f\n" +
