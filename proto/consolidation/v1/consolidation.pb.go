@@ -7,6 +7,7 @@
 package consolidationv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -2917,7 +2918,7 @@ var File_consolidation_v1_consolidation_proto protoreflect.FileDescriptor
 
 const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\n" +
-	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
+	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
 	"\x12ConsolidateRequest\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x127\n" +
@@ -3191,15 +3192,16 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n" +
 	"\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\"\n" +
-	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\x93\x06\n" +
-	"\x14ConsolidationService\x12Z\n" +
-	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\x12i\n" +
-	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\x12q\n" +
-	"\x12WatchConsolidation\x12+.consolidation.v1.WatchConsolidationRequest\x1a,.consolidation.v1.WatchConsolidationResponse0\x01\x12r\n" +
-	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse\x12o\n" +
-	"\x12ListConsolidations\x12+.consolidation.v1.ListConsolidationsRequest\x1a,.consolidation.v1.ListConsolidationsResponse\x12f\n" +
-	"\x0fExplainEmployee\x12(.consolidation.v1.ExplainEmployeeRequest\x1a).consolidation.v1.ExplainEmployeeResponse\x12t\n" +
-	"\x13ExportConsolidation\x12,.consolidation.v1.ExportConsolidationRequest\x1a-.consolidation.v1.ExportConsolidationResponse0\x012n\n" +
+	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\x89\n" +
+	"\n" +
+	"\x14ConsolidationService\x12\x8c\x01\n" +
+	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/closings/{closing_id}:consolidate\x12\xc3\x01\n" +
+	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\"X\x82\xd3\xe4\x93\x02RZ)\x12'/v1/closings/{closing_id}/consolidation\x12%/v1/consolidations/{consolidation_id}\x12\xd7\x01\n" +
+	"\x12WatchConsolidation\x12+.consolidation.v1.WatchConsolidationRequest\x1a,.consolidation.v1.WatchConsolidationResponse\"d\x82\xd3\xe4\x93\x02^Z/\x12-/v1/closings/{closing_id}/consolidation:watch\x12+/v1/consolidations/{consolidation_id}:watch0\x01\x12\xe0\x01\n" +
+	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse\"l\x82\xd3\xe4\x93\x02f:\x01*Z3:\x01*\"./v1/closings/{closing_id}/consolidation:cancel\",/v1/consolidations/{consolidation_id}:cancel\x12\x8b\x01\n" +
+	"\x12ListConsolidations\x12+.consolidation.v1.ListConsolidationsRequest\x1a,.consolidation.v1.ListConsolidationsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/consolidations\x12\xa1\x01\n" +
+	"\x0fExplainEmployee\x12(.consolidation.v1.ExplainEmployeeRequest\x1a).consolidation.v1.ExplainEmployeeResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/closings/{closing_id}/employees/{rut}:explain\x12\xac\x01\n" +
+	"\x13ExportConsolidation\x12,.consolidation.v1.ExportConsolidationRequest\x1a-.consolidation.v1.ExportConsolidationResponse\"6\x82\xd3\xe4\x93\x020\x12./v1/closings/{closing_id}/consolidation:export0\x012n\n" +
 	"\rWorkerService\x12]\n" +
 	"\fProcessChunk\x12%.consolidation.v1.ProcessChunkRequest\x1a&.consolidation.v1.ProcessChunkResponseBJZHgithub.com/nominacl/consolidation/proto/consolidation/v1;consolidationv1b\x06proto3"
 

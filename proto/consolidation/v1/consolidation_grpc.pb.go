@@ -34,7 +34,9 @@ const (
 //
 // ConsolidationService is the coordinator's API: other backend services start and
 // follow consolidations of a payroll closing; operators use it through grpcurl.
-// Money is always integer cents.
+// Money is always integer cents. The coordinator also serves it as HTTP/JSON
+// (HTTP_ADDR) at the paths of the google.api.http bindings below, with the same
+// authorization (by the gRPC method name), audit and limits.
 type ConsolidationServiceClient interface {
 	// Consolidate validates the closing, stores the run and its chunk plan, and
 	// returns at once with the run id; the work goes on in the background.
@@ -166,7 +168,9 @@ type ConsolidationService_ExportConsolidationClient = grpc.ServerStreamingClient
 //
 // ConsolidationService is the coordinator's API: other backend services start and
 // follow consolidations of a payroll closing; operators use it through grpcurl.
-// Money is always integer cents.
+// Money is always integer cents. The coordinator also serves it as HTTP/JSON
+// (HTTP_ADDR) at the paths of the google.api.http bindings below, with the same
+// authorization (by the gRPC method name), audit and limits.
 type ConsolidationServiceServer interface {
 	// Consolidate validates the closing, stores the run and its chunk plan, and
 	// returns at once with the run id; the work goes on in the background.
