@@ -66,10 +66,12 @@ func NewHandler(srv *grpcx.Server) http.Handler {
 		panic(fmt.Sprintf("httpapi: registering the gateway: %v", err))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Nothing is dialled yet: a server shutting down fails the call,
+		// UNAVAILABLE (HTTP 503).
 		conn, err := srv.DialInProcess(remoteAddr(r), r.TLS)
-		if err != nil {
+		if err != nil { // grpc.NewClient refuses only invalid options
 			runtime.DefaultHTTPErrorHandler(r.Context(), mux, &runtime.JSONPb{}, w, r,
-				status.Error(codes.Unavailable, "the coordinator is shutting down"))
+				status.Errorf(codes.Internal, "in-process connection: %v", err))
 			return
 		}
 		defer conn.Close()
