@@ -5,6 +5,7 @@ TOOLS        := $(CURDIR)/bin/tools
 BUF_VERSION  := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+GRPC_GATEWAY_VERSION       := v2.34.0
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
 .DEFAULT_GOAL := help
@@ -71,7 +72,7 @@ fuzz: ## run each fuzz target for FUZZTIME (10s); a failing input is saved under
 	done
 
 .PHONY: tools
-tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install buf and the protoc plugins into bin/tools
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2 ## install buf and the protoc plugins into bin/tools
 
 $(TOOLS)/buf:
 	GOBIN=$(TOOLS) GOWORK=off go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -79,9 +80,13 @@ $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) GOWORK=off go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(TOOLS) GOWORK=off go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(TOOLS)/protoc-gen-grpc-gateway:
+	GOBIN=$(TOOLS) GOWORK=off go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+$(TOOLS)/protoc-gen-openapiv2:
+	GOBIN=$(TOOLS) GOWORK=off go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
 .PHONY: generate
-generate: tools ## regenerate the protobuf code in proto/ (buf with local plugins)
+generate: tools ## regenerate the protobuf code in proto/ and docs/openapi/ (buf with local plugins)
 	$(TOOLS)/buf generate
 
 .PHONY: lint
@@ -92,9 +97,13 @@ lint: tools ## buf lint, go vet, gofmt, and go mod tidy on every module
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "$$m/go.mod is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; done
 
+# What make generate writes: the Go code under proto/ and the OpenAPI document of
+# the HTTP API.
+GENERATED := proto docs/openapi
+
 .PHONY: verify
-verify: generate lint ## check generated code is up to date, then lint
-	@test -z "$$(git status --porcelain --untracked-files=all -- proto)" || { git status --short --untracked-files=all -- proto; echo "generated code is out of date or untracked: run make generate and commit"; exit 1; }
+verify: generate lint ## check generated code and the OpenAPI document are up to date, then lint
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || { git status --short --untracked-files=all -- $(GENERATED); echo "generated code or docs/openapi is out of date or untracked: run make generate and commit"; exit 1; }
 
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar

@@ -1,6 +1,7 @@
 package grpcx
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
@@ -108,4 +109,33 @@ func tlsReloadWarning(logger *slog.Logger) func(error) {
 	return func(err error) {
 		logger.Warn("TLS files not reloaded; the last good certificate stays", "error", err.Error())
 	}
+}
+
+// HTTPServerTLS is the TLS configuration of an HTTP port that is a front end of
+// the gRPC server (the coordinator's HTTP_ADDR), nil with no TLS files: the
+// gRPC port's own, from the same files re-read when they change — TLS 1.3, a
+// client certificate required and verified against the CA — offering HTTP/2
+// and HTTP/1.1. The verified chains of a request's TLS state then name its
+// caller, as on the gRPC port (Server.DialInProcess).
+func (s Security) HTTPServerTLS(logger *slog.Logger) (*tls.Config, error) {
+	if !s.TLS.Enabled() {
+		return nil, nil
+	}
+	material, err := newKeyMaterial(s.TLS)
+	if err != nil {
+		return nil, err
+	}
+	warn := tlsReloadWarning(logger)
+	return &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.RequireAndVerifyClientCert,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cfg, err := material.serverConfig()
+			if cfg == nil {
+				return nil, err
+			}
+			if err != nil && warn != nil {
+				warn(err)
+			}
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+			return cfg, nil
+		}}, nil
 }

@@ -46,6 +46,7 @@ type Server struct {
 
 	healthOnly     *grpc.Server
 	healthListener net.Listener
+	inProcess      *inProcessListener // DialInProcess's connections
 }
 
 // NewServer builds the server; register services on s.GRPC before Serve. It
@@ -68,7 +69,7 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 		unary, stream = append(unary, cfg.authz.unary), append(stream, cfg.authz.stream)
 	}
 	grpcOpts := append([]grpc.ServerOption{
-		grpc.Creds(cfg.creds),
+		grpc.Creds(inProcessCredentials{cfg.creds}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions...)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
@@ -76,9 +77,10 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 		grpc.ChainStreamInterceptor(stream...),
 	}, cfg.extra...)
 	s := &Server{
-		GRPC:   grpc.NewServer(grpcOpts...),
-		Health: health.NewServer(),
-		logger: logger,
+		GRPC:      grpc.NewServer(grpcOpts...),
+		Health:    health.NewServer(),
+		logger:    logger,
+		inProcess: newInProcessListener(),
 		// Plaintext, health only: no reflection, no service, no identity.
 		healthOnly: grpc.NewServer(grpc.Creds(defaultCredentials()),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true})),
@@ -126,14 +128,21 @@ func WithGRPCServerOptions(opts ...grpc.ServerOption) ServerOption {
 	return func(c *serverConfig) { c.extra = append(c.extra, opts...) }
 }
 
-// Serve serves on l until ctx is done, then shuts down: health NOT_SERVING, stop
-// taking new calls, let in-flight calls finish for up to drain, then hard-stop
-// (cancelling whatever is left, whose chunks the coordinator re-dispatches).
+// Serve serves on l, and DialInProcess's connections, until ctx is done, then
+// shuts down: health NOT_SERVING, stop taking new calls, let in-flight calls
+// finish for up to drain, then hard-stop (cancelling whatever is left, whose
+// chunks the coordinator re-dispatches).
 func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
 	drain = cmp.Or(drain, DefaultDrain)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 1)
 	go func() { errc <- s.GRPC.Serve(l) }()
+	go func() {
+		if err := s.GRPC.Serve(s.inProcess); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.logger.Error("in-process connections no longer served", "error", err.Error())
+		}
+	}()
+	defer s.inProcess.Close()
 	if s.healthListener != nil {
 		go func() {
 			if err := s.healthOnly.Serve(s.healthListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

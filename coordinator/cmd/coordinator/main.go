@@ -20,6 +20,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/coordinator/internal/httpapi"
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/coordinator/internal/retention"
 	"github.com/nominacl/consolidation/coordinator/internal/server"
@@ -103,7 +104,7 @@ type settings struct {
 	databaseURL, redisURL, redisPrefix  string
 	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
-	healthAddr, pprofAddr               string
+	healthAddr, pprofAddr, httpAddr     string
 	security                            grpcx.Security
 	traceExport                         telemetry.TraceExport
 	workerInFlight, poolConns           int
@@ -124,6 +125,7 @@ func load() (settings, error) {
 		metricsAddr:    env.String("METRICS_ADDR", ""),
 		healthAddr:     env.String("HEALTH_ADDR", ""),
 		pprofAddr:      env.String("PPROF_ADDR", ""),
+		httpAddr:       env.String("HTTP_ADDR", ""),
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
 		poolConns:      env.Int("DATABASE_MAX_CONNS", engine.DefaultPoolConns, engine.ReservedConns+1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
@@ -237,6 +239,16 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		srv.ServeHealth(hl)
 	}
 	consolidationv1.RegisterConsolidationServiceServer(srv.GRPC, server.NewConsolidationServer(logger, eng, s.server))
+	var httpL net.Listener
+	if s.httpAddr != "" {
+		if httpL, err = net.Listen("tcp", s.httpAddr); err != nil {
+			return fmt.Errorf("HTTP_ADDR %s: %w", s.httpAddr, err)
+		}
+	}
+	httpTLS, err := s.security.HTTPServerTLS(logger)
+	if err != nil {
+		return err
+	}
 
 	// The engine resumes unfinished runs now. On SIGTERM it stops driving at once:
 	// in-flight chunk calls are cancelled (fencing keeps them from committing) and
@@ -245,8 +257,15 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { eng.Run(ctx) })
 	wg.Go(func() { pruner.Run(ctx) })
+	// The HTTP/JSON API calls the gRPC server in process, through its
+	// authorization, audit, limits and metrics (package httpapi).
+	var httpErr error
+	if httpL != nil {
+		logger.InfoContext(ctx, "HTTP API serving", "addr", httpL.Addr().String(), "tls", httpTLS != nil)
+		wg.Go(func() { httpErr = httpapi.Serve(ctx, logger, httpL, httpapi.NewHandler(srv), httpTLS, s.drain) })
+	}
 	logger.InfoContext(ctx, "coordinator serving", "addr", l.Addr().String(), "workers", s.workerTarget)
 	err = srv.Serve(ctx, l, s.drain)
 	wg.Wait()
-	return err
+	return errors.Join(err, httpErr)
 }

@@ -7,6 +7,7 @@
 package consolidationv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -27,13 +28,16 @@ const (
 type ConsolidationMode int32
 
 const (
-	ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED ConsolidationMode = 0 // treated as FULL
-	// Every libro employee of the closing. The closing's previous results stay
-	// readable until the run's own replace them, chunk by chunk; they are put back
-	// when the run ends without keeping its rows.
+	// Treated as CONSOLIDATION_MODE_FULL.
+	ConsolidationMode_CONSOLIDATION_MODE_UNSPECIFIED ConsolidationMode = 0
+	// Every libro employee of the closing. Starts from the estados of docs/rules.md
+	// (from datos_consolidados only with force). The closing's previous results
+	// stay readable until the run's own replace them, chunk by chunk; they are put
+	// back when the run ends without keeping its rows.
 	ConsolidationMode_CONSOLIDATION_MODE_FULL ConsolidationMode = 1
-	// Only the employees that failed in the closing's last run (from
-	// consolidacion_parcial).
+	// Only the employees that failed in the closing's last run, one chunk per
+	// failed chunk of it, with its chunk size and policy; only from
+	// consolidacion_parcial.
 	ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED ConsolidationMode = 2
 )
 
@@ -82,10 +86,13 @@ func (ConsolidationMode) EnumDescriptor() ([]byte, []int) {
 type ChunkPolicy int32
 
 const (
-	ChunkPolicy_CHUNK_POLICY_UNSPECIFIED ChunkPolicy = 0 // the service's default
-	// The seed's size rule and balancing.
+	// The service's default (CHUNK_POLICY, seed unless set).
+	ChunkPolicy_CHUNK_POLICY_UNSPECIFIED ChunkPolicy = 0
+	// The seed's size rule (by the closing's employee count) and balancing:
+	// chunks of nearly equal employee counts.
 	ChunkPolicy_CHUNK_POLICY_SEED ChunkPolicy = 1
-	// Chunks of equal estimated cost (concepts, discrepancies, movements).
+	// Chunks of equal estimated cost (concepts, discrepancies, movements), so an
+	// employee with many lines weighs more.
 	ChunkPolicy_CHUNK_POLICY_COST_WEIGHTED ChunkPolicy = 2
 )
 
@@ -131,19 +138,33 @@ func (ChunkPolicy) EnumDescriptor() ([]byte, []int) {
 }
 
 // RunStatus is where a run is in its lifecycle. The closing's estado says the same
-// in the payroll application's words.
+// in the payroll application's words (docs/rules.md, "Run states").
 type RunStatus int32
 
 const (
+	// Never sent.
 	RunStatus_RUN_STATUS_UNSPECIFIED RunStatus = 0
-	RunStatus_RUN_STATUS_RUNNING     RunStatus = 1 // consolidando_datos
-	RunStatus_RUN_STATUS_SUCCEEDED   RunStatus = 2 // datos_consolidados
-	RunStatus_RUN_STATUS_PARTIAL     RunStatus = 3 // consolidacion_parcial
-	RunStatus_RUN_STATUS_FAILED      RunStatus = 4 // error_consolidacion
-	RunStatus_RUN_STATUS_CANCELLED   RunStatus = 5 // consolidacion_cancelada
-	RunStatus_RUN_STATUS_TIMED_OUT   RunStatus = 6 // timeout_consolidacion
-	// error_recursos: workers died (killed, out of memory) on employees even when
-	// each was sent alone.
+	// consolidando_datos: the run is going on.
+	RunStatus_RUN_STATUS_RUNNING RunStatus = 1
+	// datos_consolidados: every employee consolidated and the control totals
+	// checked against the written rows.
+	RunStatus_RUN_STATUS_SUCCEEDED RunStatus = 2
+	// consolidacion_parcial: some employees failed, and at least 50 % of them were
+	// consolidated (their rows are kept); retry with CONSOLIDATION_MODE_RETRY_FAILED.
+	RunStatus_RUN_STATUS_PARTIAL RunStatus = 3
+	// error_consolidacion: fewer than 50 % of the employees were consolidated,
+	// the control totals disagreed, or a permanent database error stopped the run
+	// (its error says which); the run's rows are removed.
+	RunStatus_RUN_STATUS_FAILED RunStatus = 4
+	// consolidacion_cancelada: cancelled (CancelConsolidation); the run's rows are
+	// removed.
+	RunStatus_RUN_STATUS_CANCELLED RunStatus = 5
+	// timeout_consolidacion: the run passed RUN_TIMEOUT (default 2 h); the run's
+	// rows are removed.
+	RunStatus_RUN_STATUS_TIMED_OUT RunStatus = 6
+	// error_recursos: fewer than 50 % consolidated, and workers died (killed, out
+	// of memory) on some failed employee even when it was sent alone (the run's
+	// error names them); the run's rows are removed.
 	RunStatus_RUN_STATUS_RESOURCES_EXHAUSTED RunStatus = 7
 )
 
@@ -198,20 +219,29 @@ func (RunStatus) EnumDescriptor() ([]byte, []int) {
 	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{2}
 }
 
+// ConsolidateRequest starts a run of a closing (Consolidate).
 type ConsolidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The closing (nomina_cierrenomina.id) to consolidate. Required, > 0.
-	ClosingId   int64             `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
-	Mode        ConsolidationMode `protobuf:"varint,2,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
-	ChunkPolicy ChunkPolicy       `protobuf:"varint,3,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
-	// Overrides the policy's chunk size when > 0.
+	// The closing (nomina_cierrenomina.id) to consolidate. Required, > 0. Over HTTP
+	// it is the path's {closing_id}.
+	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// Which employees; unset means CONSOLIDATION_MODE_FULL.
+	Mode ConsolidationMode `protobuf:"varint,2,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
+	// How to cut chunks; unset means the service's default. Ignored by a
+	// retry_failed run, which keeps its previous run's policy.
+	ChunkPolicy ChunkPolicy `protobuf:"varint,3,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
+	// Employees per chunk: 0 for the policy's own size, else 1..5,000, and large
+	// enough that the closing fits in 10,000 chunks. Ignored by a retry_failed
+	// run.
 	ChunkSize int32 `protobuf:"varint,4,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	// Allows a run from datos_consolidados (results are replaced).
+	// Allows a full run from datos_consolidados (the results are replaced; the
+	// previous ones stay readable until the run's own are complete).
 	Force bool `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`
 	// Optional idempotency key chosen by the caller (at most 128 printable ASCII
 	// characters). A repeated call with the same request_id for the same closing
-	// returns the run the first call created, whatever its state, for as long as the
-	// run is kept; nothing new is started.
+	// returns the run the first call created, whatever its state and whatever the
+	// other fields, for as long as the run is kept; nothing new is started and
+	// nothing is checked.
 	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Dry run (AIP-163): every check a real call makes, and the plan, but nothing
 	// is written and nothing starts. A refusal is the one a real call would get;
@@ -302,19 +332,32 @@ func (x *ConsolidateRequest) GetValidateOnly() bool {
 	return false
 }
 
+// ConsolidateResponse is the run started (or found by request_id), or with
+// validate_only the run a real call would start.
 type ConsolidateResponse struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ConsolidationId int64                  `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
-	ClosingId       int64                  `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
-	Estado          string                 `protobuf:"bytes,3,opt,name=estado,proto3" json:"estado,omitempty"`
-	TotalChunks     int32                  `protobuf:"varint,4,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
-	TotalEmployees  int32                  `protobuf:"varint,5,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run's id; 0 on a validate_only answer.
+	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
+	// The closing consolidated.
+	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// consolidando_datos for a run started or found by request_id (whatever it is
+	// now: ask GetConsolidation); the closing's present estado on a validate_only
+	// answer.
+	Estado string `protobuf:"bytes,3,opt,name=estado,proto3" json:"estado,omitempty"`
+	// Chunks of the plan (1..10,000); a run's total grows by 2 whenever a chunk is
+	// split (Consolidation.total_chunks).
+	TotalChunks int32 `protobuf:"varint,4,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
+	// Libro employees the run processes (for retry_failed: those that failed).
+	TotalEmployees int32 `protobuf:"varint,5,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
 	// True when this answers a validate_only request with the plan of a run that
 	// was not started.
-	ValidateOnly bool              `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
-	Mode         ConsolidationMode `protobuf:"varint,7,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
-	ChunkPolicy  ChunkPolicy       `protobuf:"varint,8,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
-	ChunkSize    int32             `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	ValidateOnly bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// The run's mode (unspecified in the request: FULL).
+	Mode ConsolidationMode `protobuf:"varint,7,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
+	// The policy the plan was cut with (never UNSPECIFIED).
+	ChunkPolicy ChunkPolicy `protobuf:"varint,8,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
+	// The chunk size the plan was cut with (the request's, or the policy's).
+	ChunkSize int32 `protobuf:"varint,9,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	// Novedades rows of the closing whose RUT matches no libro employee (ignored).
 	UnmatchedNovedades int32 `protobuf:"varint,10,opt,name=unmatched_novedades,json=unmatchedNovedades,proto3" json:"unmatched_novedades,omitempty"`
 	// The chunk plan; set only on a validate_only answer (at most 10,000 chunks).
@@ -432,12 +475,17 @@ func (x *ConsolidateResponse) GetPlannedChunks() []*PlannedChunk {
 
 // PlannedChunk is one chunk of a plan: a contiguous range of libro row ids.
 type PlannedChunk struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ChunkIndex      int32                  `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
-	FirstEmployeeId int64                  `protobuf:"varint,2,opt,name=first_employee_id,json=firstEmployeeId,proto3" json:"first_employee_id,omitempty"`
-	LastEmployeeId  int64                  `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
-	Employees       int32                  `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
-	// The chunk's estimated cost (the cost-weighted policy); 0 for the seed policy.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0-based position in the plan.
+	ChunkIndex int32 `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// The first libro row id (nomina_empleado_cierre.id) of the range, included.
+	FirstEmployeeId int64 `protobuf:"varint,2,opt,name=first_employee_id,json=firstEmployeeId,proto3" json:"first_employee_id,omitempty"`
+	// The last libro row id of the range, included.
+	LastEmployeeId int64 `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
+	// Libro employees in the range (1..5,000).
+	Employees int32 `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
+	// The chunk's estimated cost (the cost-weighted policy, in the policy's
+	// units); 0 for the seed policy.
 	Weight        float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -508,23 +556,28 @@ func (x *PlannedChunk) GetWeight() float64 {
 	return 0
 }
 
+// ListConsolidationsRequest filters and pages the run history. Over HTTP the
+// fields are query parameters (timestamps in RFC 3339).
 type ListConsolidationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only the runs of this closing, when > 0.
+	// Only the runs of this closing, when > 0; 0: every closing; negative is
+	// refused.
 	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
 	// Only the runs in this estado (consolidando_datos, datos_consolidados,
 	// consolidacion_parcial, error_consolidacion, consolidacion_cancelada,
-	// timeout_consolidacion, error_recursos), when set.
+	// timeout_consolidacion, error_recursos), when set; any other value is
+	// refused.
 	Estado string `protobuf:"bytes,2,opt,name=estado,proto3" json:"estado,omitempty"`
 	// Only the runs started at or after this time, when set.
 	StartedAfter *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_after,json=startedAfter,proto3" json:"started_after,omitempty"`
-	// Only the runs started before this time, when set.
+	// Only the runs started before this time, when set; must be later than
+	// started_after when both are set.
 	StartedBefore *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started_before,json=startedBefore,proto3" json:"started_before,omitempty"`
-	// At most this many runs (default 50, at most 500; larger values are
-	// lowered to 500).
+	// At most this many runs (0: 50; at most 500, larger values are lowered to
+	// 500; negative is refused).
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The next_page_token of the previous page; the other fields must be the same
-	// as in the call that returned it.
+	// The next_page_token of the previous page; the filters must be the same as
+	// in the call that returned it.
 	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -602,10 +655,13 @@ func (x *ListConsolidationsRequest) GetPageToken() string {
 	return ""
 }
 
+// ListConsolidationsResponse is one page of runs, newest first.
 type ListConsolidationsResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Consolidations []*Consolidation       `protobuf:"bytes,1,rep,name=consolidations,proto3" json:"consolidations,omitempty"`
-	// Empty on the last page.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Summaries: the run row and its chunk counts; progress, failed_chunks,
+	// failed_employees and metrics are unset (GetConsolidation has them).
+	Consolidations []*Consolidation `protobuf:"bytes,1,rep,name=consolidations,proto3" json:"consolidations,omitempty"`
+	// Opaque; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -655,11 +711,13 @@ func (x *ListConsolidationsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ExplainEmployeeRequest names one employee of a closing.
 type ExplainEmployeeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The closing (nomina_cierrenomina.id). Required, > 0.
 	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
-	// The employee's RUT, in any spelling that normalizes (R1). Required.
+	// The employee's RUT, in any spelling that normalizes (R1: dots, spaces and
+	// case do not matter). Required.
 	Rut           string `protobuf:"bytes,2,opt,name=rut,proto3" json:"rut,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -709,9 +767,12 @@ func (x *ExplainEmployeeRequest) GetRut() string {
 	return ""
 }
 
+// ExplainEmployeeResponse is where each figure of one employee's record comes
+// from.
 type ExplainEmployeeResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ClosingId int64                  `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The closing asked about.
+	ClosingId int64 `protobuf:"varint,1,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
 	// The libro row (nomina_empleado_cierre.id).
 	EmployeeId int64 `protobuf:"varint,2,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
 	// The matching novedades row (nomina_empleado_cierre_novedades.id); 0 when none.
@@ -722,7 +783,8 @@ type ExplainEmployeeResponse struct {
 	Concepts []*ConceptDecision `protobuf:"bytes,5,rep,name=concepts,proto3" json:"concepts,omitempty"`
 	// es_ingreso, es_finiquito and tiene_ausentismo, with the movements behind them.
 	Flags []*FlagDecision `protobuf:"bytes,6,rep,name=flags,proto3" json:"flags,omitempty"`
-	// The record the rules give from the sources as they are now.
+	// The record the rules give from the sources as they are now (id and
+	// consolidation_id 0).
 	Computed *ConsolidatedEmployee `protobuf:"bytes,7,opt,name=computed,proto3" json:"computed,omitempty"`
 	// The closing's consolidated row of this employee as stored; unset when there
 	// is none. It differs from computed when the sources changed since it was
@@ -818,28 +880,34 @@ func (x *ExplainEmployeeResponse) GetStored() *ConsolidatedEmployee {
 	return nil
 }
 
-// ConceptDecision is how the rules chose one concept's value.
+// ConceptDecision is how the rules chose one concept's value (R4, R5).
 type ConceptDecision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The code, trimmed (R4).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	// The libro lines of this code, and their sum; in_libro is false when the libro
-	// has none.
+	// The libro lines of this code (several lines of one code are summed, R4).
 	LibroLines []*SourceLine `protobuf:"bytes,2,rep,name=libro_lines,json=libroLines,proto3" json:"libro_lines,omitempty"`
-	LibroCents int64         `protobuf:"varint,3,opt,name=libro_cents,json=libroCents,proto3" json:"libro_cents,omitempty"`
-	InLibro    bool          `protobuf:"varint,4,opt,name=in_libro,json=inLibro,proto3" json:"in_libro,omitempty"`
-	// The same for the novedades row.
+	// Their sum, in cents; 0 when there are none.
+	LibroCents int64 `protobuf:"varint,3,opt,name=libro_cents,json=libroCents,proto3" json:"libro_cents,omitempty"`
+	// False when the libro has no line of this code.
+	InLibro bool `protobuf:"varint,4,opt,name=in_libro,json=inLibro,proto3" json:"in_libro,omitempty"`
+	// The novedades lines of this code.
 	NovedadesLines []*SourceLine `protobuf:"bytes,5,rep,name=novedades_lines,json=novedadesLines,proto3" json:"novedades_lines,omitempty"`
-	NovedadesCents int64         `protobuf:"varint,6,opt,name=novedades_cents,json=novedadesCents,proto3" json:"novedades_cents,omitempty"`
-	InNovedades    bool          `protobuf:"varint,7,opt,name=in_novedades,json=inNovedades,proto3" json:"in_novedades,omitempty"`
+	// Their sum, in cents; 0 when there are none.
+	NovedadesCents int64 `protobuf:"varint,6,opt,name=novedades_cents,json=novedadesCents,proto3" json:"novedades_cents,omitempty"`
+	// False when the novedades row has no line of this code (or there is no
+	// novedades row).
+	InNovedades bool `protobuf:"varint,7,opt,name=in_novedades,json=inNovedades,proto3" json:"in_novedades,omitempty"`
 	// True when the concept is a line of the record; false when no source gives it
 	// a value (a novedades line of zero with no libro line).
-	Chosen      bool  `protobuf:"varint,8,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	Chosen bool `protobuf:"varint,8,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	// The value the record holds, in cents; 0 when not chosen.
 	ChosenCents int64 `protobuf:"varint,9,opt,name=chosen_cents,json=chosenCents,proto3" json:"chosen_cents,omitempty"`
-	// libro or novedades.
+	// Where the value comes from: libro or novedades (fuente_dato).
 	Source string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
-	// The rule that decided (R5), and why, in words.
-	Rule   string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The rule that decided (R5).
+	Rule string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Why, in words, for an analyst.
 	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	// True when the chosen value differs from the libro's (counted in
 	// discrepancias_resueltas, R8).
@@ -973,10 +1041,15 @@ func (x *ConceptDecision) GetDiscrepancy() bool {
 type SourceLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// nomina_registro_concepto_empleado(_novedades).id
-	LineId        int64  `protobuf:"varint,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
-	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	ValueCents    int64  `protobuf:"varint,4,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
+	LineId int64 `protobuf:"varint,1,opt,name=line_id,json=lineId,proto3" json:"line_id,omitempty"`
+	// codigo_concepto, trimmed.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// nombre_concepto.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// valor, in cents (may be negative).
+	ValueCents int64 `protobuf:"varint,4,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
+	// tipo_concepto, as stored (R6 counts haber and descuento, compared trimmed
+	// and lower-cased).
 	Type          string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1047,17 +1120,19 @@ func (x *SourceLine) GetType() string {
 	return ""
 }
 
-// FlagDecision is one movement flag and the movements that set it.
+// FlagDecision is one movement flag and the movements that set it (R7).
 type FlagDecision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// es_ingreso, es_finiquito or tiene_ausentismo.
-	Flag  string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
-	Value bool   `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
-	// R7, and why, in words.
-	Rule   string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	Flag string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	// The flag's value on the record.
+	Value bool `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	// R7.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Why, in words.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The employee's movements of this kind in the closing's month (those that set
-	// the flag).
+	// the flag); empty when the flag is false.
 	Movements     []*Movement `protobuf:"bytes,5,rep,name=movements,proto3" json:"movements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1131,8 +1206,10 @@ func (x *FlagDecision) GetMovements() []*Movement {
 // Movement is a row of nomina_movimiento_alta_baja or nomina_movimiento_ausentismo.
 type Movement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Id    int64                  `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	// nomina_movimiento_alta_baja or nomina_movimiento_ausentismo.
+	Table string `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// The row's id in that table.
+	Id int64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	// tipo_movimiento (alta_baja); empty for an absence.
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	// fecha_movimiento, or fecha_inicio of an absence, as YYYY-MM-DD.
@@ -1208,32 +1285,51 @@ func (x *Movement) GetEndDate() string {
 	return ""
 }
 
-// ConsolidatedEmployee is a row of nomina_empleado_consolidado with its concepts.
+// ConsolidatedEmployee is a row of nomina_empleado_consolidado with its concepts
+// (or, in ExplainEmployeeResponse.computed, the row the rules would write).
 type ConsolidatedEmployee struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// nomina_empleado_consolidado.id; 0 for a record computed and not stored.
 	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The libro row (empleado_origen_id).
-	EmployeeId             int64    `protobuf:"varint,2,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
-	Rut                    string   `protobuf:"bytes,3,opt,name=rut,proto3" json:"rut,omitempty"`
-	NombreCompleto         string   `protobuf:"bytes,4,opt,name=nombre_completo,json=nombreCompleto,proto3" json:"nombre_completo,omitempty"`
-	Cargo                  string   `protobuf:"bytes,5,opt,name=cargo,proto3" json:"cargo,omitempty"`
-	CentroCosto            string   `protobuf:"bytes,6,opt,name=centro_costo,json=centroCosto,proto3" json:"centro_costo,omitempty"`
-	EsIngreso              bool     `protobuf:"varint,7,opt,name=es_ingreso,json=esIngreso,proto3" json:"es_ingreso,omitempty"`
-	EsFiniquito            bool     `protobuf:"varint,8,opt,name=es_finiquito,json=esFiniquito,proto3" json:"es_finiquito,omitempty"`
-	TieneAusentismo        bool     `protobuf:"varint,9,opt,name=tiene_ausentismo,json=tieneAusentismo,proto3" json:"tiene_ausentismo,omitempty"`
-	TotalHaberesCents      int64    `protobuf:"varint,10,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
-	TotalDescuentosCents   int64    `protobuf:"varint,11,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
-	LiquidoPagarCents      int64    `protobuf:"varint,12,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
-	FuentesUtilizadas      []string `protobuf:"bytes,13,rep,name=fuentes_utilizadas,json=fuentesUtilizadas,proto3" json:"fuentes_utilizadas,omitempty"`
-	ReglasAplicadas        []string `protobuf:"bytes,14,rep,name=reglas_aplicadas,json=reglasAplicadas,proto3" json:"reglas_aplicadas,omitempty"`
-	DiscrepanciasResueltas int32    `protobuf:"varint,15,opt,name=discrepancias_resueltas,json=discrepanciasResueltas,proto3" json:"discrepancias_resueltas,omitempty"`
+	EmployeeId int64 `protobuf:"varint,2,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
+	// The canonical RUT (R1).
+	Rut string `protobuf:"bytes,3,opt,name=rut,proto3" json:"rut,omitempty"`
+	// The libro's name, else the novedades', trimmed (R3).
+	NombreCompleto string `protobuf:"bytes,4,opt,name=nombre_completo,json=nombreCompleto,proto3" json:"nombre_completo,omitempty"`
+	// The novedades cargo, else the libro's, trimmed (R3).
+	Cargo string `protobuf:"bytes,5,opt,name=cargo,proto3" json:"cargo,omitempty"`
+	// The libro's centro_costo, trimmed (R3).
+	CentroCosto string `protobuf:"bytes,6,opt,name=centro_costo,json=centroCosto,proto3" json:"centro_costo,omitempty"`
+	// A hire (tipo_movimiento ingreso) dated in the closing's month (R7).
+	EsIngreso bool `protobuf:"varint,7,opt,name=es_ingreso,json=esIngreso,proto3" json:"es_ingreso,omitempty"`
+	// A termination (finiquito) dated in the closing's month (R7).
+	EsFiniquito bool `protobuf:"varint,8,opt,name=es_finiquito,json=esFiniquito,proto3" json:"es_finiquito,omitempty"`
+	// An absence overlapping the closing's month (R7).
+	TieneAusentismo bool `protobuf:"varint,9,opt,name=tiene_ausentismo,json=tieneAusentismo,proto3" json:"tiene_ausentismo,omitempty"`
+	// The record's lines of type haber, summed, in cents (R6); may be negative.
+	// A stored row's amounts fit numeric(12,2).
+	TotalHaberesCents int64 `protobuf:"varint,10,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
+	// The record's lines of type descuento, summed, in cents (R6).
+	TotalDescuentosCents int64 `protobuf:"varint,11,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
+	// total_haberes_cents minus total_descuentos_cents (R6).
+	LiquidoPagarCents int64 `protobuf:"varint,12,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
+	// The sources used, in this order (R8): libro always, novedades when a
+	// novedades row matched, movimientos when a movement flag is true.
+	FuentesUtilizadas []string `protobuf:"bytes,13,rep,name=fuentes_utilizadas,json=fuentesUtilizadas,proto3" json:"fuentes_utilizadas,omitempty"`
+	// The rules that changed something for the employee (R8): R1, R3.nombre,
+	// R3.cargo, R4.sum, R4.code, R5, R7.
+	ReglasAplicadas []string `protobuf:"bytes,14,rep,name=reglas_aplicadas,json=reglasAplicadas,proto3" json:"reglas_aplicadas,omitempty"`
+	// Codes in both sources whose novedades value is non-zero and differs from
+	// the libro's (R8); >= 0.
+	DiscrepanciasResueltas int32 `protobuf:"varint,15,opt,name=discrepancias_resueltas,json=discrepanciasResueltas,proto3" json:"discrepancias_resueltas,omitempty"`
 	// The run that wrote the row; 0 when unknown (written before runs were
 	// recorded on rows) or not stored.
-	ConsolidationId int64                  `protobuf:"varint,16,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
-	Concepts        []*ConsolidatedConcept `protobuf:"bytes,17,rep,name=concepts,proto3" json:"concepts,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	ConsolidationId int64 `protobuf:"varint,16,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
+	// The record's concept lines (nomina_concepto_empleado_consolidado), by code.
+	Concepts      []*ConsolidatedConcept `protobuf:"bytes,17,rep,name=concepts,proto3" json:"concepts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsolidatedEmployee) Reset() {
@@ -1387,12 +1483,16 @@ func (x *ConsolidatedEmployee) GetConcepts() []*ConsolidatedConcept {
 
 // ConsolidatedConcept is a row of nomina_concepto_empleado_consolidado.
 type ConsolidatedConcept struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Code       string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	ValueCents int64                  `protobuf:"varint,3,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
-	Type       string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
-	// fuente_dato: libro or novedades.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// codigo_concepto, trimmed.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// nombre_concepto.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// valor, in cents.
+	ValueCents int64 `protobuf:"varint,3,opt,name=value_cents,json=valueCents,proto3" json:"value_cents,omitempty"`
+	// tipo_concepto, trimmed and lower-cased (R4).
+	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// fuente_dato: libro or novedades (R5).
 	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1463,6 +1563,7 @@ func (x *ConsolidatedConcept) GetSource() string {
 	return ""
 }
 
+// ExportConsolidationRequest names the closing to export.
 type ExportConsolidationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The closing (nomina_cierrenomina.id). Required, > 0.
@@ -1508,9 +1609,12 @@ func (x *ExportConsolidationRequest) GetClosingId() int64 {
 	return 0
 }
 
+// ExportConsolidationResponse is one batch of the export.
 type ExportConsolidationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The next employees, in nomina_empleado_consolidado.id order.
+	// The next employees (1..500 of them), in order of their stored canonical RUT
+	// as the database sorts text, each with its concept lines; every message but
+	// the last holds 500.
 	Employees     []*ConsolidatedEmployee `protobuf:"bytes,1,rep,name=employees,proto3" json:"employees,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1553,8 +1657,11 @@ func (x *ExportConsolidationResponse) GetEmployees() []*ConsolidatedEmployee {
 	return nil
 }
 
+// GetConsolidationRequest names a run, directly or as a closing's latest.
 type GetConsolidationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of the two is required (> 0).
+	//
 	// Types that are valid to be assigned to Ref:
 	//
 	//	*GetConsolidationRequest_ConsolidationId
@@ -1624,12 +1731,12 @@ type isGetConsolidationRequest_Ref interface {
 }
 
 type GetConsolidationRequest_ConsolidationId struct {
-	// A run id.
+	// A run id (consolidation_run.id).
 	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3,oneof"`
 }
 
 type GetConsolidationRequest_ClosingId struct {
-	// A closing id: its latest run.
+	// A closing id: its latest run (the one started last).
 	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3,oneof"`
 }
 
@@ -1637,9 +1744,11 @@ func (*GetConsolidationRequest_ConsolidationId) isGetConsolidationRequest_Ref() 
 
 func (*GetConsolidationRequest_ClosingId) isGetConsolidationRequest_Ref() {}
 
+// GetConsolidationResponse is the run asked for.
 type GetConsolidationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consolidation *Consolidation         `protobuf:"bytes,1,opt,name=consolidation,proto3" json:"consolidation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run, with its live progress.
+	Consolidation *Consolidation `protobuf:"bytes,1,opt,name=consolidation,proto3" json:"consolidation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1681,8 +1790,11 @@ func (x *GetConsolidationResponse) GetConsolidation() *Consolidation {
 	return nil
 }
 
+// WatchConsolidationRequest names a run, directly or as a closing's latest.
 type WatchConsolidationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of the two is required (> 0).
+	//
 	// Types that are valid to be assigned to Ref:
 	//
 	//	*WatchConsolidationRequest_ConsolidationId
@@ -1752,10 +1864,12 @@ type isWatchConsolidationRequest_Ref interface {
 }
 
 type WatchConsolidationRequest_ConsolidationId struct {
+	// A run id.
 	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3,oneof"`
 }
 
 type WatchConsolidationRequest_ClosingId struct {
+	// A closing id: its latest run at the time of the call.
 	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3,oneof"`
 }
 
@@ -1763,10 +1877,13 @@ func (*WatchConsolidationRequest_ConsolidationId) isWatchConsolidationRequest_Re
 
 func (*WatchConsolidationRequest_ClosingId) isWatchConsolidationRequest_Ref() {}
 
+// WatchConsolidationResponse is one reading of a run's progress.
 type WatchConsolidationResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Progress *Progress              `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
-	// Set on the last message, when the run has ended.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The progress at this reading; always set.
+	Progress *Progress `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Set on the last message, when the run has ended: the run as
+	// GetConsolidation returns it.
 	Final         *Consolidation `protobuf:"bytes,2,opt,name=final,proto3" json:"final,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1816,8 +1933,11 @@ func (x *WatchConsolidationResponse) GetFinal() *Consolidation {
 	return nil
 }
 
+// CancelConsolidationRequest names a run, directly or as a closing's latest.
 type CancelConsolidationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of the two is required (> 0).
+	//
 	// Types that are valid to be assigned to Ref:
 	//
 	//	*CancelConsolidationRequest_ConsolidationId
@@ -1887,10 +2007,12 @@ type isCancelConsolidationRequest_Ref interface {
 }
 
 type CancelConsolidationRequest_ConsolidationId struct {
+	// A run id.
 	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3,oneof"`
 }
 
 type CancelConsolidationRequest_ClosingId struct {
+	// A closing id: its latest run.
 	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3,oneof"`
 }
 
@@ -1898,9 +2020,12 @@ func (*CancelConsolidationRequest_ConsolidationId) isCancelConsolidationRequest_
 
 func (*CancelConsolidationRequest_ClosingId) isCancelConsolidationRequest_Ref() {}
 
+// CancelConsolidationResponse is the run after the cancel.
 type CancelConsolidationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consolidation *Consolidation         `protobuf:"bytes,1,opt,name=consolidation,proto3" json:"consolidation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run: consolidacion_cancelada once it has ended (still
+	// consolidando_datos when the caller's deadline came first).
+	Consolidation *Consolidation `protobuf:"bytes,1,opt,name=consolidation,proto3" json:"consolidation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1944,44 +2069,74 @@ func (x *CancelConsolidationResponse) GetConsolidation() *Consolidation {
 
 // Consolidation is one run of Consolidate for a closing.
 type Consolidation struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ConsolidationId int64                  `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
-	ClosingId       int64                  `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
-	Status          RunStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=consolidation.v1.RunStatus" json:"status,omitempty"`
-	// The closing's estado as the payroll application names it.
-	Estado                string            `protobuf:"bytes,4,opt,name=estado,proto3" json:"estado,omitempty"`
-	Mode                  ConsolidationMode `protobuf:"varint,5,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
-	ChunkPolicy           ChunkPolicy       `protobuf:"varint,6,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
-	ChunkSize             int32             `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
-	TotalChunks           int32             `protobuf:"varint,8,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
-	TotalEmployees        int32             `protobuf:"varint,9,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
-	ChunksSucceeded       int32             `protobuf:"varint,10,opt,name=chunks_succeeded,json=chunksSucceeded,proto3" json:"chunks_succeeded,omitempty"`
-	ChunksFailed          int32             `protobuf:"varint,11,opt,name=chunks_failed,json=chunksFailed,proto3" json:"chunks_failed,omitempty"`
-	EmployeesConsolidated int32             `protobuf:"varint,12,opt,name=employees_consolidated,json=employeesConsolidated,proto3" json:"employees_consolidated,omitempty"`
-	RecordsCreated        int64             `protobuf:"varint,13,opt,name=records_created,json=recordsCreated,proto3" json:"records_created,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run (consolidation_run.id).
+	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
+	// The closing it consolidates.
+	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// Its lifecycle state; RUNNING until it ends, then one of the others, never
+	// changing again.
+	Status RunStatus `protobuf:"varint,3,opt,name=status,proto3,enum=consolidation.v1.RunStatus" json:"status,omitempty"`
+	// The same state as the payroll application names it (the closing's estado
+	// the run moved it to).
+	Estado string `protobuf:"bytes,4,opt,name=estado,proto3" json:"estado,omitempty"`
+	// The run's mode (FULL or RETRY_FAILED).
+	Mode ConsolidationMode `protobuf:"varint,5,opt,name=mode,proto3,enum=consolidation.v1.ConsolidationMode" json:"mode,omitempty"`
+	// The policy its plan was cut with.
+	ChunkPolicy ChunkPolicy `protobuf:"varint,6,opt,name=chunk_policy,json=chunkPolicy,proto3,enum=consolidation.v1.ChunkPolicy" json:"chunk_policy,omitempty"`
+	// Employees per chunk of the plan (split chunks are smaller).
+	ChunkSize int32 `protobuf:"varint,7,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// Chunks of the run: the plan's, plus 2 for every chunk split (a split chunk
+	// is replaced by its two halves), so it grows while a run splits.
+	TotalChunks int32 `protobuf:"varint,8,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
+	// Libro employees the run processes; fixed at the start.
+	TotalEmployees int32 `protobuf:"varint,9,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
+	// Chunks committed.
+	ChunksSucceeded int32 `protobuf:"varint,10,opt,name=chunks_succeeded,json=chunksSucceeded,proto3" json:"chunks_succeeded,omitempty"`
+	// Chunks that failed for good (an employee alone that fails, or a chunk out of
+	// attempts); split chunks count in neither.
+	ChunksFailed int32 `protobuf:"varint,11,opt,name=chunks_failed,json=chunksFailed,proto3" json:"chunks_failed,omitempty"`
+	// Employees of the chunks committed; only grows while the run goes on.
+	EmployeesConsolidated int32 `protobuf:"varint,12,opt,name=employees_consolidated,json=employeesConsolidated,proto3" json:"employees_consolidated,omitempty"`
+	// Rows written by the chunks committed: one per employee plus one per concept
+	// line.
+	RecordsCreated int64 `protobuf:"varint,13,opt,name=records_created,json=recordsCreated,proto3" json:"records_created,omitempty"`
 	// Novedades rows of the closing whose RUT matches no libro employee (ignored).
-	UnmatchedNovedades int32                  `protobuf:"varint,14,opt,name=unmatched_novedades,json=unmatchedNovedades,proto3" json:"unmatched_novedades,omitempty"`
-	FailedChunks       []*FailedChunk         `protobuf:"bytes,15,rep,name=failed_chunks,json=failedChunks,proto3" json:"failed_chunks,omitempty"`
-	ControlTotals      *ControlTotals         `protobuf:"bytes,16,opt,name=control_totals,json=controlTotals,proto3" json:"control_totals,omitempty"`
-	Progress           *Progress              `protobuf:"bytes,17,opt,name=progress,proto3" json:"progress,omitempty"`
-	StartedAt          *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt         *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	// Why the run ended as it did, when it did not succeed.
+	UnmatchedNovedades int32 `protobuf:"varint,14,opt,name=unmatched_novedades,json=unmatchedNovedades,proto3" json:"unmatched_novedades,omitempty"`
+	// The failed chunks with their last error, at most 100 (failed_chunks_total
+	// counts them all); unset in ListConsolidations.
+	FailedChunks []*FailedChunk `protobuf:"bytes,15,rep,name=failed_chunks,json=failedChunks,proto3" json:"failed_chunks,omitempty"`
+	// The sums of the rows written, set when the run ends (ControlTotals).
+	ControlTotals *ControlTotals `protobuf:"bytes,16,opt,name=control_totals,json=controlTotals,proto3" json:"control_totals,omitempty"`
+	// The live progress (from Redis while the run goes on, from the ledger once it
+	// has ended or when Redis lost it); unset in ListConsolidations.
+	Progress *Progress `protobuf:"bytes,17,opt,name=progress,proto3" json:"progress,omitempty"`
+	// When the run was started.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// When the run ended; unset while it is running.
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Why the run ended as it did, when it did not succeed; empty otherwise. A
+	// fixed message with ids and counts, never personal data.
 	Error string `protobuf:"bytes,20,opt,name=error,proto3" json:"error,omitempty"`
-	// The run's metrics (the nomina_metrica_consolidacion row), once it has ended.
+	// The run's metrics (the nomina_metrica_consolidacion row): set once the run
+	// has ended, and only on the closing's latest ended run (the table keeps one
+	// row per closing, replaced by each run); unset in ListConsolidations.
 	Metrics *RunMetrics `protobuf:"bytes,21,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	// How many failed chunks there are in all; failed_chunks lists at most 100.
 	FailedChunksTotal int32 `protobuf:"varint,22,opt,name=failed_chunks_total,json=failedChunksTotal,proto3" json:"failed_chunks_total,omitempty"`
 	// The employees that could not be consolidated (a failing chunk is split down
-	// to the employees that fail it), at most 100; failed_employees_total counts
-	// them all.
-	FailedEmployees      []*FailedEmployee `protobuf:"bytes,23,rep,name=failed_employees,json=failedEmployees,proto3" json:"failed_employees,omitempty"`
-	FailedEmployeesTotal int32             `protobuf:"varint,24,opt,name=failed_employees_total,json=failedEmployeesTotal,proto3" json:"failed_employees_total,omitempty"`
-	// The caller's request_id of the Consolidate call that started the run.
+	// to the employees that fail it), at most 100; unset in ListConsolidations.
+	FailedEmployees []*FailedEmployee `protobuf:"bytes,23,rep,name=failed_employees,json=failedEmployees,proto3" json:"failed_employees,omitempty"`
+	// How many employees failed in all.
+	FailedEmployeesTotal int32 `protobuf:"varint,24,opt,name=failed_employees_total,json=failedEmployeesTotal,proto3" json:"failed_employees_total,omitempty"`
+	// The caller's request_id of the Consolidate call that started the run; empty
+	// when none was given.
 	RequestId string `protobuf:"bytes,25,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// Audit: the identity (SPEC section 11) of the caller that started the run, and
-	// of the one that cancelled it; empty when the services run without TLS.
+	// Audit: the identity (docs/architecture.md, "Transport security") of the
+	// caller that started the run; empty when the services run without TLS.
 	RequestedBy string `protobuf:"bytes,26,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// Audit: the identity of the first caller that cancelled the run; empty when
+	// it was not cancelled or the services run without TLS.
 	CancelledBy string `protobuf:"bytes,27,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
 	// Set when the payroll application wrote the closing's estado while this run
 	// was in progress (a stale save of the closing, say): the estado the run's
@@ -2227,8 +2382,10 @@ type FailedEmployee struct {
 	// nomina_empleado_cierre.id (the libro row).
 	EmployeeId int64 `protobuf:"varint,1,opt,name=employee_id,json=employeeId,proto3" json:"employee_id,omitempty"`
 	// The ledger chunk that held it when it failed.
-	ChunkIndex int32  `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
-	Error      string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ChunkIndex int32 `protobuf:"varint,2,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// The chunk's last error: a fixed message with ids (and a SQLSTATE, table or
+	// column name for a database refusal).
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// True when workers died (killed, out of memory) processing it alone.
 	WorkerDied    bool `protobuf:"varint,4,opt,name=worker_died,json=workerDied,proto3" json:"worker_died,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2293,24 +2450,41 @@ func (x *FailedEmployee) GetWorkerDied() bool {
 	return false
 }
 
-// RunMetrics mirrors the nomina_metrica_consolidacion row of a run.
+// RunMetrics mirrors the nomina_metrica_consolidacion row of a run. Employees and
+// records count what the run left in the tables: 0 for a run that kept no rows
+// (failed, cancelled, timed out).
 type RunMetrics struct {
-	state                      protoimpl.MessageState `protogen:"open.v1"`
-	TotalEmpleados             int32                  `protobuf:"varint,1,opt,name=total_empleados,json=totalEmpleados,proto3" json:"total_empleados,omitempty"`
-	ChunksProcesados           int32                  `protobuf:"varint,2,opt,name=chunks_procesados,json=chunksProcesados,proto3" json:"chunks_procesados,omitempty"`
-	ChunksExitosos             int32                  `protobuf:"varint,3,opt,name=chunks_exitosos,json=chunksExitosos,proto3" json:"chunks_exitosos,omitempty"`
-	RegistrosCreados           int64                  `protobuf:"varint,4,opt,name=registros_creados,json=registrosCreados,proto3" json:"registros_creados,omitempty"`
-	TiempoTotalSeconds         float64                `protobuf:"fixed64,5,opt,name=tiempo_total_seconds,json=tiempoTotalSeconds,proto3" json:"tiempo_total_seconds,omitempty"`
-	TiempoPromedioChunkSeconds float64                `protobuf:"fixed64,6,opt,name=tiempo_promedio_chunk_seconds,json=tiempoPromedioChunkSeconds,proto3" json:"tiempo_promedio_chunk_seconds,omitempty"`
-	ThroughputEmpleadosSec     float64                `protobuf:"fixed64,7,opt,name=throughput_empleados_sec,json=throughputEmpleadosSec,proto3" json:"throughput_empleados_sec,omitempty"`
-	ThroughputRegistrosSec     float64                `protobuf:"fixed64,8,opt,name=throughput_registros_sec,json=throughputRegistrosSec,proto3" json:"throughput_registros_sec,omitempty"`
-	MemoriaPicoMb              float64                `protobuf:"fixed64,9,opt,name=memoria_pico_mb,json=memoriaPicoMb,proto3" json:"memoria_pico_mb,omitempty"`
-	CpuPromedioPercent         float64                `protobuf:"fixed64,10,opt,name=cpu_promedio_percent,json=cpuPromedioPercent,proto3" json:"cpu_promedio_percent,omitempty"`
-	ChunkSizeUtilizado         int32                  `protobuf:"varint,11,opt,name=chunk_size_utilizado,json=chunkSizeUtilizado,proto3" json:"chunk_size_utilizado,omitempty"`
-	WorkersUtilizados          int32                  `protobuf:"varint,12,opt,name=workers_utilizados,json=workersUtilizados,proto3" json:"workers_utilizados,omitempty"`
-	VersionAlgoritmo           string                 `protobuf:"bytes,13,opt,name=version_algoritmo,json=versionAlgoritmo,proto3" json:"version_algoritmo,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Employees consolidated.
+	TotalEmpleados int32 `protobuf:"varint,1,opt,name=total_empleados,json=totalEmpleados,proto3" json:"total_empleados,omitempty"`
+	// Chunks of the run (total_chunks, split chunks included).
+	ChunksProcesados int32 `protobuf:"varint,2,opt,name=chunks_procesados,json=chunksProcesados,proto3" json:"chunks_procesados,omitempty"`
+	// Chunks committed.
+	ChunksExitosos int32 `protobuf:"varint,3,opt,name=chunks_exitosos,json=chunksExitosos,proto3" json:"chunks_exitosos,omitempty"`
+	// Rows written (employees plus concept lines).
+	RegistrosCreados int64 `protobuf:"varint,4,opt,name=registros_creados,json=registrosCreados,proto3" json:"registros_creados,omitempty"`
+	// Seconds from the run's start to its end.
+	TiempoTotalSeconds float64 `protobuf:"fixed64,5,opt,name=tiempo_total_seconds,json=tiempoTotalSeconds,proto3" json:"tiempo_total_seconds,omitempty"`
+	// Mean seconds a committed chunk took on its worker.
+	TiempoPromedioChunkSeconds float64 `protobuf:"fixed64,6,opt,name=tiempo_promedio_chunk_seconds,json=tiempoPromedioChunkSeconds,proto3" json:"tiempo_promedio_chunk_seconds,omitempty"`
+	// Employees consolidated per second of tiempo_total.
+	ThroughputEmpleadosSec float64 `protobuf:"fixed64,7,opt,name=throughput_empleados_sec,json=throughputEmpleadosSec,proto3" json:"throughput_empleados_sec,omitempty"`
+	// Rows written per second of tiempo_total.
+	ThroughputRegistrosSec float64 `protobuf:"fixed64,8,opt,name=throughput_registros_sec,json=throughputRegistrosSec,proto3" json:"throughput_registros_sec,omitempty"`
+	// The largest peak resident memory a worker reported for a chunk, in MiB.
+	MemoriaPicoMb float64 `protobuf:"fixed64,9,opt,name=memoria_pico_mb,json=memoriaPicoMb,proto3" json:"memoria_pico_mb,omitempty"`
+	// CPU time over wall time of the run's chunks on the workers, in percent of
+	// one core.
+	CpuPromedioPercent float64 `protobuf:"fixed64,10,opt,name=cpu_promedio_percent,json=cpuPromedioPercent,proto3" json:"cpu_promedio_percent,omitempty"`
+	// The plan's chunk size.
+	ChunkSizeUtilizado int32 `protobuf:"varint,11,opt,name=chunk_size_utilizado,json=chunkSizeUtilizado,proto3" json:"chunk_size_utilizado,omitempty"`
+	// Distinct workers that committed a chunk.
+	WorkersUtilizados int32 `protobuf:"varint,12,opt,name=workers_utilizados,json=workersUtilizados,proto3" json:"workers_utilizados,omitempty"`
+	// The build's version (at most 20 characters), or its revision's first 12
+	// digits.
+	VersionAlgoritmo string `protobuf:"bytes,13,opt,name=version_algoritmo,json=versionAlgoritmo,proto3" json:"version_algoritmo,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RunMetrics) Reset() {
@@ -2436,15 +2610,21 @@ func (x *RunMetrics) GetVersionAlgoritmo() string {
 
 // FailedChunk is a chunk that did not commit, with its last error.
 type FailedChunk struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ChunkIndex      int32                  `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
-	FirstEmployeeId int64                  `protobuf:"varint,2,opt,name=first_employee_id,json=firstEmployeeId,proto3" json:"first_employee_id,omitempty"`
-	LastEmployeeId  int64                  `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
-	Employees       int32                  `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
-	Attempts        int32                  `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	Error           string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The chunk's index in the ledger (halves of a split chunk get new indexes).
+	ChunkIndex int32 `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// The first libro row id of its range, included.
+	FirstEmployeeId int64 `protobuf:"varint,2,opt,name=first_employee_id,json=firstEmployeeId,proto3" json:"first_employee_id,omitempty"`
+	// The last libro row id of its range, included.
+	LastEmployeeId int64 `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
+	// Libro employees in the range.
+	Employees int32 `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
+	// Dispatches that reached a worker and failed.
+	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The last error: a fixed message with ids, never personal data.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FailedChunk) Reset() {
@@ -2519,14 +2699,21 @@ func (x *FailedChunk) GetError() string {
 	return ""
 }
 
-// ControlTotals are the run's sums, added up from the chunk summaries and checked
-// against the rows in the database before a run is marked datos_consolidados.
+// ControlTotals are the run's sums, set when it ends: the sums of the rows it
+// wrote, checked against those of the chunk summaries in the ledger before a run
+// may be datos_consolidados (or consolidacion_parcial). All 0 while the run goes
+// on, and for a run cancelled, timed out or stopped by a database error.
 type ControlTotals struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	TotalHaberesCents    int64                  `protobuf:"varint,1,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
-	TotalDescuentosCents int64                  `protobuf:"varint,2,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
-	LiquidoPagarCents    int64                  `protobuf:"varint,3,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
-	// True when the sums were checked against the written rows and agree.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sum of the written rows' total_haberes, in cents.
+	TotalHaberesCents int64 `protobuf:"varint,1,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
+	// Sum of the written rows' total_descuentos, in cents.
+	TotalDescuentosCents int64 `protobuf:"varint,2,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
+	// Sum of the written rows' liquido_pagar, in cents.
+	LiquidoPagarCents int64 `protobuf:"varint,3,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
+	// True when the sums were checked and agree; false while the run goes on,
+	// for a run cancelled, timed out or stopped by a database error, and when
+	// they disagreed (the run then ends error_consolidacion).
 	Verified      bool `protobuf:"varint,4,opt,name=verified,proto3" json:"verified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2593,16 +2780,26 @@ func (x *ControlTotals) GetVerified() bool {
 // Progress is the seed's progress hash: chunks done of total, employees done,
 // percent, elapsed time and ETA.
 type Progress struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	ChunksDone     int32                  `protobuf:"varint,1,opt,name=chunks_done,json=chunksDone,proto3" json:"chunks_done,omitempty"`
-	TotalChunks    int32                  `protobuf:"varint,2,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
-	EmployeesDone  int32                  `protobuf:"varint,3,opt,name=employees_done,json=employeesDone,proto3" json:"employees_done,omitempty"`
-	TotalEmployees int32                  `protobuf:"varint,4,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
-	Percent        float64                `protobuf:"fixed64,5,opt,name=percent,proto3" json:"percent,omitempty"`
-	Elapsed        *durationpb.Duration   `protobuf:"bytes,6,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
-	Eta            *durationpb.Duration   `protobuf:"bytes,7,opt,name=eta,proto3" json:"eta,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chunks ended (committed, failed or split).
+	ChunksDone int32 `protobuf:"varint,1,opt,name=chunks_done,json=chunksDone,proto3" json:"chunks_done,omitempty"`
+	// Chunks of the run; grows by 2 with every split (Consolidation.total_chunks).
+	TotalChunks int32 `protobuf:"varint,2,opt,name=total_chunks,json=totalChunks,proto3" json:"total_chunks,omitempty"`
+	// Employees of the chunks committed.
+	EmployeesDone int32 `protobuf:"varint,3,opt,name=employees_done,json=employeesDone,proto3" json:"employees_done,omitempty"`
+	// Libro employees the run processes.
+	TotalEmployees int32 `protobuf:"varint,4,opt,name=total_employees,json=totalEmployees,proto3" json:"total_employees,omitempty"`
+	// 100 * chunks_done / total_chunks, rounded to one decimal (0..100; 100 for a
+	// run without chunks). It can go down when a chunk is split, since a split
+	// adds two chunks to do and one done.
+	Percent float64 `protobuf:"fixed64,5,opt,name=percent,proto3" json:"percent,omitempty"`
+	// Time since the run started (to its end, once ended).
+	Elapsed *durationpb.Duration `protobuf:"bytes,6,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// Estimated time left: elapsed per chunk done times the chunks left; 0 before
+	// the first chunk ends and once all have.
+	Eta           *durationpb.Duration `protobuf:"bytes,7,opt,name=eta,proto3" json:"eta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Progress) Reset() {
@@ -2684,11 +2881,16 @@ func (x *Progress) GetEta() *durationpb.Duration {
 	return nil
 }
 
+// ProcessChunkRequest names one chunk of the ledger and the dispatch it belongs
+// to.
 type ProcessChunkRequest struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ConsolidationId int64                  `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
-	ClosingId       int64                  `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
-	ChunkIndex      int32                  `protobuf:"varint,3,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run.
+	ConsolidationId int64 `protobuf:"varint,1,opt,name=consolidation_id,json=consolidationId,proto3" json:"consolidation_id,omitempty"`
+	// The run's closing.
+	ClosingId int64 `protobuf:"varint,2,opt,name=closing_id,json=closingId,proto3" json:"closing_id,omitempty"`
+	// The chunk's index in the run's ledger (its range is read from there).
+	ChunkIndex int32 `protobuf:"varint,3,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
 	// The token of this dispatch; the worker's commit is refused when the chunk has
 	// been handed to a newer attempt since.
 	AttemptToken  int64 `protobuf:"varint,4,opt,name=attempt_token,json=attemptToken,proto3" json:"attempt_token,omitempty"`
@@ -2754,9 +2956,11 @@ func (x *ProcessChunkRequest) GetAttemptToken() int64 {
 	return 0
 }
 
+// ProcessChunkResponse is the outcome of a committed chunk.
 type ProcessChunkResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Summary       *ChunkSummary          `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was written.
+	Summary       *ChunkSummary `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2800,15 +3004,23 @@ func (x *ProcessChunkResponse) GetSummary() *ChunkSummary {
 
 // ChunkSummary is what a worker reports of one chunk.
 type ChunkSummary struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	ChunkIndex           int32                  `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
-	Employees            int32                  `protobuf:"varint,2,opt,name=employees,proto3" json:"employees,omitempty"`
-	RecordsCreated       int32                  `protobuf:"varint,3,opt,name=records_created,json=recordsCreated,proto3" json:"records_created,omitempty"`
-	Duration             *durationpb.Duration   `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
-	PeakRssBytes         int64                  `protobuf:"varint,5,opt,name=peak_rss_bytes,json=peakRssBytes,proto3" json:"peak_rss_bytes,omitempty"`
-	TotalHaberesCents    int64                  `protobuf:"varint,6,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
-	TotalDescuentosCents int64                  `protobuf:"varint,7,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
-	LiquidoPagarCents    int64                  `protobuf:"varint,8,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The chunk's index in the ledger.
+	ChunkIndex int32 `protobuf:"varint,1,opt,name=chunk_index,json=chunkIndex,proto3" json:"chunk_index,omitempty"`
+	// Employees consolidated.
+	Employees int32 `protobuf:"varint,2,opt,name=employees,proto3" json:"employees,omitempty"`
+	// Rows written (employees plus concept lines).
+	RecordsCreated int32 `protobuf:"varint,3,opt,name=records_created,json=recordsCreated,proto3" json:"records_created,omitempty"`
+	// Wall time the chunk took on the worker.
+	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The worker process's peak resident memory so far, in bytes.
+	PeakRssBytes int64 `protobuf:"varint,5,opt,name=peak_rss_bytes,json=peakRssBytes,proto3" json:"peak_rss_bytes,omitempty"`
+	// Sum of the chunk's total_haberes, in cents (the control totals add them up).
+	TotalHaberesCents int64 `protobuf:"varint,6,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
+	// Sum of the chunk's total_descuentos, in cents.
+	TotalDescuentosCents int64 `protobuf:"varint,7,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
+	// Sum of the chunk's liquido_pagar, in cents.
+	LiquidoPagarCents int64 `protobuf:"varint,8,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
 	// True when the chunk had already been committed and this answer comes from the
 	// ledger (nothing was written again).
 	FromLedger bool `protobuf:"varint,9,opt,name=from_ledger,json=fromLedger,proto3" json:"from_ledger,omitempty"`
@@ -2931,7 +3143,7 @@ var File_consolidation_v1_consolidation_proto protoreflect.FileDescriptor
 
 const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\n" +
-	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
+	"$consolidation/v1/consolidation.proto\x12\x10consolidation.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
 	"\x12ConsolidateRequest\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x127\n" +
@@ -3206,15 +3418,16 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n" +
 	"\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\"\n" +
-	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\x93\x06\n" +
-	"\x14ConsolidationService\x12Z\n" +
-	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\x12i\n" +
-	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\x12q\n" +
-	"\x12WatchConsolidation\x12+.consolidation.v1.WatchConsolidationRequest\x1a,.consolidation.v1.WatchConsolidationResponse0\x01\x12r\n" +
-	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse\x12o\n" +
-	"\x12ListConsolidations\x12+.consolidation.v1.ListConsolidationsRequest\x1a,.consolidation.v1.ListConsolidationsResponse\x12f\n" +
-	"\x0fExplainEmployee\x12(.consolidation.v1.ExplainEmployeeRequest\x1a).consolidation.v1.ExplainEmployeeResponse\x12t\n" +
-	"\x13ExportConsolidation\x12,.consolidation.v1.ExportConsolidationRequest\x1a-.consolidation.v1.ExportConsolidationResponse0\x012n\n" +
+	"\x1eRUN_STATUS_RESOURCES_EXHAUSTED\x10\a2\x89\n" +
+	"\n" +
+	"\x14ConsolidationService\x12\x8c\x01\n" +
+	"\vConsolidate\x12$.consolidation.v1.ConsolidateRequest\x1a%.consolidation.v1.ConsolidateResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\"%/v1/closings/{closing_id}:consolidate\x12\xc3\x01\n" +
+	"\x10GetConsolidation\x12).consolidation.v1.GetConsolidationRequest\x1a*.consolidation.v1.GetConsolidationResponse\"X\x82\xd3\xe4\x93\x02RZ)\x12'/v1/closings/{closing_id}/consolidation\x12%/v1/consolidations/{consolidation_id}\x12\xd7\x01\n" +
+	"\x12WatchConsolidation\x12+.consolidation.v1.WatchConsolidationRequest\x1a,.consolidation.v1.WatchConsolidationResponse\"d\x82\xd3\xe4\x93\x02^Z/\x12-/v1/closings/{closing_id}/consolidation:watch\x12+/v1/consolidations/{consolidation_id}:watch0\x01\x12\xe0\x01\n" +
+	"\x13CancelConsolidation\x12,.consolidation.v1.CancelConsolidationRequest\x1a-.consolidation.v1.CancelConsolidationResponse\"l\x82\xd3\xe4\x93\x02f:\x01*Z3:\x01*\"./v1/closings/{closing_id}/consolidation:cancel\",/v1/consolidations/{consolidation_id}:cancel\x12\x8b\x01\n" +
+	"\x12ListConsolidations\x12+.consolidation.v1.ListConsolidationsRequest\x1a,.consolidation.v1.ListConsolidationsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/consolidations\x12\xa1\x01\n" +
+	"\x0fExplainEmployee\x12(.consolidation.v1.ExplainEmployeeRequest\x1a).consolidation.v1.ExplainEmployeeResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/closings/{closing_id}/employees/{rut}:explain\x12\xac\x01\n" +
+	"\x13ExportConsolidation\x12,.consolidation.v1.ExportConsolidationRequest\x1a-.consolidation.v1.ExportConsolidationResponse\"6\x82\xd3\xe4\x93\x020\x12./v1/closings/{closing_id}/consolidation:export0\x012n\n" +
 	"\rWorkerService\x12]\n" +
 	"\fProcessChunk\x12%.consolidation.v1.ProcessChunkRequest\x1a&.consolidation.v1.ProcessChunkResponseBJZHgithub.com/nominacl/consolidation/proto/consolidation/v1;consolidationv1b\x06proto3"
 

@@ -33,34 +33,145 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ConsolidationService is the coordinator's API: other backend services start and
-// follow consolidations of a payroll closing; operators use it through grpcurl.
-// Money is always integer cents.
+// follow consolidations of a payroll closing; operators use it through grpcurl
+// and cierrectl. Money is always integer cents (int64; 100 = $1). The coordinator
+// also serves it as HTTP/JSON (HTTP_ADDR) at the paths of the google.api.http
+// bindings below, with the same authorization (by the gRPC method name), audit
+// and limits; a gRPC code maps to its HTTP status (README, "HTTP API").
+//
+// Refusals carry google.rpc details: an ErrorInfo in the domain
+// "consolidation.v1" whose reason a program switches on (each RPC lists its
+// own; docs/rules.md, "Refusals"), and, where they apply, BadRequest (the field),
+// PreconditionFailure (the rows or the estado) and ResourceInfo (what was not
+// found). Every RPC may also answer, without details: UNAUTHENTICATED (on mTLS,
+// no verified client certificate), PERMISSION_DENIED (the caller's identity is
+// not allowed the method by AUTHZ_POLICY_FILE), INTERNAL ("internal error; see
+// the coordinator log": a database error other than a refusal, or a panic),
+// and CANCELLED or DEADLINE_EXCEEDED when the caller's context ends.
 type ConsolidationServiceClient interface {
-	// Consolidate validates the closing, stores the run and its chunk plan, and
-	// returns at once with the run id; the work goes on in the background.
+	// Consolidate checks the closing, stores the run and its chunk plan, and
+	// returns at once with the run id (estado consolidando_datos); the run goes on
+	// in the background (follow it with WatchConsolidation or GetConsolidation).
+	// Every refusal comes before anything is written. With a request_id already
+	// used for this closing it returns that run and checks nothing.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (metadata "field"; BadRequest):
+	//     closing_id <= 0; an unknown mode or chunk_policy; chunk_size outside
+	//     0..5,000, or so small that the closing would need more than 10,000
+	//     chunks (the message names the smallest that fits); a request_id longer
+	//     than 128 characters or not printable ASCII.
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (metadata closing_id; ResourceInfo
+	//     nomina_cierrenomina): no such closing.
+	//   - ALREADY_EXISTS, reason RUN_IN_PROGRESS (metadata closing_id,
+	//     consolidation_id): the closing has a run in progress.
+	//   - FAILED_PRECONDITION, reason ESTADO_MAY_NOT_START (metadata closing_id,
+	//     estado, mode; PreconditionFailure ESTADO): the closing's estado does not
+	//     allow the mode (docs/rules.md; datos_consolidados needs force;
+	//     retry_failed needs consolidacion_parcial).
+	//   - FAILED_PRECONDITION, reason ESTADO_CHANGED (metadata closing_id): the
+	//     estado changed while the run was being planned; try again.
+	//   - FAILED_PRECONDITION, reason RUTS_REFUSED (metadata closing_id,
+	//     invalid_ruts, repeated_ruts, violations_listed; PreconditionFailure
+	//     RUT_INVALID / RUT_REPEATED, one per row listed; up to 20 RUTs of each
+	//     kind are listed, the metadata counts them all): RUTs of the sources that
+	//     do not normalize, or repeat within one source.
+	//   - FAILED_PRECONDITION, reason NOTHING_TO_RETRY (metadata closing_id and,
+	//     when there is one, consolidation_id; PreconditionFailure NO_RUN_TO_RETRY
+	//     or NO_FAILED_CHUNKS): a retry_failed run with no previous run, or whose
+	//     last run has no failed employees.
+	//   - FAILED_PRECONDITION without details: a closing of more than 50,000,000
+	//     libro employees, more than one run can plan.
+	//   - UNAVAILABLE, reason DEPENDENCY_UNAVAILABLE (metadata "dependency":
+	//     postgresql, redis or workers): checked before starting; retry later.
 	Consolidate(ctx context.Context, in *ConsolidateRequest, opts ...grpc.CallOption) (*ConsolidateResponse, error)
-	// GetConsolidation returns a run: state, plan, counts, failed chunks and control
-	// totals.
+	// GetConsolidation returns a run: state, counts, progress, failed chunks and
+	// employees (at most 100 of each), control totals and, for a closing's latest
+	// ended run, its metrics row.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field consolidation_id): neither
+	//     id is > 0.
+	//   - NOT_FOUND, reason CONSOLIDATION_NOT_FOUND: no run with that
+	//     consolidation_id (metadata consolidation_id; ResourceInfo
+	//     consolidation_run), or a closing_id with no run (metadata closing_id;
+	//     ResourceInfo nomina_cierrenomina), whether or not the closing exists.
 	GetConsolidation(ctx context.Context, in *GetConsolidationRequest, opts ...grpc.CallOption) (*GetConsolidationResponse, error)
-	// WatchConsolidation streams a run's progress until it ends; on a finished run it
-	// sends the final state at once and ends.
+	// WatchConsolidation streams a run's progress until it ends: a first message
+	// at once, then one whenever chunks_done or employees_done moves, and at least
+	// every second while the run goes on; the last message holds final (the run as
+	// GetConsolidation returns it) and the stream ends OK. On a finished run that
+	// final message is the only one. Over HTTP each message is a line of
+	// newline-delimited JSON.
+	//
+	// Errors: those of GetConsolidation, before the first message; and
+	//   - RESOURCE_EXHAUSTED without details: the caller (its certificate identity,
+	//     else its address's host) already holds MAX_WATCH_STREAMS_PER_CALLER
+	//     streams (default 100).
+	//   - UNAVAILABLE without details: the coordinator is shutting down; watch again
+	//     (another replica answers).
 	WatchConsolidation(ctx context.Context, in *WatchConsolidationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConsolidationResponse], error)
-	// CancelConsolidation stops a running run; its rows are removed.
+	// CancelConsolidation stops a running run, whichever replica drives it: no
+	// chunk can commit any more, in-flight chunk calls are cancelled, the run's
+	// rows are removed (a forced run puts the closing's previous results back) and
+	// the run ends consolidacion_cancelada. It waits, up to the caller's deadline,
+	// for the run to end and returns it; the first caller to cancel is recorded as
+	// cancelled_by.
+	//
+	// Errors: those of GetConsolidation; and
+	//   - FAILED_PRECONDITION, reason CONSOLIDATION_ENDED (metadata closing_id,
+	//     consolidation_id, estado; PreconditionFailure ESTADO): the run has already
+	//     ended.
 	CancelConsolidation(ctx context.Context, in *CancelConsolidationRequest, opts ...grpc.CallOption) (*CancelConsolidationResponse, error)
 	// ListConsolidations lists runs, newest first (started_at, then id, both
 	// descending), filtered by closing, estado and a started_at window; paged
 	// (AIP-132, AIP-158). Each run is a summary: the run row and its chunk counts,
-	// without failed chunks, progress or metrics (ask GetConsolidation).
+	// without failed chunks, failed employees, progress or metrics (ask
+	// GetConsolidation).
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (metadata "field"; BadRequest):
+	//     a negative closing_id or page_size; an estado no run can be in;
+	//     started_before not later than started_after; a page_token this service
+	//     did not return, or returned for other filters.
 	ListConsolidations(ctx context.Context, in *ListConsolidationsRequest, opts ...grpc.CallOption) (*ListConsolidationsResponse, error)
 	// ExplainEmployee says, for one libro employee of a closing, where each figure of
 	// the consolidated record comes from: per concept the libro and novedades values
 	// and the rule that chose one; the movement flags with the movement rows behind
 	// them; and the row as stored. The decisions are the rules' own (pkg/rules run
-	// on the employee's current sources). It returns personal data.
+	// on the employee's current sources). It returns personal data; its logs carry
+	// ids only.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field closing_id or rut):
+	//     closing_id <= 0; a rut that does not normalize (R1).
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (ResourceInfo nomina_cierrenomina): no
+	//     such closing.
+	//   - NOT_FOUND, reason EMPLOYEE_NOT_FOUND (metadata closing_id; ResourceInfo
+	//     nomina_empleado_cierre): the closing's libro has no employee with that RUT
+	//     (or it was removed while it was read).
+	//   - FAILED_PRECONDITION, reason RUTS_REFUSED (PreconditionFailure
+	//     RUT_REPEATED): the RUT is on more than one row of a source.
+	//   - FAILED_PRECONDITION, reason AMOUNT_OUT_OF_RANGE (PreconditionFailure
+	//     AMOUNT_OUT_OF_RANGE on the libro row): an amount of the record does not
+	//     fit numeric(12,2).
 	ExplainEmployee(ctx context.Context, in *ExplainEmployeeRequest, opts ...grpc.CallOption) (*ExplainEmployeeResponse, error)
 	// ExportConsolidation streams a closing's consolidated rows with their concept
-	// lines, in employee order, a batch per message. Refused while a run of the
-	// closing is in progress. It returns personal data.
+	// lines, in batches of at most 500 employees, in the order of their stored
+	// (canonical) RUT as the database sorts text — not by row id. Each batch is
+	// read on its own; a closing with no consolidated rows ends OK with no
+	// message. It returns personal data; its logs carry ids and counts only.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field closing_id): closing_id
+	//     <= 0.
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (ResourceInfo nomina_cierrenomina): no
+	//     such closing.
+	//   - FAILED_PRECONDITION, reason ROWS_CHANGING (metadata closing_id,
+	//     consolidation_id; PreconditionFailure ESTADO): a run of the closing is in
+	//     progress (before the first batch), or one started while the rows were
+	//     read (after the last batch: the batches sent may mix two runs' rows;
+	//     export again when it ends).
 	ExportConsolidation(ctx context.Context, in *ExportConsolidationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportConsolidationResponse], error)
 }
 
@@ -165,34 +276,145 @@ type ConsolidationService_ExportConsolidationClient = grpc.ServerStreamingClient
 // for forward compatibility.
 //
 // ConsolidationService is the coordinator's API: other backend services start and
-// follow consolidations of a payroll closing; operators use it through grpcurl.
-// Money is always integer cents.
+// follow consolidations of a payroll closing; operators use it through grpcurl
+// and cierrectl. Money is always integer cents (int64; 100 = $1). The coordinator
+// also serves it as HTTP/JSON (HTTP_ADDR) at the paths of the google.api.http
+// bindings below, with the same authorization (by the gRPC method name), audit
+// and limits; a gRPC code maps to its HTTP status (README, "HTTP API").
+//
+// Refusals carry google.rpc details: an ErrorInfo in the domain
+// "consolidation.v1" whose reason a program switches on (each RPC lists its
+// own; docs/rules.md, "Refusals"), and, where they apply, BadRequest (the field),
+// PreconditionFailure (the rows or the estado) and ResourceInfo (what was not
+// found). Every RPC may also answer, without details: UNAUTHENTICATED (on mTLS,
+// no verified client certificate), PERMISSION_DENIED (the caller's identity is
+// not allowed the method by AUTHZ_POLICY_FILE), INTERNAL ("internal error; see
+// the coordinator log": a database error other than a refusal, or a panic),
+// and CANCELLED or DEADLINE_EXCEEDED when the caller's context ends.
 type ConsolidationServiceServer interface {
-	// Consolidate validates the closing, stores the run and its chunk plan, and
-	// returns at once with the run id; the work goes on in the background.
+	// Consolidate checks the closing, stores the run and its chunk plan, and
+	// returns at once with the run id (estado consolidando_datos); the run goes on
+	// in the background (follow it with WatchConsolidation or GetConsolidation).
+	// Every refusal comes before anything is written. With a request_id already
+	// used for this closing it returns that run and checks nothing.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (metadata "field"; BadRequest):
+	//     closing_id <= 0; an unknown mode or chunk_policy; chunk_size outside
+	//     0..5,000, or so small that the closing would need more than 10,000
+	//     chunks (the message names the smallest that fits); a request_id longer
+	//     than 128 characters or not printable ASCII.
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (metadata closing_id; ResourceInfo
+	//     nomina_cierrenomina): no such closing.
+	//   - ALREADY_EXISTS, reason RUN_IN_PROGRESS (metadata closing_id,
+	//     consolidation_id): the closing has a run in progress.
+	//   - FAILED_PRECONDITION, reason ESTADO_MAY_NOT_START (metadata closing_id,
+	//     estado, mode; PreconditionFailure ESTADO): the closing's estado does not
+	//     allow the mode (docs/rules.md; datos_consolidados needs force;
+	//     retry_failed needs consolidacion_parcial).
+	//   - FAILED_PRECONDITION, reason ESTADO_CHANGED (metadata closing_id): the
+	//     estado changed while the run was being planned; try again.
+	//   - FAILED_PRECONDITION, reason RUTS_REFUSED (metadata closing_id,
+	//     invalid_ruts, repeated_ruts, violations_listed; PreconditionFailure
+	//     RUT_INVALID / RUT_REPEATED, one per row listed; up to 20 RUTs of each
+	//     kind are listed, the metadata counts them all): RUTs of the sources that
+	//     do not normalize, or repeat within one source.
+	//   - FAILED_PRECONDITION, reason NOTHING_TO_RETRY (metadata closing_id and,
+	//     when there is one, consolidation_id; PreconditionFailure NO_RUN_TO_RETRY
+	//     or NO_FAILED_CHUNKS): a retry_failed run with no previous run, or whose
+	//     last run has no failed employees.
+	//   - FAILED_PRECONDITION without details: a closing of more than 50,000,000
+	//     libro employees, more than one run can plan.
+	//   - UNAVAILABLE, reason DEPENDENCY_UNAVAILABLE (metadata "dependency":
+	//     postgresql, redis or workers): checked before starting; retry later.
 	Consolidate(context.Context, *ConsolidateRequest) (*ConsolidateResponse, error)
-	// GetConsolidation returns a run: state, plan, counts, failed chunks and control
-	// totals.
+	// GetConsolidation returns a run: state, counts, progress, failed chunks and
+	// employees (at most 100 of each), control totals and, for a closing's latest
+	// ended run, its metrics row.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field consolidation_id): neither
+	//     id is > 0.
+	//   - NOT_FOUND, reason CONSOLIDATION_NOT_FOUND: no run with that
+	//     consolidation_id (metadata consolidation_id; ResourceInfo
+	//     consolidation_run), or a closing_id with no run (metadata closing_id;
+	//     ResourceInfo nomina_cierrenomina), whether or not the closing exists.
 	GetConsolidation(context.Context, *GetConsolidationRequest) (*GetConsolidationResponse, error)
-	// WatchConsolidation streams a run's progress until it ends; on a finished run it
-	// sends the final state at once and ends.
+	// WatchConsolidation streams a run's progress until it ends: a first message
+	// at once, then one whenever chunks_done or employees_done moves, and at least
+	// every second while the run goes on; the last message holds final (the run as
+	// GetConsolidation returns it) and the stream ends OK. On a finished run that
+	// final message is the only one. Over HTTP each message is a line of
+	// newline-delimited JSON.
+	//
+	// Errors: those of GetConsolidation, before the first message; and
+	//   - RESOURCE_EXHAUSTED without details: the caller (its certificate identity,
+	//     else its address's host) already holds MAX_WATCH_STREAMS_PER_CALLER
+	//     streams (default 100).
+	//   - UNAVAILABLE without details: the coordinator is shutting down; watch again
+	//     (another replica answers).
 	WatchConsolidation(*WatchConsolidationRequest, grpc.ServerStreamingServer[WatchConsolidationResponse]) error
-	// CancelConsolidation stops a running run; its rows are removed.
+	// CancelConsolidation stops a running run, whichever replica drives it: no
+	// chunk can commit any more, in-flight chunk calls are cancelled, the run's
+	// rows are removed (a forced run puts the closing's previous results back) and
+	// the run ends consolidacion_cancelada. It waits, up to the caller's deadline,
+	// for the run to end and returns it; the first caller to cancel is recorded as
+	// cancelled_by.
+	//
+	// Errors: those of GetConsolidation; and
+	//   - FAILED_PRECONDITION, reason CONSOLIDATION_ENDED (metadata closing_id,
+	//     consolidation_id, estado; PreconditionFailure ESTADO): the run has already
+	//     ended.
 	CancelConsolidation(context.Context, *CancelConsolidationRequest) (*CancelConsolidationResponse, error)
 	// ListConsolidations lists runs, newest first (started_at, then id, both
 	// descending), filtered by closing, estado and a started_at window; paged
 	// (AIP-132, AIP-158). Each run is a summary: the run row and its chunk counts,
-	// without failed chunks, progress or metrics (ask GetConsolidation).
+	// without failed chunks, failed employees, progress or metrics (ask
+	// GetConsolidation).
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (metadata "field"; BadRequest):
+	//     a negative closing_id or page_size; an estado no run can be in;
+	//     started_before not later than started_after; a page_token this service
+	//     did not return, or returned for other filters.
 	ListConsolidations(context.Context, *ListConsolidationsRequest) (*ListConsolidationsResponse, error)
 	// ExplainEmployee says, for one libro employee of a closing, where each figure of
 	// the consolidated record comes from: per concept the libro and novedades values
 	// and the rule that chose one; the movement flags with the movement rows behind
 	// them; and the row as stored. The decisions are the rules' own (pkg/rules run
-	// on the employee's current sources). It returns personal data.
+	// on the employee's current sources). It returns personal data; its logs carry
+	// ids only.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field closing_id or rut):
+	//     closing_id <= 0; a rut that does not normalize (R1).
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (ResourceInfo nomina_cierrenomina): no
+	//     such closing.
+	//   - NOT_FOUND, reason EMPLOYEE_NOT_FOUND (metadata closing_id; ResourceInfo
+	//     nomina_empleado_cierre): the closing's libro has no employee with that RUT
+	//     (or it was removed while it was read).
+	//   - FAILED_PRECONDITION, reason RUTS_REFUSED (PreconditionFailure
+	//     RUT_REPEATED): the RUT is on more than one row of a source.
+	//   - FAILED_PRECONDITION, reason AMOUNT_OUT_OF_RANGE (PreconditionFailure
+	//     AMOUNT_OUT_OF_RANGE on the libro row): an amount of the record does not
+	//     fit numeric(12,2).
 	ExplainEmployee(context.Context, *ExplainEmployeeRequest) (*ExplainEmployeeResponse, error)
 	// ExportConsolidation streams a closing's consolidated rows with their concept
-	// lines, in employee order, a batch per message. Refused while a run of the
-	// closing is in progress. It returns personal data.
+	// lines, in batches of at most 500 employees, in the order of their stored
+	// (canonical) RUT as the database sorts text — not by row id. Each batch is
+	// read on its own; a closing with no consolidated rows ends OK with no
+	// message. It returns personal data; its logs carry ids and counts only.
+	//
+	// Errors:
+	//   - INVALID_ARGUMENT, reason INVALID_ARGUMENT (field closing_id): closing_id
+	//     <= 0.
+	//   - NOT_FOUND, reason CLOSING_NOT_FOUND (ResourceInfo nomina_cierrenomina): no
+	//     such closing.
+	//   - FAILED_PRECONDITION, reason ROWS_CHANGING (metadata closing_id,
+	//     consolidation_id; PreconditionFailure ESTADO): a run of the closing is in
+	//     progress (before the first batch), or one started while the rows were
+	//     read (after the last batch: the batches sent may mix two runs' rows;
+	//     export again when it ends).
 	ExportConsolidation(*ExportConsolidationRequest, grpc.ServerStreamingServer[ExportConsolidationResponse]) error
 	mustEmbedUnimplementedConsolidationServiceServer()
 }
