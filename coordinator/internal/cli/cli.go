@@ -23,6 +23,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/money"
+	"github.com/nominacl/consolidation/pkg/redact"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -112,7 +113,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &fe):
 		fmt.Fprint(stderr, fe.usage)
 	case code != ExitOK:
-		fmt.Fprintf(stderr, "cierrectl %s: %s\n", args[0], describe(err))
+		fmt.Fprintf(stderr, "cierrectl %s: %s\n", args[0], redact.Text(describe(err)))
 	}
 	return code
 }

@@ -1,13 +1,14 @@
 package cli
 
 import (
+	"bufio"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/xuri/excelize/v2"
 
@@ -99,28 +100,31 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// writeCSVTo writes the table as CSV to file, or to stdout when file is "". It
-// returns the employees written; next returns io.EOF after the last batch.
+// writeCSVTo writes the table as CSV to file (created 0600: it holds personal
+// data), or to stdout when file is "". It returns the employees written; next
+// returns io.EOF after the last batch.
 func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
 	w := stdout
 	if file != "" {
-		f, err := os.Create(file)
+		f, err := createPrivate(file)
 		if err != nil {
 			return 0, err
 		}
 		defer f.Close()
 		w = f
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(exportHeader); err != nil {
-		return 0, err
-	}
-	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error { return cw.WriteAll(exportRows(e)) })
+	bw := bufio.NewWriter(w)
+	writeCSVRow(bw, exportHeader)
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error {
+		for _, row := range exportRows(e) {
+			writeCSVRow(bw, row)
+		}
+		return nil
+	})
 	if err != nil {
 		return n, err
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return n, err
 	}
 	if f, ok := w.(*os.File); ok && file != "" {
@@ -129,10 +133,49 @@ func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.C
 	return n, nil
 }
 
-// writeXLSX writes the table as one sheet of an xlsx file: amounts are numeric
-// cells with the 0.00 format, their values read from the exact numeric text (at
-// most 12 significant digits, which a spreadsheet's double holds exactly and
-// writes back as the same text), never computed in floating point.
+// writeCSVRow writes one record as RFC 4180 CSV, each text cell made safe to
+// open in a spreadsheet (OWASP, "CSV Injection"): a cell that starts with =, +,
+// -, @, a tab or a carriage return would run as a formula, so it is written with
+// a leading single quote, and quoted. The amount columns are exempt: they are
+// numeric text the export itself makes from cents, and a negative amount starts
+// with -. Errors are the buffered writer's, returned by its Flush.
+func writeCSVRow(w *bufio.Writer, row []string) {
+	for i, cell := range row {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		quote := strings.ContainsAny(cell, ",\"\r\n") || strings.HasPrefix(cell, " ")
+		if !exportAmountColumns[i] && cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			cell, quote = "'"+cell, true
+		}
+		if quote {
+			w.WriteString(`"` + strings.ReplaceAll(cell, `"`, `""`) + `"`)
+		} else {
+			w.WriteString(cell)
+		}
+	}
+	w.WriteByte('\n')
+}
+
+// createPrivate creates (or truncates) file readable and writable by its owner
+// only, also when it existed with a wider mode.
+func createPrivate(file string) (*os.File, error) {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// writeXLSX writes the table as one sheet of an xlsx file (created 0600): amounts
+// are numeric cells with the 0.00 format, their values read from the exact
+// numeric text (at most 12 significant digits, which a spreadsheet's double holds
+// exactly and writes back as the same text), never computed in floating point.
+// Text goes in string cells, which a spreadsheet never evaluates as formulas.
 func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
 	f := excelize.NewFile()
 	defer f.Close()
@@ -188,7 +231,15 @@ func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee
 	if err := sw.Flush(); err != nil {
 		return n, err
 	}
-	return n, f.SaveAs(file)
+	out, err := createPrivate(file)
+	if err != nil {
+		return n, err
+	}
+	defer out.Close()
+	if _, err := f.WriteTo(out); err != nil {
+		return n, err
+	}
+	return n, out.Close()
 }
 
 // eachEmployee hands every employee of the batches next returns to fn, until next
