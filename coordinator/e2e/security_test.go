@@ -74,6 +74,35 @@ func TestMTLS(t *testing.T) {
 			`"method":"/consolidation.v1.ConsolidationService/CancelConsolidation"`, `"code":"OK"`)
 	})
 
+	t.Run("ReadsOfEmployeeDataAreAudited", func(t *testing.T) {
+		ctx := context.Background()
+		closing := done.GetClosingId()
+		ops := consolidationv1.NewConsolidationServiceClient(dialAs(t, coordAddr, dev.Ops))
+		stream, err := ops.ExportConsolidation(ctx, &consolidationv1.ExportConsolidationRequest{ClosingId: closing})
+		require.NoError(t, err)
+		for {
+			if _, err := stream.Recv(); err == io.EOF {
+				break
+			} else {
+				require.NoError(t, err)
+			}
+		}
+		var rut string
+		require.NoError(t, c.pool.QueryRow(ctx, "SELECT rut FROM nomina_empleado_cierre WHERE cierre_id = $1 LIMIT 1", closing).Scan(&rut))
+		_, err = ops.ExplainEmployee(ctx, &consolidationv1.ExplainEmployeeRequest{ClosingId: closing, Rut: rut})
+		require.NoError(t, err)
+		_, err = ops.ListConsolidations(ctx, &consolidationv1.ListConsolidationsRequest{ClosingId: closing})
+		require.NoError(t, err)
+		for method, rows := range map[string]string{"ExportConsolidation": "100", "ExplainEmployee": "1", "ListConsolidations": "1"} {
+			requireLogged(t, c, "coordinator.log", `"msg":"audit"`, `"level":"INFO"`, `"identity":"`+launch.OpsIdentity+`"`,
+				`"method":"/consolidation.v1.ConsolidationService/`+method+`"`, `"closing_id":`+itoa(closing)+`,`,
+				`"rows":`+rows+`,`, `"code":"OK"`)
+		}
+		b, err := os.ReadFile(filepath.Join(c.logDir, "coordinator.log"))
+		require.NoError(t, err)
+		require.NotContains(t, string(b), rut, "a RUT in the coordinator's log")
+	})
+
 	t.Run("IdentityOutsideThePolicyIsDenied", func(t *testing.T) {
 		client := consolidationv1.NewConsolidationServiceClient(dialAs(t, coordAddr, outsider))
 		_, err := client.Consolidate(context.Background(), &consolidationv1.ConsolidateRequest{ClosingId: 1})

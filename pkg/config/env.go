@@ -73,5 +73,5 @@ func Logger(service, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(traceHandler{slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})}).With("service", service, "version", BuildInfo().Version)
+	return slog.New(redactHandler{traceHandler{slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})}}).With("service", service, "version", BuildInfo().Version)
 }

@@ -216,6 +216,10 @@ func TestRuntimeRoleHasExactlyTheGrants(t *testing.T) {
 				`INSERT INTO consolidation_run (cierre_id, mode, policy, chunk_size, previous_estado, estado, deadline)
 				 VALUES (1, 'full', 'seed', 50, 'datos_listos', 'consolidando_datos', now())`,
 				"UPDATE consolidation_run SET finished_at = now()",
+				`INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
+				 SELECT id, 1, '{}', '[]' FROM consolidation_run`,
+				"SELECT count(*) FROM consolidation_previous_result",
+				"DELETE FROM consolidation_previous_result",
 				"DELETE FROM consolidation_run",
 				"SELECT nomina_rut_canonical('11.111.111-1')",
 			}
@@ -236,6 +240,13 @@ func TestRuntimeRoleHasExactlyTheGrants(t *testing.T) {
 				"CREATE INDEX ON nomina_empleado_cierre (rut)",
 				"DROP FUNCTION nomina_rut_canonical(text)",
 				"CREATE TABLE intruder (id int)",
+				// Tables the service never reads, and rights it never uses.
+				"SELECT count(*) FROM nomina_movimiento_vacaciones",
+				"SELECT count(*) FROM nomina_analista_ingreso",
+				"SELECT count(*) FROM nomina_analista_finiquito",
+				"SELECT count(*) FROM nomina_analista_incidencia",
+				"TRUNCATE consolidation_run",
+				"TRUNCATE consolidation_previous_result",
 			}
 			for _, sql := range refused {
 				_, err := role.Exec(ctx, sql)

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nominacl/consolidation/pkg/redact"
 )
 
 // transientSQLStates are the SQLSTATEs (a whole class by its two characters, or one
@@ -89,20 +91,7 @@ func PermanentDBError(err error) (*pgconn.PgError, bool) {
 // the table, column and constraint the error names. Never the message or the
 // detail, which may quote SQL or the row's values.
 func DescribeDBError(e *pgconn.PgError) string {
-	var b strings.Builder
-	b.WriteString("database error ")
-	b.WriteString(e.Code)
-	if name := conditionName(e.Code); name != "" {
-		b.WriteString(" " + name)
-	}
-	for _, part := range []struct{ what, name string }{
-		{"table", e.TableName}, {"column", e.ColumnName}, {"constraint", e.ConstraintName},
-	} {
-		if part.name != "" {
-			b.WriteString(" " + part.what + " " + part.name)
-		}
-	}
-	return b.String()
+	return redact.PgError(e, conditionName(e.Code))
 }
 
 // conditionName is the name of a SQLSTATE, or of its class, when the tables above

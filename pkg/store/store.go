@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/redact"
 )
 
 // Querier is what the store needs of a pool, a connection or a transaction.
@@ -61,7 +62,7 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the database URL: %w", err)
+		return nil, fmt.Errorf("parsing the database URL: %w", redact.Err(err))
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = appName
 	if len(tracer) > 0 {
@@ -73,7 +74,7 @@ func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32
 	cfg.MinConns = min(minConns, cfg.MaxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening the database pool: %w", err)
+		return nil, fmt.Errorf("opening the database pool: %w", redact.Err(err))
 	}
 	return pool, nil
 }

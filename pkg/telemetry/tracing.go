@@ -140,7 +140,9 @@ func (t *Tracing) Shutdown(ctx context.Context, logger *slog.Logger) {
 // acquires as client spans under the span of the context they run in (none
 // without one), through the global tracer provider. A span carries the statement
 // text, with its $n placeholders, never the argument values (no personal data in
-// traces); it records no metrics.
+// traces), and an error as pkg/redact gives it: a PostgreSQL error by its
+// SQLSTATE and names, never its message, which may quote a row's values. It
+// records no metrics.
 func PgxTracer() pgx.QueryTracer {
-	return otelpgx.NewTracer(otelpgx.WithMeterProvider(noopmetric.NewMeterProvider()))
+	return redactedPgxTracer{otelpgx.NewTracer(otelpgx.WithMeterProvider(noopmetric.NewMeterProvider()))}
 }

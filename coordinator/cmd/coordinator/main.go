@@ -1,5 +1,6 @@
 // Command coordinator serves ConsolidationService; `coordinator migrate` brings the
-// database schema up to date and exits (`migrate -print` prints the SQL instead).
+// database schema up to date and exits (`migrate -print` prints the SQL instead);
+// `coordinator grants -role NAME` prints the run-time role's grants.
 package main
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
+	"github.com/nominacl/consolidation/pkg/redact"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
@@ -38,6 +40,7 @@ const usage = `coordinator serves ConsolidationService, configured by the enviro
 Usage:
   coordinator [serve]           serve (the default)
   coordinator migrate [-print]  bring the database schema up to date and exit (-print: print the SQL for a DBA instead)
+  coordinator grants -role NAME print the grants the run-time role NAME needs (pkg/schema/runtime_grants.sql), for a DBA
   coordinator -version          print the version and VCS revision
   coordinator -h                this text
 
@@ -51,7 +54,7 @@ func main() {
 		os.Exit(code)
 	}
 	args := fs.Args()
-	if len(args) > 0 && args[0] != "serve" && args[0] != "migrate" {
+	if len(args) > 0 && args[0] != "serve" && args[0] != "migrate" && args[0] != "grants" {
 		fmt.Fprintf(os.Stderr, "coordinator: unknown command %q\n\n%s", args[0], usage)
 		fs.PrintDefaults()
 		os.Exit(2)
@@ -69,6 +72,9 @@ func main() {
 func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	if len(args) > 0 && args[0] == "migrate" {
 		return migrate(ctx, logger, args[1:])
+	}
+	if len(args) > 0 && args[0] == "grants" {
+		return grants(args[1:])
 	}
 	return serve(ctx, logger)
 }
@@ -98,6 +104,21 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 	}
 	logger.InfoContext(ctx, "schema up to date", "applied", applied)
 	return nil
+}
+
+// grants prints schema.RuntimeGrants for the role -role names: what README's
+// block shows, from the one file that holds it.
+func grants(args []string) error {
+	flags := flag.NewFlagSet("grants", flag.ContinueOnError)
+	role := flags.String("role", "", "the run-time role to grant to (required)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *role == "" {
+		return errors.New("grants: -role NAME is required")
+	}
+	_, err := fmt.Fprint(os.Stdout, schema.RuntimeGrants(*role))
+	return err
 }
 
 type settings struct {
@@ -205,7 +226,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	redisOpts, err := redis.ParseURL(s.redisURL)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return fmt.Errorf("REDIS_URL: %w", redact.Err(err))
 	}
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
@@ -230,7 +251,8 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
 	srv := grpcx.NewServer(logger, append(secure, grpcx.WithServerInterceptors(
-		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger)}, nil))...)
+		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger)},
+		[]grpc.StreamServerInterceptor{server.AuditStreamInterceptor(logger)}))...)
 	if s.healthAddr != "" {
 		hl, err := net.Listen("tcp", s.healthAddr)
 		if err != nil {

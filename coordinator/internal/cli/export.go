@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"bufio"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/xuri/excelize/v2"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -175,8 +176,9 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// writeCSVTo writes the table as CSV to file, or to stdout when file is "". It
-// returns the employees written; next returns io.EOF after the last batch.
+// writeCSVTo writes the table as CSV to file (created 0600: it holds personal
+// data), or to stdout when file is "". It returns the employees written; next
+// returns io.EOF after the last batch.
 func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
 	if file == "" {
 		return writeCSV(stdout, next)
@@ -190,16 +192,18 @@ func writeCSVTo(file string, stdout io.Writer, next func() ([]*consolidationv1.C
 }
 
 func writeCSV(w io.Writer, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(exportHeader); err != nil {
-		return 0, err
-	}
-	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error { return cw.WriteAll(exportRows(e)) })
+	bw := bufio.NewWriter(w)
+	writeCSVRow(bw, exportHeader)
+	n, err := eachEmployee(next, func(e *consolidationv1.ConsolidatedEmployee) error {
+		for _, row := range exportRows(e) {
+			writeCSVRow(bw, row)
+		}
+		return nil
+	})
 	if err != nil {
 		return n, err
 	}
-	cw.Flush()
-	return n, cw.Error()
+	return n, bw.Flush()
 }
 
 // writeAtomically writes file with write into a temporary file of file's
@@ -227,10 +231,35 @@ func writeAtomically(file string, write func(io.Writer) error) error {
 	return os.Rename(tmp.Name(), file)
 }
 
-// writeXLSX writes the table as one sheet of an xlsx file: amounts are numeric
-// cells with the 0.00 format, their values read from the exact numeric text (at
-// most 12 significant digits, which a spreadsheet's double holds exactly and
-// writes back as the same text), never computed in floating point.
+// writeCSVRow writes one record as RFC 4180 CSV, each text cell made safe to
+// open in a spreadsheet (OWASP, "CSV Injection"): a cell that starts with =, +,
+// -, @, a tab or a carriage return would run as a formula, so it is written with
+// a leading single quote, and quoted. The amount columns are exempt: they are
+// numeric text the export itself makes from cents, and a negative amount starts
+// with -. Errors are the buffered writer's, returned by its Flush.
+func writeCSVRow(w *bufio.Writer, row []string) {
+	for i, cell := range row {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		quote := strings.ContainsAny(cell, ",\"\r\n") || strings.HasPrefix(cell, " ")
+		if !exportColumns[i].amount && cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			cell, quote = "'"+cell, true
+		}
+		if quote {
+			w.WriteString(`"` + strings.ReplaceAll(cell, `"`, `""`) + `"`)
+		} else {
+			w.WriteString(cell)
+		}
+	}
+	w.WriteByte('\n')
+}
+
+// writeXLSX writes the table as one sheet of an xlsx file (created 0600): amounts
+// are numeric cells with the 0.00 format, their values read from the exact
+// numeric text (at most 12 significant digits, which a spreadsheet's double holds
+// exactly and writes back as the same text), never computed in floating point.
+// Text goes in string cells, which a spreadsheet never evaluates as formulas.
 func writeXLSX(file string, next func() ([]*consolidationv1.ConsolidatedEmployee, error)) (int, error) {
 	f := excelize.NewFile()
 	defer f.Close()

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/nominacl/consolidation/pkg/config"
+	"github.com/nominacl/consolidation/pkg/redact"
 )
 
 // Command is one command of a Program: it parses args with ParseFlags and
@@ -77,7 +78,7 @@ func (p Program) Main(ctx context.Context, args []string, stdout, stderr io.Writ
 	case errors.As(err, &fe):
 		fmt.Fprint(stderr, fe.usage)
 	case code != ExitOK:
-		fmt.Fprintf(stderr, "%s %s: %s\n", p.Name, args[0], describe(err))
+		fmt.Fprintf(stderr, "%s %s: %s\n", p.Name, args[0], redact.Text(describe(err)))
 	}
 	return code
 }

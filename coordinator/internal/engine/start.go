@@ -233,19 +233,20 @@ func checkEstado(c store.Closing, req StartRequest) error {
 }
 
 // rutRefusal is the refusal of a closing whose RUTs do not normalize or repeat
-// (SPEC section 5): the message lists the examples found, and so do the details,
-// one PreconditionFailure violation per row listed, with the totals in the
-// ErrorInfo.
+// (docs/rules.md, "Refusals"): the message lists the rows found, by table and
+// id, and so do the details, one PreconditionFailure violation per row listed,
+// with the totals in the ErrorInfo. A RUT is personal data: neither names one,
+// the rows' ids say where to look.
 func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 	var vs []PreconditionViolation
 	for _, r := range p.Bad {
 		vs = append(vs, PreconditionViolation{Type: ViolationRUTInvalid, Subject: subject(r.Table, r.RowID),
-			Description: fmt.Sprintf("RUT %q does not normalize", r.Raw)})
+			Description: "its RUT does not normalize"})
 	}
 	for _, r := range p.Repeated {
 		for _, id := range r.RowIDs {
 			vs = append(vs, PreconditionViolation{Type: ViolationRUTRepeated, Subject: subject(r.Table, id),
-				Description: fmt.Sprintf("RUT %s appears in rows %v of %s", r.RUT, r.RowIDs, r.Table)})
+				Description: fmt.Sprintf("rows %v of %s share one RUT", r.RowIDs, r.Table)})
 		}
 	}
 	md := ids(closingID, 0)
@@ -256,7 +257,7 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 	if p.BadCount > 0 {
 		fmt.Fprintf(&b, " %d RUT(s) do not normalize:", p.BadCount)
 		for _, r := range p.Bad {
-			fmt.Fprintf(&b, " %s row %d %q;", r.Table, r.RowID, r.Raw)
+			fmt.Fprintf(&b, " %s row %d;", r.Table, r.RowID)
 		}
 		if p.BadCount > len(p.Bad) {
 			fmt.Fprintf(&b, " and %d more;", p.BadCount-len(p.Bad))
@@ -265,7 +266,7 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 	if p.RepeatedCount > 0 {
 		fmt.Fprintf(&b, " %d RUT(s) appear in more than one row of the same source:", p.RepeatedCount)
 		for _, r := range p.Repeated {
-			fmt.Fprintf(&b, " %s RUT %s rows %v;", r.Table, r.RUT, r.RowIDs)
+			fmt.Fprintf(&b, " %s rows %v;", r.Table, r.RowIDs)
 		}
 		if p.RepeatedCount > len(p.Repeated) {
 			fmt.Fprintf(&b, " and %d more;", p.RepeatedCount-len(p.Repeated))

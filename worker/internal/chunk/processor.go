@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/redact"
 	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/telemetry"
@@ -110,7 +111,7 @@ func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	p.duration.Record(ctx, time.Since(start).Seconds())
 	if err != nil {
 		p.logger.WarnContext(ctx, "chunk not committed", "consolidation_id", req.RunID, "chunk", req.Index,
-			"outcome", outcome, "error", err.Error())
+			"outcome", outcome, "error", redact.Error(err))
 		return Summary{}, err
 	}
 	p.rows.Add(ctx, int64(sum.Records))
