@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -117,6 +118,7 @@ func TestDashboard(t *testing.T) {
 		_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders,
 			network.SetExtraHTTPHeadersParams{Headers: network.Headers{"X-Auth-Request-Email": identity}})
 		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(viewports[0].w, viewports[0].h)))
 		return ctx
 	}
 	do := func(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
@@ -124,6 +126,19 @@ func TestDashboard(t *testing.T) {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		require.NoError(t, chromedp.Do(wctx, steps...))
+	}
+	// clickNav clicks what navigates (a link, a form's button) and waits for the
+	// next page to load.
+	clickNav := func(ctx context.Context, sel string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		loads := chromedp.Events(wctx, page.LoadEventFired)
+		require.NoError(t, chromedp.Do(wctx, chromedp.Click(chromedp.CSS(sel))))
+		for _, err := range loads {
+			require.NoError(t, err, "waiting for the page %s leads to", sel)
+			return
+		}
 	}
 	// poll waits until the expression is true in the page.
 	poll := func(ctx context.Context, expr string) {
@@ -159,13 +174,14 @@ func TestDashboard(t *testing.T) {
 
 	operator := tab(uiOperator)
 
-	t.Run("OperatorStartsAndWatchesWithoutReload", func(t *testing.T) {
+	// The operator starts a closing and watches it end, without a reload.
+	{
 		do(operator, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#start")))
 		do(operator, chromedp.Click(chromedp.CSS("#start summary")),
 			chromedp.SetValue(chromedp.CSS(`input[name="closing_id"]`), fmt.Sprint(closing)),
 			chromedp.SetValue(chromedp.CSS(`input[name="chunk_size"]`), "50"),
-			chromedp.Click(chromedp.CSS(`#start button[type="submit"]`)),
-			chromedp.WaitVisible(chromedp.CSS("#progress")))
+		)
+		clickNav(operator, `#start button[type="submit"]`)
 		// A mark the page keeps until it is reloaded; and the progress card's
 		// height, which must not change while progress moves.
 		eval(operator, `window.__notReloaded = 1; document.getElementById("progress").getBoundingClientRect().height`)
@@ -180,7 +196,7 @@ func TestDashboard(t *testing.T) {
 			"the progress card changed height")
 		require.Equal(t, "Consolidación parcial", strings.TrimSpace(text(operator, "#estado")))
 		require.Equal(t, "100,0 %", strings.TrimSpace(text(operator, "#percent")))
-		require.Contains(t, text(operator, "#employees"), "299 de 300 empleados")
+		require.Contains(t, text(operator, "#employees"), "299 de 300")
 		// The details came with the end: the failed employee, the metrics row,
 		// control totals in pesos, the retry button.
 		do(operator, chromedp.WaitVisible(chromedp.CSS("a.explain")), chromedp.WaitVisible(chromedp.CSS("#retry")))
@@ -190,42 +206,46 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, 1.0, eval(operator, `document.querySelectorAll(".chunk-map .cell.half.failed").length`),
 			"the poison employee's chunk of one, a half of a split")
 		capture(operator, "run")
-	})
+	}
 
-	t.Run("ExplainsTheFailedEmployee", func(t *testing.T) {
-		do(operator, chromedp.Click(chromedp.CSS("a.explain")), chromedp.WaitVisible(chromedp.CSS("#concepts-h")))
+	// The failed employee's explanation.
+	{
+		clickNav(operator, "a.explain")
 		require.Contains(t, text(operator, "#refusal"), "does not fit")
 		concepts := text(operator, "table.concepts")
 		require.Contains(t, concepts, "SB")
 		require.Contains(t, concepts, "$ 9.999.999.999,99", "the libro's value, in pesos")
 		capture(operator, "explain")
 		do(operator, chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS("#retry")))
-	})
+	}
 
-	t.Run("OperatorRetriesTheFailedEmployee", func(t *testing.T) {
+	// The operator retries the failed employee, fixed.
+	{
 		c.fix(bad)
-		do(operator, chromedp.Click(chromedp.CSS("#retry")), chromedp.WaitVisible(chromedp.CSS("#progress")))
+		clickNav(operator, "#retry")
 		poll(operator, `document.getElementById("estado").textContent === "Datos consolidados"`)
 		require.Contains(t, text(operator, "main"), "reintento de fallidos")
 		require.Equal(t, domain.EstadoConsolidados, c.estado(closing))
-	})
+	}
 
-	t.Run("OperatorCancels", func(t *testing.T) {
+	// The operator cancels a run.
+	{
 		do(operator, chromedp.Navigate(base+"/ui/"), chromedp.Click(chromedp.CSS("#start summary")),
 			chromedp.SetValue(chromedp.CSS(`input[name="closing_id"]`), fmt.Sprint(slow)),
 			chromedp.SetValue(chromedp.CSS(`input[name="chunk_size"]`), "10"),
-			chromedp.Click(chromedp.CSS(`#start button[type="submit"]`)),
-			chromedp.WaitVisible(chromedp.CSS("#cancel")))
-		do(operator, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("tr.running")))
+		)
+		clickNav(operator, `#start button[type="submit"]`)
+		do(operator, chromedp.WaitVisible(chromedp.CSS("#cancel")), chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("tr.running")))
 		capture(operator, "runs")
-		do(operator, chromedp.Click(chromedp.CSS("tr.running a")), chromedp.WaitVisible(chromedp.CSS("#cancel")),
-			chromedp.Click(chromedp.CSS("#cancel")))
+		clickNav(operator, "tr.running a")
+		clickNav(operator, "#cancel")
 		poll(operator, `document.getElementById("estado").textContent === "Consolidación cancelada"`)
 		require.Contains(t, text(operator, "#cancelled-by"), uiOperator)
 		require.Equal(t, domain.EstadoCancelada, c.estado(slow))
-	})
+	}
 
-	t.Run("WorkersAndThroughput", func(t *testing.T) {
+	// Workers and throughput; dark mode.
+	{
 		do(operator, chromedp.Navigate(base+"/ui/workers"), chromedp.WaitVisible(chromedp.CSS("table")))
 		workers := text(operator, "main")
 		require.Equal(t, 2, strings.Count(workers, "sano"), workers)
@@ -241,18 +261,20 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, "rgb(15, 18, 22)", strings.Trim(mustRun(t, operator, chromedp.Evaluate[string](
 			`getComputedStyle(document.body).backgroundColor`)), " "))
 		capture(operator, "runs-dark")
-	})
+	}
 
-	t.Run("AnalystSeesNoActions", func(t *testing.T) {
+	// The analyst sees no action.
+	{
 		analyst := tab(uiAnalyst)
 		do(analyst, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("table.runs")))
 		require.Contains(t, text(analyst, "#who"), "solo lectura")
 		require.Zero(t, eval(analyst, `document.querySelectorAll("form[method=post]").length`))
-		do(analyst, chromedp.Click(chromedp.CSS("table.runs tbody a")), chromedp.WaitVisible(chromedp.CSS("#progress")))
+		clickNav(analyst, "table.runs tbody a")
 		require.Zero(t, eval(analyst, `document.querySelectorAll("form[method=post], #cancel, #retry").length`))
-	})
+	}
 
-	t.Run("RefusedWhenPostedAnyway", func(t *testing.T) {
+	// Actions posted anyway are refused.
+	{
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // the dev CA's server
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		post := func(identity, origin string, withToken bool) (int, string) {
@@ -289,7 +311,7 @@ func TestDashboard(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	})
+	}
 }
 
 func mustRun[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {

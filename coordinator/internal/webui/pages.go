@@ -311,8 +311,8 @@ type progressEvent struct {
 
 func newProgressEvent(p progress.Snapshot, final *engine.Report, run store.Run) progressEvent {
 	e := progressEvent{Percent: p.Percent, PercentText: percent(p.Percent),
-		Employees: count(p.EmployeesDone) + " de " + count(p.TotalEmployees) + " empleados",
-		Chunks:    count(p.ChunksDone) + " de " + count(p.TotalChunks) + " chunks", ChunksDone: p.ChunksDone,
+		Employees: count(p.EmployeesDone) + " de " + count(p.TotalEmployees),
+		Chunks:    count(p.ChunksDone) + " de " + count(p.TotalChunks), ChunksDone: p.ChunksDone,
 		Elapsed: duration(p.Elapsed), ETA: "—", Estado: string(run.Estado)}
 	if final != nil {
 		e.Estado, e.Final = string(final.Run.Estado), true
