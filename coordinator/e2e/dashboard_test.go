@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
@@ -177,6 +178,18 @@ func TestDashboard(t *testing.T) {
 	// The operator starts a closing and watches it end, without a reload.
 	{
 		do(operator, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#start")))
+		// Keyboard: the first Tab reaches the skip link, and a few more the form.
+		do(operator, chromedp.KeyEvent(kb.Tab))
+		require.Equal(t, "Ir al contenido", mustRun(t, operator, chromedp.Evaluate[string](`document.activeElement.textContent`)))
+		reached := false
+		for range 8 {
+			do(operator, chromedp.KeyEvent(kb.Tab))
+			if mustRun(t, operator, chromedp.Evaluate[bool](`document.activeElement === document.querySelector("#start summary")`)) {
+				reached = true
+				break
+			}
+		}
+		require.True(t, reached, "the start form is not reached with Tab")
 		do(operator, chromedp.Click(chromedp.CSS("#start summary")),
 			chromedp.SetValue(chromedp.CSS(`input[name="closing_id"]`), fmt.Sprint(closing)),
 			chromedp.SetValue(chromedp.CSS(`input[name="chunk_size"]`), "50"),
@@ -269,6 +282,11 @@ func TestDashboard(t *testing.T) {
 		do(analyst, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("table.runs")))
 		require.Contains(t, text(analyst, "#who"), "solo lectura")
 		require.Zero(t, eval(analyst, `document.querySelectorAll("form[method=post]").length`))
+		require.Equal(t, 3.0, eval(analyst, `document.querySelectorAll("table.runs tbody tr").length`))
+		do(analyst, chromedp.Navigate(base+"/ui/?estado=consolidacion_cancelada&ventana=1h"), chromedp.WaitVisible(chromedp.CSS("table.runs")))
+		require.Equal(t, 1.0, eval(analyst, `document.querySelectorAll("table.runs tbody tr").length`), "filtered by estado")
+		require.Contains(t, text(analyst, "table.runs tbody"), "Consolidación cancelada")
+		do(analyst, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("table.runs")))
 		clickNav(analyst, "table.runs tbody a")
 		require.Zero(t, eval(analyst, `document.querySelectorAll("form[method=post], #cancel, #retry").length`))
 	}

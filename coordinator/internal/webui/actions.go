@@ -131,6 +131,7 @@ func (d *Dashboard) cancelAction(w http.ResponseWriter, r *http.Request) {
 		d.engineError(w, r, err)
 		return
 	}
+	d.views.forget(runID)
 	d.audit(r, c, methodCancel, rep.Run.ClosingID, runID, "ok")
 	http.Redirect(w, r, fmt.Sprintf("/ui/runs/%d", runID), http.StatusSeeOther)
 }

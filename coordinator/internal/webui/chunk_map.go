@@ -20,12 +20,18 @@ const stragglerFloor = 2 * time.Second
 // minMedianChunks: fewer succeeded chunks than this give no median to judge by.
 const minMedianChunks = 3
 
+// maxListedStragglers bounds the stragglers listed under the map.
+const maxListedStragglers = 20
+
 // chunkMap is a run's chunk map as the page draws it.
 type chunkMap struct {
 	Cells      []chunkCell
 	Median     time.Duration // of the succeeded chunks; 0 when too few
 	Stragglers int
-	Counts     []statusCount // chunks per status, in the legend's order
+	// StragglerTitles describe the stragglers (at most maxListedStragglers), for
+	// the list under the map that a keyboard or a screen reader reaches.
+	StragglerTitles []string
+	Counts          []statusCount // chunks per status, in the legend's order
 }
 
 type chunkCell struct {
@@ -86,6 +92,9 @@ func buildChunkMap(cells []store.ChunkCell, now time.Time) chunkMap {
 		}
 		if cell.Straggler {
 			cell.Title += " · rezagado"
+			if len(m.StragglerTitles) < maxListedStragglers {
+				m.StragglerTitles = append(m.StragglerTitles, cell.Title)
+			}
 		}
 		m.Cells = append(m.Cells, cell)
 	}

@@ -30,6 +30,7 @@ func TestBuildChunkMap(t *testing.T) {
 		require.True(t, m.Cells[3].Straggler)
 		require.False(t, m.Cells[4].Straggler, "5 s is under 3 × 3 s")
 		require.Contains(t, m.Cells[3].Title, "rezagado")
+		require.Equal(t, []string{m.Cells[3].Title}, m.StragglerTitles)
 		require.Equal(t, statusCount{domain.ChunkSucceeded, "exitoso", 3}, m.Counts[0])
 	})
 	t.Run("TooFewChunksNoMedian", func(t *testing.T) {

@@ -61,7 +61,7 @@ type Dashboard struct {
 	workers workerStates
 	pages   map[string]*template.Template
 	mux     *http.ServeMux
-	chunks  *chunkMapCache
+	views   *runViewCache
 }
 
 //go:embed templates/*.html
@@ -79,7 +79,7 @@ func NewDashboard(logger *slog.Logger, cfg Config, e *engine.Engine, workers wor
 		return nil, errors.New("the dashboard needs the authorization policy, the engine and the dispatcher")
 	}
 	d := &Dashboard{logger: logger, cfg: cfg, engine: e, workers: workers, pages: map[string]*template.Template{},
-		chunks: newChunkMapCache(e.ChunkMap, time.Second)}
+		views: newRunViewCache(time.Second)}
 	for _, name := range []string{"runs", "run", "explain", "workers", "throughput", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -129,7 +130,8 @@ type runsView struct {
 	Estados, Windows []option
 	Closing          string
 	Rows             []runRow
-	Next, Query      string // the next page's URL ("" on the last); the filters, encoded
+	Next, First      string // the next page's URL ("" on the last); the first page's
+	LiveQuery        string // this page's query, for refreshing its rows
 	Paged            bool   // this is not the first page
 	Live             bool   // a listed run is running
 	Err              string
@@ -189,7 +191,8 @@ func (d *Dashboard) runsView(r *http.Request) (runsView, int) {
 			filters.Set(k, q.Get(k))
 		}
 	}
-	v.Query = filters.Encode()
+	v.First = "/ui/?" + filters.Encode()
+	v.LiveQuery = r.URL.RawQuery
 	// A window moves with the clock, so its page token would not match the next
 	// request's filter: the window's start is carried with the token.
 	if t, err := time.Parse(time.RFC3339Nano, q.Get("desde")); err == nil && q.Get("pagina") != "" {
@@ -267,15 +270,31 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 	if !ok || !d.allowRead(w, r, methodGet) {
 		return
 	}
-	rep, err := d.engine.Get(r.Context(), engine.Ref{RunID: runID})
+	var v runView
+	var err error
+	if r.URL.Query().Has("fin") {
+		// The page saw the run end: a view shared a moment ago would still show it
+		// running.
+		v, err = d.runView(r.Context(), runID)
+	} else {
+		v, err = d.views.get(r.Context(), runID, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
+	}
 	if err != nil {
 		d.engineError(w, r, err)
 		return
 	}
-	cells, err := d.chunks.get(r.Context(), runID, rep.Run.Finished())
+	d.render(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v})
+}
+
+// runView reads and builds what the run page shows of a run.
+func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
+	rep, err := d.engine.Get(ctx, engine.Ref{RunID: runID})
 	if err != nil {
-		d.engineError(w, r, err)
-		return
+		return runView{}, err
+	}
+	cells, err := d.engine.ChunkMap(ctx, runID)
+	if err != nil {
+		return runView{}, err
 	}
 	now := time.Now()
 	end := rep.Run.FinishedAt
@@ -287,10 +306,12 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 		Running: !rep.Run.Finished(), CanRetry: rep.Run.Estado == domain.EstadoParcial}
 	v.MoreFailed = rep.Run.EmployeesFailed - len(rep.FailedEmployees)
 	v.Chart = runSeries(cells, rep.Run.StartedAt, end).svg("Empleados por segundo durante la consolidación")
-	if tp, err := d.engine.Traceparent(r.Context(), runID); err == nil {
-		v.TraceID = traceID(tp)
+	tp, err := d.engine.Traceparent(ctx, runID)
+	if err != nil {
+		return runView{}, err
 	}
-	d.render(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v})
+	v.TraceID = traceID(tp)
+	return v, nil
 }
 
 // progressEvent is a run's progress as the page shows it, and as each

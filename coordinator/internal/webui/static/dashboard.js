@@ -36,7 +36,8 @@
     if (loading) { again = true; return; }
     loading = true;
     try {
-      const resp = await fetch(card.dataset.details, { headers: { Accept: "text/html" }, cache: "no-store" });
+      const url = card.dataset.final ? card.dataset.details + "?fin=1" : card.dataset.details;
+      const resp = await fetch(url, { headers: { Accept: "text/html" }, cache: "no-store" });
       if (resp.ok) details.innerHTML = await resp.text();
     } catch (e) {
       // Kept as it was; the next change fetches it again.
