@@ -262,6 +262,8 @@ func TestDashboard(t *testing.T) {
 		do(operator, chromedp.Navigate(base+"/ui/workers"), chromedp.WaitVisible(chromedp.CSS("table")))
 		workers := text(operator, "main")
 		require.Equal(t, 2, strings.Count(workers, "sano"), workers)
+		require.True(t, mustRun(t, operator, chromedp.Evaluate[bool](`[...document.querySelector("main table").tBodies[0].rows]
+			.every(tr => Number(tr.cells[3].textContent.replace(/\./g, "")) > 0)`)), "each worker wrote chunks: %s", workers)
 		capture(operator, "workers")
 		do(operator, chromedp.Navigate(base+"/ui/throughput"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 		require.Greater(t, eval(operator, `document.querySelectorAll("svg.chart polygon").length`), 0.0)

@@ -11,7 +11,8 @@ import (
 )
 
 // The dashboard's reads (coordinator/internal/webui): a run's chunk map, the
-// employees consolidated per interval, and what each worker did lately. All of
+// employees consolidated per interval, and what each worker did lately (by its
+// attempts). All of
 // them read the ledger only, and the last two only the chunks of the runs that
 // ended in (or are still running through) the window asked, found by the run
 // table and then the chunk ledger's primary key, never a scan of every chunk.
@@ -87,32 +88,37 @@ func Throughput(ctx context.Context, q Querier, since time.Time, bucket time.Dur
 	return points, nil
 }
 
-// WorkerActivity is what the ledger says of one worker (as the coordinator names
-// it: its address) since a time.
+// WorkerActivity is what the attempts of the ledger say of one worker, named as
+// the coordinator dispatched to it (its address), since a time.
 type WorkerActivity struct {
 	Worker          string
-	ChunksSucceeded int
-	ChunksFailed    int       // chunks it held last when they failed
-	LastSeen        time.Time // its last dispatch or chunk end
+	ChunksCommitted int       // attempts that committed their chunk
+	AttemptsFailed  int       // attempts that ended in an error, a timeout or the worker's death
+	LastSeen        time.Time // its last dispatch or attempt end
 }
 
-var sqlWorkerActivity = sqlf(`
-SELECT c.worker, count(*) FILTER (WHERE c.status = {succeeded}), count(*) FILTER (WHERE c.status = {failed}),
-	max(greatest(c.dispatched_at, c.finished_at))
-FROM consolidation_chunk c
-WHERE c.run_id IN (` + sqlRecentRuns + `) AND c.worker IS NOT NULL AND c.dispatched_at >= $1
-GROUP BY c.worker ORDER BY c.worker`)
+// failedOutcomes are the attempt outcomes counted as a worker's failures: not a
+// busy reply, a call that never started, a stale or abandoned attempt.
+var failedOutcomes = []domain.Outcome{domain.OutcomeDataError, domain.OutcomeTimeout, domain.OutcomeWorkerDied, domain.OutcomeError}
 
-// WorkersActivity reads, per worker, the chunks it ended since since and when it
-// was last given or ended one.
+var sqlWorkerActivity = sqlf(`
+SELECT a.worker, count(*) FILTER (WHERE a.outcome = {committed}), count(*) FILTER (WHERE a.outcome = ANY($2)),
+	max(coalesce(a.finished_at, a.started_at))
+FROM consolidation_chunk_attempt a
+WHERE a.run_id IN (` + sqlRecentRuns + `) AND a.worker IS NOT NULL AND a.started_at >= $1
+GROUP BY a.worker ORDER BY a.worker`)
+
+// WorkersActivity reads, per worker, its attempts since since: the chunks it
+// committed, the attempts that failed on it, and when it was last given or ended
+// one.
 func WorkersActivity(ctx context.Context, q Querier, since time.Time) ([]WorkerActivity, error) {
-	rows, err := q.Query(ctx, sqlWorkerActivity, since)
+	rows, err := q.Query(ctx, sqlWorkerActivity, since, failedOutcomes)
 	if err != nil {
 		return nil, fmt.Errorf("reading the workers' activity since %s: %w", since.Format(time.RFC3339), err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (WorkerActivity, error) {
 		var w WorkerActivity
-		err := row.Scan(&w.Worker, &w.ChunksSucceeded, &w.ChunksFailed, &w.LastSeen)
+		err := row.Scan(&w.Worker, &w.ChunksCommitted, &w.AttemptsFailed, &w.LastSeen)
 		return w, err
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ type workerRow struct {
 type workersView struct {
 	Rows        []workerRow
 	Busy, Slots int
-	Others      []store.WorkerActivity // named by the ledger, unknown to this coordinator now
+	Others      []store.WorkerActivity // in the ledger, unknown to this coordinator now (gone, or another replica's)
 	Window      string
 }
 
@@ -52,7 +52,7 @@ func (d *Dashboard) workersPage(w http.ResponseWriter, r *http.Request) {
 			row.Health, row.Tone = "sin conexión ("+ws.Connection+")", "bad"
 		}
 		if a, ok := byWorker[ws.Addr]; ok {
-			row.Done, row.Failed, row.LastSeen = a.ChunksSucceeded, a.ChunksFailed, timestamp(a.LastSeen)
+			row.Done, row.Failed, row.LastSeen = a.ChunksCommitted, a.AttemptsFailed, timestamp(a.LastSeen)
 			delete(byWorker, ws.Addr)
 		}
 		v.Busy += ws.Busy
