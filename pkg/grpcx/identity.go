@@ -19,11 +19,10 @@ func CallerIdentity(ctx context.Context) (identity string, ok bool) {
 		return "", false
 	}
 	info, isTLS := p.AuthInfo.(credentials.TLSInfo)
-	if !isTLS || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	if !isTLS {
 		return "", false
 	}
-	identity = IdentityOf(info.State.VerifiedChains[0][0])
-	return identity, identity != ""
+	return IdentityOfTLS(&info.State)
 }
 
 // IdentityOf names a certificate: its first URI SAN, else its first DNS SAN,

@@ -44,6 +44,7 @@ func main() {
 	statements := fs.Bool("statements", false, "load pg_stat_statements and print, for each size, the statements of its closing and of its floor")
 	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
 	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
+	tabs := fs.Int("dashboard-tabs", 0, "serve the coordinator's dashboard and have this many simulated browser tabs watch every run")
 	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
 		os.Exit(code)
 	}
@@ -54,7 +55,7 @@ func main() {
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Statements: *statements,
-		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine()}
+		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(), DashboardTabs: *tabs}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/coordinator/internal/retention"
 	"github.com/nominacl/consolidation/coordinator/internal/server"
+	"github.com/nominacl/consolidation/coordinator/internal/webui"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
@@ -133,6 +134,7 @@ type settings struct {
 	server                              server.Config
 	retention                           retention.Config
 	drain                               time.Duration
+	ui                                  webui.ServeConfig // its Addr "": no dashboard
 }
 
 func load() (settings, error) {
@@ -170,11 +172,19 @@ func load() (settings, error) {
 	}
 	s.djangoCache = progress.DjangoCache{KeyPrefix: env.String("DJANGO_CACHE_KEY_PREFIX", ""),
 		Version: env.Int("DJANGO_CACHE_VERSION", progress.DefaultDjangoCacheVersion, 1)}
+	s.ui.Addr = env.String("UI_ADDR", "")
+	s.ui.Config.ProxyHeader = env.String("UI_PROXY_HEADER", webui.DefaultProxyHeader)
+	proxies, proxiesErr := webui.ParseTrustedProxies(env.String("UI_TRUSTED_PROXIES", ""))
+	if proxiesErr != nil {
+		return s, fmt.Errorf("UI_TRUSTED_PROXIES: %w", proxiesErr)
+	}
+	s.ui.Config.TrustedProxies = proxies
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
 	var err, traceErr error
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
+	s.ui.Security = s.security
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
 	return s, errors.Join(env.Err(), err, traceErr)
 }
@@ -285,6 +295,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if httpL != nil {
 		logger.InfoContext(ctx, "HTTP API serving", "addr", httpL.Addr().String(), "tls", httpTLS != nil)
 		wg.Go(func() { httpErr = httpapi.Serve(ctx, logger, httpL, httpapi.NewHandler(srv), httpTLS, s.drain) })
+	}
+	if s.ui.Addr != "" {
+		uiStopped, err := webui.Serve(ctx, logger, s.ui, eng, dispatcher)
+		if err != nil {
+			return fmt.Errorf("UI_ADDR %s: %w", s.ui.Addr, err)
+		}
+		defer uiStopped()
 	}
 	logger.InfoContext(ctx, "coordinator serving", "addr", l.Addr().String(), "workers", s.workerTarget)
 	err = srv.Serve(ctx, l, s.drain)

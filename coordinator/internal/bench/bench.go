@@ -67,6 +67,10 @@ type Config struct {
 	ProfileSeconds int
 	// CommandLine is printed with the tables: the command that produced them.
 	CommandLine string
+	// DashboardTabs, when positive, serves the coordinator's dashboard and has
+	// this many simulated tabs watch every run (openTabs).
+	DashboardTabs int
+	dashboardAddr string // UI_ADDR, set by runSchema with DashboardTabs
 }
 
 // Schema is the database a benchmark runs on.
@@ -247,6 +251,14 @@ func schemaDatabase(ctx context.Context, stores *launch.Stores, sc Schema, out i
 func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema, logDir string, out io.Writer) (Latency, []Result, error) {
 	lat := Latency{Schema: sc, Employees: latencyEmployees}
 	fmt.Fprintf(out, "schema %s\n", sc)
+	if cfg.DashboardTabs > 0 {
+		addr, err := launch.FreeAddr()
+		if err != nil {
+			return lat, nil, err
+		}
+		cfg.dashboardAddr = addr
+		fmt.Fprintf(out, "  %d dashboard tabs watch every run on http://%s/ui/\n", cfg.DashboardTabs, addr)
+	}
 	dbURL, err := schemaDatabase(ctx, stores, sc, out)
 	if err != nil {
 		return lat, nil, err
@@ -437,9 +449,13 @@ func startCluster(ctx context.Context, cfg Config, stores *launch.Stores, sc Sch
 		return nil, err
 	}
 	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
+	coordEnv := []string{inFlight, "LOG_LEVEL=warn"}
+	if cfg.dashboardAddr != "" {
+		coordEnv = append(coordEnv, "UI_ADDR="+cfg.dashboardAddr)
+	}
 	return launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
 		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true, Pprof: cfg.ProfileDir != "",
-		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
+		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: coordEnv})
 }
 
 // resetClosing takes a consolidated closing back to where it was before its first
@@ -548,6 +564,14 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
 		return Result{}, err
+	}
+	if cfg.dashboardAddr != "" {
+		closeTabs := openTabs(ctx, cfg.dashboardAddr, cfg.DashboardTabs, resp.GetConsolidationId())
+		defer func() {
+			if err := closeTabs(); err != nil {
+				fmt.Fprintf(os.Stderr, "dashboard tabs of consolidation %d: %v\n", resp.GetConsolidationId(), err)
+			}
+		}()
 	}
 	stream, err := client.WatchConsolidation(ctx, &consolidationv1.WatchConsolidationRequest{
 		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}})

@@ -47,14 +47,46 @@ func (e *Engine) Explain(ctx context.Context, closingID int64, rawRUT string) (E
 	var rutErr *store.RUTError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		nf := errorf(KindNotFound, "closing %d has no libro employee with that RUT", closingID).with(ReasonEmployeeNotFound, ids(closingID, 0))
-		nf.Resource = &Resource{Type: "nomina_empleado_cierre"}
-		return Explanation{}, nf
+		return Explanation{}, employeeNotFound(closingID)
 	case errors.As(err, &rutErr):
 		return Explanation{}, rutRefusedRow(closingID, rutErr)
 	case err != nil:
 		return Explanation{}, err
 	}
+	return e.explain(ctx, closing, empID)
+}
+
+// ExplainEmployee is Explain for the libro employee with that row id (the id a
+// failed employee is listed by, which carries no personal data).
+func (e *Engine) ExplainEmployee(ctx context.Context, closingID, employeeID int64) (Explanation, error) {
+	if closingID <= 0 {
+		return Explanation{}, InvalidArgument("closing_id", "closing_id must be > 0")
+	}
+	if employeeID <= 0 {
+		return Explanation{}, InvalidArgument("employee_id", "employee_id must be > 0")
+	}
+	closing, err := e.closings.GetClosing(ctx, closingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Explanation{}, closingNotFound(closingID, "closing %d does not exist", closingID)
+	}
+	if err != nil {
+		return Explanation{}, err
+	}
+	return e.explain(ctx, closing, employeeID)
+}
+
+func employeeNotFound(closingID int64) *Error {
+	nf := errorf(KindNotFound, "closing %d has no libro employee with that RUT", closingID).with(ReasonEmployeeNotFound, ids(closingID, 0))
+	nf.Resource = &Resource{Type: "nomina_empleado_cierre"}
+	return nf
+}
+
+// explain explains the libro employee empID of a closing. When the rules refuse
+// the employee (an amount out of range) the error comes with the explanation as
+// far as the rules got: its sources and the concepts decided before the refusal.
+func (e *Engine) explain(ctx context.Context, closing store.Closing, empID int64) (Explanation, error) {
+	closingID := closing.ID
+	var rutErr *store.RUTError
 	src, err := e.records.ReadChunk(ctx, closing, empID, empID)
 	if errors.As(err, &rutErr) {
 		return Explanation{}, rutRefusedRow(closingID, rutErr)
@@ -63,7 +95,7 @@ func (e *Engine) Explain(ctx context.Context, closingID int64, rawRUT string) (E
 		return Explanation{}, err
 	}
 	if len(src.Employees) != 1 {
-		return Explanation{}, errorf(KindNotFound, "the employee of closing %d was removed while it was read", closingID).
+		return Explanation{}, errorf(KindNotFound, "closing %d has no libro employee %d (or it was removed while it was read)", closingID, empID).
 			with(ReasonEmployeeNotFound, ids(closingID, 0))
 	}
 	ex := Explanation{ClosingID: closingID, EmployeeID: empID, Sources: src.Employees[0]}
@@ -73,13 +105,13 @@ func (e *Engine) Explain(ctx context.Context, closingID int64, rawRUT string) (E
 	var overflow *rules.OverflowError
 	ex.Computed, ex.Decisions, err = rules.Explain(ex.Sources, src.Month)
 	if errors.As(err, &overflow) {
-		return Explanation{}, failedPrecondition(ReasonAmountOutOfRange, ids(closingID, 0), PreconditionViolation{
+		return ex, failedPrecondition(ReasonAmountOutOfRange, ids(closingID, 0), PreconditionViolation{
 			Type: ViolationAmount, Subject: subject("nomina_empleado_cierre", empID)}, "%v", overflow)
 	}
 	if err != nil {
 		return Explanation{}, err
 	}
-	stored, ok, err := e.records.StoredRecordOf(ctx, closingID, canon)
+	stored, ok, err := e.records.StoredRecordOf(ctx, closingID, ex.Sources.Libro.RUT)
 	if err != nil {
 		return Explanation{}, err
 	}

@@ -64,4 +64,8 @@ type records interface {
 	ReadChunk(ctx context.Context, c store.Closing, firstID, lastID int64) (store.ChunkSources, error)
 	StoredRecordOf(ctx context.Context, closingID int64, canonRUT string) (store.StoredRecord, bool, error)
 	ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error)
+	// The dashboard's reads (dashboard.go).
+	ChunkMap(ctx context.Context, runID int64) ([]store.ChunkCell, error)
+	Throughput(ctx context.Context, since time.Time, bucket time.Duration) ([]store.ThroughputPoint, error)
+	WorkersActivity(ctx context.Context, since time.Time) ([]store.WorkerActivity, error)
 }

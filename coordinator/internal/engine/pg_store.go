@@ -170,3 +170,15 @@ func (s pgStore) StoredRecordOf(ctx context.Context, closingID int64, canonRUT s
 func (s pgStore) ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error) {
 	return store.ReadStoredRecords(ctx, s.pool, closingID, afterRUT, limit)
 }
+
+func (s pgStore) ChunkMap(ctx context.Context, runID int64) ([]store.ChunkCell, error) {
+	return store.ChunkMap(ctx, s.pool, runID)
+}
+
+func (s pgStore) Throughput(ctx context.Context, since time.Time, bucket time.Duration) ([]store.ThroughputPoint, error) {
+	return store.Throughput(ctx, s.pool, since, bucket)
+}
+
+func (s pgStore) WorkersActivity(ctx context.Context, since time.Time) ([]store.WorkerActivity, error) {
+	return store.WorkersActivity(ctx, s.pool, since)
+}

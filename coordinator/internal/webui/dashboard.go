@@ -1,0 +1,132 @@
+// Package webui is the coordinator's dashboard: server-rendered pages of the
+// runs, one run (its progress live, over server-sent events from the engine's
+// watch hub), the workers and the throughput, and the actions start, cancel and
+// retry-failed for those whose identity the authorization policy allows them.
+// Everything it serves is embedded in the binary; it reads and acts through the
+// engine, as the gRPC handlers do (README "Dashboard").
+package webui
+
+import (
+	"cmp"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
+	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/pkg/grpcx"
+)
+
+// DefaultProxyHeader is Config.ProxyHeader's default: the header oauth2-proxy
+// sets to the signed-in user's e-mail.
+const DefaultProxyHeader = "X-Auth-Request-Email"
+
+// Config configures a Dashboard.
+type Config struct {
+	// Authorization is the gRPC server's policy: a page or an action is allowed
+	// to an identity exactly when the matching ConsolidationService method is.
+	// Required.
+	Authorization *grpcx.Authorization
+	// ProxyHeader names the header in which a trusted authenticating proxy
+	// passes the signed-in user (default: DefaultProxyHeader,
+	// X-Auth-Request-Email).
+	ProxyHeader string
+	// TrustedProxies are the addresses the ProxyHeader is believed from; from
+	// anywhere else it is ignored (default: none, so only client certificates
+	// identify).
+	TrustedProxies []netip.Prefix
+	// PageSize is the runs listed per page (default: 25).
+	PageSize int
+	// LiveEvery is how often the runs page refreshes its running runs and the
+	// workers page its workers (default: 2s).
+	LiveEvery time.Duration
+}
+
+// workerStates is what the dashboard reads of the dispatcher.
+type workerStates interface {
+	Workers() []dispatch.WorkerState
+}
+
+// Dashboard serves the dashboard's pages under /ui/.
+type Dashboard struct {
+	logger  *slog.Logger
+	cfg     Config
+	engine  *engine.Engine
+	workers workerStates
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
+	views   *runViewCache
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// NewDashboard builds the dashboard over the engine and the dispatcher.
+func NewDashboard(logger *slog.Logger, cfg Config, e *engine.Engine, workers workerStates) (*Dashboard, error) {
+	cfg.ProxyHeader = cmp.Or(cfg.ProxyHeader, DefaultProxyHeader)
+	cfg.PageSize = cmp.Or(cfg.PageSize, 25)
+	cfg.LiveEvery = cmp.Or(cfg.LiveEvery, 2*time.Second)
+	if cfg.Authorization == nil || e == nil || workers == nil {
+		return nil, errors.New("the dashboard needs the authorization policy, the engine and the dispatcher")
+	}
+	d := &Dashboard{logger: logger, cfg: cfg, engine: e, workers: workers, pages: map[string]*template.Template{},
+		views: newRunViewCache(time.Second)}
+	for _, name := range []string{"runs", "run", "explain", "workers", "throughput", "message"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parsing the dashboard's %s page: %w", name, err)
+		}
+		d.pages[name] = t
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	m := http.NewServeMux()
+	m.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", staticHandler(http.FileServerFS(static))))
+	m.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	m.HandleFunc("GET /ui/{$}", d.runsPage)
+	m.HandleFunc("GET /ui/runs/rows", d.runsRows)
+	m.HandleFunc("GET /ui/runs/{id}", d.runPage)
+	m.HandleFunc("GET /ui/runs/{id}/details", d.runDetails)
+	m.HandleFunc("GET /ui/runs/{id}/events", d.runEvents)
+	m.HandleFunc("GET /ui/closings/{closing}/employees/{employee}", d.explainPage)
+	m.HandleFunc("GET /ui/workers", d.workersPage)
+	m.HandleFunc("GET /ui/throughput", d.throughputPage)
+	// Mutations: refused cross-origin (Sec-Fetch-Site, Origin), then the form's
+	// token must match the caller's cookie (actions.go).
+	cop := http.NewCrossOriginProtection()
+	m.Handle("POST /ui/actions/start", cop.Handler(http.HandlerFunc(d.startAction)))
+	m.Handle("POST /ui/runs/{id}/cancel", cop.Handler(http.HandlerFunc(d.cancelAction)))
+	m.Handle("POST /ui/runs/{id}/retry", cop.Handler(http.HandlerFunc(d.retryAction)))
+	d.mux = m
+	return d, nil
+}
+
+// ServeHTTP serves the dashboard, with headers that keep its pages from being
+// framed, sniffed or given scripts and styles from anywhere else.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "+
+		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	d.mux.ServeHTTP(w, r)
+}
+
+// staticHandler lets browsers keep the embedded assets for an hour.
+func staticHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,55 @@
+package webui
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+)
+
+// runEvents streams a run's progress as server-sent events ("progress", the
+// last one with final set), from the engine's watch hub: every tab watching a
+// run shares the one reading the hub makes of it, as WatchConsolidation streams
+// do. The stream ends when the run has ended.
+func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
+	runID, ok := d.pathID(w, r, "id")
+	if !ok || !d.allowRead(w, r, methodWatch) {
+		return
+	}
+	rep, err := d.engine.Get(r.Context(), engine.Ref{RunID: runID})
+	if err != nil {
+		d.engineError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // a buffering proxy would hold the events
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	// The browser reconnects after 5 s when the stream breaks off before the end.
+	if _, err := fmt.Fprint(w, "retry: 5000\n\n"); err != nil || rc.Flush() != nil {
+		return
+	}
+	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
+		run := rep.Run
+		if final != nil {
+			run = final.Run
+		}
+		data, err := json.Marshal(newProgressEvent(p, final, run))
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
+			return err
+		}
+		return rc.Flush()
+	})
+	if err != nil && r.Context().Err() == nil {
+		// An ended stream says why; the page then stops listening.
+		_, _ = fmt.Fprint(w, "event: gone\ndata: {}\n\n")
+		_ = rc.Flush()
+	}
+}

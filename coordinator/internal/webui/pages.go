@@ -1,0 +1,384 @@
+package webui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
+	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/store"
+)
+
+// pageData is what every page's layout reads.
+type pageData struct {
+	Title  string
+	Nav    string // the section highlighted: runs, workers, throughput
+	Caller caller
+	CSRF   string // the form token, when the caller may post anything
+	// LiveMs is how often live parts refresh, in milliseconds.
+	LiveMs int64
+	View   any
+}
+
+var funcs = template.FuncMap{
+	"pesos": pesos, "percent": percent, "duration": duration, "timestamp": timestamp,
+	"estadoLabel": estadoLabel, "estadoTone": estadoTone, "modeLabel": modeLabel,
+	"count":   func(n int) string { return count(n) },
+	"count64": func(n int64) string { return count(n) },
+	"decimal": decimal,
+	"seconds": func(s float64) string { return duration(seconds(s)) },
+}
+
+// render writes a page (tmpl "layout") or a fragment of it (another template
+// name) with status; the page is rendered into a buffer first, so a template
+// error is a 500, never half a page.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData) {
+	p.Caller = d.callerOf(r)
+	if p.Caller.CanStart || p.Caller.CanCancel {
+		p.CSRF = csrfToken(w, r)
+	}
+	p.LiveMs = d.cfg.LiveEvery.Milliseconds()
+	var buf bytes.Buffer
+	if err := d.pages[page].ExecuteTemplate(&buf, tmpl, p); err != nil {
+		d.logger.ErrorContext(r.Context(), "dashboard page not rendered", "page", page, "error", err.Error())
+		http.Error(w, "error interno; vea el log del coordinador", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// message is a page that only says something: a refusal, an error.
+func (d *Dashboard) message(w http.ResponseWriter, r *http.Request, status int, title, text string) {
+	d.render(w, r, "message", "layout", status, pageData{Title: title, View: text})
+}
+
+// engineError answers an engine error as its gRPC code would: the message of an
+// engine.Error (it names ids and states, never personal data or SQL), a bare
+// 500 for anything else.
+func (d *Dashboard) engineError(w http.ResponseWriter, r *http.Request, err error) {
+	var ee *engine.Error
+	if !errors.As(err, &ee) {
+		if r.Context().Err() == nil {
+			d.logger.ErrorContext(r.Context(), "dashboard request failed", "error", err.Error())
+		}
+		d.message(w, r, http.StatusInternalServerError, "Error interno", "Vea el log del coordinador.")
+		return
+	}
+	status := map[engine.Kind]int{engine.KindInvalidArgument: http.StatusBadRequest, engine.KindNotFound: http.StatusNotFound,
+		engine.KindFailedPrecondition: http.StatusConflict, engine.KindAlreadyExists: http.StatusConflict,
+		engine.KindUnavailable: http.StatusServiceUnavailable}[ee.Kind]
+	d.message(w, r, cmpOr(status, http.StatusInternalServerError), "No se pudo", ee.Msg)
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// allowRead writes the refusal of a page the caller may not see; false then.
+func (d *Dashboard) allowRead(w http.ResponseWriter, r *http.Request, method string) bool {
+	c := d.callerOf(r)
+	if d.mayRead(c, method) {
+		return true
+	}
+	if c.Identity == "" {
+		d.message(w, r, http.StatusUnauthorized, "Identifíquese",
+			"Este panel muestra datos solo a quien se identifica con un certificado de cliente o a través del proxy de autenticación.")
+	} else {
+		d.message(w, r, http.StatusForbidden, "Sin permiso", c.Identity+" no tiene permiso para ver esta página.")
+	}
+	return false
+}
+
+func (d *Dashboard) pathID(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		d.message(w, r, http.StatusNotFound, "No existe", "La dirección no nombra un número válido.")
+		return 0, false
+	}
+	return id, true
+}
+
+// ---- Runs
+
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// windows are the runs page's time windows.
+var windows = []struct {
+	value string
+	span  time.Duration
+	label string
+}{{"", 0, "Todo"}, {"1h", time.Hour, "Última hora"}, {"24h", 24 * time.Hour, "Últimas 24 horas"},
+	{"7d", 7 * 24 * time.Hour, "Últimos 7 días"}, {"30d", 30 * 24 * time.Hour, "Últimos 30 días"}}
+
+type runsView struct {
+	Estados, Windows []option
+	Closing          string
+	Rows             []runRow
+	Next, First      string // the next page's URL ("" on the last); the first page's
+	LiveQuery        string // this page's query, for refreshing its rows
+	Paged            bool   // this is not the first page
+	Live             bool   // a listed run is running
+	Err              string
+}
+
+type runRow struct {
+	ID, ClosingID                  int64
+	Estado                         domain.Estado
+	Mode, Done, Total, Started     string
+	Duration, RequestedBy, Percent string
+	Running                        bool
+}
+
+func (d *Dashboard) runsPage(w http.ResponseWriter, r *http.Request) {
+	if d.allowRead(w, r, methodList) {
+		v, status := d.runsView(r)
+		d.render(w, r, "runs", "layout", status, pageData{Title: "Consolidaciones", Nav: "runs", View: v})
+	}
+}
+
+// runsRows is the runs table's body alone, which the page fetches again while a
+// listed run is running.
+func (d *Dashboard) runsRows(w http.ResponseWriter, r *http.Request) {
+	if d.allowRead(w, r, methodList) {
+		v, status := d.runsView(r)
+		d.render(w, r, "runs", "rows", status, pageData{View: v})
+	}
+}
+
+func (d *Dashboard) runsView(r *http.Request) (runsView, int) {
+	q := r.URL.Query()
+	var v runsView
+	f := store.RunFilter{Estado: domain.Estado(q.Get("estado"))}
+	v.Estados = append(v.Estados, option{Value: "", Label: "Todos", Selected: f.Estado == ""})
+	for _, e := range runEstados {
+		v.Estados = append(v.Estados, option{Value: string(e), Label: estadoLabel(e), Selected: e == f.Estado})
+	}
+	now := time.Now()
+	for _, win := range windows {
+		sel := q.Get("ventana") == win.value
+		v.Windows = append(v.Windows, option{Value: win.value, Label: win.label, Selected: sel})
+		if sel && win.span > 0 {
+			f.StartedAfter = now.Add(-win.span)
+		}
+	}
+	if s := q.Get("cierre"); s != "" {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id <= 0 {
+			v.Err = "El cierre debe ser un número positivo."
+			return v, http.StatusBadRequest
+		}
+		f.ClosingID, v.Closing = id, s
+	}
+	filters := url.Values{}
+	for _, k := range []string{"estado", "cierre", "ventana"} {
+		if q.Get(k) != "" {
+			filters.Set(k, q.Get(k))
+		}
+	}
+	v.First = "/ui/?" + filters.Encode()
+	v.LiveQuery = r.URL.RawQuery
+	// A window moves with the clock, so its page token would not match the next
+	// request's filter: the window's start is carried with the token.
+	if t, err := time.Parse(time.RFC3339Nano, q.Get("desde")); err == nil && q.Get("pagina") != "" {
+		f.StartedAfter = t
+	}
+	runs, next, err := d.engine.List(r.Context(), engine.ListRequest{Filter: f, PageSize: d.cfg.PageSize, PageToken: q.Get("pagina")})
+	var ee *engine.Error
+	if errors.As(err, &ee) {
+		v.Err = ee.Msg
+		return v, http.StatusBadRequest
+	}
+	if err != nil {
+		d.logger.ErrorContext(r.Context(), "dashboard list failed", "error", err.Error())
+		v.Err = "No se pudo leer el historial; vea el log del coordinador."
+		return v, http.StatusInternalServerError
+	}
+	v.Paged = q.Get("pagina") != ""
+	if next != "" {
+		nq := url.Values{}
+		for k, vs := range filters {
+			nq[k] = vs
+		}
+		nq.Set("pagina", next)
+		if !f.StartedAfter.IsZero() {
+			nq.Set("desde", f.StartedAfter.Format(time.RFC3339Nano))
+		}
+		v.Next = "/ui/?" + nq.Encode()
+	}
+	for _, run := range runs {
+		row := runRow{ID: run.ID, ClosingID: run.ClosingID, Estado: run.Estado, Mode: modeLabel(run.Mode),
+			Done: count(run.EmployeesDone), Total: count(run.TotalEmployees), Started: timestamp(run.StartedAt),
+			RequestedBy: run.RequestedBy, Running: !run.Finished()}
+		end := run.FinishedAt
+		if row.Running {
+			end = now
+			v.Live = true
+		}
+		row.Duration = duration(end.Sub(run.StartedAt))
+		if run.TotalEmployees > 0 {
+			row.Percent = percent(100 * float64(run.EmployeesDone) / float64(run.TotalEmployees))
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	return v, http.StatusOK
+}
+
+// ---- One run
+
+type runView struct {
+	Run             store.Run
+	Progress        progressEvent
+	Chunks          chunkMap
+	Chart           template.HTML
+	FailedChunks    []store.Chunk
+	FailedEmployees []store.FailedEmployee
+	MoreFailed      int // failed employees not listed
+	Metrics         *store.Metrics
+	TraceID         string
+	Running         bool
+	CanRetry        bool // a partial run whose failed employees may be retried
+}
+
+func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
+	d.runPart(w, r, "layout")
+}
+
+// runDetails is everything of the run page below its progress bar, which the
+// page fetches again as chunks end and when the run ends.
+func (d *Dashboard) runDetails(w http.ResponseWriter, r *http.Request) {
+	d.runPart(w, r, "details")
+}
+
+func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string) {
+	runID, ok := d.pathID(w, r, "id")
+	if !ok || !d.allowRead(w, r, methodGet) {
+		return
+	}
+	var v runView
+	var err error
+	if r.URL.Query().Has("fin") {
+		// The page saw the run end: a view shared a moment ago would still show it
+		// running.
+		v, err = d.runView(r.Context(), runID)
+	} else {
+		v, err = d.views.get(r.Context(), runID, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
+	}
+	if err != nil {
+		d.engineError(w, r, err)
+		return
+	}
+	d.render(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v})
+}
+
+// runView reads and builds what the run page shows of a run.
+func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
+	rep, err := d.engine.Get(ctx, engine.Ref{RunID: runID})
+	if err != nil {
+		return runView{}, err
+	}
+	cells, err := d.engine.ChunkMap(ctx, runID)
+	if err != nil {
+		return runView{}, err
+	}
+	now := time.Now()
+	end := rep.Run.FinishedAt
+	if end.IsZero() {
+		end = now
+	}
+	v := runView{Run: rep.Run, Progress: newProgressEvent(rep.Progress, nil, rep.Run), Chunks: buildChunkMap(cells, now),
+		FailedChunks: rep.FailedChunks, FailedEmployees: rep.FailedEmployees, Metrics: rep.Metrics,
+		Running: !rep.Run.Finished(), CanRetry: rep.Run.Estado == domain.EstadoParcial}
+	v.MoreFailed = rep.Run.EmployeesFailed - len(rep.FailedEmployees)
+	v.Chart = runSeries(cells, rep.Run.StartedAt, end).svg("Empleados por segundo durante la consolidación")
+	tp, err := d.engine.Traceparent(ctx, runID)
+	if err != nil {
+		return runView{}, err
+	}
+	v.TraceID = traceID(tp)
+	return v, nil
+}
+
+// progressEvent is a run's progress as the page shows it, and as each
+// server-sent event carries it.
+type progressEvent struct {
+	Percent     float64 `json:"percent"`
+	PercentText string  `json:"percent_text"`
+	Employees   string  `json:"employees"`
+	Chunks      string  `json:"chunks"`
+	ChunksDone  int     `json:"chunks_done"`
+	Elapsed     string  `json:"elapsed"`
+	ETA         string  `json:"eta"`
+	Estado      string  `json:"estado"`
+	EstadoLabel string  `json:"estado_label"`
+	Tone        string  `json:"tone"`
+	Final       bool    `json:"final"`
+}
+
+func newProgressEvent(p progress.Snapshot, final *engine.Report, run store.Run) progressEvent {
+	e := progressEvent{Percent: p.Percent, PercentText: percent(p.Percent),
+		Employees: count(p.EmployeesDone) + " de " + count(p.TotalEmployees),
+		Chunks:    count(p.ChunksDone) + " de " + count(p.TotalChunks), ChunksDone: p.ChunksDone,
+		Elapsed: duration(p.Elapsed), ETA: "—", Estado: string(run.Estado)}
+	if final != nil {
+		e.Estado, e.Final = string(final.Run.Estado), true
+	}
+	if run.Finished() {
+		e.Final = true
+	}
+	if p.ETA > 0 && !e.Final {
+		e.ETA = duration(p.ETA)
+	}
+	e.EstadoLabel, e.Tone = estadoLabel(domain.Estado(e.Estado)), estadoTone(domain.Estado(e.Estado))
+	return e
+}
+
+// ---- Explain
+
+type explainView struct {
+	Ex      engine.Explanation
+	Nombre  string
+	Refusal string // why the rules refuse the employee, when they do
+}
+
+func (d *Dashboard) explainPage(w http.ResponseWriter, r *http.Request) {
+	closingID, ok1 := d.pathID(w, r, "closing")
+	if !ok1 {
+		return
+	}
+	employeeID, ok2 := d.pathID(w, r, "employee")
+	if !ok2 || !d.allowRead(w, r, methodExplain) {
+		return
+	}
+	ex, err := d.engine.ExplainEmployee(r.Context(), closingID, employeeID)
+	v := explainView{Ex: ex}
+	var ee *engine.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Reason == engine.ReasonAmountOutOfRange && ex.EmployeeID != 0:
+		v.Refusal = ee.Msg
+	default:
+		d.engineError(w, r, err)
+		return
+	}
+	v.Nombre = ex.Computed.NombreCompleto
+	if v.Nombre == "" {
+		v.Nombre = ex.Sources.Libro.Nombre.String
+	}
+	d.render(w, r, "explain", "layout", http.StatusOK, pageData{Title: "Empleado " + strconv.FormatInt(employeeID, 10), Nav: "runs", View: v})
+}

@@ -1,0 +1,79 @@
+// The dashboard's one script: live parts of server-rendered pages. Pages work
+// without it (they are only not live).
+"use strict";
+
+(function () {
+  const liveMs = Number(document.body.dataset.liveMs) || 2000;
+
+  // Runs page: while a listed run is running, fetch the table's rows again.
+  const rows = document.getElementById("runs-rows");
+  if (rows && rows.dataset.live) {
+    const refresh = async () => {
+      try {
+        const resp = await fetch(rows.dataset.live, { headers: { Accept: "text/html" }, cache: "no-store" });
+        if (resp.ok) {
+          rows.innerHTML = await resp.text();
+          if (!rows.querySelector("tr.running")) return; // nothing runs any more
+        }
+      } catch (e) {
+        // The coordinator is away (a restart): try again at the next tick.
+      }
+      setTimeout(refresh, liveMs);
+    };
+    setTimeout(refresh, liveMs);
+  }
+
+  // Run page: follow the run's progress over server-sent events, and fetch the
+  // details (chunk map, totals, failed employees) again as chunks end.
+  const card = document.getElementById("progress");
+  if (!card || card.dataset.final) return;
+  const el = (id) => document.getElementById(id);
+  const bar = el("bar"), details = el("details");
+  let chunksDone = Number(el("chunks").dataset.done) || 0;
+  let pending = null, loading = false, again = false;
+
+  const loadDetails = async () => {
+    if (loading) { again = true; return; }
+    loading = true;
+    try {
+      const url = card.dataset.final ? card.dataset.details + "?fin=1" : card.dataset.details;
+      const resp = await fetch(url, { headers: { Accept: "text/html" }, cache: "no-store" });
+      if (resp.ok) details.innerHTML = await resp.text();
+    } catch (e) {
+      // Kept as it was; the next change fetches it again.
+    }
+    loading = false;
+    if (again) { again = false; loadDetails(); }
+  };
+  // At most one details fetch per second while chunks end.
+  const detailsSoon = () => {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; loadDetails(); }, 1000);
+  };
+
+  const source = new EventSource(card.dataset.events);
+  source.addEventListener("progress", (ev) => {
+    const p = JSON.parse(ev.data);
+    bar.value = p.percent;
+    bar.textContent = p.percent_text;
+    el("percent").textContent = p.percent_text;
+    el("employees").textContent = p.employees;
+    el("chunks").textContent = p.chunks;
+    el("elapsed").textContent = p.elapsed;
+    el("eta").textContent = p.eta;
+    const estado = el("estado");
+    estado.textContent = p.estado_label;
+    estado.title = p.estado;
+    estado.className = "badge " + p.tone;
+    if (p.final) {
+      source.close();
+      card.dataset.final = "1";
+      if (pending) { clearTimeout(pending); pending = null; }
+      loadDetails();
+    } else if (p.chunks_done !== chunksDone) {
+      chunksDone = p.chunks_done;
+      detailsSoon();
+    }
+  });
+  source.addEventListener("gone", () => source.close());
+})();
