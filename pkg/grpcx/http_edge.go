@@ -10,13 +10,13 @@ import (
 // the same identities and the same authorization policy, so a person may do on
 // it exactly what their identity may do over gRPC.
 
-// HTTPServerTLS is the TLS configuration of an HTTP server on s's files: TLS 1.3,
+// DashboardTLS is the TLS configuration of an HTTP server on s's files: TLS 1.3,
 // the certificate and CA re-read on each handshake as the gRPC server's are, and
 // a client certificate verified against the CA when one is presented. Unlike the
 // gRPC port it does not require one: a browser behind an authenticating proxy
 // presents none, and is then identified by the proxy (or not at all). Nil when s
 // has no TLS files: plaintext.
-func (s Security) HTTPServerTLS() (*tls.Config, error) {
+func (s Security) DashboardTLS() (*tls.Config, error) {
 	if !s.TLS.Enabled() {
 		return nil, nil
 	}

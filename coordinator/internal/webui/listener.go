@@ -27,7 +27,7 @@ const shutdownWait = 5 * time.Second
 // its holder), else plain HTTP. It returns once listening, with a function that
 // waits for the server to stop after ctx has ended. Event streams end with ctx.
 func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.Engine, workers workerStates) (wait func(), err error) {
-	tlsConfig, err := cfg.Security.HTTPServerTLS()
+	tlsConfig, err := cfg.Security.DashboardTLS()
 	if err != nil {
 		return nil, err
 	}
