@@ -16,7 +16,7 @@ import (
 // openTabs opens n simulated dashboard tabs on a run, each doing what the run
 // page's script does (coordinator/internal/webui/static/dashboard.js): load the
 // page, follow its server-sent events, and fetch the details again when the
-// chunks done change, at most once a second, and once more at the end. The
+// chunks done change, at most every 5 s, and once more at the end. The
 // returned func waits for the tabs to see the end (or stops them when ctx
 // ends) and returns the first error any met.
 func openTabs(ctx context.Context, addr string, n int, runID int64) func() error {
@@ -88,7 +88,7 @@ func tab(ctx context.Context, page string) error {
 		if ev.Final {
 			return get(page + "/details?fin=1")
 		}
-		if ev.ChunksDone != lastDone && time.Since(lastFetch) >= time.Second {
+		if ev.ChunksDone != lastDone && time.Since(lastFetch) >= 5*time.Second {
 			lastDone, lastFetch = ev.ChunksDone, time.Now()
 			if err := get(page + "/details"); err != nil {
 				return err

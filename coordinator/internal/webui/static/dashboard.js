@@ -45,10 +45,12 @@
     loading = false;
     if (again) { again = false; loadDetails(); }
   };
-  // At most one details fetch per second while chunks end.
+  // At most one details fetch every 5 s while chunks end: the bar above moves
+  // with every event; the map below needs no more to be read, and each fetch
+  // renders the whole map on the coordinator.
   const detailsSoon = () => {
     if (pending) return;
-    pending = setTimeout(() => { pending = null; loadDetails(); }, 1000);
+    pending = setTimeout(() => { pending = null; loadDetails(); }, 5000);
   };
 
   const source = new EventSource(card.dataset.events);
