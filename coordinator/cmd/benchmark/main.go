@@ -27,7 +27,10 @@ func main() {
 	sizes := fs.String("sizes", "133,2000,20000,100000", "comma list of closing sizes (employees)")
 	million := fs.Bool("million", false, "also run a 1,000,000-employee closing")
 	workers := fs.Int("workers", 2, "worker processes")
-	inFlight := fs.Int("in-flight", 2, "chunks in flight per worker (WORKER_MAX_IN_FLIGHT)")
+	inFlight := fs.Int("in-flight", 0, "chunks in flight per worker (WORKER_MAX_IN_FLIGHT of the coordinator and the workers); 0: the services' defaults")
+	var pgSettings stringList
+	fs.Var(&pgSettings, "pg-setting", "a setting name=value for the throwaway PostgreSQL, after its own (repeatable)")
+	databaseURL := fs.String("database-url", "", "measure on this existing database instead of a throwaway PostgreSQL")
 	policy := fs.String("policy", "", "chunk policy: seed or cost_weighted (default: the service's)")
 	chunkSize := fs.Int("chunk-size", 0, "override the chunk size")
 	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
@@ -55,7 +58,8 @@ func main() {
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Statements: *statements,
-		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(), DashboardTabs: *tabs}
+		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(),
+		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)
@@ -108,4 +112,17 @@ func commandLine() string {
 		args = append(args, a)
 	}
 	return strings.Join(args, " ")
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q is not name=value", v)
+	}
+	*l = append(*l, v)
+	return nil
 }

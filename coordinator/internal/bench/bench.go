@@ -36,7 +36,7 @@ type Config struct {
 	BinDir    string
 	Sizes     []int
 	Workers   int
-	InFlight  int           // WORKER_MAX_IN_FLIGHT
+	InFlight  int           // WORKER_MAX_IN_FLIGHT of both services; 0 leaves each its default
 	Policy    domain.Policy // "" (service default), seed, cost_weighted
 	ChunkSize int
 	SkipFloor bool
@@ -71,6 +71,12 @@ type Config struct {
 	// this many simulated tabs watch every run (openTabs).
 	DashboardTabs int
 	dashboardAddr string // UI_ADDR, set by runSchema with DashboardTabs
+	// PostgresSettings ("name=value") are given to the throwaway PostgreSQL after
+	// its own (settings.go), so they override them.
+	PostgresSettings []string
+	// DatabaseURL, when set, is an existing database to measure on instead of a
+	// throwaway server (the Django schema's database is created beside it).
+	DatabaseURL string
 }
 
 // Schema is the database a benchmark runs on.
@@ -178,10 +184,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		fmt.Fprintf(out, "command: %s\n", cfg.CommandLine)
 	}
 	fmt.Fprintf(out, "starting PostgreSQL and Redis (logs in %s)\n", logDir)
-	sc := launch.StoresConfig{Database: "bench"}
+	printSettings(out, cfg)
+	sc := launch.StoresConfig{Database: "bench", DatabaseURL: cfg.DatabaseURL}
 	if cfg.Statements {
-		sc.PostgresSettings = statementsSettings
+		sc.PostgresSettings = append(sc.PostgresSettings, statementsSettings...)
 	}
+	sc.PostgresSettings = append(sc.PostgresSettings, cfg.PostgresSettings...)
 	stores, err := launch.StartStores(ctx, sc)
 	if err != nil {
 		return rep, err
@@ -448,14 +456,14 @@ func startCluster(ctx context.Context, cfg Config, stores *launch.Stores, sc Sch
 	if err := os.MkdirAll(clusterLogs, 0o755); err != nil {
 		return nil, err
 	}
-	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
-	coordEnv := []string{inFlight, "LOG_LEVEL=warn"}
+	env, _ := serviceEnv(cfg)
+	coordEnv := env
 	if cfg.dashboardAddr != "" {
-		coordEnv = append(coordEnv, "UI_ADDR="+cfg.dashboardAddr)
+		coordEnv = append(append([]string{}, env...), "UI_ADDR="+cfg.dashboardAddr)
 	}
 	return launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
 		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true, Pprof: cfg.ProfileDir != "",
-		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: coordEnv})
+		WorkerEnv: env, CoordinatorEnv: coordEnv})
 }
 
 // resetClosing takes a consolidated closing back to where it was before its first

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,10 +99,10 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		return res, err
 	}
 
-	inFlight := "WORKER_MAX_IN_FLIGHT=" + strconv.Itoa(max(cfg.InFlight, 1))
+	env, _ := serviceEnv(cfg)
 	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
 		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, Coordinators: me.Replicas,
-		WorkerEnv: []string{inFlight, "LOG_LEVEL=warn"}, CoordinatorEnv: []string{inFlight, "LOG_LEVEL=warn"}})
+		WorkerEnv: env, CoordinatorEnv: env})
 	if err != nil {
 		return res, err
 	}
