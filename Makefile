@@ -48,6 +48,16 @@ E2E_REPEAT ?= 2
 test-e2e-repeat: ## the whole end-to-end suite E2E_REPEAT (2) more times in a row (with make test's run, three)
 	go test -count=$(E2E_REPEAT) -timeout 40m ./coordinator/e2e/
 
+# The chaos soak (coordinator/e2e/chaos_test.go, docs/reliability.md): the same
+# CHAOS_SEED draws the same sequence of faults.
+CHAOS_DURATION ?= 2m
+CHAOS_SEED     ?= 1
+CHAOS_TIMEOUT  ?= 3h
+
+.PHONY: chaos
+chaos: ## chaos soak for CHAOS_DURATION (2m): 2 coordinators, 3 workers, closings started continuously under faults drawn from CHAOS_SEED (1); prints the table, fails on any invariant violation
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) go test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaosSoak$$' ./coordinator/e2e/
+
 # Each fuzz target as package:name. The PostgreSQL ones (pkg/store) share one
 # database with the fuzzing engine's workers (pgtest.NewFuzzDatabase).
 FUZZ_TARGETS := pkg/rut:FuzzParse pkg/money:FuzzParse pkg/money:FuzzFromNumeric \
