@@ -126,6 +126,7 @@ type settings struct {
 	security                            grpcx.Security
 	traceExport                         telemetry.TraceExport
 	workerInFlight, poolConns           int
+	readConns, readsInFlight            int
 	engine                              engine.Config
 	server                              server.Config
 	drain                               time.Duration
@@ -144,6 +145,8 @@ func load() (settings, error) {
 		pprofAddr:      env.String("PPROF_ADDR", ""),
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
 		poolConns:      env.Int("DATABASE_MAX_CONNS", engine.DefaultPoolConns, engine.ReservedConns+1),
+		readConns:      env.Int("DATABASE_READ_MAX_CONNS", engine.DefaultReadPoolConns, 1),
+		readsInFlight:  env.Int("READ_MAX_IN_FLIGHT", server.DefaultMaxReadsInFlight, 1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 		engine: engine.Config{
 			DefaultPolicy:    domain.Policy(env.String("CHUNK_POLICY", string(domain.DefaultPolicy))),
@@ -204,6 +207,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	// The read RPCs' own pool (engine.ForReading): no burst of reads can take the
+	// connections that drive runs and renew their leases.
+	reads, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator-reads", 0, int32(s.readConns))
+	if err != nil {
+		return err
+	}
+	defer reads.Close()
 	// A database the application changed under the service is refused here, by
 	// table and column, not half-way through a run. One that cannot be reached yet
 	// is not: the coordinator serves and answers Unavailable until it can.
@@ -225,7 +235,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer dispatcher.Close()
-	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix))
+	eng, err := engine.NewEngine(logger, s.engine, pool, reads, dispatcher, progress.NewRedisStore(rdb, s.redisPrefix))
 	if err != nil {
 		return err
 	}
@@ -234,9 +244,11 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
+	// Audit outside the read limits, so a shed read is audited too.
+	limits := server.NewReadLimiter(s.readsInFlight)
 	srv := grpcx.NewServer(logger, append(secure, grpcx.WithServerInterceptors(
-		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger)},
-		[]grpc.StreamServerInterceptor{server.AuditStreamInterceptor(logger)}))...)
+		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger), limits.Unary()},
+		[]grpc.StreamServerInterceptor{server.AuditStreamInterceptor(logger), limits.Stream()}))...)
 	if s.healthAddr != "" {
 		hl, err := net.Listen("tcp", s.healthAddr)
 		if err != nil {

@@ -133,8 +133,9 @@ type activeRun struct {
 }
 
 // NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher. The
-// runs it drives at once are bounded by the pool's size (MaxRunsForPool).
-func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
+// runs it drives at once are bounded by the pool's size (MaxRunsForPool). Calls
+// made with a context marked ForReading use reads (nil: pool).
+func NewEngine(logger *slog.Logger, cfg Config, pool, reads *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
 	if pool == nil || d == nil || p == nil {
 		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
 	}
@@ -147,11 +148,12 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	if cfg.MaxRuns > maxRuns {
 		return nil, fmt.Errorf("driving %d runs at once needs a pool of %d connections, not %d", cfg.MaxRuns, cfg.MaxRuns+ReservedConns, conns)
 	}
-	e, err := newEngine(logger, cfg, pgStore{pool: pool}, pgStore{pool: pool}, dispatcherWorkers{d: d}, p)
+	db := pgStore{pool: pool, reads: reads}
+	e, err := newEngine(logger, cfg, db, db, dispatcherWorkers{d: d}, p)
 	if err != nil {
 		return nil, err
 	}
-	e.records = pgStore{pool: pool}
+	e.records = db
 	return e, nil
 }
 
