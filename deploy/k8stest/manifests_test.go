@@ -61,10 +61,9 @@ func TestNamespaceEnforcesRestricted(t *testing.T) {
 func TestImagesArePinned(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{
-		"default":       "payroll-consolidation:v0.12.0",
-		"tls-component": "payroll-consolidation:v0.12.0",
-		"overlays/tls":  "registry.example.com/payroll/payroll-consolidation:v0.12.0",
-		"overlays/dev":  "payroll-consolidation:v0.12.0",
+		"default":      "payroll-consolidation:v0.12.0",
+		"overlays/tls": "registry.example.com/payroll/payroll-consolidation:v0.12.0",
+		"overlays/dev": "payroll-consolidation:v0.12.0",
 	}
 	for name, r := range renders(t) {
 		for _, p := range podTemplates(r) {
@@ -313,7 +312,8 @@ func TestTLSComponent(t *testing.T) {
 		"TLS_CA_FILE":       "/etc/consolidation/tls/ca.crt",
 		"AUTHZ_POLICY_FILE": "/etc/consolidation/authz/policy.yaml",
 	}
-	issuers := map[string]string{"tls-component": "ClusterIssuer/payroll-consolidation-ca", "overlays/tls": "ClusterIssuer/payroll-ca"}
+	// A namespaced Issuer: a ClusterIssuer would sign any identity for any namespace.
+	issuers := map[string]string{"default": "Issuer/payroll-consolidation-ca", "overlays/tls": "Issuer/payroll-ca"}
 	for name, issuer := range issuers {
 		r := rs[name]
 		for svc, id := range identity {
@@ -365,7 +365,19 @@ func TestTLSComponent(t *testing.T) {
 			t.Errorf("%s: the coordinator's certificate cannot authenticate it to the workers", name)
 		}
 	}
-	for _, name := range []string{"default", "overlays/dev"} {
+	// Secure by default: only the development overlay serves plaintext, and says so.
+	for name, r := range rs {
+		allowed := named[corev1.ConfigMap](t, r, "consolidation-config").Data["ALLOW_PLAINTEXT"] == "true"
+		for _, svc := range []string{"coordinator", "worker"} {
+			for _, e := range container(t, named[appsv1.Deployment](t, r, svc), svc).Env {
+				allowed = allowed || (e.Name == "ALLOW_PLAINTEXT" && e.Value == "true")
+			}
+		}
+		if allowed != (name == "overlays/dev") {
+			t.Errorf("%s: ALLOW_PLAINTEXT=true is %v; only overlays/dev may set it", name, allowed)
+		}
+	}
+	for _, name := range []string{"overlays/dev"} {
 		if certs := all[certificate](rs[name]); len(certs) != 0 {
 			t.Errorf("%s: renders Certificates without the tls component", name)
 		}

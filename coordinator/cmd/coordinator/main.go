@@ -123,6 +123,7 @@ type settings struct {
 	databaseURL, redisURL, redisPrefix  string
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr               string
+	workerIdentity                      string
 	security                            grpcx.Security
 	traceExport                         telemetry.TraceExport
 	workerInFlight, poolConns           int
@@ -167,6 +168,7 @@ func load() (settings, error) {
 	}
 	var err, traceErr error
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
+	s.workerIdentity = env.String("WORKER_IDENTITY", "spiffe://"+s.security.Identities.TrustDomain+"/worker")
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
 	return s, errors.Join(env.Err(), err, traceErr)
 }
@@ -195,11 +197,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The coordinator dials the workers with its own certificate and checks theirs.
+	// The coordinator dials the workers with its own certificate and checks that
+	// theirs names the workers' identity (a SPIFFE ID, whatever pod IP is dialled).
 	dialSecure, err := s.security.DialOptions(logger)
 	if err != nil {
 		return err
 	}
+	dialSecure = append(dialSecure, grpcx.WithPeerIdentity(s.security.Identities, s.workerIdentity))
 
 	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
 	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
