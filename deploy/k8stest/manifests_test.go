@@ -184,7 +184,8 @@ func TestWorkersAutoscale(t *testing.T) {
 // TestNetworkPolicies evaluates the rendered NetworkPolicies on the connections
 // that matter: the coordinator's API from labelled caller namespaces only, the
 // workers from the coordinator only, metrics from monitoring only, nothing to the
-// health port (the kubelet's probes come from the node), and egress to DNS,
+// health port (the kubelet's probes come from the node), and egress to DNS (the
+// cluster's resolver, kube-dns in kube-system, only),
 // PostgreSQL, Redis (the coordinator) and the workers (the coordinator) only.
 func TestNetworkPolicies(t *testing.T) {
 	t.Parallel()
@@ -200,6 +201,9 @@ func TestNetworkPolicies(t *testing.T) {
 	monitoring := endpoint{namespace: "monitoring", podLabels: map[string]string{"app": "prometheus"},
 		nsLabels: map[string]string{"consolidation.nominacl/monitoring": "true"}}
 	outside := endpoint{external: true}
+	system := map[string]string{"kubernetes.io/metadata.name": "kube-system"}
+	kubeDNS := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "kube-dns"}}
+	otherSystem := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "metrics-server"}}
 
 	tests := []expectation{
 		{connection{caller, coordinator, tcp, 50051}, true},
@@ -217,9 +221,14 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{caller, worker, tcp, 9090}, false},
 		{connection{caller, coordinator, tcp, 8086}, false},
 		{connection{stranger, worker, tcp, 8086}, false},
-		{connection{coordinator, outside, udp, 53}, true},
-		{connection{worker, outside, tcp, 53}, true},
-		{connection{migrate, outside, udp, 53}, true},
+		{connection{coordinator, kubeDNS, udp, 53}, true},
+		{connection{worker, kubeDNS, tcp, 53}, true},
+		{connection{migrate, kubeDNS, udp, 53}, true},
+		// DNS goes to the cluster's resolver only.
+		{connection{coordinator, outside, udp, 53}, false},
+		{connection{worker, outside, tcp, 53}, false},
+		{connection{migrate, outside, tcp, 53}, false},
+		{connection{worker, otherSystem, udp, 53}, false},
 		{connection{coordinator, outside, tcp, 5432}, true},
 		{connection{worker, outside, tcp, 5432}, true},
 		{connection{migrate, outside, tcp, 5432}, true},
