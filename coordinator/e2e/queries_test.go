@@ -28,7 +28,7 @@ import (
 func (c *cluster) cierrectl(args ...string) string {
 	c.t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append([]string{args[0], "-addr", c.coord.Addr}, args[1:]...)
+	args = append([]string{args[0], "-addr", c.coord.Addr, "-plaintext"}, args[1:]...)
 	code := cli.Main(context.Background(), args, &stdout, &stderr)
 	require.Zero(c.t, code, "cierrectl %v: %s", args, stderr.String())
 	return stdout.String()

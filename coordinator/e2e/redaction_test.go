@@ -41,3 +41,22 @@ func TestMalformedURLsDoNotPrintTheirPasswords(t *testing.T) {
 		})
 	}
 }
+
+// TestPlaintextIsRefusedByDefault starts the real binaries without TLS files
+// and without ALLOW_PLAINTEXT: each refuses to serve, naming both ways out.
+func TestPlaintextIsRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	for _, binary := range []string{"coordinator", "worker"} {
+		t.Run(binary, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(filepath.Join(binDir, binary))
+			cmd.Env = []string{"DATABASE_URL=postgres://app@127.0.0.1:1/payroll?connect_timeout=1", "REDIS_URL=redis://127.0.0.1:1/0",
+				"WORKER_TARGET=127.0.0.1:1", "GRPC_ADDR=127.0.0.1:0"}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "%s", out)
+			require.Contains(t, string(out), "no TLS")
+			require.Contains(t, string(out), "ALLOW_PLAINTEXT=true")
+		})
+	}
+}

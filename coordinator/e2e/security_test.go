@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/devca"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
@@ -143,6 +144,33 @@ func TestMTLS(t *testing.T) {
 			requireCode(t, codes.Unavailable, err)
 			require.NoError(t, conn.Close())
 		}
+	})
+
+	t.Run("CertificatesWithoutExactlyOneIdentityAreRefused", func(t *testing.T) {
+		// Signed by the cluster's CA, so only the identity rule refuses them: no
+		// URI SAN (a CN that looks like an identity, or a DNS SAN), two URI SANs,
+		// a SPIFFE ID of another trust domain. Each handshake fails, on both services.
+		for name, leaf := range map[string]devca.Leaf{
+			"cn-only":        {CommonName: launch.OpsIdentity},
+			"dns-only":       {CommonName: "ops", DNSNames: []string{"localhost", "ops.payroll"}},
+			"two-uris":       {CommonName: "ops", URIs: []string{launch.OpsIdentity, launch.AppIdentity}},
+			"foreign-domain": {CommonName: "ops", URIs: []string{"spiffe://elsewhere/ops"}},
+		} {
+			issued, err := dev.CA.Issue(leaf)
+			require.NoError(t, err)
+			dir := filepath.Join(t.TempDir(), name)
+			require.NoError(t, dev.CA.WriteBundle(dir, issued))
+			cert, key, ca := devca.Paths(dir)
+			files := grpcx.TLSFiles{Cert: cert, Key: key, CA: ca}
+			for _, addr := range []string{coordAddr, workerAddr} {
+				_, err := healthCheck(dialAs(t, addr, files))
+				requireCode(t, codes.Unavailable, err)
+			}
+			_, err = consolidationv1.NewConsolidationServiceClient(dialAs(t, coordAddr, files)).GetConsolidation(context.Background(), runRef(1))
+			requireCode(t, codes.Unavailable, err)
+		}
+		_, err := healthCheck(dialAs(t, coordAddr, dev.Ops)) // one SPIFFE ID of the trust domain passes
+		require.NoError(t, err)
 	})
 
 	t.Run("CertificateOfAnotherCAIsRefused", func(t *testing.T) {

@@ -61,10 +61,9 @@ func TestNamespaceEnforcesRestricted(t *testing.T) {
 func TestImagesArePinned(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{
-		"default":       "payroll-consolidation:v0.12.0",
-		"tls-component": "payroll-consolidation:v0.12.0",
-		"overlays/tls":  "registry.example.com/payroll/payroll-consolidation:v0.12.0",
-		"overlays/dev":  "payroll-consolidation:v0.12.0",
+		"default":      "payroll-consolidation:v0.12.0",
+		"overlays/tls": "registry.example.com/payroll/payroll-consolidation:v0.12.0",
+		"overlays/dev": "payroll-consolidation:v0.12.0",
 	}
 	for name, r := range renders(t) {
 		for _, p := range podTemplates(r) {
@@ -185,7 +184,8 @@ func TestWorkersAutoscale(t *testing.T) {
 // TestNetworkPolicies evaluates the rendered NetworkPolicies on the connections
 // that matter: the coordinator's API from labelled caller namespaces only, the
 // workers from the coordinator only, metrics from monitoring only, nothing to the
-// health port (the kubelet's probes come from the node), and egress to DNS,
+// health port (the kubelet's probes come from the node), and egress to DNS (the
+// cluster's resolver, kube-dns in kube-system, only),
 // PostgreSQL, Redis (the coordinator) and the workers (the coordinator) only.
 func TestNetworkPolicies(t *testing.T) {
 	t.Parallel()
@@ -201,6 +201,9 @@ func TestNetworkPolicies(t *testing.T) {
 	monitoring := endpoint{namespace: "monitoring", podLabels: map[string]string{"app": "prometheus"},
 		nsLabels: map[string]string{"consolidation.nominacl/monitoring": "true"}}
 	outside := endpoint{external: true}
+	system := map[string]string{"kubernetes.io/metadata.name": "kube-system"}
+	kubeDNS := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "kube-dns"}}
+	otherSystem := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "metrics-server"}}
 
 	tests := []expectation{
 		{connection{caller, coordinator, tcp, 50051}, true},
@@ -218,9 +221,14 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{caller, worker, tcp, 9090}, false},
 		{connection{caller, coordinator, tcp, 8086}, false},
 		{connection{stranger, worker, tcp, 8086}, false},
-		{connection{coordinator, outside, udp, 53}, true},
-		{connection{worker, outside, tcp, 53}, true},
-		{connection{migrate, outside, udp, 53}, true},
+		{connection{coordinator, kubeDNS, udp, 53}, true},
+		{connection{worker, kubeDNS, tcp, 53}, true},
+		{connection{migrate, kubeDNS, udp, 53}, true},
+		// DNS goes to the cluster's resolver only.
+		{connection{coordinator, outside, udp, 53}, false},
+		{connection{worker, outside, tcp, 53}, false},
+		{connection{migrate, outside, tcp, 53}, false},
+		{connection{worker, otherSystem, udp, 53}, false},
 		{connection{coordinator, outside, tcp, 5432}, true},
 		{connection{worker, outside, tcp, 5432}, true},
 		{connection{migrate, outside, tcp, 5432}, true},
@@ -313,7 +321,8 @@ func TestTLSComponent(t *testing.T) {
 		"TLS_CA_FILE":       "/etc/consolidation/tls/ca.crt",
 		"AUTHZ_POLICY_FILE": "/etc/consolidation/authz/policy.yaml",
 	}
-	issuers := map[string]string{"tls-component": "ClusterIssuer/payroll-consolidation-ca", "overlays/tls": "ClusterIssuer/payroll-ca"}
+	// A namespaced Issuer: a ClusterIssuer would sign any identity for any namespace.
+	issuers := map[string]string{"default": "Issuer/payroll-consolidation-ca", "overlays/tls": "Issuer/payroll-ca"}
 	for name, issuer := range issuers {
 		r := rs[name]
 		for svc, id := range identity {
@@ -365,7 +374,19 @@ func TestTLSComponent(t *testing.T) {
 			t.Errorf("%s: the coordinator's certificate cannot authenticate it to the workers", name)
 		}
 	}
-	for _, name := range []string{"default", "overlays/dev"} {
+	// Secure by default: only the development overlay serves plaintext, and says so.
+	for name, r := range rs {
+		allowed := named[corev1.ConfigMap](t, r, "consolidation-config").Data["ALLOW_PLAINTEXT"] == "true"
+		for _, svc := range []string{"coordinator", "worker"} {
+			for _, e := range container(t, named[appsv1.Deployment](t, r, svc), svc).Env {
+				allowed = allowed || (e.Name == "ALLOW_PLAINTEXT" && e.Value == "true")
+			}
+		}
+		if allowed != (name == "overlays/dev") {
+			t.Errorf("%s: ALLOW_PLAINTEXT=true is %v; only overlays/dev may set it", name, allowed)
+		}
+	}
+	for _, name := range []string{"overlays/dev"} {
 		if certs := all[certificate](rs[name]); len(certs) != 0 {
 			t.Errorf("%s: renders Certificates without the tls component", name)
 		}

@@ -251,9 +251,13 @@ func TestMonitoringUsesExportedMetrics(t *testing.T) {
 	}
 }
 
-// coordinatorPoolConns is engine.DefaultPoolConns, the coordinator's pool when
-// DATABASE_MAX_CONNS is not set (this module does not import the services).
-const coordinatorPoolConns = 16
+// coordinatorPoolConns and coordinatorReadConns are engine.DefaultPoolConns and
+// engine.DefaultReadPoolConns, the coordinator's pools when DATABASE_MAX_CONNS and
+// DATABASE_READ_MAX_CONNS are not set (this module does not import the services).
+const (
+	coordinatorPoolConns = 16
+	coordinatorReadConns = 4
+)
 
 // TestPendingAutoscalingFitsTheConnectionBudget: the workers scale on pending
 // chunks, in place of the CPU autoscaler, and at their most, with the
@@ -284,15 +288,20 @@ func TestPendingAutoscalingFitsTheConnectionBudget(t *testing.T) {
 		t.Errorf("threshold %s: a worker takes WORKER_MAX_IN_FLIGHT %d chunks", threshold, inFlight)
 	}
 	coord := named[appsv1.Deployment](t, r, "coordinator")
-	poolConns := coordinatorPoolConns
-	if v, ok := cfg.Data["DATABASE_MAX_CONNS"]; ok {
-		poolConns, _ = strconv.Atoi(v)
-	}
-	for _, e := range container(t, coord, "coordinator").Env {
-		if e.Name == "DATABASE_MAX_CONNS" {
-			poolConns, _ = strconv.Atoi(e.Value)
+	setting := func(name string, def int) int {
+		n := def
+		if v, ok := cfg.Data[name]; ok {
+			n, _ = strconv.Atoi(v)
 		}
+		for _, e := range container(t, coord, "coordinator").Env {
+			if e.Name == name {
+				n, _ = strconv.Atoi(e.Value)
+			}
+		}
+		return n
 	}
+	// Both of a coordinator's pools: runs, and its read RPCs.
+	poolConns := setting("DATABASE_MAX_CONNS", coordinatorPoolConns) + setting("DATABASE_READ_MAX_CONNS", coordinatorReadConns)
 	workerPool := inFlight + 2 // worker/cmd/worker: store.OpenPool(…, in flight + 2)
 	used := so.Spec.MaxReplicaCount*workerPool + int(*coord.Spec.Replicas)*poolConns
 	if used > budget {

@@ -124,9 +124,8 @@ func render(kubectl, dir string) (rendered, error) {
 	return r, nil
 }
 
-// renderAll renders, once for all the tests: the default deployment (deploy/k8s),
-// the TLS component over it (which has autoscaling; in a kustomization of the test's
-// own, so the component's defaults show), the shipped production example
+// renderAll renders, once for all the tests: the default deployment (deploy/k8s,
+// with the TLS component and its default issuer), the shipped production example
 // (deploy/overlays/tls: its issuer and registry), and the development one with
 // PostgreSQL and Redis in the cluster (deploy/overlays/dev).
 var renderAll = sync.OnceValues(func() (map[string]rendered, error) {
@@ -134,16 +133,10 @@ var renderAll = sync.OnceValues(func() (map[string]rendered, error) {
 	if err != nil {
 		return nil, errNoKubectl
 	}
-	tlsOverlay, err := overlay("components/tls")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tlsOverlay)
 	dirs := map[string]string{
-		"default":       filepath.Join("..", "k8s"),
-		"tls-component": tlsOverlay,
-		"overlays/tls":  filepath.Join("..", "overlays", "tls"),
-		"overlays/dev":  filepath.Join("..", "overlays", "dev"),
+		"default":      filepath.Join("..", "k8s"),
+		"overlays/tls": filepath.Join("..", "overlays", "tls"),
+		"overlays/dev": filepath.Join("..", "overlays", "dev"),
 	}
 	out := map[string]rendered{}
 	for name, dir := range dirs {

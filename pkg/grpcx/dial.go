@@ -29,9 +29,9 @@ func Dial(target string, opts ...DialOption) (*grpc.ClientConn, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if rc, ok := cfg.creds.(*reloadingCredentials); ok && cfg.serverName != "" {
+	if rc, ok := cfg.creds.(*reloadingCredentials); ok && (cfg.serverName != "" || cfg.peerID != "") {
 		rc = rc.Clone().(*reloadingCredentials)
-		rc.serverName = cfg.serverName
+		rc.serverName, rc.ids, rc.peerID = cfg.serverName, cfg.peerIDs, cfg.peerID
 		cfg.creds = rc
 	}
 	return grpc.NewClient(target, append([]grpc.DialOption{
@@ -49,6 +49,8 @@ type DialOption func(*dialConfig)
 type dialConfig struct {
 	creds      credentials.TransportCredentials
 	serverName string // WithTLSServerName
+	peerIDs    IdentityPolicy
+	peerID     string // WithPeerIdentity
 	unary      []grpc.UnaryClientInterceptor
 	stream     []grpc.StreamClientInterceptor
 	extra      []grpc.DialOption

@@ -25,9 +25,18 @@ func (s Security) DashboardTLS() (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS13, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		c, err := material.serverConfig()
+		c, err := material.serverConfig(s.Identities)
 		if c != nil {
+			// A certificate, when given, must name an identity as on the gRPC
+			// port; none is no identity (a proxy's header may name one).
 			c.ClientAuth = tls.VerifyClientCertIfGiven
+			verify := c.VerifyConnection
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return nil
+				}
+				return verify(cs)
+			}
 		}
 		return c, err
 	}}, nil

@@ -15,25 +15,44 @@ import (
 
 func TestIdentityOf(t *testing.T) {
 	t.Parallel()
-	spiffe, err := url.Parse("spiffe://payroll/app")
-	require.NoError(t, err)
-	other, err := url.Parse("spiffe://payroll/ops")
-	require.NoError(t, err)
+	uri := func(s string) *url.URL {
+		u, err := url.Parse(s)
+		require.NoError(t, err)
+		return u
+	}
+	app, ops, foreign := uri("spiffe://payroll/app"), uri("spiffe://payroll/ops"), uri("spiffe://other/app")
+	cn := pkix.Name{CommonName: "spiffe://payroll/ops"}
+	strict, dns := grpcx.IdentityPolicy{TrustDomain: "payroll"}, grpcx.IdentityPolicy{TrustDomain: "payroll", AllowDNS: true}
 	for _, tc := range []struct {
-		name string
-		cert x509.Certificate
-		want string
+		name   string
+		policy grpcx.IdentityPolicy
+		cert   x509.Certificate
+		want   string // "" when refused
 	}{
-		{"FirstURISAN", x509.Certificate{URIs: []*url.URL{spiffe, other}, DNSNames: []string{"app.payroll"},
-			Subject: pkix.Name{CommonName: "app"}}, "spiffe://payroll/app"},
-		{"ElseFirstDNSSAN", x509.Certificate{DNSNames: []string{"app.payroll", "localhost"},
-			Subject: pkix.Name{CommonName: "app"}}, "app.payroll"},
-		{"ElseCommonName", x509.Certificate{Subject: pkix.Name{CommonName: "app"}}, "app"},
-		{"NothingNamed", x509.Certificate{}, ""},
+		{"OneURISANInTheTrustDomain", strict, x509.Certificate{URIs: []*url.URL{app}, DNSNames: []string{"localhost"}, Subject: cn}, "spiffe://payroll/app"},
+		{"DefaultTrustDomainIsPayroll", grpcx.IdentityPolicy{}, x509.Certificate{URIs: []*url.URL{app}}, "spiffe://payroll/app"},
+		{"TwoURISANsRefused", strict, x509.Certificate{URIs: []*url.URL{app, ops}}, ""},
+		{"ForeignTrustDomainRefused", strict, x509.Certificate{URIs: []*url.URL{foreign}}, ""},
+		{"NotSPIFFERefused", strict, x509.Certificate{URIs: []*url.URL{uri("https://payroll/app")}}, ""},
+		{"NoPathRefused", strict, x509.Certificate{URIs: []*url.URL{uri("spiffe://payroll")}}, ""},
+		{"CNOnlyRefused", strict, x509.Certificate{Subject: cn}, ""},
+		{"CNOnlyRefusedEvenWithDNS", dns, x509.Certificate{Subject: cn}, ""},
+		{"DNSOnlyRefused", strict, x509.Certificate{DNSNames: []string{"app.payroll"}}, ""},
+		{"DNSOnlyWhenAllowed", dns, x509.Certificate{DNSNames: []string{"app.payroll"}}, "app.payroll"},
+		{"TwoDNSSANsRefused", dns, x509.Certificate{DNSNames: []string{"app.payroll", "localhost"}}, ""},
+		{"URIStillWinsWhenDNSAllowed", dns, x509.Certificate{URIs: []*url.URL{app}, DNSNames: []string{"x"}}, "spiffe://payroll/app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.want, grpcx.IdentityOf(&tc.cert))
+			got, err := tc.policy.IdentityOf(&tc.cert)
+			if tc.want == "" {
+				require.Error(t, err)
+				require.Empty(t, got)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.want, grpcx.IdentityOf(&tc.cert), "what the handshake accepted names the caller")
 		})
 	}
 }

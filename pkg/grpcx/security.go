@@ -2,8 +2,10 @@ package grpcx
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"google.golang.org/grpc"
 )
@@ -12,10 +14,21 @@ import (
 // TLS files, and the authorization policy its server applies.
 type Security struct {
 	TLS TLSFiles
+	// Identities is the rule that names callers (TLS_TRUST_DOMAIN,
+	// TLS_ALLOW_DNS_IDENTITY): a client certificate that names no identity under
+	// it is refused at the handshake.
+	Identities IdentityPolicy
 	// PolicyFile is AUTHZ_POLICY_FILE; with TLS on and no policy file only
 	// health is open.
 	PolicyFile string
+	// AllowPlaintext is ALLOW_PLAINTEXT: without TLS files a server refuses to
+	// start unless it is true (development: make demo, the benchmark, tests).
+	AllowPlaintext bool
 }
+
+// EnvAllowPlaintext names the setting that lets a service serve, and dial, in
+// plaintext, without authentication: development only.
+const EnvAllowPlaintext = "ALLOW_PLAINTEXT"
 
 // SecurityFromEnv reads TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and
 // AUTHZ_POLICY_FILE with getenv (os.Getenv). A partial TLS setting, or a policy
@@ -23,8 +36,15 @@ type Security struct {
 // naming the variables.
 func SecurityFromEnv(getenv func(string) string) (Security, error) {
 	files, err := TLSFilesFromEnv(getenv)
-	s := Security{TLS: files, PolicyFile: getenv(EnvAuthzPolicy)}
-	if err != nil {
+	ids, idsErr := IdentityPolicyFromEnv(getenv)
+	s := Security{TLS: files, Identities: ids, PolicyFile: getenv(EnvAuthzPolicy)}
+	var plainErr error
+	if v := getenv(EnvAllowPlaintext); v != "" {
+		if s.AllowPlaintext, plainErr = strconv.ParseBool(v); plainErr != nil {
+			plainErr = fmt.Errorf("%s %q: want true or false", EnvAllowPlaintext, v)
+		}
+	}
+	if err := errors.Join(err, idsErr, plainErr); err != nil {
 		return s, err
 	}
 	if s.PolicyFile != "" && !files.Enabled() {
@@ -34,13 +54,22 @@ func SecurityFromEnv(getenv func(string) string) (Security, error) {
 	return s, nil
 }
 
+// ErrPlaintextRefused is ServerOptions' answer without TLS files and without
+// AllowPlaintext: the services are secure by default.
+var ErrPlaintextRefused = fmt.Errorf("no TLS: set %s, %s and %s (mTLS), or %s=true for development only",
+	EnvTLSCert, EnvTLSKey, EnvTLSCA, EnvAllowPlaintext)
+
 // ServerOptions are the options of NewServer that apply s: TLS 1.3 with client
 // certificates required and verified (the files re-read when they change) and
-// the authorization interceptors; or, with no TLS files, plaintext and every
-// method open, with a warning in the log.
+// the authorization interceptors; or, with no TLS files and AllowPlaintext,
+// plaintext and every method open, logged at error level; with neither,
+// ErrPlaintextRefused.
 func (s Security) ServerOptions(logger *slog.Logger) ([]ServerOption, error) {
 	if !s.TLS.Enabled() {
-		logger.Warn("serving plaintext without authentication: set TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE outside development")
+		if !s.AllowPlaintext {
+			return nil, ErrPlaintextRefused
+		}
+		logger.Error("ALLOW_PLAINTEXT=true: serving PLAINTEXT WITHOUT AUTHENTICATION, every method open to anyone who can connect; development only")
 		return nil, nil
 	}
 	material, err := newKeyMaterial(s.TLS)
@@ -54,9 +83,10 @@ func (s Security) ServerOptions(logger *slog.Logger) ([]ServerOption, error) {
 	if s.PolicyFile == "" {
 		logger.Warn("no AUTHZ_POLICY_FILE: only health is open")
 	}
-	logger.Info("serving mTLS", "cert", s.TLS.Cert, "ca", s.TLS.CA, "policy", s.PolicyFile)
+	logger.Info("serving mTLS", "cert", s.TLS.Cert, "ca", s.TLS.CA, "policy", s.PolicyFile,
+		"trust_domain", s.Identities.TrustDomain, "dns_identities", s.Identities.AllowDNS)
 	return []ServerOption{
-		WithServerCredentials(&reloadingCredentials{material: material, onError: tlsReloadWarning(logger)}),
+		WithServerCredentials(&reloadingCredentials{material: material, ids: s.Identities, onError: tlsReloadWarning(logger)}),
 		func(c *serverConfig) { c.authz = authz },
 	}, nil
 }
@@ -94,6 +124,14 @@ func (f TLSFiles) Dial(target string, opts ...DialOption) (*grpc.ClientConn, err
 	return Dial(target, append(tlsOpts, opts...)...)
 }
 
+// WithPeerIdentity checks, instead of a server name, that the server's
+// certificate names the identity id under ids (IdentityPolicy): the coordinator
+// dials workers by pod IP and checks their SPIFFE ID. Plaintext ignores it. It
+// may come before or after the TLS options.
+func WithPeerIdentity(ids IdentityPolicy, id string) DialOption {
+	return func(c *dialConfig) { c.peerIDs, c.peerID = ids, id }
+}
+
 // WithTLSServerName checks name, instead of the host dialled, in the server's
 // certificate: a coordinator dials workers by pod IP and checks the name of the
 // headless Service they were resolved from. Plaintext ignores it. It may come
@@ -128,7 +166,7 @@ func (s Security) HTTPServerTLS(logger *slog.Logger) (*tls.Config, error) {
 	warn := tlsReloadWarning(logger)
 	return &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.RequireAndVerifyClientCert,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cfg, err := material.serverConfig()
+			cfg, err := material.serverConfig(s.Identities)
 			if cfg == nil {
 				return nil, err
 			}

@@ -35,7 +35,16 @@ func TestSecurityFromEnv(t *testing.T) {
 		s, err := grpcx.SecurityFromEnv(env(map[string]string{"TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k", "TLS_CA_FILE": "a",
 			"AUTHZ_POLICY_FILE": "p"}))
 		require.NoError(t, err)
-		require.Equal(t, grpcx.Security{TLS: grpcx.TLSFiles{Cert: "c", Key: "k", CA: "a"}, PolicyFile: "p"}, s)
+		require.Equal(t, grpcx.Security{TLS: grpcx.TLSFiles{Cert: "c", Key: "k", CA: "a"}, PolicyFile: "p",
+			Identities: grpcx.IdentityPolicy{TrustDomain: grpcx.DefaultTrustDomain}}, s)
+	})
+	t.Run("TrustDomainAndDNSIdentities", func(t *testing.T) {
+		t.Parallel()
+		s, err := grpcx.SecurityFromEnv(env(map[string]string{"TLS_TRUST_DOMAIN": "example.org", "TLS_ALLOW_DNS_IDENTITY": "true"}))
+		require.NoError(t, err)
+		require.Equal(t, grpcx.IdentityPolicy{TrustDomain: "example.org", AllowDNS: true}, s.Identities)
+		_, err = grpcx.SecurityFromEnv(env(map[string]string{"TLS_ALLOW_DNS_IDENTITY": "maybe"}))
+		require.ErrorContains(t, err, "TLS_ALLOW_DNS_IDENTITY")
 	})
 	t.Run("PartialNamesTheMissing", func(t *testing.T) {
 		t.Parallel()
@@ -43,6 +52,22 @@ func TestSecurityFromEnv(t *testing.T) {
 		require.ErrorContains(t, err, "TLS_KEY_FILE and TLS_CA_FILE not set")
 		_, err = grpcx.SecurityFromEnv(env(map[string]string{"TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k"}))
 		require.ErrorContains(t, err, ": TLS_CA_FILE not set")
+	})
+	t.Run("PlaintextOnlyWhenAllowed", func(t *testing.T) {
+		t.Parallel()
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		s, err := grpcx.SecurityFromEnv(env(nil))
+		require.NoError(t, err)
+		_, err = s.ServerOptions(logger)
+		require.ErrorIs(t, err, grpcx.ErrPlaintextRefused)
+		require.ErrorContains(t, err, "ALLOW_PLAINTEXT=true")
+		s, err = grpcx.SecurityFromEnv(env(map[string]string{"ALLOW_PLAINTEXT": "true"}))
+		require.NoError(t, err)
+		opts, err := s.ServerOptions(logger)
+		require.NoError(t, err)
+		require.Empty(t, opts)
+		_, err = grpcx.SecurityFromEnv(env(map[string]string{"ALLOW_PLAINTEXT": "yes please"}))
+		require.ErrorContains(t, err, "ALLOW_PLAINTEXT")
 	})
 	t.Run("PolicyWithoutTLS", func(t *testing.T) {
 		t.Parallel()

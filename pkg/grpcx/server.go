@@ -35,6 +35,21 @@ const (
 	KeepaliveMinClientPing = 5 * time.Second
 )
 
+// Bounds of every server built by NewServer on its connections. A client may
+// hold MaxConcurrentStreams calls open on one connection (more wait for one to
+// end); a connection is closed gracefully (GOAWAY) after MaxConnectionAge, ±10 %
+// jitter, and its calls still open then get MaxConnectionAgeGrace to finish, so
+// a client whose certificate was revoked or rotated away reconnects (a new
+// handshake, judged afresh) within MaxConnectionAge + MaxConnectionAgeGrace, and
+// load spreads again over replicas. The grace covers a chunk's hard limit
+// (CHUNK_HARD_TIMEOUT's default, 600 s); a longer WatchConsolidation or export
+// stream is cut, and cierrectl's watch resumes on the UNAVAILABLE it gets.
+const (
+	MaxConcurrentStreams  = 1000
+	MaxConnectionAge      = 30 * time.Minute
+	MaxConnectionAgeGrace = 10 * time.Minute
+)
+
 // Server is a gRPC server with health and reflection registered, and a graceful
 // shutdown that turns readiness to NOT_SERVING first, drains, and hard-stops
 // after a deadline. ServeHealth adds a plaintext port serving only its health
@@ -52,7 +67,8 @@ type Server struct {
 // NewServer builds the server; register services on s.GRPC before Serve. It
 // serves with the default credentials and no interceptors unless opts say
 // otherwise, always with the OpenTelemetry stats handler, keepalive (pinging
-// silent clients, permitting the pings of Dial's) and the call observer (RPCs
+// silent clients, permitting the pings of Dial's, refusing more frequent ones),
+// the connection bounds above and the call observer (RPCs
 // counted by method and code, one log line per call, a panic answered INTERNAL).
 func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	cfg := serverConfig{creds: defaultCredentials()}
@@ -71,7 +87,9 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.Creds(inProcessCredentials{cfg.creds}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions...)),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout,
+			MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: MaxConnectionAgeGrace}),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),

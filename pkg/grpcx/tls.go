@@ -116,26 +116,69 @@ func (m *keyMaterial) current() (*tls.Certificate, *x509.CertPool, error) {
 }
 
 // serverConfig is a handshake's configuration of a server: TLS 1.3 only, a
-// client certificate required and verified against the CA.
-func (m *keyMaterial) serverConfig() (*tls.Config, error) {
+// client certificate required, verified against the CA, and naming an identity
+// under ids (a certificate that names none is refused at the handshake).
+func (m *keyMaterial) serverConfig(ids IdentityPolicy) (*tls.Config, error) {
 	cert, pool, err := m.current()
 	if cert == nil {
 		return nil, err
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}, nil
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+				return errors.New("no verified client certificate")
+			}
+			_, err := ids.IdentityOf(cs.VerifiedChains[0][0])
+			return err
+		}}, nil
 }
 
 // clientConfig is a handshake's configuration of a client: TLS 1.3 only, its
-// certificate presented, the server's verified against the CA and the server
-// name (serverName, or the host of the address dialled when empty).
-func (m *keyMaterial) clientConfig(serverName string) (*tls.Config, error) {
+// certificate presented, the server's verified against the CA and either the
+// server name (serverName, or the host of the address dialled when empty) or,
+// when peerID is set, the server's identity under ids, which must be peerID
+// (a SPIFFE ID names the service, whatever address it is dialled at).
+func (m *keyMaterial) clientConfig(serverName string, ids IdentityPolicy, peerID string) (*tls.Config, error) {
 	cert, pool, err := m.current()
 	if cert == nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
-		RootCAs: pool, ServerName: serverName}, nil
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert},
+		RootCAs: pool, ServerName: serverName}
+	if peerID != "" {
+		// The chain is verified below, against the same CA, without a host name.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return verifyPeerIdentity(cs, pool, ids, peerID)
+		}
+	}
+	return cfg, nil
+}
+
+// verifyPeerIdentity verifies a server's chain against roots and checks that its
+// identity under ids is want.
+func verifyPeerIdentity(cs tls.ConnectionState, roots *x509.CertPool, ids IdentityPolicy, want string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("the server's certificate: %w", err)
+	}
+	got, err := ids.IdentityOf(leaf)
+	if err != nil {
+		return fmt.Errorf("the server's certificate: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("the server is %s, not %s", got, want)
+	}
+	return nil
 }
 
 // reloadingCredentials are grpc-go TLS credentials built anew, from the files'
@@ -143,16 +186,18 @@ func (m *keyMaterial) clientConfig(serverName string) (*tls.Config, error) {
 type reloadingCredentials struct {
 	material   *keyMaterial
 	serverName string
-	onError    func(error) // told when the files could not be reloaded (the last good material is used)
+	ids        IdentityPolicy // the identity rule, of callers (server) or of the server (peerID)
+	peerID     string         // WithPeerIdentity: the server's identity, checked instead of its name
+	onError    func(error)    // told when the files could not be reloaded (the last good material is used)
 }
 
 func (c *reloadingCredentials) config(server bool) (credentials.TransportCredentials, error) {
 	var cfg *tls.Config
 	var err error
 	if server {
-		cfg, err = c.material.serverConfig()
+		cfg, err = c.material.serverConfig(c.ids)
 	} else {
-		cfg, err = c.material.clientConfig(c.serverName)
+		cfg, err = c.material.clientConfig(c.serverName, c.ids, c.peerID)
 	}
 	if cfg == nil {
 		return nil, err

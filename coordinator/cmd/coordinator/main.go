@@ -127,9 +127,11 @@ type settings struct {
 	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr, httpAddr     string
+	workerIdentity                      string
 	security                            grpcx.Security
 	traceExport                         telemetry.TraceExport
 	workerInFlight, poolConns           int
+	readConns, readsInFlight            int
 	engine                              engine.Config
 	server                              server.Config
 	retention                           retention.Config
@@ -151,6 +153,8 @@ func load() (settings, error) {
 		httpAddr:       env.String("HTTP_ADDR", ""),
 		workerInFlight: env.Int("WORKER_MAX_IN_FLIGHT", dispatch.DefaultMaxInFlightPerWorker, 1),
 		poolConns:      env.Int("DATABASE_MAX_CONNS", engine.DefaultPoolConns, engine.ReservedConns+1),
+		readConns:      env.Int("DATABASE_READ_MAX_CONNS", engine.DefaultReadPoolConns, 1),
+		readsInFlight:  env.Int("READ_MAX_IN_FLIGHT", server.DefaultMaxReadsInFlight, 1),
 		drain:          env.Duration("SHUTDOWN_DRAIN", grpcx.DefaultDrain),
 		engine: engine.Config{
 			DefaultPolicy:    domain.Policy(env.String("CHUNK_POLICY", string(domain.DefaultPolicy))),
@@ -185,6 +189,7 @@ func load() (settings, error) {
 	var err, traceErr error
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
 	s.ui.Security = s.security
+	s.workerIdentity = env.String("WORKER_IDENTITY", "spiffe://"+s.security.Identities.TrustDomain+"/worker")
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
 	return s, errors.Join(env.Err(), err, traceErr)
 }
@@ -213,11 +218,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The coordinator dials the workers with its own certificate and checks theirs.
+	// The coordinator dials the workers with its own certificate and checks that
+	// theirs names the workers' identity (a SPIFFE ID, whatever pod IP is dialled).
 	dialSecure, err := s.security.DialOptions(logger)
 	if err != nil {
 		return err
 	}
+	dialSecure = append(dialSecure, grpcx.WithPeerIdentity(s.security.Identities, s.workerIdentity))
 
 	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
 	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
@@ -225,6 +232,13 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	// The read RPCs' own pool (engine.ForReading): no burst of reads can take the
+	// connections that drive runs and renew their leases.
+	reads, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator-reads", 0, int32(s.readConns))
+	if err != nil {
+		return err
+	}
+	defer reads.Close()
 	// A database the application changed under the service is refused here, by
 	// table and column, not half-way through a run. One that cannot be reached yet
 	// is not: the coordinator serves and answers Unavailable until it can.
@@ -247,7 +261,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer dispatcher.Close()
 	keys := progress.NewRedisStore(rdb, s.redisPrefix, s.djangoCache)
-	eng, err := engine.NewEngine(logger, s.engine, pool, dispatcher, keys)
+	eng, err := engine.NewEngine(logger, s.engine, pool, reads, dispatcher, keys)
 	if err != nil {
 		return err
 	}
@@ -260,9 +274,11 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("GRPC_ADDR %s: %w", s.grpcAddr, err)
 	}
+	// Audit outside the read limits, so a shed read is audited too.
+	limits := server.NewReadLimiter(s.readsInFlight)
 	srv := grpcx.NewServer(logger, append(secure, grpcx.WithServerInterceptors(
-		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger)},
-		[]grpc.StreamServerInterceptor{server.AuditStreamInterceptor(logger)}))...)
+		[]grpc.UnaryServerInterceptor{server.AuditInterceptor(logger), limits.Unary()},
+		[]grpc.StreamServerInterceptor{server.AuditStreamInterceptor(logger), limits.Stream()}))...)
 	if s.healthAddr != "" {
 		hl, err := net.Listen("tcp", s.healthAddr)
 		if err != nil {

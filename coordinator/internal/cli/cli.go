@@ -79,8 +79,13 @@ func cierrectl() Program {
 }
 
 // connFlags are -addr and the mTLS files -tls-cert, -tls-key, -tls-ca, each
-// defaulting to its environment variable.
-type connFlags struct{ addr, cert, key, ca *string }
+// defaulting to its environment variable; -tls-server-name, the name checked in
+// the coordinator's certificate when it is not -addr's host (a port-forward to
+// localhost); -plaintext, the only way to call without TLS.
+type connFlags struct {
+	addr, cert, key, ca, serverName *string
+	plaintext                       *bool
+}
 
 func addConnFlags(fs *flag.FlagSet) connFlags {
 	return connFlags{
@@ -88,12 +93,15 @@ func addConnFlags(fs *flag.FlagSet) connFlags {
 		cert: fs.String("tls-cert", os.Getenv(grpcx.EnvTLSCert), "client certificate (PEM) for mTLS"),
 		key:  fs.String("tls-key", os.Getenv(grpcx.EnvTLSKey), "its private key (PEM)"),
 		ca:   fs.String("tls-ca", os.Getenv(grpcx.EnvTLSCA), "CA certificate (PEM) the coordinator's certificate is checked against"),
+		serverName: fs.String("tls-server-name", "",
+			"name to check in the coordinator's certificate instead of -addr's host (e.g. coordinator.payroll-consolidation.svc through a port-forward)"),
+		plaintext: fs.Bool("plaintext", false, "call without TLS (development only; refused otherwise when no -tls-* file is given)"),
 	}
 }
 
 // dial connects to the coordinator: on mTLS when the three files are given
-// (the coordinator's certificate must name the host of -addr), in plaintext
-// when none is.
+// (the coordinator's certificate must name the host of -addr, or
+// -tls-server-name), in plaintext only with -plaintext.
 func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), error) {
 	conn, err := c.conn()
 	if err != nil {
@@ -107,7 +115,17 @@ func (c connFlags) conn() (*grpc.ClientConn, error) {
 	if err := files.Check(); err != nil {
 		return nil, usageErrorf("-tls-cert, -tls-key and -tls-ca go together: %w", err)
 	}
-	conn, err := files.Dial(*c.addr)
+	switch {
+	case files.Enabled() && *c.plaintext:
+		return nil, errors.New("-plaintext and -tls-* files exclude each other")
+	case !files.Enabled() && !*c.plaintext:
+		return nil, errors.New("no TLS: give -tls-cert, -tls-key and -tls-ca (or TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE), or -plaintext for a development coordinator")
+	}
+	var opts []grpcx.DialOption
+	if *c.serverName != "" {
+		opts = append(opts, grpcx.WithTLSServerName(*c.serverName))
+	}
+	conn, err := files.Dial(*c.addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", *c.addr, err)
 	}

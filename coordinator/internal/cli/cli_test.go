@@ -192,10 +192,20 @@ func TestWatchRetriesOnlyUnavailable(t *testing.T) {
 	waits := countBackoff(t)
 	addr, err := launch.FreeAddr()
 	require.NoError(t, err)
-	code, _, stderr := run(t, "watch", "-addr", addr, "-closing", "1")
+	code, _, stderr := run(t, "watch", "-addr", addr, "-plaintext", "-closing", "1")
 	require.Equal(t, ExitFailed, code)
 	require.Contains(t, stderr, "cierrectl watch: Unavailable: ")
 	require.Equal(t, maxWatchFailures, *waits)
+}
+
+// TestPlaintextOnlyWhenAsked: without TLS files cierrectl refuses to call unless
+// given -plaintext, before it dials anything.
+func TestPlaintextOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := run(t, "status", "-addr", "127.0.0.1:1", "-closing", "1")
+	require.Equal(t, ExitFailed, code)
+	require.Contains(t, stderr, "no TLS")
+	require.Contains(t, stderr, "-plaintext")
 }
 
 // countBackoff replaces backoff by one that waits for nothing and counts.

@@ -85,7 +85,7 @@ func TestMainAgainstACluster(t *testing.T) {
 	// cierrectl runs a command at the cluster's coordinator.
 	cierrectl := func(command string, args ...string) (int, string, string) {
 		t.Helper()
-		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr}, args...)...)
+		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr, "-plaintext"}, args...)...)
 	}
 	pool := pgtest.OpenPool(t, dbURL)
 	generate := func(employees int, seed uint64) string {

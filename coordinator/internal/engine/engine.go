@@ -133,8 +133,9 @@ type activeRun struct {
 }
 
 // NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher. The
-// runs it drives at once are bounded by the pool's size (MaxRunsForPool).
-func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
+// runs it drives at once are bounded by the pool's size (MaxRunsForPool). Calls
+// made with a context marked ForReading use reads (nil: pool).
+func NewEngine(logger *slog.Logger, cfg Config, pool, reads *pgxpool.Pool, d *dispatch.Dispatcher, p progress.Store) (*Engine, error) {
 	if pool == nil || d == nil || p == nil {
 		return nil, errors.New("engine needs a database pool, a dispatcher and a progress store")
 	}
@@ -151,7 +152,7 @@ func NewEngine(logger *slog.Logger, cfg Config, pool *pgxpool.Pool, d *dispatch.
 	if err != nil {
 		return nil, err
 	}
-	db := pgStore{pool: pool, conflicts: conflicts}
+	db := pgStore{pool: pool, reads: reads, conflicts: conflicts}
 	e, err := newEngine(logger, cfg, db, db, dispatcherWorkers{d: d}, p)
 	if err != nil {
 		return nil, err

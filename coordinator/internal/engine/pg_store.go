@@ -11,11 +11,22 @@ import (
 )
 
 // pgStore is the ledger and the closings over a PostgreSQL pool: each method
-// delegates to the pkg/store function of the same name. The end of a run also
+// delegates to the pkg/store function of the same name. A call made with a
+// context marked ForReading uses reads instead, when there is one: the
+// coordinator's read RPCs then draw on a pool of their own and can never take the
+// connections run driving and lease heartbeats need. The end of a run also
 // reports to conflicts (nil: not reported) an estado the application wrote mid-run.
 type pgStore struct {
-	pool      *pgxpool.Pool
-	conflicts *estadoConflicts
+	pool, reads *pgxpool.Pool
+	conflicts   *estadoConflicts
+}
+
+// db is the pool a call with ctx uses.
+func (s pgStore) db(ctx context.Context) *pgxpool.Pool {
+	if s.reads != nil && isReading(ctx) {
+		return s.reads
+	}
+	return s.pool
 }
 
 var (
@@ -23,42 +34,45 @@ var (
 	_ closings = pgStore{}
 )
 
+// Ping asks the pool that drives runs, also for a read: it says whether
+// PostgreSQL answers, which a read pool busy with other reads would not tell
+// (one short round trip, on the connections ReservedConns keeps for the API).
 func (s pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 func (s pgStore) AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (int64, bool, error) {
-	return store.AcquireLease(ctx, s.pool, runID, owner, ttl)
+	return store.AcquireLease(ctx, s.db(ctx), runID, owner, ttl)
 }
 
 func (s pgStore) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
-	return store.RenewLease(ctx, s.pool, runID, epoch, ttl)
+	return store.RenewLease(ctx, s.db(ctx), runID, epoch, ttl)
 }
 
 func (s pgStore) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
-	return store.ReleaseLease(ctx, s.pool, runID, epoch)
+	return store.ReleaseLease(ctx, s.db(ctx), runID, epoch)
 }
 
 func (s pgStore) StartRun(ctx context.Context, nr store.NewRun) (int64, error) {
-	return store.StartRun(ctx, s.pool, nr)
+	return store.StartRun(ctx, s.db(ctx), nr)
 }
 
 func (s pgStore) GetRun(ctx context.Context, runID int64) (store.Run, error) {
-	return store.GetRun(ctx, s.pool, runID)
+	return store.GetRun(ctx, s.db(ctx), runID)
 }
 
 func (s pgStore) RunTraceparent(ctx context.Context, runID int64) (string, error) {
-	return store.RunTraceparent(ctx, s.pool, runID)
+	return store.RunTraceparent(ctx, s.db(ctx), runID)
 }
 
 func (s pgStore) ActiveRun(ctx context.Context, closingID int64) (int64, bool, error) {
-	return store.ActiveRun(ctx, s.pool, closingID)
+	return store.ActiveRun(ctx, s.db(ctx), closingID)
 }
 
 func (s pgStore) LatestRunID(ctx context.Context, closingID int64) (int64, error) {
-	return store.LatestRunID(ctx, s.pool, closingID)
+	return store.LatestRunID(ctx, s.db(ctx), closingID)
 }
 
 func (s pgStore) RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error) {
-	return store.RunByRequest(ctx, s.pool, closingID, requestID)
+	return store.RunByRequest(ctx, s.db(ctx), closingID, requestID)
 }
 
 func (s pgStore) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
@@ -74,15 +88,15 @@ func (s pgStore) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]int64, 
 }
 
 func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
-	return store.UnfinishedRuns(ctx, s.pool)
+	return store.UnfinishedRuns(ctx, s.db(ctx))
 }
 
 func (s pgStore) RequestCancel(ctx context.Context, runID int64, by string) (bool, error) {
-	return store.RequestCancel(ctx, s.pool, runID, by)
+	return store.RequestCancel(ctx, s.db(ctx), runID, by)
 }
 
 func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
-	return store.CheckControlTotals(ctx, s.pool, runID)
+	return store.CheckControlTotals(ctx, s.db(ctx), runID)
 }
 
 func (s pgStore) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
@@ -98,77 +112,77 @@ func (s pgStore) AbortRun(ctx context.Context, runID, epoch int64, errText strin
 }
 
 func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error) {
-	return store.GetMetrics(ctx, s.pool, closingID)
+	return store.GetMetrics(ctx, s.db(ctx), closingID)
 }
 
 func (s pgStore) Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error) {
-	return store.Chunks(ctx, s.pool, runID, limit, statuses...)
+	return store.Chunks(ctx, s.db(ctx), runID, limit, statuses...)
 }
 
 func (s pgStore) GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error) {
-	return store.GetChunk(ctx, s.pool, runID, index)
+	return store.GetChunk(ctx, s.db(ctx), runID, index)
 }
 
 func (s pgStore) DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (int, bool, error) {
-	return store.DispatchChunk(ctx, s.pool, runID, epoch, index, token, worker)
+	return store.DispatchChunk(ctx, s.db(ctx), runID, epoch, index, token, worker)
 }
 
 func (s pgStore) EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error {
-	return store.EndAttempt(ctx, s.pool, runID, index, attempt, outcome, errText)
+	return store.EndAttempt(ctx, s.db(ctx), runID, index, attempt, outcome, errText)
 }
 
 func (s pgStore) FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, f store.ChunkFailure) (bool, error) {
-	return store.FailChunkWith(ctx, s.pool, runID, epoch, index, token, f)
+	return store.FailChunkWith(ctx, s.db(ctx), runID, epoch, index, token, f)
 }
 
 func (s pgStore) SplitChunk(ctx context.Context, runID, epoch int64, index int, token int64, reason string, workerDied bool) ([]store.Chunk, bool, error) {
-	return store.SplitChunk(ctx, s.pool, runID, epoch, index, token, reason, workerDied)
+	return store.SplitChunk(ctx, s.db(ctx), runID, epoch, index, token, reason, workerDied)
 }
 
 func (s pgStore) FailedEmployees(ctx context.Context, runID int64, limit int, workerDied bool) ([]store.FailedEmployee, error) {
-	return store.FailedEmployees(ctx, s.pool, runID, limit, workerDied)
+	return store.FailedEmployees(ctx, s.db(ctx), runID, limit, workerDied)
 }
 
 func (s pgStore) GetClosing(ctx context.Context, id int64) (store.Closing, error) {
-	return store.GetClosing(ctx, s.pool, id)
+	return store.GetClosing(ctx, s.db(ctx), id)
 }
 
 func (s pgStore) CheckRUTs(ctx context.Context, closingID int64, limit int) (store.RUTProblems, error) {
-	return store.CheckRUTs(ctx, s.pool, closingID, limit)
+	return store.CheckRUTs(ctx, s.db(ctx), closingID, limit)
 }
 
 func (s pgStore) CountUnmatchedNovedades(ctx context.Context, closingID int64) (int, error) {
-	return store.CountUnmatchedNovedades(ctx, s.pool, closingID)
+	return store.CountUnmatchedNovedades(ctx, s.db(ctx), closingID)
 }
 
 func (s pgStore) CountEmployees(ctx context.Context, closingID int64) (int, error) {
-	return store.CountEmployees(ctx, s.pool, closingID)
+	return store.CountEmployees(ctx, s.db(ctx), closingID)
 }
 
 func (s pgStore) EachEmployee(ctx context.Context, closingID int64, costs bool, fn func(store.EmployeeCost)) error {
-	return store.EachEmployee(ctx, s.pool, closingID, costs, fn)
+	return store.EachEmployee(ctx, s.db(ctx), closingID, costs, fn)
 }
 
 var _ records = pgStore{}
 
 func (s pgStore) ListRuns(ctx context.Context, f store.RunFilter, after store.RunCursor, limit int) ([]store.Run, error) {
-	return store.ListRuns(ctx, s.pool, f, after, limit)
+	return store.ListRuns(ctx, s.db(ctx), f, after, limit)
 }
 
 func (s pgStore) LibroEmployeeOf(ctx context.Context, closingID int64, canonRUT string) (int64, error) {
-	return store.LibroEmployeeOf(ctx, s.pool, closingID, canonRUT)
+	return store.LibroEmployeeOf(ctx, s.db(ctx), closingID, canonRUT)
 }
 
 func (s pgStore) ReadChunk(ctx context.Context, c store.Closing, firstID, lastID int64) (store.ChunkSources, error) {
-	return store.ReadChunk(ctx, s.pool, c, firstID, lastID)
+	return store.ReadChunk(ctx, s.db(ctx), c, firstID, lastID)
 }
 
 func (s pgStore) StoredRecordOf(ctx context.Context, closingID int64, canonRUT string) (store.StoredRecord, bool, error) {
-	return store.StoredRecordOf(ctx, s.pool, closingID, canonRUT)
+	return store.StoredRecordOf(ctx, s.db(ctx), closingID, canonRUT)
 }
 
 func (s pgStore) ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error) {
-	return store.ReadStoredRecords(ctx, s.pool, closingID, afterRUT, limit)
+	return store.ReadStoredRecords(ctx, s.db(ctx), closingID, afterRUT, limit)
 }
 
 func (s pgStore) ChunkMap(ctx context.Context, runID int64) ([]store.ChunkCell, error) {

@@ -38,7 +38,8 @@ type ClusterConfig struct {
 	// Coordinators is how many coordinator replicas share the database, named
 	// coordinator, coordinator-2, ... (default: 1).
 	Coordinators int
-	// TLS, when set, runs the cluster on mTLS (default: plaintext): each process
+	// TLS, when set, runs the cluster on mTLS (default: plaintext, each process
+	// told ALLOW_PLAINTEXT=true, the services refusing it otherwise): each process
 	// gets its certificate and policy from it and a plaintext HEALTH_ADDR, which
 	// StartCluster waits on; the clients of Cluster present App's certificate.
 	// WorkerEnv and CoordinatorEnv still win.
@@ -70,9 +71,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("worker-%d", i+1)
 		env := []string{"DATABASE_URL=" + cfg.DatabaseURL, "WORKER_NAME=" + name}
-		if cfg.TLS != nil {
-			env = append(env, Env(cfg.TLS.Worker, cfg.TLS.WorkerPolicy)...)
-		}
+		env = append(env, securityEnv(cfg.TLS, func(d *DevTLS) (grpcx.TLSFiles, string) { return d.Worker, d.WorkerPolicy })...)
 		if cfg.WorkerMetrics {
 			metricsAddr, err := FreeAddr()
 			if err != nil {
@@ -94,9 +93,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		}
 		env := []string{"DATABASE_URL=" + cfg.DatabaseURL, "REDIS_URL=" + cfg.RedisURL,
 			"WORKER_TARGET=" + strings.Join(targets, ",")}
-		if cfg.TLS != nil {
-			env = append(env, Env(cfg.TLS.Coordinator, cfg.TLS.CoordinatorPolicy)...)
-		}
+		env = append(env, securityEnv(cfg.TLS, func(d *DevTLS) (grpcx.TLSFiles, string) { return d.Coordinator, d.CoordinatorPolicy })...)
 		p, err := c.start(cfg, "coordinator", name, append(env, cfg.CoordinatorEnv...))
 		if err != nil {
 			return nil, err
@@ -123,6 +120,16 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 	}
 	c.Client = c.Clients[0]
 	return c, nil
+}
+
+// securityEnv is a process's TLS environment from dev (its files and policy, as
+// of picks them), or ALLOW_PLAINTEXT=true without dev: a local cluster for the
+// demo, the benchmark and tests, never a deployment.
+func securityEnv(dev *DevTLS, of func(*DevTLS) (grpcx.TLSFiles, string)) []string {
+	if dev == nil {
+		return []string{grpcx.EnvAllowPlaintext + "=true"}
+	}
+	return Env(of(dev))
 }
 
 func (c *Cluster) start(cfg ClusterConfig, binary, name string, env []string) (*Process, error) {

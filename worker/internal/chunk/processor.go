@@ -36,6 +36,13 @@ type Config struct {
 	Faults *Faults
 }
 
+// Slot takes one of the worker's chunk slots without waiting: ok is false when
+// every slot is taken; release gives it back.
+type Slot func() (release func(), ok bool)
+
+// ErrBusy is Process's answer when its Slot has none free.
+var ErrBusy = errors.New("worker is at its in-flight limit")
+
 // DefaultSoftTimeout is Config.SoftTimeout's default: the seed's soft limit.
 const DefaultSoftTimeout = 300 * time.Second
 
@@ -93,10 +100,15 @@ type Summary struct {
 }
 
 // Process consolidates a chunk and commits it if req.Token is still current.
-// Errors: store.ErrStaleAttempt when it is not, *DataError for bad data,
+// Only a call with the current attempt's token, for a chunk not yet committed,
+// takes one of the worker's slots (slot; nil: no limit), so calls with a stale or
+// forged token never push real chunks into ErrBusy.
+//
+// Errors: store.ErrStaleAttempt when it is not, ErrBusy when slot has none free
+// (nothing was done, nothing is counted or logged), *DataError for bad data,
 // *DatabaseError for an error PostgreSQL reported (worth a retry only when its
 // SQLSTATE is transient); other errors are worth a retry.
-func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
+func (p *Processor) Process(ctx context.Context, req Request, slot Slot) (Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SoftTimeout)
 	defer cancel()
 	// Lock the goroutine to its thread so the thread's CPU time is this chunk's.
@@ -104,7 +116,10 @@ func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	defer runtime.UnlockOSThread()
 	start, cpuStart := time.Now(), telemetry.ThreadCPU()
 
-	sum, err := p.process(ctx, req, start, cpuStart)
+	sum, err := p.process(ctx, req, slot, start, cpuStart)
+	if errors.Is(err, ErrBusy) {
+		return Summary{}, err
+	}
 	err = typed(err)
 	outcome := outcomeOf(sum, err)
 	p.chunks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", string(outcome))))
@@ -121,7 +136,7 @@ func (p *Processor) Process(ctx context.Context, req Request) (Summary, error) {
 	return sum, nil
 }
 
-func (p *Processor) process(ctx context.Context, req Request, start time.Time, cpuStart time.Duration) (Summary, error) {
+func (p *Processor) process(ctx context.Context, req Request, slot Slot, start time.Time, cpuStart time.Duration) (Summary, error) {
 	a, err := store.GetAssignment(ctx, p.pool, req.RunID, req.Index)
 	if err != nil {
 		return Summary{}, err
@@ -137,6 +152,13 @@ func (p *Processor) process(ctx context.Context, req Request, start time.Time, c
 	}
 	if a.Chunk.Status == domain.ChunkSucceeded {
 		return p.fromLedger(a.Chunk), nil // this attempt committed already: a repeated delivery
+	}
+	if slot != nil {
+		release, ok := slot()
+		if !ok {
+			return Summary{}, ErrBusy
+		}
+		defer release()
 	}
 	readStart := time.Now()
 	src, err := store.ReadChunk(ctx, p.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)

@@ -41,6 +41,17 @@ func NewWorkerServer(logger *slog.Logger, processor *chunk.Processor, maxInFligh
 	return &WorkerServer{logger: logger, processor: processor, slots: make(chan struct{}, max(1, maxInFlight))}
 }
 
+// takeSlot is the processor's chunk.Slot: one of the maxInFlight slots, taken
+// only by a call whose attempt token the processor has checked.
+func (s *WorkerServer) takeSlot() (func(), bool) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, true
+	default:
+		return nil, false
+	}
+}
+
 // ProcessChunk validates the request, runs the chunk and maps the outcome to a status.
 func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.ProcessChunkRequest) (*consolidationv1.ProcessChunkResponse, error) {
 	// Whatever this returns was answered: a call that breaks without the mark is a
@@ -58,17 +69,11 @@ func (s *WorkerServer) ProcessChunk(ctx context.Context, req *consolidationv1.Pr
 	case req.GetAttemptToken() == 0:
 		return nil, status.Error(codes.InvalidArgument, "attempt_token is required")
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		return nil, status.Error(codes.ResourceExhausted, "worker is at its in-flight limit")
-	}
 	creq := chunk.Request{
 		RunID: req.GetConsolidationId(), ClosingID: req.GetClosingId(),
 		Index: int(req.GetChunkIndex()), Token: req.GetAttemptToken(),
 	}
-	sum, err := s.processor.Process(ctx, creq)
+	sum, err := s.processor.Process(ctx, creq, s.takeSlot)
 	if err != nil {
 		return nil, toStatus(ctx, creq, err)
 	}
@@ -100,6 +105,8 @@ func toStatus(ctx context.Context, req chunk.Request, err error) error {
 	var badRUT *store.RUTError
 	which := fmt.Sprintf("chunk %d of consolidation %d", req.Index, req.RunID)
 	switch {
+	case errors.Is(err, chunk.ErrBusy):
+		return status.Error(codes.ResourceExhausted, "worker is at its in-flight limit")
 	case errors.Is(err, store.ErrStaleAttempt):
 		return status.Error(codes.Aborted, which+": attempt token is not the current one")
 	case errors.As(err, &overflow): // ids and a column name only

@@ -39,6 +39,8 @@ func TestToStatus(t *testing.T) {
 			codes.FailedPrecondition, "chunk 3 of consolidation 9: its data cannot be consolidated (details in the worker's log)"},
 		{"DataErrorBeatsDatabaseError", context.Background(), &chunk.DataError{Err: &chunk.DatabaseError{Code: "22003", Err: errors.New("numeric field overflow")}},
 			codes.FailedPrecondition, "chunk 3 of consolidation 9: its data cannot be consolidated (details in the worker's log)"},
+		{"BusyIsResourceExhausted", context.Background(), chunk.ErrBusy,
+			codes.ResourceExhausted, "worker is at its in-flight limit"},
 		{"NotFound", context.Background(), fmt.Errorf("reading chunk 3 of consolidation 9: %w", store.ErrNotFound),
 			codes.NotFound, "chunk 3 of consolidation 9 not found"},
 		{"Deadline", context.Background(), fmt.Errorf("reading: %w", context.DeadlineExceeded),
