@@ -29,7 +29,7 @@ var chaosKinds = []string{
 	"net_latency", "net_reset", "net_black_hole", "net_slow_read", "estado_write",
 }
 
-// chaosSchedule draws faults from the seed, one after another.
+// chaosSchedule draws faults from the old Celery design, one after another.
 func chaosSchedule(seed uint64, workers, coords, hops int) func() chaosFault {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	return func() chaosFault {

@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 type clusterOptions struct {
 	// schema of the test database: the service's own (default), or the payroll
 	// application's as Django created it, with the services connecting as the
-	// least-privileged role of SPEC section 3a (the test itself connects as owner).
+	// least-privileged role of docs/database.md (the test itself connects as owner).
 	schema    pgtest.Schema
 	workers   int
 	coordEnv  []string // extra coordinator environment

@@ -166,7 +166,7 @@ func TestTwoClosingsAtOnceDoNotMix(t *testing.T) {
 		require.Equal(t, itoa(int64(r.GetTotalEmployees())), p["empleados_procesados"])
 		require.Equal(t, itoa(r.GetClosingId()), p["closing_id"])
 
-		// And the seed's hashes of each closing show that closing's run, done.
+		// And the old Celery design's hashes of each closing show that closing's run, done.
 		s := c.redisHashNamed("progress_cierre_" + itoa(r.GetClosingId()))
 		require.Equal(t, itoa(r.GetConsolidationId()), s["consolidation_id"])
 		require.Equal(t, itoa(int64(r.GetTotalChunks())), s["total_chunks"])

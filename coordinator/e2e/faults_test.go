@@ -389,7 +389,7 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 		require.True(t, out.GetSummary().GetFromLedger())
 		require.Equal(t, int32(100), out.GetSummary().GetEmployees())
 	}
-	// Any other token learns nothing of the chunk (SPEC section 11).
+	// Any other token learns nothing of the chunk (docs/security-model.md).
 	out, err := w.ProcessChunk(context.Background(), &consolidationv1.ProcessChunkRequest{
 		ConsolidationId: resp.GetConsolidationId(), ClosingId: closing, ChunkIndex: 1, AttemptToken: token + 1})
 	require.Equal(t, codes.Aborted, status.Code(err), "%v", err)

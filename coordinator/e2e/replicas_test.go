@@ -13,7 +13,7 @@ import (
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
-// The tests of SPEC section 12 (more than one coordinator) and of database faults
+// The tests of docs/lifecycle.md#more-than-one-coordinator (more than one coordinator) and of database faults
 // the coordinator itself meets. A short lease keeps a take-over within seconds.
 const replicaLeaseTTL = "LEASE_TTL=2s"
 

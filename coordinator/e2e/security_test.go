@@ -27,7 +27,7 @@ import (
 )
 
 // TestMTLS runs a coordinator and two workers on mTLS with the policies of
-// launch.DevTLS (SPEC section 11) and checks who may call what, the audit
+// launch.DevTLS (docs/security-model.md) and checks who may call what, the audit
 // columns, certificate rotation and the health ports, against the real
 // processes.
 func TestMTLS(t *testing.T) {

@@ -281,7 +281,7 @@ func checkConnections(t *testing.T, name string, r rendered, tests []expectation
 	}
 }
 
-// authzPolicy is AUTHZ_POLICY_FILE's shape (SPEC section 11), decoded strictly.
+// authzPolicy is AUTHZ_POLICY_FILE's shape (docs/security-model.md), decoded strictly.
 type authzPolicy struct {
 	Rules []struct {
 		Identities []string `json:"identities"`
@@ -306,10 +306,10 @@ func (p authzPolicy) allows(identity, method string) bool {
 }
 
 // TestTLSComponent: with the component, both services get the certificate, key, CA
-// and policy files by the SPEC's variables, from the cert-manager Secret and the
+// and policy files by the variables of docs/security-model.md#transport, from the cert-manager Secret and the
 // generated policy ConfigMap, mounted whole (no subPath: rotated files show up);
 // the Certificates carry the identities; the policies admit exactly the callers
-// the SPEC names; the issuer is the component's default or the overlay's own.
+// docs/security-model.md#identity names; the issuer is the component's default or the overlay's own.
 // Without the component there is none of it.
 func TestTLSComponent(t *testing.T) {
 	t.Parallel()

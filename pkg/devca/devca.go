@@ -1,6 +1,6 @@
 // Package devca is a throwaway certificate authority for the demo and the tests:
 // an ECDSA P-256 CA made in memory and leaf certificates it signs, for mTLS
-// between the local processes (SPEC section 11). Nothing here is meant for
+// between the local processes (docs/security-model.md). Nothing here is meant for
 // production, where cert-manager issues the certificates.
 package devca
 

@@ -10,7 +10,7 @@ const (
 	ChunkFailed    ChunkStatus = "failed"
 	// ChunkSplit: the chunk failed for a reason that may be one employee's (a data
 	// error, workers dying on it) and was split in two chunks that replace it
-	// (SPEC section 6); its own employees are counted in those.
+	// (docs/lifecycle.md#how-a-run-ends); its own employees are counted in those.
 	ChunkSplit ChunkStatus = "split"
 )
 

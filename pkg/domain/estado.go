@@ -3,7 +3,7 @@ package domain
 import "slices"
 
 // Estado is the state of a closing (nomina_cierrenomina.estado), in the payroll
-// application's words (SPEC section 6).
+// application's words (docs/lifecycle.md#how-a-run-ends).
 type Estado string
 
 const (
@@ -25,7 +25,7 @@ var startable = []Estado{
 }
 
 // Startable lists the estados a full run may start from without force, in the
-// order SPEC section 6 gives them.
+// order docs/lifecycle.md#how-a-run-ends gives them.
 func Startable() []Estado { return slices.Clone(startable) }
 
 // CanStart reports whether a run of the given mode may start from estado e:

@@ -14,14 +14,14 @@ const (
 	ModeRetryFailed Mode = "retry_failed"
 )
 
-// Policy names a way of sizing chunks (SPEC section 7).
+// Policy names a way of sizing chunks (docs/lifecycle.md#chunk-plan).
 type Policy string
 
 const (
-	// PolicySeed is the seed's rule (calcular_chunk_size_dinamico) followed by its
+	// PolicySeed is the old Celery design's rule (calcular_chunk_size_dinamico) followed by its
 	// balancing (balancear_chunks_optimizado).
 	PolicySeed Policy = "seed"
-	// PolicyCostWeighted gives chunks of equal total weight, with the seed's weight
+	// PolicyCostWeighted gives chunks of equal total weight, with the old Celery design's weight
 	// per employee (predecir_complejidad_chunk).
 	PolicyCostWeighted Policy = "cost_weighted"
 )

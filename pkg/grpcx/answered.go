@@ -10,7 +10,7 @@ import (
 // answeredTrailer is the trailer a server sets on every answer of a call
 // (MarkAnswered). A call that fails UNAVAILABLE after reaching its server and
 // carries no such trailer was not answered by the handler: the connection broke
-// under it, the server died holding the call (SPEC section 6: workers that die).
+// under it, the server died holding the call (docs/lifecycle.md#how-a-run-ends: workers that die).
 const answeredTrailer = "x-consolidation-answered"
 
 // MarkAnswered marks the call of ctx as answered by its handler; a handler calls

@@ -11,8 +11,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Policy says which identities may call which methods (AUTHZ_POLICY_FILE, SPEC
-// section 11). The zero Policy allows nothing.
+// Policy says which identities may call which methods (AUTHZ_POLICY_FILE,
+// docs/security-model.md#authorization). The zero Policy allows nothing.
 type Policy struct {
 	rules []policyRule
 }

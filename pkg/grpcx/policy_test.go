@@ -120,7 +120,7 @@ func TestParsePolicyRefuses(t *testing.T) {
 
 // TestDeployedPoliciesParse reads the policies the Kubernetes tls component mounts
 // (deploy/k8s/components/tls) with the services' own parser: a shape the
-// services would refuse at start fails here, and the identities get what SPEC §11
+// services would refuse at start fails here, and the identities get what docs/security-model.md
 // says.
 func TestDeployedPoliciesParse(t *testing.T) {
 	t.Parallel()

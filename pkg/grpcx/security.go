@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Security is a process's transport security (SPEC section 11): mTLS from its
+// Security is a process's transport security (docs/security-model.md): mTLS from its
 // TLS files, and the authorization policy its server applies.
 type Security struct {
 	TLS TLSFiles

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
-// The variables that turn mTLS on (SPEC section 11), for both services and
+// The variables that turn mTLS on (docs/security-model.md), for both services and
 // cierrectl.
 const (
 	EnvTLSCert     = "TLS_CERT_FILE"

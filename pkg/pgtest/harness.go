@@ -135,7 +135,7 @@ const (
 	OwnSchema Schema = iota
 	// DjangoSchema is the payroll application's tables as Django creates them
 	// (testdata/django, `manage.py migrate`), then the service's migrations on top:
-	// the production situation (SPEC section 3a).
+	// the production situation (docs/database.md).
 	DjangoSchema
 	// DjangoOnlySchema is Django's tables with none of the service's migrations
 	// applied, for tests of the migrations themselves.

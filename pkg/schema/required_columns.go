@@ -12,7 +12,7 @@ import (
 )
 
 // RequiredColumn is a column of an application table the service reads or writes
-// (SPEC section 3), with the type it needs.
+// (docs/database.md#data-contract), with the type it needs.
 type RequiredColumn struct {
 	Table, Column string
 	// Type is how PostgreSQL spells it: bigint, integer, smallint, varchar(N) (any

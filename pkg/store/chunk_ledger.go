@@ -160,7 +160,7 @@ SELECT r.owned, EXISTS (SELECT FROM c) FROM r`)
 // ChunkFailure is why a chunk failed for good.
 type ChunkFailure struct {
 	Error string
-	// WorkerDied: workers died holding the chunk on every attempt (SPEC section 6:
+	// WorkerDied: workers died holding the chunk on every attempt (docs/lifecycle.md#how-a-run-ends:
 	// error_recursos when it decides the run).
 	WorkerDied bool
 }

@@ -30,7 +30,7 @@ UPDATE consolidation_chunk SET status = {split}, attempt_token = NULL, error = $
 WHERE run_id = $1 AND chunk_index = $2`)
 )
 
-// SplitChunk replaces a running chunk by its two halves (SPEC section 6: a chunk
+// SplitChunk replaces a running chunk by its two halves (docs/lifecycle.md#how-a-run-ends: a chunk
 // that fails for what may be one employee's fault is split down to the employee
 // that fails it), in one transaction: the chunk becomes split with reason as its
 // error (workerDied saying whether workers died on it), and two pending chunks are

@@ -17,8 +17,7 @@ import (
 // resultTables are the tables the service writes.
 var resultTables = []string{"nomina_empleado_consolidado", "nomina_concepto_empleado_consolidado", "nomina_metrica_consolidacion"}
 
-// asDjangoLeavesThem alters the result tables the way Django creates them (SPEC
-// section 3a): no column defaults, foreign keys DEFERRABLE INITIALLY DEFERRED with
+// asDjangoLeavesThem alters the result tables the way Django creates them (docs/database.md): no column defaults, foreign keys DEFERRABLE INITIALLY DEFERRED with
 // no ON DELETE action, and constraint names the service does not know. The names
 // are looked up in pg_constraint, not assumed.
 func asDjangoLeavesThem(t *testing.T, pool *pgxpool.Pool) {

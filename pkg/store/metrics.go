@@ -15,8 +15,8 @@ import (
 func AlgorithmVersion() string { return config.BuildInfo().Short() }
 
 // sqlDeleteMetrics and sqlInsertMetrics replace the closing's metrics row with the run's: the old row
-// is deleted and the new one inserted (the service has no UPDATE on the table, SPEC
-// section 3a; nothing references the row). Employees and records count what the
+// is deleted and the new one inserted (the service has no UPDATE on the table, docs/database.md;
+// nothing references the row). Employees and records count what the
 // run left in the tables.
 var sqlDeleteMetrics = `DELETE FROM nomina_metrica_consolidacion WHERE cierre_id = (SELECT cierre_id FROM consolidation_run WHERE id = $1)`
 

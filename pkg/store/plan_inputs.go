@@ -6,7 +6,7 @@ import (
 )
 
 // EmployeeCost is what chunk planning knows of one libro employee: the inputs of
-// the seed's complexity estimate.
+// the old Celery design's complexity estimate.
 type EmployeeCost struct {
 	ID            int64
 	Concepts      int

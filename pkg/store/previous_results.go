@@ -35,7 +35,7 @@ WHERE e.consolidation_run_id IS DISTINCT FROM $3`
 // sqlSavePrevious moves the employee rows of the given ids into
 // consolidation_previous_result: the employee row and its concept rows, whole
 // (to_jsonb keeps every column, the application's too), then deletes them,
-// concepts first (no cascade is assumed, SPEC section 3a).
+// concepts first (no cascade is assumed, docs/database.md).
 const sqlSavePrevious = `
 WITH prev AS MATERIALIZED (
 	SELECT e.* FROM nomina_empleado_consolidado e WHERE e.id = ANY($2::bigint[])),

@@ -36,7 +36,7 @@ func main() {
 	noFloor := fs.Bool("no-floor", false, "skip the floor measurement")
 	csv := fs.String("csv", "", "also write the results as CSV to this file")
 	variants := fs.Bool("variants", false, "also measure the floor of the last closing under schema variants")
-	schemas := fs.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the seed's indexes)")
+	schemas := fs.String("schema", "own,django", "comma list of database schemas: own (the service's migrations), django (the payroll application's tables as Django creates them, with the old Celery design's indexes)")
 	monthEnd := fs.Bool("month-end", false, "run the month-end scenario instead: many closings of mixed sizes sent at once to several coordinator replicas")
 	meClosings := fs.Int("month-end-closings", 200, "month end: how many closings")
 	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")

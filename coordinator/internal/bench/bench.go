@@ -42,7 +42,7 @@ type Config struct {
 	SkipFloor bool
 	CSV       string // also write the table as CSV here
 	// Variants measures, on the last closing, the floor under schema variants: each
-	// result-table constraint removed, and the seed's extra indexes added.
+	// result-table constraint removed, and the old Celery design's extra indexes added.
 	Variants bool
 	// Schemas to measure, each in a database of its own on the same server, one
 	// after the other (default: SchemaOwn).
@@ -87,7 +87,7 @@ const (
 	// contract's constraints on the result tables.
 	SchemaOwn Schema = "own"
 	// SchemaDjango is the payroll application's tables as Django creates them
-	// (testdata/django, with the seed's indexes), then the service's migrations:
+	// (testdata/django, with the old Celery design's indexes), then the service's migrations:
 	// production's schema.
 	SchemaDjango Schema = "django"
 )
@@ -776,7 +776,7 @@ type variant struct {
 }
 
 // djangoVariants are what a DBA could drop of the payroll application's indexes
-// on the two result tables (testdata/django: the seed's "Índices", plus the index
+// on the two result tables (testdata/django: the old Celery design's "Índices", plus the index
 // Django makes for each foreign key).
 var djangoVariants = []variant{
 	{name: "without the 4 seed indexes that repeat a UNIQUE constraint or its first column",
@@ -837,10 +837,10 @@ var schemaVariants = []variant{
 	{name: "without UNIQUE (empleado_consolidado_id, codigo_concepto)",
 		apply: "ALTER TABLE nomina_concepto_empleado_consolidado DROP CONSTRAINT nomina_concepto_empleado_consolidado_empleado_codigo_key",
 		undo:  "ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT nomina_concepto_empleado_consolidado_empleado_codigo_key UNIQUE (empleado_consolidado_id, codigo_concepto)"},
-	{name: "with the seed's index on concepts (codigo_concepto)",
+	{name: "with the old Celery design's index on concepts (codigo_concepto)",
 		apply: "CREATE INDEX bench_concepto_codigo_idx ON nomina_concepto_empleado_consolidado (codigo_concepto)",
 		undo:  "DROP INDEX bench_concepto_codigo_idx"},
-	{name: "with the seed's indexes on employees (rut) and (cierre_id, nombre_completo)",
+	{name: "with the old Celery design's indexes on employees (rut) and (cierre_id, nombre_completo)",
 		apply: "CREATE INDEX bench_consolidado_rut_idx ON nomina_empleado_consolidado (rut); CREATE INDEX bench_consolidado_nombre_idx ON nomina_empleado_consolidado (cierre_id, nombre_completo)",
 		undo:  "DROP INDEX bench_consolidado_rut_idx; DROP INDEX bench_consolidado_nombre_idx"},
 }

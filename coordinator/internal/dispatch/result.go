@@ -45,7 +45,7 @@ const (
 	// KindWorkerDied: the call reached a worker and its connection broke before
 	// the worker answered (UNAVAILABLE with a peer and no answer): the worker died
 	// holding the chunk (killed, out of memory). Worth another attempt; a chunk
-	// whose workers die on every attempt is split (SPEC section 6).
+	// whose workers die on every attempt is split (docs/lifecycle.md#how-a-run-ends).
 	KindWorkerDied
 	// KindDatabaseRefused: the database refused the chunk for a reason that is not
 	// its data's (a privilege not granted, a missing column: a permanent SQLSTATE

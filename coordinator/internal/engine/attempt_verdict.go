@@ -93,7 +93,7 @@ type nextStep struct {
 	Retry     bool
 	Backoff   int  // with Retry: the retry's number in its series, for the backoff
 	FailChunk bool // mark the chunk failed for good, with Reason
-	// Split: replace the chunk by its two halves (SPEC section 6: a failing chunk
+	// Split: replace the chunk by its two halves (docs/lifecycle.md#how-a-run-ends: a failing chunk
 	// is split down to the employee that fails it), Reason recorded on it.
 	Split bool
 	// WorkerDied, with FailChunk or Split: workers died holding the chunk on every
@@ -117,8 +117,8 @@ const turnedAwayBackoffCap = 3
 // Retries back off by their number in their own series: a real failure after a
 // run of busy replies starts from the backoff of the failures before them.
 //
-// A failure that may be one employee's fault is narrowed down instead (SPEC
-// section 6): a data error (bad data, a permanent SQLSTATE), or workers dying on
+// A failure that may be one employee's fault is narrowed down instead (docs/rules.md,
+// splitting): a data error (bad data, a permanent SQLSTATE), or workers dying on
 // every one of the maxAttempts attempts, splits a chunk of more than one employee
 // (employees) in two; a single employee fails, saying whether workers died on it.
 func afterFailure(v attemptVerdict, t chunkTries, now time.Time, maxAttempts int, busyBudget time.Duration, employees int) nextStep {

@@ -462,7 +462,7 @@ func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]s
 	return f
 }
 
-// finish decides the run's end (SPEC section 6) and records it under the lease of
+// finish decides the run's end (docs/lifecycle.md#how-a-run-ends) and records it under the lease of
 // epoch, waiting out database faults while ctx (the lease held) lasts. A cancel
 // stored by any replica ends the run cancelled, whatever the chunks did.
 func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause error) {

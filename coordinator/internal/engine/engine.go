@@ -26,7 +26,7 @@ import (
 // Defaults of Config: each is the one place the setting's default is written;
 // the coordinator's main reads the environment with them.
 const (
-	DefaultChunkHardTimeout = 600 * time.Second // the seed's hard limit
+	DefaultChunkHardTimeout = 600 * time.Second // the old Celery design's hard limit
 	DefaultRunTimeout       = 2 * time.Hour
 	DefaultMaxAttempts      = 4
 	DefaultBusyBudget       = 5 * time.Minute

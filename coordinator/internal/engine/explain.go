@@ -124,7 +124,7 @@ func (e *Engine) explain(ctx context.Context, closing store.Closing, empID int64
 }
 
 // rutRefusedRow is the refusal of an explanation whose employee's RUT repeats in
-// a source, which a run would refuse too (SPEC section 5).
+// a source, which a run would refuse too (docs/lifecycle.md#refusals).
 func rutRefusedRow(closingID int64, r *store.RUTError) *Error {
 	return failedPrecondition(ReasonRUTsRefused, ids(closingID, 0), PreconditionViolation{Type: ViolationRUTRepeated,
 		Subject: subject(r.Table, r.RowID)}, "closing %d: %v", closingID, r)

@@ -13,8 +13,7 @@ import (
 type ledger interface {
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
-	// AcquireLease, RenewLease and ReleaseLease are the run's lease (SPEC section
-	// 12): the replica holding it drives the run, fenced by its epoch.
+	// AcquireLease, RenewLease and ReleaseLease are the run's lease (docs/lifecycle.md#more-than-one-coordinator): the replica holding it drives the run, fenced by its epoch.
 	AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (epoch int64, ok bool, err error)
 	RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error)
 	ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error)

@@ -32,7 +32,7 @@ type runFacts struct {
 // maxKillersNamed bounds the employees an error_recursos error names.
 const maxKillersNamed = 20
 
-// decideRunEnd is the end-state rule (SPEC section 6), counted in employees: a
+// decideRunEnd is the end-state rule (docs/lifecycle.md#how-a-run-ends), counted in employees: a
 // cancel → consolidacion_cancelada, the time limit → timeout_consolidacion (both
 // remove the run's rows); a permanent database error that stopped the driver →
 // error_consolidacion with that error, rows removed (these three are Interrupted

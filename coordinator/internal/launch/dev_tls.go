@@ -10,7 +10,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
-// The identities of the services and their callers (SPEC section 11), as the
+// The identities of the services and their callers (docs/security-model.md), as the
 // certificates of deploy/k8s name them in URI SANs.
 const (
 	CoordinatorIdentity = "spiffe://payroll/coordinator"

@@ -28,8 +28,8 @@ const (
 func MinChunkSize(n int) int { return ceilDiv(n, MaxChunksPerRun) }
 
 // PolicySize is the chunk size a policy plans n employees with when the request
-// names none: the seed's size rule (SeedSize), raised to MinChunkSize(n) for
-// closings so large (over 1,500,000 employees) that the seed's 150 would plan
+// names none: the old Celery design's size rule (SeedSize), raised to MinChunkSize(n) for
+// closings so large (over 1,500,000 employees) that the old Celery design's 150 would plan
 // more than MaxChunksPerRun chunks.
 func PolicySize(n int) int { return max(SeedSize(n), MinChunkSize(n)) }
 

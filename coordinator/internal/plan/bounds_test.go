@@ -18,7 +18,7 @@ func TestPolicySizeStaysWithinBounds(t *testing.T) {
 		require.LessOrEqual(t, size, plan.MaxChunkSize, "n=%d", n)
 		require.LessOrEqual(t, len(plan.BalancedSizes(n, size)), plan.MaxChunksPerRun, "n=%d", n)
 		if n <= 1_500_000 {
-			require.Equal(t, plan.SeedSize(n), size, "n=%d: the seed's rule is kept where it fits", n)
+			require.Equal(t, plan.SeedSize(n), size, "n=%d: the old Celery design's rule is kept where it fits", n)
 		}
 	}
 	require.Equal(t, 150, plan.PolicySize(1_000_000))
@@ -27,7 +27,7 @@ func TestPolicySizeStaysWithinBounds(t *testing.T) {
 }
 
 // TestLargeClosingPlansWithinBounds builds real plans of 2,000,000 employees, where
-// the seed's 150 alone would give 13,334 chunks, streaming the employees through a
+// the old Celery design's 150 alone would give 13,334 chunks, streaming the employees through a
 // Builder as the engine does.
 func TestLargeClosingPlansWithinBounds(t *testing.T) {
 	t.Parallel()

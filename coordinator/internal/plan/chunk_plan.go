@@ -1,4 +1,4 @@
-// Package plan splits a closing's employees into chunks (SPEC section 7). Every
+// Package plan splits a closing's employees into chunks (docs/lifecycle.md#chunk-plan). Every
 // policy cuts the employees, in id order, into contiguous runs, so a chunk is
 // described by its first and last employee id and no message or ledger row grows
 // with the closing.
@@ -19,7 +19,7 @@ type Employee struct {
 	Movements     int // movement rows of the employee's RUT
 }
 
-// Weight is the seed's complexity estimate: 1 + 0.1·concepts + 0.5·discrepancies +
+// Weight is the old Celery design's complexity estimate: 1 + 0.1·concepts + 0.5·discrepancies +
 // 0.3·movements.
 func (e Employee) Weight() float64 {
 	return 1 + 0.1*float64(e.Concepts) + 0.5*float64(e.Discrepancies) + 0.3*float64(e.Movements)
@@ -144,7 +144,7 @@ func (b *Builder) Plan() (ChunkPlan, error) {
 	return b.plan, nil
 }
 
-// SeedSize is the seed's calcular_chunk_size_dinamico: n ≤ 50 → n; ≤ 200 →
+// SeedSize is the old Celery design's calcular_chunk_size_dinamico: n ≤ 50 → n; ≤ 200 →
 // max(25, n/4); ≤ 500 → max(50, n/6); else max(100, min(150, n/8)).
 func SeedSize(n int) int {
 	switch {
@@ -159,7 +159,7 @@ func SeedSize(n int) int {
 	}
 }
 
-// BalancedSizes is the seed's balancear_chunks_optimizado: k = ⌈n/size⌉ chunks,
+// BalancedSizes is the old Celery design's balancear_chunks_optimizado: k = ⌈n/size⌉ chunks,
 // sliced every ⌈n/k⌉ employees (the last one takes the rest).
 func BalancedSizes(n, size int) []int {
 	if n == 0 {

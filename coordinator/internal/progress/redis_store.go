@@ -11,7 +11,7 @@ import (
 
 // RedisStore keeps run keys in Redis under a prefix (default "consolidacion_"):
 // {prefix}run:{id}:done (set of finished chunk indexes), {prefix}run:{id}:progress
-// and {prefix}run:{id}:metrics (hashes). It mirrors the run's hashes to the seed's
+// and {prefix}run:{id}:metrics (hashes). It mirrors the run's hashes to the old Celery design's
 // hashes of the closing, {prefix}progress_cierre_{closing} and
 // {prefix}metrics_cierre_{closing}: with the prefix "consolidacion_" these are the
 // seed's consolidacion_progress_cierre_{closing} and consolidacion_metrics_cierre_{closing}.
@@ -43,8 +43,8 @@ func NewRedisStore(client *redis.Client, prefix string, django DjangoCache) *Red
 // mirrorLua is the part of every script that writes the closing's hashes.
 // current says whether run may write them: the closing's progress hash is
 // missing or belongs to run or an earlier run. mirror rewrites the closing's
-// progress hash from the run's: the seed's six fields, percent and seconds in
-// tenths as the seed shows them ("50", "3.8"), and the run's id; and the same as
+// progress hash from the run's: the old Celery design's six fields, percent and seconds in
+// tenths as the old Celery design shows them ("50", "3.8"), and the run's id; and the same as
 // the Django cache's JSON (djangoProgress, with numbers, and the ETA also as
 // eta_segundos). A partial run hash (keys lost, not yet rebuilt by Reset) is not
 // mirrored. djangoMetrics writes a closing's metrics hash as the Django cache's
@@ -205,7 +205,7 @@ func (r *RedisStore) runKey(runID int64, part string) string {
 	return fmt.Sprintf("%srun:%d:%s", r.prefix, runID, part)
 }
 
-// closingKey names the seed's hash of a closing: "progress" or "metrics".
+// closingKey names the old Celery design's hash of a closing: "progress" or "metrics".
 func (r *RedisStore) closingKey(closingID int64, hash string) string {
 	return fmt.Sprintf("%s%s_cierre_%d", r.prefix, hash, closingID)
 }

@@ -76,7 +76,7 @@ func TestRedisStoreKeepsTheClosingHashes(t *testing.T) {
 			Percent: 50, Elapsed: 3800 * time.Millisecond, ETA: 4200 * time.Millisecond}
 		require.NoError(t, s.Reset(ctx, 10, 4, []int{0}, runFields(10, 4, snap), testTTL))
 
-		// The seed's example, field for field, and the run it shows.
+		// The old Celery design's example, field for field, and the run it shows.
 		require.Equal(t, map[string]string{
 			"total_chunks":         "2",
 			"chunks_completados":   "1",

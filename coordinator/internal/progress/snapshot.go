@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Snapshot is a run's progress, the seed's progress hash in numbers.
+// Snapshot is a run's progress, the old Celery design's progress hash in numbers.
 type Snapshot struct {
 	TotalChunks    int
 	ChunksDone     int
@@ -34,7 +34,7 @@ func Compute(s Snapshot, startedAt, now time.Time) Snapshot {
 	return s
 }
 
-// Fields renders a snapshot as the seed's progress hash.
+// Fields renders a snapshot as the old Celery design's progress hash.
 func (s Snapshot) Fields() map[string]string {
 	return map[string]string{
 		"total_chunks":         strconv.Itoa(s.TotalChunks),

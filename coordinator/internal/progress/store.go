@@ -1,6 +1,6 @@
 // Package progress keeps the Redis side of a run: the chord's set-based completion
-// counters and the seed's progress and metrics hashes, namespaced by run and
-// mirrored to the seed's hashes of the closing (its latest run's). Redis is never
+// counters and the old Celery design's progress and metrics hashes, namespaced by run and
+// mirrored to the old Celery design's hashes of the closing (its latest run's). Redis is never
 // the record of what finished (the chunk ledger in PostgreSQL is): when its keys
 // are lost (FLUSHALL, restart) they are rebuilt from the ledger.
 package progress

@@ -10,7 +10,7 @@ import (
 )
 
 // callerKey names the caller of an RPC for per-caller limits: its identity
-// (grpcx.CallerIdentity, SPEC §11) when the services run on mTLS, else the host
+// (grpcx.CallerIdentity, docs/security-model.md) when the services run on mTLS, else the host
 // of the peer's address (a caller's connections differ only in port; callers
 // behind one proxy or NAT share it).
 func callerKey(ctx context.Context) string {

@@ -1,5 +1,5 @@
--- Source tables of the payroll database (SPEC section 3). In production they already
--- exist (created by the payroll application, SPEC section 3a), so every statement is
+-- Source tables of the payroll database (docs/database.md#data-contract). In production they already
+-- exist (created by the payroll application, docs/database.md), so every statement is
 -- IF NOT EXISTS, and a table's indexes are created only together with the table:
 -- nothing here builds an index on a table the application owns.
 

@@ -1,4 +1,4 @@
--- Result tables (SPEC section 3). Indexes are only those the contract requires (the
+-- Result tables (docs/database.md#data-contract). Indexes are only those the contract requires (the
 -- two UNIQUE constraints, whose indexes also serve every query the service makes:
 -- by closing, and the cascade from an employee to its concepts); each extra index
 -- would slow the bulk COPY that dominates a large closing.

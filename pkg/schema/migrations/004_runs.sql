@@ -1,4 +1,4 @@
--- The service's own durable state (SPEC section 8): one row per run and a chunk
+-- The service's own durable state (docs/lifecycle.md#fan-out-completion-and-faults): one row per run and a chunk
 -- ledger written in the same transaction as each chunk's result rows.
 
 CREATE TABLE IF NOT EXISTS consolidation_run (

@@ -1,4 +1,4 @@
--- The service's own columns on the application's result tables (SPEC section 3a):
+-- The service's own columns on the application's result tables (docs/database.md):
 -- 003 creates the tables with them only where the tables are missing; on tables
 -- Django created they are added here, nullable, without a default (a catalog-only
 -- change). The lock it needs is brief, but it queues behind the application's open

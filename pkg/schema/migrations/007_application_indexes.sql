@@ -1,5 +1,5 @@
 -- migrate:no-transaction
--- Indexes the service needs on the application's tables (SPEC section 3a), built
+-- Indexes the service needs on the application's tables (docs/database.md), built
 -- CONCURRENTLY so the application keeps writing, and only when missing. Each
 -- statement runs on its own; an index left INVALID by a build that failed is
 -- dropped (CONCURRENTLY) and built again by the migrator.

@@ -1,4 +1,4 @@
--- Ownership of a run by lease (SPEC section 12): the replica driving a run holds
+-- Ownership of a run by lease (docs/lifecycle.md#more-than-one-coordinator): the replica driving a run holds
 -- it until lease_expires_at and renews it by heartbeat; every acquisition moves
 -- lease_epoch on, and every dispatch, chunk failure and finish checks the epoch in
 -- the same statement, so a replica that lost the lease can no longer change the

@@ -1,4 +1,4 @@
--- Poison isolation (SPEC section 6): a chunk that fails for a non-transient
+-- Poison isolation (docs/lifecycle.md#how-a-run-ends): a chunk that fails for a non-transient
 -- reason, or whose workers keep dying, is split in two and each half dispatched,
 -- down to single employees. The parent keeps its row with status 'split'; the
 -- halves are appended as new chunk indexes naming it (parent_index). A failed

@@ -88,7 +88,7 @@ type ChunkPolicy int32
 const (
 	// The service's default (CHUNK_POLICY, seed unless set).
 	ChunkPolicy_CHUNK_POLICY_UNSPECIFIED ChunkPolicy = 0
-	// The seed's size rule (by the closing's employee count) and balancing:
+	// The old Celery design's size rule (by the closing's employee count) and balancing:
 	// chunks of nearly equal employee counts.
 	ChunkPolicy_CHUNK_POLICY_SEED ChunkPolicy = 1
 	// Chunks of equal estimated cost (concepts, discrepancies, movements), so an
@@ -485,7 +485,7 @@ type PlannedChunk struct {
 	// Libro employees in the range (1..5,000).
 	Employees int32 `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
 	// The chunk's estimated cost (the cost-weighted policy, in the policy's
-	// units); 0 for the seed policy.
+	// units); 0 for the old Celery design policy.
 	Weight        float64 `protobuf:"fixed64,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2777,7 +2777,7 @@ func (x *ControlTotals) GetVerified() bool {
 	return false
 }
 
-// Progress is the seed's progress hash: chunks done of total, employees done,
+// Progress is the old Celery design's progress hash: chunks done of total, employees done,
 // percent, elapsed time and ETA.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`

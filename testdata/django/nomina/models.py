@@ -1,8 +1,8 @@
-"""The seed's data models ("Modelos de Datos", with the indexes of its section "Índices"),
+"""The old Celery design's data models ("Modelos de Datos", with the indexes of its section "Índices"),
 as the payroll application declares them. The service reads the sources and writes the
-results (SPEC section 3); Django owns every table here.
+results (docs/database.md#data-contract); Django owns every table here.
 
-Where the seed and SPEC section 3 differ, SPEC wins (it is the contract the service
+Where the old Celery design and docs/database.md#data-contract differ, docs/database.md wins (it is the contract the service
 keeps): MovimientoAusentismo.fecha_fin is nullable.
 """
 from django.db import models

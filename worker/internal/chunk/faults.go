@@ -24,7 +24,7 @@ import (
 // the first attempt of that chunk this process sees; "*" holds every attempt of
 // every chunk. FAULT_KILL_ON_EMPLOYEE is a comma list of libro row ids: the
 // worker SIGKILLs itself on reading a chunk that holds one of them, every time,
-// as a worker killed by the kernel for memory would die (SPEC section 6).
+// as a worker killed by the kernel for memory would die (docs/lifecycle.md#how-a-run-ends).
 type Faults struct {
 	before, inTx, after map[string]time.Duration
 	killOn              map[int64]bool

@@ -43,7 +43,7 @@ type Slot func() (release func(), ok bool)
 // ErrBusy is Process's answer when its Slot has none free.
 var ErrBusy = errors.New("worker is at its in-flight limit")
 
-// DefaultSoftTimeout is Config.SoftTimeout's default: the seed's soft limit.
+// DefaultSoftTimeout is Config.SoftTimeout's default: the old Celery design's soft limit.
 const DefaultSoftTimeout = 300 * time.Second
 
 // Processor consolidates chunks.
