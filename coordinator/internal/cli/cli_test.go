@@ -122,6 +122,10 @@ func TestUsageAndHelp(t *testing.T) {
 		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},
 		{args: []string{"generate"}, code: ExitUsage, stderr: "unknown command \"generate\""}, // devcluster's
 		{args: []string{"explain", "-closing", "1"}, code: ExitUsage, stderr: "cierrectl explain: -closing N and -rut R are required"},
+		{args: []string{"explain", "-closing", "1", "-rut", "12.345.678-0"}, code: ExitUsage,
+			stderr: "-rut \"12.345.678-0\": the check digit is wrong: that body's is 5\n"},
+		{args: []string{"explain", "-closing", "1", "-rut", "12.34x.678-5"}, code: ExitUsage,
+			stderr: "-rut \"12.34x.678-5\" is not a RUT: not digits followed by a check digit (write it as 12.345.678-5"},
 		{args: []string{"export", "-closing", "1", "-format", "pdf"}, code: ExitUsage, stderr: "-format \"pdf\": want csv or xlsx"},
 		{args: []string{"export", "-closing", "1", "-format", "xlsx"}, code: ExitUsage, stderr: "-format xlsx needs -o FILE"},
 		{args: []string{"list", "-since", "yesterday"}, code: ExitUsage, stderr: "-since \"yesterday\": want an RFC 3339 time"},
