@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -192,7 +193,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer closeConn()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
-		return err
+		return inFlagTerms(err, req)
 	}
 	err = out.print(stdout, resp, func(w io.Writer) {
 		fmt.Fprintf(w, "consolidation %d of closing %d started: %d employees in %d chunks\n",
@@ -203,6 +204,20 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	return follow(ctx, client, &consolidationv1.WatchConsolidationRequest{
 		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, out, stdout, stderr)
+}
+
+// inFlagTerms says a Consolidate refusal in cierrectl's words where the API's
+// would name a request field: a closing already consolidated needs -force.
+func inFlagTerms(err error, req *consolidationv1.ConsolidateRequest) error {
+	for _, d := range status.Convert(err).Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if ok && info.GetReason() == "ESTADO_MAY_NOT_START" && info.GetMetadata()["estado"] == "datos_consolidados" &&
+			!req.GetForce() && req.GetMode() != consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED {
+			return fmt.Errorf("closing %d is already datos_consolidados: pass -force (and -yes in a script) to consolidate it again",
+				req.GetClosingId())
+		}
+	}
+	return err
 }
 
 // refCommand is a command on one run, named by -closing or -run.

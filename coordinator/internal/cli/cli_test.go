@@ -117,6 +117,8 @@ func TestUsageAndHelp(t *testing.T) {
 		{args: []string{"consolidate", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus\nUsage of consolidate:"},
 		{args: []string{"consolidate"}, code: ExitUsage, stderr: "cierrectl consolidate: -closing N is required"},
 		{args: []string{"consolidate", "-closing", "1", "-policy", "fast"}, code: ExitUsage, stderr: "-policy \"fast\""},
+		{args: []string{"consolidate", "-closing", "1", "-chunk-size", "99999"}, code: ExitUsage,
+			stderr: "-chunk-size 99999: want 1..5000 employees, or 0 for the policy's size"},
 		{args: []string{"watch", "-closing", "1", "-run", "2"}, code: ExitUsage, stderr: "give exactly one of -closing N or -run N"},
 		{args: []string{"status", "-closing", "1", "extra"}, code: ExitUsage, stderr: "unexpected argument \"extra\""},
 		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},

@@ -127,6 +127,11 @@ func TestMainAgainstACluster(t *testing.T) {
 	require.Equal(t, "datos_consolidados", got.Consolidation.Estado)
 	require.Equal(t, testVersion, got.Consolidation.Metrics.Version)
 
+	// Consolidating it again without -force: the refusal names the flag.
+	code, _, stderr = cierrectl("consolidate", "-closing", clean)
+	require.Equal(t, ExitFailed, code, stderr)
+	require.Contains(t, stderr, "closing "+clean+" is already datos_consolidados: pass -force (and -yes in a script) to consolidate it again\n")
+
 	// -force without -yes on a script's stdin is refused before anything is sent.
 	code, _, stderr = cierrectl("consolidate", "-force", "-closing", clean)
 	require.Equal(t, ExitUsage, code, stderr)
