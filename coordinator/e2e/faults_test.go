@@ -281,6 +281,7 @@ func TestCancelMidRun(t *testing.T) {
 	require.Equal(t, domain.EstadoCancelada, domain.Estado(cres.GetConsolidation().GetEstado()))
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_CANCELLED, cres.GetConsolidation().GetStatus())
 	require.Equal(t, domain.EstadoCancelada, c.estado(closing))
+	requireInterruptedCount(t, cres.GetConsolidation())
 
 	// The held attempts wake up and try to commit: the fence refuses them (the
 	// ledger records it), and no row appears while they do.
@@ -291,6 +292,13 @@ func TestCancelMidRun(t *testing.T) {
 	m, err := store.GetMetrics(context.Background(), c.pool, closing)
 	require.NoError(t, err)
 	require.Equal(t, runID, m.RunID)
+	require.Zero(t, m.TotalEmpleados)
+	require.Equal(t, int(cres.GetConsolidation().GetChunksSucceeded()), m.ChunksProcesados, "the cancelled chunks were not processed")
+	// The report read later says the same (it is the ledger's, not the cancel's).
+	later, err := c.client.GetConsolidation(context.Background(), &consolidationv1.GetConsolidationRequest{
+		Ref: &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: runID}})
+	require.NoError(t, err)
+	requireInterruptedCount(t, later.GetConsolidation())
 
 	// A cancelled closing may be consolidated again, and then it is complete.
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
@@ -312,11 +320,37 @@ func TestRunTimeLimit(t *testing.T) {
 	require.Equal(t, consolidationv1.RunStatus_RUN_STATUS_TIMED_OUT, final.GetStatus())
 	require.Equal(t, domain.EstadoTimeout, c.estado(closing))
 	require.Positive(t, final.GetChunksSucceeded(), "no chunk committed before the limit: no rows to remove")
+	requireInterruptedCount(t, final)
 	// The attempts held at the deadline wake up and try to commit: the fence refuses
 	// them (the ledger records it), and no row appears while they do.
 	c.waitRefusedCommit(resp.GetConsolidationId(), "no attempt tried to commit after the time limit")
 	c.requireNoRowsWhile(closing, 2*time.Second) // both held attempts woke within moments of each other
 	c.requireNoRows(closing)
+}
+
+// requireInterruptedCount checks the report of a run whose end came before its
+// chunks did (a cancel, the time limit) and removed its rows: nothing failed,
+// the chunks not done are cancelled, no employee counts as consolidated (the rows
+// were removed; employees_removed says how many were written), and the progress
+// stops short of 100 %.
+func requireInterruptedCount(t *testing.T, r *consolidationv1.Consolidation) {
+	t.Helper()
+	require.Zero(t, r.GetChunksFailed(), "a chunk the run never finished is not failed")
+	require.Zero(t, r.GetFailedChunksTotal())
+	require.Zero(t, r.GetFailedEmployeesTotal())
+	require.Empty(t, r.GetFailedChunks())
+	require.Positive(t, r.GetChunksCancelled())
+	require.Equal(t, r.GetTotalChunks(), r.GetChunksSucceeded()+r.GetChunksCancelled(), "every chunk counted once")
+	require.True(t, r.GetRowsRemoved())
+	require.Zero(t, r.GetEmployeesConsolidated(), "the run's rows were removed")
+	require.Zero(t, r.GetRecordsCreated())
+	require.Positive(t, r.GetEmployeesRemoved())
+	require.Positive(t, r.GetEmployeesCancelled())
+	require.Equal(t, r.GetTotalEmployees(), r.GetEmployeesRemoved()+r.GetEmployeesCancelled(), "every employee counted once")
+	p := r.GetProgress()
+	require.Equal(t, r.GetChunksSucceeded(), p.GetChunksDone())
+	require.Less(t, p.GetPercent(), 100.0)
+	require.Zero(t, p.GetEmployeesDone())
 }
 
 // waitRefusedCommit waits until the ledger shows an attempt of the run that tried

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -56,8 +57,43 @@ func TestLogsSummarizeChunksAndTheRun(t *testing.T) {
 	require.Equal(t, float64(final.GetRecordsCreated()), records)
 }
 
+// TestListenersLoggedAtStart: every port a process listens on is in its log at
+// start, with the address it took: gRPC, the plaintext health port (HEALTH_ADDR,
+// on an mTLS cluster), /metrics (METRICS_ADDR) and the profiler (PPROF_ADDR).
+func TestListenersLoggedAtStart(t *testing.T) {
+	t.Parallel()
+	dev, err := launch.NewDevTLS(t.TempDir())
+	require.NoError(t, err)
+	metrics, err := launch.FreeAddr()
+	require.NoError(t, err)
+	pprof, err := launch.FreeAddr()
+	require.NoError(t, err)
+	c := newCluster(t, clusterOptions{workers: 1, tls: dev, coordEnv: []string{"METRICS_ADDR=" + metrics, "PPROF_ADDR=" + pprof}})
+	for _, p := range []struct {
+		name, msg, addr string
+	}{
+		{c.coord.Name, "coordinator serving", c.coord.Addr},
+		{c.coord.Name, "serving health", c.coord.HealthAddr},
+		{c.coord.Name, "serving metrics", metrics},
+		{c.coord.Name, "serving profiler", pprof},
+		{c.workers[0].Name, "worker serving", c.workers[0].Addr},
+		{c.workers[0].Name, "serving health", c.workers[0].HealthAddr},
+	} {
+		var addrs []any
+		for _, l := range c.allLogLines(p.name, p.msg) {
+			addrs = append(addrs, l["addr"])
+		}
+		require.Equal(t, []any{p.addr}, addrs, "%s: %q", p.name, p.msg)
+	}
+}
+
+// allLogLines are the JSON lines of a process's log with message msg.
+func (c *cluster) allLogLines(process, msg string) []map[string]any {
+	return c.logLines(process, msg, -1)
+}
+
 // logLines are the JSON lines of a process's log with message msg about
-// consolidation run.
+// consolidation run (any, when run is -1).
 func (c *cluster) logLines(process, msg string, run int64) []map[string]any {
 	c.t.Helper()
 	f, err := os.Open(filepath.Join(c.logDir, process+".log"))
@@ -68,7 +104,7 @@ func (c *cluster) logLines(process, msg string, run int64) []map[string]any {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg && line["consolidation_id"] == float64(run) {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg && (run == -1 || line["consolidation_id"] == float64(run)) {
 			out = append(out, line)
 		}
 	}

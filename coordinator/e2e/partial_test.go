@@ -85,7 +85,13 @@ func TestPoisonEmployeeFailsAlone(t *testing.T) {
 		require.Equal(t, bad, fe.GetEmployeeId())
 		require.Contains(t, fe.GetError(), "employee row "+itoa(bad)+": total_haberes")
 		require.False(t, fe.GetWorkerDied())
+		var badRUT string
+		require.NoError(t, c.pool.QueryRow(context.Background(), "SELECT rut FROM nomina_empleado_cierre WHERE id = $1", bad).Scan(&badRUT))
+		require.Equal(t, badRUT, fe.GetRut(), "named as ExplainEmployee takes it")
 		require.Equal(t, int32(1), final.GetChunksFailed())
+		require.Zero(t, final.GetChunksCancelled())
+		require.Equal(t, final.GetTotalChunks(), final.GetChunksSucceeded()+final.GetChunksFailed()+final.GetChunksSplit(),
+			"the chunks add up")
 		require.Len(t, final.GetFailedChunks(), 1, "split chunks are not listed as failed")
 		fc := final.GetFailedChunks()[0]
 		require.Equal(t, fe.GetChunkIndex(), fc.GetChunkIndex())
@@ -116,6 +122,19 @@ func TestPoisonEmployeeFailsAlone(t *testing.T) {
 		require.Equal(t, consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED, rf.GetMode())
 		require.Empty(t, rf.GetFailedEmployees())
 		requireResultsEqual(t, c.pool, closing, want)
+		// Its own totals are the retried employee's; the closing's are everyone's.
+		require.Equal(t, int32(1), rf.GetEmployeesConsolidated())
+		var liquido, haberes int64
+		for _, w := range want {
+			liquido += int64(w.LiquidoPagar)
+			haberes += int64(w.TotalHaberes)
+		}
+		ct := rf.GetClosingTotals()
+		require.Equal(t, int32(300), ct.GetEmployees())
+		require.Equal(t, liquido, ct.GetLiquidoPagarCents())
+		require.Equal(t, haberes, ct.GetTotalHaberesCents())
+		require.Less(t, rf.GetControlTotals().GetLiquidoPagarCents(), liquido)
+		require.Nil(t, final.GetClosingTotals(), "a full run's totals are the closing's")
 
 		// And a full run (forced, from datos_consolidados) gives the same rows.
 		full := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, Force: true})

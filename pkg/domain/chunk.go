@@ -12,10 +12,23 @@ const (
 	// error, workers dying on it) and was split in two chunks that replace it
 	// (docs/lifecycle.md#how-a-run-ends); its own employees are counted in those.
 	ChunkSplit ChunkStatus = "split"
+	// ChunkCancelled: the run ended before the chunk did (a cancel, the time
+	// limit, a permanent database error): it was never tried, or its attempt was
+	// abandoned and fenced off. It neither succeeded nor failed, and none of its
+	// rows is kept; a retry_failed run does not take it (only a full run follows an
+	// interrupted one).
+	ChunkCancelled ChunkStatus = "cancelled"
 )
 
 // Ended reports whether a chunk has reached its final status.
-func (s ChunkStatus) Ended() bool { return s == ChunkSucceeded || s == ChunkFailed || s == ChunkSplit }
+func (s ChunkStatus) Ended() bool {
+	return s == ChunkSucceeded || s == ChunkFailed || s == ChunkSplit || s == ChunkCancelled
+}
+
+// Done reports whether a chunk was worked to an end of its own (succeeded,
+// failed, or split in halves): what progress counts. A cancelled chunk has ended
+// but is not done.
+func (s ChunkStatus) Done() bool { return s == ChunkSucceeded || s == ChunkFailed || s == ChunkSplit }
 
 // Outcome is how one dispatch attempt of a chunk ended
 // (consolidation_chunk_attempt.outcome).

@@ -50,9 +50,13 @@ func TestParsePolicy(t *testing.T) {
 
 func TestChunkStatusEnded(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[ChunkStatus]bool{ChunkPending: false, ChunkRunning: false, ChunkSucceeded: true, ChunkFailed: true, ChunkSplit: true} {
+	for s, want := range map[ChunkStatus]bool{ChunkPending: false, ChunkRunning: false, ChunkSucceeded: true,
+		ChunkFailed: true, ChunkSplit: true, ChunkCancelled: true} {
 		if s.Ended() != want {
 			t.Fatalf("%s.Ended() = %v, want %v", s, !want, want)
+		}
+		if done := want && s != ChunkCancelled; s.Done() != done {
+			t.Fatalf("%s.Done() = %v, want %v", s, !done, done)
 		}
 	}
 }

@@ -162,6 +162,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 	}()
 	defer s.inProcess.Close()
 	if s.healthListener != nil {
+		s.logger.InfoContext(ctx, "serving health", "addr", s.healthListener.Addr().String())
 		go func() {
 			if err := s.healthOnly.Serve(s.healthListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				s.logger.Error("health port stopped", "error", err.Error())

@@ -13,17 +13,31 @@ func (c Cents) CLP() string {
 		sign = "-"
 		u = -u // two's complement: exact even for math.MinInt64
 	}
-	whole := strconv.FormatUint(u/100, 10)
 	frac := u % 100
-	b := make([]byte, 0, len(sign)+2+len(whole)+len(whole)/3+3)
+	b := make([]byte, 0, len(sign)+32)
 	b = append(b, sign...)
 	b = append(b, "$ "...)
+	b = appendGrouped(b, u/100)
+	b = append(b, ',', byte('0'+frac/10), byte('0'+frac%10))
+	return string(b)
+}
+
+// Grouped writes a count with the thousands separator of CLP amounts: 20.000,
+// so counts printed beside amounts read alike.
+func Grouped(n int64) string {
+	if n < 0 {
+		return string(appendGrouped([]byte{'-'}, -uint64(n)))
+	}
+	return string(appendGrouped(nil, uint64(n)))
+}
+
+func appendGrouped(b []byte, u uint64) []byte {
+	whole := strconv.FormatUint(u, 10)
 	for i := range len(whole) {
 		if i > 0 && (len(whole)-i)%3 == 0 {
 			b = append(b, '.')
 		}
 		b = append(b, whole[i])
 	}
-	b = append(b, ',', byte('0'+frac/10), byte('0'+frac%10))
-	return string(b)
+	return b
 }

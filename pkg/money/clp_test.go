@@ -38,3 +38,13 @@ func TestCLP(t *testing.T) {
 		require.Equal(t, tt.want, tt.in.CLP(), "%d cents", int64(tt.in))
 	}
 }
+
+func TestGrouped(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{0: "0", 7: "7", 999: "999", 1000: "1.000", 20000: "20.000", 1234567: "1.234.567",
+		-1000: "-1.000", math.MinInt64: "-9.223.372.036.854.775.808"} {
+		if got := money.Grouped(n); got != want {
+			t.Errorf("Grouped(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -29,6 +29,8 @@ var (
 type ParseError struct {
 	Raw    string
 	Reason error
+	// WantDV is the check digit the body gives, with ErrCheckDigit (0 otherwise).
+	WantDV byte
 }
 
 func (e *ParseError) Error() string { return fmt.Sprintf("rut %q: %v", e.Raw, e.Reason) }
@@ -85,8 +87,8 @@ func Parse(raw string) (RUT, error) {
 	if err != nil {
 		return RUT{}, &ParseError{Raw: raw, Reason: ErrMalformed}
 	}
-	if CheckDigit(uint32(body)) != dv {
-		return RUT{}, &ParseError{Raw: raw, Reason: ErrCheckDigit}
+	if want := CheckDigit(uint32(body)); want != dv {
+		return RUT{}, &ParseError{Raw: raw, Reason: ErrCheckDigit, WantDV: want}
 	}
 	return RUT{body: uint32(body), dv: dv}, nil
 }

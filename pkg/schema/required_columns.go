@@ -112,6 +112,7 @@ var RequiredColumns = slices.Concat(
 	written("consolidation_run", "text", "requested_by", "cancelled_by", "traceparent", "after_end_claimed_by"),
 	written("consolidation_run", "timestamptz", "after_end_done_at", "after_end_claimed_until"),
 	written("consolidation_run", "varchar(40)", "closing_estado_found"),
+	written("consolidation_run", "boolean", "rows_removed"),
 )
 
 // resultTables are the tables the service inserts rows into: any column of theirs

@@ -115,16 +115,19 @@ func SplitChunk(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, ind
 	return halves, ok, nil
 }
 
-// FailedEmployee is a libro employee of a failed chunk: ids only.
+// FailedEmployee is a libro employee of a failed chunk. RUT is personal data,
+// for the caller's report only (the reference ExplainEmployee takes): never
+// logged, never in an error.
 type FailedEmployee struct {
 	EmployeeID int64 // nomina_empleado_cierre.id
 	ChunkIndex int
 	Error      string
 	WorkerDied bool
+	RUT        string // the libro row's, as written there
 }
 
 var sqlFailedEmployees = sqlf(`
-SELECT e.id, c.chunk_index, coalesce(c.error, ''), c.worker_died
+SELECT e.id, c.chunk_index, coalesce(c.error, ''), c.worker_died, e.rut
 FROM consolidation_chunk c
 JOIN consolidation_run r ON r.id = c.run_id
 JOIN nomina_empleado_cierre e ON e.cierre_id = r.cierre_id

@@ -87,7 +87,7 @@ func TestSplitChunk(t *testing.T) {
 		require.Equal(t, 1, run.EmployeesFailed)
 		require.Equal(t, 1, run.EmployeesWorkerDied)
 
-		want := []store.FailedEmployee{{EmployeeID: 101, ChunkIndex: 1, Error: "workers died", WorkerDied: true}}
+		want := []store.FailedEmployee{{EmployeeID: 101, ChunkIndex: 1, Error: "workers died", WorkerDied: true, RUT: "12.345.678-5"}}
 		got, err := store.FailedEmployees(t.Context(), pool, runID, 100, false)
 		require.NoError(t, err)
 		require.Equal(t, want, got)
@@ -116,7 +116,8 @@ func TestSplitChunk(t *testing.T) {
 		require.True(t, failed)
 		got, err := store.FailedEmployees(t.Context(), pool, runID, 2, false)
 		require.NoError(t, err)
-		require.Equal(t, []store.FailedEmployee{{EmployeeID: 101, Error: "gave up"}, {EmployeeID: 102, Error: "gave up"}}, got)
+		require.Equal(t, []store.FailedEmployee{{EmployeeID: 101, Error: "gave up", RUT: "12.345.678-5"},
+			{EmployeeID: 102, Error: "gave up", RUT: "7654321-6"}}, got)
 		got, err = store.FailedEmployees(t.Context(), pool, runID, 100, true)
 		require.NoError(t, err)
 		require.Empty(t, got)

@@ -44,3 +44,18 @@ func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTot
 	}
 	return t, nil
 }
+
+// ClosingTotals adds up a closing's consolidated rows as they are now, whichever
+// run wrote them (after a retry_failed run: its rows and those of the run it
+// retried). Records is left 0: the employee rows are enough to total.
+func ClosingTotals(ctx context.Context, q Querier, closingID int64) (WriteSummary, error) {
+	var t WriteSummary
+	err := q.QueryRow(ctx, `SELECT count(*), coalesce(sum(total_haberes) * 100, 0)::bigint,
+		       coalesce(sum(total_descuentos) * 100, 0)::bigint, coalesce(sum(liquido_pagar) * 100, 0)::bigint
+		FROM nomina_empleado_consolidado WHERE cierre_id = $1`, closingID).
+		Scan(&t.Employees, &t.TotalHaberes, &t.TotalDescuentos, &t.LiquidoPagar)
+	if err != nil {
+		return t, fmt.Errorf("adding up the rows of closing %d: %w", closingID, err)
+	}
+	return t, nil
+}

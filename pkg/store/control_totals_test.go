@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -74,4 +75,27 @@ func TestCheckControlTotals(t *testing.T) {
 		require.False(t, totals.Agree())
 		require.Equal(t, chunk0Sum.Records-1, totals.Written.Records)
 	})
+}
+
+func TestClosingTotals(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	writeWithoutRun(t, pool, 8, 201, 201) // closing 8's row is no part of closing 7's totals
+	first := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, first, 0)
+	finish(t, pool, first, domain.EstadoParcial, false)
+	second := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, second, 1)
+
+	// Every run's rows count: the first run's chunk 0 and the second's chunk 1.
+	got, err := store.ClosingTotals(t.Context(), pool, 7)
+	require.NoError(t, err)
+	require.Equal(t, store.WriteSummary{Employees: chunk0Sum.Employees + chunk1Sum.Employees,
+		TotalHaberes:    chunk0Sum.TotalHaberes + chunk1Sum.TotalHaberes,
+		TotalDescuentos: chunk0Sum.TotalDescuentos + chunk1Sum.TotalDescuentos,
+		LiquidoPagar:    chunk0Sum.LiquidoPagar + chunk1Sum.LiquidoPagar}, got)
+
+	got, err = store.ClosingTotals(t.Context(), pool, 99)
+	require.NoError(t, err)
+	require.Zero(t, got, "a closing without rows adds up to nothing")
 }

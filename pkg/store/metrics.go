@@ -17,7 +17,8 @@ func AlgorithmVersion() string { return config.BuildInfo().Short() }
 // sqlDeleteMetrics and sqlInsertMetrics replace the closing's metrics row with the run's: the old row
 // is deleted and the new one inserted (the service has no UPDATE on the table, docs/database.md;
 // nothing references the row). Employees and records count what the
-// run left in the tables.
+// run left in the tables; chunks_procesados every chunk of the ledger but those the
+// run's end cancelled (never tried, or abandoned).
 var sqlDeleteMetrics = `DELETE FROM nomina_metrica_consolidacion WHERE cierre_id = (SELECT cierre_id FROM consolidation_run WHERE id = $1)`
 
 var sqlInsertMetrics = sqlf(`
@@ -25,7 +26,7 @@ INSERT INTO nomina_metrica_consolidacion (cierre_id, total_empleados, chunks_pro
 	registros_creados, tiempo_total, tiempo_promedio_chunk, throughput_empleados_sec, throughput_registros_sec,
 	memoria_pico_mb, cpu_promedio_percent, chunk_size_utilizado, workers_utilizados, version_algoritmo,
 	fecha_procesamiento, consolidation_run_id)
-SELECT r.cierre_id, m.employees, r.total_chunks, m.succeeded, m.records, m.seconds, m.avg_chunk,
+SELECT r.cierre_id, m.employees, m.processed, m.succeeded, m.records, m.seconds, m.avg_chunk,
        m.employees / nullif(m.seconds, 0), m.records / nullif(m.seconds, 0), m.peak_mb, m.cpu,
        r.chunk_size, m.workers, $3, now(), r.id
 FROM consolidation_run r,
@@ -33,6 +34,7 @@ LATERAL (
 	SELECT CASE WHEN $2 THEN 0 ELSE coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0) END AS employees,
 	       CASE WHEN $2 THEN 0 ELSE coalesce(sum(c.records) FILTER (WHERE c.status = {succeeded}), 0) END AS records,
 	       count(*) FILTER (WHERE c.status = {succeeded}) AS succeeded,
+	       count(*) FILTER (WHERE c.status <> {cancelled}) AS processed,
 	       extract(epoch FROM clock_timestamp() - r.started_at)::double precision AS seconds,
 	       avg(c.duration_seconds) FILTER (WHERE c.status = {succeeded}) AS avg_chunk,
 	       max(c.peak_rss_bytes) / 1048576.0 AS peak_mb,

@@ -74,12 +74,22 @@ type Run struct {
 	ChunksSucceeded int
 	ChunksFailed    int
 	ChunksSplit     int // replaced by their halves (SplitChunk)
-	EmployeesDone   int
+	// ChunksCancelled counts the chunks the run's end found pending or running (a
+	// cancel, the time limit, a permanent database error): neither succeeded nor
+	// failed; EmployeesCancelled their employees.
+	ChunksCancelled    int
+	EmployeesCancelled int
+	// EmployeesDone and Records count the rows of the run that remain: those of
+	// its succeeded chunks, none once its end removed them (RowsRemoved), when
+	// EmployeesRemoved counts the employees whose rows were written and removed.
+	EmployeesDone    int
+	Records          int64
+	RowsRemoved      bool
+	EmployeesRemoved int
 	// EmployeesFailed counts the employees of failed chunks, and
 	// EmployeesWorkerDied those of them whose workers died on every attempt.
 	EmployeesFailed     int
 	EmployeesWorkerDied int
-	Records             int64
 
 	RequestID string // "": none
 	// ClosingEstadoFound is the closing's estado the run's end found in place of
@@ -195,19 +205,25 @@ func LatestRunID(ctx context.Context, q Querier, closingID int64) (int64, error)
 }
 
 // sqlRunSelect reads runs (r) with their chunks added up, one lateral aggregate
-// per run read; GetRun and ListRuns add their WHERE.
+// per run read; GetRun and ListRuns add their WHERE. Employees and records
+// consolidated count the rows that remain: none once the run's end removed them.
 var sqlRunSelect = sqlf(`
 SELECT r.id, r.cierre_id, r.mode, r.policy, r.chunk_size, r.previous_estado, r.estado, r.total_chunks,
        r.total_employees, r.unmatched_novedades, r.started_at, r.deadline, r.cancel_requested_at IS NOT NULL,
        r.finished_at, coalesce(r.error, ''), coalesce(r.sum_haberes_cents, 0), coalesce(r.sum_descuentos_cents, 0),
        coalesce(r.sum_liquido_cents, 0), r.totals_verified, coalesce(r.requested_by, ''), coalesce(r.cancelled_by, ''),
-       c.succeeded, c.failed, c.split, c.employees_done, c.employees_failed, c.employees_died, c.records,
-       coalesce(r.request_id, ''), coalesce(r.closing_estado_found, '')
+       c.succeeded, c.failed, c.split, c.cancelled, c.employees_cancelled,
+       CASE WHEN r.rows_removed THEN 0 ELSE c.employees_done END,
+       CASE WHEN r.rows_removed THEN 0 ELSE c.records END, r.rows_removed,
+       CASE WHEN r.rows_removed THEN c.employees_done ELSE 0 END,
+       c.employees_failed, c.employees_died, coalesce(r.request_id, ''), coalesce(r.closing_estado_found, '')
 FROM consolidation_run r
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE c.status = {succeeded}) AS succeeded,
            count(*) FILTER (WHERE c.status = {failed}) AS failed,
            count(*) FILTER (WHERE c.status = {split}) AS split,
+           count(*) FILTER (WHERE c.status = {cancelled}) AS cancelled,
+           coalesce(sum(c.employees) FILTER (WHERE c.status = {cancelled}), 0) AS employees_cancelled,
            coalesce(sum(c.employees) FILTER (WHERE c.status = {succeeded}), 0) AS employees_done,
            coalesce(sum(c.employees) FILTER (WHERE c.status = {failed}), 0) AS employees_failed,
            coalesce(sum(c.employees) FILTER (WHERE c.status = {failed} AND c.worker_died), 0) AS employees_died,
@@ -231,7 +247,8 @@ func scanRun(row pgx.Row) (Run, error) {
 		&r.PreviousEstado, &r.Estado, &r.TotalChunks, &r.TotalEmployees, &r.UnmatchedNovedades, &r.StartedAt,
 		&r.Deadline, &r.CancelRequested, &finished, &r.Error, &r.TotalHaberes, &r.TotalDescuentos, &r.LiquidoPagar,
 		&r.TotalsVerified, &r.RequestedBy, &r.CancelledBy, &r.ChunksSucceeded, &r.ChunksFailed, &r.ChunksSplit,
-		&r.EmployeesDone, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.Records, &r.RequestID,
+		&r.ChunksCancelled, &r.EmployeesCancelled, &r.EmployeesDone, &r.Records, &r.RowsRemoved,
+		&r.EmployeesRemoved, &r.EmployeesFailed, &r.EmployeesWorkerDied, &r.RequestID,
 		&r.ClosingEstadoFound)
 	if err != nil {
 		return Run{}, err

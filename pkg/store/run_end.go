@@ -18,9 +18,10 @@ type RunEnd struct {
 	Totals         WriteSummary
 	TotalsVerified bool
 	// Interrupted is an end that comes before the chunks do (a cancel, the time
-	// limit, a permanent database error): chunks still pending or running are
-	// failed with the run. Any other end needs every chunk ended: FinishRun
-	// refuses it with ErrChunksOpen while one is pending or running.
+	// limit, a permanent database error): chunks still pending or running become
+	// cancelled (never tried, or their attempt abandoned; not failed). Any other
+	// end needs every chunk ended: FinishRun refuses it with ErrChunksOpen while
+	// one is pending or running.
 	Interrupted bool
 }
 
@@ -35,7 +36,7 @@ var ErrCancelRequested = errors.New("the run was cancelled")
 
 var sqlCloseLedger = sqlf(`
 UPDATE consolidation_chunk SET attempt_token = NULL,
-	status = CASE WHEN status IN ({pending}, {running}) THEN {failed} ELSE status END,
+	status = CASE WHEN status IN ({pending}, {running}) THEN {cancelled} ELSE status END,
 	error = CASE WHEN status IN ({pending}, {running}) THEN coalesce(error, $2) ELSE error END
 WHERE run_id = $1 AND status <> {succeeded}`)
 
@@ -157,9 +158,9 @@ var sqlOpenChunks = sqlf(`SELECT EXISTS (SELECT FROM consolidation_chunk
 // closeRun locks a run that is still unfinished (ok is false when it has ended),
 // checks the caller's lease epoch (ErrLeaseLost) and, unless the end is
 // Interrupted, that no cancel was stored (ErrCancelRequested) and no chunk is open
-// (ErrChunksOpen); it revokes every attempt
-// token and fails the unfinished chunks, and records the end on the run and on
-// its closing if the closing is still consolidating. When the application wrote
+// (ErrChunksOpen); it revokes every attempt token and cancels the unfinished
+// chunks, and records the end on the run (with whether its rows are removed) and
+// on its closing if the closing is still consolidating. When the application wrote
 // another estado mid-run, that estado is left, returned as found and recorded on
 // the run (closing_estado_found; docs/rules.md, "The application writing estado
 // mid-run").
@@ -197,9 +198,10 @@ func closeRun(ctx context.Context, tx pgx.Tx, runID, epoch int64, o RunEnd) (clo
 		return 0, "", false, err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),
-			sum_haberes_cents = $4, sum_descuentos_cents = $5, sum_liquido_cents = $6, totals_verified = $7
+			sum_haberes_cents = $4, sum_descuentos_cents = $5, sum_liquido_cents = $6, totals_verified = $7,
+			rows_removed = $8
 		WHERE id = $1`, runID, o.Estado, o.Error, int64(o.Totals.TotalHaberes), int64(o.Totals.TotalDescuentos),
-		int64(o.Totals.LiquidoPagar), o.TotalsVerified); err != nil {
+		int64(o.Totals.LiquidoPagar), o.TotalsVerified, o.RemoveRows); err != nil {
 		return 0, "", false, err
 	}
 	// The closing moves only from consolidando_datos: an estado the application

@@ -88,8 +88,8 @@ func TestFinishRun(t *testing.T) {
 		}{
 			0: {domain.ChunkSucceeded, ""},
 			1: {domain.ChunkFailed, "bad data"},
-			2: {domain.ChunkFailed, "run ended: consolidacion_cancelada"},
-			3: {domain.ChunkFailed, "run ended: consolidacion_cancelada"},
+			2: {domain.ChunkCancelled, "run ended: consolidacion_cancelada"}, // abandoned mid-attempt
+			3: {domain.ChunkCancelled, "run ended: consolidacion_cancelada"}, // never tried
 		} {
 			c := chunkOf(t, pool, runID, index)
 			require.Equal(t, want.status, c.Status, "chunk %d", index)
@@ -98,6 +98,22 @@ func TestFinishRun(t *testing.T) {
 		require.Zero(t, tokenOf(t, pool, runID, 1))
 		require.Zero(t, tokenOf(t, pool, runID, 2))
 		require.Equal(t, committed, tokenOf(t, pool, runID, 0), "a committed chunk keeps its token: a repeat is answered from the ledger")
+
+		// The run counts what happened: one chunk failed, two never finished, and
+		// the rows chunk 0 wrote were removed, so none is counted as consolidated.
+		run := getRun(t, pool, runID)
+		require.Equal(t, 1, run.ChunksSucceeded)
+		require.Equal(t, 1, run.ChunksFailed)
+		require.Equal(t, 2, run.ChunksCancelled)
+		require.Equal(t, chunkOf(t, pool, runID, 2).Employees+chunkOf(t, pool, runID, 3).Employees, run.EmployeesCancelled)
+		require.True(t, run.RowsRemoved)
+		require.Zero(t, run.EmployeesDone)
+		require.Zero(t, run.Records)
+		require.Equal(t, chunk0Sum.Employees, run.EmployeesRemoved)
+		m, err := store.GetMetrics(t.Context(), pool, 7)
+		require.NoError(t, err)
+		require.Equal(t, 2, m.ChunksProcesados, "the cancelled chunks were not processed")
+		require.Zero(t, m.TotalEmpleados)
 	})
 	t.Run("RemovesTheRunsRowsWhenAsked", func(t *testing.T) {
 		t.Parallel()
@@ -117,6 +133,10 @@ func TestFinishRun(t *testing.T) {
 		dispatchAndCommit(t, pool, runID, 0)
 		finish(t, pool, runID, domain.EstadoParcial, false)
 		requireRowsOfRun(t, pool, runID, 1, 5)
+		run := getRun(t, pool, runID)
+		require.False(t, run.RowsRemoved)
+		require.Equal(t, chunk0Sum.Employees, run.EmployeesDone, "the rows that remain are counted")
+		require.Zero(t, run.EmployeesRemoved)
 	})
 	t.Run("WritesTheMetricsRow", func(t *testing.T) {
 		t.Parallel()
@@ -244,7 +264,7 @@ func TestAbortRun(t *testing.T) {
 		require.Equal(t, "finishing the run: database error 42501 insufficient_privilege", run.Error)
 		require.Equal(t, domain.EstadoError, estadoOf(t, pool, 7))
 		c := chunkOf(t, pool, runID, 1)
-		require.Equal(t, domain.ChunkFailed, c.Status)
+		require.Equal(t, domain.ChunkCancelled, c.Status)
 		require.Zero(t, tokenOf(t, pool, runID, 1), "no attempt may commit after the abort")
 		requireRowsOfRun(t, pool, runID, 1, 5) // what could not be removed stays, and the error says why
 		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_metrica_consolidacion"))

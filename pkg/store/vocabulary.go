@@ -9,13 +9,15 @@ import (
 
 // sqlWords spells the domain's words as SQL literals, so a status written in a
 // query comes from the same constant as the one in Go: a query names them
-// {pending}, {running}, {succeeded}, {failed}, {committed}, {consolidando}.
+// {pending}, {running}, {succeeded}, {failed}, {split}, {cancelled}, {committed},
+// {consolidando}.
 var sqlWords = strings.NewReplacer(
 	"{pending}", sqlLiteral(domain.ChunkPending),
 	"{running}", sqlLiteral(domain.ChunkRunning),
 	"{succeeded}", sqlLiteral(domain.ChunkSucceeded),
 	"{failed}", sqlLiteral(domain.ChunkFailed),
 	"{split}", sqlLiteral(domain.ChunkSplit),
+	"{cancelled}", sqlLiteral(domain.ChunkCancelled),
 	"{committed}", sqlLiteral(domain.OutcomeCommitted),
 	"{abandoned}", sqlLiteral(domain.OutcomeAbandoned),
 	"{consolidando}", sqlLiteral(domain.EstadoConsolidando),

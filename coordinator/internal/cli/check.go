@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/pkg/domain"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -64,6 +65,9 @@ func addStartFlags(fs *flag.FlagSet) func(closing int64) (*consolidationv1.Conso
 	return func(closing int64) (*consolidationv1.ConsolidateRequest, error) {
 		if closing <= 0 {
 			return nil, errors.New("-closing N is required")
+		}
+		if *size < 0 || *size > plan.MaxChunkSize {
+			return nil, fmt.Errorf("-chunk-size %d: want 1..%d employees, or 0 for the policy's size", *size, plan.MaxChunkSize)
 		}
 		req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(*size), Force: *force}
 		if *policy != "" {

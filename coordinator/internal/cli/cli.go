@@ -13,9 +13,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -210,7 +211,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer closeConn()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
-		return err
+		return inFlagTerms(err, req)
 	}
 	err = out.print(stdout, resp, func(w io.Writer) {
 		fmt.Fprintf(w, "consolidation %d of closing %d started: %d employees in %d chunks\n",
@@ -223,17 +224,34 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, out, stdout, stderr)
 }
 
+// inFlagTerms says a Consolidate refusal in cierrectl's words where the API's
+// would name a request field: a closing already consolidated needs -force.
+func inFlagTerms(err error, req *consolidationv1.ConsolidateRequest) error {
+	for _, d := range status.Convert(err).Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if ok && info.GetReason() == "ESTADO_MAY_NOT_START" && info.GetMetadata()["estado"] == "datos_consolidados" &&
+			!req.GetForce() && req.GetMode() != consolidationv1.ConsolidationMode_CONSOLIDATION_MODE_RETRY_FAILED {
+			return fmt.Errorf("closing %d is already datos_consolidados: pass -force (and -yes in a script) to consolidate it again",
+				req.GetClosingId())
+		}
+	}
+	return err
+}
+
 // refCommand is a command on one run, named by -closing or -run.
 type refCommand struct {
 	name string
 	// ask, when set, is the question the command asks before doing anything,
 	// unless -yes (confirm).
 	ask func(ref) string
-	do  func(context.Context, consolidationv1.ConsolidationServiceClient, ref, output, io.Writer, io.Writer) error
+	// applies, when set, refuses what the command cannot do before asking (a
+	// cancel of a run that has ended).
+	applies func(context.Context, consolidationv1.ConsolidationServiceClient, ref) error
+	do      func(context.Context, consolidationv1.ConsolidationServiceClient, ref, output, io.Writer, io.Writer) error
 }
 
 // run parses -addr, -closing/-run, -json (and -yes when the command asks),
-// confirms, dials the coordinator and does the command.
+// dials the coordinator, refuses what cannot apply, confirms and does the command.
 func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet(c.name)
 	conn := addConnFlags(fs)
@@ -250,16 +268,21 @@ func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	r := ref{run: *flags.run, closing: *flags.closing}
-	if c.ask != nil {
-		if err := confirm(*yes, stderr, c.ask(r)); err != nil {
-			return err
-		}
-	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
 	}
 	defer closeConn()
+	if c.applies != nil {
+		if err := c.applies(ctx, client, r); err != nil {
+			return err
+		}
+	}
+	if c.ask != nil {
+		if err := confirm(*yes, stderr, c.ask(r)); err != nil {
+			return err
+		}
+	}
 	return c.do(ctx, client, r, out, stdout, stderr)
 }
 
@@ -283,45 +306,31 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}}.run(ctx, args, stdout, stderr)
 }
 
-// follow follows a run with WatchConsolidation until it ends, drawing a
-// progress bar on stderr (with -json: printing every message on stdout), then
+// follow follows a run with WatchConsolidation until it ends, showing its
+// progress on stderr (progressView) (with -json: printing every message on stdout), then
 // prints the run's summary; its error carries the exit code of the run's end
 // (runEndError). A watch that fails Unavailable (a coordinator restarting, a
 // rolling update) is tried again with backoff; any other failure (NotFound,
 // InvalidArgument, PermissionDenied, ...) is final at once.
 func follow(ctx context.Context, client consolidationv1.ConsolidationServiceClient, req *consolidationv1.WatchConsolidationRequest,
 	out output, stdout, stderr io.Writer) error {
-	var bar *progressbar.ProgressBar
-	finishBar := func() {
-		if bar != nil {
-			_ = bar.Finish()
-			fmt.Fprintln(stderr)
-			bar = nil
-		}
-	}
-	defer finishBar()
+	view := newProgressView(stderr)
+	defer view.end()
 	for failures := 0; ; failures++ {
 		err := watchOnce(ctx, client, req, func(msg *consolidationv1.WatchConsolidationResponse) error {
 			failures = 0 // the coordinator answered: a later break starts a new count
 			if out.isJSON() {
 				return out.print(stdout, msg, nil)
 			}
-			p := msg.GetProgress()
-			if bar == nil {
-				bar = progressbar.NewOptions(max(1, int(p.GetTotalEmployees())),
-					progressbar.OptionSetWriter(stderr), progressbar.OptionSetWidth(30), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(false), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionSetItsString("employees"), progressbar.OptionSetRenderBlankState(true))
+			if msg.GetFinal() == nil { // the summary says how it ended
+				view.show(msg.GetProgress())
 			}
-			_ = bar.Set(int(p.GetEmployeesDone()))
-			bar.Describe(fmt.Sprintf("chunks %d/%d %5.1f%% elapsed %s ETA %s", p.GetChunksDone(), p.GetTotalChunks(),
-				p.GetPercent(), p.GetElapsed().AsDuration().Round(time.Millisecond), p.GetEta().AsDuration().Round(time.Millisecond)))
 			return nil
 		})
 		var final finalError
 		switch {
 		case errors.As(err, &final):
-			finishBar()
+			view.end()
 			if !out.isJSON() {
 				printSummary(stdout, final.c)
 			}
@@ -395,11 +404,7 @@ func watchOnce(ctx context.Context, client consolidationv1.ConsolidationServiceC
 // (watch follows a run to its end and exits with it).
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return refCommand{name: "status", do: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref, out output, stdout, _ io.Writer) error {
-		req := &consolidationv1.GetConsolidationRequest{Ref: &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: r.closing}}
-		if r.run > 0 {
-			req.Ref = &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: r.run}
-		}
-		resp, err := client.GetConsolidation(ctx, req)
+		resp, err := client.GetConsolidation(ctx, getRequest(r))
 		if err != nil {
 			return err
 		}
@@ -407,8 +412,27 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}}.run(ctx, args, stdout, stderr)
 }
 
+// getRequest asks for the run r names.
+func getRequest(r ref) *consolidationv1.GetConsolidationRequest {
+	if r.run > 0 {
+		return &consolidationv1.GetConsolidationRequest{Ref: &consolidationv1.GetConsolidationRequest_ConsolidationId{ConsolidationId: r.run}}
+	}
+	return &consolidationv1.GetConsolidationRequest{Ref: &consolidationv1.GetConsolidationRequest_ClosingId{ClosingId: r.closing}}
+}
+
 func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return refCommand{name: "cancel", ask: func(r ref) string { return fmt.Sprintf("Cancel %s?", r) },
+		applies: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref) error {
+			resp, err := client.GetConsolidation(ctx, getRequest(r))
+			if err != nil {
+				return err
+			}
+			if c := resp.GetConsolidation(); c.GetFinishedAt() != nil {
+				return fmt.Errorf("consolidation %d of closing %d has already ended %s: nothing to cancel",
+					c.GetConsolidationId(), c.GetClosingId(), c.GetEstado())
+			}
+			return nil
+		},
 		do: func(ctx context.Context, client consolidationv1.ConsolidationServiceClient, r ref, out output, stdout, _ io.Writer) error {
 			req := &consolidationv1.CancelConsolidationRequest{Ref: &consolidationv1.CancelConsolidationRequest_ClosingId{ClosingId: r.closing}}
 			if r.run > 0 {
@@ -422,6 +446,76 @@ func cancel(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}}.run(ctx, args, stdout, stderr)
 }
 
+// chunkLine adds a run's chunks up to its total: succeeded, failed, split
+// (replaced by halves the total counts too), cancelled by the run's end, and,
+// while it goes, those still to do.
+func chunkLine(c *consolidationv1.Consolidation) string {
+	parts := []string{count(c.GetChunksSucceeded()) + " succeeded"}
+	add := func(n int32, what string) {
+		if n > 0 {
+			parts = append(parts, count(n)+" "+what)
+		}
+	}
+	add(c.GetChunksFailed(), "failed")
+	add(c.GetChunksSplit(), "split")
+	add(c.GetChunksCancelled(), "cancelled (never finished)")
+	add(c.GetTotalChunks()-c.GetChunksSucceeded()-c.GetChunksFailed()-c.GetChunksSplit()-c.GetChunksCancelled(), "to do")
+	return strings.Join(parts, " + ") + " = " + count(c.GetTotalChunks())
+}
+
+// count writes a count as amounts are written: 20.000.
+func count[N int32 | int64 | int](n N) string { return money.Grouped(int64(n)) }
+
+// plural writes n and its noun, in the plural unless n is 1: "1 attempt", "3 attempts".
+func plural[N int32 | int64 | int](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return count(n) + " " + noun + "s"
+}
+
+// employeeLine says how many of a run's employees have rows that remain, and
+// what became of the others: failed, written and removed by the run's end,
+// cancelled before their chunk finished.
+func employeeLine(c *consolidationv1.Consolidation) string {
+	s := count(c.GetEmployeesConsolidated()) + " of " + count(c.GetTotalEmployees()) + " consolidated"
+	var rest []string
+	if n := c.GetFailedEmployeesTotal(); n > 0 {
+		rest = append(rest, count(n)+" failed")
+	}
+	if n := c.GetEmployeesRemoved(); n > 0 {
+		rest = append(rest, count(n)+" written and removed at the end")
+	}
+	if n := c.GetEmployeesCancelled(); n > 0 {
+		rest = append(rest, count(n)+" never finished")
+	}
+	if len(rest) > 0 {
+		s += " (" + strings.Join(rest, ", ") + ")"
+	}
+	return s
+}
+
+// printFailedEmployees names each failed employee by RUT (what explain takes) and
+// libro row, with its error, then how many the list leaves out and how to see
+// why one failed.
+func printFailedEmployees(w io.Writer, c *consolidationv1.Consolidation) {
+	fe := c.GetFailedEmployees()
+	for _, f := range fe {
+		died := ""
+		if f.GetWorkerDied() {
+			died = ", workers died on it"
+		}
+		fmt.Fprintf(w, "  failed        RUT %s (libro row %d, chunk %d%s): %s\n", f.GetRut(), f.GetEmployeeId(),
+			f.GetChunkIndex(), died, f.GetError())
+	}
+	if more := int(c.GetFailedEmployeesTotal()) - len(fe); more > 0 {
+		fmt.Fprintf(w, "  failed        ... and %s more\n", count(more))
+	}
+	if len(fe) > 0 {
+		fmt.Fprintf(w, "  why           cierrectl explain -closing %d -rut %s\n", c.GetClosingId(), fe[0].GetRut())
+	}
+}
+
 func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 	p := c.GetProgress()
 	t := c.GetControlTotals()
@@ -430,17 +524,25 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 	if policy == "" {
 		policy = "unspecified"
 	}
-	fmt.Fprintf(w, "  chunks        %d ok, %d failed, %d in all (policy %s, size %d)\n", c.GetChunksSucceeded(),
-		c.GetChunksFailed(), c.GetTotalChunks(), policy, c.GetChunkSize())
-	fmt.Fprintf(w, "  employees     %d of %d consolidated, %d records, %d novedades without libro\n",
-		c.GetEmployeesConsolidated(), c.GetTotalEmployees(), c.GetRecordsCreated(), c.GetUnmatchedNovedades())
+	fmt.Fprintf(w, "  chunks        %s (policy %s, size %d)\n", chunkLine(c), policy, c.GetChunkSize())
+	fmt.Fprintf(w, "  employees     %s, %s, %s without libro\n",
+		employeeLine(c), plural(c.GetRecordsCreated(), "record"), plural(c.GetUnmatchedNovedades(), "novedades row"))
 	fmt.Fprintf(w, "  elapsed       %s\n", p.GetElapsed().AsDuration().Round(time.Millisecond))
-	verified := "not verified"
-	if t.GetVerified() {
-		verified = "verified against the written rows"
+	if c.GetFinishedAt() == nil {
+		fmt.Fprintf(w, "  totals        pending: added up and verified when the run ends\n")
+	} else {
+		verified := "not verified"
+		if t.GetVerified() {
+			verified = "verified against the written rows"
+		}
+		fmt.Fprintf(w, "  totals        haberes %s, descuentos %s, líquido %s (%s)\n", money.Cents(t.GetTotalHaberesCents()).CLP(),
+			money.Cents(t.GetTotalDescuentosCents()).CLP(), money.Cents(t.GetLiquidoPagarCents()).CLP(), verified)
 	}
-	fmt.Fprintf(w, "  totals        haberes %s, descuentos %s, líquido %s (%s)\n", money.Cents(t.GetTotalHaberesCents()).CLP(),
-		money.Cents(t.GetTotalDescuentosCents()).CLP(), money.Cents(t.GetLiquidoPagarCents()).CLP(), verified)
+	if ct := c.GetClosingTotals(); ct != nil {
+		fmt.Fprintf(w, "  closing       %s: haberes %s, descuentos %s, líquido %s (every run's rows, as they are now)\n",
+			plural(ct.GetEmployees(), "employee"), money.Cents(ct.GetTotalHaberesCents()).CLP(), money.Cents(ct.GetTotalDescuentosCents()).CLP(),
+			money.Cents(ct.GetLiquidoPagarCents()).CLP())
+	}
 	if c.GetError() != "" {
 		fmt.Fprintf(w, "  note          %s\n", c.GetError())
 	}
@@ -451,9 +553,13 @@ func printSummary(w io.Writer, c *consolidationv1.Consolidation) {
 		fmt.Fprintf(w, "  cancelled by  %s\n", c.GetCancelledBy())
 	}
 	for _, f := range c.GetFailedChunks() {
-		fmt.Fprintf(w, "  failed chunk  %d (employees %d..%d, %d attempts): %s\n", f.GetChunkIndex(), f.GetFirstEmployeeId(),
-			f.GetLastEmployeeId(), f.GetAttempts(), f.GetError())
+		fmt.Fprintf(w, "  failed chunk  %d (employees %d..%d, %s): %s\n", f.GetChunkIndex(), f.GetFirstEmployeeId(),
+			f.GetLastEmployeeId(), plural(f.GetAttempts(), "attempt"), f.GetError())
 	}
+	if more := int(c.GetFailedChunksTotal()) - len(c.GetFailedChunks()); more > 0 {
+		fmt.Fprintf(w, "  failed chunk  ... and %s more\n", count(more))
+	}
+	printFailedEmployees(w, c)
 	if m := c.GetMetrics(); m != nil {
 		fmt.Fprintf(w, "nomina_metrica_consolidacion:\n")
 		rows := []struct {

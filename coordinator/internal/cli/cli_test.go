@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -115,11 +117,17 @@ func TestUsageAndHelp(t *testing.T) {
 		{args: []string{"consolidate", "-bogus"}, code: ExitUsage, stderr: "flag provided but not defined: -bogus\nUsage of consolidate:"},
 		{args: []string{"consolidate"}, code: ExitUsage, stderr: "cierrectl consolidate: -closing N is required"},
 		{args: []string{"consolidate", "-closing", "1", "-policy", "fast"}, code: ExitUsage, stderr: "-policy \"fast\""},
+		{args: []string{"consolidate", "-closing", "1", "-chunk-size", "99999"}, code: ExitUsage,
+			stderr: "-chunk-size 99999: want 1..5000 employees, or 0 for the policy's size"},
 		{args: []string{"watch", "-closing", "1", "-run", "2"}, code: ExitUsage, stderr: "give exactly one of -closing N or -run N"},
 		{args: []string{"status", "-closing", "1", "extra"}, code: ExitUsage, stderr: "unexpected argument \"extra\""},
 		{args: []string{"completion", "fish"}, code: ExitUsage, stderr: "want completion bash or completion zsh"},
 		{args: []string{"generate"}, code: ExitUsage, stderr: "unknown command \"generate\""}, // devcluster's
 		{args: []string{"explain", "-closing", "1"}, code: ExitUsage, stderr: "cierrectl explain: -closing N and -rut R are required"},
+		{args: []string{"explain", "-closing", "1", "-rut", "12.345.678-0"}, code: ExitUsage,
+			stderr: "-rut \"12.345.678-0\": the check digit is wrong: that body's is 5\n"},
+		{args: []string{"explain", "-closing", "1", "-rut", "12.34x.678-5"}, code: ExitUsage,
+			stderr: "-rut \"12.34x.678-5\" is not a RUT: not digits followed by a check digit (write it as 12.345.678-5"},
 		{args: []string{"export", "-closing", "1", "-format", "pdf"}, code: ExitUsage, stderr: "-format \"pdf\": want csv or xlsx"},
 		{args: []string{"export", "-closing", "1", "-format", "xlsx"}, code: ExitUsage, stderr: "-format xlsx needs -o FILE"},
 		{args: []string{"list", "-since", "yesterday"}, code: ExitUsage, stderr: "-since \"yesterday\": want an RFC 3339 time"},
@@ -289,4 +297,30 @@ func TestZshCompletion(t *testing.T) {
 		out, err := exec.Command(zsh, "-n", "-c", script).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 	}
+}
+
+// TestProgressViewOffATerminal: without a terminal, progress is plain lines (no
+// carriage return), one per change of the chunks done, with one percentage, the
+// counts grouped as amounts are, and no ETA before a chunk is done.
+func TestProgressViewOffATerminal(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	v := newProgressView(&b)
+	require.False(t, v.terminal)
+	v.show(&consolidationv1.Progress{TotalChunks: 1000, TotalEmployees: 20000, Elapsed: durationpb.New(time.Second)})
+	v.show(&consolidationv1.Progress{TotalChunks: 1000, TotalEmployees: 20000, Elapsed: durationpb.New(2 * time.Second)})
+	v.end()
+	require.Equal(t, "  0.0 % chunks 0 of 1.000, employees 0 of 20.000 consolidated, elapsed 1s, ETA unknown\n", b.String())
+	require.Equal(t, " 24.7 % chunks 247 of 1.000, employees 4.940 of 20.000 consolidated, elapsed 10s, ETA 30s",
+		progressLine(&consolidationv1.Progress{ChunksDone: 247, TotalChunks: 1000, EmployeesDone: 4940, TotalEmployees: 20000,
+			Percent: 24.7, Elapsed: durationpb.New(10 * time.Second), Eta: durationpb.New(30 * time.Second)}))
+	require.Equal(t, "[===       ]", bar(33.3, 10))
+	require.Equal(t, "[==========]", bar(100, 10))
+}
+
+func TestPlural(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "1 attempt", plural(1, "attempt"))
+	require.Equal(t, "0 attempts", plural(0, "attempt"))
+	require.Equal(t, "12.345 records", plural(int64(12345), "record"))
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -35,7 +36,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	const config = "github.com/nominacl/consolidation/pkg/config"
-	build := exec.Command("go", "build", "-o", dir,
+	// faultinject compiles the worker's fault injection (FAULT_* variables), as
+	// coordinator/e2e builds it: a run held long enough to be cancelled mid-way.
+	build := exec.Command("go", "build", "-tags", "faultinject", "-o", dir,
 		"-ldflags", "-X "+config+".Version="+testVersion+" -X "+config+".Revision="+testRevision,
 		"github.com/nominacl/consolidation/coordinator/cmd/...", "github.com/nominacl/consolidation/worker/cmd/worker")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -103,6 +106,9 @@ func TestMainAgainstACluster(t *testing.T) {
 	code, stdout, stderr := cierrectl("consolidate", "-closing", clean)
 	require.Equal(t, ExitOK, code, stderr)
 	require.Contains(t, stdout, "of closing "+clean+": datos_consolidados\n")
+	// stderr is no terminal here: plain progress lines, no bar redrawn with \r.
+	require.NotContains(t, stderr, "\r")
+	require.Regexp(t, `employees +40 of 40 consolidated, [\d.]+ records, `, stdout)
 	require.Regexp(t, `totals +haberes \$ [1-9]\d{0,2}(\.\d{3})*,\d\d, descuentos \$ `, stdout)
 	require.Contains(t, stdout, "version_algoritmo          "+testVersion+"\n")
 
@@ -120,6 +126,11 @@ func TestMainAgainstACluster(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &got), stdout)
 	require.Equal(t, "datos_consolidados", got.Consolidation.Estado)
 	require.Equal(t, testVersion, got.Consolidation.Metrics.Version)
+
+	// Consolidating it again without -force: the refusal names the flag.
+	code, _, stderr = cierrectl("consolidate", "-closing", clean)
+	require.Equal(t, ExitFailed, code, stderr)
+	require.Contains(t, stderr, "closing "+clean+" is already datos_consolidados: pass -force (and -yes in a script) to consolidate it again\n")
 
 	// -force without -yes on a script's stdin is refused before anything is sent.
 	code, _, stderr = cierrectl("consolidate", "-force", "-closing", clean)
@@ -157,22 +168,109 @@ func TestMainAgainstACluster(t *testing.T) {
 	require.Equal(t, ExitPartial, code, "%s\n%s", stdout, stderr)
 	require.Contains(t, stdout, ": consolidacion_parcial\n")
 	require.Contains(t, stderr, "ended consolidacion_parcial: 1 of 60 employees failed\n")
+	// The failure names the employee as explain takes it, and the chunk line adds up.
+	var poisonID int64
+	var poisonRUT string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT id, rut FROM nomina_empleado_cierre WHERE cierre_id = $1
+		ORDER BY id OFFSET 30 LIMIT 1`, partial).Scan(&poisonID, &poisonRUT))
+	require.Regexp(t, `chunks +\d+ succeeded \+ 1 failed \+ \d+ split = \d+ \(`, stdout)
+	require.Regexp(t, `failed chunk  \d+ \(employees \d+\.\.\d+, 1 attempt\): `, stdout)
+	require.Contains(t, stdout, fmt.Sprintf("  failed        RUT %s (libro row %d, chunk ", poisonRUT, poisonID))
+	require.Contains(t, stdout, "employees     59 of 60 consolidated (1 failed), ")
+	why := fmt.Sprintf("  why           cierrectl explain -closing %s -rut %s\n", partial, poisonRUT)
+	require.Contains(t, stdout, why)
+	// explain of that RUT says why: its total does not fit the result column.
+	code, _, stderr = cierrectl("explain", "-closing", partial, "-rut", poisonRUT)
+	require.Equal(t, ExitFailed, code, stderr)
+	require.Contains(t, stderr, fmt.Sprintf("employee row %d: total_haberes does not fit numeric(12,2)", poisonID))
 	// watch of the ended run exits the same way.
 	code, _, _ = cierrectl("watch", "-closing", partial)
 	require.Equal(t, ExitPartial, code)
 
-	// cancel without -yes on a script's stdin is refused; with it, the coordinator
-	// answers (the run has ended: FailedPrecondition, not retried).
-	code, _, stderr = cierrectl("cancel", "-closing", clean)
-	require.Equal(t, ExitUsage, code, stderr)
-	require.Contains(t, stderr, "Cancel the latest consolidation of closing "+clean+"?: stdin is not a terminal")
-	code, _, stderr = cierrectl("cancel", "-yes", "-closing", clean)
-	require.Equal(t, ExitFailed, code, stderr)
-	require.Contains(t, stderr, "cierrectl cancel: FailedPrecondition: ")
+	// cancel of a run that has ended is refused before any question, -yes or not.
+	for _, args := range [][]string{{"-closing", clean}, {"-yes", "-closing", clean}} {
+		code, _, stderr = cierrectl("cancel", args...)
+		require.Equal(t, ExitFailed, code, stderr)
+		require.Contains(t, stderr, "of closing "+clean+" has already ended datos_consolidados: nothing to cancel\n")
+		require.NotContains(t, stderr, "Cancel the latest")
+	}
+
+	// list of a closing without runs says so, rather than a header alone.
+	code, stdout, stderr = cierrectl("list", "-closing", generate(1, 3))
+	require.Equal(t, ExitOK, code, stderr)
+	require.Equal(t, "no consolidation matches\n", stdout)
 
 	// A closing that does not exist: NotFound, at once, never tried again.
 	code, _, stderr = cierrectl("watch", "-closing", "999999")
 	require.Equal(t, ExitFailed, code)
 	require.Contains(t, stderr, "cierrectl watch: NotFound: ")
 	require.Zero(t, *waits, "no watch was tried again")
+}
+
+// TestCancelledRunIsCountedAsCancelled: a run cancelled mid-way is reported as
+// what happened: its chunks succeeded or were cancelled (none failed), no employee
+// consolidated (the rows written were removed, and the report says how many), the
+// chunk line adds up to the total.
+func TestCancelledRunIsCountedAsCancelled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
+	redis := pgtest.NewRedis(t)
+	// Every chunk waits 1s before its commit: the run is still going when cancelled.
+	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: binDir, LogDir: t.TempDir(),
+		DatabaseURL: dbURL, RedisURL: redis.URL, Workers: 1, DeathSignal: syscall.SIGKILL,
+		CoordinatorEnv: []string{"REDIS_PREFIX=" + redis.Prefix}, WorkerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=*=1s"}})
+	require.NoError(t, err)
+	t.Cleanup(cluster.Kill)
+	pool := pgtest.OpenPool(t, dbURL)
+	s, err := synth.Generate(ctx, pool, synth.Config{Employees: 400, Seed: 5})
+	require.NoError(t, err)
+	closing := strconv.FormatInt(s.ClosingID, 10)
+	cierrectl := func(command string, args ...string) (int, string, string) {
+		t.Helper()
+		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr}, args...)...)
+	}
+
+	code, _, stderr := cierrectl("consolidate", "-no-watch", "-chunk-size", "10", "-closing", closing)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM consolidation_chunk c JOIN consolidation_run r ON r.id = c.run_id
+			WHERE r.cierre_id = $1 AND c.status = 'succeeded'`, s.ClosingID).Scan(&n)
+		return err == nil && n >= 2
+	}, time.Minute, 50*time.Millisecond, "no chunk committed")
+	code, stdout, stderr := cierrectl("cancel", "-yes", "-closing", closing)
+	require.Equal(t, ExitOK, code, stderr)
+	require.Contains(t, stdout, ": consolidacion_cancelada\n")
+	require.NotContains(t, stdout, "failed")
+	require.Regexp(t, `chunks +\d+ succeeded \+ \d+ cancelled \(never finished\) = 40 \(`, stdout)
+	require.Regexp(t, `employees +0 of 400 consolidated \(\d+ written and removed at the end, \d+ never finished\), 0 records`, stdout)
+
+	// status later says the same, and so does -json, in the proto's fields.
+	code, stdout, stderr = cierrectl("status", "-json", "-closing", closing)
+	require.Equal(t, ExitOK, code, stderr)
+	var got struct {
+		Consolidation struct {
+			TotalChunks           int  `json:"total_chunks"`
+			ChunksSucceeded       int  `json:"chunks_succeeded"`
+			ChunksFailed          int  `json:"chunks_failed"`
+			ChunksCancelled       int  `json:"chunks_cancelled"`
+			EmployeesConsolidated int  `json:"employees_consolidated"`
+			EmployeesRemoved      int  `json:"employees_removed"`
+			EmployeesCancelled    int  `json:"employees_cancelled"`
+			RowsRemoved           bool `json:"rows_removed"`
+			Progress              struct {
+				Percent float64 `json:"percent"`
+			} `json:"progress"`
+		} `json:"consolidation"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &got), stdout)
+	c := got.Consolidation
+	require.Zero(t, c.ChunksFailed)
+	require.Positive(t, c.ChunksCancelled)
+	require.Equal(t, c.TotalChunks, c.ChunksSucceeded+c.ChunksCancelled)
+	require.Zero(t, c.EmployeesConsolidated)
+	require.True(t, c.RowsRemoved)
+	require.Equal(t, 400, c.EmployeesRemoved+c.EmployeesCancelled)
+	require.Less(t, c.Progress.Percent, 100.0)
 }

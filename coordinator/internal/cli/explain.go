@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/nominacl/consolidation/pkg/money"
+	"github.com/nominacl/consolidation/pkg/rut"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -23,6 +25,9 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if *closing <= 0 || *rutFlag == "" {
 		return usageErrorf("-closing N and -rut R are required")
 	}
+	if err := checkRUT(*rutFlag); err != nil {
+		return err
+	}
 	client, closeConn, err := conn.dial()
 	if err != nil {
 		return err
@@ -33,6 +38,23 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	return out.print(stdout, resp, func(w io.Writer) { printExplanation(w, resp) })
+}
+
+// checkRUT refuses a -rut that is no RUT before anything is sent, echoing it
+// (it is the user's own input, on their terminal) and saying what is wrong.
+func checkRUT(raw string) error {
+	_, err := rut.Parse(raw)
+	pe := (*rut.ParseError)(nil)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe) && errors.Is(err, rut.ErrCheckDigit):
+		return usageErrorf("-rut %q: the check digit is wrong: that body's is %c", raw, pe.WantDV)
+	case errors.As(err, &pe):
+		return usageErrorf("-rut %q is not a RUT: %v (write it as 12.345.678-5 or 12345678-5)", raw, pe.Reason)
+	default:
+		return usageErrorf("-rut %q is not a RUT: %v", raw, err)
+	}
 }
 
 func printExplanation(w io.Writer, r *consolidationv1.ExplainEmployeeResponse) {

@@ -51,10 +51,8 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	defer closeConn()
 	// The text is a table, aligned when written; -json prints each run as it comes.
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	if !out.isJSON() {
-		fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
-	}
-	for printed := 0; printed < *limit; {
+	printed := 0
+	for printed < *limit {
 		req.PageSize = int32(min(*limit-printed, 500))
 		resp, err := client.ListConsolidations(ctx, req)
 		if err != nil {
@@ -63,12 +61,15 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		for _, c := range resp.GetConsolidations() {
 			printed++
 			err := out.print(stdout, c, func(io.Writer) {
+				if printed == 1 { // the header, over the first row: an empty list says so instead
+					fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
+				}
 				finished := "-"
 				if c.GetFinishedAt() != nil {
 					finished = c.GetFinishedAt().AsTime().Format(time.RFC3339)
 				}
-				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado(),
-					c.GetStartedAt().AsTime().Format(time.RFC3339), finished, c.GetEmployeesConsolidated(), c.GetTotalEmployees(),
+				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s/%s\t%s\t%s\n", c.GetConsolidationId(), c.GetClosingId(), c.GetEstado(),
+					c.GetStartedAt().AsTime().Format(time.RFC3339), finished, count(c.GetEmployeesConsolidated()), count(c.GetTotalEmployees()),
 					money.Cents(c.GetControlTotals().GetLiquidoPagarCents()).CLP(), c.GetRequestedBy())
 			})
 			if err != nil {
@@ -80,5 +81,11 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if printed == 0 && !out.isJSON() {
+		fmt.Fprintln(stdout, "no consolidation matches")
+	}
+	return nil
 }

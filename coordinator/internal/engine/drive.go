@@ -358,11 +358,11 @@ func sleepBackoff(ctx context.Context, base, maxDelay time.Duration, try int) bo
 	}
 }
 
-// chunkEnded records a finished chunk (succeeded, failed or split) in Redis, from
-// the ledger's numbers; lost keys are rebuilt.
+// chunkEnded records a done chunk (succeeded, failed or split; never one the
+// run's end cancelled) in Redis, from the ledger's numbers; lost keys are rebuilt.
 func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	c, err := e.ledger.GetChunk(ctx, run.ID, index)
-	if err != nil || !c.Status.Ended() {
+	if err != nil || !c.Status.Done() {
 		return
 	}
 	var added, hadHash bool

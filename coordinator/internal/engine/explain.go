@@ -33,8 +33,12 @@ func (e *Engine) Explain(ctx context.Context, closingID int64, rawRUT string) (E
 		return Explanation{}, InvalidArgument("closing_id", "closing_id must be > 0")
 	}
 	canon, err := rut.Normalize(rawRUT)
+	if pe := (*rut.ParseError)(nil); errors.As(err, &pe) {
+		// The reason only: the message must not quote the RUT.
+		return Explanation{}, InvalidArgument("rut", "rut is not a valid RUT (R1): %v", pe.Reason)
+	}
 	if err != nil {
-		return Explanation{}, InvalidArgument("rut", "rut does not normalize to a valid RUT (R1)")
+		return Explanation{}, InvalidArgument("rut", "rut is not a valid RUT (R1)")
 	}
 	closing, err := e.closings.GetClosing(ctx, closingID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -30,6 +30,7 @@ type ledger interface {
 	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
 	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
+	ClosingTotals(ctx context.Context, closingID int64) (store.WriteSummary, error)
 	// ClaimAfterEnd, EndAfterEnd and RunsAwaitingAfterEnd make the steps after a
 	// run's end happen once, by whichever replica sees the end (afterEnd).
 	ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error)

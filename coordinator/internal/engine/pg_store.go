@@ -115,6 +115,10 @@ func (s pgStore) GetMetrics(ctx context.Context, closingID int64) (store.Metrics
 	return store.GetMetrics(ctx, s.db(ctx), closingID)
 }
 
+func (s pgStore) ClosingTotals(ctx context.Context, closingID int64) (store.WriteSummary, error) {
+	return store.ClosingTotals(ctx, s.pool, closingID)
+}
+
 func (s pgStore) Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error) {
 	return store.Chunks(ctx, s.db(ctx), runID, limit, statuses...)
 }

@@ -41,6 +41,10 @@ type Report struct {
 	// MaxFailedListed (Run.EmployeesFailed counts them all).
 	FailedEmployees []store.FailedEmployee
 	Metrics         *store.Metrics
+	// ClosingTotals adds up the closing's rows as they are now, every run's: set
+	// for an ended retry_failed run, whose own totals cover only the employees it
+	// retried.
+	ClosingTotals *store.WriteSummary
 }
 
 // MaxFailedListed bounds the failed chunks a report lists, so no message grows
@@ -76,6 +80,13 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 	if run.Finished() {
 		if m, err := e.ledger.GetMetrics(ctx, run.ClosingID); err == nil && m.RunID == run.ID {
 			r.Metrics = &m
+		}
+		if run.Mode == domain.ModeRetryFailed {
+			t, err := e.ledger.ClosingTotals(ctx, run.ClosingID)
+			if err != nil {
+				return Report{}, err
+			}
+			r.ClosingTotals = &t
 		}
 	}
 	return r, nil

@@ -25,19 +25,21 @@ func chunkSummary(run store.Run, c store.Chunk) []any {
 // runSummary is the "consolidation finished" line of a run, from its ledger row
 // read once its end is recorded: the estado, chunks succeeded of the chunks that
 // ended (a split chunk is counted in its halves, and on its own as split),
-// employees consolidated of the run's, result records written (employee and
-// concept rows), the seconds from start to end and employees consolidated per
-// second.
+// the chunks its end cancelled, employees consolidated of the run's (the rows
+// that remain) and those whose rows its end removed, result records that remain
+// (employee and concept rows), the seconds from start to end and employees
+// written per second (removed or not).
 func runSummary(run store.Run) []any {
 	seconds := run.FinishedAt.Sub(run.StartedAt).Seconds()
 	var perSecond float64
 	if seconds > 0 {
-		perSecond = float64(run.EmployeesDone) / seconds
+		perSecond = float64(run.EmployeesDone+run.EmployeesRemoved) / seconds
 	}
 	return []any{"consolidation_id", run.ID, "closing_id", run.ClosingID, "estado", string(run.Estado),
 		"chunks_ok", run.ChunksSucceeded, "chunks", run.TotalChunks - run.ChunksSplit,
-		"chunks_failed", run.ChunksFailed, "chunks_split", run.ChunksSplit,
-		"employees", run.EmployeesDone, "employees_total", run.TotalEmployees, "records", run.Records,
+		"chunks_failed", run.ChunksFailed, "chunks_split", run.ChunksSplit, "chunks_cancelled", run.ChunksCancelled,
+		"employees", run.EmployeesDone, "employees_removed", run.EmployeesRemoved,
+		"employees_total", run.TotalEmployees, "records", run.Records,
 		"seconds", roundTo(seconds, 3), "employees_per_sec", roundTo(perSecond, 1)}
 }
 

@@ -37,7 +37,7 @@ func TestRunSummary(t *testing.T) {
 			run: store.Run{ID: 7, ClosingID: 4, Estado: domain.EstadoConsolidados, TotalChunks: 2, TotalEmployees: 133,
 				ChunksSucceeded: 2, EmployeesDone: 133, Records: 3192, StartedAt: start, FinishedAt: start.Add(7800 * time.Millisecond)},
 			want: map[string]any{"consolidation_id": int64(7), "closing_id": int64(4), "estado": "datos_consolidados",
-				"chunks_ok": 2, "chunks": 2, "chunks_failed": 0, "chunks_split": 0, "employees": 133, "employees_total": 133,
+				"chunks_ok": 2, "chunks": 2, "chunks_failed": 0, "chunks_split": 0, "chunks_cancelled": 0, "employees": 133, "employees_removed": 0, "employees_total": 133,
 				"records": int64(3192), "seconds": 7.8, "employees_per_sec": 17.1},
 		},
 		{
@@ -46,15 +46,25 @@ func TestRunSummary(t *testing.T) {
 				ChunksSucceeded: 2, ChunksFailed: 1, ChunksSplit: 1, EmployeesDone: 150, Records: 1800,
 				StartedAt: start, FinishedAt: start.Add(3 * time.Second)},
 			want: map[string]any{"consolidation_id": int64(8), "closing_id": int64(4), "estado": "consolidacion_parcial",
-				"chunks_ok": 2, "chunks": 3, "chunks_failed": 1, "chunks_split": 1, "employees": 150, "employees_total": 200,
+				"chunks_ok": 2, "chunks": 3, "chunks_failed": 1, "chunks_split": 1, "chunks_cancelled": 0, "employees": 150, "employees_removed": 0, "employees_total": 200,
 				"records": int64(1800), "seconds": 3.0, "employees_per_sec": 50.0},
+		},
+		{
+			name: "CancelledAfterSomeChunks", // rows written then removed: none remain, the rate counts them
+			run: store.Run{ID: 10, ClosingID: 6, Estado: domain.EstadoCancelada, TotalChunks: 4, TotalEmployees: 40,
+				ChunksSucceeded: 1, ChunksCancelled: 3, RowsRemoved: true, EmployeesRemoved: 10,
+				StartedAt: start, FinishedAt: start.Add(2 * time.Second)},
+			want: map[string]any{"consolidation_id": int64(10), "closing_id": int64(6), "estado": "consolidacion_cancelada",
+				"chunks_ok": 1, "chunks": 4, "chunks_failed": 0, "chunks_split": 0, "chunks_cancelled": 3, "employees": 0,
+				"employees_removed": 10, "employees_total": 40, "records": int64(0), "seconds": 2.0, "employees_per_sec": 5.0},
 		},
 		{
 			name: "EndedAsItStarted", // no time passed: no rate rather than a division by zero
 			run: store.Run{ID: 9, ClosingID: 5, Estado: domain.EstadoCancelada, TotalChunks: 1, TotalEmployees: 10,
-				ChunksFailed: 1, StartedAt: start, FinishedAt: start},
+				ChunksCancelled: 1, StartedAt: start, FinishedAt: start},
 			want: map[string]any{"consolidation_id": int64(9), "closing_id": int64(5), "estado": "consolidacion_cancelada",
-				"chunks_ok": 0, "chunks": 1, "chunks_failed": 1, "chunks_split": 0, "employees": 0, "employees_total": 10,
+				"chunks_ok": 0, "chunks": 1, "chunks_failed": 0, "chunks_split": 0, "chunks_cancelled": 1, "employees": 0,
+				"employees_removed": 0, "employees_total": 10,
 				"records": int64(0), "seconds": 0.0, "employees_per_sec": 0.0},
 		},
 	}

@@ -55,6 +55,11 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 		RequestedBy:           run.RequestedBy,
 		CancelledBy:           run.CancelledBy,
 		ClosingEstadoFound:    string(run.ClosingEstadoFound),
+		ChunksSplit:           int32(run.ChunksSplit),
+		ChunksCancelled:       int32(run.ChunksCancelled),
+		EmployeesCancelled:    int32(run.EmployeesCancelled),
+		RowsRemoved:           run.RowsRemoved,
+		EmployeesRemoved:      int32(run.EmployeesRemoved),
 		ControlTotals: &consolidationv1.ControlTotals{
 			TotalHaberesCents: int64(run.TotalHaberes), TotalDescuentosCents: int64(run.TotalDescuentos),
 			LiquidoPagarCents: int64(run.LiquidoPagar), Verified: run.TotalsVerified,
@@ -73,7 +78,12 @@ func toProto(r engine.Report) *consolidationv1.Consolidation {
 	}
 	for _, f := range r.FailedEmployees {
 		c.FailedEmployees = append(c.FailedEmployees, &consolidationv1.FailedEmployee{EmployeeId: f.EmployeeID,
-			ChunkIndex: int32(f.ChunkIndex), Error: f.Error, WorkerDied: f.WorkerDied})
+			ChunkIndex: int32(f.ChunkIndex), Error: f.Error, WorkerDied: f.WorkerDied, Rut: f.RUT})
+	}
+	if t := r.ClosingTotals; t != nil {
+		c.ClosingTotals = &consolidationv1.ClosingTotals{Employees: int32(t.Employees),
+			TotalHaberesCents: int64(t.TotalHaberes), TotalDescuentosCents: int64(t.TotalDescuentos),
+			LiquidoPagarCents: int64(t.LiquidoPagar)}
 	}
 	if m := r.Metrics; m != nil {
 		c.Metrics = &consolidationv1.RunMetrics{

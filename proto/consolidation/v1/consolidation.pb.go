@@ -2145,8 +2145,32 @@ type Consolidation struct {
 	// shows this value until someone reconciles them (docs/rules.md, "The
 	// application writing estado mid-run"). Empty: no conflict.
 	ClosingEstadoFound string `protobuf:"bytes,28,opt,name=closing_estado_found,json=closingEstadoFound,proto3" json:"closing_estado_found,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// How the run's chunks add up (docs/rules.md, "Counting a run"): every chunk of
+	// total_chunks is pending or running while the run goes, or else exactly one of
+	// chunks_succeeded, chunks_failed, chunks_split (replaced by its two halves,
+	// which total_chunks counts too) and chunks_cancelled. progress.chunks_done is
+	// succeeded + failed + split, so a run that ended with chunks cancelled never
+	// shows 100 %.
+	ChunksSplit int32 `protobuf:"varint,29,opt,name=chunks_split,json=chunksSplit,proto3" json:"chunks_split,omitempty"`
+	// Chunks the run's end found pending or running (a cancel, the time limit, a
+	// permanent database error): never tried, or their attempt abandoned and fenced
+	// off. Not failed: a retry_failed run does not take them. employees_cancelled
+	// counts their employees.
+	ChunksCancelled    int32 `protobuf:"varint,30,opt,name=chunks_cancelled,json=chunksCancelled,proto3" json:"chunks_cancelled,omitempty"`
+	EmployeesCancelled int32 `protobuf:"varint,31,opt,name=employees_cancelled,json=employeesCancelled,proto3" json:"employees_cancelled,omitempty"`
+	// True when the run's end removed every row it wrote (error_consolidacion,
+	// consolidacion_cancelada, timeout_consolidacion, error_recursos).
+	// employees_consolidated and records_created count the run's rows that remain,
+	// so they are 0 then, and employees_removed counts the employees whose rows
+	// were written and removed (0 when rows_removed is false).
+	RowsRemoved      bool  `protobuf:"varint,32,opt,name=rows_removed,json=rowsRemoved,proto3" json:"rows_removed,omitempty"`
+	EmployeesRemoved int32 `protobuf:"varint,33,opt,name=employees_removed,json=employeesRemoved,proto3" json:"employees_removed,omitempty"`
+	// Set once a retry_failed run has ended: the closing's consolidated rows as they
+	// are now, whichever run wrote them (the run's own control_totals cover only
+	// the employees it retried).
+	ClosingTotals *ClosingTotals `protobuf:"bytes,34,opt,name=closing_totals,json=closingTotals,proto3" json:"closing_totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Consolidation) Reset() {
@@ -2375,8 +2399,121 @@ func (x *Consolidation) GetClosingEstadoFound() string {
 	return ""
 }
 
-// FailedEmployee is a libro employee whose consolidation failed in a run. It
-// carries ids only, never personal data.
+func (x *Consolidation) GetChunksSplit() int32 {
+	if x != nil {
+		return x.ChunksSplit
+	}
+	return 0
+}
+
+func (x *Consolidation) GetChunksCancelled() int32 {
+	if x != nil {
+		return x.ChunksCancelled
+	}
+	return 0
+}
+
+func (x *Consolidation) GetEmployeesCancelled() int32 {
+	if x != nil {
+		return x.EmployeesCancelled
+	}
+	return 0
+}
+
+func (x *Consolidation) GetRowsRemoved() bool {
+	if x != nil {
+		return x.RowsRemoved
+	}
+	return false
+}
+
+func (x *Consolidation) GetEmployeesRemoved() int32 {
+	if x != nil {
+		return x.EmployeesRemoved
+	}
+	return 0
+}
+
+func (x *Consolidation) GetClosingTotals() *ClosingTotals {
+	if x != nil {
+		return x.ClosingTotals
+	}
+	return nil
+}
+
+// ClosingTotals add up a closing's consolidated rows (nomina_empleado_consolidado)
+// as they are when read.
+type ClosingTotals struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Employees            int32                  `protobuf:"varint,1,opt,name=employees,proto3" json:"employees,omitempty"`
+	TotalHaberesCents    int64                  `protobuf:"varint,2,opt,name=total_haberes_cents,json=totalHaberesCents,proto3" json:"total_haberes_cents,omitempty"`
+	TotalDescuentosCents int64                  `protobuf:"varint,3,opt,name=total_descuentos_cents,json=totalDescuentosCents,proto3" json:"total_descuentos_cents,omitempty"`
+	LiquidoPagarCents    int64                  `protobuf:"varint,4,opt,name=liquido_pagar_cents,json=liquidoPagarCents,proto3" json:"liquido_pagar_cents,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ClosingTotals) Reset() {
+	*x = ClosingTotals{}
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosingTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosingTotals) ProtoMessage() {}
+
+func (x *ClosingTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosingTotals.ProtoReflect.Descriptor instead.
+func (*ClosingTotals) Descriptor() ([]byte, []int) {
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClosingTotals) GetEmployees() int32 {
+	if x != nil {
+		return x.Employees
+	}
+	return 0
+}
+
+func (x *ClosingTotals) GetTotalHaberesCents() int64 {
+	if x != nil {
+		return x.TotalHaberesCents
+	}
+	return 0
+}
+
+func (x *ClosingTotals) GetTotalDescuentosCents() int64 {
+	if x != nil {
+		return x.TotalDescuentosCents
+	}
+	return 0
+}
+
+func (x *ClosingTotals) GetLiquidoPagarCents() int64 {
+	if x != nil {
+		return x.LiquidoPagarCents
+	}
+	return 0
+}
+
+// FailedEmployee is a libro employee whose consolidation failed in a run: ids,
+// the error, and the employee's RUT (for the caller, who may read the closing;
+// never logged).
 type FailedEmployee struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// nomina_empleado_cierre.id (the libro row).
@@ -2387,14 +2524,17 @@ type FailedEmployee struct {
 	// column name for a database refusal).
 	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// True when workers died (killed, out of memory) processing it alone.
-	WorkerDied    bool `protobuf:"varint,4,opt,name=worker_died,json=workerDied,proto3" json:"worker_died,omitempty"`
+	WorkerDied bool `protobuf:"varint,4,opt,name=worker_died,json=workerDied,proto3" json:"worker_died,omitempty"`
+	// The libro row's RUT as written there: what ExplainEmployee takes (with the
+	// closing id) to say how the employee's figures are computed.
+	Rut           string `protobuf:"bytes,5,opt,name=rut,proto3" json:"rut,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FailedEmployee) Reset() {
 	*x = FailedEmployee{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2546,7 @@ func (x *FailedEmployee) String() string {
 func (*FailedEmployee) ProtoMessage() {}
 
 func (x *FailedEmployee) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[22]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2559,7 @@ func (x *FailedEmployee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedEmployee.ProtoReflect.Descriptor instead.
 func (*FailedEmployee) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{22}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FailedEmployee) GetEmployeeId() int64 {
@@ -2448,6 +2588,13 @@ func (x *FailedEmployee) GetWorkerDied() bool {
 		return x.WorkerDied
 	}
 	return false
+}
+
+func (x *FailedEmployee) GetRut() string {
+	if x != nil {
+		return x.Rut
+	}
+	return ""
 }
 
 // RunMetrics mirrors the nomina_metrica_consolidacion row of a run. Employees and
@@ -2489,7 +2636,7 @@ type RunMetrics struct {
 
 func (x *RunMetrics) Reset() {
 	*x = RunMetrics{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2648,7 @@ func (x *RunMetrics) String() string {
 func (*RunMetrics) ProtoMessage() {}
 
 func (x *RunMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[23]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2661,7 @@ func (x *RunMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunMetrics.ProtoReflect.Descriptor instead.
 func (*RunMetrics) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{23}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RunMetrics) GetTotalEmpleados() int32 {
@@ -2629,7 +2776,7 @@ type FailedChunk struct {
 
 func (x *FailedChunk) Reset() {
 	*x = FailedChunk{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2788,7 @@ func (x *FailedChunk) String() string {
 func (*FailedChunk) ProtoMessage() {}
 
 func (x *FailedChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[24]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2801,7 @@ func (x *FailedChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedChunk.ProtoReflect.Descriptor instead.
 func (*FailedChunk) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{24}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FailedChunk) GetChunkIndex() int32 {
@@ -2721,7 +2868,7 @@ type ControlTotals struct {
 
 func (x *ControlTotals) Reset() {
 	*x = ControlTotals{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2880,7 @@ func (x *ControlTotals) String() string {
 func (*ControlTotals) ProtoMessage() {}
 
 func (x *ControlTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[25]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2893,7 @@ func (x *ControlTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlTotals.ProtoReflect.Descriptor instead.
 func (*ControlTotals) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{25}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ControlTotals) GetTotalHaberesCents() int64 {
@@ -2804,7 +2951,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2963,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[26]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2976,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{26}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Progress) GetChunksDone() int32 {
@@ -2900,7 +3047,7 @@ type ProcessChunkRequest struct {
 
 func (x *ProcessChunkRequest) Reset() {
 	*x = ProcessChunkRequest{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3059,7 @@ func (x *ProcessChunkRequest) String() string {
 func (*ProcessChunkRequest) ProtoMessage() {}
 
 func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[27]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3072,7 @@ func (x *ProcessChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkRequest.ProtoReflect.Descriptor instead.
 func (*ProcessChunkRequest) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{27}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessChunkRequest) GetConsolidationId() int64 {
@@ -2967,7 +3114,7 @@ type ProcessChunkResponse struct {
 
 func (x *ProcessChunkResponse) Reset() {
 	*x = ProcessChunkResponse{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3126,7 @@ func (x *ProcessChunkResponse) String() string {
 func (*ProcessChunkResponse) ProtoMessage() {}
 
 func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[28]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3139,7 @@ func (x *ProcessChunkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessChunkResponse.ProtoReflect.Descriptor instead.
 func (*ProcessChunkResponse) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{28}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProcessChunkResponse) GetSummary() *ChunkSummary {
@@ -3034,7 +3181,7 @@ type ChunkSummary struct {
 
 func (x *ChunkSummary) Reset() {
 	*x = ChunkSummary{}
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3193,7 @@ func (x *ChunkSummary) String() string {
 func (*ChunkSummary) ProtoMessage() {}
 
 func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_consolidation_v1_consolidation_proto_msgTypes[29]
+	mi := &file_consolidation_v1_consolidation_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3206,7 @@ func (x *ChunkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSummary.ProtoReflect.Descriptor instead.
 func (*ChunkSummary) Descriptor() ([]byte, []int) {
-	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{29}
+	return file_consolidation_v1_consolidation_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChunkSummary) GetChunkIndex() int32 {
@@ -3295,8 +3442,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"closing_id\x18\x02 \x01(\x03H\x00R\tclosingIdB\x05\n" +
 	"\x03ref\"d\n" +
 	"\x1bCancelConsolidationResponse\x12E\n" +
-	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xc1\n" +
-	"\n" +
+	"\rconsolidation\x18\x01 \x01(\v2\x1f.consolidation.v1.ConsolidationR\rconsolidation\"\xd8\f\n" +
 	"\rConsolidation\x12)\n" +
 	"\x10consolidation_id\x18\x01 \x01(\x03R\x0fconsolidationId\x12\x1d\n" +
 	"\n" +
@@ -3331,7 +3477,18 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"request_id\x18\x19 \x01(\tR\trequestId\x12!\n" +
 	"\frequested_by\x18\x1a \x01(\tR\vrequestedBy\x12!\n" +
 	"\fcancelled_by\x18\x1b \x01(\tR\vcancelledBy\x120\n" +
-	"\x14closing_estado_found\x18\x1c \x01(\tR\x12closingEstadoFound\"\x89\x01\n" +
+	"\x14closing_estado_found\x18\x1c \x01(\tR\x12closingEstadoFound\x12!\n" +
+	"\fchunks_split\x18\x1d \x01(\x05R\vchunksSplit\x12)\n" +
+	"\x10chunks_cancelled\x18\x1e \x01(\x05R\x0fchunksCancelled\x12/\n" +
+	"\x13employees_cancelled\x18\x1f \x01(\x05R\x12employeesCancelled\x12!\n" +
+	"\frows_removed\x18  \x01(\bR\vrowsRemoved\x12+\n" +
+	"\x11employees_removed\x18! \x01(\x05R\x10employeesRemoved\x12F\n" +
+	"\x0eclosing_totals\x18\" \x01(\v2\x1f.consolidation.v1.ClosingTotalsR\rclosingTotals\"\xc3\x01\n" +
+	"\rClosingTotals\x12\x1c\n" +
+	"\temployees\x18\x01 \x01(\x05R\temployees\x12.\n" +
+	"\x13total_haberes_cents\x18\x02 \x01(\x03R\x11totalHaberesCents\x124\n" +
+	"\x16total_descuentos_cents\x18\x03 \x01(\x03R\x14totalDescuentosCents\x12.\n" +
+	"\x13liquido_pagar_cents\x18\x04 \x01(\x03R\x11liquidoPagarCents\"\x9b\x01\n" +
 	"\x0eFailedEmployee\x12\x1f\n" +
 	"\vemployee_id\x18\x01 \x01(\x03R\n" +
 	"employeeId\x12\x1f\n" +
@@ -3339,7 +3496,8 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"chunkIndex\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1f\n" +
 	"\vworker_died\x18\x04 \x01(\bR\n" +
-	"workerDied\"\x89\x05\n" +
+	"workerDied\x12\x10\n" +
+	"\x03rut\x18\x05 \x01(\tR\x03rut\"\x89\x05\n" +
 	"\n" +
 	"RunMetrics\x12'\n" +
 	"\x0ftotal_empleados\x18\x01 \x01(\x05R\x0etotalEmpleados\x12+\n" +
@@ -3444,7 +3602,7 @@ func file_consolidation_v1_consolidation_proto_rawDescGZIP() []byte {
 }
 
 var file_consolidation_v1_consolidation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_consolidation_v1_consolidation_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(ConsolidationMode)(0),              // 0: consolidation.v1.ConsolidationMode
 	(ChunkPolicy)(0),                    // 1: consolidation.v1.ChunkPolicy
@@ -3471,16 +3629,17 @@ var file_consolidation_v1_consolidation_proto_goTypes = []any{
 	(*CancelConsolidationRequest)(nil),  // 22: consolidation.v1.CancelConsolidationRequest
 	(*CancelConsolidationResponse)(nil), // 23: consolidation.v1.CancelConsolidationResponse
 	(*Consolidation)(nil),               // 24: consolidation.v1.Consolidation
-	(*FailedEmployee)(nil),              // 25: consolidation.v1.FailedEmployee
-	(*RunMetrics)(nil),                  // 26: consolidation.v1.RunMetrics
-	(*FailedChunk)(nil),                 // 27: consolidation.v1.FailedChunk
-	(*ControlTotals)(nil),               // 28: consolidation.v1.ControlTotals
-	(*Progress)(nil),                    // 29: consolidation.v1.Progress
-	(*ProcessChunkRequest)(nil),         // 30: consolidation.v1.ProcessChunkRequest
-	(*ProcessChunkResponse)(nil),        // 31: consolidation.v1.ProcessChunkResponse
-	(*ChunkSummary)(nil),                // 32: consolidation.v1.ChunkSummary
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 34: google.protobuf.Duration
+	(*ClosingTotals)(nil),               // 25: consolidation.v1.ClosingTotals
+	(*FailedEmployee)(nil),              // 26: consolidation.v1.FailedEmployee
+	(*RunMetrics)(nil),                  // 27: consolidation.v1.RunMetrics
+	(*FailedChunk)(nil),                 // 28: consolidation.v1.FailedChunk
+	(*ControlTotals)(nil),               // 29: consolidation.v1.ControlTotals
+	(*Progress)(nil),                    // 30: consolidation.v1.Progress
+	(*ProcessChunkRequest)(nil),         // 31: consolidation.v1.ProcessChunkRequest
+	(*ProcessChunkResponse)(nil),        // 32: consolidation.v1.ProcessChunkResponse
+	(*ChunkSummary)(nil),                // 33: consolidation.v1.ChunkSummary
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 35: google.protobuf.Duration
 }
 var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	0,  // 0: consolidation.v1.ConsolidateRequest.mode:type_name -> consolidation.v1.ConsolidationMode
@@ -3488,8 +3647,8 @@ var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	0,  // 2: consolidation.v1.ConsolidateResponse.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 3: consolidation.v1.ConsolidateResponse.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
 	5,  // 4: consolidation.v1.ConsolidateResponse.planned_chunks:type_name -> consolidation.v1.PlannedChunk
-	33, // 5: consolidation.v1.ListConsolidationsRequest.started_after:type_name -> google.protobuf.Timestamp
-	33, // 6: consolidation.v1.ListConsolidationsRequest.started_before:type_name -> google.protobuf.Timestamp
+	34, // 5: consolidation.v1.ListConsolidationsRequest.started_after:type_name -> google.protobuf.Timestamp
+	34, // 6: consolidation.v1.ListConsolidationsRequest.started_before:type_name -> google.protobuf.Timestamp
 	24, // 7: consolidation.v1.ListConsolidationsResponse.consolidations:type_name -> consolidation.v1.Consolidation
 	10, // 8: consolidation.v1.ExplainEmployeeResponse.concepts:type_name -> consolidation.v1.ConceptDecision
 	12, // 9: consolidation.v1.ExplainEmployeeResponse.flags:type_name -> consolidation.v1.FlagDecision
@@ -3501,45 +3660,46 @@ var file_consolidation_v1_consolidation_proto_depIdxs = []int32{
 	15, // 15: consolidation.v1.ConsolidatedEmployee.concepts:type_name -> consolidation.v1.ConsolidatedConcept
 	14, // 16: consolidation.v1.ExportConsolidationResponse.employees:type_name -> consolidation.v1.ConsolidatedEmployee
 	24, // 17: consolidation.v1.GetConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
-	29, // 18: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
+	30, // 18: consolidation.v1.WatchConsolidationResponse.progress:type_name -> consolidation.v1.Progress
 	24, // 19: consolidation.v1.WatchConsolidationResponse.final:type_name -> consolidation.v1.Consolidation
 	24, // 20: consolidation.v1.CancelConsolidationResponse.consolidation:type_name -> consolidation.v1.Consolidation
 	2,  // 21: consolidation.v1.Consolidation.status:type_name -> consolidation.v1.RunStatus
 	0,  // 22: consolidation.v1.Consolidation.mode:type_name -> consolidation.v1.ConsolidationMode
 	1,  // 23: consolidation.v1.Consolidation.chunk_policy:type_name -> consolidation.v1.ChunkPolicy
-	27, // 24: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
-	28, // 25: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
-	29, // 26: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
-	33, // 27: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
-	33, // 28: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 29: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
-	25, // 30: consolidation.v1.Consolidation.failed_employees:type_name -> consolidation.v1.FailedEmployee
-	34, // 31: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	34, // 32: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
-	32, // 33: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
-	34, // 34: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
-	34, // 35: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
-	3,  // 36: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
-	18, // 37: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
-	20, // 38: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
-	22, // 39: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
-	6,  // 40: consolidation.v1.ConsolidationService.ListConsolidations:input_type -> consolidation.v1.ListConsolidationsRequest
-	8,  // 41: consolidation.v1.ConsolidationService.ExplainEmployee:input_type -> consolidation.v1.ExplainEmployeeRequest
-	16, // 42: consolidation.v1.ConsolidationService.ExportConsolidation:input_type -> consolidation.v1.ExportConsolidationRequest
-	30, // 43: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
-	4,  // 44: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
-	19, // 45: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
-	21, // 46: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
-	23, // 47: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
-	7,  // 48: consolidation.v1.ConsolidationService.ListConsolidations:output_type -> consolidation.v1.ListConsolidationsResponse
-	9,  // 49: consolidation.v1.ConsolidationService.ExplainEmployee:output_type -> consolidation.v1.ExplainEmployeeResponse
-	17, // 50: consolidation.v1.ConsolidationService.ExportConsolidation:output_type -> consolidation.v1.ExportConsolidationResponse
-	31, // 51: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
-	44, // [44:52] is the sub-list for method output_type
-	36, // [36:44] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	28, // 24: consolidation.v1.Consolidation.failed_chunks:type_name -> consolidation.v1.FailedChunk
+	29, // 25: consolidation.v1.Consolidation.control_totals:type_name -> consolidation.v1.ControlTotals
+	30, // 26: consolidation.v1.Consolidation.progress:type_name -> consolidation.v1.Progress
+	34, // 27: consolidation.v1.Consolidation.started_at:type_name -> google.protobuf.Timestamp
+	34, // 28: consolidation.v1.Consolidation.finished_at:type_name -> google.protobuf.Timestamp
+	27, // 29: consolidation.v1.Consolidation.metrics:type_name -> consolidation.v1.RunMetrics
+	26, // 30: consolidation.v1.Consolidation.failed_employees:type_name -> consolidation.v1.FailedEmployee
+	25, // 31: consolidation.v1.Consolidation.closing_totals:type_name -> consolidation.v1.ClosingTotals
+	35, // 32: consolidation.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	35, // 33: consolidation.v1.Progress.eta:type_name -> google.protobuf.Duration
+	33, // 34: consolidation.v1.ProcessChunkResponse.summary:type_name -> consolidation.v1.ChunkSummary
+	35, // 35: consolidation.v1.ChunkSummary.duration:type_name -> google.protobuf.Duration
+	35, // 36: consolidation.v1.ChunkSummary.cpu_time:type_name -> google.protobuf.Duration
+	3,  // 37: consolidation.v1.ConsolidationService.Consolidate:input_type -> consolidation.v1.ConsolidateRequest
+	18, // 38: consolidation.v1.ConsolidationService.GetConsolidation:input_type -> consolidation.v1.GetConsolidationRequest
+	20, // 39: consolidation.v1.ConsolidationService.WatchConsolidation:input_type -> consolidation.v1.WatchConsolidationRequest
+	22, // 40: consolidation.v1.ConsolidationService.CancelConsolidation:input_type -> consolidation.v1.CancelConsolidationRequest
+	6,  // 41: consolidation.v1.ConsolidationService.ListConsolidations:input_type -> consolidation.v1.ListConsolidationsRequest
+	8,  // 42: consolidation.v1.ConsolidationService.ExplainEmployee:input_type -> consolidation.v1.ExplainEmployeeRequest
+	16, // 43: consolidation.v1.ConsolidationService.ExportConsolidation:input_type -> consolidation.v1.ExportConsolidationRequest
+	31, // 44: consolidation.v1.WorkerService.ProcessChunk:input_type -> consolidation.v1.ProcessChunkRequest
+	4,  // 45: consolidation.v1.ConsolidationService.Consolidate:output_type -> consolidation.v1.ConsolidateResponse
+	19, // 46: consolidation.v1.ConsolidationService.GetConsolidation:output_type -> consolidation.v1.GetConsolidationResponse
+	21, // 47: consolidation.v1.ConsolidationService.WatchConsolidation:output_type -> consolidation.v1.WatchConsolidationResponse
+	23, // 48: consolidation.v1.ConsolidationService.CancelConsolidation:output_type -> consolidation.v1.CancelConsolidationResponse
+	7,  // 49: consolidation.v1.ConsolidationService.ListConsolidations:output_type -> consolidation.v1.ListConsolidationsResponse
+	9,  // 50: consolidation.v1.ConsolidationService.ExplainEmployee:output_type -> consolidation.v1.ExplainEmployeeResponse
+	17, // 51: consolidation.v1.ConsolidationService.ExportConsolidation:output_type -> consolidation.v1.ExportConsolidationResponse
+	32, // 52: consolidation.v1.WorkerService.ProcessChunk:output_type -> consolidation.v1.ProcessChunkResponse
+	45, // [45:53] is the sub-list for method output_type
+	37, // [37:45] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_consolidation_v1_consolidation_proto_init() }
@@ -3565,7 +3725,7 @@ func file_consolidation_v1_consolidation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consolidation_v1_consolidation_proto_rawDesc), len(file_consolidation_v1_consolidation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
