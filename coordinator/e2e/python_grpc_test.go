@@ -162,8 +162,8 @@ func TestPythonGRPCClientOverMTLS(t *testing.T) {
 
 // pythonStubs generates the Python stubs of the service into a directory of the
 // test's own, with Debian's protoc and grpc_python_plugin: consolidation/v1/
-// (messages and gRPC stubs) and google/rpc/ (status and error details, which
-// Debian ships no Python package of). protoc reads the descriptors this test
+// (messages and gRPC stubs), google/api/ (its HTTP annotations) and google/rpc/
+// (status and error details), which Debian ships no Python package of. protoc reads the descriptors this test
 // binary was built with (the proto module's generated code, which make verify
 // keeps equal to proto/, and genproto's google.rpc), so the stubs are the very
 // contract the servers serve and need no .proto file outside the repository.
@@ -184,10 +184,16 @@ func pythonStubs(t *testing.T, py localdb.PythonGRPC) string {
 	}
 	generate := []protoreflect.FileDescriptor{consolidationv1.File_consolidation_v1_consolidation_proto,
 		status.File_google_rpc_status_proto, errdetails.File_google_rpc_error_details_proto}
-	args := []string{}
 	for _, fd := range generate {
 		add(fd)
-		args = append(args, fd.Path())
+	}
+	// Every file but the well-known types, which python3-protobuf ships: the
+	// service's proto imports google/api's HTTP annotations too.
+	args := []string{}
+	for _, f := range set.File {
+		if !strings.HasPrefix(f.GetName(), "google/protobuf/") {
+			args = append(args, f.GetName())
+		}
 	}
 	b, err := proto.Marshal(&set)
 	require.NoError(t, err)
