@@ -23,9 +23,9 @@ type DjangoProject struct {
 var djangoProject = sync.OnceValues(findDjangoProject)
 
 // Django finds the repository's testdata/django and a python3 with Django,
-// psycopg2 and django-redis, installing Debian's python3-django, python3-psycopg2
-// and python3-django-redis with apt-get when they are missing and we are root on
-// Debian.
+// psycopg2, django-redis and requests, installing Debian's python3-django,
+// python3-psycopg2, python3-django-redis and python3-requests with apt-get when
+// they are missing and we are root on Debian.
 func Django() (*DjangoProject, error) { return djangoProject() }
 
 func findDjangoProject() (*DjangoProject, error) {
@@ -41,7 +41,7 @@ func findDjangoProject() (*DjangoProject, error) {
 		return p, nil
 	}
 	if err := aptInstall(func() bool { return djangoPython() != "" },
-		"python3-django", "python3-psycopg2", "python3-django-redis"); err != nil {
+		"python3-django", "python3-psycopg2", "python3-django-redis", "python3-requests"); err != nil {
 		return nil, fmt.Errorf("python3 with Django, psycopg2 and django-redis not found: %w", err)
 	}
 	if p.python = djangoPython(); p.python == "" {
@@ -50,9 +50,9 @@ func findDjangoProject() (*DjangoProject, error) {
 	return p, nil
 }
 
-// djangoPython is the first python3 that imports django, psycopg2 and
-// django_redis (pythonWith).
-func djangoPython() string { return pythonWith("import django, psycopg2, django_redis") }
+// djangoPython is the first python3 that imports django, psycopg2,
+// django_redis and requests (pythonWith).
+func djangoPython() string { return pythonWith("import django, psycopg2, django_redis, requests") }
 
 // repositoryRoot is the directory holding go.work, found from this source file
 // (tests, binaries built in the checkout) or else from the working directory.
