@@ -173,8 +173,8 @@ func TestSQLF(t *testing.T) {
 	})
 	t.Run("PanicsOnUnknownWord", func(t *testing.T) {
 		t.Parallel()
-		require.PanicsWithValue(t, "store: unknown domain word in SQL: {cancelled}", func() {
-			sqlf("UPDATE consolidation_chunk SET status = {cancelled}")
+		require.PanicsWithValue(t, "store: unknown domain word in SQL: {archived}", func() {
+			sqlf("UPDATE consolidation_chunk SET status = {archived}")
 		})
 	})
 	t.Run("QuotesLiterals", func(t *testing.T) {
