@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/nominacl/consolidation/coordinator/internal/plan"
+import (
+	"strconv"
+
+	"github.com/nominacl/consolidation/coordinator/internal/plan"
+)
 
 // checkChunkSize refuses a requested chunk_size outside 0..plan.MaxChunkSize,
 // before anything is read.
@@ -17,7 +21,11 @@ func checkChunkSize(size int) error {
 // closing no chunk size fits. The policies' own sizes always fit (plan.PolicySize).
 func checkPlanBounds(closingID int64, employees, size int) error {
 	if employees > plan.MaxEmployees {
-		return errorf(KindFailedPrecondition, "closing %d has %d employees, more than the %d one consolidation can plan (%d chunks of at most %d)",
+		md := ids(closingID, 0)
+		md["employees"], md["max_employees"] = strconv.Itoa(employees), strconv.Itoa(plan.MaxEmployees)
+		return failedPrecondition(ReasonClosingTooLarge, md,
+			PreconditionViolation{Type: ViolationTooLarge, Subject: subject("nomina_cierrenomina", closingID)},
+			"closing %d has %d employees, more than the %d one consolidation can plan (%d chunks of at most %d)",
 			closingID, employees, plan.MaxEmployees, plan.MaxChunksPerRun, plan.MaxChunkSize)
 	}
 	if least := plan.MinChunkSize(employees); size > 0 && size < least {

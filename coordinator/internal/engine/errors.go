@@ -37,6 +37,7 @@ const (
 	ReasonEmployeeNotFound      = "EMPLOYEE_NOT_FOUND"
 	ReasonRowsChanging          = "ROWS_CHANGING"
 	ReasonAmountOutOfRange      = "AMOUNT_OUT_OF_RANGE"
+	ReasonClosingTooLarge       = "CLOSING_TOO_LARGE"
 )
 
 // Violation types of a PreconditionFailure.
@@ -47,6 +48,7 @@ const (
 	ViolationNoRun       = "NO_RUN_TO_RETRY"
 	ViolationNoFailed    = "NO_FAILED_CHUNKS"
 	ViolationAmount      = "AMOUNT_OUT_OF_RANGE"
+	ViolationTooLarge    = "CLOSING_TOO_LARGE"
 )
 
 // Error is an engine error with a message fit for the caller: it names the

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/coordinator/internal/plan"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -44,4 +46,19 @@ func TestRUTRefusalListsEveryRowItNames(t *testing.T) {
 		{Type: ViolationRUTRepeated, Subject: "nomina_empleado_cierre_novedades/40", Description: "rows [40 41] of nomina_empleado_cierre_novedades share one RUT"},
 		{Type: ViolationRUTRepeated, Subject: "nomina_empleado_cierre_novedades/41", Description: "rows [40 41] of nomina_empleado_cierre_novedades share one RUT"},
 	}, e.Preconditions)
+}
+
+func TestClosingTooLargeCarriesItsReason(t *testing.T) {
+	t.Parallel()
+	err := checkPlanBounds(4, plan.MaxEmployees+1, 0)
+	var ee *Error
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, KindFailedPrecondition, ee.Kind)
+	require.Equal(t, ReasonClosingTooLarge, ee.Reason)
+	require.Equal(t, map[string]string{"closing_id": "4", "employees": strconv.Itoa(plan.MaxEmployees + 1),
+		"max_employees": strconv.Itoa(plan.MaxEmployees)}, ee.Metadata)
+	require.Len(t, ee.Preconditions, 1)
+	require.Equal(t, ViolationTooLarge, ee.Preconditions[0].Type)
+	require.Equal(t, "nomina_cierrenomina/4", ee.Preconditions[0].Subject)
+	require.NoError(t, checkPlanBounds(4, plan.MaxEmployees, 0))
 }

@@ -80,8 +80,10 @@ type ConsolidationServiceClient interface {
 	//     when there is one, consolidation_id; PreconditionFailure NO_RUN_TO_RETRY
 	//     or NO_FAILED_CHUNKS): a retry_failed run with no previous run, or whose
 	//     last run has no failed employees.
-	//   - FAILED_PRECONDITION without details: a closing of more than 50,000,000
-	//     libro employees, more than one run can plan.
+	//   - FAILED_PRECONDITION, reason CLOSING_TOO_LARGE (metadata closing_id,
+	//     employees, max_employees; PreconditionFailure CLOSING_TOO_LARGE): a
+	//     closing of more than 50,000,000 libro employees, more than one run can
+	//     plan.
 	//   - UNAVAILABLE, reason DEPENDENCY_UNAVAILABLE (metadata "dependency":
 	//     postgresql, redis or workers): checked before starting; retry later.
 	Consolidate(ctx context.Context, in *ConsolidateRequest, opts ...grpc.CallOption) (*ConsolidateResponse, error)
@@ -323,8 +325,10 @@ type ConsolidationServiceServer interface {
 	//     when there is one, consolidation_id; PreconditionFailure NO_RUN_TO_RETRY
 	//     or NO_FAILED_CHUNKS): a retry_failed run with no previous run, or whose
 	//     last run has no failed employees.
-	//   - FAILED_PRECONDITION without details: a closing of more than 50,000,000
-	//     libro employees, more than one run can plan.
+	//   - FAILED_PRECONDITION, reason CLOSING_TOO_LARGE (metadata closing_id,
+	//     employees, max_employees; PreconditionFailure CLOSING_TOO_LARGE): a
+	//     closing of more than 50,000,000 libro employees, more than one run can
+	//     plan.
 	//   - UNAVAILABLE, reason DEPENDENCY_UNAVAILABLE (metadata "dependency":
 	//     postgresql, redis or workers): checked before starting; retry later.
 	Consolidate(context.Context, *ConsolidateRequest) (*ConsolidateResponse, error)
