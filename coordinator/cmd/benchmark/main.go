@@ -16,6 +16,7 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/bench"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
 func main() {
@@ -41,6 +42,8 @@ func main() {
 	meClosings := fs.Int("month-end-closings", 200, "month end: how many closings")
 	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
 	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
+	closing := fs.Int64("closing", 0, "measure this existing closing instead, through the running coordinator at -coordinator: -repeat forced runs, each watched to its end, with mean, median, stdev, min and max (every run rewrites the closing's results: use a copy)")
+	coordinator := fs.String("coordinator", "localhost:50051", "with -closing: the coordinator's gRPC address (TLS from TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE; plaintext without them)")
 	repeat := fs.Int("repeat", 1, "measure every figure this many times and report median, lowest and highest (wall and floor alternate)")
 	warmRuns := fs.Int("warm-runs", 3, "133-employee closings after the cold one on each freshly started cluster (the warm latency)")
 	smallFirst := fs.Int("small-first", 2, "133-employee closings consolidated on the same services before each measured closing, after the result tables were emptied and analyzed (month end's order on a new database); 0: none")
@@ -87,6 +90,15 @@ func main() {
 	if *repeat < 1 || *warmRuns < 1 {
 		fmt.Fprintln(os.Stderr, "benchmark: -repeat and -warm-runs must be at least 1")
 		os.Exit(2)
+	}
+	if *closing != 0 {
+		ex := bench.ExistingConfig{Coordinator: *coordinator, Closing: *closing, Repeat: *repeat,
+			TLS: grpcx.TLSFiles{Cert: os.Getenv(grpcx.EnvTLSCert), Key: os.Getenv(grpcx.EnvTLSKey), CA: os.Getenv(grpcx.EnvTLSCA)}}
+		if err := bench.RunExisting(ctx, ex, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "benchmark:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *monthEnd {
 		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas}

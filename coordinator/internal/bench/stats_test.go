@@ -36,3 +36,16 @@ func TestSpreadFormats(t *testing.T) {
 		t.Errorf("duration = %q", got)
 	}
 }
+
+func TestSummaryOf(t *testing.T) {
+	s := summaryOf([]float64{2, 4, 4, 4, 5, 5, 7, 9})
+	if s.Mean != 5 || s.Median != 4.5 || s.Min != 2 || s.Max != 9 {
+		t.Errorf("summaryOf = %+v", s)
+	}
+	if want := 2.138089935299395; s.Stdev < want-1e-12 || s.Stdev > want+1e-12 { // sample stdev, n-1
+		t.Errorf("stdev %v, want %v", s.Stdev, want)
+	}
+	if one := summaryOf([]float64{3}); one != (summary{Mean: 3, Median: 3, Min: 3, Max: 3}) {
+		t.Errorf("one run: %+v", one)
+	}
+}
