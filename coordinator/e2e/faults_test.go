@@ -651,7 +651,11 @@ func TestWorkersKilledByMostEmployees(t *testing.T) {
 	require.Equal(t, "3 of 4 employees failed; workers died processing alone employee rows "+
 		itoa(killers[0])+", "+itoa(killers[1])+", "+itoa(killers[2]), final.GetError())
 	require.Equal(t, map[int64]bool{killers[0]: true, killers[1]: true, killers[2]: true}, failedIDs(final))
-	require.Equal(t, int32(1), final.GetEmployeesConsolidated(), "the one good employee was consolidated")
+	// The one good employee was consolidated, and its rows went with the run's
+	// end: none remain (docs/rules.md, "Counting a run").
+	require.Zero(t, final.GetEmployeesConsolidated(), "no consolidated row remains")
+	require.True(t, final.GetRowsRemoved())
+	require.Equal(t, int32(1), final.GetEmployeesRemoved(), "the one good employee was consolidated, then removed")
 	c.requireNoRows(closing)
 }
 

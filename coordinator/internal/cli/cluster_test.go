@@ -228,7 +228,7 @@ func TestCancelledRunIsCountedAsCancelled(t *testing.T) {
 	closing := strconv.FormatInt(s.ClosingID, 10)
 	cierrectl := func(command string, args ...string) (int, string, string) {
 		t.Helper()
-		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr}, args...)...)
+		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr, "-plaintext"}, args...)...)
 	}
 
 	code, _, stderr := cierrectl("consolidate", "-no-watch", "-chunk-size", "10", "-closing", closing)
