@@ -135,7 +135,7 @@ func newSoak(t *testing.T, seed uint64) *soak {
 	for i := range 3 {
 		name := fmt.Sprintf("worker-%d", i+1)
 		w, err := launch.NewProcess(filepath.Join(binDir, "worker"), name, filepath.Join(logDir, name+".log"),
-			"DATABASE_URL="+serviceDB, "WORKER_NAME="+name, "SHUTDOWN_DRAIN=5s")
+			"DATABASE_URL="+serviceDB, "WORKER_NAME="+name, "SHUTDOWN_DRAIN=5s", grpcx.EnvAllowPlaintext+"=true")
 		require.NoError(t, err)
 		w.DeathSignal = syscall.SIGKILL
 		require.NoError(t, w.Start())
@@ -155,7 +155,8 @@ func newSoak(t *testing.T, seed uint64) *soak {
 		c, err := launch.NewProcess(filepath.Join(binDir, "coordinator"), name, filepath.Join(logDir, name+".log"),
 			"DATABASE_URL="+serviceDB, "REDIS_URL=redis://"+redisHop.Addr()+"/0", "WORKER_TARGET="+strings.Join(targets, ","),
 			"REDIS_PREFIX="+chaosPrefix, "RECONCILE_EVERY=300ms", "RETRY_BASE_DELAY=50ms", "LEASE_TTL=3s",
-			"SHUTDOWN_DRAIN=5s", "CHUNK_HARD_TIMEOUT=30s", "CHUNK_MAX_ATTEMPTS=8", "METRICS_ADDR="+metricsAddr)
+			"SHUTDOWN_DRAIN=5s", "CHUNK_HARD_TIMEOUT=30s", "CHUNK_MAX_ATTEMPTS=8", "METRICS_ADDR="+metricsAddr,
+			grpcx.EnvAllowPlaintext+"=true")
 		require.NoError(t, err)
 		c.DeathSignal = syscall.SIGKILL
 		require.NoError(t, c.Start())
