@@ -19,7 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/localdb"
@@ -45,7 +47,15 @@ func TestChaosSoak(t *testing.T) {
 		seed, err = strconv.ParseUint(s, 10, 64)
 		require.NoError(t, err, "CHAOS_SEED")
 	}
-	s := newSoak(t, seed)
+	var s *soak
+	// Registered first, so it runs last: the violations are printed again after
+	// the processes' logs, where CI's tail of the output shows them.
+	t.Cleanup(func() {
+		if s != nil && len(s.violations) > 0 {
+			t.Logf("invariant violations (repeated after the logs):\n%s", strings.Join(s.violations, "\n"))
+		}
+	})
+	s = newSoak(t, seed)
 	s.run(duration)
 	s.report(duration)
 	require.Zero(t, len(s.violations), "invariant violations:\n%s", strings.Join(s.violations, "\n"))
@@ -466,9 +476,12 @@ func (s *soak) checkGlobal(ctx context.Context) {
 				s.coords[i].Name, b.goroutines, e.goroutines, b.fds, e.fds, b.rss/1e6, e.rss/1e6)
 		}
 	}
-	// Every pool at its maximum: 2 coordinators × 16, 3 workers × 6.
-	if end[0].sessions > 2*16+3*6 {
-		s.violate("service sessions %d over the pools' maxima", end[0].sessions)
+	// Every pool at its maximum: each coordinator's run pool and read pool, each
+	// worker's (its in-flight chunks + 2), all at their defaults.
+	maxSessions := len(s.coords)*(engine.DefaultPoolConns+engine.DefaultReadPoolConns) +
+		len(s.workers)*(config.DefaultWorkerMaxInFlight+2)
+	if end[0].sessions > maxSessions {
+		s.violate("service sessions %d over the pools' maxima (%d)", end[0].sessions, maxSessions)
 	}
 }
 

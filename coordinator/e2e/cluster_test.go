@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"syscall"
@@ -205,6 +206,9 @@ func (c *cluster) dumpLogs() {
 	entries, _ := os.ReadDir(c.logDir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(c.logDir, e.Name()))
+		// A worker commits hundreds of chunks a minute; those lines would push
+		// everything else out of the tail.
+		b = regexp.MustCompile(`(?m)^.*"msg":"chunk committed".*\n`).ReplaceAll(b, nil)
 		if len(b) > 6000 {
 			b = b[len(b)-6000:]
 		}
