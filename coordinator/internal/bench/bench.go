@@ -5,7 +5,6 @@
 package bench
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/localdb"
 	"github.com/nominacl/consolidation/pkg/synth"
@@ -118,7 +118,11 @@ type Result struct {
 	WorkerRSS   []int64
 	Floor       time.Duration
 	FloorRecord int64
-	Estado      string
+	// ParallelFloor is the same rows copied in Streams streams at once
+	// (parallelFloor): as many as the workers write with.
+	ParallelFloor time.Duration
+	Streams       int
+	Estado        string
 	// CPU seconds used during the run: the coordinator, the workers, and the whole
 	// machine (which includes PostgreSQL); MachineBusy is the share of all cores busy.
 	CoordCPU, WorkersCPU, MachineCPU float64
@@ -141,11 +145,15 @@ type Figure struct {
 	Runs      int
 	// Wall and Floor in seconds; Ratio is wall/floor of each repeat; the per-row
 	// costs are µs per result row.
-	Wall, Floor, Ratio      Spread
-	WallPerRow, FloorPerRow Spread
-	CoordCPU, WorkersCPU    Spread
-	MachineCPU              Spread
-	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+	Wall, Floor, Ratio Spread
+	// ParallelFloor and ParallelRatio (wall/parallel floor of each repeat), with
+	// Streams streams.
+	ParallelFloor, ParallelRatio Spread
+	Streams                      int
+	WallPerRow, FloorPerRow      Spread
+	CoordCPU, WorkersCPU         Spread
+	MachineCPU                   Spread
+	CoordRSS, WorkerRSS          int64 // the highest peak of any repeat (of any worker)
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -424,6 +432,10 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				if r.Floor, r.FloorRecord, r.AutovacuumsFloor, err = floor(ctx, pool, gen.ClosingID); err != nil {
 					return lat, results, err
 				}
+				r.Streams = cfg.copyStreams()
+				if r.ParallelFloor, err = parallelFloor(ctx, pool, gen.ClosingID, r.Streams); err != nil {
+					return lat, results, err
+				}
 			}
 			if cfg.Statements && last && !cfg.SkipFloor {
 				ss, err := topStatements(ctx, pool, 6)
@@ -433,8 +445,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
 			}
 			results = append(results, r)
-			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
-				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s, parallel floor %s (%d streams); CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
+				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 		}
 	}
@@ -598,68 +610,14 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 	}
 }
 
-// floor dumps a closing's result rows, deletes them, and times copying them back
-// in one stream (one connection, one transaction, the two tables one after the
-// other): the least time PostgreSQL needs to take these rows at all.
-func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duration, int64, int64, error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return 0, 0, 0, err
+// copyStreams is how many chunks the workers write at once: the parallel
+// floor's streams.
+func (c Config) copyStreams() int {
+	inFlight := c.InFlight
+	if inFlight == 0 {
+		inFlight = config.DefaultWorkerMaxInFlight
 	}
-	defer conn.Release()
-	pg := conn.Conn().PgConn()
-	// A previous floor left the tables' statistics at "empty" (VACUUM after the
-	// delete); without fresh ones the dump below may be planned as a nested loop
-	// over two scans.
-	if _, err := conn.Exec(ctx, "ANALYZE nomina_empleado_consolidado, nomina_concepto_empleado_consolidado"); err != nil {
-		return 0, 0, 0, err
-	}
-	var employees, concepts bytes.Buffer
-	if _, err := pg.CopyTo(ctx, &employees, fmt.Sprintf(
-		"COPY (SELECT * FROM nomina_empleado_consolidado WHERE cierre_id = %d) TO STDOUT (FORMAT binary)", closing)); err != nil {
-		return 0, 0, 0, err
-	}
-	if _, err := pg.CopyTo(ctx, &concepts, fmt.Sprintf(`COPY (SELECT c.* FROM nomina_concepto_empleado_consolidado c
-		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id WHERE e.cierre_id = %d) TO STDOUT (FORMAT binary)`, closing)); err != nil {
-		return 0, 0, 0, err
-	}
-	if err := deleteResults(ctx, conn, closing); err != nil {
-		return 0, 0, 0, err
-	}
-	if _, err := conn.Exec(ctx, sqlSettleResults); err != nil {
-		return 0, 0, 0, err
-	}
-	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
-		return 0, 0, 0, err
-	}
-	avBefore, err := autovacuumPasses(ctx, pool)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	start := time.Now()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	a, err := pg.CopyFrom(ctx, &employees, "COPY nomina_empleado_consolidado FROM STDIN (FORMAT binary)")
-	if err != nil {
-		_ = tx.Rollback(ctx)
-		return 0, 0, 0, err
-	}
-	b, err := pg.CopyFrom(ctx, &concepts, "COPY nomina_concepto_empleado_consolidado FROM STDIN (FORMAT binary)")
-	if err != nil {
-		_ = tx.Rollback(ctx)
-		return 0, 0, 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, 0, err
-	}
-	took := time.Since(start)
-	avAfter, err := autovacuumPasses(ctx, pool)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	return took, a.RowsAffected() + b.RowsAffected(), avAfter - avBefore, nil
+	return c.Workers * inFlight
 }
 
 // Figures summarizes the results of each schema and size over its repeats, in
@@ -682,7 +640,7 @@ func Figures(rs []Result) []Figure {
 	for _, k := range order {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
-		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine []float64
+		var wall, floor, ratio, pfloor, pratio, wallRow, floorRow, coord, workers, machine []float64
 		for _, r := range g {
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
@@ -692,6 +650,11 @@ func Figures(rs []Result) []Figure {
 				ratio = append(ratio, r.Wall.Seconds()/r.Floor.Seconds())
 				floorRow = append(floorRow, us(r.Floor, r.FloorRecord))
 			}
+			if r.ParallelFloor > 0 {
+				pfloor = append(pfloor, r.ParallelFloor.Seconds())
+				pratio = append(pratio, r.Wall.Seconds()/r.ParallelFloor.Seconds())
+				f.Streams = r.Streams
+			}
 			f.AutovacuumsWall += r.AutovacuumsWall
 			f.AutovacuumsFloor += r.AutovacuumsFloor
 			f.CoordRSS = max(f.CoordRSS, r.CoordRSS)
@@ -700,6 +663,7 @@ func Figures(rs []Result) []Figure {
 			}
 		}
 		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
+		f.ParallelFloor, f.ParallelRatio = spreadOf(pfloor), spreadOf(pratio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
 		out = append(out, f)
@@ -723,12 +687,12 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "| schema | employees | chunks | result rows | runs | wall | floor (1 COPY stream) | wall/floor | wall µs/row | floor µs/row |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| schema | employees | chunks | result rows | runs | wall | floor (1 COPY stream) | wall/floor | wall µs/row | floor µs/row | parallel floor (streams) | wall/parallel floor |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Chunks,
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s | %s (%d) | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Chunks,
 			thousands(f.Records), f.Runs, f.Wall.seconds(), f.Floor.seconds(), f.Ratio.plain("%.2f"),
-			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"))
+			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"), f.ParallelFloor.seconds(), f.Streams, f.ParallelRatio.plain("%.2f"))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine | autovacuum passes: closings / floors |\n")
@@ -754,11 +718,12 @@ func thousands(n int64) string {
 func writeCSV(path string, fs []Figure) error {
 	var b strings.Builder
 	b.WriteString("schema,employees,chunks,records,runs,wall_median_s,wall_min_s,wall_max_s,floor_median_s,floor_min_s,floor_max_s," +
-		"ratio_median,ratio_min,ratio_max,wall_us_per_row,floor_us_per_row\n")
+		"ratio_median,ratio_min,ratio_max,wall_us_per_row,floor_us_per_row,streams,parallel_floor_median_s,parallel_ratio_median\n")
 	for _, f := range fs {
-		fmt.Fprintf(&b, "%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%.2f,%.2f\n", f.Schema, f.Employees, f.Chunks,
+		fmt.Fprintf(&b, "%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%.2f,%.2f,%d,%.4f,%.3f\n", f.Schema, f.Employees, f.Chunks,
 			f.Records, f.Runs, f.Wall.Median, f.Wall.Min, f.Wall.Max, f.Floor.Median, f.Floor.Min, f.Floor.Max,
-			f.Ratio.Median, f.Ratio.Min, f.Ratio.Max, f.WallPerRow.Median, f.FloorPerRow.Median)
+			f.Ratio.Median, f.Ratio.Min, f.Ratio.Max, f.WallPerRow.Median, f.FloorPerRow.Median,
+			f.Streams, f.ParallelFloor.Median, f.ParallelRatio.Median)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
