@@ -199,21 +199,12 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	metrics, err := telemetry.Setup(ctx, logger, s.metricsAddr)
+	stopTelemetry, err := telemetry.Start(ctx, logger, "coordinator", telemetry.Endpoints{
+		MetricsAddr: s.metricsAddr, PprofAddr: s.pprofAddr, Traces: s.traceExport})
 	if err != nil {
 		return err
 	}
-	defer metrics.Shutdown(context.WithoutCancel(ctx))
-	profiler, err := telemetry.StartProfiler(ctx, logger, s.pprofAddr)
-	if err != nil {
-		return err
-	}
-	defer profiler.Shutdown(context.WithoutCancel(ctx))
-	tracing, err := telemetry.SetupTracing(ctx, logger, "coordinator", s.traceExport)
-	if err != nil {
-		return err
-	}
-	defer tracing.Shutdown(context.WithoutCancel(ctx), logger)
+	defer stopTelemetry()
 	secure, err := s.security.ServerOptions(logger)
 	if err != nil {
 		return err

@@ -104,21 +104,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	metrics, err := telemetry.Setup(ctx, logger, s.metricsAddr)
+	stopTelemetry, err := telemetry.Start(ctx, logger, "worker", telemetry.Endpoints{
+		MetricsAddr: s.metricsAddr, PprofAddr: s.pprofAddr, Traces: s.traceExport})
 	if err != nil {
 		return err
 	}
-	defer metrics.Shutdown(context.WithoutCancel(ctx))
-	profiler, err := telemetry.StartProfiler(ctx, logger, s.pprofAddr)
-	if err != nil {
-		return err
-	}
-	defer profiler.Shutdown(context.WithoutCancel(ctx))
-	tracing, err := telemetry.SetupTracing(ctx, logger, "worker", s.traceExport)
-	if err != nil {
-		return err
-	}
-	defer tracing.Shutdown(context.WithoutCancel(ctx), logger)
+	defer stopTelemetry()
 
 	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2),
 		telemetry.PgxTracer())
