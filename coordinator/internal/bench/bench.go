@@ -77,6 +77,9 @@ type Config struct {
 	// DatabaseURL, when set, is an existing database to measure on instead of a
 	// throwaway server (the Django schema's database is created beside it).
 	DatabaseURL string
+	// Rerun consolidates each measured closing a second time, forced, right after
+	// its first run, and reports that wall against the first's.
+	Rerun bool
 }
 
 // Schema is the database a benchmark runs on.
@@ -118,6 +121,8 @@ type Result struct {
 	WorkerRSS   []int64
 	Floor       time.Duration
 	FloorRecord int64
+	// Rerun is the wall of a forced run of the same closing right after (Config.Rerun).
+	Rerun time.Duration
 	// ParallelFloor is the same rows copied in Streams streams at once
 	// (parallelFloor): as many as the workers write with.
 	ParallelFloor time.Duration
@@ -149,11 +154,13 @@ type Figure struct {
 	// ParallelFloor and ParallelRatio (wall/parallel floor of each repeat), with
 	// Streams streams.
 	ParallelFloor, ParallelRatio Spread
-	Streams                      int
-	WallPerRow, FloorPerRow      Spread
-	CoordCPU, WorkersCPU         Spread
-	MachineCPU                   Spread
-	CoordRSS, WorkerRSS          int64 // the highest peak of any repeat (of any worker)
+	// Rerun and RerunRatio (re-run wall / first wall of each repeat), when measured.
+	Rerun, RerunRatio       Spread
+	Streams                 int
+	WallPerRow, FloorPerRow Spread
+	CoordCPU, WorkersCPU    Spread
+	MachineCPU              Spread
+	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -428,6 +435,16 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 					return lat, results, err
 				}
 			}
+			if cfg.Rerun {
+				again, err := rerun(ctx, cluster.Client, cfg, gen.ClosingID)
+				if err != nil {
+					return lat, results, err
+				}
+				if again.Estado != r.Estado {
+					return lat, results, fmt.Errorf("the forced re-run of closing %d ended %s, the first run %s", gen.ClosingID, again.Estado, r.Estado)
+				}
+				r.Rerun = again.Wall
+			}
 			if !cfg.SkipFloor {
 				if r.Floor, r.FloorRecord, r.AutovacuumsFloor, err = floor(ctx, pool, gen.ClosingID); err != nil {
 					return lat, results, err
@@ -578,8 +595,20 @@ func fetchProfile(ctx context.Context, url, path string) error {
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
-	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
-		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
+	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)})
+}
+
+// rerun consolidates a closing whose results exist again, forced: its previous
+// results stay readable until the run's own replace them (docs/lifecycle.md).
+func rerun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
+	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true})
+}
+
+// watchRun starts a run and watches it to its end: its wall is from the call to
+// the final message.
+func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, req *consolidationv1.ConsolidateRequest) (Result, error) {
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
@@ -640,7 +669,7 @@ func Figures(rs []Result) []Figure {
 	for _, k := range order {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
-		var wall, floor, ratio, pfloor, pratio, wallRow, floorRow, coord, workers, machine []float64
+		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine []float64
 		for _, r := range g {
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
@@ -649,6 +678,10 @@ func Figures(rs []Result) []Figure {
 				floor = append(floor, r.Floor.Seconds())
 				ratio = append(ratio, r.Wall.Seconds()/r.Floor.Seconds())
 				floorRow = append(floorRow, us(r.Floor, r.FloorRecord))
+			}
+			if r.Rerun > 0 {
+				again = append(again, r.Rerun.Seconds())
+				againRatio = append(againRatio, r.Rerun.Seconds()/r.Wall.Seconds())
 			}
 			if r.ParallelFloor > 0 {
 				pfloor = append(pfloor, r.ParallelFloor.Seconds())
@@ -664,6 +697,7 @@ func Figures(rs []Result) []Figure {
 		}
 		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
 		f.ParallelFloor, f.ParallelRatio = spreadOf(pfloor), spreadOf(pratio)
+		f.Rerun, f.RerunRatio = spreadOf(again), spreadOf(againRatio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
 		out = append(out, f)
@@ -695,6 +729,14 @@ func Print(w io.Writer, cfg Config, rep Report) {
 			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"), f.ParallelFloor.seconds(), f.Streams, f.ParallelRatio.plain("%.2f"))
 	}
 	fmt.Fprintln(w)
+	if cfg.Rerun {
+		fmt.Fprintf(w, "| schema | employees | first run | forced re-run | re-run/first |\n|---|---:|---:|---:|---:|\n")
+		for _, f := range rep.Figures {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Wall.seconds(),
+				f.Rerun.seconds(), f.RerunRatio.plain("%.2f"))
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine | autovacuum passes: closings / floors |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
