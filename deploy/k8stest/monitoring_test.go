@@ -3,6 +3,7 @@ package k8stest
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // scaledObject is the part of KEDA's ScaledObject (keda.sh/v1alpha1) the
@@ -67,15 +69,37 @@ type prometheusRule struct {
 	} `json:"spec"`
 }
 
+// podMonitor is the part of the Prometheus Operator's PodMonitor
+// (monitoring.coreos.com/v1) the deployment uses.
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector            metav1.LabelSelector `json:"selector"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // renderMonitored renders the default deployment with the monitoring and
 // pending-chunk autoscaling components.
 func renderMonitored(t *testing.T) rendered {
+	t.Helper()
+	return renderWith(t, "components/monitoring", "components/autoscaling-pending")
+}
+
+// renderWith renders the default deployment with more components (paths below
+// deploy/k8s).
+func renderWith(t *testing.T, components ...string) rendered {
 	t.Helper()
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Skip("kubectl is not installed: the rendered Kubernetes manifests are not checked")
 	}
-	dir, err := overlay("components/monitoring", "components/autoscaling-pending")
+	dir, err := overlay(components...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,5 +334,46 @@ func TestPendingAutoscalingFitsTheConnectionBudget(t *testing.T) {
 	}
 	if so.Spec.MinReplicaCount < 1 || so.Spec.MinReplicaCount > so.Spec.MaxReplicaCount {
 		t.Errorf("replicas %d..%d", so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount)
+	}
+}
+
+// TestPodMonitorScrapesBothServices: the monitoring component scrapes the
+// coordinators and the workers (the alerts' and the KEDA trigger's series), on a
+// named port that each of them declares with METRICS_ADDR's number, at
+// /metrics, and nothing else of the namespace.
+func TestPodMonitorScrapesBothServices(t *testing.T) {
+	t.Parallel()
+	r := renderMonitored(t)
+	pm := named[podMonitor](t, r, "consolidation")
+	sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+	if err != nil {
+		t.Fatalf("the PodMonitor's selector: %v", err)
+	}
+	_, port, _ := strings.Cut(named[corev1.ConfigMap](t, r, "consolidation-config").Data["METRICS_ADDR"], ":")
+	if len(pm.Spec.PodMetricsEndpoints) == 0 {
+		t.Fatal("the PodMonitor scrapes no endpoint")
+	}
+	scraped := map[string]bool{}
+	for _, p := range podTemplates(r) {
+		if !sel.Matches(labels.Set(p.meta.Labels)) {
+			continue
+		}
+		scraped[p.meta.Labels["app"]] = true
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if ep.Path != "/metrics" {
+				t.Errorf("the PodMonitor scrapes %s, not /metrics", ep.Path)
+			}
+			declared := slices.ContainsFunc(p.spec.Containers, func(c corev1.Container) bool {
+				return slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool {
+					return cp.Name == ep.Port && strconv.Itoa(int(cp.ContainerPort)) == port
+				})
+			})
+			if !declared {
+				t.Errorf("%s declares no port %q numbered %s (METRICS_ADDR)", p.owner, ep.Port, port)
+			}
+		}
+	}
+	if want := map[string]bool{"coordinator": true, "worker": true}; !maps.Equal(scraped, want) {
+		t.Errorf("the PodMonitor selects %v, want the coordinators and the workers", scraped)
 	}
 }
