@@ -1,7 +1,9 @@
 package k8stest
 
 import (
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -262,6 +264,35 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{postgres, outside, tcp, 443}, false},
 		{connection{redis, outside, tcp, 443}, false},
 	})
+}
+
+// TestOTLPEgress: components/otlp-egress points both services at a collector
+// over OTLP/gRPC and opens exactly that port to the collector's pods, and no
+// more; without it no trace leaves (TestNetworkPolicies).
+func TestOTLPEgress(t *testing.T) {
+	t.Parallel()
+	r := renderWith(t, "components/otlp-egress")
+	cfg := named[corev1.ConfigMap](t, r, "consolidation-config").Data
+	target, err := url.Parse(cfg["OTEL_EXPORTER_OTLP_ENDPOINT"])
+	if err != nil || target.Port() == "" {
+		t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT %q: %v, want a URL with a port", cfg["OTEL_EXPORTER_OTLP_ENDPOINT"], err)
+	}
+	if cfg["OTEL_EXPORTER_OTLP_PROTOCOL"] != "grpc" {
+		t.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL = %q, want grpc", cfg["OTEL_EXPORTER_OTLP_PROTOCOL"])
+	}
+	port, _ := strconv.Atoi(target.Port())
+	tcp := corev1.ProtocolTCP
+	coordinator, worker, migrate := ownPod("coordinator"), ownPod("worker"), ownPod("consolidation-migrate")
+	elsewhere := endpoint{namespace: "observability", nsLabels: otlpCollector.nsLabels, podLabels: map[string]string{"app": "grafana"}}
+	checkConnections(t, "otlp-egress", r, []expectation{
+		{connection{coordinator, otlpCollector, tcp, int32(port)}, true},
+		{connection{worker, otlpCollector, tcp, int32(port)}, true},
+		{connection{migrate, otlpCollector, tcp, int32(port)}, false},
+		{connection{coordinator, otlpCollector, tcp, 4318}, port == 4318},
+		{connection{coordinator, elsewhere, tcp, int32(port)}, false},
+		{connection{worker, endpoint{external: true, ip: "198.51.100.7"}, tcp, int32(port)}, false},
+	})
+	checkEgressNamesDestinations(t, "otlp-egress", r)
 }
 
 // ownPod is a pod of the deployment's namespace with the label app.
