@@ -139,6 +139,10 @@ GENERATED := proto docs/openapi
 verify: generate lint vulncheck ## check generated code and the OpenAPI document are up to date, lint, and govulncheck (when its database is reachable)
 	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || { git status --short --untracked-files=all -- $(GENERATED); echo "generated code or docs/openapi is out of date or untracked: run make generate and commit"; exit 1; }
 
+.PHONY: pin-images
+pin-images: ## pin deploy/docker/Dockerfile's base images to their tags' current digests (needs registry access and crane or docker buildx); review, rebuild, commit
+	deploy/docker/pin-images deploy/docker/Dockerfile
+
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar
 	bin/devcluster demo $(DEMO_FLAGS)
