@@ -6,6 +6,7 @@ BUF_VERSION  := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GRPC_GATEWAY_VERSION       := v2.34.0
+GOVULNCHECK_VERSION        := v1.10.0
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
 .DEFAULT_GOAL := help
@@ -94,6 +95,29 @@ $(TOOLS)/protoc-gen-grpc-gateway:
 	GOBIN=$(TOOLS) GOWORK=off go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
 $(TOOLS)/protoc-gen-openapiv2:
 	GOBIN=$(TOOLS) GOWORK=off go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+$(TOOLS)/govulncheck:
+	GOBIN=$(TOOLS) GOWORK=off go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+# govulncheck reports the known vulnerabilities the shipped code can reach, from
+# the Go vulnerability database (GOVULNDB, https://vuln.go.dev). Without network
+# access to it the check is skipped, saying so, rather than failing the build; a
+# mirror of the database (GOVULNDB=https://… or file:///…) makes it run offline.
+GOVULNDB ?= https://vuln.go.dev
+.PHONY: vulncheck
+vulncheck: ## govulncheck on every service module, when the vulnerability database (GOVULNDB) answers within 5 s; skipped with a message when not
+	@case "$(GOVULNDB)" in \
+	file://*) ;; \
+	*) if ! command -v curl >/dev/null; then \
+		echo "vulncheck SKIPPED: no curl to reach the Go vulnerability database $(GOVULNDB) with"; exit 0; \
+	fi; \
+	if ! curl -fsS --max-time 5 -o /dev/null "$(GOVULNDB)/index/db.json" 2>/dev/null; then \
+		echo "vulncheck SKIPPED: the Go vulnerability database $(GOVULNDB) could not be reached within 5 s; set GOVULNDB to a reachable mirror (or file:///…) to check"; exit 0; \
+	fi ;; \
+	esac; \
+	$(MAKE) --no-print-directory $(TOOLS)/govulncheck && \
+	for m in proto pkg coordinator worker; do \
+		echo "govulncheck ./$$m/..."; (cd $$m && $(TOOLS)/govulncheck -db "$(GOVULNDB)" ./...) || exit 1; \
+	done
 
 .PHONY: generate
 generate: tools ## regenerate the protobuf code in proto/ and docs/openapi/ (buf with local plugins)
@@ -112,8 +136,12 @@ lint: tools ## buf lint, go vet, gofmt, and go mod tidy on every module
 GENERATED := proto docs/openapi
 
 .PHONY: verify
-verify: generate lint ## check generated code and the OpenAPI document are up to date, then lint
+verify: generate lint vulncheck ## check generated code and the OpenAPI document are up to date, lint, and govulncheck (when its database is reachable)
 	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || { git status --short --untracked-files=all -- $(GENERATED); echo "generated code or docs/openapi is out of date or untracked: run make generate and commit"; exit 1; }
+
+.PHONY: pin-images
+pin-images: ## pin deploy/docker/Dockerfile's base images to their tags' current digests (needs registry access and crane or docker buildx); review, rebuild, commit
+	deploy/docker/pin-images deploy/docker/Dockerfile
 
 .PHONY: demo
 demo: build ## start PostgreSQL, Redis, a coordinator and three workers; consolidate a synthetic closing with a progress bar

@@ -1,7 +1,9 @@
 package k8stest
 
 import (
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,22 +187,19 @@ func TestWorkersAutoscale(t *testing.T) {
 // that matter: the coordinator's API from labelled caller namespaces only, the
 // workers from the coordinator only, metrics from monitoring only, nothing to the
 // health port (the kubelet's probes come from the node), and egress to DNS (the
-// cluster's resolver, kube-dns in kube-system, only),
-// PostgreSQL, Redis (the coordinator) and the workers (the coordinator) only.
+// cluster's resolver, kube-dns in kube-system, only), to PostgreSQL (the services
+// and the migration) and Redis (the coordinator) at the destinations the render
+// configures and nowhere else, and to the workers (the coordinator) only.
 func TestNetworkPolicies(t *testing.T) {
 	t.Parallel()
 	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
-	ns := map[string]string{"kubernetes.io/metadata.name": namespace}
-	pod := func(app string) endpoint {
-		return endpoint{namespace: namespace, nsLabels: ns, podLabels: map[string]string{"app": app}}
-	}
-	coordinator, worker, migrate := pod("coordinator"), pod("worker"), pod("consolidation-migrate")
+	coordinator, worker, migrate := ownPod("coordinator"), ownPod("worker"), ownPod("consolidation-migrate")
 	caller := endpoint{namespace: "payroll-app", podLabels: map[string]string{"app": "django"},
 		nsLabels: map[string]string{"consolidation.nominacl/caller": "true"}}
 	stranger := endpoint{namespace: "elsewhere", podLabels: map[string]string{"app": "django"}, nsLabels: map[string]string{}}
 	monitoring := endpoint{namespace: "monitoring", podLabels: map[string]string{"app": "prometheus"},
 		nsLabels: map[string]string{"consolidation.nominacl/monitoring": "true"}}
-	outside := endpoint{external: true}
+	outside := endpoint{external: true, ip: "198.51.100.7"}
 	system := map[string]string{"kubernetes.io/metadata.name": "kube-system"}
 	kubeDNS := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "kube-dns"}}
 	otherSystem := endpoint{namespace: "kube-system", nsLabels: system, podLabels: map[string]string{"k8s-app": "metrics-server"}}
@@ -229,39 +228,138 @@ func TestNetworkPolicies(t *testing.T) {
 		{connection{worker, outside, tcp, 53}, false},
 		{connection{migrate, outside, tcp, 53}, false},
 		{connection{worker, otherSystem, udp, 53}, false},
-		{connection{coordinator, outside, tcp, 5432}, true},
-		{connection{worker, outside, tcp, 5432}, true},
-		{connection{migrate, outside, tcp, 5432}, true},
-		{connection{coordinator, outside, tcp, 6379}, true},
-		{connection{worker, outside, tcp, 6379}, false},
-		{connection{migrate, outside, tcp, 6379}, false},
+		// The stores' ports lead nowhere but to the stores (below).
+		{connection{coordinator, outside, tcp, 5432}, false},
+		{connection{worker, outside, tcp, 5432}, false},
+		{connection{migrate, outside, tcp, 5432}, false},
+		{connection{coordinator, outside, tcp, 6379}, false},
+		{connection{coordinator, otherSystem, tcp, 5432}, false},
 		{connection{coordinator, outside, tcp, 443}, false},
 		{connection{worker, outside, tcp, 443}, false},
 		{connection{worker, coordinator, tcp, 50051}, false},
 		{connection{worker, caller, tcp, 8080}, false},
 		{connection{caller, migrate, tcp, 9090}, false},
+		// No trace export without components/otlp-egress.
+		{connection{coordinator, otlpCollector, tcp, 4317}, false},
+		{connection{worker, otlpCollector, tcp, 4318}, false},
 	}
 	for name, r := range renders(t) {
 		checkConnections(t, name, r, tests)
+		postgres, redis := storeEndpoints(name)
+		checkConnections(t, name, r, storeExpectations(postgres, redis))
 		deny := named[networkingv1.NetworkPolicy](t, r, "default-deny")
 		if len(deny.Spec.PodSelector.MatchLabels)+len(deny.Spec.PodSelector.MatchExpressions) != 0 ||
 			len(deny.Spec.Ingress)+len(deny.Spec.Egress) != 0 || len(deny.Spec.PolicyTypes) != 2 {
 			t.Errorf("%s: default-deny is not a deny of everything: %+v", name, deny.Spec)
 		}
+		checkEgressNamesDestinations(t, name, r)
 	}
 
-	// In the development render PostgreSQL and Redis are pods of the namespace.
-	postgres, redis := pod("postgres"), pod("redis")
+	// In the development render PostgreSQL and Redis are pods of the namespace,
+	// which take connections from the services only and send nothing out.
+	postgres, redis := storeEndpoints("overlays/dev")
 	checkConnections(t, "overlays/dev", renders(t)["overlays/dev"], []expectation{
+		{connection{caller, postgres, tcp, 5432}, false},
+		{connection{caller, redis, tcp, 6379}, false},
+		{connection{postgres, outside, tcp, 443}, false},
+		{connection{redis, outside, tcp, 443}, false},
+	})
+}
+
+// TestOTLPEgress: components/otlp-egress points both services at a collector
+// over OTLP/gRPC and opens exactly that port to the collector's pods, and no
+// more; without it no trace leaves (TestNetworkPolicies).
+func TestOTLPEgress(t *testing.T) {
+	t.Parallel()
+	r := renderWith(t, "components/otlp-egress")
+	cfg := named[corev1.ConfigMap](t, r, "consolidation-config").Data
+	target, err := url.Parse(cfg["OTEL_EXPORTER_OTLP_ENDPOINT"])
+	if err != nil || target.Port() == "" {
+		t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT %q: %v, want a URL with a port", cfg["OTEL_EXPORTER_OTLP_ENDPOINT"], err)
+	}
+	if cfg["OTEL_EXPORTER_OTLP_PROTOCOL"] != "grpc" {
+		t.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL = %q, want grpc", cfg["OTEL_EXPORTER_OTLP_PROTOCOL"])
+	}
+	port, _ := strconv.Atoi(target.Port())
+	tcp := corev1.ProtocolTCP
+	coordinator, worker, migrate := ownPod("coordinator"), ownPod("worker"), ownPod("consolidation-migrate")
+	elsewhere := endpoint{namespace: "observability", nsLabels: otlpCollector.nsLabels, podLabels: map[string]string{"app": "grafana"}}
+	checkConnections(t, "otlp-egress", r, []expectation{
+		{connection{coordinator, otlpCollector, tcp, int32(port)}, true},
+		{connection{worker, otlpCollector, tcp, int32(port)}, true},
+		{connection{migrate, otlpCollector, tcp, int32(port)}, false},
+		{connection{coordinator, otlpCollector, tcp, 4318}, port == 4318},
+		{connection{coordinator, elsewhere, tcp, int32(port)}, false},
+		{connection{worker, endpoint{external: true, ip: "198.51.100.7"}, tcp, int32(port)}, false},
+	})
+	checkEgressNamesDestinations(t, "otlp-egress", r)
+}
+
+// ownPod is a pod of the deployment's namespace with the label app.
+func ownPod(app string) endpoint {
+	return endpoint{namespace: namespace, nsLabels: map[string]string{"kubernetes.io/metadata.name": namespace},
+		podLabels: map[string]string{"app": app}}
+}
+
+// otlpCollector is an OpenTelemetry Collector where components/otlp-egress
+// expects it: the pods app.kubernetes.io/name=opentelemetry-collector of the
+// namespace observability.
+var otlpCollector = endpoint{namespace: "observability",
+	nsLabels:  map[string]string{"kubernetes.io/metadata.name": "observability"},
+	podLabels: map[string]string{"app.kubernetes.io/name": "opentelemetry-collector"}}
+
+// storeEndpoints are where each render puts PostgreSQL and Redis: the base's
+// placeholders (TEST-NET-1) by default, the addresses deploy/overlays/tls sets,
+// the development pods of components/dev-dependencies.
+func storeEndpoints(render string) (postgres, redis endpoint) {
+	switch render {
+	case "overlays/tls":
+		return endpoint{external: true, ip: "10.20.30.40"}, endpoint{namespace: "redis",
+			nsLabels:  map[string]string{"kubernetes.io/metadata.name": "redis"},
+			podLabels: map[string]string{"app.kubernetes.io/name": "redis"}}
+	case "overlays/dev":
+		return ownPod("postgres"), ownPod("redis")
+	}
+	return endpoint{external: true, ip: "192.0.2.1"}, endpoint{external: true, ip: "192.0.2.2"}
+}
+
+// storeExpectations: PostgreSQL from the services and the migration, Redis from
+// the coordinator alone, each on its own port only.
+func storeExpectations(postgres, redis endpoint) []expectation {
+	tcp := corev1.ProtocolTCP
+	coordinator, worker, migrate := ownPod("coordinator"), ownPod("worker"), ownPod("consolidation-migrate")
+	near := endpoint{external: true, ip: "10.20.30.41"} // beside the overlay's PostgreSQL
+	return []expectation{
 		{connection{coordinator, postgres, tcp, 5432}, true},
 		{connection{worker, postgres, tcp, 5432}, true},
 		{connection{migrate, postgres, tcp, 5432}, true},
-		{connection{caller, postgres, tcp, 5432}, false},
 		{connection{coordinator, redis, tcp, 6379}, true},
 		{connection{worker, redis, tcp, 6379}, false},
-		{connection{caller, redis, tcp, 6379}, false},
-		{connection{postgres, outside, tcp, 443}, false},
-	})
+		{connection{migrate, redis, tcp, 6379}, false},
+		{connection{coordinator, postgres, tcp, 6379}, false},
+		{connection{coordinator, redis, tcp, 5432}, false},
+		{connection{coordinator, postgres, tcp, 443}, false},
+		{connection{worker, near, tcp, 5432}, false},
+	}
+}
+
+// checkEgressNamesDestinations: every egress rule of every policy names where it
+// goes; a rule with ports and no `to` would open those ports to the whole
+// Internet.
+func checkEgressNamesDestinations(t *testing.T, name string, r rendered) {
+	t.Helper()
+	for _, np := range all[networkingv1.NetworkPolicy](r) {
+		for i, rule := range np.Spec.Egress {
+			if len(rule.To) == 0 {
+				t.Errorf("%s: NetworkPolicy %s egress rule %d has no destination", name, np.Name, i)
+			}
+			for _, peer := range rule.To {
+				if peer.IPBlock != nil && strings.HasSuffix(peer.IPBlock.CIDR, "/0") {
+					t.Errorf("%s: NetworkPolicy %s egress rule %d goes to %s", name, np.Name, i, peer.IPBlock.CIDR)
+				}
+			}
+		}
+	}
 }
 
 // expectation is a connection and whether the policies must allow it.

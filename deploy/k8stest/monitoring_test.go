@@ -3,6 +3,7 @@ package k8stest
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // scaledObject is the part of KEDA's ScaledObject (keda.sh/v1alpha1) the
@@ -67,15 +69,37 @@ type prometheusRule struct {
 	} `json:"spec"`
 }
 
+// podMonitor is the part of the Prometheus Operator's PodMonitor
+// (monitoring.coreos.com/v1) the deployment uses.
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector            metav1.LabelSelector `json:"selector"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // renderMonitored renders the default deployment with the monitoring and
 // pending-chunk autoscaling components.
 func renderMonitored(t *testing.T) rendered {
+	t.Helper()
+	return renderWith(t, "components/monitoring", "components/autoscaling-pending")
+}
+
+// renderWith renders the default deployment with more components (paths below
+// deploy/k8s).
+func renderWith(t *testing.T, components ...string) rendered {
 	t.Helper()
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Skip("kubectl is not installed: the rendered Kubernetes manifests are not checked")
 	}
-	dir, err := overlay("components/monitoring", "components/autoscaling-pending")
+	dir, err := overlay(components...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,19 +275,10 @@ func TestMonitoringUsesExportedMetrics(t *testing.T) {
 	}
 }
 
-// coordinatorPoolConns and coordinatorReadConns are engine.DefaultPoolConns and
-// engine.DefaultReadPoolConns, the coordinator's pools when DATABASE_MAX_CONNS and
-// DATABASE_READ_MAX_CONNS are not set (this module does not import the services).
-const (
-	coordinatorPoolConns = 16
-	coordinatorReadConns = 4
-)
-
-// TestPendingAutoscalingFitsTheConnectionBudget: the workers scale on pending
-// chunks, in place of the CPU autoscaler, and at their most, with the
-// coordinators, open no more connections than the budget the ScaledObject
-// records (README "Scaling").
-func TestPendingAutoscalingFitsTheConnectionBudget(t *testing.T) {
+// TestPendingAutoscaling: the workers scale on pending chunks, in place of the
+// CPU autoscaler, one worker per WORKER_MAX_IN_FLIGHT chunks; its maximum is the
+// connection budget's (TestConnectionBudget).
+func TestPendingAutoscaling(t *testing.T) {
 	t.Parallel()
 	r := renderMonitored(t)
 	if hpas := all[autoscalingv2.HorizontalPodAutoscaler](r); len(hpas) != 0 {
@@ -274,41 +289,52 @@ func TestPendingAutoscalingFitsTheConnectionBudget(t *testing.T) {
 		so.Spec.Triggers[0].Type != "prometheus" || !strings.Contains(so.Spec.Triggers[0].Metadata.Query, "consolidation_chunks_pending") {
 		t.Fatalf("the ScaledObject does not scale the workers on pending chunks: %+v", so.Spec)
 	}
-	budget, err := strconv.Atoi(so.Annotations["consolidation.nominacl/connection-budget"])
-	if err != nil {
-		t.Fatalf("the ScaledObject records no connection budget: %v", err)
-	}
-
-	cfg := named[corev1.ConfigMap](t, r, "consolidation-config")
-	inFlight, err := strconv.Atoi(cfg.Data["WORKER_MAX_IN_FLIGHT"])
-	if err != nil {
-		t.Fatalf("WORKER_MAX_IN_FLIGHT: %v", err)
-	}
+	inFlight := setting(t, r, named[appsv1.Deployment](t, r, "worker"), "worker", "WORKER_MAX_IN_FLIGHT", defaultWorkerMaxInFlight)
 	if threshold := so.Spec.Triggers[0].Metadata.Threshold; threshold != strconv.Itoa(inFlight) {
 		t.Errorf("threshold %s: a worker takes WORKER_MAX_IN_FLIGHT %d chunks", threshold, inFlight)
 	}
-	coord := named[appsv1.Deployment](t, r, "coordinator")
-	setting := func(name string, def int) int {
-		n := def
-		if v, ok := cfg.Data[name]; ok {
-			n, _ = strconv.Atoi(v)
-		}
-		for _, e := range container(t, coord, "coordinator").Env {
-			if e.Name == name {
-				n, _ = strconv.Atoi(e.Value)
-			}
-		}
-		return n
-	}
-	// Both of a coordinator's pools: runs, and its read RPCs.
-	poolConns := setting("DATABASE_MAX_CONNS", coordinatorPoolConns) + setting("DATABASE_READ_MAX_CONNS", coordinatorReadConns)
-	workerPool := inFlight + 2 // worker/cmd/worker: store.OpenPool(…, in flight + 2)
-	used := so.Spec.MaxReplicaCount*workerPool + int(*coord.Spec.Replicas)*poolConns
-	if used > budget {
-		t.Errorf("%d workers × %d + %d coordinators × %d = %d connections, over the budget of %d",
-			so.Spec.MaxReplicaCount, workerPool, *coord.Spec.Replicas, poolConns, used, budget)
-	}
 	if so.Spec.MinReplicaCount < 1 || so.Spec.MinReplicaCount > so.Spec.MaxReplicaCount {
 		t.Errorf("replicas %d..%d", so.Spec.MinReplicaCount, so.Spec.MaxReplicaCount)
+	}
+}
+
+// TestPodMonitorScrapesBothServices: the monitoring component scrapes the
+// coordinators and the workers (the alerts' and the KEDA trigger's series), on a
+// named port that each of them declares with METRICS_ADDR's number, at
+// /metrics, and nothing else of the namespace.
+func TestPodMonitorScrapesBothServices(t *testing.T) {
+	t.Parallel()
+	r := renderMonitored(t)
+	pm := named[podMonitor](t, r, "consolidation")
+	sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+	if err != nil {
+		t.Fatalf("the PodMonitor's selector: %v", err)
+	}
+	_, port, _ := strings.Cut(named[corev1.ConfigMap](t, r, "consolidation-config").Data["METRICS_ADDR"], ":")
+	if len(pm.Spec.PodMetricsEndpoints) == 0 {
+		t.Fatal("the PodMonitor scrapes no endpoint")
+	}
+	scraped := map[string]bool{}
+	for _, p := range podTemplates(r) {
+		if !sel.Matches(labels.Set(p.meta.Labels)) {
+			continue
+		}
+		scraped[p.meta.Labels["app"]] = true
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if ep.Path != "/metrics" {
+				t.Errorf("the PodMonitor scrapes %s, not /metrics", ep.Path)
+			}
+			declared := slices.ContainsFunc(p.spec.Containers, func(c corev1.Container) bool {
+				return slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool {
+					return cp.Name == ep.Port && strconv.Itoa(int(cp.ContainerPort)) == port
+				})
+			})
+			if !declared {
+				t.Errorf("%s declares no port %q numbered %s (METRICS_ADDR)", p.owner, ep.Port, port)
+			}
+		}
+	}
+	if want := map[string]bool{"coordinator": true, "worker": true}; !maps.Equal(scraped, want) {
+		t.Errorf("the PodMonitor selects %v, want the coordinators and the workers", scraped)
 	}
 }

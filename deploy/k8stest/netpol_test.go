@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,12 +12,31 @@ import (
 )
 
 // endpoint is one end of a connection: a pod (its namespace, the namespace's
-// labels and its own) or, when external, an address outside the cluster.
+// labels and its own) or, when external, an address outside the cluster. ip is
+// its address; a pod without one has podIP.
 type endpoint struct {
 	namespace string
 	nsLabels  map[string]string
 	podLabels map[string]string
 	external  bool
+	ip        string
+}
+
+// podIP is the address of a pod endpoint that names none: in the pod network
+// (10.244.0.0/16, a common default), outside every ipBlock the manifests use.
+const podIP = "10.244.1.17"
+
+// addr is the endpoint's address.
+func (e endpoint) addr() netip.Addr {
+	ip := e.ip
+	if ip == "" && !e.external {
+		ip = podIP
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		panic(fmt.Sprintf("endpoint %+v has no address", e))
+	}
+	return a
 }
 
 // connection is a TCP or UDP connection to a port.
@@ -29,8 +49,11 @@ type connection struct {
 // policies evaluates NetworkPolicies the way the API defines them: a pod selected
 // by no policy of a direction is open in that direction; a pod selected by some is
 // open only to what one of their rules admits. Only what the deployment uses is
-// understood (pod and namespace selectors, numeric ports); an ipBlock or a named
-// port fails the test rather than be guessed at.
+// understood (pod and namespace selectors, ipBlocks, numeric ports); a named port
+// or an endPort fails the test rather than be guessed at. An ipBlock matches any
+// address in it, a pod's too: the API leaves it to the network plugin whether pod
+// traffic is matched by ipBlock, and the evaluator takes the permissive reading,
+// so that a connection a test says is refused is refused by every plugin.
 type policies struct {
 	t    *testing.T
 	list []*networkingv1.NetworkPolicy
@@ -93,7 +116,10 @@ func (p policies) peersMatch(policyNamespace string, peers []networkingv1.Networ
 	}
 	for _, peer := range peers {
 		if peer.IPBlock != nil {
-			p.t.Fatalf("the evaluator does not understand ipBlock peers")
+			if p.inBlock(*peer.IPBlock, e.addr()) {
+				return true
+			}
+			continue
 		}
 		if e.external {
 			continue
@@ -106,6 +132,26 @@ func (p policies) peersMatch(policyNamespace string, peers []networkingv1.Networ
 		}
 	}
 	return false
+}
+
+// inBlock reports whether a is in the block's CIDR and in none of its exceptions.
+func (p policies) inBlock(b networkingv1.IPBlock, a netip.Addr) bool {
+	in := func(cidr string) bool {
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			p.t.Fatalf("ipBlock %q: %v", cidr, err)
+		}
+		return prefix.Contains(a)
+	}
+	if !in(b.CIDR) {
+		return false
+	}
+	for _, ex := range b.Except {
+		if in(ex) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p policies) portsMatch(ports []networkingv1.NetworkPolicyPort, c connection) bool {
@@ -138,7 +184,7 @@ func (p policies) matches(sel metav1.LabelSelector, l map[string]string) bool {
 func (c connection) String() string {
 	name := func(e endpoint) string {
 		if e.external {
-			return "outside"
+			return "outside/" + e.ip
 		}
 		return fmt.Sprintf("%s/%v", e.namespace, e.podLabels)
 	}
@@ -157,7 +203,9 @@ func TestPolicyEvaluator(t *testing.T) {
 	a := endpoint{namespace: "ns", podLabels: map[string]string{"app": "a"}}
 	b := endpoint{namespace: "ns", podLabels: map[string]string{"app": "b"}}
 	other := endpoint{namespace: "other", nsLabels: map[string]string{"team": "x"}, podLabels: map[string]string{"app": "a"}}
-	outside := endpoint{external: true}
+	outside := endpoint{external: true, ip: "198.51.100.7"}
+	db := endpoint{external: true, ip: "203.0.113.5"}
+	dbReplica := endpoint{external: true, ip: "203.0.113.9"}
 
 	open := policies{t: t}
 	if !open.allows(connection{from: a, to: b, protocol: tcp, port: 80}) {
@@ -179,7 +227,15 @@ func TestPolicyEvaluator(t *testing.T) {
 		PolicyTypes: []networkingv1.PolicyType{"Egress"},
 		Egress:      []networkingv1.NetworkPolicyEgressRule{{Ports: port(80)}},
 	}}
-	p := policies{t: t, list: []*networkingv1.NetworkPolicy{deny, bFromA, aOut}}
+	bToDB := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "ns"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}},
+		PolicyTypes: []networkingv1.PolicyType{"Egress"},
+		Egress: []networkingv1.NetworkPolicyEgressRule{{
+			To:    []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "203.0.113.0/28", Except: []string{"203.0.113.8/29"}}}},
+			Ports: port(5432),
+		}},
+	}}
+	p := policies{t: t, list: []*networkingv1.NetworkPolicy{deny, bFromA, aOut, bToDB}}
 	tests := []expectation{
 		{connection{from: a, to: b, protocol: tcp, port: 80}, true},
 		{connection{from: a, to: b, protocol: tcp, port: 81}, false},                // port not admitted
@@ -189,6 +245,11 @@ func TestPolicyEvaluator(t *testing.T) {
 		{connection{from: a, to: outside, protocol: tcp, port: 80}, true},           // egress by port only
 		{connection{from: b, to: outside, protocol: tcp, port: 80}, false},          // b may send nothing
 		{connection{from: outside, to: b, protocol: tcp, port: 80}, false},          // a pod selector never matches outside
+		{connection{from: b, to: db, protocol: tcp, port: 5432}, true},              // in the block
+		{connection{from: b, to: dbReplica, protocol: tcp, port: 5432}, false},      // in its exception
+		{connection{from: b, to: outside, protocol: tcp, port: 5432}, false},        // outside the block
+		{connection{from: b, to: db, protocol: tcp, port: 5433}, false},             // another port
+		{connection{from: a, to: db, protocol: tcp, port: 5432}, false},             // a's rule is port 80 only
 	}
 	for _, tt := range tests {
 		if got := p.allows(tt.c); got != tt.want {

@@ -81,6 +81,8 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &scaledObject{}, nil
 	case "monitoring.coreos.com/v1 PrometheusRule":
 		return &prometheusRule{}, nil
+	case "monitoring.coreos.com/v1 PodMonitor":
+		return &podMonitor{}, nil
 	}
 	return nil, fmt.Errorf("unexpected kind %s %s", apiVersion, kind)
 }
