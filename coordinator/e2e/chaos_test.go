@@ -217,7 +217,9 @@ func (s *soak) run(d time.Duration) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.injectFaults(stop) })
 	sizes := rand.New(rand.NewPCG(s.seed, 2))
-	inflight := make(chan struct{}, 3)
+	// Up to five closings at once, as at month end: enough that a fault usually
+	// lands on several runs.
+	inflight := make(chan struct{}, 5)
 	for n := 1; time.Now().Before(stop); n++ {
 		inflight <- struct{}{}
 		if !time.Now().Before(stop) {
