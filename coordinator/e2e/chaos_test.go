@@ -298,16 +298,24 @@ func (s *soak) checkClosing(ctx context.Context, c *chaosClosing) {
 	var estado, found, closingEstado string
 	deadline := time.Now().Add(closingBound)
 	for {
-		var finished bool
-		err := s.pool.QueryRow(ctx, `SELECT r.finished_at IS NOT NULL, r.estado, coalesce(r.closing_estado_found, ''),
-				cl.estado, r.started_at, coalesce(r.finished_at, now())
+		// The run's end is committed first and its after-end steps (the final
+		// progress and the closing's hash in Redis among them) follow, done once by
+		// whichever replica gets to them (docs/lifecycle.md): Redis is checked
+		// only once the ledger records them done.
+		var finished, afterEnd bool
+		err := s.pool.QueryRow(ctx, `SELECT r.finished_at IS NOT NULL, r.after_end_done_at IS NOT NULL, r.estado,
+				coalesce(r.closing_estado_found, ''), cl.estado, r.started_at, coalesce(r.finished_at, now())
 			FROM consolidation_run r JOIN nomina_cierrenomina cl ON cl.id = r.cierre_id WHERE r.id = $1`, c.runID).
-			Scan(&finished, &estado, &found, &closingEstado, &c.start, &c.end)
-		if err == nil && finished {
+			Scan(&finished, &afterEnd, &estado, &found, &closingEstado, &c.start, &c.end)
+		if err == nil && finished && afterEnd {
 			break
 		}
 		if time.Now().After(deadline) {
-			s.violate("closing %d (run %d): not ended within %s (estado %s)", c.id, c.runID, closingBound, estado)
+			if finished {
+				s.violate("closing %d (run %d): ended %s but its after-end steps not done within %s", c.id, c.runID, estado, closingBound)
+			} else {
+				s.violate("closing %d (run %d): not ended within %s (estado %s)", c.id, c.runID, closingBound, estado)
+			}
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
