@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/nominacl/consolidation/pkg/redact"
 )
@@ -83,39 +82,36 @@ func (s Settings) CheckDatabaseURL(url string) error {
 	return nil
 }
 
-// RedisOptions parses a Redis URL as go-redis does (redis.ParseURL: rediss://
-// is TLS, verified against the system's roots unless skip_verify=true) and
-// adds s: REDIS_TLS_CA_FILE as the roots, and with RequireVerified the refusal
-// of a URL without TLS or with verification off. Errors name the setting and
-// the problem; a URL's password never reaches them.
-func (s Settings) RedisOptions(url string) (*redis.Options, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, redact.Err(err)
-	}
+// RedisTLS applies s to the TLS configuration of a Redis client as
+// redis.ParseURL makes it from REDIS_URL (Options.TLSConfig: nil for redis://;
+// for rediss://, verified against the system's roots unless skip_verify=true):
+// REDIS_TLS_CA_FILE becomes its roots, and with RequireVerified no TLS, or TLS
+// with verification off, is refused. Errors name the setting and the problem.
+// (Kept apart from go-redis, which only the coordinator links.)
+func (s Settings) RedisTLS(cfg *tls.Config) error {
 	if s.RedisCAFile != "" {
-		if opts.TLSConfig == nil {
-			return nil, fmt.Errorf("%s is set but the URL is not rediss:// (TLS)", EnvRedisCA)
+		if cfg == nil {
+			return fmt.Errorf("%s is set but the URL is not rediss:// (TLS)", EnvRedisCA)
 		}
 		pem, err := os.ReadFile(s.RedisCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvRedisCA, err)
+			return fmt.Errorf("%s: %w", EnvRedisCA, err)
 		}
 		roots := x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s %s: no PEM certificate in it", EnvRedisCA, s.RedisCAFile)
+			return fmt.Errorf("%s %s: no PEM certificate in it", EnvRedisCA, s.RedisCAFile)
 		}
-		opts.TLSConfig.RootCAs = roots
+		cfg.RootCAs = roots
 	}
 	if !s.RequireVerified {
-		return opts, nil
+		return nil
 	}
 	switch {
-	case opts.TLSConfig == nil:
-		return nil, fmt.Errorf("%s=true and the URL is not rediss:// (it would connect without TLS): use rediss:// and %s",
+	case cfg == nil:
+		return fmt.Errorf("%s=true and the URL is not rediss:// (it would connect without TLS): use rediss:// and %s",
 			EnvRequireVerified, EnvRedisCA)
-	case opts.TLSConfig.InsecureSkipVerify:
-		return nil, fmt.Errorf("%s=true and the URL turns certificate verification off (skip_verify)", EnvRequireVerified)
+	case cfg.InsecureSkipVerify:
+		return fmt.Errorf("%s=true and the URL turns certificate verification off (skip_verify)", EnvRequireVerified)
 	}
-	return opts, nil
+	return nil
 }

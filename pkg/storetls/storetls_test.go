@@ -11,6 +11,7 @@ import (
 
 	"github.com/nominacl/consolidation/pkg/devca"
 	"github.com/nominacl/consolidation/pkg/localdb"
+	"github.com/nominacl/consolidation/pkg/redact"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/storetls"
 )
@@ -62,7 +63,17 @@ func TestCheckDatabaseURL(t *testing.T) {
 	}
 }
 
-func TestRedisOptions(t *testing.T) {
+// redisOptions makes a client's options from url as the coordinator does
+// (coordinator/cmd/coordinator: redis.ParseURL, then Settings.RedisTLS).
+func redisOptions(s storetls.Settings, url string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, redact.Err(err)
+	}
+	return opts, s.RedisTLS(opts.TLSConfig)
+}
+
+func TestRedisTLS(t *testing.T) {
 	t.Parallel()
 	_, ca := caFile(t, "redis")
 	notPEM := filepath.Join(t.TempDir(), "empty.crt")
@@ -88,7 +99,7 @@ func TestRedisOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opts, err := tt.settings.RedisOptions(tt.url)
+			opts, err := redisOptions(tt.settings, tt.url)
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.Equal(t, "s3cret", opts.Password)
@@ -160,7 +171,7 @@ func TestHarnessServersOnTLS(t *testing.T) {
 	})
 	t.Run("RedisWithTheCA", func(t *testing.T) {
 		t.Parallel()
-		opts, err := storetls.Settings{RequireVerified: true, RedisCAFile: caPath}.RedisOptions(rds.URL())
+		opts, err := redisOptions(storetls.Settings{RequireVerified: true, RedisCAFile: caPath}, rds.URL())
 		require.NoError(t, err)
 		client := redis.NewClient(opts)
 		defer client.Close()
@@ -169,7 +180,7 @@ func TestHarnessServersOnTLS(t *testing.T) {
 	})
 	t.Run("RedisWrongCAFails", func(t *testing.T) {
 		t.Parallel()
-		opts, err := storetls.Settings{RequireVerified: true, RedisCAFile: wrongCA}.RedisOptions(rds.URL())
+		opts, err := redisOptions(storetls.Settings{RequireVerified: true, RedisCAFile: wrongCA}, rds.URL())
 		require.NoError(t, err)
 		opts.MaxRetries = -1
 		client := redis.NewClient(opts)
@@ -178,7 +189,7 @@ func TestHarnessServersOnTLS(t *testing.T) {
 	})
 	t.Run("RedisPlaintextToTheTLSPortFails", func(t *testing.T) {
 		t.Parallel()
-		opts, err := storetls.Settings{}.RedisOptions("redis://" + rds.Addr() + "/0")
+		opts, err := redisOptions(storetls.Settings{}, "redis://"+rds.Addr()+"/0")
 		require.NoError(t, err)
 		opts.MaxRetries = -1
 		client := redis.NewClient(opts)
