@@ -75,7 +75,7 @@ func (s Settings) CheckDatabaseURL(url string) error {
 	}
 	for _, c := range tries {
 		if c.InsecureSkipVerify {
-			return fmt.Errorf("%s=true and the URL's TLS does not check the server's host name against its certificate "+
+			return fmt.Errorf("%s=true and the URL's TLS does not verify both the server's certificate and its host name "+
 				"(sslmode require or verify-ca): set sslmode=verify-full and sslrootcert=<the CA file>", EnvRequireVerified)
 		}
 	}

@@ -21,15 +21,15 @@ func caFile(t *testing.T, name string) (*devca.CA, string) {
 	t.Helper()
 	ca, err := devca.NewCA(name)
 	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "ca.crt")
-	require.NoError(t, os.WriteFile(path, ca.PEM, 0o600))
+	path, err := ca.WriteCAFile(t.TempDir())
+	require.NoError(t, err)
 	return ca, path
 }
 
 func TestCheckDatabaseURL(t *testing.T) {
 	t.Parallel()
 	_, ca := caFile(t, "check")
-	const plain, unverified = "without TLS", "does not check the server's host name"
+	const plain, unverified = "without TLS", "does not verify both the server's certificate and its host name"
 	tests := []struct {
 		url  string
 		want string // "" accepted; else in the error
