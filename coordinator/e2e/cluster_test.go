@@ -71,6 +71,10 @@ type clusterOptions struct {
 	// privatePostgres starts a PostgreSQL server of the test's own (own schema
 	// only), which the test may restart (cluster.pgServer).
 	privatePostgres bool
+	// databaseURL is a migrated database of the test's own, which the services
+	// and the test connect to (own schema only; default: a new database of the
+	// shared test PostgreSQL).
+	databaseURL string
 	// coordinators is how many coordinator replicas share the database (default 1).
 	coordinators int
 	// tls runs the cluster on mTLS with these certificates and policies (default:
@@ -100,10 +104,14 @@ type cluster struct {
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{t: t, redis: pgtest.NewRedis(t), logDir: t.TempDir()}
-	if opts.privatePostgres {
+	switch {
+	case opts.databaseURL != "":
+		require.Equal(t, pgtest.OwnSchema, opts.schema, "a database of the test's own has the service's own schema")
+		c.dbURL = opts.databaseURL
+	case opts.privatePostgres:
 		require.Equal(t, pgtest.OwnSchema, opts.schema, "a private PostgreSQL has the service's own schema")
 		c.pgServer, c.dbURL = privatePostgres(t)
-	} else {
+	default:
 		c.dbURL = pgtest.NewDatabaseWith(t, opts.schema)
 	}
 	serviceURL := c.dbURL

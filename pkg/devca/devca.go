@@ -166,6 +166,14 @@ func (ca *CA) WriteBundle(dir string, issued Issued) error {
 	return nil
 }
 
+// WriteCAFile writes the CA's certificate alone into dir as ca.crt (for a
+// client that verifies a server: PostgreSQL's sslrootcert, REDIS_TLS_CA_FILE)
+// and returns its path.
+func (ca *CA) WriteCAFile(dir string) (string, error) {
+	path := filepath.Join(dir, CAFile)
+	return path, os.WriteFile(path, ca.PEM, 0o600)
+}
+
 // Paths are the files WriteBundle writes into dir.
 func Paths(dir string) (cert, key, ca string) {
 	return filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"sync"
+
+	"github.com/nominacl/consolidation/pkg/devca"
 )
 
 // FreePort is a loopback port nobody listens on right now, and one this process
@@ -46,4 +48,10 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// serverLeaf is a server certificate ca signs for a server of this package: it
+// listens on 127.0.0.1, and localhost names it too.
+func serverLeaf(ca *devca.CA) (devca.Issued, error) {
+	return ca.Issue(devca.Leaf{CommonName: "localdb", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nominacl/consolidation/pkg/devca"
 )
 
 // PostgresServer is a PostgreSQL server started from initdb in a temporary directory.
@@ -34,6 +37,18 @@ type PostgresServer struct {
 // commits. settings are more server settings ("name=value", each passed as -c),
 // e.g. the benchmark's shared_preload_libraries=pg_stat_statements.
 func StartPostgres(ctx context.Context, settings ...string) (*PostgresServer, error) {
+	return startPostgres(ctx, nil, settings)
+}
+
+// StartPostgresTLS is StartPostgres with TLS on (ssl=on), presenting a
+// certificate ca signs for 127.0.0.1 and localhost, so that a client can connect
+// with sslmode=verify-full and ca's certificate as sslrootcert (VerifyFullURL).
+// Clients may still connect without TLS (URL).
+func StartPostgresTLS(ctx context.Context, ca *devca.CA, settings ...string) (*PostgresServer, error) {
+	return startPostgres(ctx, ca, settings)
+}
+
+func startPostgres(ctx context.Context, ca *devca.CA, settings []string) (*PostgresServer, error) {
 	bin, err := postgresBinDir()
 	if err != nil {
 		return nil, err
@@ -50,6 +65,14 @@ func StartPostgres(ctx context.Context, settings ...string) (*PostgresServer, er
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, err
 		}
+	}
+	if ca != nil {
+		tlsSettings, err := writeServerCert(dir, ca, cred)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		settings = append(tlsSettings, settings...)
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
@@ -137,6 +160,36 @@ func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Cr
 // URL is a connection URL for a database of the server.
 func (s *PostgresServer) URL(database string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, database)
+}
+
+// VerifyFullURL is a connection URL for a database of a server started with
+// StartPostgresTLS that verifies the server's certificate and name against the
+// CA in caFile (sslmode=verify-full).
+func (s *PostgresServer) VerifyFullURL(database, caFile string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=verify-full&sslrootcert=%s",
+		s.port, database, url.QueryEscape(caFile))
+}
+
+// writeServerCert writes a certificate ca signs for 127.0.0.1 and localhost, and
+// its key, into dir (owned by cred, which PostgreSQL requires of its key file),
+// and returns the settings that make the server use them.
+func writeServerCert(dir string, ca *devca.CA, cred *syscall.Credential) ([]string, error) {
+	leaf, err := serverLeaf(ca)
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	for name, data := range map[string][]byte{certFile: leaf.CertPEM, keyFile: leaf.KeyPEM} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			return nil, err
+		}
+		if cred != nil {
+			if err := os.Chown(name, int(cred.Uid), int(cred.Gid)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return []string{"ssl=on", "ssl_cert_file=" + certFile, "ssl_key_file=" + keyFile}, nil
 }
 
 // Restart shuts the server down (PostgreSQL's fast shutdown: every session is

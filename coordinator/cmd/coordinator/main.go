@@ -32,6 +32,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/redact"
 	"github.com/nominacl/consolidation/pkg/schema"
 	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/storetls"
 	"github.com/nominacl/consolidation/pkg/telemetry"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
@@ -91,6 +92,13 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	stores, err := storetls.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := stores.CheckDatabaseURL(url); err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
 	pool, err := store.OpenPool(ctx, url, "consolidation-migrate", 0, 0)
 	if err != nil {
 		return err
@@ -123,7 +131,8 @@ func grants(args []string) error {
 }
 
 type settings struct {
-	databaseURL, redisURL, redisPrefix  string
+	databaseURL, redisPrefix            string
+	redis                               *redis.Options // REDIS_URL, REDIS_TLS_CA_FILE
 	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr, httpAddr     string
@@ -143,7 +152,6 @@ func load() (settings, error) {
 	var env config.Env
 	s := settings{
 		databaseURL:    env.Required("DATABASE_URL"),
-		redisURL:       env.Required("REDIS_URL"),
 		workerTarget:   env.Required("WORKER_TARGET"),
 		redisPrefix:    env.String("REDIS_PREFIX", progress.DefaultPrefix),
 		grpcAddr:       env.String("GRPC_ADDR", ":50051"),
@@ -186,12 +194,40 @@ func load() (settings, error) {
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
+	storesErr := s.loadStores(&env)
 	var err, traceErr error
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
 	s.ui.Security = s.security
 	s.workerIdentity = env.String("WORKER_IDENTITY", "spiffe://"+s.security.Identities.TrustDomain+"/worker")
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
-	return s, errors.Join(env.Err(), err, traceErr)
+	return s, errors.Join(env.Err(), storesErr, err, traceErr)
+}
+
+// loadStores checks DATABASE_URL and parses REDIS_URL under the settings of
+// storetls (REQUIRE_VERIFIED_DB_TLS, REDIS_TLS_CA_FILE).
+func (s *settings) loadStores(env *config.Env) error {
+	redisURL := env.Required("REDIS_URL")
+	stores, err := storetls.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	var dbErr, redisErr error
+	if s.databaseURL != "" {
+		if dbErr = stores.CheckDatabaseURL(s.databaseURL); dbErr != nil {
+			dbErr = fmt.Errorf("DATABASE_URL: %w", dbErr)
+		}
+	}
+	if redisURL != "" {
+		if s.redis, redisErr = redis.ParseURL(redisURL); redisErr != nil {
+			redisErr = redact.Err(redisErr)
+		} else {
+			redisErr = stores.RedisTLS(s.redis.TLSConfig)
+		}
+		if redisErr != nil {
+			redisErr = fmt.Errorf("REDIS_URL: %w", redisErr)
+		}
+	}
+	return errors.Join(dbErr, redisErr)
 }
 
 func serve(ctx context.Context, logger *slog.Logger) error {
@@ -239,11 +275,7 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	} else if err != nil {
 		logger.WarnContext(ctx, "payroll tables not checked", "error", err.Error())
 	}
-	redisOpts, err := redis.ParseURL(s.redisURL)
-	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", redact.Err(err))
-	}
-	rdb := redis.NewClient(redisOpts)
+	rdb := redis.NewClient(s.redis)
 	defer rdb.Close()
 	dispatcher, err := dispatch.NewDispatcher(logger, dispatch.Config{Target: s.workerTarget, MaxInFlightPerWorker: s.workerInFlight,
 		DialOptions: dialSecure})

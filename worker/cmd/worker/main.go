@@ -20,6 +20,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/store"
+	"github.com/nominacl/consolidation/pkg/storetls"
 	"github.com/nominacl/consolidation/pkg/telemetry"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
@@ -64,7 +65,13 @@ func load() (settings, error) {
 		return s, errors.Join(env.Err(), secErr, traceErr, err)
 	}
 	s.faults = faults
-	return s, env.Err()
+	stores, err := storetls.FromEnv(os.Getenv)
+	if err == nil && s.databaseURL != "" {
+		if err = stores.CheckDatabaseURL(s.databaseURL); err != nil {
+			err = fmt.Errorf("DATABASE_URL: %w", err)
+		}
+	}
+	return s, errors.Join(env.Err(), err)
 }
 
 const usage = `worker serves WorkerService, configured by the environment (README, "Settings").
