@@ -106,9 +106,13 @@ func (f *faultSpan) overlaps(from, to time.Time) bool {
 type chaosClosing struct {
 	id, runID     int64
 	employees     int
-	start, end    time.Time // the run's, from the ledger
-	estadoWritten bool      // the application wrote estado mid-run (estado_write)
-	done          chan struct{}
+	start, end    time.Time     // the run's, from the ledger
+	estadoWritten bool          // the application wrote estado mid-run (estado_write)
+	done          chan struct{} // closed once the closing is checked
+	// ended is closed once its run has ended (or never started): the closing's
+	// place among those at once is free again while it is checked.
+	ended     chan struct{}
+	markEnded func()
 }
 
 func newSoak(t *testing.T, seed uint64) *soak {
@@ -220,6 +224,10 @@ func (s *soak) run(d time.Duration) {
 	// Up to five closings at once, as at month end: enough that a fault usually
 	// lands on several runs.
 	inflight := make(chan struct{}, 5)
+	// Each closing is generated, started and watched by a goroutine of its own,
+	// so a 20,000-employee closing being written does not hold the next ones
+	// back; its place is free again once its run has ended, while it is checked.
+	var starters sync.WaitGroup
 	for n := 1; time.Now().Before(stop); n++ {
 		inflight <- struct{}{}
 		if !time.Now().Before(stop) {
@@ -229,10 +237,14 @@ func (s *soak) run(d time.Duration) {
 		if n%12 == 0 {
 			employees = 20000
 		}
-		c := s.startClosing(ctx, n, employees)
-		go func() { <-c.done; <-inflight }()
+		starters.Go(func() {
+			c := s.startClosing(ctx, n, employees)
+			<-c.ended
+			<-inflight
+		})
 	}
 	wg.Wait()
+	starters.Wait()
 	for _, c := range s.snapshotClosings() {
 		<-c.done
 	}
@@ -248,7 +260,8 @@ func (s *soak) snapshotClosings() []*chaosClosing {
 // startClosing generates a closing, starts its run (retrying with one request
 // id while coordinators are down) and checks it in the background once it ends.
 func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing {
-	c := &chaosClosing{employees: employees, done: make(chan struct{})}
+	c := &chaosClosing{employees: employees, done: make(chan struct{}), ended: make(chan struct{})}
+	c.markEnded = sync.OnceFunc(func() { close(c.ended) })
 	s.mu.Lock()
 	s.closings = append(s.closings, c)
 	s.mu.Unlock()
@@ -266,6 +279,7 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 		s.notGenerated++
 		s.mu.Unlock()
 		c.id = 0
+		c.markEnded()
 		close(c.done)
 		return c
 	}
@@ -280,6 +294,7 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 		}
 		if time.Now().After(deadline) {
 			s.violate("closing %d: not started within 2m: %v", c.id, err)
+			c.markEnded()
 			close(c.done)
 			return c
 		}
@@ -287,6 +302,7 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 	}
 	go func() {
 		defer close(c.done)
+		defer c.markEnded()
 		s.checkClosing(ctx, c)
 	}()
 	return c
@@ -308,6 +324,7 @@ func (s *soak) checkClosing(ctx context.Context, c *chaosClosing) {
 			FROM consolidation_run r JOIN nomina_cierrenomina cl ON cl.id = r.cierre_id WHERE r.id = $1`, c.runID).
 			Scan(&finished, &afterEnd, &estado, &found, &closingEstado, &c.start, &c.end)
 		if err == nil && finished && afterEnd {
+			c.markEnded()
 			break
 		}
 		if time.Now().After(deadline) {
