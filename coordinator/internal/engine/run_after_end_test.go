@@ -139,8 +139,8 @@ func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64) (stor
 	})
 }
 
-func (l *faultLedger) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
-	return call(l, withRun(ctx, runID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, runID, epoch, o) })
+func (l *faultLedger) FinishRun(ctx context.Context, rl store.RunLease, o store.RunEnd) (bool, error) {
+	return call(l, withRun(ctx, rl.RunID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, rl, o) })
 }
 
 func (l *faultLedger) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
@@ -164,18 +164,18 @@ func (l *faultLedger) alive() error {
 	return nil
 }
 
-func (l *faultLedger) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
+func (l *faultLedger) RenewLease(ctx context.Context, rl store.RunLease, ttl time.Duration) (store.LeaseState, error) {
 	if err := l.alive(); err != nil {
 		return store.LeaseState{}, err
 	}
-	return l.ledger.RenewLease(ctx, runID, epoch, ttl)
+	return l.ledger.RenewLease(ctx, rl, ttl)
 }
 
-func (l *faultLedger) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
+func (l *faultLedger) ReleaseLease(ctx context.Context, rl store.RunLease) (bool, error) {
 	if err := l.alive(); err != nil {
 		return false, err
 	}
-	return l.ledger.ReleaseLease(ctx, runID, epoch)
+	return l.ledger.ReleaseLease(ctx, rl)
 }
 
 func (l *faultLedger) AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (int64, bool, error) {
