@@ -20,7 +20,6 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/pgtest"
-	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
@@ -274,20 +273,7 @@ func (s inProcessSlot) ProcessChunk(ctx context.Context, req dispatch.ChunkReque
 	if a.Token != req.Token {
 		return dispatch.ChunkResult{}, &dispatch.CallError{Kind: dispatch.KindStale, Msg: "stale attempt"}
 	}
-	src, err := store.ReadChunk(ctx, s.w.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)
-	if err != nil {
-		return failed(err)
-	}
-	recs := make([]rules.Consolidated, 0, len(src.Employees))
-	for _, e := range src.Employees {
-		rec, err := rules.Consolidate(e, src.Month)
-		if err != nil {
-			return failed(err)
-		}
-		recs = append(recs, rec)
-	}
-	_, fromLedger, err := store.CommitChunk(ctx, s.w.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs,
-		store.ChunkStats{Worker: "in-process"}, nil)
+	fromLedger, err := consolidateAndCommit(ctx, s.w.pool, req.RunID, req.Index, req.Token, "in-process")
 	if err != nil {
 		return failed(err)
 	}
