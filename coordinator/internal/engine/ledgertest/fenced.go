@@ -220,6 +220,7 @@ func (l *Ledger) CommitChunk(_ context.Context, runID int64, index int, token in
 		if id >= c.FirstID && id <= c.LastID {
 			row := RowOf(runID, id)
 			k.rows[id] = row
+			k.writes[id]++
 			add(&sum, row)
 		}
 	}

@@ -98,6 +98,7 @@ type closing struct {
 	estado    domain.Estado
 	employees []int64 // libro ids, ascending
 	rows      map[int64]Row
+	writes    map[int64]int // how many times each employee's row was written
 }
 
 // Ledger is the engine's ledger in memory. Its zero value is not usable: New.
@@ -123,7 +124,7 @@ func (l *Ledger) AddClosing(estado domain.Estado, employees []int64) int64 {
 	l.nextID++
 	ids := slices.Clone(employees)
 	slices.Sort(ids)
-	l.closings[l.nextID] = &closing{estado: estado, employees: ids, rows: map[int64]Row{}}
+	l.closings[l.nextID] = &closing{estado: estado, employees: ids, rows: map[int64]Row{}, writes: map[int64]int{}}
 	return l.nextID
 }
 
@@ -139,6 +140,14 @@ func (l *Ledger) Rows(closingID int64) map[int64]Row {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.closings[closingID].rows)
+}
+
+// Writes counts, by libro employee id, the rows commits wrote for the closing,
+// removed or not: a row written twice shows as 2.
+func (l *Ledger) Writes(closingID int64) map[int64]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.closings[closingID].writes)
 }
 
 // Lease is the run's lease as stored: its owner ("" when released) and epoch.
