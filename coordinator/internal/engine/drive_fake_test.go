@@ -177,6 +177,9 @@ type driveFixture struct {
 	runID    int64
 	// driveCtx is the first replica's: a case that kills it cancels it.
 	driveCtx context.Context
+	// leaseTTL is the replicas' (default fakeLeaseTTL); a case that must
+	// see no heartbeat during the run sets it long.
+	leaseTTL time.Duration
 }
 
 func newDriveFixture(t *testing.T, slots int, sizes ...int) *driveFixture {
@@ -196,14 +199,14 @@ func newDriveFixture(t *testing.T, slots int, sizes ...int) *driveFixture {
 	require.NoError(t, err)
 	return &driveFixture{t: t, clock: clock, ledger: l, progress: newMemProgress(),
 		workers: &fakeWorkers{ledger: l, slots: make(chan struct{}, slots)}, logs: &logCount{},
-		ids: ids, closing: closing, runID: runID, driveCtx: t.Context()}
+		ids: ids, closing: closing, runID: runID, driveCtx: t.Context(), leaseTTL: fakeLeaseTTL}
 }
 
 // engine is a replica named name over l and p, with the fixture's workers.
 func (f *driveFixture) engine(name string, l ledger, p progress.Store) *Engine {
 	f.t.Helper()
 	logger := slog.New(slog.NewJSONHandler(f.logs, nil)).With("replica", name)
-	e, err := newEngine(logger, Config{LeaseTTL: fakeLeaseTTL, RetryBaseDelay: time.Millisecond,
+	e, err := newEngine(logger, Config{LeaseTTL: f.leaseTTL, RetryBaseDelay: time.Millisecond,
 		RetryMaxDelay: 2 * time.Millisecond, Replica: name, MaxRuns: 1}, l, nil, f.workers, p)
 	require.NoError(f.t, err)
 	return e
@@ -448,10 +451,12 @@ var driveCases = []driveCase{
 	},
 	{
 		// A cancel revokes chunk 0's attempt while its worker is on it: the
-		// worker's commit is refused and the run ends cancelled with nothing
-		// written.
+		// worker's commit is refused (the attempt ends stale: no heartbeat
+		// beats during the run to stop it first) and the run ends cancelled
+		// with nothing written.
 		name: "worker answers after a cancel revoked its attempt", sizes: []int{5, 5},
 		arrange: func(f *driveFixture) ledger {
+			f.leaseTTL = time.Hour
 			f.workers.answer = func(ctx context.Context, req dispatch.ChunkRequest, _ store.Chunk) error {
 				_, err := f.ledger.RequestCancel(ctx, req.RunID, "ops")
 				return err
@@ -460,6 +465,7 @@ var driveCases = []driveCase{
 		},
 		after: func(f *driveFixture, _ ledger) {
 			require.Empty(f.t, f.ledger.Writes(f.closing))
+			require.Equal(f.t, []domain.Outcome{domain.OutcomeStale}, f.ledger.Attempts(f.runID, 0))
 		},
 		estado: domain.EstadoCancelada, statuses: map[domain.ChunkStatus]int{domain.ChunkCancelled: 2}, attempts: 1,
 	},
