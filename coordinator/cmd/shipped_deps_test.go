@@ -28,6 +28,7 @@ var devOnly = []string{
 	module + "pkg/devca",
 	module + "pkg/pgtest",
 	module + "pkg/store/storetest",
+	module + "coordinator/internal/engine/ledgertest",
 	module + "coordinator/internal/launch",
 	module + "coordinator/internal/bench",
 	module + "coordinator/internal/devcluster",

@@ -186,7 +186,8 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		var ok bool
 		err := e.waitOutDB(ctx, log, "dispatching a chunk", func(ctx context.Context) error {
 			var err error
-			attempt, ok, err = e.ledger.DispatchChunk(ctx, run.ID, epoch, c.Index, token, lease.Worker())
+			attempt, ok, err = e.ledger.DispatchChunk(ctx, store.DispatchChunkParams{
+				RunLease: store.RunLease{RunID: run.ID, Epoch: epoch}, Index: c.Index, Token: token, Worker: lease.Worker()})
 			return err
 		})
 		if err != nil || !ok {
@@ -269,7 +270,8 @@ func (e *Engine) giveUp(ctx context.Context, log *slog.Logger, run store.Run, ep
 		var halves []store.Chunk
 		err := e.waitOutDB(ctx, log, "splitting a chunk", func(ctx context.Context) error {
 			var err error
-			halves, _, err = e.ledger.SplitChunk(ctx, run.ID, epoch, c.Index, token, next.Reason, next.WorkerDied)
+			halves, _, err = e.ledger.SplitChunk(ctx, store.SplitChunkParams{RunLease: store.RunLease{RunID: run.ID, Epoch: epoch},
+				Index: c.Index, Token: token, Reason: next.Reason, WorkerDied: next.WorkerDied})
 			return err
 		})
 		switch {
@@ -300,8 +302,8 @@ func (e *Engine) giveUp(ctx context.Context, log *slog.Logger, run store.Run, ep
 	}
 	if next.FailChunk {
 		err := e.waitOutDB(ctx, log, "recording a chunk failure", func(ctx context.Context) error {
-			_, err := e.ledger.FailChunk(ctx, run.ID, epoch, c.Index, token,
-				store.ChunkFailure{Error: next.Reason, WorkerDied: next.WorkerDied})
+			_, err := e.ledger.FailChunk(ctx, store.FailChunkParams{RunLease: store.RunLease{RunID: run.ID, Epoch: epoch},
+				Index: c.Index, Token: token, Failure: store.ChunkFailure{Error: next.Reason, WorkerDied: next.WorkerDied}})
 			return err
 		})
 		if errors.Is(err, store.ErrLeaseLost) {
@@ -321,7 +323,7 @@ func (e *Engine) giveUp(ctx context.Context, log *slog.Logger, run store.Run, ep
 // run goes on; the record is for the operator, so a failure is only logged.
 func (e *Engine) endAttempt(ctx context.Context, log *slog.Logger, runID int64, index, attempt int, outcome domain.Outcome, text string) {
 	err := e.waitOutDB(ctx, log, "recording an attempt", func(ctx context.Context) error {
-		return e.ledger.EndAttempt(ctx, runID, index, attempt, outcome, text)
+		return e.ledger.EndAttempt(ctx, store.EndAttemptParams{RunID: runID, Index: index, Attempt: attempt, Outcome: outcome, Error: text})
 	})
 	if err != nil && ctx.Err() == nil {
 		log.WarnContext(ctx, "recording an attempt", "attempt", attempt, "error", err.Error())
@@ -518,7 +520,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	// Whether this call recorded the end or found it recorded, the ledger says:
 	// afterEnd reads it.
 	err := e.waitOutDB(ctx, log, "finishing the run", func(ctx context.Context) error {
-		_, err := e.ledger.FinishRun(ctx, run.ID, epoch, o)
+		_, err := e.ledger.FinishRun(ctx, store.RunLease{RunID: run.ID, Epoch: epoch}, o)
 		return err
 	})
 	if failure := asRunFailure("finishing the run", err); failure != nil {
@@ -526,7 +528,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		o = store.RunEnd{Estado: domain.EstadoError, Error: failure.Text}
 		log.ErrorContext(ctx, "run failed on a permanent database error", "error", failure.Text)
 		err = e.waitOutDB(ctx, log, "aborting the run", func(ctx context.Context) error {
-			_, err := e.ledger.AbortRun(ctx, run.ID, epoch, failure.Text)
+			_, err := e.ledger.AbortRun(ctx, store.RunLease{RunID: run.ID, Epoch: epoch}, failure.Text)
 			return err
 		})
 	}

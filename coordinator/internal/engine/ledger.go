@@ -9,14 +9,19 @@ import (
 )
 
 // ledger is what the engine needs of the durable record of runs: the run rows,
-// the chunk ledger and its attempts. pgStore implements it with pkg/store.
+// the chunk ledger and its attempts. pgStore implements it with pkg/store, and
+// ledgertest.Ledger in memory for the drive loop's tests; one conformance suite
+// (ledger_conformance_test.go) runs the same cases against both
+// (docs/architecture.md, "The ledger seam"). The operations fenced by a run's
+// lease take a store.RunLease, and those naming a chunk and an attempt a
+// …Params struct, so that ids, epochs, indexes and tokens cannot be swapped.
 type ledger interface {
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
 	// AcquireLease, RenewLease and ReleaseLease are the run's lease (docs/lifecycle.md#more-than-one-coordinator): the replica holding it drives the run, fenced by its epoch.
 	AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (epoch int64, ok bool, err error)
-	RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error)
-	ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error)
+	RenewLease(ctx context.Context, l store.RunLease, ttl time.Duration) (store.LeaseState, error)
+	ReleaseLease(ctx context.Context, l store.RunLease) (bool, error)
 
 	StartRun(ctx context.Context, nr store.NewRun) (int64, error)
 	GetRun(ctx context.Context, runID int64) (store.Run, error)
@@ -27,8 +32,8 @@ type ledger interface {
 	UnfinishedRuns(ctx context.Context) ([]int64, error)
 	RequestCancel(ctx context.Context, runID int64, by string) (bool, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
-	FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error)
-	AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error)
+	FinishRun(ctx context.Context, l store.RunLease, o store.RunEnd) (bool, error)
+	AbortRun(ctx context.Context, l store.RunLease, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)
 	ClosingTotals(ctx context.Context, closingID int64) (store.WriteSummary, error)
 	// ClaimAfterEnd, EndAfterEnd and RunsAwaitingAfterEnd make the steps after a
@@ -39,10 +44,10 @@ type ledger interface {
 
 	Chunks(ctx context.Context, runID int64, limit int, statuses ...domain.ChunkStatus) ([]store.Chunk, error)
 	GetChunk(ctx context.Context, runID int64, index int) (store.Chunk, error)
-	DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (attempt int, ok bool, err error)
-	EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error
-	FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, f store.ChunkFailure) (bool, error)
-	SplitChunk(ctx context.Context, runID, epoch int64, index int, token int64, reason string, workerDied bool) ([]store.Chunk, bool, error)
+	DispatchChunk(ctx context.Context, p store.DispatchChunkParams) (attempt int, ok bool, err error)
+	EndAttempt(ctx context.Context, p store.EndAttemptParams) error
+	FailChunk(ctx context.Context, p store.FailChunkParams) (bool, error)
+	SplitChunk(ctx context.Context, p store.SplitChunkParams) ([]store.Chunk, bool, error)
 	FailedEmployees(ctx context.Context, runID int64, limit int, workerDied bool) ([]store.FailedEmployee, error)
 }
 

@@ -43,12 +43,12 @@ func (s pgStore) AcquireLease(ctx context.Context, runID int64, owner string, tt
 	return store.AcquireLease(ctx, s.db(ctx), runID, owner, ttl)
 }
 
-func (s pgStore) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
-	return store.RenewLease(ctx, s.db(ctx), runID, epoch, ttl)
+func (s pgStore) RenewLease(ctx context.Context, l store.RunLease, ttl time.Duration) (store.LeaseState, error) {
+	return store.RenewLease(ctx, s.db(ctx), l.RunID, l.Epoch, ttl)
 }
 
-func (s pgStore) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
-	return store.ReleaseLease(ctx, s.db(ctx), runID, epoch)
+func (s pgStore) ReleaseLease(ctx context.Context, l store.RunLease) (bool, error) {
+	return store.ReleaseLease(ctx, s.db(ctx), l.RunID, l.Epoch)
 }
 
 func (s pgStore) StartRun(ctx context.Context, nr store.NewRun) (int64, error) {
@@ -99,15 +99,15 @@ func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.Con
 	return store.CheckControlTotals(ctx, s.db(ctx), runID)
 }
 
-func (s pgStore) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
-	ended, err := store.EndRun(ctx, s.pool, runID, epoch, o)
-	s.conflicts.report(ctx, runID, o.Estado, ended)
+func (s pgStore) FinishRun(ctx context.Context, l store.RunLease, o store.RunEnd) (bool, error) {
+	ended, err := store.EndRun(ctx, s.pool, l.RunID, l.Epoch, o)
+	s.conflicts.report(ctx, l.RunID, o.Estado, ended)
 	return ended.Finished, err
 }
 
-func (s pgStore) AbortRun(ctx context.Context, runID, epoch int64, errText string) (bool, error) {
-	ended, err := store.EndAbortedRun(ctx, s.pool, runID, epoch, errText)
-	s.conflicts.report(ctx, runID, domain.EstadoError, ended)
+func (s pgStore) AbortRun(ctx context.Context, l store.RunLease, errText string) (bool, error) {
+	ended, err := store.EndAbortedRun(ctx, s.pool, l.RunID, l.Epoch, errText)
+	s.conflicts.report(ctx, l.RunID, domain.EstadoError, ended)
 	return ended.Finished, err
 }
 
@@ -127,20 +127,20 @@ func (s pgStore) GetChunk(ctx context.Context, runID int64, index int) (store.Ch
 	return store.GetChunk(ctx, s.db(ctx), runID, index)
 }
 
-func (s pgStore) DispatchChunk(ctx context.Context, runID, epoch int64, index int, token int64, worker string) (int, bool, error) {
-	return store.DispatchChunk(ctx, s.db(ctx), runID, epoch, index, token, worker)
+func (s pgStore) DispatchChunk(ctx context.Context, p store.DispatchChunkParams) (int, bool, error) {
+	return store.DispatchChunk(ctx, s.db(ctx), p.RunID, p.Epoch, p.Index, p.Token, p.Worker)
 }
 
-func (s pgStore) EndAttempt(ctx context.Context, runID int64, index, attempt int, outcome domain.Outcome, errText string) error {
-	return store.EndAttempt(ctx, s.db(ctx), runID, index, attempt, outcome, errText)
+func (s pgStore) EndAttempt(ctx context.Context, p store.EndAttemptParams) error {
+	return store.EndAttempt(ctx, s.db(ctx), p.RunID, p.Index, p.Attempt, p.Outcome, p.Error)
 }
 
-func (s pgStore) FailChunk(ctx context.Context, runID, epoch int64, index int, token int64, f store.ChunkFailure) (bool, error) {
-	return store.FailChunkWith(ctx, s.db(ctx), runID, epoch, index, token, f)
+func (s pgStore) FailChunk(ctx context.Context, p store.FailChunkParams) (bool, error) {
+	return store.FailChunkWith(ctx, s.db(ctx), p.RunID, p.Epoch, p.Index, p.Token, p.Failure)
 }
 
-func (s pgStore) SplitChunk(ctx context.Context, runID, epoch int64, index int, token int64, reason string, workerDied bool) ([]store.Chunk, bool, error) {
-	return store.SplitChunk(ctx, s.db(ctx), runID, epoch, index, token, reason, workerDied)
+func (s pgStore) SplitChunk(ctx context.Context, p store.SplitChunkParams) ([]store.Chunk, bool, error) {
+	return store.SplitChunk(ctx, s.db(ctx), p.RunID, p.Epoch, p.Index, p.Token, p.Reason, p.WorkerDied)
 }
 
 func (s pgStore) FailedEmployees(ctx context.Context, runID int64, limit int, workerDied bool) ([]store.FailedEmployee, error) {

@@ -20,7 +20,6 @@ import (
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/pgtest"
-	"github.com/nominacl/consolidation/pkg/rules"
 	"github.com/nominacl/consolidation/pkg/store"
 	"github.com/nominacl/consolidation/pkg/synth"
 )
@@ -139,8 +138,8 @@ func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64) (stor
 	})
 }
 
-func (l *faultLedger) FinishRun(ctx context.Context, runID, epoch int64, o store.RunEnd) (bool, error) {
-	return call(l, withRun(ctx, runID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, runID, epoch, o) })
+func (l *faultLedger) FinishRun(ctx context.Context, rl store.RunLease, o store.RunEnd) (bool, error) {
+	return call(l, withRun(ctx, rl.RunID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, rl, o) })
 }
 
 func (l *faultLedger) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
@@ -164,18 +163,18 @@ func (l *faultLedger) alive() error {
 	return nil
 }
 
-func (l *faultLedger) RenewLease(ctx context.Context, runID, epoch int64, ttl time.Duration) (store.LeaseState, error) {
+func (l *faultLedger) RenewLease(ctx context.Context, rl store.RunLease, ttl time.Duration) (store.LeaseState, error) {
 	if err := l.alive(); err != nil {
 		return store.LeaseState{}, err
 	}
-	return l.ledger.RenewLease(ctx, runID, epoch, ttl)
+	return l.ledger.RenewLease(ctx, rl, ttl)
 }
 
-func (l *faultLedger) ReleaseLease(ctx context.Context, runID, epoch int64) (bool, error) {
+func (l *faultLedger) ReleaseLease(ctx context.Context, rl store.RunLease) (bool, error) {
 	if err := l.alive(); err != nil {
 		return false, err
 	}
-	return l.ledger.ReleaseLease(ctx, runID, epoch)
+	return l.ledger.ReleaseLease(ctx, rl)
 }
 
 func (l *faultLedger) AcquireLease(ctx context.Context, runID int64, owner string, ttl time.Duration) (int64, bool, error) {
@@ -274,20 +273,7 @@ func (s inProcessSlot) ProcessChunk(ctx context.Context, req dispatch.ChunkReque
 	if a.Token != req.Token {
 		return dispatch.ChunkResult{}, &dispatch.CallError{Kind: dispatch.KindStale, Msg: "stale attempt"}
 	}
-	src, err := store.ReadChunk(ctx, s.w.pool, a.Closing, a.Chunk.FirstID, a.Chunk.LastID)
-	if err != nil {
-		return failed(err)
-	}
-	recs := make([]rules.Consolidated, 0, len(src.Employees))
-	for _, e := range src.Employees {
-		rec, err := rules.Consolidate(e, src.Month)
-		if err != nil {
-			return failed(err)
-		}
-		recs = append(recs, rec)
-	}
-	_, fromLedger, err := store.CommitChunk(ctx, s.w.pool, req.RunID, req.Index, req.Token, req.ClosingID, recs,
-		store.ChunkStats{Worker: "in-process"}, nil)
+	fromLedger, err := consolidateAndCommit(ctx, s.w.pool, req.RunID, req.Index, req.Token, "in-process")
 	if err != nil {
 		return failed(err)
 	}

@@ -44,7 +44,7 @@ func (e *Engine) heartbeat(ctx context.Context, runID, epoch int64, stop, lose c
 			return
 		case <-t.C:
 		}
-		s, err := e.ledger.RenewLease(ctx, runID, epoch, e.cfg.LeaseTTL)
+		s, err := e.ledger.RenewLease(ctx, store.RunLease{RunID: runID, Epoch: epoch}, e.cfg.LeaseTTL)
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			// Lost to another replica, or ended with the run (by this driver, too).
@@ -67,7 +67,7 @@ func (e *Engine) heartbeat(ctx context.Context, runID, epoch int64, stop, lose c
 func (e *Engine) releaseLease(ctx context.Context, runID, epoch int64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := e.ledger.ReleaseLease(ctx, runID, epoch); err != nil {
+	if _, err := e.ledger.ReleaseLease(ctx, store.RunLease{RunID: runID, Epoch: epoch}); err != nil {
 		e.logger.WarnContext(ctx, "releasing run lease", "consolidation_id", runID, "error", err.Error())
 	}
 }

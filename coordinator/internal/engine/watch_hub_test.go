@@ -128,7 +128,7 @@ func (f *watchFixture) end() {
 	epoch, ok, err := f.ledger.AcquireLease(ctx, f.run.ID, "test", time.Minute)
 	require.NoError(f.t, err)
 	require.True(f.t, ok)
-	ended, err := f.ledger.AbortRun(ctx, f.run.ID, epoch, "ended by the test")
+	ended, err := f.ledger.AbortRun(ctx, store.RunLease{RunID: f.run.ID, Epoch: epoch}, "ended by the test")
 	require.NoError(f.t, err)
 	require.True(f.t, ended)
 	f.e.notify(f.run.ID)
