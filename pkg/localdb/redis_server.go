@@ -115,14 +115,5 @@ func redisBinary() (string, error) {
 		p, _ := exec.LookPath("redis-server")
 		return p
 	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	if err := aptInstall(func() bool { return find() != "" }, "redis-server"); err != nil {
-		return "", fmt.Errorf("redis-server not found: %w", err)
-	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	return "", fmt.Errorf("redis-server was installed but is still not on PATH")
+	return installed("redis-server", find)
 }
