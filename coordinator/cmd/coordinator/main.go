@@ -91,7 +91,15 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	pool, err := store.OpenPool(ctx, url, "consolidation-migrate", 0, 0)
+	// The migration needs one session throughout: its advisory lock, and index
+	// builds outside a transaction (docs/capacity.md, "Through a connection pooler").
+	if pooler, err := store.ParsePooler(os.Getenv("DATABASE_POOLER")); err != nil {
+		return err
+	} else if pooler != store.PoolerNone {
+		return errors.New("migrate needs a session of its own: give it a DATABASE_URL that reaches PostgreSQL directly " +
+			"(or through a pooler in session mode) and DATABASE_POOLER unset")
+	}
+	pool, err := store.OpenPool(ctx, url, store.PoolerNone, "consolidation-migrate", 0, 0)
 	if err != nil {
 		return err
 	}
@@ -124,6 +132,7 @@ func grants(args []string) error {
 
 type settings struct {
 	databaseURL, redisURL, redisPrefix  string
+	pooler                              store.Pooler
 	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr, httpAddr     string
@@ -186,12 +195,13 @@ func load() (settings, error) {
 	if _, err := domain.ParsePolicy(string(s.engine.DefaultPolicy)); err != nil {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
-	var err, traceErr error
+	var err, traceErr, poolerErr error
+	s.pooler, poolerErr = store.ParsePooler(os.Getenv("DATABASE_POOLER"))
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
 	s.ui.Security = s.security
 	s.workerIdentity = env.String("WORKER_IDENTITY", "spiffe://"+s.security.Identities.TrustDomain+"/worker")
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
-	return s, errors.Join(env.Err(), err, traceErr)
+	return s, errors.Join(env.Err(), err, traceErr, poolerErr)
 }
 
 func serve(ctx context.Context, logger *slog.Logger) error {
@@ -227,14 +237,14 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	dialSecure = append(dialSecure, grpcx.WithPeerIdentity(s.security.Identities, s.workerIdentity))
 
 	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
+	pool, err := store.OpenPool(ctx, s.databaseURL, s.pooler, "consolidation-coordinator", 4, int32(s.poolConns))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	// The read RPCs' own pool (engine.ForReading): no burst of reads can take the
 	// connections that drive runs and renew their leases.
-	reads, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator-reads", 0, int32(s.readConns))
+	reads, err := store.OpenPool(ctx, s.databaseURL, s.pooler, "consolidation-coordinator-reads", 0, int32(s.readConns))
 	if err != nil {
 		return err
 	}
