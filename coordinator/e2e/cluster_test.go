@@ -70,6 +70,10 @@ type clusterOptions struct {
 	// privatePostgres starts a PostgreSQL server of the test's own (own schema
 	// only), which the test may restart (cluster.pgServer).
 	privatePostgres bool
+	// pooler puts a PgBouncer in transaction pooling mode between the services
+	// and the private PostgreSQL (cluster.bouncer), and sets DATABASE_POOLER; the
+	// test's own pool still reaches PostgreSQL directly.
+	pooler bool
 	// coordinators is how many coordinator replicas share the database (default 1).
 	coordinators int
 	// tls runs the cluster on mTLS with these certificates and policies (default:
@@ -90,6 +94,7 @@ type cluster struct {
 
 	redisServer *localdb.RedisServer    // with privateRedis
 	pgServer    *localdb.PostgresServer // with privatePostgres
+	bouncer     *localdb.PgBouncer      // with pooler
 	// coords are every coordinator replica (coord is the first) and clients a
 	// client of each, in order.
 	coords  []*launch.Process
@@ -108,6 +113,15 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	serviceURL := c.dbURL
 	if opts.schema == pgtest.DjangoSchema {
 		serviceURL = pgtest.NewRuntimeRole(t, c.dbURL)
+	}
+	if opts.pooler {
+		require.True(t, opts.privatePostgres, "the pooler stands in front of a private PostgreSQL")
+		bouncer, err := localdb.StartPgBouncer(context.Background(), c.pgServer, localdb.PgBouncerConfig{})
+		require.NoError(t, err)
+		t.Cleanup(bouncer.Stop)
+		c.bouncer, serviceURL = bouncer, bouncer.URL("e2e")
+		opts.coordEnv = append(opts.coordEnv, "DATABASE_POOLER=transaction")
+		opts.workerEnv = append(opts.workerEnv, "DATABASE_POOLER=transaction")
 	}
 	if opts.redisURL != "" {
 		c.redis.URL = opts.redisURL
