@@ -123,6 +123,11 @@ type Result struct {
 	// machine (which includes PostgreSQL); MachineBusy is the share of all cores busy.
 	CoordCPU, WorkersCPU, MachineCPU float64
 	MachineBusy                      float64
+	// PostgresCPU is the CPU seconds of the PostgreSQL server (every process of
+	// it, serverCPU) during the run, -1 when the server is not on this machine;
+	// WALBytes the WAL it wrote meanwhile (pg_current_wal_lsn before and after).
+	PostgresCPU float64
+	WALBytes    int64
 	// Autovacuum passes (vacuums and analyzes of any table) that PostgreSQL ran
 	// during the closing and during its floor: background work the writes set off,
 	// which lands inside one measurement and not another (autovacuumPasses).
@@ -369,6 +374,11 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				cpuBefore[i] = procCPU(s.Pid())
 			}
 			busyBefore, totalBefore := machineCPU()
+			postmaster, walBefore, err := serverReading(ctx, pool)
+			if err != nil {
+				return lat, results, err
+			}
+			pgBefore := serverCPU(postmaster)
 			avBefore, err := autovacuumPasses(ctx, pool)
 			if err != nil {
 				return lat, results, err
@@ -386,6 +396,13 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			}
 			r.ResultSeqScans -= scansBefore
 			busyAfter, totalAfter := machineCPU()
+			r.PostgresCPU = serverCPU(postmaster) - pgBefore
+			if postmaster == 0 {
+				r.PostgresCPU = -1
+			}
+			if err := pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint", walBefore).Scan(&r.WALBytes); err != nil {
+				return lat, results, err
+			}
 			if r.AutovacuumsWall, err = autovacuumPasses(ctx, pool); err != nil {
 				return lat, results, err
 			}
@@ -433,8 +450,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
 			}
 			results = append(results, r)
-			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
-				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, PostgreSQL %.2f, machine %.2f (%.0f%% of all cores busy); WAL %.1f MiB; autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
+				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 		}
 	}
@@ -906,4 +923,15 @@ func variants(ctx context.Context, pool *pgxpool.Pool, out io.Writer, last Resul
 
 func us(d time.Duration, rows int64) float64 {
 	return float64(d.Microseconds()) / float64(max(rows, 1))
+}
+
+// serverReading is the PostgreSQL server's postmaster process (0 when it is not
+// a process of this machine) and its current WAL position, read before a closing.
+func serverReading(ctx context.Context, pool *pgxpool.Pool) (postmaster int, wal string, err error) {
+	var backend int
+	err = pool.QueryRow(ctx, "SELECT pg_backend_pid(), pg_current_wal_lsn()::text").Scan(&backend, &wal)
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	return postmasterOf(backend), wal, nil
 }
