@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +19,12 @@ func TestClosingsThroughATransactionPooler(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOptions{workers: 2, privatePostgres: true, pooler: true})
 	ctx := context.Background()
+
+	migrate := exec.CommandContext(ctx, filepath.Join(binDir, "coordinator"), "migrate")
+	migrate.Env = append(os.Environ(), "DATABASE_URL="+c.bouncer.URL("e2e"), "DATABASE_POOLER=transaction")
+	out, err := migrate.CombinedOutput()
+	require.Error(t, err, "migrate through a transaction pooler: %s", out)
+	require.Contains(t, string(out), "migrate needs a session of its own")
 
 	first := c.generate(2000, 181)
 	runID := c.startRun(first, 100, 1)
