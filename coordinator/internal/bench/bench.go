@@ -150,7 +150,11 @@ type Figure struct {
 	WallPerRow, FloorPerRow Spread
 	CoordCPU, WorkersCPU    Spread
 	MachineCPU              Spread
-	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+	// PerThousand are the CPU seconds (coordinator, workers, PostgreSQL, the
+	// three together) and WAL MiB of each repeat per 1,000 employees; PostgreSQL's
+	// and the sum are empty when the server is not on this machine.
+	PerThousand         struct{ Coord, Workers, Postgres, Total, WALMiB Spread }
+	CoordRSS, WorkerRSS int64 // the highest peak of any repeat (of any worker)
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -700,7 +704,15 @@ func Figures(rs []Result) []Figure {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
 		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine []float64
+		var kCoord, kWorkers, kPostgres, kTotal, kWAL []float64
 		for _, r := range g {
+			k := float64(r.Employees) / 1000
+			kCoord, kWorkers = append(kCoord, r.CoordCPU/k), append(kWorkers, r.WorkersCPU/k)
+			kWAL = append(kWAL, float64(r.WALBytes)/(1<<20)/k)
+			if r.PostgresCPU >= 0 {
+				kPostgres = append(kPostgres, r.PostgresCPU/k)
+				kTotal = append(kTotal, (r.CoordCPU+r.WorkersCPU+r.PostgresCPU)/k)
+			}
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
 			coord, workers, machine = append(coord, r.CoordCPU), append(workers, r.WorkersCPU), append(machine, r.MachineCPU)
@@ -719,6 +731,8 @@ func Figures(rs []Result) []Figure {
 		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
+		f.PerThousand.Coord, f.PerThousand.Workers = spreadOf(kCoord), spreadOf(kWorkers)
+		f.PerThousand.Postgres, f.PerThousand.Total, f.PerThousand.WALMiB = spreadOf(kPostgres), spreadOf(kTotal), spreadOf(kWAL)
 		out = append(out, f)
 	}
 	return out
@@ -754,6 +768,14 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
 			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"),
 			f.AutovacuumsWall, f.AutovacuumsFloor)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| schema | employees | per 1,000 employees: CPU s coordinator | workers | PostgreSQL | the three | WAL MiB |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range rep.Figures {
+		k := f.PerThousand
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), k.Coord.plain("%.3f"),
+			k.Workers.plain("%.3f"), k.Postgres.plain("%.3f"), k.Total.plain("%.3f"), k.WALMiB.plain("%.2f"))
 	}
 }
 
