@@ -63,19 +63,8 @@ func StartPgBouncer(ctx context.Context, pg *PostgresServer, cfg PgBouncerConfig
 	if cfg.PoolSize == 0 {
 		cfg.PoolSize = 20
 	}
-	var lastErr error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		b := &PgBouncer{dir: dir, port: port}
-		if lastErr = b.start(ctx, bin, pg, cfg); lastErr == nil {
-			return b, nil
-		}
-	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
+	return startOnFreePort(dir, func(port int) *PgBouncer { return &PgBouncer{dir: dir, port: port} },
+		func(b *PgBouncer) error { return b.start(ctx, bin, pg, cfg) })
 }
 
 func (b *PgBouncer) start(ctx context.Context, bin string, pg *PostgresServer, cfg PgBouncerConfig) error {

@@ -31,19 +31,8 @@ func StartRedis(ctx context.Context) (*RedisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &RedisServer{dir: dir, port: port}
-		if lastErr = s.start(ctx, bin); lastErr == nil {
-			return s, nil
-		}
-	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
+	return startOnFreePort(dir, func(port int) *RedisServer { return &RedisServer{dir: dir, port: port} },
+		func(s *RedisServer) error { return s.start(ctx, bin) })
 }
 
 func (s *RedisServer) start(ctx context.Context, bin string) error {
