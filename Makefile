@@ -31,7 +31,7 @@ test: ## run every test of every module (starts its own PostgreSQL and Redis unl
 
 # The fault tests: each injects a real fault (signals, pg_terminate_backend, server
 # restarts, stalled commits) and compares the rows with a clean run's.
-FAULT_TESTS := Stale|Killed|Dies|Redis|Postgres|Cancel|TimeLimit|Duplicate|Coordinator|SIGTERM|Replica|Permanent|WorkerRestarted
+FAULT_TESTS := Stale|Killed|Dies|Redis|Postgres|Cancel|TimeLimit|Duplicate|Coordinator|SIGTERM|Replica|Permanent|WorkerRestarted|Pooler
 
 .PHONY: test-race
 test-race: ## the unit packages (no end-to-end processes) with the race detector

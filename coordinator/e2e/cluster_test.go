@@ -75,6 +75,10 @@ type clusterOptions struct {
 	// and the test connect to (own schema only; default: a new database of the
 	// shared test PostgreSQL).
 	databaseURL string
+	// pooler puts a PgBouncer in transaction pooling mode between the services
+	// and the private PostgreSQL (cluster.bouncer), and sets DATABASE_POOLER; the
+	// test's own pool still reaches PostgreSQL directly.
+	pooler bool
 	// coordinators is how many coordinator replicas share the database (default 1).
 	coordinators int
 	// tls runs the cluster on mTLS with these certificates and policies (default:
@@ -95,6 +99,7 @@ type cluster struct {
 
 	redisServer *localdb.RedisServer    // with privateRedis
 	pgServer    *localdb.PostgresServer // with privatePostgres
+	bouncer     *localdb.PgBouncer      // with pooler
 	// coords are every coordinator replica (coord is the first) and clients a
 	// client of each, in order.
 	coords  []*launch.Process
@@ -117,6 +122,15 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	serviceURL := c.dbURL
 	if opts.schema == pgtest.DjangoSchema {
 		serviceURL = pgtest.NewRuntimeRole(t, c.dbURL)
+	}
+	if opts.pooler {
+		require.True(t, opts.privatePostgres, "the pooler stands in front of a private PostgreSQL")
+		bouncer, err := localdb.StartPgBouncer(context.Background(), c.pgServer, localdb.PgBouncerConfig{})
+		require.NoError(t, err)
+		t.Cleanup(bouncer.Stop)
+		c.bouncer, serviceURL = bouncer, bouncer.URL("e2e")
+		opts.coordEnv = append(opts.coordEnv, "DATABASE_POOLER=transaction")
+		opts.workerEnv = append(opts.workerEnv, "DATABASE_POOLER=transaction")
 	}
 	if opts.redisURL != "" {
 		c.redis.URL = opts.redisURL

@@ -48,3 +48,18 @@ func aptInstall(found func() bool, pkgs ...string) error {
 	}
 	return nil
 }
+
+// installed is what find finds (a binary's path), after installing the Debian
+// package pkg with aptInstall when find finds nothing at first.
+func installed(pkg string, find func() string) (string, error) {
+	if p := find(); p != "" {
+		return p, nil
+	}
+	if err := aptInstall(func() bool { return find() != "" }, pkg); err != nil {
+		return "", fmt.Errorf("%s not found: %w", pkg, err)
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s was installed but is still not found", pkg)
+}

@@ -1,7 +1,6 @@
 package localdb
 
 import (
-	"fmt"
 	"os/exec"
 )
 
@@ -17,14 +16,5 @@ func Chromium() (string, error) {
 		}
 		return ""
 	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	if err := aptInstall(func() bool { return find() != "" }, "chromium"); err != nil {
-		return "", fmt.Errorf("chromium not found: %w", err)
-	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	return "", fmt.Errorf("chromium was installed but is still not on PATH")
+	return installed("chromium", find)
 }

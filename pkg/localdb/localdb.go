@@ -8,6 +8,7 @@ package localdb
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/nominacl/consolidation/pkg/devca"
@@ -54,4 +55,23 @@ func tail(b []byte, n int) string {
 // listens on 127.0.0.1, and localhost names it too.
 func serverLeaf(ca *devca.CA) (devca.Issued, error) {
 	return ca.Issue(devca.Leaf{CommonName: "localdb", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+}
+
+// startOnFreePort makes a server on a free port and starts it, on another port
+// when that fails (a port found free may be taken before the server binds it),
+// five ports at most; when none works it removes the server's directory dir.
+func startOnFreePort[S any](dir string, newServer func(port int) *S, start func(*S) error) (*S, error) {
+	var lastErr error
+	for range 5 {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s := newServer(port)
+		if lastErr = start(s); lastErr == nil {
+			return s, nil
+		}
+	}
+	_ = os.RemoveAll(dir)
+	return nil, lastErr
 }

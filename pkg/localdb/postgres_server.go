@@ -83,19 +83,10 @@ func startPostgres(ctx context.Context, ca *devca.CA, settings []string) (*Postg
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	var lastErr error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &PostgresServer{dir: dir, port: port, bin: bin, cred: cred, settings: settings, done: make(chan struct{})}
-		if lastErr = s.start(ctx, bin, cred); lastErr == nil {
-			return s, nil
-		}
-	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
+	return startOnFreePort(dir, func(port int) *PostgresServer {
+		return &PostgresServer{dir: dir, port: port, bin: bin, cred: cred, settings: settings, done: make(chan struct{})}
+	},
+		func(s *PostgresServer) error { return s.start(ctx, bin, cred) })
 }
 
 func (s *PostgresServer) start(ctx context.Context, bin string, cred *syscall.Credential) error {

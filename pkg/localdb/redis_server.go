@@ -60,19 +60,9 @@ func startRedis(ctx context.Context, ca *devca.CA) (*RedisServer, error) {
 		roots = x509.NewCertPool()
 		roots.AddCert(ca.Cert)
 	}
-	var lastErr error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &RedisServer{dir: dir, port: port, tlsArgs: tlsArgs, roots: roots}
-		if lastErr = s.start(ctx, bin); lastErr == nil {
-			return s, nil
-		}
-	}
-	_ = os.RemoveAll(dir)
-	return nil, lastErr
+	return startOnFreePort(dir, func(port int) *RedisServer {
+		return &RedisServer{dir: dir, port: port, tlsArgs: tlsArgs, roots: roots}
+	}, func(s *RedisServer) error { return s.start(ctx, bin) })
 }
 
 func (s *RedisServer) start(ctx context.Context, bin string) error {
@@ -172,14 +162,5 @@ func redisBinary() (string, error) {
 		p, _ := exec.LookPath("redis-server")
 		return p
 	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	if err := aptInstall(func() bool { return find() != "" }, "redis-server"); err != nil {
-		return "", fmt.Errorf("redis-server not found: %w", err)
-	}
-	if p := find(); p != "" {
-		return p, nil
-	}
-	return "", fmt.Errorf("redis-server was installed but is still not on PATH")
+	return installed("redis-server", find)
 }

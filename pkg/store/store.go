@@ -54,17 +54,51 @@ func GetClosing(ctx context.Context, q Querier, id int64) (Closing, error) {
 	return c, nil
 }
 
+// Pooler is what stands between the services and PostgreSQL (DATABASE_POOLER):
+// nothing, or a pooler in transaction pooling mode such as PgBouncer's
+// (docs/capacity.md, "Through a connection pooler").
+type Pooler string
+
+const (
+	// PoolerNone: every pool connection is a PostgreSQL session of its own.
+	PoolerNone Pooler = "none"
+	// PoolerTransaction: consecutive transactions of one pool connection may
+	// run on different PostgreSQL sessions.
+	PoolerTransaction Pooler = "transaction"
+)
+
+// ParsePooler reads DATABASE_POOLER; "" is PoolerNone.
+func ParsePooler(s string) (Pooler, error) {
+	switch Pooler(s) {
+	case "", PoolerNone:
+		return PoolerNone, nil
+	case PoolerTransaction:
+		return PoolerTransaction, nil
+	}
+	return "", fmt.Errorf("DATABASE_POOLER=%q: want none or transaction", s)
+}
+
 // OpenPool opens a connection pool on url whose sessions carry appName as their
 // application_name (so operators can tell the services' sessions apart in
 // pg_stat_activity). maxConns 0 keeps pgx's default; minConns sessions are opened
 // ahead, so the first consolidation does not wait for them. A tracer, if given,
 // sees every statement of the pool (telemetry.PgxTracer).
-func OpenPool(ctx context.Context, url, appName string, minConns, maxConns int32, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
+//
+// Behind a transaction pooler the pool prepares no named statement: pgx's
+// default caches each statement prepared in the session, which the next
+// transaction may not run on. It caches statement descriptions instead
+// (QueryExecModeCacheDescribe): a statement is sent with the unnamed prepared
+// statement, parsed and bound in the same message as its execution, and keeps
+// pgx's binary formats (docs/capacity.md, "Through a connection pooler").
+func OpenPool(ctx context.Context, url string, pooler Pooler, appName string, minConns, maxConns int32, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the database URL: %w", redact.Err(err))
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	if pooler == PoolerTransaction {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 	if len(tracer) > 0 {
 		cfg.ConnConfig.Tracer = tracer[0]
 	}

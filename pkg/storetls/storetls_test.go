@@ -151,7 +151,7 @@ func TestHarnessServersOnTLS(t *testing.T) {
 		t.Parallel()
 		url := pg.VerifyFullURL("postgres", caPath)
 		require.NoError(t, required.CheckDatabaseURL(url))
-		pool, err := store.OpenPool(ctx, url, "storetls-test", 0, 2)
+		pool, err := store.OpenPool(ctx, url, store.PoolerNone, "storetls-test", 0, 2)
 		require.NoError(t, err)
 		defer pool.Close()
 		var ssl bool
@@ -164,7 +164,7 @@ func TestHarnessServersOnTLS(t *testing.T) {
 		t.Parallel()
 		url := pg.VerifyFullURL("postgres", wrongCA)
 		require.NoError(t, required.CheckDatabaseURL(url)) // well-formed; the handshake refuses it
-		pool, err := store.OpenPool(ctx, url, "storetls-test", 0, 2)
+		pool, err := store.OpenPool(ctx, url, store.PoolerNone, "storetls-test", 0, 2)
 		require.NoError(t, err)
 		defer pool.Close()
 		require.ErrorContains(t, pool.Ping(ctx), "certificate signed by unknown authority")

@@ -92,6 +92,14 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	// The migration needs one session throughout: its advisory lock, and index
+	// builds outside a transaction (docs/capacity.md, "Through a connection pooler").
+	if pooler, err := store.ParsePooler(os.Getenv("DATABASE_POOLER")); err != nil {
+		return err
+	} else if pooler != store.PoolerNone {
+		return errors.New("migrate needs a session of its own: give it a DATABASE_URL that reaches PostgreSQL directly " +
+			"(or through a pooler in session mode) and DATABASE_POOLER unset")
+	}
 	stores, err := storetls.FromEnv(os.Getenv)
 	if err != nil {
 		return err
@@ -99,7 +107,7 @@ func migrate(ctx context.Context, logger *slog.Logger, args []string) error {
 	if err := stores.CheckDatabaseURL(url); err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	pool, err := store.OpenPool(ctx, url, "consolidation-migrate", 0, 0)
+	pool, err := store.OpenPool(ctx, url, store.PoolerNone, "consolidation-migrate", 0, 0)
 	if err != nil {
 		return err
 	}
@@ -133,6 +141,7 @@ func grants(args []string) error {
 type settings struct {
 	databaseURL, redisPrefix            string
 	redis                               *redis.Options // REDIS_URL, REDIS_TLS_CA_FILE
+	pooler                              store.Pooler
 	djangoCache                         progress.DjangoCache
 	grpcAddr, metricsAddr, workerTarget string
 	healthAddr, pprofAddr, httpAddr     string
@@ -195,12 +204,13 @@ func load() (settings, error) {
 		return s, fmt.Errorf("CHUNK_POLICY: %w", err)
 	}
 	storesErr := s.loadStores(&env)
-	var err, traceErr error
+	var err, traceErr, poolerErr error
+	s.pooler, poolerErr = store.ParsePooler(os.Getenv("DATABASE_POOLER"))
 	s.security, err = grpcx.SecurityFromEnv(os.Getenv)
 	s.ui.Security = s.security
 	s.workerIdentity = env.String("WORKER_IDENTITY", "spiffe://"+s.security.Identities.TrustDomain+"/worker")
 	s.traceExport, traceErr = telemetry.TraceExportFromEnv(os.Getenv)
-	return s, errors.Join(env.Err(), storesErr, err, traceErr)
+	return s, errors.Join(env.Err(), storesErr, err, traceErr, poolerErr)
 }
 
 // loadStores checks DATABASE_URL and parses REDIS_URL under the settings of
@@ -254,14 +264,14 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	dialSecure = append(dialSecure, grpcx.WithPeerIdentity(s.security.Identities, s.workerIdentity))
 
 	// The pool's size bounds the runs driven at once (engine.MaxRunsForPool).
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator", 4, int32(s.poolConns))
+	pool, err := store.OpenPool(ctx, s.databaseURL, s.pooler, "consolidation-coordinator", 4, int32(s.poolConns))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	// The read RPCs' own pool (engine.ForReading): no burst of reads can take the
 	// connections that drive runs and renew their leases.
-	reads, err := store.OpenPool(ctx, s.databaseURL, "consolidation-coordinator-reads", 0, int32(s.readConns))
+	reads, err := store.OpenPool(ctx, s.databaseURL, s.pooler, "consolidation-coordinator-reads", 0, int32(s.readConns))
 	if err != nil {
 		return err
 	}

@@ -132,6 +132,11 @@ type Result struct {
 	// machine (which includes PostgreSQL); MachineBusy is the share of all cores busy.
 	CoordCPU, WorkersCPU, MachineCPU float64
 	MachineBusy                      float64
+	// PostgresCPU is the CPU seconds of the PostgreSQL server (every process of
+	// it, serverCPU) during the run, -1 when the server is not on this machine;
+	// WALBytes the WAL it wrote meanwhile (pg_current_wal_lsn before and after).
+	PostgresCPU float64
+	WALBytes    int64
 	// Autovacuum passes (vacuums and analyzes of any table) that PostgreSQL ran
 	// during the closing and during its floor: background work the writes set off,
 	// which lands inside one measurement and not another (autovacuumPasses).
@@ -160,7 +165,11 @@ type Figure struct {
 	WallPerRow, FloorPerRow Spread
 	CoordCPU, WorkersCPU    Spread
 	MachineCPU              Spread
-	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+	// PerThousand are the CPU seconds (coordinator, workers, PostgreSQL, the
+	// three together) and WAL MiB of each repeat per 1,000 employees; PostgreSQL's
+	// and the sum are empty when the server is not on this machine.
+	PerThousand         struct{ Coord, Workers, Postgres, Total, WALMiB Spread }
+	CoordRSS, WorkerRSS int64 // the highest peak of any repeat (of any worker)
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -384,6 +393,11 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				cpuBefore[i] = procCPU(s.Pid())
 			}
 			busyBefore, totalBefore := machineCPU()
+			postmaster, walBefore, err := serverReading(ctx, pool)
+			if err != nil {
+				return lat, results, err
+			}
+			pgBefore := serverCPU(postmaster)
 			avBefore, err := autovacuumPasses(ctx, pool)
 			if err != nil {
 				return lat, results, err
@@ -401,6 +415,13 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			}
 			r.ResultSeqScans -= scansBefore
 			busyAfter, totalAfter := machineCPU()
+			r.PostgresCPU = serverCPU(postmaster) - pgBefore
+			if postmaster == 0 {
+				r.PostgresCPU = -1
+			}
+			if err := pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint", walBefore).Scan(&r.WALBytes); err != nil {
+				return lat, results, err
+			}
 			if r.AutovacuumsWall, err = autovacuumPasses(ctx, pool); err != nil {
 				return lat, results, err
 			}
@@ -462,8 +483,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				printStatements(out, fmt.Sprintf("%s, %d employees, its floor", sc, n), ss)
 			}
 			results = append(results, r)
-			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s, parallel floor %s (%d streams); CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
-				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
+			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s, parallel floor %s (%d streams); CPU s: coordinator %.2f, workers %.2f, PostgreSQL %.2f, machine %.2f (%.0f%% of all cores busy); WAL %.1f MiB; autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
+				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 		}
 	}
@@ -670,7 +691,15 @@ func Figures(rs []Result) []Figure {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
 		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine []float64
+		var kCoord, kWorkers, kPostgres, kTotal, kWAL []float64
 		for _, r := range g {
+			k := float64(r.Employees) / 1000
+			kCoord, kWorkers = append(kCoord, r.CoordCPU/k), append(kWorkers, r.WorkersCPU/k)
+			kWAL = append(kWAL, float64(r.WALBytes)/(1<<20)/k)
+			if r.PostgresCPU >= 0 {
+				kPostgres = append(kPostgres, r.PostgresCPU/k)
+				kTotal = append(kTotal, (r.CoordCPU+r.WorkersCPU+r.PostgresCPU)/k)
+			}
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
 			coord, workers, machine = append(coord, r.CoordCPU), append(workers, r.WorkersCPU), append(machine, r.MachineCPU)
@@ -700,6 +729,8 @@ func Figures(rs []Result) []Figure {
 		f.Rerun, f.RerunRatio = spreadOf(again), spreadOf(againRatio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
+		f.PerThousand.Coord, f.PerThousand.Workers = spreadOf(kCoord), spreadOf(kWorkers)
+		f.PerThousand.Postgres, f.PerThousand.Total, f.PerThousand.WALMiB = spreadOf(kPostgres), spreadOf(kTotal), spreadOf(kWAL)
 		out = append(out, f)
 	}
 	return out
@@ -743,6 +774,14 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
 			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"),
 			f.AutovacuumsWall, f.AutovacuumsFloor)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| schema | employees | per 1,000 employees: CPU s coordinator | workers | PostgreSQL | the three | WAL MiB |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range rep.Figures {
+		k := f.PerThousand
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), k.Coord.plain("%.3f"),
+			k.Workers.plain("%.3f"), k.Postgres.plain("%.3f"), k.Total.plain("%.3f"), k.WALMiB.plain("%.2f"))
 	}
 }
 
@@ -913,4 +952,15 @@ func variants(ctx context.Context, pool *pgxpool.Pool, out io.Writer, last Resul
 
 func us(d time.Duration, rows int64) float64 {
 	return float64(d.Microseconds()) / float64(max(rows, 1))
+}
+
+// serverReading is the PostgreSQL server's postmaster process (0 when it is not
+// a process of this machine) and its current WAL position, read before a closing.
+func serverReading(ctx context.Context, pool *pgxpool.Pool) (postmaster int, wal string, err error) {
+	var backend int
+	err = pool.QueryRow(ctx, "SELECT pg_backend_pid(), pg_current_wal_lsn()::text").Scan(&backend, &wal)
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	return postmasterOf(backend), wal, nil
 }

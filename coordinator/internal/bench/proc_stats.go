@@ -12,12 +12,7 @@ import (
 
 // procCPU is a process's user+system CPU seconds (/proc/PID/stat).
 func procCPU(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	f := statFields(pid)
 	if len(f) < 13 {
 		return 0
 	}
@@ -66,4 +61,60 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// statFields are the fields of /proc/PID/stat after the command name, from the
+// state (field 3) on; nil when the process is gone.
+func statFields(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+}
+
+// postmasterOf is the parent of a PostgreSQL backend (its postmaster), 0 when
+// the backend is not a process of this machine.
+func postmasterOf(backend int) int {
+	f := statFields(backend)
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid))
+	if strings.TrimSpace(string(comm)) != "postgres" {
+		return 0 // a server elsewhere, whose backend's pid is some process here
+	}
+	return ppid
+}
+
+// serverCPU is the CPU seconds of a PostgreSQL server so far: its postmaster's
+// own and its ended children's (cutime, cstime: the postmaster waits for every
+// child), plus its live children's (backends, autovacuum, checkpointer, WAL
+// writer). The difference of two readings is the server's CPU time between them,
+// whichever sessions began or ended meanwhile.
+func serverCPU(postmaster int) float64 {
+	f := statFields(postmaster)
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks float64
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		x, _ := strconv.ParseFloat(f[i], 64)
+		ticks += x
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if c := statFields(pid); len(c) >= 13 && c[1] == strconv.Itoa(postmaster) {
+			u, _ := strconv.ParseFloat(c[11], 64)
+			st, _ := strconv.ParseFloat(c[12], 64)
+			ticks += u + st
+		}
+	}
+	return ticks / clockTicks
 }

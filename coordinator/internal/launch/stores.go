@@ -78,10 +78,11 @@ func (s *Stores) Stop() {
 }
 
 // Migrate runs `coordinator migrate` from binDir on databaseURL, its output
-// going to logPath.
+// going to logPath. databaseURL reaches PostgreSQL directly, whatever
+// DATABASE_POOLER the environment gives the services.
 func Migrate(ctx context.Context, binDir, databaseURL, logPath string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "coordinator"), "migrate")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "DATABASE_POOLER=none")
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(logPath, out, 0o644)
 	if err != nil {

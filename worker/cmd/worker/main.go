@@ -29,6 +29,7 @@ import (
 
 type settings struct {
 	databaseURL string
+	pooler      store.Pooler
 	grpcAddr    string
 	healthAddr  string
 	metricsAddr string
@@ -60,9 +61,11 @@ func load() (settings, error) {
 	s.security = security
 	traceExport, traceErr := telemetry.TraceExportFromEnv(os.Getenv)
 	s.traceExport = traceExport
+	pooler, poolerErr := store.ParsePooler(os.Getenv("DATABASE_POOLER"))
+	s.pooler = pooler
 	faults, err := chunk.FaultsFromEnv(os.Getenv)
-	if err != nil || secErr != nil || traceErr != nil {
-		return s, errors.Join(env.Err(), secErr, traceErr, err)
+	if err != nil || secErr != nil || traceErr != nil || poolerErr != nil {
+		return s, errors.Join(env.Err(), secErr, traceErr, poolerErr, err)
 	}
 	s.faults = faults
 	stores, err := storetls.FromEnv(os.Getenv)
@@ -118,7 +121,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer stopTelemetry()
 
-	pool, err := store.OpenPool(ctx, s.databaseURL, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2),
+	pool, err := store.OpenPool(ctx, s.databaseURL, s.pooler, "consolidation-worker", int32(s.maxInFlight+1), int32(s.maxInFlight+2),
 		telemetry.PgxTracer())
 	if err != nil {
 		return err
