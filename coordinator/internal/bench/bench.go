@@ -130,6 +130,10 @@ type Result struct {
 	// ResultSeqScans is how many sequential scans of nomina_empleado_consolidado
 	// began during the closing (resultSeqScans).
 	ResultSeqScans int64
+	// RunID is the run's; Called, Answered and Ended when the Consolidate call
+	// was made, when it returned, and when the final Watch message arrived.
+	RunID                   int64
+	Called, Answered, Ended time.Time
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -287,6 +291,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 		}
 	}()
 	var cold, warm []float64
+	var coldSteps, warmSteps latencySteps
 	for rep := range cfg.Repeat {
 		// The closings first, so the services start just before the first one.
 		closings := make([]int64, 1+cfg.WarmRuns)
@@ -308,16 +313,23 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, nil, err
 			}
+			steps := &warmSteps
 			if i == 0 {
 				cold = append(cold, r.Wall.Seconds())
+				steps = &coldSteps
 			} else {
 				warm = append(warm, r.Wall.Seconds())
+			}
+			if err := steps.add(ctx, pool, r); err != nil {
+				return lat, nil, err
 			}
 		}
 	}
 	lat.Cold, lat.Warm = spreadOf(cold), spreadOf(warm)
 	fmt.Fprintf(out, "  %s, %d employees as a client sees it: cold %s, warm %s\n", sc, latencyEmployees,
 		lat.Cold.seconds(), lat.Warm.seconds())
+	coldSteps.print(out, "cold")
+	warmSteps.print(out, "warm")
 
 	services, coord := cluster.Processes(), cluster.Coordinator
 	var results []Result
@@ -566,10 +578,19 @@ func fetchProfile(ctx context.Context, url, path string) error {
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
+	return consolidateThen(ctx, client, cfg, closing, func() {})
+}
+
+// consolidateThen is consolidate calling started once Consolidate has returned
+// (whether it succeeded or not).
+func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64,
+	started func()) (Result, error) {
 	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
 		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
+	answered := time.Now()
+	started()
 	if err != nil {
 		return Result{}, err
 	}
@@ -592,8 +613,9 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
 		}
 		if f := msg.GetFinal(); f != nil {
-			return Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado()}, nil
+			end := time.Now()
+			return Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end}, nil
 		}
 	}
 }
