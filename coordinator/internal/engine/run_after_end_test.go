@@ -206,7 +206,7 @@ func (l *faultLedger) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]in
 	return l.ledger.RunsAwaitingAfterEnd(ctx, limit)
 }
 
-func (l *faultLedger) UnfinishedRuns(ctx context.Context) ([]int64, error) {
+func (l *faultLedger) UnfinishedRuns(ctx context.Context) ([]store.UnfinishedRun, error) {
 	if err := l.alive(); err != nil {
 		return nil, err
 	}
@@ -249,7 +249,9 @@ type inProcessWorkers struct {
 	committed func()
 }
 
-func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64) (lease, error) {
+func (w *inProcessWorkers) Expect(int64, int, int) func() { return func() {} }
+
+func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64, _ int) (lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
