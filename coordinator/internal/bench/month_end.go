@@ -144,9 +144,9 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	})
 
 	fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
-	walls := make([]time.Duration, me.Closings)
-	estados := make([]string, me.Closings)
-	errs := make([]error, me.Closings)
+	walls := make([]time.Duration, len(closings))
+	estados := make([]string, len(closings))
+	errs := make([]error, len(closings))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, closing := range closings {
