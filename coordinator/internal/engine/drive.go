@@ -535,6 +535,10 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		})
 	}
 	switch {
+	case err == nil:
+		// A finished run's reading is the ledger's: its watchers get it now, not
+		// after the steps below (docs/architecture.md, "The end of a run").
+		e.notify(run.ID)
 	case errors.Is(err, store.ErrCancelRequested): // stored while the end was being decided
 		e.finish(ctx, run, epoch, errCancelled)
 		return
