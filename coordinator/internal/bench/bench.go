@@ -17,11 +17,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
@@ -581,6 +584,9 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 	return consolidateThen(ctx, client, cfg, closing, func() {})
 }
 
+// consolidateRetries counts the Consolidate calls retried after UNAVAILABLE.
+var consolidateRetries atomic.Int64
+
 // consolidateThen is consolidate calling started once Consolidate has returned
 // (whether it succeeded or not).
 func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64,
@@ -589,6 +595,17 @@ func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationSe
 		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
+	// A refusal UNAVAILABLE (a dependency check timed out on a loaded machine) is
+	// retried, as callers do; the wall still counts from the first call.
+	for try := 1; status.Code(err) == codes.Unavailable && try <= 20; try++ {
+		consolidateRetries.Add(1)
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(time.Duration(min(try, 10)) * 200 * time.Millisecond):
+		}
+		resp, err = client.Consolidate(ctx, req)
+	}
 	answered := time.Now()
 	started()
 	if err != nil {

@@ -162,6 +162,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	}
 	wg.Wait()
 	res.Wall = time.Since(start)
+	fmt.Fprintf(out, "Consolidate calls retried after UNAVAILABLE: %d\n", consolidateRetries.Load())
 	stopSampling()
 	sampler.Wait()
 	res.PeakCoordinatorSessions, res.PeakWorkerSessions = int(peakCoord.Load()), int(peakWorker.Load())
