@@ -83,3 +83,43 @@ func TestThreeTimesMoreClosingsThanConnections(t *testing.T) {
 		largest.run, smallest.run).Scan(&later))
 	t.Logf("%d of the largest closing's %d chunks were dispatched after the small one ended", later, large.GetTotalChunks())
 }
+
+// TestSmallRunIsDispatchedBeforeALargeOne: a large closing occupies every worker
+// slot with many chunks to go; a small closing started then has its chunks
+// dispatched before any more of the large one's (docs/architecture.md, "Many runs
+// at once": the smallest run waiting gets the next slot) and ends while the large
+// one still has chunks to dispatch.
+func TestSmallRunIsDispatchedBeforeALargeOne(t *testing.T) {
+	t.Parallel()
+	const slots = 2 // one worker, the coordinator's WORKER_MAX_IN_FLIGHT
+	c := newCluster(t, clusterOptions{workers: 1, coordEnv: []string{"WORKER_MAX_IN_FLIGHT=" + itoa(slots)}})
+	large := c.generate(600, 401)
+	small := c.generate(133, 402)
+
+	// One-employee chunks: the large run has hundreds to go while the small one runs.
+	largeRun := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: large, ChunkSize: 1}).GetConsolidationId()
+	c.waitFor(largeRun, time.Minute, "the large run going", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= 10
+	})
+	smallRun := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: small, ChunkSize: 5}).GetConsolidationId()
+	c.requireCleanResult(small, smallRun, nil)
+	c.requireCleanResult(large, largeRun, nil)
+
+	// The large run's dispatches while the small one's were being made: at most
+	// the ones whose slots it was given before the small run asked.
+	var smallChunks, largeBetween, largeAfter int
+	require.NoError(t, c.pool.QueryRow(context.Background(), `
+		WITH s AS (SELECT min(started_at) AS first, max(started_at) AS last, count(*) AS n
+		             FROM consolidation_chunk_attempt WHERE run_id = $2)
+		SELECT s.n,
+		       (SELECT count(*) FROM consolidation_chunk_attempt a
+		         WHERE a.run_id = $1 AND a.started_at > s.first AND a.started_at < s.last),
+		       (SELECT count(*) FROM consolidation_chunk_attempt a
+		         WHERE a.run_id = $1 AND a.started_at > (SELECT finished_at FROM consolidation_run WHERE id = $2))
+		FROM s`, largeRun, smallRun).Scan(&smallChunks, &largeBetween, &largeAfter))
+	t.Logf("small run: %d chunks; large run: %d dispatched among them, %d after the small run ended",
+		smallChunks, largeBetween, largeAfter)
+	require.Equal(t, 27, smallChunks, "the small run's chunks, each dispatched once")
+	require.LessOrEqual(t, largeBetween, slots, "the large run was given slots while the small one waited")
+	require.Positive(t, largeAfter, "the small run ended after the large one had dispatched everything")
+}

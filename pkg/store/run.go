@@ -185,13 +185,20 @@ func RunByRequest(ctx context.Context, q Querier, closingID int64, requestID str
 	return id, true, nil
 }
 
-// UnfinishedRuns lists the runs left in progress (by a coordinator that stopped).
-func UnfinishedRuns(ctx context.Context, q Querier) ([]int64, error) {
-	rows, err := q.Query(ctx, "SELECT id FROM consolidation_run WHERE finished_at IS NULL ORDER BY id")
+// UnfinishedRun is a run left in progress, with its size.
+type UnfinishedRun struct {
+	ID        int64
+	Employees int // total_employees
+}
+
+// UnfinishedRuns lists the runs left in progress (by a coordinator that stopped),
+// by id.
+func UnfinishedRuns(ctx context.Context, q Querier) ([]UnfinishedRun, error) {
+	rows, err := q.Query(ctx, "SELECT id, total_employees FROM consolidation_run WHERE finished_at IS NULL ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("listing unfinished runs: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[UnfinishedRun])
 }
 
 // LatestRunID returns the newest run of a closing.

@@ -159,9 +159,13 @@ func TestUnfinishedRuns(t *testing.T) {
 		finish(t, pool, done, domain.EstadoConsolidados, false)
 		run8 := newRunOf(t, pool, 8, nil)
 		run7 := newRun(t, pool, twoChunks)
-		ids, err := store.UnfinishedRuns(t.Context(), pool)
+		runs, err := store.UnfinishedRuns(t.Context(), pool)
 		require.NoError(t, err)
-		require.Equal(t, []int64{run8, run7}, ids)
+		r8, err := store.GetRun(t.Context(), pool, run8)
+		require.NoError(t, err)
+		r7, err := store.GetRun(t.Context(), pool, run7)
+		require.NoError(t, err)
+		require.Equal(t, []store.UnfinishedRun{{ID: run8, Employees: r8.TotalEmployees}, {ID: run7, Employees: r7.TotalEmployees}}, runs)
 	})
 }
 

@@ -42,6 +42,8 @@ func main() {
 	meClosings := fs.Int("month-end-closings", 200, "month end: how many closings")
 	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
 	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
+	meBig := fs.Int("month-end-big", 0, "month end: also one closing of this many employees, sent first (issue 24: 1,000,000); 0: none")
+	meSmall := fs.Int("month-end-small", 999, "month end: closings of at most this many employees count as small (their p50, p99 and slowest are reported)")
 	closing := fs.Int64("closing", 0, "measure this existing closing instead, through the running coordinator at -coordinator: -repeat forced runs, each watched to its end, with mean, median, stdev, min and max (every run rewrites the closing's results: use a copy)")
 	coordinator := fs.String("coordinator", "localhost:50051", "with -closing: the coordinator's gRPC address (TLS from TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE; plaintext without them)")
 	repeat := fs.Int("repeat", 1, "measure every figure this many times and report median, lowest and highest (wall and floor alternate)")
@@ -102,7 +104,7 @@ func main() {
 		return
 	}
 	if *monthEnd {
-		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas}
+		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas, Big: *meBig, SmallUpTo: *meSmall}
 		if _, err := bench.RunMonthEnd(ctx, cfg, me, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "benchmark:", err)
 			os.Exit(1)

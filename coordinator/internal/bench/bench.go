@@ -16,11 +16,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
@@ -144,6 +147,10 @@ type Result struct {
 	// ResultSeqScans is how many sequential scans of nomina_empleado_consolidado
 	// began during the closing (resultSeqScans).
 	ResultSeqScans int64
+	// RunID is the run's; Called, Answered and Ended when the Consolidate call
+	// was made, when it returned, and when the final Watch message arrived.
+	RunID                   int64
+	Called, Answered, Ended time.Time
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -311,6 +318,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 		}
 	}()
 	var cold, warm []float64
+	var coldSteps, warmSteps latencySteps
 	for rep := range cfg.Repeat {
 		// The closings first, so the services start just before the first one.
 		closings := make([]int64, 1+cfg.WarmRuns)
@@ -332,16 +340,23 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, nil, err
 			}
+			steps := &warmSteps
 			if i == 0 {
 				cold = append(cold, r.Wall.Seconds())
+				steps = &coldSteps
 			} else {
 				warm = append(warm, r.Wall.Seconds())
+			}
+			if err := steps.add(ctx, pool, r); err != nil {
+				return lat, nil, err
 			}
 		}
 	}
 	lat.Cold, lat.Warm = spreadOf(cold), spreadOf(warm)
 	fmt.Fprintf(out, "  %s, %d employees as a client sees it: cold %s, warm %s\n", sc, latencyEmployees,
 		lat.Cold.seconds(), lat.Warm.seconds())
+	coldSteps.print(out, "cold")
+	warmSteps.print(out, "warm")
 
 	services, coord := cluster.Processes(), cluster.Coordinator
 	var results []Result
@@ -616,22 +631,46 @@ func fetchProfile(ctx context.Context, url, path string) error {
 }
 
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
-	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
-		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)})
+	return consolidateThen(ctx, client, cfg, closing, func() {})
 }
 
 // rerun consolidates a closing whose results exist again, forced: its previous
 // results stay readable until the run's own replace them (docs/lifecycle.md).
 func rerun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
 	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
-		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true})
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true}, func() {})
 }
 
-// watchRun starts a run and watches it to its end: its wall is from the call to
-// the final message.
-func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, req *consolidationv1.ConsolidateRequest) (Result, error) {
+// consolidateRetries counts the Consolidate calls retried after UNAVAILABLE.
+var consolidateRetries atomic.Int64
+
+// consolidateThen is consolidate calling started once Consolidate has returned
+// (whether it succeeded or not).
+func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64,
+	started func()) (Result, error) {
+	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}, started)
+}
+
+// watchRun starts a run, calls started once Consolidate has returned, and
+// watches the run to its end: its wall is from the call to the final message.
+func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config,
+	req *consolidationv1.ConsolidateRequest, started func()) (Result, error) {
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
+	// A refusal UNAVAILABLE (a dependency check timed out on a loaded machine) is
+	// retried, as callers do; the wall still counts from the first call.
+	for try := 1; status.Code(err) == codes.Unavailable && try <= 20; try++ {
+		consolidateRetries.Add(1)
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(time.Duration(min(try, 10)) * 200 * time.Millisecond):
+		}
+		resp, err = client.Consolidate(ctx, req)
+	}
+	answered := time.Now()
+	started()
 	if err != nil {
 		return Result{}, err
 	}
@@ -654,8 +693,9 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
 		}
 		if f := msg.GetFinal(); f != nil {
-			return Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado()}, nil
+			end := time.Now()
+			return Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end}, nil
 		}
 	}
 }

@@ -28,8 +28,12 @@ type MonthEnd struct {
 	MinEmployees int // the smallest closing (default 50)
 	MaxEmployees int // the largest closing (default 5,000); sizes are log-uniform between
 	Replicas     int // coordinator replicas (default 2)
-	// SmallUpTo: closings of at most this many employees count as small (default 200).
+	// SmallUpTo: closings of at most this many employees count as small (default
+	// 999: issue 24's "under 1,000 employees").
 	SmallUpTo int
+	// Big, if not 0, adds one closing of this many employees, sent first: the
+	// others are sent once its Consolidate has returned (its run is going).
+	Big int
 }
 
 // MonthEndResult is what the scenario measured.
@@ -39,9 +43,11 @@ type MonthEndResult struct {
 	// Wall is from the first Consolidate to the end of the last run.
 	Wall time.Duration
 	// SlowestSmall is the longest any small closing took from its Consolidate to
-	// its end; MedianSmall its median.
-	SlowestSmall, MedianSmall time.Duration
-	SmallClosings             int
+	// its end; MedianSmall and P99Small its median and 99th percentile.
+	SlowestSmall, MedianSmall, P99Small time.Duration
+	SmallClosings                       int
+	// BigWall is the big closing's, from its Consolidate to its end (0: none).
+	BigWall time.Duration
 	// FloorSum is the sum of the floors of the closings (each closing's result
 	// rows copied back in one stream, one closing after the other).
 	FloorSum time.Duration
@@ -56,15 +62,15 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	me.MinEmployees = cmp.Or(me.MinEmployees, 50)
 	me.MaxEmployees = cmp.Or(me.MaxEmployees, 5000)
 	me.Replicas = cmp.Or(me.Replicas, 2)
-	me.SmallUpTo = cmp.Or(me.SmallUpTo, 200)
+	me.SmallUpTo = cmp.Or(me.SmallUpTo, 999)
 	res := MonthEndResult{Closings: me.Closings, Replicas: me.Replicas, Estados: map[string]int{}}
 
 	logDir, err := os.MkdirTemp("", "consolidation-bench-")
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "month end: %d closings of %d to %d employees, %d coordinator replicas (logs in %s)\n",
-		me.Closings, me.MinEmployees, me.MaxEmployees, me.Replicas, logDir)
+	fmt.Fprintf(out, "month end: %d closings of %d to %d employees, %d coordinator replicas, a big closing of %d employees (logs in %s)\n",
+		me.Closings, me.MinEmployees, me.MaxEmployees, me.Replicas, me.Big, logDir)
 	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
 	if err != nil {
 		return res, err
@@ -86,6 +92,11 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	for i := range sizes {
 		sizes[i] = int(math.Round(math.Exp(lo + rng.Float64()*(hi-lo))))
 		res.Employees += sizes[i]
+	}
+	if me.Big > 0 { // first: sent first
+		sizes = slices.Insert(sizes, 0, me.Big)
+		closings = append(closings, 0)
+		res.Employees += me.Big
 	}
 	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, me.Closings)
 	for i, n := range sizes {
@@ -133,20 +144,25 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	})
 
 	fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
-	walls := make([]time.Duration, me.Closings)
-	estados := make([]string, me.Closings)
-	errs := make([]error, me.Closings)
+	walls := make([]time.Duration, len(closings))
+	estados := make([]string, len(closings))
+	errs := make([]error, len(closings))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, closing := range closings {
 		client := cluster.Clients[i%len(cluster.Clients)]
+		started := make(chan struct{})
 		wg.Go(func() {
-			r, err := consolidate(ctx, client, cfg, closing)
+			r, err := consolidateThen(ctx, client, cfg, closing, func() { close(started) })
 			walls[i], estados[i], errs[i] = r.Wall, r.Estado, err
 		})
+		if i == 0 && me.Big > 0 {
+			<-started // the big closing's run is going before the others are sent
+		}
 	}
 	wg.Wait()
 	res.Wall = time.Since(start)
+	fmt.Fprintf(out, "Consolidate calls retried after UNAVAILABLE: %d\n", consolidateRetries.Load())
 	stopSampling()
 	sampler.Wait()
 	res.PeakCoordinatorSessions, res.PeakWorkerSessions = int(peakCoord.Load()), int(peakWorker.Load())
@@ -157,13 +173,18 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 			return res, fmt.Errorf("closing %d (%d employees): %w", closings[i], sizes[i], errs[i])
 		}
 		res.Estados[estados[i]]++
+		if i == 0 && me.Big > 0 {
+			res.BigWall = walls[i]
+			continue
+		}
 		if sizes[i] <= me.SmallUpTo {
 			small = append(small, walls[i])
 		}
 	}
 	if len(small) > 0 {
 		slices.Sort(small)
-		res.SmallClosings, res.SlowestSmall, res.MedianSmall = len(small), small[len(small)-1], small[len(small)/2]
+		res.SmallClosings, res.SlowestSmall = len(small), small[len(small)-1]
+		res.MedianSmall, res.P99Small = percentile(small, 50), percentile(small, 99)
 	}
 	if !cfg.SkipFloor {
 		fmt.Fprintf(out, "measuring the floor of each of the %d closings ...\n", me.Closings)
@@ -182,11 +203,17 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	return res, nil
 }
 
+// percentile is the p-th percentile of sorted xs, nearest rank.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (p*len(sorted) + 99) / 100 // ⌈p·n/100⌉
+	return sorted[max(i, 1)-1]
+}
+
 // PrintMonthEnd writes the scenario's table.
 func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| closings | employees | replicas | end states | total wall | sum of the closings' floors | wall / floors | small closings (≤ %d) | their slowest | their median | peak sessions: coordinators / workers |\n", me.SmallUpTo)
-	fmt.Fprintf(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| closings | employees | big closing | its wall | replicas | end states | total wall | sum of the closings' floors | wall / floors | small closings (≤ %d) | their p50 | their p99 | their slowest | peak sessions: coordinators / workers |\n", me.SmallUpTo)
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var states []string
 	for e, n := range r.Estados {
 		states = append(states, fmt.Sprintf("%s %d", e, n))
@@ -196,7 +223,11 @@ func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
 	if r.FloorSum > 0 {
 		floors, ratio = duration(r.FloorSum), fmt.Sprintf("%.2f", r.Wall.Seconds()/r.FloorSum.Seconds())
 	}
-	fmt.Fprintf(w, "| %d | %d | %d | %v | %s | %s | %s | %d | %s | %s | %d / %d |\n", r.Closings, r.Employees, r.Replicas, states,
-		duration(r.Wall), floors, ratio, r.SmallClosings, r.SlowestSmall.Round(time.Millisecond),
-		r.MedianSmall.Round(time.Millisecond), r.PeakCoordinatorSessions, r.PeakWorkerSessions)
+	big := "—"
+	if me.Big > 0 {
+		big = duration(r.BigWall)
+	}
+	fmt.Fprintf(w, "| %d | %d | %d | %s | %d | %v | %s | %s | %s | %d | %s | %s | %s | %d / %d |\n", r.Closings, r.Employees,
+		me.Big, big, r.Replicas, states, duration(r.Wall), floors, ratio, r.SmallClosings, duration(r.MedianSmall),
+		duration(r.P99Small), duration(r.SlowestSmall), r.PeakCoordinatorSessions, r.PeakWorkerSessions)
 }

@@ -49,3 +49,25 @@ func TestSummaryOf(t *testing.T) {
 		t.Errorf("one run: %+v", one)
 	}
 }
+
+func TestPercentile(t *testing.T) {
+	var xs []time.Duration
+	for i := 1; i <= 200; i++ {
+		xs = append(xs, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		xs   []time.Duration
+		p    int
+		want time.Duration
+	}{
+		{xs, 50, 100 * time.Millisecond}, // nearest rank: the 100th of 200
+		{xs, 99, 198 * time.Millisecond},
+		{xs, 100, 200 * time.Millisecond},
+		{xs[:1], 99, time.Millisecond},
+		{xs[:3], 50, 2 * time.Millisecond},
+	} {
+		if got := percentile(tc.xs, tc.p); got != tc.want {
+			t.Errorf("percentile(%d of %d) = %v, want %v", tc.p, len(tc.xs), got, tc.want)
+		}
+	}
+}

@@ -3,8 +3,8 @@
 // or dns:///name:port for a Kubernetes headless Service, re-resolved as pods come
 // and go), with a bounded number of calls in flight per worker, a short cool-down
 // for a worker whose call just failed, and workers whose health says NOT_SERVING
-// (draining) passed over. Slots go to the runs waiting for one in turn, so a small
-// run is not stuck behind a large one.
+// (draining) passed over. Slots go to the smallest run waiting for one first, so a
+// small run is not stuck behind a large one.
 package dispatch
 
 import (
@@ -80,9 +80,9 @@ type Dispatcher struct {
 	endpoints map[string]*endpoint
 	order     []string
 	next      int
-	queues    map[int64][]*waiter // per run, its Acquire calls waiting for a slot, oldest first
-	turns     []int64             // the runs in queues, in the order they are served
-	turn      int                 // index in turns of the run served next
+	queues    map[int64]*runQueue // per run that waits or expects to ask
+	turns     []int64             // the runs in queues, in the order runs of one size are served
+	turn      int                 // index in turns where the search for the next run starts
 }
 
 type endpoint struct {
@@ -100,10 +100,21 @@ type endpoint struct {
 
 // waiter is an Acquire call waiting for a slot.
 type waiter struct {
-	run   int64
 	lease *Lease        // set, under Dispatcher.mu, when a slot is given
 	ready chan struct{} // closed when lease is set
 }
+
+// runQueue is what a run wants of the slots.
+type runQueue struct {
+	size      int       // the run's employees: the smaller is served first
+	waiters   []*waiter // its Acquire calls waiting, oldest first
+	expected  int       // asks its driver said are to come (Expect), not yet made
+	expecting int       // Expect calls not done
+	parked    []*Lease  // slots set aside for its asks to come
+}
+
+// wants says whether the run wants a slot now or in an instant.
+func (q *runQueue) wants() bool { return len(q.waiters) > 0 || q.expected > 0 }
 
 // NewDispatcher builds a Dispatcher and connects to the workers (connections are
 // lazy: nothing is dialled until the first call).
@@ -115,7 +126,7 @@ func NewDispatcher(logger *slog.Logger, cfg Config) (*Dispatcher, error) {
 	if strings.TrimSpace(cfg.Target) == "" {
 		return nil, errors.New("WORKER_TARGET is empty")
 	}
-	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{}, queues: map[int64][]*waiter{}}
+	d := &Dispatcher{logger: logger, cfg: cfg, endpoints: map[string]*endpoint{}, queues: map[int64]*runQueue{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.observeSlots(); err != nil {
 		return nil, err
@@ -272,16 +283,28 @@ func (d *Dispatcher) freeLocked(ep *endpoint) {
 	d.serveLocked()
 }
 
-// Acquire waits for a free slot on a worker for a run. The runs waiting for a slot
-// are served in turn, one slot each, so a run that asks later still gets every
-// other slot however many the runs before it want; a run's own calls are served in
-// the order they asked. Workers are taken in round-robin order, passing over those
-// whose health says NOT_SERVING and those cooling down (unless every worker
-// serving is).
-func (d *Dispatcher) Acquire(ctx context.Context, runID int64) (*Lease, error) {
-	w := &waiter{run: runID, ready: make(chan struct{})}
+// Acquire waits for a free slot on a worker for a run of size employees. A free
+// slot goes to the smallest run that wants one (docs/architecture.md, "Many runs
+// at once"): a run waiting in Acquire, or one whose driver said, with Expect, that
+// it will ask again; runs of the same size are served in turn, one slot each. A
+// run's own calls are served in the order they asked. Workers are taken in
+// round-robin order, passing over those whose health says NOT_SERVING and those
+// cooling down (unless every worker serving is).
+func (d *Dispatcher) Acquire(ctx context.Context, runID int64, size int) (*Lease, error) {
 	d.mu.Lock()
-	d.enqueueLocked(w)
+	q := d.queueLocked(runID, size)
+	if n := len(q.parked); n > 0 { // set aside for this ask (Expect)
+		l := q.parked[0]
+		q.parked = slices.Delete(q.parked, 0, 1)
+		d.dropIdleLocked(runID)
+		d.mu.Unlock()
+		return l, nil
+	}
+	if q.expected > 0 {
+		q.expected-- // the ask said it would come: it is here
+	}
+	w := &waiter{ready: make(chan struct{})}
+	q.waiters = append(q.waiters, w)
 	d.serveLocked()
 	d.mu.Unlock()
 	select {
@@ -294,9 +317,43 @@ func (d *Dispatcher) Acquire(ctx context.Context, runID int64) (*Lease, error) {
 	if w.lease != nil { // given a slot just now: hand it on
 		d.freeLocked(w.lease.ep)
 	} else {
-		d.dequeueLocked(w)
+		q.waiters = slices.DeleteFunc(q.waiters, func(o *waiter) bool { return o == w })
+		d.dropIdleLocked(runID)
 	}
 	return nil, context.Cause(ctx)
+}
+
+// Expect says that a run of size employees will ask for n more slots, one after
+// another (a driver handing out its planned chunks), until done is called. While
+// it has asks to come, the run counts as waiting for a slot even in the instant
+// between one ask's slot and its next ask: a slot freed then is set aside for its
+// next ask, never given to a larger run. done gives back the slots set aside and
+// not taken; call it when the driver stops asking (it may be called more than once).
+func (d *Dispatcher) Expect(runID int64, size, n int) (done func()) {
+	d.mu.Lock()
+	q := d.queueLocked(runID, size)
+	q.expected += n
+	q.expecting++
+	d.serveLocked()
+	d.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			q.expecting--
+			if q.expecting == 0 {
+				q.expected = 0
+				parked := q.parked
+				q.parked = nil
+				for _, l := range parked {
+					d.freeLocked(l.ep)
+				}
+			}
+			d.dropIdleLocked(runID)
+			d.serveLocked()
+		})
+	}
 }
 
 // serve hands free slots to the waiting runs.
@@ -306,54 +363,78 @@ func (d *Dispatcher) serve() {
 	d.serveLocked()
 }
 
-// serveLocked hands free slots to the waiting runs in turn; d.mu must be held.
+// serveLocked hands free slots to the runs that want one, smallest first; d.mu
+// must be held.
 func (d *Dispatcher) serveLocked() {
-	for len(d.turns) > 0 {
+	for {
+		i := d.nextRunLocked()
+		if i < 0 {
+			return
+		}
 		l := d.pick()
 		if l == nil {
 			return
 		}
-		i := d.turn
 		run := d.turns[i]
 		q := d.queues[run]
-		w := q[0]
-		w.lease = l
-		close(w.ready)
-		if len(q) > 1 {
-			q[0] = nil
-			d.queues[run] = q[1:]
-			d.turn = (i + 1) % len(d.turns)
-			continue
+		if len(q.waiters) > 0 {
+			w := q.waiters[0]
+			q.waiters = slices.Delete(q.waiters, 0, 1)
+			w.lease = l
+			close(w.ready)
+		} else { // an ask to come (Expect): its slot waits for it
+			q.parked = append(q.parked, l)
+			q.expected--
 		}
-		delete(d.queues, run)
-		d.turns = slices.Delete(d.turns, i, i+1)
+		d.turn = i + 1
+		d.dropIdleLocked(run)
 		if d.turn >= len(d.turns) {
 			d.turn = 0
 		}
 	}
 }
 
-// enqueueLocked puts w last in its run's queue; a run not waiting yet joins the
-// turns last, after every run waiting now has had its turn. d.mu must be held.
-func (d *Dispatcher) enqueueLocked(w *waiter) {
-	if q, ok := d.queues[w.run]; ok {
-		d.queues[w.run] = append(q, w)
-		return
+// nextRunLocked is the index in d.turns of the run served next: of the runs that
+// want a slot, the smallest; of those, the first from d.turn on. -1 if none
+// wants one. d.mu must be held.
+func (d *Dispatcher) nextRunLocked() int {
+	best := -1
+	for k := range len(d.turns) {
+		i := (d.turn + k) % len(d.turns)
+		q := d.queues[d.turns[i]]
+		if !q.wants() {
+			continue
+		}
+		if best < 0 || q.size < d.queues[d.turns[best]].size {
+			best = i
+		}
 	}
-	d.queues[w.run] = []*waiter{w}
-	d.turns = slices.Insert(d.turns, d.turn, w.run)
-	d.turn = (d.turn + 1) % len(d.turns)
+	return best
 }
 
-// dequeueLocked takes back a waiter that gave up; d.mu must be held.
-func (d *Dispatcher) dequeueLocked(w *waiter) {
-	q := slices.DeleteFunc(d.queues[w.run], func(o *waiter) bool { return o == w })
-	if len(q) > 0 {
-		d.queues[w.run] = q
+// queueLocked returns a run's queue, made if new: a new run joins the turns last,
+// after every run there now has had its turn. d.mu must be held.
+func (d *Dispatcher) queueLocked(run int64, size int) *runQueue {
+	if q, ok := d.queues[run]; ok {
+		q.size = size
+		return q
+	}
+	q := &runQueue{size: size}
+	d.queues[run] = q
+	d.turns = slices.Insert(d.turns, d.turn, run)
+	d.turn = (d.turn + 1) % len(d.turns)
+	return q
+}
+
+// dropIdleLocked forgets a run's queue once nothing waits in it, nothing is set
+// aside for it and no Expect of it is open. d.mu must be held.
+func (d *Dispatcher) dropIdleLocked(run int64) {
+	q, ok := d.queues[run]
+	if !ok || q.wants() || len(q.parked) > 0 || q.expecting > 0 {
 		return
 	}
-	delete(d.queues, w.run)
-	i := slices.Index(d.turns, w.run)
+	delete(d.queues, run)
+	i := slices.Index(d.turns, run)
 	d.turns = slices.Delete(d.turns, i, i+1)
 	if i < d.turn {
 		d.turn--

@@ -34,7 +34,7 @@ func (d *Dispatcher) waiting() int {
 	defer d.mu.Unlock()
 	n := 0
 	for _, q := range d.queues {
-		n += len(q)
+		n += len(q.waiters)
 	}
 	return n
 }
@@ -45,15 +45,21 @@ type grant struct {
 	lease *Lease
 }
 
-// acquireInBackground starts Acquire calls for runs, one at a time and each
-// waiting before the next asks (so they queue in this order), and sends each slot
-// given on got.
+// acquireInBackground starts Acquire calls for runs of one size, one at a time
+// and each waiting before the next asks (so they queue in this order), and sends
+// each slot given on got.
 func acquireInBackground(t *testing.T, d *Dispatcher, got chan<- grant, runs ...int64) {
+	t.Helper()
+	acquireSized(t, d, got, 0, runs...)
+}
+
+// acquireSized is acquireInBackground for runs of size employees.
+func acquireSized(t *testing.T, d *Dispatcher, got chan<- grant, size int, runs ...int64) {
 	t.Helper()
 	for _, run := range runs {
 		before := d.waiting()
 		go func() {
-			l, err := d.Acquire(t.Context(), run)
+			l, err := d.Acquire(t.Context(), run, size)
 			if err == nil {
 				got <- grant{run, l}
 			}
@@ -85,7 +91,7 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	var leases []*Lease
 	var workers []string
 	for range 4 {
-		l, err := d.Acquire(ctx, 1)
+		l, err := d.Acquire(ctx, 1, 0)
 		require.NoError(t, err)
 		leases = append(leases, l)
 		workers = append(workers, l.Worker())
@@ -95,12 +101,12 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	// Every slot is taken: the next Acquire waits, and gets the slot freed.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	_, err := d.Acquire(short, 1)
+	_, err := d.Acquire(short, 1, 0)
 	require.Error(t, err)
 
 	got := make(chan *Lease)
 	go func() {
-		l, _ := d.Acquire(ctx, 1)
+		l, _ := d.Acquire(ctx, 1, 0)
 		got <- l
 	}()
 	leases[1].Release(false)
@@ -116,13 +122,13 @@ func TestFailedWorkerCoolsDown(t *testing.T) {
 	t.Parallel()
 	d := newTestDispatcher(t, "127.0.0.1:1,127.0.0.1:2")
 	ctx := context.Background()
-	l, err := d.Acquire(ctx, 1)
+	l, err := d.Acquire(ctx, 1, 0)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:1", l.Worker())
 	l.Release(true) // its call failed
 
 	for range 4 {
-		l, err := d.Acquire(ctx, 1)
+		l, err := d.Acquire(ctx, 1, 0)
 		require.NoError(t, err)
 		require.Equal(t, "127.0.0.1:2", l.Worker(), "the failed worker is passed over while cooling down")
 		l.Release(false)
@@ -132,12 +138,12 @@ func TestFailedWorkerCoolsDown(t *testing.T) {
 func TestEveryWorkerCoolingStillServes(t *testing.T) {
 	t.Parallel()
 	d := newTestDispatcher(t, "127.0.0.1:1")
-	l, err := d.Acquire(context.Background(), 1)
+	l, err := d.Acquire(context.Background(), 1, 0)
 	require.NoError(t, err)
 	l.Release(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, err = d.Acquire(ctx, 1)
+	l, err = d.Acquire(ctx, 1, 0)
 	require.NoError(t, err, "with every worker cooling down, one is tried rather than none")
 	require.Equal(t, "127.0.0.1:1", l.Worker())
 }
@@ -168,7 +174,7 @@ func TestSlotsGoToRunsInTurn(t *testing.T) {
 	t.Parallel()
 	// One slot in all: each release gives it to the next run in turn.
 	d := newDispatcherWith(t, Config{Target: "127.0.0.1:1", MaxInFlightPerWorker: 1, CoolDown: time.Hour})
-	held, err := d.Acquire(t.Context(), 1)
+	held, err := d.Acquire(t.Context(), 1, 0)
 	require.NoError(t, err)
 
 	t.Run("RunThatAsksLaterGetsEveryOtherSlot", func(t *testing.T) {
@@ -184,13 +190,60 @@ func TestSlotsGoToRunsInTurn(t *testing.T) {
 		require.Equal(t, []int64{7, 8, 9, 7, 8, 9, 7, 9}, passOn(t, &held, got, 8))
 	})
 
+	t.Run("SmallerRunFirst", func(t *testing.T) {
+		// Run 1 (a large closing) asks for four slots before run 2, smaller, and
+		// run 3, smaller still, ask for two each: the smallest is served first.
+		got := make(chan grant, 8)
+		acquireSized(t, d, got, 100_000, 1, 1, 1, 1)
+		acquireSized(t, d, got, 500, 2, 2)
+		acquireSized(t, d, got, 133, 3, 3)
+		require.Equal(t, []int64{3, 3, 2, 2, 1, 1, 1, 1}, passOn(t, &held, got, 8))
+	})
+
+	t.Run("ExpectedAsksKeepTheirPlace", func(t *testing.T) {
+		// Run 2, small, said it will ask three times; between its asks a slot
+		// freed is set aside for it, not given to run 1, larger, which waits.
+		done := d.Expect(2, 133, 3)
+		got := make(chan grant, 4)
+		acquireSized(t, d, got, 100_000, 1)
+		held.Release(false) // nobody small is asking at this instant
+		require.Never(t, func() bool { return len(got) > 0 }, 50*time.Millisecond, time.Millisecond,
+			"the slot went to the larger run while the smaller one had asks to come")
+		for range 3 {
+			l, err := d.Acquire(t.Context(), 2, 133)
+			require.NoError(t, err)
+			require.Empty(t, got)
+			l.Release(false) // set aside again for the next ask, while one is to come
+		}
+		g := nextGrant(t, got) // the asks said are made: the slot goes on
+		require.Equal(t, int64(1), g.run)
+		held = g.lease
+		done()
+		done() // twice is once
+	})
+
+	t.Run("DoneGivesBackTheSlotsSetAside", func(t *testing.T) {
+		done := d.Expect(2, 133, 5)
+		got := make(chan grant, 1)
+		acquireSized(t, d, got, 100_000, 1)
+		held.Release(false)
+		require.Never(t, func() bool { return len(got) > 0 }, 50*time.Millisecond, time.Millisecond)
+		done() // the driver stopped asking: its slot goes to run 1
+		g := nextGrant(t, got)
+		require.Equal(t, int64(1), g.run)
+		held = g.lease
+		d.mu.Lock()
+		require.Empty(t, d.queues, "nothing is kept of runs that neither wait nor expect")
+		d.mu.Unlock()
+	})
+
 	t.Run("GivingUpLeavesTheTurns", func(t *testing.T) {
 		got := make(chan grant, 2)
 		acquireInBackground(t, d, got, 3)
 		short, cancel := context.WithCancel(t.Context())
 		gaveUp := make(chan error, 1)
 		go func() {
-			_, err := d.Acquire(short, 4)
+			_, err := d.Acquire(short, 4, 0)
 			gaveUp <- err
 		}()
 		require.Eventually(t, func() bool { return d.waiting() == 2 }, 5*time.Second, time.Millisecond)
@@ -229,7 +282,7 @@ func workersOf(t *testing.T, d *Dispatcher, n int) map[string]bool {
 	t.Helper()
 	seen := map[string]bool{}
 	for range n {
-		l, err := d.Acquire(t.Context(), 1)
+		l, err := d.Acquire(t.Context(), 1, 0)
 		require.NoError(t, err)
 		seen[l.Worker()] = true
 		l.Release(false)
@@ -261,7 +314,7 @@ func TestNotServingWorkerIsPassedOver(t *testing.T) {
 		require.Eventually(t, func() bool {
 			short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 			defer cancel()
-			l, err := d.Acquire(short, 1)
+			l, err := d.Acquire(short, 1, 0)
 			if err == nil {
 				l.Release(false)
 			}

@@ -113,7 +113,7 @@ func callOnce(t *testing.T, target string) error {
 	t.Cleanup(d.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := d.Acquire(ctx, 1)
+	l, err := d.Acquire(ctx, 1, 0)
 	require.NoError(t, err)
 	defer l.Release(false)
 	_, err = l.ProcessChunk(ctx, ChunkRequest{RunID: 1, ClosingID: 1, Index: 0, Token: 1})

@@ -18,9 +18,9 @@ func TestSlotState(t *testing.T) {
 	require.Eventually(t, func() bool { return d.slotState().healthy == 1 }, 10*time.Second, 10*time.Millisecond,
 		"only the worker connected and serving counts as healthy")
 
-	a, err := d.Acquire(t.Context(), 1)
+	a, err := d.Acquire(t.Context(), 1, 0)
 	require.NoError(t, err)
-	b, err := d.Acquire(t.Context(), 2)
+	b, err := d.Acquire(t.Context(), 2, 0)
 	require.NoError(t, err)
 	require.Equal(t, slotState{slots: 9, busy: 2, healthy: 1}, d.slotState())
 	a.Release(false)

@@ -38,7 +38,7 @@ func (e *Engine) Cancel(ctx context.Context, ref Ref, cancelledBy string) (Repor
 	// Driven here: stop it. Driven by another replica: its heartbeat finds the
 	// stored cancel and finishes the run as cancelled. Driven by nobody (its lease
 	// expired): drive it here, which finishes it as cancelled.
-	a := e.launch(runID)
+	a := e.launch(runID, run.TotalEmployees)
 	a.cancel(errCancelled)
 	select {
 	case <-a.done:

@@ -124,7 +124,7 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	// halves of a chunk split meanwhile. false when the run stopped first.
 	var spawn func(c store.Chunk) bool
 	spawn = func(c store.Chunk) bool {
-		lease, err := e.workers.Acquire(ctx, run.ID)
+		lease, err := e.workers.Acquire(ctx, run.ID, run.TotalEmployees)
 		if err != nil {
 			return false // cancelled, timed out, failed or stopping
 		}
@@ -132,11 +132,15 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 		return true
 	}
 	stopTicking := e.tickProgress(ctx, run)
+	// The planned chunks are asked for one after another: said beforehand, so a
+	// slot freed between two asks is not given to a larger run.
+	expected := e.workers.Expect(run.ID, run.TotalEmployees, len(todo))
 	for _, c := range todo {
 		if !spawn(c) {
 			break
 		}
 	}
+	expected()
 	wg.Wait()
 	stopTicking()
 	e.stopped(ctx, held, run, epoch, "", nil)
@@ -256,7 +260,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, next.Backoff) {
 			return
 		}
-		if lease, err = e.workers.Acquire(ctx, run.ID); err != nil {
+		if lease, err = e.workers.Acquire(ctx, run.ID, run.TotalEmployees); err != nil {
 			return
 		}
 	}
@@ -533,6 +537,10 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 		})
 	}
 	switch {
+	case err == nil:
+		// A finished run's reading is the ledger's: its watchers get it now, not
+		// after the steps below (docs/architecture.md, "The end of a run").
+		e.notify(run.ID)
 	case errors.Is(err, store.ErrCancelRequested): // stored while the end was being decided
 		e.finish(ctx, run, epoch, errCancelled)
 		return

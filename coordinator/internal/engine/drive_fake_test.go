@@ -116,7 +116,9 @@ type fakeWorkers struct {
 	answer func(ctx context.Context, req dispatch.ChunkRequest, c store.Chunk) error
 }
 
-func (w *fakeWorkers) Acquire(ctx context.Context, _ int64) (lease, error) {
+func (w *fakeWorkers) Expect(int64, int, int) func() { return func() {} }
+
+func (w *fakeWorkers) Acquire(ctx context.Context, _ int64, _ int) (lease, error) {
 	select {
 	case w.slots <- struct{}{}:
 		return &fakeSlot{w: w}, nil

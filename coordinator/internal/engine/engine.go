@@ -233,20 +233,20 @@ func (e *Engine) Run(ctx context.Context) {
 
 func (e *Engine) reconcile(ctx context.Context) {
 	e.finishEnded(ctx)
-	ids, err := e.ledger.UnfinishedRuns(ctx)
+	runs, err := e.ledger.UnfinishedRuns(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.logger.WarnContext(ctx, "reconcile: listing unfinished runs", "error", err.Error())
 		}
 		return
 	}
-	for _, id := range ids {
-		if !e.isActive(id) {
-			e.launch(id)
+	for _, r := range runs {
+		if !e.isActive(r.ID) {
+			e.launch(r.ID, r.Employees)
 			continue
 		}
-		if err := e.ensureProgress(ctx, id); err != nil {
-			e.logger.WarnContext(ctx, "reconcile: checking progress", "consolidation_id", id, "error", err.Error())
+		if err := e.ensureProgress(ctx, r.ID); err != nil {
+			e.logger.WarnContext(ctx, "reconcile: checking progress", "consolidation_id", r.ID, "error", err.Error())
 		}
 	}
 }
@@ -261,10 +261,11 @@ func (e *Engine) isActive(runID int64) bool {
 	return ok
 }
 
-// launch starts driving a run in the background unless it is driven here already,
-// and returns its handle. The driver first waits for a slot (runSlots): at most
-// MaxRuns runs are driven at once, however many are started or found unfinished.
-func (e *Engine) launch(runID int64) *activeRun {
+// launch starts driving a run of size employees in the background unless it is
+// driven here already, and returns its handle. The driver first waits for a slot
+// (runSlots): at most MaxRuns runs are driven at once, however many are started or
+// found unfinished, and the smallest waiting is driven first.
+func (e *Engine) launch(runID int64, size int) *activeRun {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if a, ok := e.active[runID]; ok {
@@ -289,7 +290,7 @@ func (e *Engine) launch(runID int64) *activeRun {
 			delete(e.active, runID)
 			e.mu.Unlock()
 		}()
-		slots, err := e.takeSlot(runCtx, ctx, runID)
+		slots, err := e.takeSlot(runCtx, ctx, runID, size)
 		if err != nil {
 			return // the engine stops: the run stays unfinished, to be resumed
 		}
@@ -302,20 +303,20 @@ func (e *Engine) launch(runID int64) *activeRun {
 // takeSlot waits for a slot to drive a run in and returns the slots it is from. A
 // run cancelled while it waits takes the slot for ending cancelled runs instead.
 // It fails only when the engine stops (engineCtx ends).
-func (e *Engine) takeSlot(runCtx, engineCtx context.Context, runID int64) (*runSlots, error) {
+func (e *Engine) takeSlot(runCtx, engineCtx context.Context, runID int64, size int) (*runSlots, error) {
 	if e.runs.tryAcquire() {
 		return e.runs, nil
 	}
 	e.logger.InfoContext(runCtx, "run waiting for a slot", "consolidation_id", runID,
 		"max_runs", e.cfg.MaxRuns, "runs_waiting", e.runs.queued()+1)
-	err := e.runs.acquire(runCtx, runID)
+	err := e.runs.acquire(runCtx, runID, size)
 	if err == nil {
 		return e.runs, nil
 	}
 	if !errors.Is(err, errCancelled) {
 		return nil, err
 	}
-	if err := e.ends.acquire(engineCtx, runID); err != nil {
+	if err := e.ends.acquire(engineCtx, runID, size); err != nil {
 		return nil, err
 	}
 	return e.ends, nil

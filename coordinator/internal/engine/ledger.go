@@ -29,7 +29,7 @@ type ledger interface {
 	ActiveRun(ctx context.Context, closingID int64) (int64, bool, error)
 	RunByRequest(ctx context.Context, closingID int64, requestID string) (int64, bool, error)
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)
-	UnfinishedRuns(ctx context.Context) ([]int64, error)
+	UnfinishedRuns(ctx context.Context) ([]store.UnfinishedRun, error)
 	RequestCancel(ctx context.Context, runID int64, by string) (bool, error)
 	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
 	FinishRun(ctx context.Context, l store.RunLease, o store.RunEnd) (bool, error)

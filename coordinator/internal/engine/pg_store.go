@@ -87,7 +87,7 @@ func (s pgStore) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]int64, 
 	return store.RunsAwaitingAfterEnd(ctx, s.pool, limit)
 }
 
-func (s pgStore) UnfinishedRuns(ctx context.Context) ([]int64, error) {
+func (s pgStore) UnfinishedRuns(ctx context.Context) ([]store.UnfinishedRun, error) {
 	return store.UnfinishedRuns(ctx, s.db(ctx))
 }
 

@@ -205,7 +205,7 @@ func (l *faultLedger) RunsAwaitingAfterEnd(ctx context.Context, limit int) ([]in
 	return l.ledger.RunsAwaitingAfterEnd(ctx, limit)
 }
 
-func (l *faultLedger) UnfinishedRuns(ctx context.Context) ([]int64, error) {
+func (l *faultLedger) UnfinishedRuns(ctx context.Context) ([]store.UnfinishedRun, error) {
 	if err := l.alive(); err != nil {
 		return nil, err
 	}
@@ -248,7 +248,9 @@ type inProcessWorkers struct {
 	committed func()
 }
 
-func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64) (lease, error) {
+func (w *inProcessWorkers) Expect(int64, int, int) func() { return func() {} }
+
+func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64, _ int) (lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -313,6 +315,10 @@ type endFixture struct {
 	redis   progress.Store
 	closing int64
 	logs    *logCount
+	// watchEvery is the replicas' WatchEvery (0: the default); hold, if set, is
+	// waited for after the first chunk commits.
+	watchEvery time.Duration
+	hold       chan struct{}
 }
 
 const endChunks = 4
@@ -347,14 +353,19 @@ func (f *endFixture) replica(name string, step endStep, fault endFault) (*Engine
 		l.fired.Store(true) // no fault
 	}
 	var commits atomic.Int64
+	hold := f.hold
 	w := &inProcessWorkers{pool: f.pool, committed: func() {
-		if commits.Add(1) >= endChunks {
+		n := commits.Add(1)
+		if n == 1 && hold != nil {
+			<-hold
+		}
+		if n >= endChunks {
 			l.armed.Store(true)
 		}
 	}}
 	logger := slog.New(slog.NewJSONHandler(f.logs, nil)).With("replica", name)
 	e, err := newEngine(logger, Config{LeaseTTL: testLeaseTTL, ReconcileEvery: 50 * time.Millisecond,
-		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond, Replica: name},
+		RetryBaseDelay: 5 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond, Replica: name, WatchEvery: f.watchEvery},
 		l, pgStore{pool: f.pool}, w, deadProgress{Store: f.redis, dead: dead})
 	require.NoError(f.t, err)
 	done := make(chan struct{})
@@ -471,4 +482,40 @@ func TestRunEndStepsRetriedWhenRedisFails(t *testing.T) {
 	down.Store(false)
 	f.redis = real
 	f.endsWhole(runID, domain.EstadoConsolidados, true)
+}
+
+// TestWatchersSeeTheEndBeforeItsSteps: a watcher gets the final reading as soon as
+// the run's end is recorded: it waits neither for the steps after the end (here
+// they cannot be done: Redis is down) nor for the watch's next look (an hour here).
+func TestWatchersSeeTheEndBeforeItsSteps(t *testing.T) {
+	t.Parallel()
+	f := newEndFixture(t)
+	down := &atomic.Bool{}
+	down.Store(true)
+	f.redis = deadProgress{Store: f.redis, dead: down}
+	f.watchEvery = time.Hour
+	f.hold = make(chan struct{})
+	a, _ := f.replica("a", endStep{}, "")
+	runID := f.start(a)
+
+	final := make(chan *Report, 1)
+	go func() {
+		_ = a.Watch(t.Context(), Ref{RunID: runID}, func(_ progress.Snapshot, r *Report) error {
+			if r != nil {
+				final <- r
+			}
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool { return a.watch.size() == 1 }, 5*time.Second, time.Millisecond)
+	close(f.hold) // the run goes on to its end, watched
+	select {
+	case r := <-final:
+		require.Equal(t, domain.EstadoConsolidados, r.Run.Estado)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the watcher never saw the end\n%s", f.logs)
+	}
+	var doneAt *time.Time
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT after_end_done_at FROM consolidation_run WHERE id = $1", runID).Scan(&doneAt))
+	require.Nil(t, doneAt, "the steps after the end were done with Redis down")
 }

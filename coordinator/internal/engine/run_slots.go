@@ -9,13 +9,15 @@ import (
 
 // runSlots bounds how many runs are driven at once. A run takes a slot before its
 // driver starts and gives it back when the driver returns; runs beyond the bound
-// wait, and a freed slot goes to the waiting run that started first (the lowest run
-// id: ids are given out as runs start), so a restarted coordinator resumes its
-// unfinished runs oldest first, a few at a time.
+// wait, and a freed slot goes to the smallest waiting run (fewest employees), of
+// those the one that started first (the lowest run id: ids are given out as runs
+// start), so a small closing sent at month end is not queued behind larger ones
+// (docs/architecture.md, "Many runs at once"), and a restarted coordinator resumes
+// its unfinished runs a few at a time.
 type runSlots struct {
 	mu      sync.Mutex
 	free    int
-	waiting []*runWaiter // by run id
+	waiting []*runWaiter // by size, then run id
 }
 
 // newRunSlots returns n slots.
@@ -23,6 +25,7 @@ func newRunSlots(n int) *runSlots { return &runSlots{free: n} }
 
 type runWaiter struct {
 	runID int64
+	size  int           // the run's employees
 	given bool          // set under runSlots.mu when the slot is given
 	ready chan struct{} // closed when given
 }
@@ -38,17 +41,19 @@ func (s *runSlots) tryAcquire() bool {
 	return true
 }
 
-// acquire waits for a slot for a run. It returns context.Cause(ctx) if ctx ends
-// first.
-func (s *runSlots) acquire(ctx context.Context, runID int64) error {
+// acquire waits for a slot for a run of size employees. It returns
+// context.Cause(ctx) if ctx ends first.
+func (s *runSlots) acquire(ctx context.Context, runID int64, size int) error {
 	s.mu.Lock()
 	if s.free > 0 {
 		s.free--
 		s.mu.Unlock()
 		return nil
 	}
-	w := &runWaiter{runID: runID, ready: make(chan struct{})}
-	i, _ := slices.BinarySearchFunc(s.waiting, runID, func(o *runWaiter, id int64) int { return cmp.Compare(o.runID, id) })
+	w := &runWaiter{runID: runID, size: size, ready: make(chan struct{})}
+	i, _ := slices.BinarySearchFunc(s.waiting, w, func(o, w *runWaiter) int {
+		return cmp.Or(cmp.Compare(o.size, w.size), cmp.Compare(o.runID, w.runID))
+	})
 	s.waiting = slices.Insert(s.waiting, i, w)
 	s.mu.Unlock()
 

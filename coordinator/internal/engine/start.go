@@ -198,7 +198,7 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	if err := e.progress.Reset(ctx, runID, run.ClosingID, nil, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
 		e.logger.WarnContext(ctx, "initializing progress in redis", "consolidation_id", runID, "error", err.Error())
 	}
-	e.launch(runID)
+	e.launch(runID, run.TotalEmployees)
 	return Started{Run: run}, nil
 }
 

@@ -283,11 +283,15 @@ func (l *Ledger) sortedRuns(keep func(*run) bool) []int64 {
 	return ids
 }
 
-// UnfinishedRuns lists the runs not ended, by id.
-func (l *Ledger) UnfinishedRuns(context.Context) ([]int64, error) {
+// UnfinishedRuns lists the runs not ended, by id, with their employees.
+func (l *Ledger) UnfinishedRuns(context.Context) ([]store.UnfinishedRun, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.sortedRuns(func(r *run) bool { return !r.Finished() }), nil
+	var out []store.UnfinishedRun
+	for _, id := range l.sortedRuns(func(r *run) bool { return !r.Finished() }) {
+		out = append(out, store.UnfinishedRun{ID: id, Employees: l.runs[id].TotalEmployees})
+	}
+	return out, nil
 }
 
 // RequestCancel stores a cancel on an unfinished run (the first caller kept)
