@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,8 +221,8 @@ func TestExplainEmployee(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 
 	out := c.cierrectl("explain", "-closing", itoa(closing), "-rut", rawRUT)
-	require.Contains(t, out, code)
-	require.Contains(t, out, "from novedades")
+	// The concept's row: its code, then (after its name and amounts) its source and rule.
+	require.Regexp(t, `(?m)^  `+regexp.QuoteMeta(code)+` .*  novedades  R5  `, out)
 	var doc struct {
 		ClosingID string `json:"closing_id"`
 		Concepts  []struct {

@@ -3,6 +3,7 @@ package schema_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -323,4 +324,32 @@ print("deleted")
 		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n))
 		require.Zero(t, n, "%s keeps rows of the deleted closing", table)
 	}
+}
+
+// TestCheckMigratedSaysWhichCommand: a database none of the migrations was
+// applied to, and one missing the last, are each refused by CheckMigrated with
+// the command that fixes them; a migrated one passes.
+func TestCheckMigratedSaysWhichCommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	all, err := schema.Migrations()
+	require.NoError(t, err)
+
+	none := pgtest.OpenPool(t, pgtest.NewDatabaseWith(t, pgtest.DjangoOnlySchema))
+	err = schema.CheckMigrated(ctx, none)
+	var notMigrated *schema.NotMigratedError
+	require.ErrorAs(t, err, &notMigrated)
+	require.Equal(t, len(all), notMigrated.Pending)
+	require.EqualError(t, err, fmt.Sprintf("the database is not migrated (none of the %d migrations is applied): "+
+		"run `coordinator migrate` with this DATABASE_URL first (docs/database.md)", len(all)))
+
+	migrated := pgtest.OpenPool(t, pgtest.NewDatabase(t))
+	require.NoError(t, schema.CheckMigrated(ctx, migrated))
+	last := all[len(all)-1]
+	_, err = migrated.Exec(ctx, "DELETE FROM schema_migrations WHERE version = $1", last.Version)
+	require.NoError(t, err)
+	err = schema.CheckMigrated(ctx, migrated)
+	require.ErrorAs(t, err, &notMigrated)
+	require.EqualError(t, err, fmt.Sprintf("the database is migrated partly (1 of %d migrations not applied, from %03d_%s): "+
+		"run `coordinator migrate` with this DATABASE_URL first (docs/database.md)", len(all), last.Version, last.Name))
 }

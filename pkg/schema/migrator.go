@@ -164,9 +164,46 @@ func PrintSQL(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
 	return err
 }
 
+// RowQuerier reads: a pool, a connection, a transaction.
+type RowQuerier interface {
+	Querier
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// NotMigratedError is Pending's answer for a database some migrations of this
+// build were not applied to: the service's tables are missing or lack columns.
+type NotMigratedError struct {
+	Pending, Total int
+	First          Migration // the first one not applied
+}
+
+func (e *NotMigratedError) Error() string {
+	if e.Pending == e.Total {
+		return fmt.Sprintf("the database is not migrated (none of the %d migrations is applied): run `coordinator migrate` "+
+			"with this DATABASE_URL first (docs/database.md)", e.Total)
+	}
+	return fmt.Sprintf("the database is migrated partly (%d of %d migrations not applied, from %03d_%s): run `coordinator migrate` "+
+		"with this DATABASE_URL first (docs/database.md)", e.Pending, e.Total, e.First.Version, e.First.Name)
+}
+
+// CheckMigrated returns a *NotMigratedError when some migration of this build
+// is not applied to the database; any other error means schema_migrations could
+// not be read (a run-time role is granted no access to it). It writes nothing.
+func CheckMigrated(ctx context.Context, q RowQuerier) error {
+	all, err := Migrations()
+	if err != nil {
+		return err
+	}
+	pending, err := pendingMigrations(ctx, q)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	return &NotMigratedError{Pending: len(pending), Total: len(all), First: pending[0]}
+}
+
 // pendingMigrations are the migrations schema_migrations does not list (all of
 // them when it does not exist yet); it writes nothing.
-func pendingMigrations(ctx context.Context, conn *pgx.Conn) ([]Migration, error) {
+func pendingMigrations(ctx context.Context, conn RowQuerier) ([]Migration, error) {
 	migrations, err := Migrations()
 	if err != nil {
 		return nil, err

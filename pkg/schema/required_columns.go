@@ -81,6 +81,8 @@ var RequiredColumns = slices.Concat(
 
 	read("nomina_movimiento_ausentismo", "varchar(15)", "rut"),
 	read("nomina_movimiento_ausentismo", "date", "fecha_inicio", "fecha_fin"),
+	// Shown by ExplainEmployee beside an absence's dates; the rules do not read it.
+	read("nomina_movimiento_ausentismo", "varchar(1)", "tipo_ausentismo"),
 
 	written("nomina_empleado_consolidado", "bigint", "id", "cierre_id", "empleado_origen_id", "consolidation_run_id"),
 	written("nomina_empleado_consolidado", "varchar(15)", "rut"),

@@ -287,3 +287,30 @@ func readLines(rows pgx.Rows, add func(ownerID int64, l rules.Line) error) error
 }
 
 func text(t pgtype.Text) rules.Text { return rules.Text{String: t.String, Valid: t.Valid} }
+
+// AbsenceTypes reads the tipo_ausentismo of the nomina_movimiento_ausentismo rows
+// with these ids, trimmed, by id: what an explanation shows of an absence beside
+// its dates (the rules read the dates only, ReadChunk).
+func AbsenceTypes(ctx context.Context, q Querier, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT id, btrim(tipo_ausentismo) FROM nomina_movimiento_ausentismo WHERE id = ANY($1::bigint[])`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading the types of %d absences: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var typ string
+		if err := rows.Scan(&id, &typ); err != nil {
+			return nil, fmt.Errorf("reading the types of %d absences: %w", len(ids), err)
+		}
+		out[id] = typ
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the types of %d absences: %w", len(ids), err)
+	}
+	return out, nil
+}

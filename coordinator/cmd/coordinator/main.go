@@ -279,6 +279,14 @@ func serve(ctx context.Context, logger *slog.Logger) error {
 	// A database the application changed under the service is refused here, by
 	// table and column, not half-way through a run. One that cannot be reached yet
 	// is not: the coordinator serves and answers Unavailable until it can.
+	// A database some migration of this build was not applied to is refused
+	// first, saying the command that fixes it (its columns would be listed
+	// missing by the dozen). A run-time role that may not read schema_migrations
+	// leaves it to the columns' check.
+	var notMigrated *schema.NotMigratedError
+	if err := schema.CheckMigrated(ctx, pool); errors.As(err, &notMigrated) {
+		return err
+	}
 	var mismatch *schema.MismatchError
 	if err := schema.Validate(ctx, pool); errors.As(err, &mismatch) {
 		return err

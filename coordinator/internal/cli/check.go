@@ -30,7 +30,7 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return usageErrorf("%v", err)
 	}
 	req.ValidateOnly = true
-	client, closeConn, err := conn.dial()
+	client, closeConn, err := conn.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -103,12 +103,67 @@ func addConnFlags(fs *flag.FlagSet) connFlags {
 // dial connects to the coordinator: on mTLS when the three files are given
 // (the coordinator's certificate must name the host of -addr, or
 // -tls-server-name), in plaintext only with -plaintext.
-func (c connFlags) dial() (consolidationv1.ConsolidationServiceClient, func(), error) {
+// Before the command's call it asks the coordinator's gRPC health, failing fast
+// (reach): a coordinator that cannot be reached, or that speaks TLS when called
+// in plaintext (or the reverse), is said at once with the flags that fix it,
+// rather than after watch's retries.
+func (c connFlags) dial(ctx context.Context) (consolidationv1.ConsolidationServiceClient, func(), error) {
 	conn, err := c.conn()
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := c.reach(ctx, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
 	return consolidationv1.NewConsolidationServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// reachTimeout bounds reach's health call: a coordinator that does not answer
+// by then (a port that drops packets) is reported as unreachable.
+const reachTimeout = 10 * time.Second
+
+// reach asks conn's grpc.health.v1 once, without waiting for a connection
+// (gRPC's fail-fast): the first connection attempt's failure comes back at
+// once as Unavailable, and is said in the user's terms (unreachable). Any
+// answer of the server's, even a refusal, means it was reached.
+func (c connFlags) reach(ctx context.Context, conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+	defer cancel()
+	_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if code := status.Code(err); code == codes.Unavailable || code == codes.DeadlineExceeded {
+		return c.unreachable(err)
+	}
+	return nil
+}
+
+// unreachable says why the coordinator at -addr could not be reached, and
+// which flags fix it, from the connection's error.
+func (c connFlags) unreachable(err error) error {
+	msg := status.Convert(err).Message()
+	addr := *c.addr
+	var hint string
+	switch {
+	case status.Code(err) == codes.DeadlineExceeded:
+		hint = "no answer in time: check -addr (or COORDINATOR_ADDR) and that the coordinator is up"
+	case strings.Contains(msg, "server preface") && *c.plaintext:
+		hint = "it speaks TLS, and -plaintext does not: drop -plaintext and give -tls-cert, -tls-key and -tls-ca " +
+			"(or TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)"
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		hint = "it does not speak TLS (a development coordinator, ALLOW_PLAINTEXT=true): pass -plaintext instead of -tls-*"
+	case strings.Contains(msg, "certificate is valid for") || strings.Contains(msg, "certificate is not valid for any names"):
+		hint = "its certificate does not name -addr's host: pass -tls-server-name with a name it holds " +
+			"(e.g. coordinator.payroll-consolidation.svc through a port-forward)"
+	case strings.Contains(msg, "remote error"):
+		hint = "it refused our certificate: -tls-cert and -tls-key must be a client certificate signed by the CA it trusts"
+	case strings.Contains(msg, "x509:"):
+		hint = "its certificate does not check against -tls-ca: give the CA that signed it"
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host"):
+		hint = "nothing answers there: check -addr (or COORDINATOR_ADDR) and that the coordinator is up"
+	default:
+		hint = "check -addr, -plaintext or -tls-cert/-tls-key/-tls-ca, and -tls-server-name"
+	}
+	return fmt.Errorf("cannot reach the coordinator at %s: %s (%s)", addr, hint, msg)
 }
 
 func (c connFlags) conn() (*grpc.ClientConn, error) {
@@ -150,7 +205,9 @@ func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	if err != nil {
+	if code := status.Code(err); code == codes.Unavailable || code == codes.DeadlineExceeded {
+		return c.unreachable(err)
+	} else if err != nil {
 		return err
 	}
 	if err := out.print(stdout, resp, func(w io.Writer) { fmt.Fprintln(w, resp.GetStatus()) }); err != nil {
@@ -204,7 +261,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	client, closeConn, err := conn.dial()
+	client, closeConn, err := conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -268,7 +325,7 @@ func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	r := ref{run: *flags.run, closing: *flags.closing}
-	client, closeConn, err := conn.dial()
+	client, closeConn, err := conn.dial(ctx)
 	if err != nil {
 		return err
 	}

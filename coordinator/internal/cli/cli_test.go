@@ -192,18 +192,18 @@ func TestConfirm(t *testing.T) {
 	}
 }
 
-// TestWatchRetriesOnlyUnavailable: a coordinator nobody answers at is Unavailable,
-// tried again up to maxWatchFailures times with backoff, then the watch fails.
-// (A refusal is tried once: the cluster test's NotFound.)
-func TestWatchRetriesOnlyUnavailable(t *testing.T) {
+// TestUnreachableFailsFast: a coordinator nobody answers at is said at once,
+// naming the flag to check, before any watch is tried (a watch is tried again
+// only when a coordinator that answered goes away).
+func TestUnreachableFailsFast(t *testing.T) {
 	// Not parallel: it swaps backoff.
 	waits := countBackoff(t)
 	addr, err := launch.FreeAddr()
 	require.NoError(t, err)
 	code, _, stderr := run(t, "watch", "-addr", addr, "-plaintext", "-closing", "1")
 	require.Equal(t, ExitFailed, code)
-	require.Contains(t, stderr, "cierrectl watch: Unavailable: ")
-	require.Equal(t, maxWatchFailures, *waits)
+	require.Contains(t, stderr, "cierrectl watch: cannot reach the coordinator at "+addr+": nothing answers there: check -addr ")
+	require.Zero(t, *waits)
 }
 
 // TestPlaintextOnlyWhenAsked: without TLS files cierrectl refuses to call unless

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
@@ -214,22 +215,11 @@ func TestMainAgainstACluster(t *testing.T) {
 func TestCancelledRunIsCountedAsCancelled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := pgtest.NewDatabase(t)
-	redis := pgtest.NewRedis(t)
 	// Every chunk waits 1s before its commit: the run is still going when cancelled.
-	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: binDir, LogDir: t.TempDir(),
-		DatabaseURL: dbURL, RedisURL: redis.URL, Workers: 1, DeathSignal: syscall.SIGKILL,
-		CoordinatorEnv: []string{"REDIS_PREFIX=" + redis.Prefix}, WorkerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=*=1s"}})
-	require.NoError(t, err)
-	t.Cleanup(cluster.Kill)
-	pool := pgtest.OpenPool(t, dbURL)
+	pool, cierrectl := startCluster(t, "FAULT_HOLD_BEFORE_COMMIT=*=1s")
 	s, err := synth.Generate(ctx, pool, synth.Config{Employees: 400, Seed: 5})
 	require.NoError(t, err)
 	closing := strconv.FormatInt(s.ClosingID, 10)
-	cierrectl := func(command string, args ...string) (int, string, string) {
-		t.Helper()
-		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr, "-plaintext"}, args...)...)
-	}
 
 	code, _, stderr := cierrectl("consolidate", "-no-watch", "-chunk-size", "10", "-closing", closing)
 	require.Equal(t, ExitOK, code, stderr)
@@ -273,4 +263,22 @@ func TestCancelledRunIsCountedAsCancelled(t *testing.T) {
 	require.True(t, c.RowsRemoved)
 	require.Equal(t, 400, c.EmployeesRemoved+c.EmployeesCancelled)
 	require.Less(t, c.Progress.Percent, 100.0)
+}
+
+// startCluster starts a coordinator and a worker (with workerEnv) in plaintext
+// on a database of their own, and returns the database and cierrectl calling
+// that coordinator.
+func startCluster(t *testing.T, workerEnv ...string) (*pgxpool.Pool, func(string, ...string) (int, string, string)) {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	redis := pgtest.NewRedis(t)
+	cluster, err := launch.StartCluster(context.Background(), launch.ClusterConfig{BinDir: binDir, LogDir: t.TempDir(),
+		DatabaseURL: dbURL, RedisURL: redis.URL, Workers: 1, DeathSignal: syscall.SIGKILL,
+		CoordinatorEnv: []string{"REDIS_PREFIX=" + redis.Prefix}, WorkerEnv: workerEnv})
+	require.NoError(t, err)
+	t.Cleanup(cluster.Kill)
+	return pgtest.OpenPool(t, dbURL), func(command string, args ...string) (int, string, string) {
+		t.Helper()
+		return run(t, append([]string{command, "-addr", cluster.Coordinator.Addr, "-plaintext"}, args...)...)
+	}
 }

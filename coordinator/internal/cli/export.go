@@ -148,7 +148,7 @@ func export(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *format == "xlsx" && *out == "" {
 		return usageErrorf("-format xlsx needs -o FILE")
 	}
-	client, closeConn, err := conn.dial()
+	client, closeConn, err := conn.dial(ctx)
 	if err != nil {
 		return err
 	}

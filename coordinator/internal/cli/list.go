@@ -44,7 +44,7 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		*t.dst = timestamppb.New(at)
 	}
-	client, closeConn, err := conn.dial()
+	client, closeConn, err := conn.dial(ctx)
 	if err != nil {
 		return err
 	}

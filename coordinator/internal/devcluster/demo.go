@@ -20,12 +20,14 @@ import (
 // demo runs everything on this machine: throwaway PostgreSQL and Redis (unless
 // DATABASE_URL / REDIS_URL are set), migrations, a synthetic closing, a coordinator
 // and workers, a consolidation with a progress bar, the summary and the metrics
-// row; then it stops everything it started.
+// row; then (with -keep, until Ctrl-C, for the walk-through's commands) it stops
+// everything it started.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("demo")
 	employees := fs.Int("employees", 20_000, "employees of the generated closing")
 	workers := fs.Int("workers", 3, "worker processes")
 	onTLS := fs.Bool("tls", false, "run on mTLS, with a throwaway CA and policy files written next to the logs")
+	keep := fs.Bool("keep", false, "after the consolidation keep everything up until Ctrl-C, to call it by hand")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,9 +106,21 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if devTLS != nil {
 		app := devTLS.App
 		callArgs = append(callArgs, "-tls-cert", app.Cert, "-tls-key", app.Key, "-tls-ca", app.CA)
-		say("as %s; the same by hand: grpcurl -cacert %s -cert %s -key %s %s list", launch.AppIdentity,
-			app.CA, app.Cert, app.Key, coordAddr)
+		if *keep { // a command for a cluster that stays up
+			say("as %s; the same by hand: grpcurl -cacert %s -cert %s -key %s %s list", launch.AppIdentity,
+				app.CA, app.Cert, app.Key, coordAddr)
+		}
 	}
 	say("consolidating closing %d", gen.ClosingID)
-	return cli.Consolidate(ctx, append(callArgs, "-closing", strconv.FormatInt(gen.ClosingID, 10)), stdout, stderr)
+	err = cli.Consolidate(ctx, append(callArgs, "-closing", strconv.FormatInt(gen.ClosingID, 10)), stdout, stderr)
+	if !*keep || ctx.Err() != nil {
+		return err
+	}
+	plain := "-plaintext"
+	if devTLS != nil {
+		plain = ""
+	}
+	say("kept up until Ctrl-C: bin/cierrectl status %s -closing %d %s", strings.Join(callArgs, " "), gen.ClosingID, plain)
+	<-ctx.Done()
+	return err
 }

@@ -16,6 +16,10 @@ type Explanation struct {
 	EmployeeID  int64 // the libro row
 	NovedadesID int64 // 0: no novedades row
 	Sources     rules.Sources
+	Month       rules.Month // the closing's month, whose movements set the flags (R7)
+	// AbsenceTypes is the tipo_ausentismo of each absence the flags show, by row
+	// id: read beside the sources for the analyst (the rules do not read it).
+	AbsenceTypes map[int64]string
 	// Computed is the record the rules give from the sources as they are now, and
 	// Decisions how they decided it.
 	Computed  rules.Consolidated
@@ -102,7 +106,7 @@ func (e *Engine) explain(ctx context.Context, closing store.Closing, empID int64
 		return Explanation{}, errorf(KindNotFound, "closing %d has no libro employee %d (or it was removed while it was read)", closingID, empID).
 			with(ReasonEmployeeNotFound, ids(closingID, 0))
 	}
-	ex := Explanation{ClosingID: closingID, EmployeeID: empID, Sources: src.Employees[0]}
+	ex := Explanation{ClosingID: closingID, EmployeeID: empID, Sources: src.Employees[0], Month: src.Month}
 	if n := ex.Sources.Novedades; n != nil {
 		ex.NovedadesID = n.ID
 	}
@@ -113,6 +117,13 @@ func (e *Engine) explain(ctx context.Context, closing store.Closing, empID int64
 			Type: ViolationAmount, Subject: subject("nomina_empleado_cierre", empID)}, "%v", overflow)
 	}
 	if err != nil {
+		return Explanation{}, err
+	}
+	absences := make([]int64, len(ex.Sources.Ausentismos))
+	for i, a := range ex.Sources.Ausentismos {
+		absences[i] = a.ID
+	}
+	if ex.AbsenceTypes, err = e.records.AbsenceTypes(ctx, absences); err != nil {
 		return Explanation{}, err
 	}
 	stored, ok, err := e.records.StoredRecordOf(ctx, closingID, ex.Sources.Libro.RUT)

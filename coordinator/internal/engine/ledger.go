@@ -68,6 +68,7 @@ type records interface {
 	LibroEmployeeOf(ctx context.Context, closingID int64, canonRUT string) (int64, error)
 	ReadChunk(ctx context.Context, c store.Closing, firstID, lastID int64) (store.ChunkSources, error)
 	StoredRecordOf(ctx context.Context, closingID int64, canonRUT string) (store.StoredRecord, bool, error)
+	AbsenceTypes(ctx context.Context, ids []int64) (map[int64]string, error)
 	ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error)
 	// The dashboard's reads (dashboard.go).
 	ChunkMap(ctx context.Context, runID int64) ([]store.ChunkCell, error)

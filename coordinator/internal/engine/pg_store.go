@@ -185,6 +185,10 @@ func (s pgStore) StoredRecordOf(ctx context.Context, closingID int64, canonRUT s
 	return store.StoredRecordOf(ctx, s.db(ctx), closingID, canonRUT)
 }
 
+func (s pgStore) AbsenceTypes(ctx context.Context, ids []int64) (map[int64]string, error) {
+	return store.AbsenceTypes(ctx, s.db(ctx), ids)
+}
+
 func (s pgStore) ReadStoredRecords(ctx context.Context, closingID int64, afterRUT string, limit int) ([]store.StoredRecord, error) {
 	return store.ReadStoredRecords(ctx, s.db(ctx), closingID, afterRUT, limit)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
 	"github.com/nominacl/consolidation/pkg/domain"
@@ -43,7 +44,8 @@ func (s *ConsolidationServer) ExplainEmployee(ctx context.Context, req *consolid
 		return nil, s.toStatus(ctx, err)
 	}
 	resp := &consolidationv1.ExplainEmployeeResponse{ClosingId: ex.ClosingID, EmployeeId: ex.EmployeeID,
-		NovedadesId: ex.NovedadesID, Rut: ex.Computed.RUT, Computed: employeeProto(0, 0, ex.Computed)}
+		NovedadesId: ex.NovedadesID, Rut: ex.Computed.RUT, Computed: employeeProto(0, 0, ex.Computed),
+		Month: fmt.Sprintf("%04d-%02d", ex.Month.Year, int(ex.Month.Month))}
 	if st := ex.Stored; st != nil {
 		resp.Stored = employeeProto(st.ID, st.RunID, st.Consolidated)
 	}
@@ -62,7 +64,7 @@ func (s *ConsolidationServer) ExplainEmployee(ctx context.Context, req *consolid
 		}
 		for _, a := range f.Ausentismos {
 			fd.Movements = append(fd.Movements, &consolidationv1.Movement{Table: "nomina_movimiento_ausentismo", Id: a.ID,
-				Date: engine.Date(a.Inicio), EndDate: engine.Date(a.Fin)})
+				Type: ex.AbsenceTypes[a.ID], Date: engine.Date(a.Inicio), EndDate: engine.Date(a.Fin)})
 		}
 		resp.Flags = append(resp.Flags, fd)
 	}

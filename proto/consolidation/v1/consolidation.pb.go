@@ -789,7 +789,10 @@ type ExplainEmployeeResponse struct {
 	// The closing's consolidated row of this employee as stored; unset when there
 	// is none. It differs from computed when the sources changed since it was
 	// written.
-	Stored        *ConsolidatedEmployee `protobuf:"bytes,8,opt,name=stored,proto3" json:"stored,omitempty"`
+	Stored *ConsolidatedEmployee `protobuf:"bytes,8,opt,name=stored,proto3" json:"stored,omitempty"`
+	// The closing's month as YYYY-MM (nomina_cierrenomina anno and mes): the month
+	// whose movements set the flags (R7).
+	Month         string `protobuf:"bytes,9,opt,name=month,proto3" json:"month,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -878,6 +881,13 @@ func (x *ExplainEmployeeResponse) GetStored() *ConsolidatedEmployee {
 		return x.Stored
 	}
 	return nil
+}
+
+func (x *ExplainEmployeeResponse) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
 }
 
 // ConceptDecision is how the rules chose one concept's value (R4, R5).
@@ -1210,11 +1220,13 @@ type Movement struct {
 	Table string `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	// The row's id in that table.
 	Id int64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	// tipo_movimiento (alta_baja); empty for an absence.
+	// tipo_movimiento of an alta_baja, as stored (ingreso, finiquito); or
+	// tipo_ausentismo of an absence, trimmed (licencia, permiso, ...).
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	// fecha_movimiento, or fecha_inicio of an absence, as YYYY-MM-DD.
 	Date string `protobuf:"bytes,4,opt,name=date,proto3" json:"date,omitempty"`
-	// fecha_fin of an absence, YYYY-MM-DD; empty when open or not an absence.
+	// fecha_fin of an absence, YYYY-MM-DD; empty for an absence still open (no
+	// fecha_fin) and for an alta_baja.
 	EndDate       string `protobuf:"bytes,5,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3339,7 +3351,7 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\x16ExplainEmployeeRequest\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x12\x10\n" +
-	"\x03rut\x18\x02 \x01(\tR\x03rut\"\x87\x03\n" +
+	"\x03rut\x18\x02 \x01(\tR\x03rut\"\x9d\x03\n" +
 	"\x17ExplainEmployeeResponse\x12\x1d\n" +
 	"\n" +
 	"closing_id\x18\x01 \x01(\x03R\tclosingId\x12\x1f\n" +
@@ -3350,7 +3362,8 @@ const file_consolidation_v1_consolidation_proto_rawDesc = "" +
 	"\bconcepts\x18\x05 \x03(\v2!.consolidation.v1.ConceptDecisionR\bconcepts\x124\n" +
 	"\x05flags\x18\x06 \x03(\v2\x1e.consolidation.v1.FlagDecisionR\x05flags\x12B\n" +
 	"\bcomputed\x18\a \x01(\v2&.consolidation.v1.ConsolidatedEmployeeR\bcomputed\x12>\n" +
-	"\x06stored\x18\b \x01(\v2&.consolidation.v1.ConsolidatedEmployeeR\x06stored\"\xd4\x03\n" +
+	"\x06stored\x18\b \x01(\v2&.consolidation.v1.ConsolidatedEmployeeR\x06stored\x12\x14\n" +
+	"\x05month\x18\t \x01(\tR\x05month\"\xd4\x03\n" +
 	"\x0fConceptDecision\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12=\n" +
 	"\vlibro_lines\x18\x02 \x03(\v2\x1c.consolidation.v1.SourceLineR\n" +
