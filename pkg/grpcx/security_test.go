@@ -166,3 +166,33 @@ func dialFiles(t *testing.T, addr string, files grpcx.TLSFiles) *grpc.ClientConn
 }
 
 func statusCode(err error) codes.Code { return status.Code(err) }
+
+// TestTLSServerNameIsTheNameChecked dials a server whose certificate names
+// localhost and 127.0.0.1 at 127.0.0.1: WithTLSServerName's name, not the host
+// dialled, is checked in the certificate.
+func TestTLSServerNameIsTheNameChecked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca, err := devca.NewCA("test CA")
+	require.NoError(t, err)
+	issued, err := ca.Issue(devca.Leaf{URIs: []string{"spiffe://payroll/coordinator"}, DNSNames: []string{"localhost"},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	require.NoError(t, err)
+	require.NoError(t, ca.WriteBundle(filepath.Join(dir, "server"), issued))
+	cert, key, caFile := devca.Paths(filepath.Join(dir, "server"))
+	addr := serveSecure(t, grpcx.Security{TLS: grpcx.TLSFiles{Cert: cert, Key: key, CA: caFile}})
+	client := bundle(t, ca, filepath.Join(dir, "client"), "spiffe://payroll/ops")
+
+	for name, wantOK := range map[string]bool{"localhost": true, "coordinator.elsewhere.example": false} {
+		conn, err := client.Dial(addr, grpcx.WithTLSServerName(name))
+		require.NoError(t, err)
+		_, err = check(t, conn)
+		_ = conn.Close()
+		if wantOK {
+			require.NoError(t, err, "server name %s", name)
+		} else {
+			require.Equal(t, codes.Unavailable, statusCode(err), "server name %s: %v", name, err)
+			require.Contains(t, err.Error(), name, "the handshake names the name it checked")
+		}
+	}
+}

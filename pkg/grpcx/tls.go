@@ -213,6 +213,12 @@ func (c *reloadingCredentials) ClientHandshake(ctx context.Context, authority st
 	if err != nil {
 		return nil, nil, err
 	}
+	// grpc-go's TLS credentials check the authority's host in the server's
+	// certificate, whatever the config's ServerName says: WithTLSServerName's
+	// name is handed over as the authority.
+	if c.serverName != "" {
+		authority = c.serverName
+	}
 	return creds.ClientHandshake(ctx, authority, conn)
 }
 
