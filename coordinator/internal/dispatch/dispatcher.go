@@ -100,8 +100,8 @@ type endpoint struct {
 
 // waiter is an Acquire call waiting for a slot.
 type waiter struct {
-	lease *Lease        // set, under Dispatcher.mu, when a slot is given
-	ready chan struct{} // closed when lease is set
+	slot  *Slot         // set, under Dispatcher.mu, when a slot is given
+	ready chan struct{} // closed when slot is set
 }
 
 // runQueue is what a run wants of the slots.
@@ -110,7 +110,7 @@ type runQueue struct {
 	waiters   []*waiter // its Acquire calls waiting, oldest first
 	expected  int       // asks its driver said are to come (Expect), not yet made
 	expecting int       // Expect calls not done
-	parked    []*Lease  // slots set aside for its asks to come
+	parked    []*Slot   // slots set aside for its asks to come
 }
 
 // wants says whether the run wants a slot now or in an instant.
@@ -233,18 +233,18 @@ func (d *Dispatcher) setAddrs(addrs []string) error {
 	return nil
 }
 
-// Lease is a call slot on one worker.
-type Lease struct {
+// Slot is a call slot on one worker.
+type Slot struct {
 	d  *Dispatcher
 	ep *endpoint
 }
 
-// Worker is the address of the leased worker.
-func (l *Lease) Worker() string { return l.ep.addr }
+// Worker is the address of the slot's worker.
+func (l *Slot) Worker() string { return l.ep.addr }
 
-// ProcessChunk calls the leased worker. A failed call returns a *CallError, whose
+// ProcessChunk calls the slot's worker. A failed call returns a *CallError, whose
 // kind says what failed.
-func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
+func (l *Slot) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
 	var reached peer.Peer // set once the call has a connection to the worker
 	var trailer metadata.MD
 	resp, err := l.ep.client.ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{
@@ -256,13 +256,13 @@ func (l *Lease) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult
 	return ChunkResult{FromLedger: resp.GetSummary().GetFromLedger()}, nil
 }
 
-// Release gives the slot back; failed puts the worker in a cool-down (growing while
-// it keeps failing) so retries go elsewhere.
-func (l *Lease) Release(failed bool) {
+// Release gives the slot back; coolDown (its call failed) puts the worker in a
+// cool-down (growing while it keeps failing) so retries go elsewhere.
+func (l *Slot) Release(coolDown bool) {
 	d := l.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if failed {
+	if coolDown {
 		l.ep.failures++
 		cool := d.cfg.CoolDown << min(l.ep.failures-1, 5)
 		l.ep.coolUntil = time.Now().Add(cool)
@@ -290,7 +290,7 @@ func (d *Dispatcher) freeLocked(ep *endpoint) {
 // run's own calls are served in the order they asked. Workers are taken in
 // round-robin order, passing over those whose health says NOT_SERVING and those
 // cooling down (unless every worker serving is).
-func (d *Dispatcher) Acquire(ctx context.Context, runID int64, size int) (*Lease, error) {
+func (d *Dispatcher) Acquire(ctx context.Context, runID int64, size int) (*Slot, error) {
 	d.mu.Lock()
 	q := d.queueLocked(runID, size)
 	if n := len(q.parked); n > 0 { // set aside for this ask (Expect)
@@ -309,13 +309,13 @@ func (d *Dispatcher) Acquire(ctx context.Context, runID int64, size int) (*Lease
 	d.mu.Unlock()
 	select {
 	case <-w.ready:
-		return w.lease, nil
+		return w.slot, nil
 	case <-ctx.Done():
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if w.lease != nil { // given a slot just now: hand it on
-		d.freeLocked(w.lease.ep)
+	if w.slot != nil { // given a slot just now: hand it on
+		d.freeLocked(w.slot.ep)
 	} else {
 		q.waiters = slices.DeleteFunc(q.waiters, func(o *waiter) bool { return o == w })
 		d.dropIdleLocked(runID)
@@ -380,7 +380,7 @@ func (d *Dispatcher) serveLocked() {
 		if len(q.waiters) > 0 {
 			w := q.waiters[0]
 			q.waiters = slices.Delete(q.waiters, 0, 1)
-			w.lease = l
+			w.slot = l
 			close(w.ready)
 		} else { // an ask to come (Expect): its slot waits for it
 			q.parked = append(q.parked, l)
@@ -444,7 +444,7 @@ func (d *Dispatcher) dropIdleLocked(run int64) {
 	}
 }
 
-func (d *Dispatcher) pick() *Lease {
+func (d *Dispatcher) pick() *Slot {
 	n := len(d.order)
 	now := time.Now()
 	fallback, fallbackAt, anyHealthy := (*endpoint)(nil), 0, false
@@ -472,10 +472,10 @@ func (d *Dispatcher) pick() *Lease {
 	return nil
 }
 
-func (d *Dispatcher) take(ep *endpoint, i int) *Lease {
+func (d *Dispatcher) take(ep *endpoint, i int) *Slot {
 	ep.inFlight++
 	d.next = (d.next + i + 1) % len(d.order)
-	return &Lease{d: d, ep: ep}
+	return &Slot{d: d, ep: ep}
 }
 
 // Healthy checks the workers' gRPC health and returns how many are serving, or

@@ -41,8 +41,8 @@ func (d *Dispatcher) waiting() int {
 
 // grant is a slot given to a run.
 type grant struct {
-	run   int64
-	lease *Lease
+	run  int64
+	slot *Slot
 }
 
 // acquireInBackground starts Acquire calls for runs of one size, one at a time
@@ -88,12 +88,12 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	require.Equal(t, 4, len(d.endpoints)*d.cfg.MaxInFlightPerWorker, "two workers of two slots each")
 	d.mu.Unlock()
 
-	var leases []*Lease
+	var slots []*Slot
 	var workers []string
 	for range 4 {
 		l, err := d.Acquire(ctx, 1, 0)
 		require.NoError(t, err)
-		leases = append(leases, l)
+		slots = append(slots, l)
 		workers = append(workers, l.Worker())
 	}
 	require.Equal(t, []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"}, workers)
@@ -104,12 +104,12 @@ func TestAcquireRoundRobinAndBound(t *testing.T) {
 	_, err := d.Acquire(short, 1, 0)
 	require.Error(t, err)
 
-	got := make(chan *Lease)
+	got := make(chan *Slot)
 	go func() {
 		l, _ := d.Acquire(ctx, 1, 0)
 		got <- l
 	}()
-	leases[1].Release(false)
+	slots[1].Release(false)
 	select {
 	case l := <-got:
 		require.Equal(t, "127.0.0.1:2", l.Worker())
@@ -156,16 +156,16 @@ func TestTargetErrors(t *testing.T) {
 	}
 }
 
-// passOn releases the slot held n times, each time holding the slot given next,
+// passOn reslots the slot held n times, each time holding the slot given next,
 // and returns the runs given them, in order.
-func passOn(t *testing.T, held **Lease, got <-chan grant, n int) []int64 {
+func passOn(t *testing.T, held **Slot, got <-chan grant, n int) []int64 {
 	t.Helper()
 	var order []int64
 	for range n {
 		(*held).Release(false)
 		g := nextGrant(t, got)
 		order = append(order, g.run)
-		*held = g.lease
+		*held = g.slot
 	}
 	return order
 }
@@ -217,7 +217,7 @@ func TestSlotsGoToRunsInTurn(t *testing.T) {
 		}
 		g := nextGrant(t, got) // the asks said are made: the slot goes on
 		require.Equal(t, int64(1), g.run)
-		held = g.lease
+		held = g.slot
 		done()
 		done() // twice is once
 	})
@@ -231,7 +231,7 @@ func TestSlotsGoToRunsInTurn(t *testing.T) {
 		done() // the driver stopped asking: its slot goes to run 1
 		g := nextGrant(t, got)
 		require.Equal(t, int64(1), g.run)
-		held = g.lease
+		held = g.slot
 		d.mu.Lock()
 		require.Empty(t, d.queues, "nothing is kept of runs that neither wait nor expect")
 		d.mu.Unlock()
@@ -325,8 +325,8 @@ func TestNotServingWorkerIsPassedOver(t *testing.T) {
 		acquireInBackground(t, d, got, 1)
 		serving.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		g := nextGrant(t, got)
-		require.Equal(t, serving.addr, g.lease.Worker(), "the waiter is served when a worker serves again")
-		g.lease.Release(false)
+		require.Equal(t, serving.addr, g.slot.Worker(), "the waiter is served when a worker serves again")
+		g.slot.Release(false)
 	})
 
 	t.Run("DrainingWorkerStopsGracefully", func(t *testing.T) {

@@ -105,7 +105,7 @@ func serveStub(t *testing.T, answer func(ctx context.Context) (*consolidationv1.
 	return l.Addr().String(), srv.Stop
 }
 
-// callOnce leases a slot on the dispatcher's only worker and processes a chunk there.
+// callOnce slots a slot on the dispatcher's only worker and processes a chunk there.
 func callOnce(t *testing.T, target string) error {
 	t.Helper()
 	d, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Target: target})

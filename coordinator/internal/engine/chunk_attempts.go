@@ -22,7 +22,7 @@ import (
 // runChunk dispatches one chunk until it commits, fails for good, is split (its
 // halves go to spawn), or the run stops. A permanent database error while
 // dispatching stops the run: fail(its *runFailure).
-func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c store.Chunk, lease lease,
+func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c store.Chunk, slot workerSlot,
 	fail context.CancelCauseFunc, spawn func(store.Chunk) bool) {
 	log := e.logger.With("consolidation_id", run.ID, "chunk", c.Index)
 	var tries chunkTries
@@ -33,11 +33,11 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		err := e.waitOutDB(ctx, log, "dispatching a chunk", func(ctx context.Context) error {
 			var err error
 			attempt, ok, err = e.ledger.DispatchChunk(ctx, store.DispatchChunkParams{
-				RunLease: store.RunLease{RunID: run.ID, Epoch: epoch}, Index: c.Index, Token: token, Worker: lease.Worker()})
+				RunLease: store.RunLease{RunID: run.ID, Epoch: epoch}, Index: c.Index, Token: token, Worker: slot.Worker()})
 			return err
 		})
 		if err != nil || !ok {
-			lease.Release(false)
+			slot.Release(false)
 			switch {
 			case err == nil:
 				e.chunkEnded(ctx, run, c.Index) // finished meanwhile (by an earlier attempt)
@@ -51,8 +51,8 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 			return
 		}
 		callCtx, cancel := context.WithTimeout(ctx, e.cfg.ChunkHardTimeout)
-		callCtx, span := startChunkSpan(callCtx, run, c.Index, attempt, lease.Worker())
-		res, err := lease.ProcessChunk(callCtx, dispatch.ChunkRequest{
+		callCtx, span := startChunkSpan(callCtx, run, c.Index, attempt, slot.Worker())
+		res, err := slot.ProcessChunk(callCtx, dispatch.ChunkRequest{
 			RunID: run.ID, ClosingID: run.ClosingID, Index: c.Index, Token: token,
 		})
 		cancel()
@@ -60,7 +60,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		endChunkSpan(span, v.Outcome)
 		switch v.Outcome {
 		case domain.OutcomeCommitted, domain.OutcomeFromLedger:
-			lease.Release(false)
+			slot.Release(false)
 			e.count(ctx, domain.OutcomeCommitted) // the metric counts every success as committed
 			if v.Outcome == domain.OutcomeFromLedger {
 				e.endAttempt(ctx, log, run.ID, c.Index, attempt, domain.OutcomeFromLedger, "")
@@ -68,12 +68,12 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 			e.chunkEnded(ctx, run, c.Index)
 			return
 		case domain.OutcomeAbandoned:
-			lease.Release(false)
+			slot.Release(false)
 			e.endAttempt(context.WithoutCancel(ctx), log, run.ID, c.Index, attempt, domain.OutcomeAbandoned, v.Text)
 			return
 		}
 		e.count(ctx, v.Outcome)
-		lease.Release(v.CoolDown)
+		slot.Release(v.CoolDown)
 		e.endAttempt(ctx, log, run.ID, c.Index, attempt, v.Outcome, v.Text)
 		if v.EndsRun {
 			fail(&runFailure{Text: fmt.Sprintf("chunk %d: %s", c.Index, v.Text)})
@@ -102,7 +102,7 @@ func (e *Engine) runChunk(ctx context.Context, run store.Run, epoch int64, c sto
 		if !sleepBackoff(ctx, e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay, next.Backoff) {
 			return
 		}
-		if lease, err = e.workers.Acquire(ctx, run.ID, run.TotalEmployees); err != nil {
+		if slot, err = e.workers.Acquire(ctx, run.ID, run.TotalEmployees); err != nil {
 			return
 		}
 	}

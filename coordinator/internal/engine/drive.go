@@ -115,11 +115,11 @@ func (e *Engine) driveLeased(ctx, held context.Context, runID, epoch int64) {
 	// halves of a chunk split meanwhile. false when the run stopped first.
 	var spawn func(c store.Chunk) bool
 	spawn = func(c store.Chunk) bool {
-		lease, err := e.workers.Acquire(ctx, run.ID, run.TotalEmployees)
+		slot, err := e.workers.Acquire(ctx, run.ID, run.TotalEmployees)
 		if err != nil {
 			return false // cancelled, timed out, failed or stopping
 		}
-		wg.Go(func() { e.runChunk(ctx, run, epoch, c, lease, fail, spawn) })
+		wg.Go(func() { e.runChunk(ctx, run, epoch, c, slot, fail, spawn) })
 		return true
 	}
 	stopTicking := e.tickProgress(ctx, run)

@@ -118,7 +118,7 @@ type fakeWorkers struct {
 
 func (w *fakeWorkers) Expect(int64, int, int) func() { return func() {} }
 
-func (w *fakeWorkers) Acquire(ctx context.Context, _ int64, _ int) (lease, error) {
+func (w *fakeWorkers) Acquire(ctx context.Context, _ int64, _ int) (workerSlot, error) {
 	select {
 	case w.slots <- struct{}{}:
 		return &fakeSlot{w: w}, nil

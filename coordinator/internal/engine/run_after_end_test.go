@@ -250,7 +250,7 @@ type inProcessWorkers struct {
 
 func (w *inProcessWorkers) Expect(int64, int, int) func() { return func() {} }
 
-func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64, _ int) (lease, error) {
+func (w *inProcessWorkers) Acquire(ctx context.Context, _ int64, _ int) (workerSlot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
