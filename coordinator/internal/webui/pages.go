@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -253,6 +254,9 @@ type runView struct {
 	TraceID         string
 	Running         bool
 	CanRetry        bool // a partial run whose failed employees may be retried
+	// Summary is the "summary" template rendered with this view: the details
+	// that do not depend on the caller.
+	Summary template.HTML
 }
 
 func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
@@ -270,15 +274,10 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 	if !ok || !d.allowRead(w, r, methodGet) {
 		return
 	}
-	var v runView
-	var err error
-	if r.URL.Query().Has("fin") {
-		// The page saw the run end: a view shared a moment ago would still show it
-		// running.
-		v, err = d.runView(r.Context(), runID)
-	} else {
-		v, err = d.views.get(r.Context(), runID, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
-	}
+	// "fin": the page saw the run end, so a view shared a moment ago that still
+	// shows it running will not do.
+	v, err := d.views.get(r.Context(), runID, r.URL.Query().Has("fin"),
+		func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
 	if err != nil {
 		d.engineError(w, r, err)
 		return
@@ -311,6 +310,14 @@ func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
 		return runView{}, err
 	}
 	v.TraceID = traceID(tp)
+	// The details below the actions are the same for every caller: rendered
+	// here, once per build, not once per tab (docs/benchmarks.md, "The
+	// dashboard").
+	var buf bytes.Buffer
+	if err := d.pages["run"].ExecuteTemplate(&buf, "summary", pageData{View: v}); err != nil {
+		return runView{}, fmt.Errorf("rendering the details of consolidation %d: %w", runID, err)
+	}
+	v.Summary = template.HTML(buf.String()) //nolint:gosec // our own template's output, escaped as it was rendered
 	return v, nil
 }
 
