@@ -70,7 +70,15 @@ type Config struct {
 	// DashboardTabs, when positive, serves the coordinator's dashboard and has
 	// this many simulated tabs watch every run (openTabs).
 	DashboardTabs int
-	dashboardAddr string // UI_ADDR, set by runSchema with DashboardTabs
+	// DashboardBrowser makes the tabs real ones: headless Chromium tabs on the
+	// run page, running its script (browser_tabs.go).
+	DashboardBrowser bool
+	// DashboardPaired alternates the measured closings without and with the
+	// tabs (the first without), each on a coordinator and workers started
+	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
+	// dashboard").
+	DashboardPaired bool
+	dashboardAddr   string // UI_ADDR, set by runSchema with DashboardTabs
 	// PostgresSettings ("name=value") are given to the throwaway PostgreSQL after
 	// its own (settings.go), so they override them.
 	PostgresSettings []string
@@ -130,6 +138,10 @@ type Result struct {
 	// ResultSeqScans is how many sequential scans of nomina_empleado_consolidado
 	// began during the closing (resultSeqScans).
 	ResultSeqScans int64
+	// Tabs is how many dashboard tabs watched the closing; BrowserCPU the CPU
+	// seconds of the Chromium that held them (real tabs only).
+	Tabs       int
+	BrowserCPU float64
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -146,6 +158,12 @@ type Figure struct {
 	CoordCPU, WorkersCPU    Spread
 	MachineCPU              Spread
 	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
+	// CoordPeak is the coordinator's peak RSS of each repeat, in MiB.
+	CoordPeak Spread
+	// Tabs is the dashboard tabs that watched these closings; BrowserCPU their
+	// Chromium's CPU seconds.
+	Tabs       int
+	BrowserCPU Spread
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -335,6 +353,18 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			return lat, results, err
 		}
 		for rep := range cfg.Repeat {
+			runCfg := cfg
+			if cfg.DashboardPaired {
+				if rep%2 == 0 {
+					runCfg.DashboardTabs = 0
+				}
+				cluster.Stop()
+				cluster = nil
+				if cluster, err = startCluster(ctx, cfg, stores, sc, dbURL, logDir, 1000*(si+1)+rep); err != nil {
+					return lat, results, err
+				}
+				services, coord = cluster.Processes(), cluster.Coordinator
+			}
 			if rep > 0 {
 				if err := resetClosing(ctx, pool, gen.ClosingID); err != nil {
 					return lat, results, err
@@ -361,8 +391,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			var profiles func() error
-			if cfg.ProfileDir != "" && rep == 0 && si == len(cfg.Sizes)-1 {
-				profiles = startProfiles(ctx, cfg, services, fmt.Sprintf("%s-%d", sc, n))
+			profileLabel := fmt.Sprintf("%s-%d-tabs%d", sc, n, runCfg.DashboardTabs)
+			if cfg.ProfileDir != "" && si == len(cfg.Sizes)-1 && (rep == 0 || cfg.DashboardPaired && rep == 1) {
+				profiles = startProfiles(ctx, cfg, services, profileLabel)
 			}
 			cpuBefore := make([]float64, len(services))
 			for i, s := range services {
@@ -377,9 +408,17 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, results, err
 			}
-			r, err := consolidate(ctx, cluster.Client, cfg, gen.ClosingID)
+			r, err := consolidate(ctx, cluster.Client, runCfg, gen.ClosingID)
 			if err != nil {
 				return lat, results, err
+			}
+			if profiles != nil {
+				// What the coordinator allocated, since it started (alloc_space), and
+				// holds now (inuse_space): go tool pprof -sample_index=alloc_space.
+				path := filepath.Join(cfg.ProfileDir, profileLabel+"-coordinator-heap.pprof")
+				if err := fetchProfile(ctx, "http://"+coord.PprofAddr+"/debug/pprof/heap", path); err != nil {
+					fmt.Fprintf(out, "  heap profile: %v\n", err)
+				}
 			}
 			if r.ResultSeqScans, err = resultSeqScans(ctx, pool); err != nil {
 				return lat, results, err
@@ -436,6 +475,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s; CPU s: coordinator %.2f, workers %.2f, machine %.2f (%.0f%% of all cores busy); autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
+			if cfg.DashboardTabs > 0 {
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s, Chromium CPU s %.1f\n", r.Tabs, mib(r.CoordRSS), r.BrowserCPU)
+			}
 		}
 	}
 	if cfg.Variants && len(results) > 0 {
@@ -568,13 +610,34 @@ func fetchProfile(ctx context.Context, url, path string) error {
 func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
 	req := &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
 		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}
+	tabs := 0
+	if cfg.dashboardAddr != "" {
+		tabs = cfg.DashboardTabs
+	}
+	// Real tabs: the browser starts before the clock does; its tabs open once the
+	// run has an id.
+	var b *browser
+	var browserCPU float64
+	if tabs > 0 && cfg.DashboardBrowser {
+		var err error
+		if b, err = startBrowser(ctx); err != nil {
+			return Result{}, err
+		}
+		defer b.stop()
+		browserCPU = b.cpu()
+	}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
 		return Result{}, err
 	}
-	if cfg.dashboardAddr != "" {
-		closeTabs := openTabs(ctx, cfg.dashboardAddr, cfg.DashboardTabs, resp.GetConsolidationId())
+	if tabs > 0 {
+		var closeTabs func() error
+		if b != nil {
+			closeTabs = b.openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
+		} else {
+			closeTabs = openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
+		}
 		defer func() {
 			if err := closeTabs(); err != nil {
 				fmt.Fprintf(os.Stderr, "dashboard tabs of consolidation %d: %v\n", resp.GetConsolidationId(), err)
@@ -592,8 +655,12 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
 		}
 		if f := msg.GetFinal(); f != nil {
-			return Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado()}, nil
+			r := Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), Tabs: tabs}
+			if b != nil {
+				r.BrowserCPU = b.cpu() - browserCPU
+			}
+			return r, nil
 		}
 	}
 }
@@ -666,13 +733,14 @@ func floor(ctx context.Context, pool *pgxpool.Pool, closing int64) (time.Duratio
 // the order first measured.
 func Figures(rs []Result) []Figure {
 	type key struct {
-		sc Schema
-		n  int
+		sc   Schema
+		n    int
+		tabs int
 	}
 	var order []key
 	groups := map[key][]Result{}
 	for _, r := range rs {
-		k := key{r.Schema, r.Employees}
+		k := key{r.Schema, r.Employees, r.Tabs}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -681,9 +749,10 @@ func Figures(rs []Result) []Figure {
 	var out []Figure
 	for _, k := range order {
 		g := groups[k]
-		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
-		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine []float64
+		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs}
+		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine, peak, browser []float64
 		for _, r := range g {
+			peak, browser = append(peak, float64(r.CoordRSS)/(1<<20)), append(browser, r.BrowserCPU)
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
 			coord, workers, machine = append(coord, r.CoordCPU), append(workers, r.WorkersCPU), append(machine, r.MachineCPU)
@@ -702,6 +771,7 @@ func Figures(rs []Result) []Figure {
 		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
+		f.CoordPeak, f.BrowserCPU = spreadOf(peak), spreadOf(browser)
 		out = append(out, f)
 	}
 	return out
@@ -737,6 +807,19 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
 			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"),
 			f.AutovacuumsWall, f.AutovacuumsFloor)
+	}
+	if cfg.DashboardTabs > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s | Chromium CPU s |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, f := range rep.Figures {
+			browser := "—"
+			if cfg.DashboardBrowser && f.Tabs > 0 {
+				browser = f.BrowserCPU.plain("%.1f")
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Tabs, f.Runs,
+				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"), browser)
+		}
 	}
 }
 
