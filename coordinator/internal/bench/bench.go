@@ -70,9 +70,6 @@ type Config struct {
 	// DashboardTabs, when positive, serves the coordinator's dashboard and has
 	// this many simulated tabs watch every run (openTabs).
 	DashboardTabs int
-	// DashboardBrowser makes the tabs real ones: headless Chromium tabs on the
-	// run page, running its script (browser_tabs.go).
-	DashboardBrowser bool
 	// DashboardPaired alternates the measured closings without and with the
 	// tabs (the first without), each on a coordinator and workers started
 	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
@@ -138,10 +135,8 @@ type Result struct {
 	// ResultSeqScans is how many sequential scans of nomina_empleado_consolidado
 	// began during the closing (resultSeqScans).
 	ResultSeqScans int64
-	// Tabs is how many dashboard tabs watched the closing; BrowserCPU the CPU
-	// seconds of the Chromium that held them (real tabs only).
-	Tabs       int
-	BrowserCPU float64
+	// Tabs is how many dashboard tabs watched the closing.
+	Tabs int
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -160,10 +155,8 @@ type Figure struct {
 	CoordRSS, WorkerRSS     int64 // the highest peak of any repeat (of any worker)
 	// CoordPeak is the coordinator's peak RSS of each repeat, in MiB.
 	CoordPeak Spread
-	// Tabs is the dashboard tabs that watched these closings; BrowserCPU their
-	// Chromium's CPU seconds.
-	Tabs       int
-	BrowserCPU Spread
+	// Tabs is the dashboard tabs that watched these closings.
+	Tabs int
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -476,7 +469,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), r.CoordCPU, r.WorkersCPU, r.MachineCPU, 100*r.MachineBusy,
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 			if cfg.DashboardTabs > 0 {
-				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s, Chromium CPU s %.1f\n", r.Tabs, mib(r.CoordRSS), r.BrowserCPU)
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s\n", r.Tabs, mib(r.CoordRSS))
 			}
 		}
 	}
@@ -614,30 +607,13 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 	if cfg.dashboardAddr != "" {
 		tabs = cfg.DashboardTabs
 	}
-	// Real tabs: the browser starts before the clock does; its tabs open once the
-	// run has an id.
-	var b *browser
-	var browserCPU float64
-	if tabs > 0 && cfg.DashboardBrowser {
-		var err error
-		if b, err = startBrowser(ctx); err != nil {
-			return Result{}, err
-		}
-		defer b.stop()
-		browserCPU = b.cpu()
-	}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	if err != nil {
 		return Result{}, err
 	}
 	if tabs > 0 {
-		var closeTabs func() error
-		if b != nil {
-			closeTabs = b.openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
-		} else {
-			closeTabs = openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
-		}
+		closeTabs := openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
 		defer func() {
 			if err := closeTabs(); err != nil {
 				fmt.Fprintf(os.Stderr, "dashboard tabs of consolidation %d: %v\n", resp.GetConsolidationId(), err)
@@ -655,12 +631,8 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
 		}
 		if f := msg.GetFinal(); f != nil {
-			r := Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado(), Tabs: tabs}
-			if b != nil {
-				r.BrowserCPU = b.cpu() - browserCPU
-			}
-			return r, nil
+			return Result{Wall: time.Since(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), Tabs: tabs}, nil
 		}
 	}
 }
@@ -750,9 +722,9 @@ func Figures(rs []Result) []Figure {
 	for _, k := range order {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs}
-		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine, peak, browser []float64
+		var wall, floor, ratio, wallRow, floorRow, coord, workers, machine, peak []float64
 		for _, r := range g {
-			peak, browser = append(peak, float64(r.CoordRSS)/(1<<20)), append(browser, r.BrowserCPU)
+			peak = append(peak, float64(r.CoordRSS)/(1<<20))
 			wall = append(wall, r.Wall.Seconds())
 			wallRow = append(wallRow, us(r.Wall, r.Records))
 			coord, workers, machine = append(coord, r.CoordCPU), append(workers, r.WorkersCPU), append(machine, r.MachineCPU)
@@ -771,7 +743,7 @@ func Figures(rs []Result) []Figure {
 		f.Wall, f.Floor, f.Ratio = spreadOf(wall), spreadOf(floor), spreadOf(ratio)
 		f.WallPerRow, f.FloorPerRow = spreadOf(wallRow), spreadOf(floorRow)
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
-		f.CoordPeak, f.BrowserCPU = spreadOf(peak), spreadOf(browser)
+		f.CoordPeak = spreadOf(peak)
 		out = append(out, f)
 	}
 	return out
@@ -810,15 +782,11 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	}
 	if cfg.DashboardTabs > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s | Chromium CPU s |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range rep.Figures {
-			browser := "—"
-			if cfg.DashboardBrowser && f.Tabs > 0 {
-				browser = f.BrowserCPU.plain("%.1f")
-			}
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Tabs, f.Runs,
-				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"), browser)
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Tabs, f.Runs,
+				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"))
 		}
 	}
 }

@@ -10,20 +10,14 @@ import (
 	"strings"
 )
 
-// statFields are the fields of /proc/PID/stat after the command's name: state,
-// parent, ...; nil when the process is gone.
-func statFields(pid int) []string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	s := string(data)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-}
-
 // procCPU is a process's user+system CPU seconds (/proc/PID/stat).
 func procCPU(pid int) float64 {
-	f := statFields(pid)
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
 		return 0
 	}
