@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,6 +42,13 @@ var funcs = template.FuncMap{
 // name) with status; the page is rendered into a buffer first, so a template
 // error is a 500, never half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData) {
+	d.renderThen(w, r, page, tmpl, status, p, "")
+}
+
+// renderThen renders as render does, then writes tail: HTML rendered already
+// and shared by many responses, written as it is rather than copied into each
+// response's buffer (docs/benchmarks.md, "The dashboard").
+func (d *Dashboard) renderThen(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, tail template.HTML) {
 	p.Caller = d.callerOf(r)
 	if p.Caller.CanStart || p.Caller.CanCancel {
 		p.CSRF = csrfToken(w, r)
@@ -55,7 +63,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl st
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	if _, err := buf.WriteTo(w); err == nil && tail != "" {
+		_, _ = io.WriteString(w, string(tail))
+	}
 }
 
 // message is a page that only says something: a refusal, an error.
@@ -266,7 +276,7 @@ func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
 // runDetails is everything of the run page below its progress bar, which the
 // page fetches again as chunks end and when the run ends.
 func (d *Dashboard) runDetails(w http.ResponseWriter, r *http.Request) {
-	d.runPart(w, r, "details")
+	d.runPart(w, r, "actions") // then the view's Summary, as the "details" template has it
 }
 
 func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string) {
@@ -282,7 +292,11 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 		d.engineError(w, r, err)
 		return
 	}
-	d.render(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v})
+	var tail template.HTML
+	if tmpl == "actions" {
+		tail = v.Summary
+	}
+	d.renderThen(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v}, tail)
 }
 
 // runView reads and builds what the run page shows of a run.
