@@ -54,6 +54,7 @@ func main() {
 	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
 	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
 	tabs := fs.Int("dashboard-tabs", 0, "serve the coordinator's dashboard and have this many simulated browser tabs watch every run")
+	tabsPaired := fs.Bool("dashboard-paired", false, "with -dashboard-tabs: the measured closings alternate without and with the tabs (the first without), each on services started afresh; -repeat 6 gives 3 pairs")
 	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
 		os.Exit(code)
 	}
@@ -65,7 +66,8 @@ func main() {
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Rerun: *rerunFlag, Statements: *statements,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(),
-		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs}
+		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs,
+		DashboardPaired: *tabsPaired}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)

@@ -73,7 +73,12 @@ type Config struct {
 	// DashboardTabs, when positive, serves the coordinator's dashboard and has
 	// this many simulated tabs watch every run (openTabs).
 	DashboardTabs int
-	dashboardAddr string // UI_ADDR, set by runSchema with DashboardTabs
+	// DashboardPaired alternates the measured closings without and with the
+	// tabs (the first without), each on a coordinator and workers started
+	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
+	// dashboard").
+	DashboardPaired bool
+	dashboardAddr   string // UI_ADDR, set by runSchema with DashboardTabs
 	// PostgresSettings ("name=value") are given to the throwaway PostgreSQL after
 	// its own (settings.go), so they override them.
 	PostgresSettings []string
@@ -151,6 +156,8 @@ type Result struct {
 	// was made, when it returned, and when the final Watch message arrived.
 	RunID                   int64
 	Called, Answered, Ended time.Time
+	// Tabs is how many dashboard tabs watched the closing.
+	Tabs int
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -177,6 +184,10 @@ type Figure struct {
 	// and the sum are empty when the server is not on this machine.
 	PerThousand         struct{ Coord, Workers, Postgres, Total, WALMiB Spread }
 	CoordRSS, WorkerRSS int64 // the highest peak of any repeat (of any worker)
+	// CoordPeak is the coordinator's peak RSS of each repeat, in MiB.
+	CoordPeak Spread
+	// Tabs is the dashboard tabs that watched these closings.
+	Tabs int
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -374,6 +385,18 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			return lat, results, err
 		}
 		for rep := range cfg.Repeat {
+			runCfg := cfg
+			if cfg.DashboardPaired {
+				if rep%2 == 0 {
+					runCfg.DashboardTabs = 0
+				}
+				cluster.Stop()
+				cluster = nil
+				if cluster, err = startCluster(ctx, cfg, stores, sc, dbURL, logDir, 1000*(si+1)+rep); err != nil {
+					return lat, results, err
+				}
+				services, coord = cluster.Processes(), cluster.Coordinator
+			}
 			if rep > 0 {
 				if err := resetClosing(ctx, pool, gen.ClosingID); err != nil {
 					return lat, results, err
@@ -400,8 +423,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			var profiles func() error
-			if cfg.ProfileDir != "" && rep == 0 && si == len(cfg.Sizes)-1 {
-				profiles = startProfiles(ctx, cfg, services, fmt.Sprintf("%s-%d", sc, n))
+			profileLabel := fmt.Sprintf("%s-%d-tabs%d", sc, n, runCfg.DashboardTabs)
+			if cfg.ProfileDir != "" && si == len(cfg.Sizes)-1 && (rep == 0 || cfg.DashboardPaired && rep == 1) {
+				profiles = startProfiles(ctx, cfg, services, profileLabel)
 			}
 			cpuBefore := make([]float64, len(services))
 			for i, s := range services {
@@ -421,9 +445,17 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, results, err
 			}
-			r, err := consolidate(ctx, cluster.Client, cfg, gen.ClosingID)
+			r, err := consolidate(ctx, cluster.Client, runCfg, gen.ClosingID)
 			if err != nil {
 				return lat, results, err
+			}
+			if profiles != nil {
+				// What the coordinator allocated, since it started (alloc_space), and
+				// holds now (inuse_space): go tool pprof -sample_index=alloc_space.
+				path := filepath.Join(cfg.ProfileDir, profileLabel+"-coordinator-heap.pprof")
+				if err := fetchProfile(ctx, "http://"+coord.PprofAddr+"/debug/pprof/heap", path); err != nil {
+					fmt.Fprintf(out, "  heap profile: %v\n", err)
+				}
 			}
 			if r.ResultSeqScans, err = resultSeqScans(ctx, pool); err != nil {
 				return lat, results, err
@@ -501,6 +533,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s, parallel floor %s (%d streams); CPU s: coordinator %.2f, workers %.2f, PostgreSQL %.2f, machine %.2f (%.0f%% of all cores busy); WAL %.1f MiB; autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
+			if cfg.DashboardTabs > 0 {
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s\n", r.Tabs, mib(r.CoordRSS))
+			}
 		}
 	}
 	if cfg.Variants && len(results) > 0 {
@@ -656,6 +691,10 @@ func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationSe
 // watches the run to its end: its wall is from the call to the final message.
 func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config,
 	req *consolidationv1.ConsolidateRequest, started func()) (Result, error) {
+	tabs := 0
+	if cfg.dashboardAddr != "" {
+		tabs = cfg.DashboardTabs
+	}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
 	// A refusal UNAVAILABLE (a dependency check timed out on a loaded machine) is
@@ -674,8 +713,8 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 	if err != nil {
 		return Result{}, err
 	}
-	if cfg.dashboardAddr != "" {
-		closeTabs := openTabs(ctx, cfg.dashboardAddr, cfg.DashboardTabs, resp.GetConsolidationId())
+	if tabs > 0 {
+		closeTabs := openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
 		defer func() {
 			if err := closeTabs(); err != nil {
 				fmt.Fprintf(os.Stderr, "dashboard tabs of consolidation %d: %v\n", resp.GetConsolidationId(), err)
@@ -695,7 +734,7 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 		if f := msg.GetFinal(); f != nil {
 			end := time.Now()
 			return Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end}, nil
+				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end, Tabs: tabs}, nil
 		}
 	}
 }
@@ -714,13 +753,14 @@ func (c Config) copyStreams() int {
 // the order first measured.
 func Figures(rs []Result) []Figure {
 	type key struct {
-		sc Schema
-		n  int
+		sc   Schema
+		n    int
+		tabs int
 	}
 	var order []key
 	groups := map[key][]Result{}
 	for _, r := range rs {
-		k := key{r.Schema, r.Employees}
+		k := key{r.Schema, r.Employees, r.Tabs}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -729,10 +769,11 @@ func Figures(rs []Result) []Figure {
 	var out []Figure
 	for _, k := range order {
 		g := groups[k]
-		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g)}
-		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine []float64
+		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs}
+		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine, peak []float64
 		var kCoord, kWorkers, kPostgres, kTotal, kWAL []float64
 		for _, r := range g {
+			peak = append(peak, float64(r.CoordRSS)/(1<<20))
 			k := float64(r.Employees) / 1000
 			kCoord, kWorkers = append(kCoord, r.CoordCPU/k), append(kWorkers, r.WorkersCPU/k)
 			kWAL = append(kWAL, float64(r.WALBytes)/(1<<20)/k)
@@ -771,6 +812,7 @@ func Figures(rs []Result) []Figure {
 		f.CoordCPU, f.WorkersCPU, f.MachineCPU = spreadOf(coord), spreadOf(workers), spreadOf(machine)
 		f.PerThousand.Coord, f.PerThousand.Workers = spreadOf(kCoord), spreadOf(kWorkers)
 		f.PerThousand.Postgres, f.PerThousand.Total, f.PerThousand.WALMiB = spreadOf(kPostgres), spreadOf(kTotal), spreadOf(kWAL)
+		f.CoordPeak = spreadOf(peak)
 		out = append(out, f)
 	}
 	return out
@@ -822,6 +864,15 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		k := f.PerThousand
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), k.Coord.plain("%.3f"),
 			k.Workers.plain("%.3f"), k.Postgres.plain("%.3f"), k.Total.plain("%.3f"), k.WALMiB.plain("%.2f"))
+	}
+	if cfg.DashboardTabs > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, f := range rep.Figures {
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Tabs, f.Runs,
+				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"))
+		}
 	}
 }
 

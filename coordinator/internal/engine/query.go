@@ -140,7 +140,10 @@ func (e *Engine) Watch(ctx context.Context, ref Ref, send func(p progress.Snapsh
 		if u.err != nil {
 			return u.err
 		}
-		if r := u.report; r.Run.Finished() {
+		if u.report.Run.Finished() {
+			// Copied here only: a copy declared for every reading escapes to the heap
+			// on each one, for every watcher.
+			r := u.report
 			return send(r.Progress, &r)
 		}
 		p := u.report.Progress

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,7 +19,9 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok || !d.allowRead(w, r, methodWatch) {
 		return
 	}
-	rep, err := d.engine.Get(r.Context(), engine.Ref{RunID: runID})
+	// The run as the page that opens this stream has just seen it: its view,
+	// shared with the run's other tabs.
+	v, err := d.views.get(r.Context(), runID, false, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
 	if err != nil {
 		d.engineError(w, r, err)
 		return
@@ -34,7 +37,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
-		run := rep.Run
+		run := v.Run
 		if final != nil {
 			run = final.Run
 		}

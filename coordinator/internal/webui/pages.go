@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,6 +42,13 @@ var funcs = template.FuncMap{
 // name) with status; the page is rendered into a buffer first, so a template
 // error is a 500, never half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData) {
+	d.renderThen(w, r, page, tmpl, status, p, "")
+}
+
+// renderThen renders as render does, then writes tail: HTML rendered already
+// and shared by many responses, written as it is rather than copied into each
+// response's buffer (docs/benchmarks.md, "The dashboard").
+func (d *Dashboard) renderThen(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, tail template.HTML) {
 	p.Caller = d.callerOf(r)
 	if p.Caller.CanStart || p.Caller.CanCancel {
 		p.CSRF = csrfToken(w, r)
@@ -54,7 +63,9 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl st
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	if _, err := buf.WriteTo(w); err == nil && tail != "" {
+		_, _ = io.WriteString(w, string(tail))
+	}
 }
 
 // message is a page that only says something: a refusal, an error.
@@ -253,6 +264,9 @@ type runView struct {
 	TraceID         string
 	Running         bool
 	CanRetry        bool // a partial run whose failed employees may be retried
+	// Summary is the "summary" template rendered with this view: the details
+	// that do not depend on the caller.
+	Summary template.HTML
 }
 
 func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +276,7 @@ func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
 // runDetails is everything of the run page below its progress bar, which the
 // page fetches again as chunks end and when the run ends.
 func (d *Dashboard) runDetails(w http.ResponseWriter, r *http.Request) {
-	d.runPart(w, r, "details")
+	d.runPart(w, r, "actions") // then the view's Summary, as the "details" template has it
 }
 
 func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string) {
@@ -270,20 +284,19 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 	if !ok || !d.allowRead(w, r, methodGet) {
 		return
 	}
-	var v runView
-	var err error
-	if r.URL.Query().Has("fin") {
-		// The page saw the run end: a view shared a moment ago would still show it
-		// running.
-		v, err = d.runView(r.Context(), runID)
-	} else {
-		v, err = d.views.get(r.Context(), runID, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
-	}
+	// "fin": the page saw the run end, so a view shared a moment ago that still
+	// shows it running will not do.
+	v, err := d.views.get(r.Context(), runID, r.URL.Query().Has("fin"),
+		func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
 	if err != nil {
 		d.engineError(w, r, err)
 		return
 	}
-	d.render(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v})
+	var tail template.HTML
+	if tmpl == "actions" {
+		tail = v.Summary
+	}
+	d.renderThen(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v}, tail)
 }
 
 // runView reads and builds what the run page shows of a run.
@@ -311,6 +324,14 @@ func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
 		return runView{}, err
 	}
 	v.TraceID = traceID(tp)
+	// The details below the actions are the same for every caller: rendered
+	// here, once per build, not once per tab (docs/benchmarks.md, "The
+	// dashboard").
+	var buf bytes.Buffer
+	if err := d.pages["run"].ExecuteTemplate(&buf, "summary", pageData{View: v}); err != nil {
+		return runView{}, fmt.Errorf("rendering the details of consolidation %d: %w", runID, err)
+	}
+	v.Summary = template.HTML(buf.String()) //nolint:gosec // our own template's output, escaped as it was rendered
 	return v, nil
 }
 

@@ -6,11 +6,13 @@ import (
 	"time"
 )
 
-// runViewCache shares one build of a running run's view (its report, chunk map,
-// chart and trace id) among the tabs that ask for it within ttl of each other: a
-// tab asks as chunks end, so many tabs on one run cost the ledger and the
-// coordinator's CPU about one build per ttl, whatever their number. An ended
-// run's view no longer changes and is built when asked, not kept.
+// runViewCache shares one build of a run's view (its report, chunk map, chart,
+// trace id and the details rendered once: runView.Summary) among the tabs that
+// ask for it: a running run's view for ttl, so many tabs on one run cost the
+// ledger and the coordinator about one build and one render per ttl, whatever
+// their number (docs/benchmarks.md, "The dashboard"). An ended run's view no
+// longer changes and is kept until nobody asked for it for forgetAfter: every
+// tab asks once more when it sees the end, and they all ask at that moment.
 type runViewCache struct {
 	ttl time.Duration
 
@@ -19,9 +21,10 @@ type runViewCache struct {
 }
 
 type runViewEntry struct {
-	mu   sync.Mutex // held while building: the tabs that come meanwhile wait for it
-	at   time.Time
-	view runView
+	mu    sync.Mutex // held while building: the tabs that come meanwhile wait for it
+	at    time.Time  // built
+	asked time.Time  // last asked for; guarded by the cache's mu
+	view  runView
 }
 
 // forgetAfter drops the views of runs nobody asked about for this long.
@@ -31,14 +34,16 @@ func newRunViewCache(ttl time.Duration) *runViewCache {
 	return &runViewCache{ttl: ttl, entries: map[int64]*runViewEntry{}}
 }
 
-func (c *runViewCache) get(ctx context.Context, runID int64, build func(context.Context) (runView, error)) (runView, error) {
+// get returns the run's view, built by build unless a build shared with other
+// tabs is fresh enough: an ended run's, or a running run's younger than ttl.
+// ended says the caller saw the run end, so a view that still shows it running
+// is not enough.
+func (c *runViewCache) get(ctx context.Context, runID int64, ended bool, build func(context.Context) (runView, error)) (runView, error) {
+	now := time.Now()
 	c.mu.Lock()
 	for id, e := range c.entries {
-		if e.mu.TryLock() {
-			if time.Since(e.at) > forgetAfter {
-				delete(c.entries, id)
-			}
-			e.mu.Unlock()
+		if now.Sub(e.asked) > forgetAfter {
+			delete(c.entries, id)
 		}
 	}
 	e, ok := c.entries[runID]
@@ -46,24 +51,17 @@ func (c *runViewCache) get(ctx context.Context, runID int64, build func(context.
 		e = &runViewEntry{}
 		c.entries[runID] = e
 	}
+	e.asked = now
 	c.mu.Unlock()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.at.IsZero() && time.Since(e.at) < c.ttl {
+	if !e.at.IsZero() && (!e.view.Running || (!ended && time.Since(e.at) < c.ttl)) {
 		return e.view, nil
 	}
 	v, err := build(ctx)
 	if err != nil {
 		return runView{}, err
-	}
-	if !v.Running {
-		c.mu.Lock()
-		if c.entries[runID] == e {
-			delete(c.entries, runID)
-		}
-		c.mu.Unlock()
-		return v, nil
 	}
 	e.at, e.view = time.Now(), v
 	return v, nil

@@ -47,7 +47,7 @@
   };
   // At most one details fetch every 5 s while chunks end: the bar above moves
   // with every event; the map below needs no more to be read, and each fetch
-  // renders the whole map on the coordinator.
+  // sends the whole map (rendered once a second for every tab of the run).
   const detailsSoon = () => {
     if (pending) return;
     pending = setTimeout(() => { pending = null; loadDetails(); }, 5000);
