@@ -1,0 +1,92 @@
+package bench
+
+// A closing consolidated through the API as a client does: Consolidate, then
+// WatchConsolidation to the final message.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
+)
+
+func consolidate(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
+	return consolidateThen(ctx, client, cfg, closing, func() {})
+}
+
+// rerun consolidates a closing whose results exist again, forced: its previous
+// results stay readable until the run's own replace them (docs/lifecycle.md).
+func rerun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
+	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true}, func() {})
+}
+
+// consolidateRetries counts the Consolidate calls retried after UNAVAILABLE.
+var consolidateRetries atomic.Int64
+
+// consolidateThen is consolidate calling started once Consolidate has returned
+// (whether it succeeded or not).
+func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64,
+	started func()) (Result, error) {
+	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
+		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy)}, started)
+}
+
+// watchRun starts a run, calls started once Consolidate has returned, and
+// watches the run to its end: its wall is from the call to the final message.
+func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config,
+	req *consolidationv1.ConsolidateRequest, started func()) (Result, error) {
+	tabs := 0
+	if cfg.dashboardAddr != "" {
+		tabs = cfg.DashboardTabs
+	}
+	start := time.Now()
+	resp, err := client.Consolidate(ctx, req)
+	// A refusal UNAVAILABLE (a dependency check timed out on a loaded machine) is
+	// retried, as callers do; the wall still counts from the first call.
+	for try := 1; status.Code(err) == codes.Unavailable && try <= 20; try++ {
+		consolidateRetries.Add(1)
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(time.Duration(min(try, 10)) * 200 * time.Millisecond):
+		}
+		resp, err = client.Consolidate(ctx, req)
+	}
+	answered := time.Now()
+	started()
+	if err != nil {
+		return Result{}, err
+	}
+	if tabs > 0 {
+		closeTabs := openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
+		defer func() {
+			if err := closeTabs(); err != nil {
+				fmt.Fprintf(os.Stderr, "dashboard tabs of consolidation %d: %v\n", resp.GetConsolidationId(), err)
+			}
+		}()
+	}
+	stream, err := client.WatchConsolidation(ctx, &consolidationv1.WatchConsolidationRequest{
+		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}})
+	if err != nil {
+		return Result{}, err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return Result{}, fmt.Errorf("watching consolidation %d: %w", resp.GetConsolidationId(), err)
+		}
+		if f := msg.GetFinal(); f != nil {
+			end := time.Now()
+			return Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end, Tabs: tabs}, nil
+		}
+	}
+}
