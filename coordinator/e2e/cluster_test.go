@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	// which a production build leaves out.
 	build := exec.Command("go", "build", "-tags", "faultinject", "-o", dir,
 		"github.com/nominacl/consolidation/coordinator/cmd/coordinator",
+		"github.com/nominacl/consolidation/coordinator/cmd/devcluster", // README's walk-through generates with it
 		"github.com/nominacl/consolidation/worker/cmd/worker")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the binaries: %v\n%s", err, out)
