@@ -266,7 +266,12 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 	s.closings = append(s.closings, c)
 	s.mu.Unlock()
 	err := retryDB(ctx, func(ctx context.Context) error {
-		sum, err := synth.Generate(ctx, s.pool, synth.Config{Employees: employees, Seed: s.seed*1000 + uint64(n)})
+		// Movements are the payroll's, matched by RUT and month whatever the
+		// closing (docs/rules.md), and two closings' random RUT ranges can
+		// overlap: each closing gets a year of its own, so no closing generated
+		// while another runs or is checked adds movements to its month.
+		sum, err := synth.Generate(ctx, s.pool, synth.Config{Employees: employees, Seed: s.seed*1000 + uint64(n),
+			Year: 2026 + n, Month: time.March})
 		c.id = sum.ClosingID
 		return err
 	})
