@@ -7,7 +7,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GRPC_GATEWAY_VERSION       := v2.34.0
 GOVULNCHECK_VERSION        := v1.10.0
-GO_TEST_FLAGS ?= -count=1 -timeout 15m
+GO_TEST_FLAGS ?= -count=1 -timeout 25m
 
 .DEFAULT_GOAL := help
 
@@ -47,7 +47,7 @@ test-faults: ## the end-to-end fault tests three times in a row (a flake fails C
 E2E_REPEAT ?= 2
 .PHONY: test-e2e-repeat
 test-e2e-repeat: ## the whole end-to-end suite E2E_REPEAT (2) more times in a row (with make test's run, three)
-	go test -count=$(E2E_REPEAT) -timeout 40m ./coordinator/e2e/
+	go test -count=$(E2E_REPEAT) -timeout 50m ./coordinator/e2e/
 
 # The chaos soak (coordinator/e2e/chaos_test.go, docs/reliability.md): the same
 # CHAOS_SEED draws the same sequence of faults.
