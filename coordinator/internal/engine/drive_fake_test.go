@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"maps"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,83 +26,80 @@ import (
 // attempts, and that no employee was counted twice. No process, no database: a
 // case takes milliseconds.
 
-// memProgress is the progress store in memory: a done set and hashes a run, with
-// the Redis store's counting (a chunk counts once, by the done set).
+// memProgress is the progress store in memory: a run's done chunks and its
+// progress, with the Redis store's counting (a chunk counts once, by its done
+// chunks; a lost or partial progress is left for Publish).
 type memProgress struct {
-	mu     sync.Mutex
-	done   map[int64]map[int]bool
-	hashes map[string]map[string]string
+	mu      sync.Mutex
+	done    map[int64]map[int]bool
+	runs    map[int64]progress.Snapshot
+	metrics map[int64]progress.Metrics
 }
 
 func newMemProgress() *memProgress {
-	return &memProgress{done: map[int64]map[int]bool{}, hashes: map[string]map[string]string{}}
-}
-
-func (p *memProgress) hash(runID int64, name string) map[string]string {
-	k := strconv.FormatInt(runID, 10) + "/" + name
-	if p.hashes[k] == nil {
-		p.hashes[k] = map[string]string{}
-	}
-	return p.hashes[k]
-}
-
-func incr(h map[string]string, field string, by int) {
-	n, _ := strconv.Atoi(h[field])
-	h[field] = strconv.Itoa(n + by)
+	return &memProgress{done: map[int64]map[int]bool{}, runs: map[int64]progress.Snapshot{},
+		metrics: map[int64]progress.Metrics{}}
 }
 
 func (p *memProgress) Ping(context.Context) error { return nil }
 
-func (p *memProgress) MarkDone(_ context.Context, runID, _ int64, chunk, employees, records int, _ time.Duration) (bool, bool, error) {
-	return p.mark(runID, chunk, employees, records, 0)
-}
-
-func (p *memProgress) MarkSplit(_ context.Context, runID, _ int64, chunk, halves int, _ time.Duration) (bool, bool, error) {
-	return p.mark(runID, chunk, 0, 0, halves)
-}
-
-func (p *memProgress) mark(runID int64, chunk, employees, records, halves int) (added, had bool, _ error) {
+func (p *memProgress) ChunkEnded(_ context.Context, run progress.Run, c progress.ChunkEnd) (first, found bool, _ error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done[runID] == nil {
-		p.done[runID] = map[int]bool{}
+	if p.done[run.ID] == nil {
+		p.done[run.ID] = map[int]bool{}
 	}
-	h := p.hash(runID, "progress")
-	added, had = !p.done[runID][chunk], h["total_chunks"] != ""
-	p.done[runID][chunk] = true
-	if added {
-		incr(h, "empleados_procesados", employees)
-		incr(h, "registros_creados", records)
-		if had {
-			incr(h, "total_chunks", halves)
-		}
+	s, found := p.runs[run.ID]
+	first = !p.done[run.ID][c.Index]
+	p.done[run.ID][c.Index] = true
+	if !found {
+		return first, false, nil
 	}
-	h["chunks_completados"] = strconv.Itoa(len(p.done[runID]))
-	return added, had, nil
+	if first {
+		s.EmployeesDone += c.Employees
+		s.Records += int64(c.Records)
+		s.TotalChunks += c.Halves
+	}
+	s.ChunksDone = len(p.done[run.ID])
+	p.runs[run.ID] = s
+	return first, true, nil
 }
 
-func (p *memProgress) Reset(_ context.Context, runID, _ int64, done []int, fields map[string]string, _ time.Duration) error {
+func (p *memProgress) Publish(_ context.Context, run progress.Run, done []int, s progress.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done[runID] = map[int]bool{}
+	p.done[run.ID] = map[int]bool{}
 	for _, c := range done {
-		p.done[runID][c] = true
+		p.done[run.ID][c] = true
 	}
-	maps.Copy(p.hash(runID, "progress"), fields)
+	p.runs[run.ID] = s
 	return nil
 }
 
-func (p *memProgress) Set(_ context.Context, runID, _ int64, name string, fields map[string]string, _ time.Duration) error {
+func (p *memProgress) Refresh(_ context.Context, run progress.Run, s progress.Snapshot) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	maps.Copy(p.hash(runID, name), fields)
+	cur, ok := p.runs[run.ID]
+	if !ok {
+		return nil
+	}
+	cur.Percent, cur.Elapsed, cur.ETA = s.Percent, s.Elapsed, s.ETA
+	p.runs[run.ID] = cur
 	return nil
 }
 
-func (p *memProgress) Get(_ context.Context, runID int64, name string) (map[string]string, error) {
+func (p *memProgress) Progress(_ context.Context, runID int64) (progress.Snapshot, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return maps.Clone(p.hash(runID, name)), nil
+	s, ok := p.runs[runID]
+	return s, ok, nil
+}
+
+func (p *memProgress) PublishMetrics(_ context.Context, run progress.Run, m progress.Metrics) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.metrics[run.ID] = m
+	return nil
 }
 
 // fakeWorkers are workers that commit into the in-memory ledger, slots at a
@@ -246,9 +241,8 @@ func (f *driveFixture) settled(want domain.Estado) store.Run {
 	require.True(t, f.ledger.AfterEndDone(f.runID), "the steps after the end were not done\n%s", f.logs)
 	require.Equal(t, 1, f.logs.finished(), "%s", f.logs)
 
-	fields, err := f.progress.Get(ctx, f.runID, "progress")
+	snap, ok, err := f.progress.Progress(ctx, f.runID)
 	require.NoError(t, err)
-	snap, ok := progress.ParseSnapshot(fields)
 	require.True(t, ok)
 	require.Equal(t, run.TotalChunks, snap.TotalChunks)
 	require.Equal(t, run.ChunksSucceeded+run.ChunksFailed+run.ChunksSplit, snap.ChunksDone)

@@ -6,7 +6,6 @@ package engine
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
@@ -21,19 +20,18 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 	if err != nil || !c.Status.Done() {
 		return
 	}
-	var added, hadHash bool
+	end := progress.ChunkEnd{Index: index}
 	switch c.Status {
 	case domain.ChunkSplit: // its two halves join the run's chunks
-		added, hadHash, err = e.progress.MarkSplit(ctx, run.ID, run.ClosingID, index, 2, e.cfg.KeyTTL)
+		end.Halves = 2
 	case domain.ChunkSucceeded:
-		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, c.Employees, c.Records, e.cfg.KeyTTL)
-	default:
-		added, hadHash, err = e.progress.MarkDone(ctx, run.ID, run.ClosingID, index, 0, 0, e.cfg.KeyTTL)
+		end.Employees, end.Records = c.Employees, c.Records
 	}
-	if added || err != nil { // once per chunk: the done set says whether it was recorded before
+	first, found, err := e.progress.ChunkEnded(ctx, e.progressRun(run), end)
+	if first || err != nil { // once per chunk: the store says whether it was recorded before
 		e.logger.InfoContext(ctx, msgChunkEnded, chunkSummary(run, c)...)
 	}
-	if err == nil && !hadHash {
+	if err == nil && !found {
 		err = e.rebuildProgress(ctx, run.ID)
 	}
 	if err == nil {
@@ -47,19 +45,16 @@ func (e *Engine) chunkEnded(ctx context.Context, run store.Run, index int) {
 
 // refreshProgress recomputes percent, elapsed and ETA from the counters.
 func (e *Engine) refreshProgress(ctx context.Context, run store.Run) error {
-	f, err := e.progress.Get(ctx, run.ID, "progress")
+	snap, ok, err := e.progress.Progress(ctx, run.ID)
 	if err != nil {
 		return err
 	}
-	snap, ok := progress.ParseSnapshot(f)
 	if !ok {
 		return e.rebuildProgress(ctx, run.ID)
 	}
 	snap = progress.Compute(snap, run.StartedAt, time.Now())
 	e.gauges.setPending(run.ID, snap.TotalChunks-snap.ChunksDone)
-	// Only the derived fields: the counters belong to MarkDone, which may have moved
-	// them since they were read here.
-	return e.progress.Set(ctx, run.ID, run.ClosingID, "progress", snap.DerivedFields(), e.cfg.KeyTTL)
+	return e.progress.Refresh(ctx, e.progressRun(run), snap)
 }
 
 // ledgerSnapshot computes a run's progress from the ledger, the source of truth.
@@ -91,7 +86,7 @@ func (e *Engine) rebuildProgress(ctx context.Context, runID int64) error {
 	if err != nil {
 		return err
 	}
-	if err := e.progress.Reset(ctx, runID, run.ClosingID, done, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
+	if err := e.progress.Publish(ctx, e.progressRun(run), done, snap); err != nil {
 		return err
 	}
 	e.gauges.setPending(runID, snap.TotalChunks-snap.ChunksDone)
@@ -101,19 +96,14 @@ func (e *Engine) rebuildProgress(ctx context.Context, runID int64) error {
 
 // ensureProgress rebuilds a run's progress when its Redis keys are gone.
 func (e *Engine) ensureProgress(ctx context.Context, runID int64) error {
-	f, err := e.progress.Get(ctx, runID, "progress")
-	if err != nil {
+	_, ok, err := e.progress.Progress(ctx, runID)
+	if err != nil || ok {
 		return err
-	}
-	if _, ok := progress.ParseSnapshot(f); ok {
-		return nil
 	}
 	return e.rebuildProgress(ctx, runID)
 }
 
-func (e *Engine) progressFields(run store.Run, s progress.Snapshot) map[string]string {
-	f := s.Fields()
-	f["consolidation_id"] = strconv.FormatInt(run.ID, 10)
-	f["closing_id"] = strconv.FormatInt(run.ClosingID, 10)
-	return f
+// progressRun is run as the progress store names it, kept KeyTTL.
+func (e *Engine) progressRun(run store.Run) progress.Run {
+	return progress.Run{ID: run.ID, ClosingID: run.ClosingID, KeepFor: e.cfg.KeyTTL}
 }

@@ -96,10 +96,8 @@ func (e *Engine) report(ctx context.Context, runID int64) (Report, error) {
 // when Redis lost it or the run is over.
 func (e *Engine) liveProgress(ctx context.Context, run store.Run) progress.Snapshot {
 	if !run.Finished() {
-		if f, err := e.progress.Get(ctx, run.ID, "progress"); err == nil {
-			if s, ok := progress.ParseSnapshot(f); ok {
-				return progress.Compute(s, run.StartedAt, time.Now())
-			}
+		if s, ok, err := e.progress.Progress(ctx, run.ID); err == nil && ok {
+			return progress.Compute(s, run.StartedAt, time.Now())
 		}
 	}
 	end := time.Now()

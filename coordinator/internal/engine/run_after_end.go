@@ -2,12 +2,12 @@ package engine
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -77,14 +77,10 @@ func (e *Engine) afterEndRedis(ctx context.Context, runID int64) (run store.Run,
 	if err != nil {
 		return run, "reading the closing's metrics", err
 	}
-	err = e.progress.Set(ctx, run.ID, run.ClosingID, "metrics", map[string]string{
-		"throughput_empleados_sec": strconv.FormatFloat(m.ThroughputEmpleadosSec, 'f', 1, 64),
-		"throughput_registros_sec": strconv.FormatFloat(m.ThroughputRegistrosSec, 'f', 1, 64),
-		"memoria_pico_mb":          strconv.FormatFloat(m.MemoriaPicoMB, 'f', 1, 64),
-		"cpu_promedio_percent":     strconv.FormatFloat(m.CPUPromedioPercent, 'f', 1, 64),
-		"tiempo_total":             strconv.FormatFloat(m.TiempoTotal, 'f', 3, 64),
-		"workers_utilizados":       strconv.Itoa(m.WorkersUtilizados),
-	}, e.cfg.KeyTTL)
+	err = e.progress.PublishMetrics(ctx, e.progressRun(run), progress.Metrics{
+		EmployeesPerSecond: m.ThroughputEmpleadosSec, RecordsPerSecond: m.ThroughputRegistrosSec,
+		PeakMemoryMB: m.MemoriaPicoMB, CPUPercent: m.CPUPromedioPercent, TotalSeconds: m.TiempoTotal,
+		Workers: m.WorkersUtilizados})
 	if err != nil {
 		return run, "the closing's metrics in redis", err
 	}

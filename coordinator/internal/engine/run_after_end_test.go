@@ -218,18 +218,25 @@ type deadProgress struct {
 	dead *atomic.Bool
 }
 
-func (p deadProgress) Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error {
+func (p deadProgress) Publish(ctx context.Context, run progress.Run, done []int, s progress.Snapshot) error {
 	if p.dead.Load() {
 		return errCrashed
 	}
-	return p.Store.Reset(ctx, runID, closingID, done, fields, ttl)
+	return p.Store.Publish(ctx, run, done, s)
 }
 
-func (p deadProgress) Set(ctx context.Context, runID, closingID int64, hash string, fields map[string]string, ttl time.Duration) error {
+func (p deadProgress) Refresh(ctx context.Context, run progress.Run, s progress.Snapshot) error {
 	if p.dead.Load() {
 		return errCrashed
 	}
-	return p.Store.Set(ctx, runID, closingID, hash, fields, ttl)
+	return p.Store.Refresh(ctx, run, s)
+}
+
+func (p deadProgress) PublishMetrics(ctx context.Context, run progress.Run, m progress.Metrics) error {
+	if p.dead.Load() {
+		return errCrashed
+	}
+	return p.Store.PublishMetrics(ctx, run, m)
 }
 
 type runKey struct{}
@@ -310,9 +317,12 @@ func (c *logCount) String() string {
 // endFixture is a closing of 20 employees in four chunks, its stores, and the
 // replicas that drive it.
 type endFixture struct {
-	t       *testing.T
-	pool    *pgxpool.Pool
-	redis   progress.Store
+	t     *testing.T
+	pool  *pgxpool.Pool
+	redis progress.Store
+	// client and prefix read the keys the store wrote.
+	client  *redis.Client
+	prefix  string
 	closing int64
 	logs    *logCount
 	// watchEvery is the replicas' WatchEvery (0: the default); hold, if set, is
@@ -333,7 +343,8 @@ func newEndFixture(t *testing.T) *endFixture {
 	require.NoError(t, err)
 	client := redis.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
-	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{}), closing: sum.ClosingID, logs: &logCount{}}
+	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{}),
+		client: client, prefix: r.Prefix, closing: sum.ClosingID, logs: &logCount{}}
 }
 
 const testLeaseTTL = 150 * time.Millisecond
@@ -416,12 +427,13 @@ func (f *endFixture) endsWhole(runID int64, want domain.Estado, loggedOnce bool)
 	require.NoError(t, f.pool.QueryRow(ctx, "SELECT estado FROM nomina_cierrenomina WHERE id = $1", f.closing).Scan(&closingEstado))
 	require.Equal(t, string(want), closingEstado)
 
-	fields, err := f.redis.Get(ctx, runID, "progress")
+	snap, ok, err := f.redis.Progress(ctx, runID)
 	require.NoError(t, err)
-	snap, ok := progress.ParseSnapshot(fields)
-	require.True(t, ok, "progress hash missing: %v", fields)
-	require.Equal(t, snap.TotalChunks, snap.ChunksDone, "progress: %v", fields)
-	metrics, err := f.redis.Get(ctx, runID, "metrics")
+	require.True(t, ok, "progress missing")
+	require.Equal(t, snap.TotalChunks, snap.ChunksDone, "progress: %+v", snap)
+	// The run's metrics hash (docs/architecture.md, "Exactly once, and faults"): the
+	// engine does not read it back.
+	metrics, err := f.client.HGetAll(ctx, fmt.Sprintf("%srun:%d:metrics", f.prefix, runID)).Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, metrics["tiempo_total"], "the closing's metrics hash was not written")
 

@@ -195,7 +195,7 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 		"mode", req.Mode, "policy", nr.Policy, "chunk_size", nr.ChunkSize, "chunks", len(nr.Chunks),
 		"employees", nr.TotalEmployees, "unmatched_novedades", nr.UnmatchedNovedades)
 	snap := progress.Compute(progress.Snapshot{TotalChunks: run.TotalChunks, TotalEmployees: run.TotalEmployees}, run.StartedAt, time.Now())
-	if err := e.progress.Reset(ctx, runID, run.ClosingID, nil, e.progressFields(run, snap), e.cfg.KeyTTL); err != nil {
+	if err := e.progress.Publish(ctx, e.progressRun(run), nil, snap); err != nil {
 		e.logger.WarnContext(ctx, "initializing progress in redis", "consolidation_id", runID, "error", err.Error())
 	}
 	e.launch(runID, run.TotalEmployees)

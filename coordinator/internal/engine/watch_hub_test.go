@@ -51,9 +51,9 @@ type countingProgress struct {
 	gets atomic.Int64
 }
 
-func (c *countingProgress) Get(ctx context.Context, runID int64, hash string) (map[string]string, error) {
+func (c *countingProgress) Progress(ctx context.Context, runID int64) (progress.Snapshot, bool, error) {
 	c.gets.Add(1)
-	return c.Store.Get(ctx, runID, hash)
+	return c.Store.Progress(ctx, runID)
 }
 
 // watchFixture is an engine on a real PostgreSQL and Redis, not running (nothing
@@ -107,7 +107,7 @@ func newWatchFixture(t *testing.T) *watchFixture {
 	run, err := l.ledger.GetRun(ctx, runID)
 	require.NoError(t, err)
 	snap := progress.Compute(progress.Snapshot{TotalChunks: 4, TotalEmployees: 20}, run.StartedAt, time.Now())
-	require.NoError(t, p.Reset(ctx, runID, closing.ID, nil, e.progressFields(run, snap), time.Hour))
+	require.NoError(t, p.Publish(ctx, progress.Run{ID: runID, ClosingID: closing.ID, KeepFor: time.Hour}, nil, snap))
 	l.reads.Store(0)
 	p.gets.Store(0)
 	return &watchFixture{t: t, e: e, ledger: l, progress: p, run: run}
@@ -116,7 +116,8 @@ func newWatchFixture(t *testing.T) *watchFixture {
 // chunkDone marks chunk i done in Redis, as a driver does, and notifies.
 func (f *watchFixture) chunkDone(i int) {
 	f.t.Helper()
-	_, _, err := f.progress.MarkDone(context.Background(), f.run.ID, f.run.ClosingID, i, 5, 120, time.Hour)
+	_, _, err := f.progress.ChunkEnded(context.Background(), progress.Run{ID: f.run.ID, ClosingID: f.run.ClosingID, KeepFor: time.Hour},
+		progress.ChunkEnd{Index: i, Employees: 5, Records: 120})
 	require.NoError(f.t, err)
 	f.e.notify(f.run.ID)
 }

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"time"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,8 +14,9 @@ import (
 // and {prefix}run:{id}:metrics (hashes). It mirrors the run's hashes to the old Celery design's
 // hashes of the closing, {prefix}progress_cierre_{closing} and
 // {prefix}metrics_cierre_{closing}: with the prefix "consolidacion_" these are the
-// seed's consolidacion_progress_cierre_{closing} and consolidacion_metrics_cierre_{closing}.
-// A closing's hashes show its latest run: the mirror is written in the same script
+// consolidacion_progress_cierre_{closing} and consolidacion_metrics_cierre_{closing}
+// the payroll application reads. Every key lives Run.KeepFor after its last
+// write. A closing's hashes show its latest run: the mirror is written in the same script
 // as the run's keys, and never over the hashes of a later run of the closing.
 //
 // Beside each closing hash the same script writes its value as the payroll
@@ -46,7 +47,7 @@ func NewRedisStore(client *redis.Client, prefix string, django DjangoCache) *Red
 // progress hash from the run's: the old Celery design's six fields, percent and seconds in
 // tenths as the old Celery design shows them ("50", "3.8"), and the run's id; and the same as
 // the Django cache's JSON (djangoProgress, with numbers, and the ETA also as
-// eta_segundos). A partial run hash (keys lost, not yet rebuilt by Reset) is not
+// eta_segundos). A partial run hash (keys lost, not yet published again) is not
 // mirrored. djangoMetrics writes a closing's metrics hash as the Django cache's
 // JSON: numbers where a field is one.
 const mirrorLua = `
@@ -83,10 +84,10 @@ local function djangoMetrics(closingMetrics, key, ttl)
 end
 `
 
-// markDone is idempotent under duplicates: a chunk counts once because the set
+// markDone (ChunkEnded) is idempotent under duplicates: a chunk counts once because the set
 // decides, never a bare INCR, and the mirror is rewritten from the counters. A
 // split chunk (halves > 0) adds its halves to total_chunks, the first time and
-// only to a whole hash (a missing one is left for Reset).
+// only to a whole hash (a missing one is left for Publish).
 // KEYS: done, run progress, closing progress, Django progress. ARGV: run, ttl, chunk, employees, records, halves.
 var markDone = redis.NewScript(mirrorLua + `
 local added = redis.call('SADD', KEYS[1], ARGV[3])
@@ -105,7 +106,7 @@ if current(KEYS[3], ARGV[1]) then mirror(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARG
 return {added, had}
 `)
 
-// reset replaces the done set and writes the progress fields; a new run of the
+// reset (Publish) replaces the done set and writes the progress fields; a new run of the
 // closing drops the metrics of the previous one.
 // KEYS: done, run progress, closing progress, closing metrics, Django progress, Django metrics.
 // ARGV: run, ttl, n, n done chunks, then field/value pairs.
@@ -149,30 +150,25 @@ return 1
 
 func (r *RedisStore) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
 
-func (r *RedisStore) MarkDone(ctx context.Context, runID, closingID int64, chunk, employees, records int, ttl time.Duration) (bool, bool, error) {
-	return r.markDone(ctx, runID, closingID, chunk, employees, records, 0, ttl)
-}
-
-func (r *RedisStore) MarkSplit(ctx context.Context, runID, closingID int64, chunk, halves int, ttl time.Duration) (bool, bool, error) {
-	return r.markDone(ctx, runID, closingID, chunk, 0, 0, halves, ttl)
-}
-
-func (r *RedisStore) markDone(ctx context.Context, runID, closingID int64, chunk, employees, records, halves int, ttl time.Duration) (bool, bool, error) {
-	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"), r.closingKey(closingID, "progress"),
-		r.djangoKey(closingID, "progress")}
-	res, err := markDone.Run(ctx, r.client, keys, runID, ttl.Milliseconds(), chunk, employees, records, halves).Int64Slice()
+func (r *RedisStore) ChunkEnded(ctx context.Context, run Run, c ChunkEnd) (first, found bool, err error) {
+	keys := []string{r.runKey(run.ID, "done"), r.runKey(run.ID, "progress"), r.closingKey(run.ClosingID, "progress"),
+		r.djangoKey(run.ClosingID, "progress")}
+	res, err := markDone.Run(ctx, r.client, keys, run.ID, run.KeepFor.Milliseconds(), c.Index, c.Employees, c.Records, c.Halves).Int64Slice()
 	if err != nil {
 		return false, false, err
 	}
 	return res[0] == 1, res[1] == 1, nil
 }
 
-func (r *RedisStore) Reset(ctx context.Context, runID, closingID int64, done []int, fields map[string]string, ttl time.Duration) error {
-	keys := []string{r.runKey(runID, "done"), r.runKey(runID, "progress"),
-		r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics"),
-		r.djangoKey(closingID, "progress"), r.djangoKey(closingID, "metrics")}
+func (r *RedisStore) Publish(ctx context.Context, run Run, done []int, s Snapshot) error {
+	fields := s.fields()
+	fields["consolidation_id"] = strconv.FormatInt(run.ID, 10)
+	fields["closing_id"] = strconv.FormatInt(run.ClosingID, 10)
+	keys := []string{r.runKey(run.ID, "done"), r.runKey(run.ID, "progress"),
+		r.closingKey(run.ClosingID, "progress"), r.closingKey(run.ClosingID, "metrics"),
+		r.djangoKey(run.ClosingID, "progress"), r.djangoKey(run.ClosingID, "metrics")}
 	args := make([]any, 0, 3+len(done)+2*len(fields))
-	args = append(args, runID, ttl.Milliseconds(), len(done))
+	args = append(args, run.ID, run.KeepFor.Milliseconds(), len(done))
 	for _, d := range done {
 		args = append(args, d)
 	}
@@ -180,22 +176,34 @@ func (r *RedisStore) Reset(ctx context.Context, runID, closingID int64, done []i
 	return reset.Run(ctx, r.client, keys, args...).Err()
 }
 
-func (r *RedisStore) Set(ctx context.Context, runID, closingID int64, hash string, fields map[string]string, ttl time.Duration) error {
-	if len(fields) == 0 {
-		return nil
+func (r *RedisStore) Refresh(ctx context.Context, run Run, s Snapshot) error {
+	return r.set(ctx, run, "progress", s.derivedFields())
+}
+
+func (r *RedisStore) Progress(ctx context.Context, runID int64) (Snapshot, bool, error) {
+	f, err := r.client.HGetAll(ctx, r.runKey(runID, "progress")).Result()
+	if err != nil {
+		return Snapshot{}, false, err
 	}
-	keys := []string{r.runKey(runID, hash), r.closingKey(closingID, "progress"), r.closingKey(closingID, "metrics"),
-		r.djangoKey(closingID, "progress"), r.djangoKey(closingID, "metrics")}
-	args := appendPairs([]any{runID, ttl.Milliseconds(), hash}, fields)
+	s, ok := parseSnapshot(f)
+	return s, ok, nil
+}
+
+func (r *RedisStore) PublishMetrics(ctx context.Context, run Run, m Metrics) error {
+	return r.set(ctx, run, "metrics", m.fields())
+}
+
+// set updates fields of the run's "progress" or "metrics" hash and mirrors it to
+// the closing's.
+func (r *RedisStore) set(ctx context.Context, run Run, hash string, fields map[string]string) error {
+	keys := []string{r.runKey(run.ID, hash), r.closingKey(run.ClosingID, "progress"), r.closingKey(run.ClosingID, "metrics"),
+		r.djangoKey(run.ClosingID, "progress"), r.djangoKey(run.ClosingID, "metrics")}
+	args := appendPairs([]any{run.ID, run.KeepFor.Milliseconds(), hash}, fields)
 	return set.Run(ctx, r.client, keys, args...).Err()
 }
 
-func (r *RedisStore) Get(ctx context.Context, runID int64, hash string) (map[string]string, error) {
-	return r.client.HGetAll(ctx, r.runKey(runID, hash)).Result()
-}
-
 // DropRun deletes a run's own keys (its done set, progress and metrics hashes),
-// when its ledger is pruned. They expire long before that (KeyTTL); this removes
+// when its ledger is pruned. They expire long before that (Run.KeepFor); this removes
 // any a longer TTL left. The closing's hashes are left: they show its latest run.
 func (r *RedisStore) DropRun(ctx context.Context, runID int64) error {
 	return r.client.Del(ctx, r.runKey(runID, "done"), r.runKey(runID, "progress"), r.runKey(runID, "metrics")).Err()

@@ -34,8 +34,8 @@ func Compute(s Snapshot, startedAt, now time.Time) Snapshot {
 	return s
 }
 
-// Fields renders a snapshot as the old Celery design's progress hash.
-func (s Snapshot) Fields() map[string]string {
+// fields renders a snapshot as the old Celery design's progress hash.
+func (s Snapshot) fields() map[string]string {
 	return map[string]string{
 		"total_chunks":         strconv.Itoa(s.TotalChunks),
 		"chunks_completados":   strconv.Itoa(s.ChunksDone),
@@ -48,11 +48,11 @@ func (s Snapshot) Fields() map[string]string {
 	}
 }
 
-// DerivedFields are the fields of the progress hash computed from its counters
-// (percent, elapsed, ETA): what a refresh writes, so it never writes back counters
-// it read while a concurrent MarkDone was moving them.
-func (s Snapshot) DerivedFields() map[string]string {
-	f := s.Fields()
+// derivedFields are the fields of the progress hash computed from its counters
+// (percent, elapsed, ETA): what Refresh writes, so it never writes back counters
+// it read while a concurrent ChunkEnded was moving them.
+func (s Snapshot) derivedFields() map[string]string {
+	f := s.fields()
 	return map[string]string{
 		"progreso_porcentaje": f["progreso_porcentaje"],
 		"tiempo_transcurrido": f["tiempo_transcurrido"],
@@ -60,8 +60,8 @@ func (s Snapshot) DerivedFields() map[string]string {
 	}
 }
 
-// ParseSnapshot reads a progress hash; ok is false when it is missing or partial.
-func ParseSnapshot(f map[string]string) (s Snapshot, ok bool) {
+// parseSnapshot reads a progress hash; ok is false when it is missing or partial.
+func parseSnapshot(f map[string]string) (s Snapshot, ok bool) {
 	ints := []struct {
 		key string
 		dst *int

@@ -32,7 +32,7 @@ func TestComputeAndRoundTrip(t *testing.T) {
 			require.Equal(t, tt.eta, got.ETA)
 			require.Equal(t, tt.now.Sub(start), got.Elapsed)
 
-			back, ok := ParseSnapshot(got.Fields())
+			back, ok := parseSnapshot(got.fields())
 			require.True(t, ok)
 			require.Equal(t, got, back, "the progress hash gives back what was written")
 		})
@@ -41,15 +41,15 @@ func TestComputeAndRoundTrip(t *testing.T) {
 
 func TestParseSnapshotMissing(t *testing.T) {
 	t.Parallel()
-	_, ok := ParseSnapshot(map[string]string{})
+	_, ok := parseSnapshot(map[string]string{})
 	require.False(t, ok, "an empty hash (Redis lost it) is not progress")
-	_, ok = ParseSnapshot(map[string]string{"total_chunks": "3", "chunks_completados": "1"})
+	_, ok = parseSnapshot(map[string]string{"total_chunks": "3", "chunks_completados": "1"})
 	require.False(t, ok, "a partial hash is not progress")
 }
 
 func TestSeedFieldNames(t *testing.T) {
 	t.Parallel()
-	f := Snapshot{TotalChunks: 2, ChunksDone: 1, EmployeesDone: 66}.Fields()
+	f := Snapshot{TotalChunks: 2, ChunksDone: 1, EmployeesDone: 66}.fields()
 	for _, k := range []string{"total_chunks", "chunks_completados", "progreso_porcentaje", "empleados_procesados",
 		"tiempo_transcurrido", "eta_restante"} {
 		require.Contains(t, f, k)
@@ -58,7 +58,7 @@ func TestSeedFieldNames(t *testing.T) {
 
 func TestDerivedFieldsCarryNoCounter(t *testing.T) {
 	t.Parallel()
-	f := Snapshot{TotalChunks: 4, ChunksDone: 2, EmployeesDone: 200, TotalEmployees: 400, Percent: 50}.DerivedFields()
+	f := Snapshot{TotalChunks: 4, ChunksDone: 2, EmployeesDone: 200, TotalEmployees: 400, Percent: 50}.derivedFields()
 	require.Len(t, f, 3)
 	require.Equal(t, "50.0", f["progreso_porcentaje"])
 	for _, counter := range []string{"total_chunks", "chunks_completados", "empleados_procesados", "total_empleados", "registros_creados"} {

@@ -43,8 +43,9 @@ func TestPrunerDropsOldRunsLedgersAndKeys(t *testing.T) {
 		id, err := store.StartRun(ctx, pool, store.NewRun{ClosingID: 1, Mode: domain.ModeFull, Policy: domain.PolicySeed,
 			ChunkSize: 10, PreviousEstado: c.Estado, Deadline: time.Now().Add(time.Hour), TotalEmployees: 20, Chunks: chunks})
 		require.NoError(t, err)
-		require.NoError(t, keys.Set(ctx, id, 1, "progress", map[string]string{"total_chunks": "2"}, time.Hour))
-		require.NoError(t, keys.Set(ctx, id, 1, "metrics", map[string]string{"tiempo_total": "1.0"}, time.Hour))
+		run := progress.Run{ID: id, ClosingID: 1, KeepFor: time.Hour}
+		require.NoError(t, keys.Publish(ctx, run, nil, progress.Snapshot{TotalChunks: 2, TotalEmployees: 20}))
+		require.NoError(t, keys.PublishMetrics(ctx, run, progress.Metrics{TotalSeconds: 1}))
 		return id
 	}
 	end := func(id int64, daysAgo int) {
