@@ -16,13 +16,11 @@ import (
 // check is a dry run of consolidate (Consolidate with validate_only): every
 // refusal a real start would give, or the plan of the run it would start.
 func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("check")
-	conn := addConnFlags(fs)
+	fs := newCallFlags("check")
 	closing := fs.Int64("closing", 0, "closing id to check")
-	startReq := addStartFlags(fs)
+	startReq := addStartFlags(fs.FlagSet)
 	chunks := fs.Bool("chunks", false, "print every planned chunk")
-	out := addOutput(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	req, err := startReq(*closing)
@@ -30,7 +28,7 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return usageErrorf("%v", err)
 	}
 	req.ValidateOnly = true
-	client, closeConn, err := conn.dial(ctx)
+	client, closeConn, err := fs.conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -39,7 +37,7 @@ func check(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return out.print(stdout, resp, func(w io.Writer) {
+	return fs.out.print(stdout, resp, func(w io.Writer) {
 		p, _ := domainpb.PolicyFromProto(resp.GetChunkPolicy())
 		fmt.Fprintf(w, "closing %d (estado %s) may be consolidated; nothing was started\n", resp.GetClosingId(), resp.GetEstado())
 		fmt.Fprintf(w, "  plan          %d employees in %d chunks (policy %s, size %d)\n", resp.GetTotalEmployees(),

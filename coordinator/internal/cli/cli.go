@@ -88,6 +88,23 @@ type connFlags struct {
 	plaintext                       *bool
 }
 
+// callFlags are the flags of a command that calls the coordinator and prints
+// its answers: the connection's (connFlags) and -json (output). The command adds
+// its own to the FlagSet.
+type callFlags struct {
+	*flag.FlagSet
+	conn connFlags
+	out  output
+}
+
+func newCallFlags(name string) callFlags {
+	fs := newFlagSet(name)
+	return callFlags{FlagSet: fs, conn: addConnFlags(fs), out: addOutput(fs)}
+}
+
+// parse parses the command's arguments (parseFlags).
+func (f callFlags) parse(args []string) error { return parseFlags(f.FlagSet, args) }
+
 func addConnFlags(fs *flag.FlagSet) connFlags {
 	return connFlags{
 		addr: fs.String("addr", cmp.Or(os.Getenv("COORDINATOR_ADDR"), "localhost:50051"), "coordinator address host:port"),
@@ -191,13 +208,11 @@ func (c connFlags) conn() (*grpc.ClientConn, error) {
 // healthCmd asks a server's gRPC health, as a kubelet probe does: grpcurl cannot
 // on HEALTH_ADDR, which serves no reflection.
 func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("health")
-	c := addConnFlags(fs)
-	out := addOutput(fs)
-	if err := parseFlags(fs, args); err != nil {
+	fs := newCallFlags("health")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	conn, err := c.conn()
+	conn, err := fs.conn.conn()
 	if err != nil {
 		return err
 	}
@@ -206,11 +221,11 @@ func healthCmd(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if code := status.Code(err); code == codes.Unavailable || code == codes.DeadlineExceeded {
-		return c.unreachable(err)
+		return fs.conn.unreachable(err)
 	} else if err != nil {
 		return err
 	}
-	if err := out.print(stdout, resp, func(w io.Writer) { fmt.Fprintln(w, resp.GetStatus()) }); err != nil {
+	if err := fs.out.print(stdout, resp, func(w io.Writer) { fmt.Fprintln(w, resp.GetStatus()) }); err != nil {
 		return err
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
@@ -239,15 +254,13 @@ func Consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("consolidate")
-	conn := addConnFlags(fs)
+	fs := newCallFlags("consolidate")
 	closing := fs.Int64("closing", 0, "closing id to consolidate")
-	startReq := addStartFlags(fs)
+	startReq := addStartFlags(fs.FlagSet)
 	requestID := fs.String("request-id", "", "idempotency key: the same id for the same closing returns the run it started")
 	noWatch := fs.Bool("no-watch", false, "return after starting")
 	yes := fs.Bool("yes", false, "with -force: do not ask for confirmation (a script must say it)")
-	out := addOutput(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	req, err := startReq(*closing)
@@ -261,7 +274,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	}
-	client, closeConn, err := conn.dial(ctx)
+	client, closeConn, err := fs.conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -270,7 +283,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return inFlagTerms(err, req)
 	}
-	err = out.print(stdout, resp, func(w io.Writer) {
+	err = fs.out.print(stdout, resp, func(w io.Writer) {
 		fmt.Fprintf(w, "consolidation %d of closing %d started: %d employees in %d chunks\n",
 			resp.GetConsolidationId(), resp.GetClosingId(), resp.GetTotalEmployees(), resp.GetTotalChunks())
 	})
@@ -278,7 +291,7 @@ func consolidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	return follow(ctx, client, &consolidationv1.WatchConsolidationRequest{
-		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, out, stdout, stderr)
+		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}}, fs.out, stdout, stderr)
 }
 
 // inFlagTerms says a Consolidate refusal in cierrectl's words where the API's
@@ -310,22 +323,20 @@ type refCommand struct {
 // run parses -addr, -closing/-run, -json (and -yes when the command asks),
 // dials the coordinator, refuses what cannot apply, confirms and does the command.
 func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet(c.name)
-	conn := addConnFlags(fs)
-	flags := addRef(fs)
-	out := addOutput(fs)
+	fs := newCallFlags(c.name)
+	flags := addRef(fs.FlagSet)
 	var yes *bool
 	if c.ask != nil {
 		yes = fs.Bool("yes", false, "do not ask for confirmation (a script must say it)")
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := flags.check(); err != nil {
 		return err
 	}
 	r := ref{run: *flags.run, closing: *flags.closing}
-	client, closeConn, err := conn.dial(ctx)
+	client, closeConn, err := fs.conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -340,7 +351,7 @@ func (c refCommand) run(ctx context.Context, args []string, stdout, stderr io.Wr
 			return err
 		}
 	}
-	return c.do(ctx, client, r, out, stdout, stderr)
+	return c.do(ctx, client, r, fs.out, stdout, stderr)
 }
 
 // ref is a run id, or a closing id meaning its latest run.

@@ -18,12 +18,10 @@ import (
 
 // explain prints, for one employee of a closing, where each figure comes from.
 func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("explain")
-	conn := addConnFlags(fs)
+	fs := newCallFlags("explain")
 	closing := fs.Int64("closing", 0, "closing id")
 	rutFlag := fs.String("rut", "", "the employee's RUT, in any spelling (12.345.678-5, 12345678-5)")
-	out := addOutput(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *closing <= 0 || *rutFlag == "" {
@@ -32,7 +30,7 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := checkRUT(*rutFlag); err != nil {
 		return err
 	}
-	client, closeConn, err := conn.dial(ctx)
+	client, closeConn, err := fs.conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -41,7 +39,7 @@ func explain(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return out.print(stdout, resp, func(w io.Writer) { printExplanation(w, resp) })
+	return fs.out.print(stdout, resp, func(w io.Writer) { printExplanation(w, resp) })
 }
 
 // checkRUT refuses a -rut that is no RUT before anything is sent, echoing it

@@ -16,15 +16,13 @@ import (
 // list prints the run history, newest first, following the pages until -limit
 // runs are printed.
 func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("list")
-	conn := addConnFlags(fs)
+	fs := newCallFlags("list")
 	closing := fs.Int64("closing", 0, "only the runs of this closing")
 	estado := fs.String("estado", "", "only the runs in this estado (e.g. consolidacion_parcial)")
 	since := fs.String("since", "", "only the runs started at or after this time (RFC 3339)")
 	until := fs.String("until", "", "only the runs started before this time (RFC 3339)")
 	limit := fs.Int("limit", 50, "at most this many runs")
-	out := addOutput(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *limit <= 0 {
@@ -44,7 +42,7 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		*t.dst = timestamppb.New(at)
 	}
-	client, closeConn, err := conn.dial(ctx)
+	client, closeConn, err := fs.conn.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -60,7 +58,7 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		for _, c := range resp.GetConsolidations() {
 			printed++
-			err := out.print(stdout, c, func(io.Writer) {
+			err := fs.out.print(stdout, c, func(io.Writer) {
 				if printed == 1 { // the header, over the first row: an empty list says so instead
 					fmt.Fprintln(w, "RUN\tCLOSING\tESTADO\tSTARTED\tFINISHED\tEMPLOYEES\tLÍQUIDO\tREQUESTED BY")
 				}
@@ -84,7 +82,7 @@ func list(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if printed == 0 && !out.isJSON() {
+	if printed == 0 && !fs.out.isJSON() {
 		fmt.Fprintln(stdout, "no consolidation matches")
 	}
 	return nil
