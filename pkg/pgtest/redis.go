@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nominacl/consolidation/pkg/localdb"
 )
 
@@ -50,4 +52,17 @@ func NewRedis(t testing.TB) Redis {
 		t.Fatalf("pgtest: TEST_REDIS_URL: %v", err)
 	}
 	return Redis{URL: redisURL, Prefix: fmt.Sprintf("test%s%d:", randomSuffix(), redisSeq.Add(1))}
+}
+
+// Client is a go-redis client of r's server, closed when the test ends. Its keys
+// are the test's own when they start with r.Prefix.
+func (r Redis) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatalf("pgtest: redis URL: %v", err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -339,10 +339,7 @@ func newEndFixture(t *testing.T) *endFixture {
 	sum, err := synth.Generate(t.Context(), pool, synth.Config{Employees: 20, Seed: 3})
 	require.NoError(t, err)
 	r := pgtest.NewRedis(t)
-	opt, err := redis.ParseURL(r.URL)
-	require.NoError(t, err)
-	client := redis.NewClient(opt)
-	t.Cleanup(func() { _ = client.Close() })
+	client := r.Client(t)
 	return &endFixture{t: t, pool: pool, redis: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{}),
 		client: client, prefix: r.Prefix, closing: sum.ClosingID, logs: &logCount{}}
 }

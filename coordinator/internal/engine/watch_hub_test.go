@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
@@ -76,10 +75,7 @@ func newWatchFixture(t *testing.T) *watchFixture {
 	closing, err := store.GetClosing(ctx, pool, sum.ClosingID)
 	require.NoError(t, err)
 	r := pgtest.NewRedis(t)
-	opt, err := redis.ParseURL(r.URL)
-	require.NoError(t, err)
-	client := redis.NewClient(opt)
-	t.Cleanup(func() { _ = client.Close() })
+	client := r.Client(t)
 
 	l := &countingLedger{ledger: pgStore{pool: pool}}
 	p := &countingProgress{Store: progress.NewRedisStore(client, r.Prefix, progress.DjangoCache{})}

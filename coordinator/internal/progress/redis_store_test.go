@@ -19,10 +19,7 @@ const testTTL = time.Hour
 func newTestStore(t *testing.T) (*RedisStore, *redis.Client, string) {
 	t.Helper()
 	r := pgtest.NewRedis(t)
-	opt, err := redis.ParseURL(r.URL)
-	require.NoError(t, err)
-	client := redis.NewClient(opt)
-	t.Cleanup(func() { _ = client.Close() })
+	client := r.Client(t)
 	return NewRedisStore(client, r.Prefix, DjangoCache{}), client, r.Prefix
 }
 
@@ -350,10 +347,7 @@ func TestRedisStoreWritesTheDjangoCacheValues(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := pgtest.NewRedis(t)
-	opt, err := redis.ParseURL(r.URL)
-	require.NoError(t, err)
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
+	c := r.Client(t)
 	// The test's key space is its Redis prefix; Django's prefix goes before it.
 	s := NewRedisStore(c, r.Prefix, DjangoCache{KeyPrefix: "nomina", Version: 3})
 	progressKey, metricsKey := "nomina:3:"+r.Prefix+"progress_cierre_4", "nomina:3:"+r.Prefix+"metrics_cierre_4"
@@ -374,7 +368,7 @@ func TestRedisStoreWritesTheDjangoCacheValues(t *testing.T) {
 	require.Equal(t, map[string]any{"total_chunks": 3.0, "chunks_completados": 0.0, "progreso_porcentaje": 0.0,
 		"empleados_procesados": 0.0, "tiempo_transcurrido": 3.8, "eta_restante": 0.0, "eta_segundos": 0.0,
 		"consolidation_id": 50.0}, get(progressKey))
-	_, _, err = s.ChunkEnded(ctx, testRun(50, 4), ChunkEnd{Index: 0, Employees: 66, Records: 1584})
+	_, _, err := s.ChunkEnded(ctx, testRun(50, 4), ChunkEnd{Index: 0, Employees: 66, Records: 1584})
 	require.NoError(t, err)
 	snap = Snapshot{TotalChunks: 3, ChunksDone: 1, EmployeesDone: 66, TotalEmployees: 200, Percent: 33.3333,
 		Elapsed: 4 * time.Second, ETA: 8049 * time.Millisecond}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/coordinator/internal/progress"
@@ -27,13 +26,10 @@ func TestPrunerDropsOldRunsLedgersAndKeys(t *testing.T) {
 	ctx := t.Context()
 	pool := pgtest.NewPool(t)
 	r := pgtest.NewRedis(t)
-	opt, err := redis.ParseURL(r.URL)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := r.Client(t)
 	keys := progress.NewRedisStore(rdb, r.Prefix, progress.DjangoCache{})
 
-	_, err = pool.Exec(ctx, `INSERT INTO nomina_cierrenomina (id, mes, anno, estado) VALUES (1, 3, 2026, $1)`, domain.EstadoVerificado)
+	_, err := pool.Exec(ctx, `INSERT INTO nomina_cierrenomina (id, mes, anno, estado) VALUES (1, 3, 2026, $1)`, domain.EstadoVerificado)
 	require.NoError(t, err)
 	chunks := []store.ChunkRange{{Index: 0, FirstID: 1, LastID: 10, Employees: 10}, {Index: 1, FirstID: 11, LastID: 20, Employees: 10}}
 	// start starts a run of closing 1 and gives it progress keys.
