@@ -140,6 +140,9 @@ const (
 	// DjangoOnlySchema is Django's tables with none of the service's migrations
 	// applied, for tests of the migrations themselves.
 	DjangoOnlySchema
+	// EmptySchema is a database with nothing in it (a copy of template0), for
+	// tests of the migrations on a new database.
+	EmptySchema
 )
 
 func (s Schema) String() string {
@@ -150,6 +153,8 @@ func (s Schema) String() string {
 		return "django"
 	case DjangoOnlySchema:
 		return "django-only"
+	case EmptySchema:
+		return "empty"
 	}
 	return fmt.Sprintf("Schema(%d)", int(s))
 }
@@ -185,6 +190,8 @@ func NewDatabaseWith(t testing.TB, s Schema) string {
 		template, err = env.django()
 	case DjangoOnlySchema:
 		template, err = env.djangoOnly()
+	case EmptySchema:
+		template = "template0"
 	default:
 		err = fmt.Errorf("unknown schema %v", s)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/pgtest"
@@ -22,20 +21,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// A database with nothing in it, not the pre-migrated template.
-	admin, err := pgxpool.New(ctx, pgtest.AdminURL(t))
-	require.NoError(t, err)
-	defer admin.Close()
-	_, err = admin.Exec(ctx, "CREATE DATABASE migrate_twice")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS migrate_twice WITH (FORCE)")
-	})
-	cfg, err := pgxpool.ParseConfig(pgtest.AdminURL(t))
-	require.NoError(t, err)
-	cfg.ConnConfig.Database = "migrate_twice"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := pgtest.OpenPool(t, pgtest.NewDatabaseWith(t, pgtest.EmptySchema))
 
 	all, err := schema.Migrations()
 	require.NoError(t, err)
