@@ -22,9 +22,7 @@ import (
 // test's own.
 func writeCA(t *testing.T, name string) (*devca.CA, string) {
 	t.Helper()
-	ca, err := devca.NewCA(name)
-	require.NoError(t, err)
-	path, err := ca.WriteCAFile(t.TempDir())
+	ca, path, err := devca.NewCAFile(name, t.TempDir())
 	require.NoError(t, err)
 	return ca, path
 }

@@ -174,6 +174,17 @@ func (ca *CA) WriteCAFile(dir string) (string, error) {
 	return path, os.WriteFile(path, ca.PEM, 0o600)
 }
 
+// NewCAFile makes a CA named name and writes its certificate into dir
+// (WriteCAFile); it returns the CA and the file's path.
+func NewCAFile(name, dir string) (*CA, string, error) {
+	ca, err := NewCA(name)
+	if err != nil {
+		return nil, "", err
+	}
+	path, err := ca.WriteCAFile(dir)
+	return ca, path, err
+}
+
 // Paths are the files WriteBundle writes into dir.
 func Paths(dir string) (cert, key, ca string) {
 	return filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile)

@@ -19,9 +19,7 @@ import (
 // caFile writes a new CA's certificate into a file of the test's own.
 func caFile(t *testing.T, name string) (*devca.CA, string) {
 	t.Helper()
-	ca, err := devca.NewCA(name)
-	require.NoError(t, err)
-	path, err := ca.WriteCAFile(t.TempDir())
+	ca, path, err := devca.NewCAFile(name, t.TempDir())
 	require.NoError(t, err)
 	return ca, path
 }
