@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -44,29 +43,18 @@ func openTabs(ctx context.Context, addr string, n int, runID int64) func() error
 // tab is one simulated tab on a run page until the run's final event.
 func tab(ctx context.Context, page string) error {
 	get := func(url string) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpGet(ctx, url)
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
 		_, err = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
 		return err
 	}
 	if err := get(page); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, page+"/events", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpGet(ctx, page+"/events")
 	if err != nil {
 		return err
 	}
