@@ -47,7 +47,7 @@ func TestParseSnapshotMissing(t *testing.T) {
 	require.False(t, ok, "a partial hash is not progress")
 }
 
-func TestSeedFieldNames(t *testing.T) {
+func TestProgressFieldsAreTheOnesTheApplicationReads(t *testing.T) {
 	t.Parallel()
 	f := Snapshot{TotalChunks: 2, ChunksDone: 1, EmployeesDone: 66}.fields()
 	for _, k := range []string{"total_chunks", "chunks_completados", "progreso_porcentaje", "empleados_procesados",
