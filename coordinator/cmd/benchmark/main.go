@@ -102,6 +102,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchmark: -read-load-paired and -dashboard-paired each pair the closings: give one")
 		os.Exit(2)
 	}
+	if *readPaired && *repeat%2 != 0 {
+		fmt.Fprintln(os.Stderr, "benchmark: -read-load-paired measures pairs (unloaded, then loaded): give an even -repeat (6 for 3 pairs)")
+		os.Exit(2)
+	}
 	if (*readLoad || *readPaired) && (*closing != 0 || *monthEnd) {
 		fmt.Fprintln(os.Stderr, "benchmark: -read-load loads the closings of -sizes, not -closing or -month-end")
 		os.Exit(2)
