@@ -21,7 +21,8 @@ var shipped = []string{
 
 // devOnly are the packages of the development tools and the tests: throwaway
 // servers (localdb runs apt-get), synthetic closings, the dev CA, the local
-// cluster, the benchmark and the test harnesses.
+// cluster, the benchmark, its and the end-to-end tests' read load, and the test
+// harnesses.
 var devOnly = []string{
 	module + "pkg/localdb",
 	module + "pkg/synth",
@@ -31,6 +32,7 @@ var devOnly = []string{
 	module + "coordinator/internal/engine/ledgertest",
 	module + "coordinator/internal/launch",
 	module + "coordinator/internal/bench",
+	module + "coordinator/internal/readload",
 	module + "coordinator/internal/devcluster",
 	"testing",
 }

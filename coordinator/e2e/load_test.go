@@ -2,25 +2,17 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/nominacl/consolidation/coordinator/internal/server"
+	"github.com/nominacl/consolidation/coordinator/internal/readload"
 	"github.com/nominacl/consolidation/pkg/domain"
-	"github.com/nominacl/consolidation/pkg/grpcx"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -47,94 +39,19 @@ func TestReadsAndJunkCannotStarveARun(t *testing.T) {
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing})
 	runID := resp.GetConsolidationId()
 
-	var (
-		running      atomic.Bool
-		wg           sync.WaitGroup
-		mu           sync.Mutex
-		readCodes    = map[codes.Code]int{}
-		unavailable  = map[string]int{} // messages of UNAVAILABLE reads
-		junkCodes    = map[codes.Code]int{}
-		missingRetry atomic.Int64
-	)
-	running.Store(true)
-	note := func(m map[codes.Code]int, err error) {
-		mu.Lock()
-		m[status.Code(err)]++
-		mu.Unlock()
-	}
-	// A reader repeats its call until the run ends, waiting the RetryInfo's delay
-	// when shed, as a well-behaved client does.
-	reader := func(call func() error) {
-		defer wg.Done()
-		for n := 0; n == 0 || running.Load(); n++ {
-			err := call()
-			note(readCodes, err)
-			if status.Code(err) == codes.Unavailable {
-				mu.Lock()
-				unavailable[status.Convert(err).Message()]++
-				mu.Unlock()
-			}
-			if status.Code(err) != codes.ResourceExhausted {
-				continue
-			}
-			delay := time.Duration(0)
-			for _, d := range status.Convert(err).Details() {
-				if ri, ok := d.(*errdetails.RetryInfo); ok {
-					delay = ri.GetRetryDelay().AsDuration()
-				}
-			}
-			if delay <= 0 {
-				missingRetry.Add(1)
-				delay = server.ReadRetryDelay
-			}
-			time.Sleep(delay)
-		}
-	}
-	export := func() error {
-		stream, err := c.client.ExportConsolidation(ctx, &consolidationv1.ExportConsolidationRequest{ClosingId: read})
-		if err != nil {
-			return err
-		}
-		for {
-			if _, err := stream.Recv(); errors.Is(err, io.EOF) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-		}
-	}
-	dryRun := func() error {
-		_, err := c.client.Consolidate(ctx, &consolidationv1.ConsolidateRequest{ClosingId: read, Force: true, ValidateOnly: true})
-		return err
-	}
-	for range readers {
-		wg.Add(1)
-		go reader(export)
-	}
-	for range dryRunners {
-		wg.Add(1)
-		go reader(dryRun)
-	}
-	var workers []consolidationv1.WorkerServiceClient
+	var addrs []string
 	for _, w := range c.workers {
-		conn, err := grpcx.Dial(w.Addr)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = conn.Close() })
-		workers = append(workers, consolidationv1.NewWorkerServiceClient(conn))
+		addrs = append(addrs, w.Addr)
 	}
-	for i := range junk {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := workers[i%len(workers)].ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{ConsolidationId: runID,
-				ClosingId: closing, ChunkIndex: int32(rand.IntN(int(resp.GetTotalChunks()))), AttemptToken: rand.Int64N(1<<62) + 1})
-			note(junkCodes, err)
-		}()
-	}
+	workers, closeWorkers, err := readload.DialWorkers(addrs)
+	require.NoError(t, err)
+	t.Cleanup(closeWorkers)
+	load := readload.Start(ctx, readload.Config{Client: c.client, Workers: workers, ReadClosing: read,
+		Exports: readers, DryRuns: dryRunners, Junk: junk}, readload.Run{ID: runID, Closing: closing, Chunks: resp.GetTotalChunks()})
 
 	final := c.waitEnd(runID, 10*time.Minute)
-	running.Store(false)
-	wg.Wait()
+	got := load.Stop(10 * time.Minute)
+	readCodes, unavailable, junkCodes := got.Reads, got.Unavailable, got.Junk
 	t.Logf("reads: %v (unavailable: %v); junk ProcessChunk: %v", readCodes, unavailable, junkCodes)
 
 	require.Equal(t, domain.EstadoConsolidados, domain.Estado(final.GetEstado()), final.GetError())
@@ -155,7 +72,7 @@ func TestReadsAndJunkCannotStarveARun(t *testing.T) {
 	require.Equal(t, 1, acquired, "the run's lease was taken once and never lost")
 
 	require.Positive(t, readCodes[codes.ResourceExhausted], "no read was shed")
-	require.Zero(t, missingRetry.Load(), "a shed read without a RetryInfo")
+	require.Zero(t, got.ShedBare, "a shed read without a RetryInfo")
 	for code := range readCodes {
 		require.Contains(t, []codes.Code{codes.OK, codes.ResourceExhausted, codes.Unavailable}, code, "reads: %v", readCodes)
 	}

@@ -196,3 +196,31 @@ func TestTLSServerNameIsTheNameChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerIdentityIsTheIdentityChecked dials a server whose certificate names
+// spiffe://payroll/worker by IP (no name in it): WithPeerIdentity's identity is
+// what is checked, as the coordinator checks its workers (WORKER_IDENTITY);
+// another identity of the same CA is refused naming both.
+func TestPeerIdentityIsTheIdentityChecked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca, err := devca.NewCA("test CA")
+	require.NoError(t, err)
+	server := bundle(t, ca, filepath.Join(dir, "server"), "spiffe://payroll/worker")
+	addr := serveSecure(t, grpcx.Security{TLS: server})
+	client := bundle(t, ca, filepath.Join(dir, "client"), "spiffe://payroll/coordinator")
+	ids := grpcx.IdentityPolicy{TrustDomain: "payroll"}
+
+	for id, wantOK := range map[string]bool{"spiffe://payroll/worker": true, "spiffe://payroll/app": false} {
+		conn, err := client.Dial(addr, grpcx.WithPeerIdentity(ids, id))
+		require.NoError(t, err)
+		_, err = check(t, conn)
+		_ = conn.Close()
+		if wantOK {
+			require.NoError(t, err, "peer identity %s", id)
+		} else {
+			require.Equal(t, codes.Unavailable, statusCode(err), "peer identity %s: %v", id, err)
+			require.Contains(t, err.Error(), "spiffe://payroll/worker", "the handshake names the identity it found")
+		}
+	}
+}

@@ -55,6 +55,11 @@ func main() {
 	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
 	tabs := fs.Int("dashboard-tabs", 0, "serve the coordinator's dashboard and have this many simulated browser tabs watch every run")
 	tabsPaired := fs.Bool("dashboard-paired", false, "with -dashboard-tabs: the measured closings alternate without and with the tabs (the first without), each on services started afresh; -repeat 6 gives 3 pairs")
+	readLoad := fs.Bool("read-load", false, "during every measured closing, callers keep exporting and dry-running (validate_only) another, consolidated 1,000-employee closing and junk ProcessChunk calls with forged attempt tokens hit the workers (issue 21, point 3); each closing's line says its end state, its lease and the answers by code")
+	readExports := fs.Int("read-load-exports", 200, "with -read-load: callers exporting the other closing")
+	readDryRuns := fs.Int("read-load-dry-runs", 200, "with -read-load: callers dry-running (validate_only) the other closing")
+	readJunk := fs.Int("read-load-junk", 1000, "with -read-load: ProcessChunk calls with forged attempt tokens, sent as the run starts")
+	readPaired := fs.Bool("read-load-paired", false, "with -read-load: the measured closings alternate without and with the load (the first without), each on services started afresh, and each pair's loaded/unloaded wall is reported; -repeat 6 gives 3 pairs")
 	if code, done := config.ParseArgs(fs, os.Args[1:], os.Stdout, os.Stderr); done {
 		os.Exit(code)
 	}
@@ -67,7 +72,8 @@ func main() {
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Rerun: *rerunFlag, Statements: *statements,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(),
 		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs,
-		DashboardPaired: *tabsPaired}
+		DashboardPaired: *tabsPaired, ReadLoad: *readLoad || *readPaired, ReadLoadExports: *readExports, ReadLoadDryRuns: *readDryRuns,
+		ReadLoadJunk: *readJunk, ReadLoadPaired: *readPaired}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark: -schema:", err)
@@ -92,6 +98,22 @@ func main() {
 	cfg.BinDir = filepath.Dir(self)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *readPaired && *tabsPaired {
+		fmt.Fprintln(os.Stderr, "benchmark: -read-load-paired and -dashboard-paired each pair the closings: give one")
+		os.Exit(2)
+	}
+	if *readPaired && *repeat%2 != 0 {
+		fmt.Fprintln(os.Stderr, "benchmark: -read-load-paired measures pairs (unloaded, then loaded): give an even -repeat (6 for 3 pairs)")
+		os.Exit(2)
+	}
+	if (*readLoad || *readPaired) && (*closing != 0 || *monthEnd) {
+		fmt.Fprintln(os.Stderr, "benchmark: -read-load loads the closings of -sizes, not -closing or -month-end")
+		os.Exit(2)
+	}
+	if *readExports < 0 || *readDryRuns < 0 || *readJunk < 0 {
+		fmt.Fprintln(os.Stderr, "benchmark: -read-load-exports, -read-load-dry-runs and -read-load-junk must be at least 0")
+		os.Exit(2)
+	}
 	if *repeat < 1 || *warmRuns < 1 {
 		fmt.Fprintln(os.Stderr, "benchmark: -repeat and -warm-runs must be at least 1")
 		os.Exit(2)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/coordinator/internal/readload"
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/localdb"
@@ -75,6 +76,20 @@ type Config struct {
 	// DatabaseURL, when set, is an existing database to measure on instead of a
 	// throwaway server (the Django schema's database is created beside it).
 	DatabaseURL string
+	// ReadLoad puts issue 21's load (point 3) on every measured closing
+	// (read_load.go): ReadLoadExports callers exporting and ReadLoadDryRuns
+	// dry-running (validate_only) a consolidated 1,000-employee closing until the
+	// run ends, each waiting the RetryInfo's delay when shed, and ReadLoadJunk
+	// ProcessChunk calls with forged attempt tokens sent to the workers as the run
+	// starts. Each closing's line says its end state, its lease (from the ledger
+	// and the coordinator's log) and the load's answers by code.
+	ReadLoad                                       bool
+	ReadLoadExports, ReadLoadDryRuns, ReadLoadJunk int
+	// ReadLoadPaired alternates the measured closings without and with the read
+	// load (the first without), each on a coordinator and workers started
+	// afresh, and reports each pair's loaded/unloaded wall.
+	ReadLoadPaired bool
+	readLoad       *readload.Config // the load of the closing watchRun runs, set by runSchema
 	// Rerun consolidates each measured closing a second time, forced, right after
 	// its first run, and reports that wall against the first's.
 	Rerun bool
@@ -268,6 +283,12 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 	warmSteps.print(out, "warm")
 
 	services, coord := cluster.Processes(), cluster.Coordinator
+	var read *readClosing
+	if cfg.ReadLoad {
+		if read, err = newReadClosing(ctx, pool); err != nil {
+			return lat, nil, err
+		}
+	}
 	var results []Result
 	for si, n := range cfg.Sizes {
 		fmt.Fprintf(out, "generating %d employees ...\n", n)
@@ -284,8 +305,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 		}
 		for rep := range cfg.Repeat {
 			runCfg := cfg
-			if cfg.DashboardPaired {
-				if rep%2 == 0 {
+			if cfg.DashboardPaired || cfg.ReadLoadPaired {
+				if cfg.DashboardPaired && rep%2 == 0 {
 					runCfg.DashboardTabs = 0
 				}
 				cluster.Stop()
@@ -306,6 +327,19 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 				if err := runSmallFirst(ctx, cluster.Client, small[rep], out); err != nil {
 					return lat, results, err
+				}
+			}
+			closeLoad := func() {}
+			if read != nil {
+				// Before every measured closing, loaded or not, when its results may be
+				// gone (emptied, or on fresh services): the pair's closings start alike.
+				if err := read.ensure(ctx, cluster, cfg.SmallFirst > 0 || cfg.ReadLoadPaired, out); err != nil {
+					return lat, results, err
+				}
+				if !cfg.ReadLoadPaired || rep%2 == 1 {
+					if runCfg.readLoad, closeLoad, err = read.loadOn(cluster, cfg); err != nil {
+						return lat, results, err
+					}
 				}
 			}
 			for _, s := range services {
@@ -344,6 +378,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				return lat, results, err
 			}
 			r, err := consolidate(ctx, cluster.Client, runCfg, gen.ClosingID)
+			closeLoad()
 			if err != nil {
 				return lat, results, err
 			}
@@ -382,6 +417,11 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			r.Schema, r.Employees, r.Repeat = sc, n, rep+1
+			if cfg.ReadLoad {
+				if r.Lease, err = leaseOf(ctx, pool, r.RunID, coord.LogPath); err != nil {
+					return lat, results, err
+				}
+			}
 			r.CoordRSS = peakRSS(coord.Pid())
 			for _, s := range cluster.Workers {
 				r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
@@ -433,6 +473,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 			if cfg.DashboardTabs > 0 {
 				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s\n", r.Tabs, mib(r.CoordRSS))
+			}
+			if cfg.ReadLoad {
+				printLoadLine(out, r)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/coordinator/internal/domainpb"
+	"github.com/nominacl/consolidation/coordinator/internal/readload"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 )
 
@@ -27,6 +28,10 @@ func rerun(ctx context.Context, client consolidationv1.ConsolidationServiceClien
 	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
 		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true}, func() {})
 }
+
+// readLoadGrace is how long the read load's calls in progress when the run
+// ends may take to finish before they are cut short (and not counted).
+const readLoadGrace = 30 * time.Second
 
 // consolidateRetries counts the Consolidate calls retried after UNAVAILABLE.
 var consolidateRetries atomic.Int64
@@ -73,6 +78,16 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 			}
 		}()
 	}
+	var load *readload.Load
+	if cfg.readLoad != nil {
+		load = readload.Start(ctx, *cfg.readLoad, readload.Run{ID: resp.GetConsolidationId(), Closing: req.GetClosingId(),
+			Chunks: resp.GetTotalChunks()})
+		defer func() {
+			if load != nil {
+				load.Stop(readLoadGrace)
+			}
+		}()
+	}
 	stream, err := client.WatchConsolidation(ctx, &consolidationv1.WatchConsolidationRequest{
 		Ref: &consolidationv1.WatchConsolidationRequest_ConsolidationId{ConsolidationId: resp.GetConsolidationId()}})
 	if err != nil {
@@ -85,8 +100,13 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 		}
 		if f := msg.GetFinal(); f != nil {
 			end := time.Now()
-			return Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
-				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end, Tabs: tabs}, nil
+			r := Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end, Tabs: tabs}
+			if load != nil {
+				counts := load.Stop(readLoadGrace)
+				r.Load, load = &counts, nil
+			}
+			return r, nil
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nominacl/consolidation/coordinator/internal/readload"
 )
 
 // Result is one measurement: one closing consolidated, then its floor.
@@ -53,6 +55,11 @@ type Result struct {
 	Called, Answered, Ended time.Time
 	// Tabs is how many dashboard tabs watched the closing.
 	Tabs int
+	// Load is what the read load (Config.ReadLoad) was answered during the
+	// closing, nil without it; Lease what became of the run's lease (with
+	// Config.ReadLoad).
+	Load  *readload.Counts
+	Lease runLease
 }
 
 // Figure is what the repeats of one size on one schema measured.
@@ -81,8 +88,10 @@ type Figure struct {
 	CoordRSS, WorkerRSS int64 // the highest peak of any repeat (of any worker)
 	// CoordPeak is the coordinator's peak RSS of each repeat, in MiB.
 	CoordPeak Spread
-	// Tabs is the dashboard tabs that watched these closings.
-	Tabs int
+	// Tabs is the dashboard tabs that watched these closings; Loaded says the
+	// read load ran during them (Config.ReadLoad).
+	Tabs   int
+	Loaded bool
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -108,14 +117,15 @@ type Report struct {
 // the order first measured.
 func Figures(rs []Result) []Figure {
 	type key struct {
-		sc   Schema
-		n    int
-		tabs int
+		sc     Schema
+		n      int
+		tabs   int
+		loaded bool
 	}
 	var order []key
 	groups := map[key][]Result{}
 	for _, r := range rs {
-		k := key{r.Schema, r.Employees, r.Tabs}
+		k := key{r.Schema, r.Employees, r.Tabs, r.Load != nil}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -124,7 +134,7 @@ func Figures(rs []Result) []Figure {
 	var out []Figure
 	for _, k := range order {
 		g := groups[k]
-		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs}
+		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs, Loaded: k.loaded}
 		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine, peak []float64
 		var kCoord, kWorkers, kPostgres, kTotal, kWAL []float64
 		for _, r := range g {
@@ -192,7 +202,7 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	fmt.Fprintf(w, "| schema | employees | chunks | result rows | runs | wall | floor (1 COPY stream) | wall/floor | wall µs/row | floor µs/row | parallel floor (streams) | wall/parallel floor |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
-		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s | %s (%d) | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Chunks,
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s | %s (%d) | %s |\n", f.label(), thousands(int64(f.Employees)), f.Chunks,
 			thousands(f.Records), f.Runs, f.Wall.seconds(), f.Floor.seconds(), f.Ratio.plain("%.2f"),
 			f.WallPerRow.plain("%.1f"), f.FloorPerRow.plain("%.1f"), f.ParallelFloor.seconds(), f.Streams, f.ParallelRatio.plain("%.2f"))
 	}
@@ -200,7 +210,7 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	if cfg.Rerun {
 		fmt.Fprintf(w, "| schema | employees | first run | forced re-run | re-run/first |\n|---|---:|---:|---:|---:|\n")
 		for _, f := range rep.Figures {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Wall.seconds(),
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Wall.seconds(),
 				f.Rerun.seconds(), f.RerunRatio.plain("%.2f"))
 		}
 		fmt.Fprintln(w)
@@ -208,7 +218,7 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	fmt.Fprintf(w, "| schema | employees | coordinator peak RSS | worker peak RSS | CPU s: coordinator | workers | whole machine | autovacuum passes: closings / floors |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.Schema, thousands(int64(f.Employees)), mib(f.CoordRSS),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", f.label(), thousands(int64(f.Employees)), mib(f.CoordRSS),
 			mib(f.WorkerRSS), f.CoordCPU.plain("%.2f"), f.WorkersCPU.plain("%.2f"), f.MachineCPU.plain("%.1f"),
 			f.AutovacuumsWall, f.AutovacuumsFloor)
 	}
@@ -217,7 +227,7 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range rep.Figures {
 		k := f.PerThousand
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), k.Coord.plain("%.3f"),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), k.Coord.plain("%.3f"),
 			k.Workers.plain("%.3f"), k.Postgres.plain("%.3f"), k.Total.plain("%.3f"), k.WALMiB.plain("%.2f"))
 	}
 	if cfg.DashboardTabs > 0 {
@@ -225,10 +235,22 @@ func Print(w io.Writer, cfg Config, rep Report) {
 		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s |\n")
 		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range rep.Figures {
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s |\n", f.Schema, thousands(int64(f.Employees)), f.Tabs, f.Runs,
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Tabs, f.Runs,
 				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"))
 		}
 	}
+	if cfg.ReadLoad {
+		printReadLoad(w, cfg, rep.Results)
+	}
+}
+
+// label names a figure's rows in the tables: its schema, and "read load"
+// when the load ran during its closings (Config.ReadLoad).
+func (f Figure) label() string {
+	if f.Loaded {
+		return string(f.Schema) + ", read load"
+	}
+	return string(f.Schema)
 }
 
 // thousands writes n with commas: 100,000.

@@ -16,8 +16,9 @@ import (
 	"github.com/nominacl/consolidation/pkg/pgtest"
 )
 
-// TestTLSMismatchFailsFast: against a coordinator on mTLS, a call in plaintext
-// and a call with another CA's files each fail at once,
+// TestTLSMismatchFailsFast: against a coordinator on mTLS, a call in plaintext,
+// a call with another CA's files and one checking a name its certificate does
+// not hold (-tls-server-name) each fail at once,
 // before any watch is tried, naming the flags that fix them; against one in
 // plaintext, a call with TLS files says -plaintext.
 func TestTLSMismatchFailsFast(t *testing.T) {
@@ -57,6 +58,18 @@ func TestTLSMismatchFailsFast(t *testing.T) {
 	code, _, stderr = run(t, append([]string{"watch", "-addr", addr, "-closing", "999999"}, ops...)...)
 	require.Equal(t, ExitFailed, code, stderr)
 	require.Contains(t, stderr, "cierrectl watch: NotFound: ")
+
+	// -tls-server-name is the name checked instead of -addr's host, as through a
+	// port-forward: one the certificate holds reaches it, another is said with the flag.
+	code, _, stderr = run(t, append([]string{"watch", "-addr", addr, "-closing", "999999", "-tls-server-name", "localhost"}, ops...)...)
+	require.Equal(t, ExitFailed, code, stderr)
+	require.Contains(t, stderr, "cierrectl watch: NotFound: ")
+	code, _, stderr = run(t, append([]string{"watch", "-addr", addr, "-closing", "999999", "-tls-server-name",
+		"coordinator.elsewhere.example"}, ops...)...)
+	require.Equal(t, ExitFailed, code, stderr)
+	require.Contains(t, stderr, "its certificate does not name -addr's host: pass -tls-server-name")
+	require.Contains(t, stderr, "coordinator.elsewhere.example")
+	require.Zero(t, *waits, "no watch was tried again")
 
 	// TLS files against a coordinator in plaintext.
 	plain, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: binDir, LogDir: t.TempDir(),
