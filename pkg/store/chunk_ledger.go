@@ -243,8 +243,13 @@ WHERE run_id = $1 AND chunk_index = $2 AND attempt_token = $3`)
 // "Plans made on empty tables"). Table statistics do not protect it: a table
 // analyzed empty keeps those statistics until autovacuum next analyzes it, and
 // the plan is kept until then. Discarding costs one re-plan of each statement a
-// chunk, small beside the chunk's COPY.
+// chunk, small beside the chunk's COPY. It is sent with the commit's BEGIN, in
+// one round trip (freshPlansTx).
 const sqlFreshPlans = "DISCARD PLANS"
+
+// freshPlansTx begins a chunk's commit and discards the session's plans in one
+// simple query, before the commit's first statement is planned.
+var freshPlansTx = pgx.TxOptions{BeginQuery: "BEGIN; " + sqlFreshPlans}
 
 // CommitChunk writes a chunk's consolidated rows, in place of the closing's
 // previous rows of the same employees (saved for the end of the run, see
@@ -259,7 +264,7 @@ const sqlFreshPlans = "DISCARD PLANS"
 // found current, before anything is written (the fault tests stall there).
 func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int, token int64,
 	closingID int64, recs []rules.Consolidated, stats ChunkStats, inTx func()) (sum WriteSummary, fromLedger bool, err error) {
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, pool, freshPlansTx, func(tx pgx.Tx) error {
 		var status domain.ChunkStatus
 		var current pgtype.Int8
 		err := tx.QueryRow(ctx, `SELECT status, attempt_token FROM consolidation_chunk
@@ -280,23 +285,18 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		if inTx != nil {
 			inTx()
 		}
-		if _, err := tx.Exec(ctx, sqlFreshPlans, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return fmt.Errorf("discarding the session's plans before chunk %d of consolidation %d: %w", index, runID, err)
-		}
 		if _, err := savePrevious(ctx, tx, closingID, runID, recs); err != nil {
 			return err
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, sqlChunkSucceeded,
-			runID, index, sum.Records, stats.DurationSeconds, stats.CPUSeconds, stats.PeakRSSBytes,
-			int64(sum.TotalHaberes), int64(sum.TotalDescuentos), int64(sum.LiquidoPagar), stats.Worker)
-		if err != nil {
-			return fmt.Errorf("recording chunk %d of consolidation %d: %w", index, runID, err)
-		}
-		_, err = tx.Exec(ctx, sqlAttemptCommitted, runID, index, token)
-		return err
+		return execBatch(ctx, tx,
+			batchStmt{fmt.Sprintf("recording chunk %d of consolidation %d", index, runID), sqlChunkSucceeded, []any{
+				runID, index, sum.Records, stats.DurationSeconds, stats.CPUSeconds, stats.PeakRSSBytes,
+				int64(sum.TotalHaberes), int64(sum.TotalDescuentos), int64(sum.LiquidoPagar), stats.Worker}},
+			batchStmt{fmt.Sprintf("recording the attempt of chunk %d of consolidation %d", index, runID), sqlAttemptCommitted,
+				[]any{runID, index, token}})
 	})
 	if err != nil {
 		return WriteSummary{}, false, err

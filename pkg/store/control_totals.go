@@ -15,32 +15,35 @@ type ControlTotals struct {
 // Agree reports whether the ledger and the written rows agree.
 func (c ControlTotals) Agree() bool { return c.Ledger == c.Written }
 
-var sqlLedgerTotals = sqlf(`
-SELECT coalesce(sum(employees), 0), coalesce(sum(records), 0), coalesce(sum(sum_haberes_cents), 0)::bigint,
-       coalesce(sum(sum_descuentos_cents), 0)::bigint, coalesce(sum(sum_liquido_cents), 0)::bigint
-FROM consolidation_chunk WHERE run_id = $1 AND status = {succeeded}`)
+// sqlControlTotals adds up, in one statement (one round trip at the run's end), the
+// run's succeeded chunks in the ledger and the rows the run wrote.
+var sqlControlTotals = sqlf(`
+SELECT l.employees, l.records, l.haberes, l.descuentos, l.liquido,
+       w.employees, w.records, w.haberes, w.descuentos, w.liquido
+FROM (SELECT coalesce(sum(employees), 0) AS employees, coalesce(sum(records), 0) AS records,
+             coalesce(sum(sum_haberes_cents), 0)::bigint AS haberes,
+             coalesce(sum(sum_descuentos_cents), 0)::bigint AS descuentos,
+             coalesce(sum(sum_liquido_cents), 0)::bigint AS liquido
+      FROM consolidation_chunk WHERE run_id = $1 AND status = {succeeded}) l,
+     (SELECT count(*) AS employees, count(*) + coalesce(sum(n.lines), 0) AS records,
+             coalesce(sum(e.total_haberes) * 100, 0)::bigint AS haberes,
+             coalesce(sum(e.total_descuentos) * 100, 0)::bigint AS descuentos,
+             coalesce(sum(e.liquido_pagar) * 100, 0)::bigint AS liquido
+      FROM consolidation_run r
+      JOIN nomina_empleado_consolidado e ON e.cierre_id = r.cierre_id AND e.consolidation_run_id = r.id
+      LEFT JOIN LATERAL (SELECT count(*) AS lines FROM nomina_concepto_empleado_consolidado c
+                         WHERE c.empleado_consolidado_id = e.id) n ON true
+      WHERE r.id = $1) w`)
 
 // CheckControlTotals adds up a run's succeeded chunks in the ledger and the rows the
 // run wrote, so a run is only marked consolidated when both agree to the cent.
 func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTotals, error) {
 	var t ControlTotals
-	err := q.QueryRow(ctx, sqlLedgerTotals, runID).
-		Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar)
+	err := q.QueryRow(ctx, sqlControlTotals, runID).
+		Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar,
+			&t.Written.Employees, &t.Written.Records, &t.Written.TotalHaberes, &t.Written.TotalDescuentos, &t.Written.LiquidoPagar)
 	if err != nil {
-		return t, fmt.Errorf("adding up the ledger of consolidation %d: %w", runID, err)
-	}
-	err = q.QueryRow(ctx, `
-		SELECT count(*), count(*) + coalesce(sum(n.lines), 0),
-		       coalesce(sum(e.total_haberes) * 100, 0)::bigint, coalesce(sum(e.total_descuentos) * 100, 0)::bigint,
-		       coalesce(sum(e.liquido_pagar) * 100, 0)::bigint
-		FROM consolidation_run r
-		JOIN nomina_empleado_consolidado e ON e.cierre_id = r.cierre_id AND e.consolidation_run_id = r.id
-		LEFT JOIN LATERAL (SELECT count(*) AS lines FROM nomina_concepto_empleado_consolidado c
-		                   WHERE c.empleado_consolidado_id = e.id) n ON true
-		WHERE r.id = $1`, runID).
-		Scan(&t.Written.Employees, &t.Written.Records, &t.Written.TotalHaberes, &t.Written.TotalDescuentos, &t.Written.LiquidoPagar)
-	if err != nil {
-		return t, fmt.Errorf("adding up the rows of consolidation %d: %w", runID, err)
+		return t, fmt.Errorf("adding up the ledger and the rows of consolidation %d: %w", runID, err)
 	}
 	return t, nil
 }

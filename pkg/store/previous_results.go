@@ -118,28 +118,16 @@ WHERE s.run_id = $1`
 // rows deletes the closing's rows it did not write: employees no longer in the
 // libro, and the previous rows of employees whose chunk failed (a full run
 // replaces the closing's results; retry_failed adds to its run's). Either way the
-// saved rows are dropped.
-func settlePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, removeRows bool) error {
-	if removeRows {
-		if _, err := tx.Exec(ctx, sqlRestoreEmployees, runID); err != nil {
-			return fmt.Errorf("restoring the previous employee rows: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlRestoreConcepts, runID); err != nil {
-			return fmt.Errorf("restoring the previous concept rows: %w", err)
-		}
-	} else {
-		var mode domain.Mode
-		if err := tx.QueryRow(ctx, "SELECT mode FROM consolidation_run WHERE id = $1", runID).Scan(&mode); err != nil {
-			return fmt.Errorf("reading the mode of the run: %w", err)
-		}
-		if mode == domain.ModeFull {
-			if _, err := removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID); err != nil {
-				return fmt.Errorf("removing the rows the run did not write: %w", err)
-			}
-		}
+// saved rows are dropped. It returns the statements, for the end's batch.
+func settlePrevious(closingID, runID int64, mode domain.Mode, removeRows bool) []batchStmt {
+	var stmts []batchStmt
+	switch {
+	case removeRows:
+		stmts = append(stmts, batchStmt{"restoring the previous employee rows", sqlRestoreEmployees, []any{runID}},
+			batchStmt{"restoring the previous concept rows", sqlRestoreConcepts, []any{runID}})
+	case mode == domain.ModeFull:
+		stmts = append(stmts, removeResults("removing the rows the run did not write",
+			"e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID)...)
 	}
-	if _, err := tx.Exec(ctx, sqlDropSaved, runID); err != nil {
-		return fmt.Errorf("dropping the saved previous rows: %w", err)
-	}
-	return nil
+	return append(stmts, batchStmt{"dropping the saved previous rows", sqlDropSaved, []any{runID}})
 }

@@ -80,25 +80,22 @@ func EndRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEn
 	var ended RunEnded
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		ended = RunEnded{}
-		closingID, found, ok, err := closeRun(ctx, tx, runID, epoch, o)
+		closed, ok, err := closeRun(ctx, tx, runID, epoch, o)
 		if err != nil || !ok {
 			return err
 		}
+		// The rest in one round trip, in this order.
+		var stmts []batchStmt
 		if o.RemoveRows {
-			if _, err := removeResults(ctx, tx, "e.cierre_id = $1 AND e.consolidation_run_id = $2", closingID, runID); err != nil {
-				return fmt.Errorf("removing the rows of consolidation %d: %w", runID, err)
-			}
+			stmts = removeResults("removing the rows of the run", "e.cierre_id = $1 AND e.consolidation_run_id = $2", closed.ClosingID, runID)
 		}
-		if err := settlePrevious(ctx, tx, closingID, runID, o.RemoveRows); err != nil {
-			return fmt.Errorf("settling the previous rows of consolidation %d: %w", runID, err)
+		stmts = append(stmts, settlePrevious(closed.ClosingID, runID, closed.Mode, o.RemoveRows)...)
+		stmts = append(stmts, batchStmt{"replacing the metrics", sqlDeleteMetrics, []any{runID}},
+			batchStmt{"writing the metrics", sqlInsertMetrics, []any{runID, o.RemoveRows, AlgorithmVersion()}})
+		if err := execBatch(ctx, tx, stmts...); err != nil {
+			return fmt.Errorf("ending consolidation %d: %w", runID, err)
 		}
-		if _, err := tx.Exec(ctx, sqlDeleteMetrics, runID); err != nil {
-			return fmt.Errorf("replacing the metrics of consolidation %d: %w", runID, err)
-		}
-		if _, err := tx.Exec(ctx, sqlInsertMetrics, runID, o.RemoveRows, AlgorithmVersion()); err != nil {
-			return fmt.Errorf("writing the metrics of consolidation %d: %w", runID, err)
-		}
-		ended = RunEnded{Finished: true, ClosingID: closingID, ClosingEstadoFound: found}
+		ended = RunEnded{Finished: true, ClosingID: closed.ClosingID, ClosingEstadoFound: closed.Found}
 		return nil
 	})
 	if err != nil {
@@ -107,22 +104,42 @@ func EndRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEn
 	return ended, nil
 }
 
-// removeResults deletes the consolidated employees matching match (a condition on
-// nomina_empleado_consolidado e) and their concept rows: children first, one
-// set-based DELETE per table, so it needs no ON DELETE CASCADE and leaves nothing
-// for a foreign key checked at commit (DEFERRABLE INITIALLY DEFERRED, as Django
-// creates them) to refuse. It returns the employee rows removed. Call it in a
+// batchStmt is one statement of a batch, and what it does (for its error).
+type batchStmt struct {
+	what string
+	sql  string
+	args []any
+}
+
+// execBatch runs statements in order in one round trip, in tx. The first to fail
+// names the error; the transaction is then aborted and the rest do nothing.
+func execBatch(ctx context.Context, tx pgx.Tx, stmts ...batchStmt) error {
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.sql, s.args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	for _, s := range stmts {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	return br.Close()
+}
+
+// removeResults is the statements that delete the consolidated employees matching
+// match (a condition on nomina_empleado_consolidado e) and their concept rows:
+// children first, one set-based DELETE per table, so it needs no ON DELETE
+// CASCADE and leaves nothing for a foreign key checked at commit (DEFERRABLE
+// INITIALLY DEFERRED, as Django creates them) to refuse. Run them in a
 // transaction, so both deletes stand or fall together.
-func removeResults(ctx context.Context, tx pgx.Tx, match string, args ...any) (int64, error) {
-	if _, err := tx.Exec(ctx, `DELETE FROM nomina_concepto_empleado_consolidado c USING nomina_empleado_consolidado e
-		WHERE c.empleado_consolidado_id = e.id AND `+match, args...); err != nil {
-		return 0, fmt.Errorf("removing concept rows: %w", err)
+func removeResults(what, match string, args ...any) []batchStmt {
+	return []batchStmt{
+		{what + ": concept rows", `DELETE FROM nomina_concepto_empleado_consolidado c USING nomina_empleado_consolidado e
+		WHERE c.empleado_consolidado_id = e.id AND ` + match, args},
+		{what + ": employee rows", "DELETE FROM nomina_empleado_consolidado e WHERE " + match, args},
 	}
-	tag, err := tx.Exec(ctx, "DELETE FROM nomina_empleado_consolidado e WHERE "+match, args...)
-	if err != nil {
-		return 0, fmt.Errorf("removing employee rows: %w", err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // AbortRun ends a run error_consolidacion with errText when FinishRun itself
@@ -141,9 +158,8 @@ func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, errTe
 func EndAbortedRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, errText string) (RunEnded, error) {
 	var ended RunEnded
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var err error
-		ended.ClosingID, ended.ClosingEstadoFound, ended.Finished, err = closeRun(ctx, tx, runID, epoch,
-			RunEnd{Estado: domain.EstadoError, Error: errText, Interrupted: true})
+		closed, ok, err := closeRun(ctx, tx, runID, epoch, RunEnd{Estado: domain.EstadoError, Error: errText, Interrupted: true})
+		ended = RunEnded{Finished: ok, ClosingID: closed.ClosingID, ClosingEstadoFound: closed.Found}
 		return err
 	})
 	if err != nil {
@@ -155,6 +171,15 @@ func EndAbortedRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, 
 var sqlOpenChunks = sqlf(`SELECT EXISTS (SELECT FROM consolidation_chunk
 	WHERE run_id = $1 AND status IN ({pending}, {running}))`)
 
+// closedRun is what closeRun found of the run it ended.
+type closedRun struct {
+	ClosingID int64
+	Mode      domain.Mode
+	// Found is the closing's estado found in place of consolidando_datos ("":
+	// the closing now has the run's estado).
+	Found domain.Estado
+}
+
 // closeRun locks a run that is still unfinished (ok is false when it has ended),
 // checks the caller's lease epoch (ErrLeaseLost) and, unless the end is
 // Interrupted, that no cancel was stored (ErrCancelRequested) and no chunk is open
@@ -163,64 +188,78 @@ var sqlOpenChunks = sqlf(`SELECT EXISTS (SELECT FROM consolidation_chunk
 // on its closing if the closing is still consolidating. When the application wrote
 // another estado mid-run, that estado is left, returned as found and recorded on
 // the run (closing_estado_found; docs/rules.md, "The application writing estado
-// mid-run").
-func closeRun(ctx context.Context, tx pgx.Tx, runID, epoch int64, o RunEnd) (closingID int64, found domain.Estado, ok bool, err error) {
-	var owned, cancelled bool
-	err = tx.QueryRow(ctx, `SELECT cierre_id, lease_epoch = $2, cancel_requested_at IS NOT NULL
-		FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE`,
-		runID, epoch).Scan(&closingID, &owned, &cancelled)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, "", false, nil // already finished
-	}
-	if err != nil {
-		return 0, "", false, err
-	}
-	if !owned {
-		return 0, "", false, ErrLeaseLost
-	}
-	if cancelled && !o.Interrupted {
-		return 0, "", false, ErrCancelRequested
-	}
+// mid-run"). Its statements go in three round trips: the run locked and its
+// chunks looked at (each statement of a batch reads after the one before it, so
+// after the lock); the ledger closed, the end recorded and the closing locked;
+// the closing's estado or the conflict recorded.
+func closeRun(ctx context.Context, tx pgx.Tx, runID, epoch int64, o RunEnd) (closed closedRun, ok bool, err error) {
+	var owned, cancelled, open bool
+	b := &pgx.Batch{}
+	b.Queue(`SELECT cierre_id, mode, lease_epoch = $2, cancel_requested_at IS NOT NULL
+		FROM consolidation_run WHERE id = $1 AND finished_at IS NULL FOR UPDATE`, runID, epoch)
 	if !o.Interrupted {
-		var open bool
-		if err := tx.QueryRow(ctx, sqlOpenChunks, runID).Scan(&open); err != nil {
-			return 0, "", false, err
-		}
-		if open {
-			return 0, "", false, ErrChunksOpen
-		}
+		b.Queue(sqlOpenChunks, runID)
 	}
-	// No attempt may commit from now on, and none is left open.
-	if _, err := tx.Exec(ctx, sqlCloseLedger, runID, "run ended: "+string(o.Estado)); err != nil {
-		return 0, "", false, err
+	br := tx.SendBatch(ctx, b)
+	err = br.QueryRow().Scan(&closed.ClosingID, &closed.Mode, &owned, &cancelled)
+	if err == nil && !o.Interrupted {
+		err = br.QueryRow().Scan(&open)
 	}
-	if _, err := tx.Exec(ctx, sqlCloseAttempts, runID, "run ended: "+string(o.Estado)); err != nil {
-		return 0, "", false, err
+	if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+		err = cerr
 	}
-	if _, err := tx.Exec(ctx, `UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return closedRun{}, false, nil // already finished
+	case err != nil:
+		return closedRun{}, false, err
+	case !owned:
+		return closedRun{}, false, ErrLeaseLost
+	case cancelled && !o.Interrupted:
+		return closedRun{}, false, ErrCancelRequested
+	case open:
+		return closedRun{}, false, ErrChunksOpen
+	}
+	// No attempt may commit from now on, and none is left open. The closing
+	// moves only from consolidando_datos: an estado the application wrote
+	// meanwhile is kept, and the conflict recorded on the run. The row lock
+	// makes the read the latest committed estado.
+	b = &pgx.Batch{}
+	b.Queue(sqlCloseLedger, runID, "run ended: "+string(o.Estado))
+	b.Queue(sqlCloseAttempts, runID, "run ended: "+string(o.Estado))
+	b.Queue(`UPDATE consolidation_run SET estado = $2, error = nullif($3, ''), finished_at = now(),
 			sum_haberes_cents = $4, sum_descuentos_cents = $5, sum_liquido_cents = $6, totals_verified = $7,
 			rows_removed = $8
 		WHERE id = $1`, runID, o.Estado, o.Error, int64(o.Totals.TotalHaberes), int64(o.Totals.TotalDescuentos),
-		int64(o.Totals.LiquidoPagar), o.TotalsVerified, o.RemoveRows); err != nil {
-		return 0, "", false, err
+		int64(o.Totals.LiquidoPagar), o.TotalsVerified, o.RemoveRows)
+	b.Queue("SELECT estado FROM nomina_cierrenomina WHERE id = $1 FOR UPDATE", closed.ClosingID)
+	br = tx.SendBatch(ctx, b)
+	for range 3 {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
 	}
-	// The closing moves only from consolidando_datos: an estado the application
-	// wrote meanwhile is kept, and the conflict recorded on the run. The row lock
-	// makes the read the latest committed estado.
-	err = tx.QueryRow(ctx, "SELECT estado FROM nomina_cierrenomina WHERE id = $1 FOR UPDATE", closingID).Scan(&found)
+	var found domain.Estado
+	if err == nil {
+		err = br.QueryRow().Scan(&found)
+	}
+	if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+		err = cerr
+	}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows): // the closing is gone
-		return closingID, "", true, nil
+		return closed, true, nil
 	case err != nil:
-		return 0, "", false, err
+		return closedRun{}, false, err
 	case found == domain.EstadoConsolidando:
-		if _, err := tx.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = $2 WHERE id = $1", closingID, o.Estado); err != nil {
-			return 0, "", false, err
+		if _, err := tx.Exec(ctx, "UPDATE nomina_cierrenomina SET estado = $2 WHERE id = $1", closed.ClosingID, o.Estado); err != nil {
+			return closedRun{}, false, err
 		}
-		return closingID, "", true, nil
+		return closed, true, nil
 	}
 	if _, err := tx.Exec(ctx, "UPDATE consolidation_run SET closing_estado_found = $2 WHERE id = $1", runID, found); err != nil {
-		return 0, "", false, err
+		return closedRun{}, false, err
 	}
-	return closingID, found, true, nil
+	closed.Found = found
+	return closed, true, nil
 }

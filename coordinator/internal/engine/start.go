@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/plan"
@@ -202,16 +203,24 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	return Started{Run: run}, nil
 }
 
+// checkDependencies asks PostgreSQL, Redis and the workers at once (one round
+// trip's wait, not three in a row) and refuses with the first unreachable of
+// them in that order.
 func (e *Engine) checkDependencies(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := e.ledger.Ping(cctx); err != nil {
+	var pgErr, redisErr, workersErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { pgErr = e.ledger.Ping(cctx) })
+	wg.Go(func() { redisErr = e.progress.Ping(cctx) })
+	_, workersErr = e.workers.Healthy(cctx)
+	wg.Wait()
+	switch {
+	case pgErr != nil:
 		return unavailable("postgresql", "postgresql is unreachable")
-	}
-	if err := e.progress.Ping(cctx); err != nil {
+	case redisErr != nil:
 		return unavailable("redis", "redis is unreachable")
-	}
-	if _, err := e.workers.Healthy(cctx); err != nil {
+	case workersErr != nil:
 		return unavailable("workers", "no worker is reachable")
 	}
 	return nil

@@ -36,19 +36,23 @@ func traceparentOf(ctx context.Context) string {
 
 // startRunSpan starts the run's span, the root of a new trace linked to the span
 // of the call that started the run (its stored traceparent; no link when there is
-// none or it cannot be read). It carries ids only.
+// none or it cannot be read). It carries ids only. The traceparent is read only
+// for a span that records: with tracing off, driving a run costs no read for it.
 func (e *Engine) startRunSpan(ctx context.Context, run store.Run) (context.Context, trace.Span) {
-	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(
-		attribute.Int64("consolidation_id", run.ID), attribute.Int64("closing_id", run.ClosingID))}
+	spanCtx, span := tracer.Start(ctx, SpanRun, trace.WithNewRoot(), trace.WithAttributes(
+		attribute.Int64("consolidation_id", run.ID), attribute.Int64("closing_id", run.ClosingID)))
+	if !span.IsRecording() {
+		return spanCtx, span
+	}
 	tp, err := e.ledger.RunTraceparent(ctx, run.ID)
 	if err != nil {
 		e.logger.WarnContext(ctx, "reading the run's traceparent", "consolidation_id", run.ID, "error", err.Error())
 	}
 	started := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
 	if sc := trace.SpanContextFromContext(started); sc.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		span.AddLink(trace.Link{SpanContext: sc})
 	}
-	return tracer.Start(ctx, SpanRun, opts...)
+	return spanCtx, span
 }
 
 // startChunkSpan starts the span of one dispatch of a chunk, a child of the run's.

@@ -144,18 +144,22 @@ func (b *Builder) Plan() (ChunkPlan, error) {
 	return b.plan, nil
 }
 
-// SeedSize is the old Celery design's calcular_chunk_size_dinamico: n ≤ 50 → n; ≤ 200 →
-// max(25, n/4); ≤ 500 → max(50, n/6); else max(100, min(150, n/8)).
+// SeedSize is the old Celery design's calcular_chunk_size_dinamico with its divisions
+// rounded up: n ≤ 50 → n; ≤ 200 → max(25, ⌈n/4⌉); ≤ 500 → max(50, ⌈n/6⌉); else
+// max(100, min(150, ⌈n/8⌉)). The divisor is the number of chunks the rule means;
+// rounded down (the old design's integer division) the balancing plans one chunk
+// more whenever n is not a multiple of it: 133 employees were 5 chunks, a second
+// wave on the default 4 worker slots (docs/lifecycle.md#chunk-plan).
 func SeedSize(n int) int {
 	switch {
 	case n <= 50:
 		return n
 	case n <= 200:
-		return max(25, n/4)
+		return max(25, ceilDiv(n, 4))
 	case n <= 500:
-		return max(50, n/6)
+		return max(50, ceilDiv(n, 6))
 	default:
-		return max(100, min(150, n/8))
+		return max(100, min(150, ceilDiv(n, 8)))
 	}
 }
 

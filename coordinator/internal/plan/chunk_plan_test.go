@@ -59,11 +59,17 @@ func TestSeedPolicy(t *testing.T) {
 		{1, 1, []int{1}},
 		{50, 50, []int{50}},
 		{51, 25, []int{17, 17, 17}},
-		{133, 33, []int{27, 27, 27, 27, 25}},
+		{100, 25, []int{25, 25, 25, 25}},
+		{101, 26, []int{26, 26, 26, 23}},
+		{133, 34, []int{34, 34, 34, 31}},
 		{200, 50, []int{50, 50, 50, 50}},
 		{201, 50, []int{41, 41, 41, 41, 37}},
-		{500, 83, repeat(72, 6, 68)},
+		{301, 51, []int{51, 51, 51, 51, 51, 46}},
+		{500, 84, repeat(84, 5, 80)},
 		{501, 100, repeat(84, 5, 81)},
+		{801, 101, repeat(101, 7, 94)},
+		{1_200, 150, repeat(150, 8)},
+		{1_201, 150, repeat(134, 8, 129)},
 		{100_000, 150, repeat(150, 666, 100)},
 	}
 	for _, tt := range tests {
@@ -73,6 +79,19 @@ func TestSeedPolicy(t *testing.T) {
 		require.Equal(t, tt.chunkSize, p.ChunkSize, "n=%d chunk size", tt.n)
 		require.Equal(t, tt.sizes, sizesOf(p), "n=%d sizes", tt.n)
 		requireCovers(t, emps, p)
+	}
+}
+
+// TestSeedPolicyPlansAsManyChunksAsItsDivisor: where the size rule divides the
+// closing (n/4, n/6, n/8 above their floors), it plans exactly that many chunks,
+// never one more for a remainder (docs/lifecycle.md#chunk-plan).
+func TestSeedPolicyPlansAsManyChunksAsItsDivisor(t *testing.T) {
+	t.Parallel()
+
+	for _, r := range []struct{ from, to, chunks int }{{101, 200, 4}, {301, 500, 6}, {801, 1_200, 8}} {
+		for n := r.from; n <= r.to; n++ {
+			require.Len(t, plan.BalancedSizes(n, plan.SeedSize(n)), r.chunks, "n=%d", n)
+		}
 	}
 }
 
