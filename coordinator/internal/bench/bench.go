@@ -52,7 +52,8 @@ type Config struct {
 	// tables the previous ones left.
 	SmallFirst int
 	// Statements prints, for each size, the statements pg_stat_statements saw
-	// during the closing and during its floor (the last repeat).
+	// during the closing, during its forced re-run (-rerun) and during its floor
+	// (the last repeat).
 	Statements bool
 	// ProfileDir, when set, receives CPU profiles of every service during the
 	// first repeat of the largest size (ProfileSeconds long, default 10).
@@ -392,7 +393,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			if cfg.Statements && last {
-				ss, err := topStatements(ctx, pool, 15)
+				ss, err := topStatements(ctx, pool, 20)
 				if err != nil {
 					return lat, results, err
 				}
@@ -410,6 +411,16 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 					return lat, results, fmt.Errorf("the forced re-run of closing %d ended %s, the first run %s", gen.ClosingID, again.Estado, r.Estado)
 				}
 				r.Rerun = again.Wall
+				if cfg.Statements && last {
+					ss, err := topStatements(ctx, pool, 20)
+					if err != nil {
+						return lat, results, err
+					}
+					printStatements(out, fmt.Sprintf("%s, %d employees, the forced re-run", sc, n), ss)
+					if err := resetStatements(ctx, pool); err != nil {
+						return lat, results, err
+					}
+				}
 			}
 			if !cfg.SkipFloor {
 				if r.Floor, r.FloorRecord, r.AutovacuumsFloor, err = floor(ctx, pool, gen.ClosingID); err != nil {
