@@ -283,7 +283,7 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		if _, err := tx.Exec(ctx, sqlFreshPlans, pgx.QueryExecModeSimpleProtocol); err != nil {
 			return fmt.Errorf("discarding the session's plans before chunk %d of consolidation %d: %w", index, runID, err)
 		}
-		if _, err := savePrevious(ctx, tx, closingID, runID, recs); err != nil {
+		if _, err := savePrevious(ctx, tx, closingID, runID, index, recs); err != nil {
 			return err
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
