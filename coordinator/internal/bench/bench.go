@@ -403,10 +403,23 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			if cfg.Rerun {
+				_, walAgain, err := serverReading(ctx, pool)
+				if err != nil {
+					return lat, results, err
+				}
+				pgAgain := serverCPU(postmaster)
 				again, err := rerun(ctx, cluster.Client, cfg, gen.ClosingID)
 				if err != nil {
 					return lat, results, err
 				}
+				pgAgain = serverCPU(postmaster) - pgAgain
+				var walBytes int64
+				if err := pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint", walAgain).Scan(&walBytes); err != nil {
+					return lat, results, err
+				}
+				// CPU seconds and WAL depend far less on the machine's load than the walls.
+				fmt.Fprintf(out, "  %s, %d employees, repeat %d: forced re-run %s; PostgreSQL CPU s %.2f (first run %.2f); WAL %.1f MiB (first run %.1f)\n",
+					sc, n, rep+1, duration(again.Wall), pgAgain, r.PostgresCPU, float64(walBytes)/(1<<20), float64(r.WALBytes)/(1<<20))
 				if again.Estado != r.Estado {
 					return lat, results, fmt.Errorf("the forced re-run of closing %d ended %s, the first run %s", gen.ClosingID, again.Estado, r.Estado)
 				}
