@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -134,6 +135,27 @@ func TestPreviousResults(t *testing.T) {
 		require.Equal(t, 9, countRows(t, pool, `SELECT sum(json_array_length(concepts)) FROM consolidation_previous_chunk
 			WHERE run_id = $1`, second), "the concept rows are saved with their chunk")
 		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_result"))
+	})
+	t.Run("ACommitThatFailsAfterTheSaveSavesAndDeletesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		_, second := consolidatedTwice(t, pool)
+		before := resultRows(t, pool, 7)
+		token := dispatch(t, pool, second, 1)
+		// Luis twice: the save finds and moves both employees' previous rows, then
+		// writing the chunk is refused (23505), after the save, in the same
+		// transaction.
+		recs := consolidated(t, pool, 7, 102, 103)
+		recs = append(recs, recs[0])
+		_, _, err := store.CommitChunk(t.Context(), pool, second, 1, token, 7, recs, testStats, nil)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23505", pgErr.Code)
+		require.Equal(t, before, resultRows(t, pool, 7), "the previous rows are where they were")
+		require.Zero(t, savedRows(t, pool, second), "and nothing is saved")
+		c, err := store.GetChunk(t.Context(), pool, second, 1)
+		require.NoError(t, err)
+		require.Equal(t, domain.ChunkRunning, c.Status)
 	})
 	t.Run("RowsSavedByAnEarlierVersionAreRestoredToo", func(t *testing.T) {
 		t.Parallel()
