@@ -36,8 +36,9 @@ WHERE e.consolidation_run_id IS DISTINCT FROM $3`
 
 // sqlSavePrevious moves the employee rows of the given ids into one row of
 // consolidation_previous_chunk, the chunk's: the employee rows and their concept
-// rows, whole, as two json arrays (json_agg keeps every column by name, the
-// application's too), and deletes them, concepts first (no cascade is assumed,
+// rows, whole, as two json arrays (row_to_json keeps every column by name, the
+// application's too; made as each row is deleted, it spares the CTE a copy of the
+// row), and deletes them, concepts first (no cascade is assumed,
 // docs/database.md). One json row a chunk costs a fraction of one jsonb row an
 // employee: to_jsonb and jsonb_agg built a binary tree of every row, and the
 // employee rows' index and toast entries came with it (docs/benchmarks.md,
@@ -46,14 +47,14 @@ const sqlSavePrevious = `
 WITH old_concepts AS (
 	DELETE FROM nomina_concepto_empleado_consolidado c
 	WHERE c.empleado_consolidado_id = ANY($3::bigint[])
-	RETURNING c),
+	RETURNING row_to_json(c) AS r),
 old_employees AS (
 	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY($3::bigint[])
-	RETURNING e),
+	RETURNING row_to_json(e) AS r),
 saved AS (
 	INSERT INTO consolidation_previous_chunk (run_id, chunk_index, employees, concepts)
-	SELECT $1, $2, (SELECT coalesce(json_agg(o.e), '[]') FROM old_employees o),
-		(SELECT coalesce(json_agg(o.c), '[]') FROM old_concepts o)
+	SELECT $1, $2, (SELECT coalesce(json_agg(o.r), '[]') FROM old_employees o),
+		(SELECT coalesce(json_agg(o.r), '[]') FROM old_concepts o)
 	RETURNING json_array_length(employees))
 SELECT (SELECT * FROM saved), (SELECT count(*) FROM old_employees)`
 
@@ -97,7 +98,7 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, index 
 }
 
 // The saved rows are put back whole, ids included: json_populate_recordset makes
-// rows of the table's own type from what json_agg saved, so every column (the
+// rows of the table's own type from what row_to_json saved, so every column (the
 // application's too) gets its saved value. Employees first, so the concept rows
 // find them. consolidation_previous_result holds what a version before
 // consolidation_previous_chunk saved (one jsonb row an employee): a run started by
