@@ -305,6 +305,7 @@ func testForcedRunKeepsThePreviousResults(t *testing.T, schema pgtest.Schema) {
 func (c *cluster) requireNothingSaved() {
 	c.t.Helper()
 	var n int
-	require.NoError(c.t, c.pool.QueryRow(context.Background(), "SELECT count(*) FROM consolidation_previous_result").Scan(&n))
+	require.NoError(c.t, c.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM consolidation_previous_chunk)
+		+ (SELECT count(*) FROM consolidation_previous_result)`).Scan(&n))
 	require.Zero(c.t, n, "saved previous rows are left")
 }

@@ -221,6 +221,10 @@ func TestRuntimeRoleHasExactlyTheGrants(t *testing.T) {
 				 SELECT id, 1, '{}', '[]' FROM consolidation_run`,
 				"SELECT count(*) FROM consolidation_previous_result",
 				"DELETE FROM consolidation_previous_result",
+				`INSERT INTO consolidation_previous_chunk (run_id, chunk_index, employees, concepts)
+				 SELECT id, 0, '[]', '[]' FROM consolidation_run`,
+				"SELECT count(*) FROM consolidation_previous_chunk",
+				"DELETE FROM consolidation_previous_chunk",
 				"DELETE FROM consolidation_run",
 				"SELECT nomina_rut_canonical('11.111.111-1')",
 			}
@@ -248,6 +252,7 @@ func TestRuntimeRoleHasExactlyTheGrants(t *testing.T) {
 				"SELECT count(*) FROM nomina_analista_incidencia",
 				"TRUNCATE consolidation_run",
 				"TRUNCATE consolidation_previous_result",
+				"TRUNCATE consolidation_previous_chunk",
 			}
 			for _, sql := range refused {
 				_, err := role.Exec(ctx, sql)

@@ -20,6 +20,6 @@ GRANT USAGE ON SEQUENCE nomina_empleado_consolidado_id_seq, nomina_concepto_empl
 -- The service's own tables: the run and chunk ledger, every dispatch, and the
 -- previous results a running full run replaced (read, written, locked, removed).
 GRANT SELECT, INSERT, UPDATE, DELETE ON consolidation_run, consolidation_chunk, consolidation_chunk_attempt,
-    consolidation_previous_result TO {{role}};
+    consolidation_previous_result, consolidation_previous_chunk TO {{role}};
 GRANT USAGE ON SEQUENCE consolidation_run_id_seq TO {{role}};
 GRANT EXECUTE ON FUNCTION nomina_rut_canonical(text) TO {{role}};

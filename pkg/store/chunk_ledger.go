@@ -285,7 +285,7 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		if inTx != nil {
 			inTx()
 		}
-		if _, err := savePrevious(ctx, tx, closingID, runID, recs); err != nil {
+		if _, err := savePrevious(ctx, tx, closingID, runID, index, recs); err != nil {
 			return err
 		}
 		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {

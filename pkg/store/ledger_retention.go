@@ -23,6 +23,7 @@ SELECT r.id FROM consolidation_run r
 WHERE r.finished_at < $1
   AND EXISTS (SELECT FROM consolidation_run n WHERE n.cierre_id = r.cierre_id AND n.id > r.id)
   AND (EXISTS (SELECT FROM consolidation_chunk c WHERE c.run_id = r.id)
+       OR EXISTS (SELECT FROM consolidation_previous_chunk p WHERE p.run_id = r.id)
        OR EXISTS (SELECT FROM consolidation_previous_result p WHERE p.run_id = r.id))
 ORDER BY r.id
 LIMIT $2`
@@ -38,6 +39,8 @@ var pruneSteps = []struct {
 		SELECT run_id, chunk_index, attempt FROM consolidation_chunk_attempt WHERE run_id = $1 LIMIT $2)`},
 	{"consolidation_chunk", `DELETE FROM consolidation_chunk WHERE (run_id, chunk_index) IN (
 		SELECT run_id, chunk_index FROM consolidation_chunk WHERE run_id = $1 LIMIT $2)`},
+	{"consolidation_previous_chunk", `DELETE FROM consolidation_previous_chunk WHERE (run_id, chunk_index) IN (
+		SELECT run_id, chunk_index FROM consolidation_previous_chunk WHERE run_id = $1 LIMIT $2)`},
 	{"consolidation_previous_result", `DELETE FROM consolidation_previous_result WHERE (run_id, employee_id) IN (
 		SELECT run_id, employee_id FROM consolidation_previous_result WHERE run_id = $1 LIMIT $2)`},
 }

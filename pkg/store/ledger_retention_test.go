@@ -22,13 +22,14 @@ func TestPruneLedger(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// rowsOf counts a run's rows in the tables a pass prunes, and its run row.
-	rowsOf := func(t *testing.T, q store.Querier, runID int64) [4]int {
+	rowsOf := func(t *testing.T, q store.Querier, runID int64) [5]int {
 		t.Helper()
-		var n [4]int
-		for i, table := range []string{"consolidation_chunk_attempt", "consolidation_chunk", "consolidation_previous_result"} {
+		var n [5]int
+		for i, table := range []string{"consolidation_chunk_attempt", "consolidation_chunk",
+			"consolidation_previous_chunk", "consolidation_previous_result"} {
 			require.NoError(t, q.QueryRow(t.Context(), "SELECT count(*) FROM "+table+" WHERE run_id = $1", runID).Scan(&n[i]))
 		}
-		require.NoError(t, q.QueryRow(t.Context(), "SELECT count(*) FROM consolidation_run WHERE id = $1", runID).Scan(&n[3]))
+		require.NoError(t, q.QueryRow(t.Context(), "SELECT count(*) FROM consolidation_run WHERE id = $1", runID).Scan(&n[4]))
 		return n
 	}
 
@@ -45,6 +46,9 @@ func TestPruneLedger(t *testing.T) {
 		_, err := pool.Exec(t.Context(), `INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
 			VALUES ($1, 1, '{}', '[]'), ($1, 2, '{}', '[]'), ($1, 3, '{}', '[]')`, old1)
 		require.NoError(t, err)
+		_, err = pool.Exec(t.Context(), `INSERT INTO consolidation_previous_chunk (run_id, chunk_index, employees, concepts)
+			VALUES ($1, 0, '[]', '[]'), ($1, 1, '[]', '[]')`, old1)
+		require.NoError(t, err)
 		backdate(t, pool, old1)
 		old2 := newRun(t, pool, twoChunks)
 		dispatchAndCommit(t, pool, old2, 0)
@@ -59,11 +63,11 @@ func TestPruneLedger(t *testing.T) {
 		latest := newRunOf(t, pool, 8, twoChunks)
 		finish(t, pool, latest, domain.EstadoCancelada, false)
 		backdate(t, pool, latest)
-		kept := map[int64][4]int{}
+		kept := map[int64][5]int{}
 		for _, id := range []int64{running, recent, latest} {
 			kept[id] = rowsOf(t, pool, id)
 		}
-		require.Equal(t, [4]int{2, 2, 3, 1}, rowsOf(t, pool, old1))
+		require.Equal(t, [5]int{2, 2, 2, 3, 1}, rowsOf(t, pool, old1))
 
 		// Batches of one row: every table needs several.
 		res, err := store.PruneLedger(t.Context(), pool, store.PruneParams{
@@ -71,9 +75,9 @@ func TestPruneLedger(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []int64{old1, old2}, res.Runs)
 		require.Equal(t, map[string]int64{"consolidation_chunk_attempt": 3, "consolidation_chunk": 4,
-			"consolidation_previous_result": 3}, res.Rows)
+			"consolidation_previous_chunk": 2, "consolidation_previous_result": 3}, res.Rows)
 		for _, id := range []int64{old1, old2} {
-			require.Equal(t, [4]int{0, 0, 0, 1}, rowsOf(t, pool, id), "pruned run %d keeps its run row only", id)
+			require.Equal(t, [5]int{0, 0, 0, 0, 1}, rowsOf(t, pool, id), "pruned run %d keeps its run row only", id)
 		}
 		for id, rows := range kept {
 			require.Equal(t, rows, rowsOf(t, pool, id), "run %d untouched", id)

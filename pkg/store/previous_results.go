@@ -15,7 +15,9 @@ import (
 // per employee, so each chunk's commit replaces the previous rows of its own
 // employees (savePrevious), and the end of the run settles what was saved
 // (settlePrevious): dropped when the run keeps its rows, put back exactly when it
-// removes them.
+// removes them. The saved rows are one row of consolidation_previous_chunk a chunk
+// commit, written in that commit's transaction, so they stand or fall with the
+// rows that replaced them.
 
 // sqlFindPrevious finds the closing's rows of the given RUTs written by another
 // run (or by none): one lookup of the (cierre_id, rut) unique index a RUT. The
@@ -32,34 +34,35 @@ CROSS JOIN LATERAL (
 	WHERE e.cierre_id = $1 AND e.rut = r.rut LIMIT 1) e
 WHERE e.consolidation_run_id IS DISTINCT FROM $3`
 
-// sqlSavePrevious moves the employee rows of the given ids into
-// consolidation_previous_result: the employee row and its concept rows, whole
-// (to_jsonb keeps every column, the application's too), then deletes them,
-// concepts first (no cascade is assumed, docs/database.md).
+// sqlSavePrevious moves the employee rows of the given ids into one row of
+// consolidation_previous_chunk, the chunk's: the employee rows and their concept
+// rows, whole, as two json arrays (row_to_json keeps every column by name, the
+// application's too; made as each row is deleted, it spares the CTE a copy of the
+// row), and deletes them, concepts first (no cascade is assumed,
+// docs/database.md). One json row a chunk costs a fraction of one jsonb row an
+// employee: to_jsonb and jsonb_agg built a binary tree of every row, and the
+// employee rows' index and toast entries came with it (docs/benchmarks.md,
+// "Re-runs").
 const sqlSavePrevious = `
-WITH prev AS MATERIALIZED (
-	SELECT e.* FROM nomina_empleado_consolidado e WHERE e.id = ANY($2::bigint[])),
-concepts AS (
+WITH old_concepts AS (
 	DELETE FROM nomina_concepto_empleado_consolidado c
-	WHERE c.empleado_consolidado_id = ANY($2::bigint[])
-	RETURNING c.*),
+	WHERE c.empleado_consolidado_id = ANY($3::bigint[])
+	RETURNING row_to_json(c) AS r),
+old_employees AS (
+	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY($3::bigint[])
+	RETURNING row_to_json(e) AS r),
 saved AS (
-	INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
-	SELECT $1, p.id, to_jsonb(p), coalesce(g.rows, '[]')
-	FROM prev p
-	LEFT JOIN (SELECT c.empleado_consolidado_id AS id, jsonb_agg(to_jsonb(c)) AS rows FROM concepts c GROUP BY 1) g
-		ON g.id = p.id
-	RETURNING 1),
-employees AS (
-	DELETE FROM nomina_empleado_consolidado e WHERE e.id = ANY($2::bigint[])
-	RETURNING 1)
-SELECT (SELECT count(*) FROM saved), (SELECT count(*) FROM employees)`
+	INSERT INTO consolidation_previous_chunk (run_id, chunk_index, employees, concepts)
+	SELECT $1, $2, (SELECT coalesce(json_agg(o.r), '[]') FROM old_employees o),
+		(SELECT coalesce(json_agg(o.r), '[]') FROM old_concepts o)
+	RETURNING json_array_length(employees))
+SELECT (SELECT * FROM saved), (SELECT count(*) FROM old_employees)`
 
 // savePrevious saves and deletes the closing's previous rows of the employees of
-// recs, in the chunk's commit transaction, before recs are written; it returns how
-// many employee rows it replaced. A chunk with nothing to replace (every chunk of
+// recs, in the commit transaction of chunk index, before recs are written; it
+// returns how many employee rows it replaced. A chunk with nothing to replace (every chunk of
 // a closing's first run) costs one statement of index probes.
-func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs []rules.Consolidated) (int64, error) {
+func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, index int, recs []rules.Consolidated) (int64, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
@@ -85,7 +88,7 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs [
 		return 0, nil
 	}
 	var saved, deleted int64
-	if err := tx.QueryRow(ctx, sqlSavePrevious, runID, ids).Scan(&saved, &deleted); err != nil {
+	if err := tx.QueryRow(ctx, sqlSavePrevious, runID, index, ids).Scan(&saved, &deleted); err != nil {
 		return 0, fmt.Errorf("saving the previous rows of %d employees: %w", len(ids), err)
 	}
 	if saved != int64(len(ids)) || deleted != saved {
@@ -94,22 +97,35 @@ func savePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, recs [
 	return saved, nil
 }
 
+// The saved rows are put back whole, ids included: json_populate_recordset makes
+// rows of the table's own type from what row_to_json saved, so every column (the
+// application's too) gets its saved value. Employees first, so the concept rows
+// find them. consolidation_previous_result holds what a version before
+// consolidation_previous_chunk saved (one jsonb row an employee): a run started by
+// it and ended by this one finds its first chunks' rows there, so it is restored
+// and emptied too (two probes of an empty primary key otherwise).
 const (
-	// The saved rows are put back whole, ids included: jsonb_populate_record makes
-	// a row of the table's own type from what to_jsonb saved, so every column
-	// (the application's too) gets its saved value. Employees first, so the
-	// concept rows find them.
 	sqlRestoreEmployees = `
 INSERT INTO nomina_empleado_consolidado OVERRIDING SYSTEM VALUE
+SELECT r.* FROM consolidation_previous_chunk s,
+	json_populate_recordset(NULL::nomina_empleado_consolidado, s.employees) r
+WHERE s.run_id = $1
+UNION ALL
 SELECT r.* FROM consolidation_previous_result s,
 	jsonb_populate_record(NULL::nomina_empleado_consolidado, s.employee) r
 WHERE s.run_id = $1`
 	sqlRestoreConcepts = `
 INSERT INTO nomina_concepto_empleado_consolidado OVERRIDING SYSTEM VALUE
+SELECT r.* FROM consolidation_previous_chunk s,
+	json_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
+WHERE s.run_id = $1
+UNION ALL
 SELECT r.* FROM consolidation_previous_result s,
 	jsonb_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
 WHERE s.run_id = $1`
-	sqlDropSaved = `DELETE FROM consolidation_previous_result WHERE run_id = $1`
+	sqlDropSaved = `
+WITH chunks AS (DELETE FROM consolidation_previous_chunk WHERE run_id = $1)
+DELETE FROM consolidation_previous_result WHERE run_id = $1`
 )
 
 // settlePrevious settles a run's saved rows at its end, in the transaction that

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -32,10 +33,14 @@ func resultRows(t *testing.T, pool *pgxpool.Pool, closingID int64) []string {
 	return out
 }
 
-// savedRows counts the previous rows a run has saved.
+// savedRows counts the previous employee rows a run has saved, as this version
+// saves them (a row of arrays a chunk) and as versions before it did (a row an
+// employee).
 func savedRows(t *testing.T, pool *pgxpool.Pool, runID int64) int {
 	t.Helper()
-	return countRows(t, pool, "SELECT count(*) FROM consolidation_previous_result WHERE run_id = $1", runID)
+	return countRows(t, pool, `SELECT
+		(SELECT coalesce(sum(json_array_length(employees)), 0) FROM consolidation_previous_chunk WHERE run_id = $1)
+		+ (SELECT count(*) FROM consolidation_previous_result WHERE run_id = $1)`, runID)
 }
 
 // oneRowPerEmployee requires closing 7 to have exactly one employee row per libro
@@ -119,6 +124,66 @@ func TestPreviousResults(t *testing.T) {
 		requireRowsOfRun(t, pool, partial, 1, 5)
 		requireRowsOfRun(t, pool, retry, 2, 4)
 	})
+	t.Run("OneSavedRowAChunk", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		_, second := consolidatedTwice(t, pool)
+		dispatchAndCommit(t, pool, second, 0)
+		dispatchAndCommit(t, pool, second, 1)
+		require.Equal(t, 3, savedRows(t, pool, second))
+		require.Equal(t, 2, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_chunk WHERE run_id = $1", second))
+		require.Equal(t, 9, countRows(t, pool, `SELECT sum(json_array_length(concepts)) FROM consolidation_previous_chunk
+			WHERE run_id = $1`, second), "the concept rows are saved with their chunk")
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_result"))
+	})
+	t.Run("ACommitThatFailsAfterTheSaveSavesAndDeletesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		_, second := consolidatedTwice(t, pool)
+		before := resultRows(t, pool, 7)
+		token := dispatch(t, pool, second, 1)
+		// Luis twice: the save finds and moves both employees' previous rows, then
+		// writing the chunk is refused (23505), after the save, in the same
+		// transaction.
+		recs := consolidated(t, pool, 7, 102, 103)
+		recs = append(recs, recs[0])
+		_, _, err := store.CommitChunk(t.Context(), pool, second, 1, token, 7, recs, testStats, nil)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23505", pgErr.Code)
+		require.Equal(t, before, resultRows(t, pool, 7), "the previous rows are where they were")
+		require.Zero(t, savedRows(t, pool, second), "and nothing is saved")
+		c, err := store.GetChunk(t.Context(), pool, second, 1)
+		require.NoError(t, err)
+		require.Equal(t, domain.ChunkRunning, c.Status)
+	})
+	t.Run("RowsSavedByAnEarlierVersionAreRestoredToo", func(t *testing.T) {
+		t.Parallel()
+		pool := loadClosing(t)
+		_, second := consolidatedTwice(t, pool)
+		before := resultRows(t, pool, 7)
+		// Chunk 0's employee saved as a version before consolidation_previous_chunk
+		// saved it (a jsonb row an employee), as a run it started and this version
+		// ends finds it.
+		_, err := pool.Exec(t.Context(), `
+			WITH prev AS MATERIALIZED (
+				SELECT e.* FROM nomina_empleado_consolidado e WHERE e.cierre_id = 7 AND e.empleado_origen_id = 101),
+			concepts AS (
+				DELETE FROM nomina_concepto_empleado_consolidado c USING prev p WHERE c.empleado_consolidado_id = p.id
+				RETURNING c.*),
+			saved AS (
+				INSERT INTO consolidation_previous_result (run_id, employee_id, employee, concepts)
+				SELECT $1, p.id, to_jsonb(p), (SELECT jsonb_agg(to_jsonb(c)) FROM concepts c) FROM prev p)
+			DELETE FROM nomina_empleado_consolidado e USING prev p WHERE e.id = p.id`, second)
+		require.NoError(t, err)
+		require.Equal(t, 1, savedRows(t, pool, second))
+		dispatchAndCommit(t, pool, second, 0)
+		dispatchAndCommit(t, pool, second, 1)
+		require.Equal(t, 3, savedRows(t, pool, second), "one employee saved the old way, two the new")
+		finish(t, pool, second, domain.EstadoCancelada, true)
+		require.Equal(t, before, resultRows(t, pool, 7))
+		require.Zero(t, savedRows(t, pool, second))
+	})
 	t.Run("RowsOfNoRunAreSavedAndRestoredToo", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
@@ -186,7 +251,7 @@ func TestPreviousResults(t *testing.T) {
 					"one probe of the unique index a RUT (%s statistics, %s)", stats, mode)
 				require.NotContains(t, find, "Seq Scan", stats, mode)
 				if stats == "analyzed" { // the save runs only when a forced run finds previous rows
-					save := explain(stats, mode, store.SQLSavePrevious, "bigint, bigint[]", "1, ARRAY["+strings.Join(ids, ",")+"]")
+					save := explain(stats, mode, store.SQLSavePrevious, "bigint, integer, bigint[]", "1, 0, ARRAY["+strings.Join(ids, ",")+"]")
 					require.NotContains(t, save, "Seq Scan", mode)
 				}
 			}

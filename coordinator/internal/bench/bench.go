@@ -53,7 +53,8 @@ type Config struct {
 	// tables the previous ones left.
 	SmallFirst int
 	// Statements prints, for each size, the statements pg_stat_statements saw
-	// during the closing and during its floor (the last repeat).
+	// during the closing, during its forced re-run (-rerun) and during its floor
+	// (the last repeat).
 	Statements bool
 	// ProfileDir, when set, receives CPU profiles of every service during the
 	// first repeat of the largest size (ProfileSeconds long, default 10).
@@ -432,7 +433,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			if cfg.Statements && last {
-				ss, err := topStatements(ctx, pool, 15)
+				ss, err := topStatements(ctx, pool, 20)
 				if err != nil {
 					return lat, results, err
 				}
@@ -442,14 +443,37 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			if cfg.Rerun {
+				_, walAgain, err := serverReading(ctx, pool)
+				if err != nil {
+					return lat, results, err
+				}
+				pgAgain := serverCPU(postmaster)
 				again, err := rerun(ctx, cluster.Client, cfg, gen.ClosingID)
 				if err != nil {
 					return lat, results, err
 				}
+				pgAgain = serverCPU(postmaster) - pgAgain
+				var walBytes int64
+				if err := pool.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint", walAgain).Scan(&walBytes); err != nil {
+					return lat, results, err
+				}
+				// CPU seconds and WAL depend far less on the machine's load than the walls.
+				fmt.Fprintf(out, "  %s, %d employees, repeat %d: forced re-run %s; PostgreSQL CPU s %.2f (first run %.2f); WAL %.1f MiB (first run %.1f)\n",
+					sc, n, rep+1, duration(again.Wall), pgAgain, r.PostgresCPU, float64(walBytes)/(1<<20), float64(r.WALBytes)/(1<<20))
 				if again.Estado != r.Estado {
 					return lat, results, fmt.Errorf("the forced re-run of closing %d ended %s, the first run %s", gen.ClosingID, again.Estado, r.Estado)
 				}
 				r.Rerun = again.Wall
+				if cfg.Statements && last {
+					ss, err := topStatements(ctx, pool, 20)
+					if err != nil {
+						return lat, results, err
+					}
+					printStatements(out, fmt.Sprintf("%s, %d employees, the forced re-run", sc, n), ss)
+					if err := resetStatements(ctx, pool); err != nil {
+						return lat, results, err
+					}
+				}
 			}
 			if !cfg.SkipFloor {
 				if r.Floor, r.FloorRecord, r.AutovacuumsFloor, err = floor(ctx, pool, gen.ClosingID); err != nil {

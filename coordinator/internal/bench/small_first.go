@@ -41,7 +41,7 @@ func smallClosings(ctx context.Context, pool *pgxpool.Pool, cfg Config, size int
 // tables: their statistics then say "empty", as a new database's do.
 func emptyResults(ctx context.Context, pool *pgxpool.Pool) error {
 	for _, q := range []string{"DELETE FROM nomina_concepto_empleado_consolidado", "DELETE FROM nomina_empleado_consolidado",
-		"DELETE FROM consolidation_previous_result", sqlSettleResults} {
+		"DELETE FROM consolidation_previous_chunk", "DELETE FROM consolidation_previous_result", sqlSettleResults} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			return fmt.Errorf("emptying the result tables: %s: %w", q, err)
 		}

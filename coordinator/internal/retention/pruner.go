@@ -104,7 +104,7 @@ func (p *Pruner) Pass(ctx context.Context) ([]int64, error) {
 	if len(res.Runs) > 0 || err != nil {
 		p.logger.InfoContext(ctx, "old runs pruned", "runs", len(res.Runs),
 			"attempts", res.Rows["consolidation_chunk_attempt"], "chunks", res.Rows["consolidation_chunk"],
-			"previous_results", res.Rows["consolidation_previous_result"], "busy", errors.Is(err, store.ErrPruneBusy))
+			"previous_results", res.Rows["consolidation_previous_chunk"]+res.Rows["consolidation_previous_result"], "busy", errors.Is(err, store.ErrPruneBusy))
 	}
 	if errors.Is(err, store.ErrPruneBusy) {
 		err = nil
