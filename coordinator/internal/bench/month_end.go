@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,10 +111,17 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		return res, err
 	}
 
-	env, _ := serviceEnv(cfg)
+	env, reasons := serviceEnv(cfg)
+	// The benchmark is one caller watching every closing at once, where the
+	// application's watchers are many callers: the per-caller cap on Watch streams
+	// (docs/security-model.md) would refuse its 101st watch on a replica.
+	watches := fmt.Sprintf("MAX_WATCH_STREAMS_PER_CALLER=%d", len(closings))
+	coordEnv := append(append([]string{}, env...), watches)
+	reasons = append(reasons, watches+" (coordinators): the benchmark watches all the closings from one address")
+	fmt.Fprintf(out, "services: their defaults, except\n  %s\n", strings.Join(reasons, "\n  "))
 	cluster, err := launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: logDir,
 		DatabaseURL: stores.DatabaseURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, Coordinators: me.Replicas,
-		WorkerEnv: env, CoordinatorEnv: env})
+		WorkerEnv: env, CoordinatorEnv: coordEnv})
 	if err != nil {
 		return res, err
 	}
