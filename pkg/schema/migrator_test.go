@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/pgtest"
@@ -63,4 +64,29 @@ func TestMigrationsOnExistingPayrollTables(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "INSERT INTO nomina_cierrenomina (mes, anno, estado) VALUES (13, 2026, 'x')")
 	require.Error(t, err, "mes is 1..12")
+}
+
+// TestSavedChunksCompressWithLz4 checks that migration 018 sets lz4 on the saved
+// arrays when the server has it (the statement is built at run time, so a server
+// without SET COMPRESSION, before PostgreSQL 14, still applies the migration), and
+// leaves the default when it does not.
+func TestSavedChunksCompressWithLz4(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	_, lz4Err := tx.Exec(ctx, "SET LOCAL default_toast_compression = lz4")
+	require.NoError(t, tx.Rollback(ctx))
+	want := "l"
+	if lz4Err != nil {
+		want = "" // built without lz4: the column keeps the default
+	}
+	rows, err := pool.Query(ctx, `SELECT attname, attcompression::text FROM pg_attribute
+		WHERE attrelid = 'consolidation_previous_chunk'::regclass AND attname IN ('employees', 'concepts')
+		ORDER BY attname`)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Compression string }])
+	require.NoError(t, err)
+	require.Equal(t, []struct{ Name, Compression string }{{"concepts", want}, {"employees", want}}, got)
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -66,6 +67,18 @@ func consolidatedTwice(t *testing.T, pool *pgxpool.Pool) (first, second int64) {
 	return first, newRun(t, pool, twoChunks)
 }
 
+// replacedBySecondRun is consolidatedTwice with both chunks of the second run
+// committed: closing 7's rows before that run, and the run.
+func replacedBySecondRun(t *testing.T) (pool *pgxpool.Pool, second int64, before []string) {
+	t.Helper()
+	pool = loadClosing(t)
+	_, second = consolidatedTwice(t, pool)
+	before = resultRows(t, pool, 7)
+	dispatchAndCommit(t, pool, second, 0)
+	dispatchAndCommit(t, pool, second, 1)
+	return pool, second, before
+}
+
 func TestPreviousResults(t *testing.T) {
 	t.Parallel()
 
@@ -84,11 +97,7 @@ func TestPreviousResults(t *testing.T) {
 	for _, end := range []domain.Estado{domain.EstadoCancelada, domain.EstadoTimeout, domain.EstadoError} {
 		t.Run("RemovingEndRestoresThemExactly/"+string(end), func(t *testing.T) {
 			t.Parallel()
-			pool := loadClosing(t)
-			_, second := consolidatedTwice(t, pool)
-			before := resultRows(t, pool, 7)
-			dispatchAndCommit(t, pool, second, 0)
-			dispatchAndCommit(t, pool, second, 1)
+			pool, second, before := replacedBySecondRun(t)
 			require.NotEqual(t, before, resultRows(t, pool, 7))
 			finish(t, pool, second, end, true)
 			require.Equal(t, before, resultRows(t, pool, 7))
@@ -311,4 +320,70 @@ func TestPreviousResultsOnTheDjangoSchema(t *testing.T) {
 	oneRowPerEmployee(t, pool)
 	require.Zero(t, savedRows(t, pool, third))
 	require.Zero(t, orphanConcepts(t, pool))
+}
+
+// olderReleaseRemovingEnd is what a run's end removing its rows did before
+// consolidation_previous_chunk (migration 018): it puts back only what
+// consolidation_previous_result holds.
+var olderReleaseRemovingEnd = []string{
+	`DELETE FROM nomina_concepto_empleado_consolidado c USING nomina_empleado_consolidado e
+	WHERE c.empleado_consolidado_id = e.id AND e.consolidation_run_id = $1`,
+	`DELETE FROM nomina_empleado_consolidado e WHERE e.consolidation_run_id = $1`,
+	`INSERT INTO nomina_empleado_consolidado OVERRIDING SYSTEM VALUE
+	SELECT r.* FROM consolidation_previous_result s,
+		jsonb_populate_record(NULL::nomina_empleado_consolidado, s.employee) r
+	WHERE s.run_id = $1`,
+	`INSERT INTO nomina_concepto_empleado_consolidado OVERRIDING SYSTEM VALUE
+	SELECT r.* FROM consolidation_previous_result s,
+		jsonb_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
+	WHERE s.run_id = $1`,
+	`DELETE FROM consolidation_previous_result WHERE run_id = $1`,
+}
+
+// rollbackSQL is deploy/README.md's hand-over of saved chunks to a release before
+// migration 018.
+func rollbackSQL(t *testing.T) string {
+	t.Helper()
+	const marker = "<!-- tested: TestSavedChunksHandedToAnOlderRelease (pkg/store) -->\n```sql\n"
+	readme, err := os.ReadFile("../../deploy/README.md")
+	require.NoError(t, err)
+	_, rest, found := strings.Cut(string(readme), marker)
+	require.True(t, found, "deploy/README.md has the hand-over block")
+	sql, _, found := strings.Cut(rest, "```")
+	require.True(t, found)
+	return sql
+}
+
+// TestSavedChunksHandedToAnOlderRelease: a forced run whose chunks this release
+// committed, ended removing its rows by a coordinator of the release before 018,
+// loses the previous rows unless deploy/README.md's hand-over ran first; with it,
+// they come back exactly.
+func TestSavedChunksHandedToAnOlderRelease(t *testing.T) {
+	t.Parallel()
+	for _, handedOver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handedOver=%v", handedOver), func(t *testing.T) {
+			t.Parallel()
+			pool, second, before := replacedBySecondRun(t)
+			if handedOver {
+				_, err := pool.Exec(t.Context(), rollbackSQL(t))
+				require.NoError(t, err)
+				require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_chunk"))
+			}
+			require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+				for _, sql := range olderReleaseRemovingEnd {
+					if _, err := tx.Exec(t.Context(), sql, second); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			if !handedOver {
+				require.Zero(t, countRows(t, pool, "SELECT count(*) FROM nomina_empleado_consolidado WHERE cierre_id = 7"),
+					"the older release does not find the saved chunks")
+				return
+			}
+			require.Equal(t, before, resultRows(t, pool, 7))
+			require.Zero(t, savedRows(t, pool, second))
+		})
+	}
 }

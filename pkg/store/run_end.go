@@ -146,9 +146,10 @@ func removeResults(what, match string, args ...any) []batchStmt {
 // cannot (a permanent database error while removing the run's rows or writing the
 // metrics row): it closes the ledger and records the estado and the error on the
 // run and the closing, and touches neither the result rows, nor the previous rows
-// its chunks saved (left in consolidation_previous_result for an operator), nor the
-// metrics row, so nobody waits on a run that can never finish. Guarded like FinishRun, epoch
-// included; it is always Interrupted.
+// its chunks saved (left in consolidation_previous_chunk, or
+// consolidation_previous_result for chunks an earlier version committed, for an
+// operator), nor the metrics row, so nobody waits on a run that can never finish.
+// Guarded like FinishRun, epoch included; it is always Interrupted.
 func AbortRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, errText string) (bool, error) {
 	ended, err := EndAbortedRun(ctx, pool, runID, epoch, errText)
 	return ended.Finished, err

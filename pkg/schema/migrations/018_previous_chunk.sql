@@ -14,11 +14,15 @@ CREATE TABLE IF NOT EXISTS consolidation_previous_chunk (
 );
 
 -- lz4 compresses the saved arrays several times faster than PostgreSQL's default
--- (pglz); a server built without lz4 keeps the default.
+-- (pglz); a server built without lz4 (feature_not_supported), or older than
+-- PostgreSQL 14, which has no SET COMPRESSION (its parser would refuse the
+-- statement, hence EXECUTE), keeps the default.
 DO $$
 BEGIN
-    ALTER TABLE consolidation_previous_chunk ALTER COLUMN employees SET COMPRESSION lz4,
-        ALTER COLUMN concepts SET COMPRESSION lz4;
+    IF current_setting('server_version_num')::integer >= 140000 THEN
+        EXECUTE 'ALTER TABLE consolidation_previous_chunk ALTER COLUMN employees SET COMPRESSION lz4, '
+            'ALTER COLUMN concepts SET COMPRESSION lz4';
+    END IF;
 EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END $$;
