@@ -153,6 +153,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 
 	fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
 	walls := make([]time.Duration, len(closings))
+	results := make([]Result, len(closings))
 	estados := make([]string, len(closings))
 	errs := make([]error, len(closings))
 	start := time.Now()
@@ -162,7 +163,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		started := make(chan struct{})
 		wg.Go(func() {
 			r, err := consolidateThen(ctx, client, cfg, closing, func() { close(started) })
-			walls[i], estados[i], errs[i] = r.Wall, r.Estado, err
+			walls[i], results[i], estados[i], errs[i] = r.Wall, r, r.Estado, err
 		})
 		if i == 0 && me.Big > 0 {
 			<-started // the big closing's run is going before the others are sent
@@ -176,6 +177,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	res.PeakCoordinatorSessions, res.PeakWorkerSessions = int(peakCoord.Load()), int(peakWorker.Load())
 
 	var small []time.Duration
+	var smallSteps latencySteps // where the small closings' time went (latency_steps.go)
 	for i := range closings {
 		if errs[i] != nil {
 			return res, fmt.Errorf("closing %d (%d employees): %w", closings[i], sizes[i], errs[i])
@@ -187,8 +189,12 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		}
 		if sizes[i] <= me.SmallUpTo {
 			small = append(small, walls[i])
+			if err := smallSteps.add(ctx, pool, results[i]); err != nil {
+				return res, err
+			}
 		}
 	}
+	smallSteps.print(out, fmt.Sprintf("closings of at most %d employees", me.SmallUpTo))
 	if len(small) > 0 {
 		slices.Sort(small)
 		res.SmallClosings, res.SlowestSmall = len(small), small[len(small)-1]
