@@ -384,6 +384,7 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 		return nil, err
 	}
 	mismatched, missing, dup, stale := 0, 0, 0, 0
+	var diff rowDiff
 	for id, w := range want {
 		g, ok := got[id]
 		switch {
@@ -398,6 +399,7 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 				bad("libro row %d differs from the rules (first of the differing rows)", id)
 			}
 			mismatched++
+			diff.add(g, w)
 		}
 	}
 	orphans := 0
@@ -405,6 +407,9 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 		if _, ok := want[id]; !ok {
 			orphans++
 		}
+	}
+	if mismatched > 0 {
+		bad("what differs in the %d differing rows: %s", mismatched, diff)
 	}
 	if missing+dup+stale+mismatched+orphans > 0 {
 		bad("rows: %d missing, %d duplicated, %d of another run, %d differing, %d orphan", missing, dup, stale, mismatched, orphans)
@@ -581,4 +586,52 @@ func percentile(d []time.Duration, p int) string {
 	slices.Sort(d)
 	i := (len(d)*p+99)/100 - 1
 	return d[max(i, 0)].Round(100 * time.Millisecond).String()
+}
+
+// rowDiff counts, over the rows that differ from the oracle's, which of the
+// employee row's columns differ and how many concept lines only one side has:
+// names and counts only, never values (docs/architecture.md, "Telemetry": no RUTs,
+// names or amounts in what a failure prints).
+type rowDiff struct {
+	columns                   map[string]int
+	onlyWritten, onlyExpected int
+}
+
+var oracleColumns = []string{"rut", "nombre_completo", "cargo", "centro_costo", "es_ingreso", "es_finiquito",
+	"tiene_ausentismo", "total_haberes", "total_descuentos", "liquido_pagar", "fuentes_utilizadas", "discrepancias_resueltas"}
+
+func (d *rowDiff) add(got, want oracleEmployee) {
+	if d.columns == nil {
+		d.columns = map[string]int{}
+	}
+	g, w := strings.Split(got.Row, "|"), strings.Split(want.Row, "|")
+	if len(g) != len(oracleColumns) || len(w) != len(oracleColumns) {
+		d.columns["(a column holds the separator)"]++
+	} else {
+		for i, name := range oracleColumns {
+			if g[i] != w[i] {
+				d.columns[name]++
+			}
+		}
+	}
+	for _, c := range got.Concepts {
+		if !slices.Contains(want.Concepts, c) {
+			d.onlyWritten++
+		}
+	}
+	for _, c := range want.Concepts {
+		if !slices.Contains(got.Concepts, c) {
+			d.onlyExpected++
+		}
+	}
+}
+
+func (d rowDiff) String() string {
+	names := make([]string, 0, len(d.columns))
+	for name, n := range d.columns {
+		names = append(names, fmt.Sprintf("%s %d", name, n))
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("columns [%s]; concept lines only in the written rows %d, only in the rules' %d",
+		strings.Join(names, ", "), d.onlyWritten, d.onlyExpected)
 }
