@@ -106,6 +106,7 @@ func (f *faultSpan) overlaps(from, to time.Time) bool {
 type chaosClosing struct {
 	id, runID     int64
 	employees     int
+	generations   int           // attempts at writing its sources (more than 1: a fault cut one short)
 	start, end    time.Time     // the run's, from the ledger
 	estadoWritten bool          // the application wrote estado mid-run (estado_write)
 	done          chan struct{} // closed once the closing is checked
@@ -266,6 +267,7 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 	s.closings = append(s.closings, c)
 	s.mu.Unlock()
 	err := retryDB(ctx, func(ctx context.Context) error {
+		c.generations++
 		// Movements are the payroll's, matched by RUT and month whatever the
 		// closing (docs/rules.md), and two closings' random RUT ranges can
 		// overlap: each closing gets a year of its own, so no closing generated
@@ -355,7 +357,7 @@ func (s *soak) checkClosing(ctx context.Context, c *chaosClosing) {
 		problems = append(problems, "checking: "+err.Error())
 	}
 	for _, p := range problems {
-		s.violate("closing %d (run %d, %d employees): %s", c.id, c.runID, c.employees, p)
+		s.violate("closing %d (run %d, %d employees, sources written in %d attempts): %s", c.id, c.runID, c.employees, c.generations, p)
 	}
 }
 
