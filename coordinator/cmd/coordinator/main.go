@@ -183,6 +183,8 @@ func load() (settings, error) {
 			ReconcileEvery:        env.Duration("RECONCILE_EVERY", engine.DefaultReconcileEvery),
 			LeaseTTL:              env.Duration("LEASE_TTL", engine.DefaultLeaseTTL),
 			ReadConnsWhileRunning: env.Int("DATABASE_READ_RUNNING_CONNS", engine.DefaultReadConnsWhileRunning, 1),
+			ReadBusyPercentWhileRunning: env.Int("DATABASE_READ_RUNNING_BUSY_PERCENT",
+				engine.DefaultReadBusyPercentWhileRunning, 1),
 		},
 		retention: retention.Config{
 			Retention: env.Duration("LEDGER_RETENTION", retention.DefaultRetention),

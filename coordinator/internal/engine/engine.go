@@ -101,6 +101,11 @@ type Config struct {
 	// pool's whole size while none is (default: DefaultReadConnsWhileRunning, 1;
 	// never more than the read pool's size). See readShare.
 	ReadConnsWhileRunning int
+	// ReadBusyPercentWhileRunning paces the read pool's statements while a run is
+	// in flight: a place of the share is held by statements at most this percent
+	// of the time, idle the rest (default: DefaultReadBusyPercentWhileRunning, 50;
+	// 100: no pacing). See readShare.
+	ReadBusyPercentWhileRunning int
 }
 
 // Engine runs consolidations.
@@ -161,7 +166,8 @@ func NewEngine(logger *slog.Logger, cfg Config, pool, reads *pgxpool.Pool, d *di
 	}
 	db := pgStore{pool: pool, reads: reads, conflicts: conflicts}
 	if reads != nil {
-		db.share = newReadShare(int(reads.Config().MaxConns), cmp.Or(cfg.ReadConnsWhileRunning, DefaultReadConnsWhileRunning))
+		db.share = newReadShare(int(reads.Config().MaxConns), cmp.Or(cfg.ReadConnsWhileRunning, DefaultReadConnsWhileRunning),
+			cmp.Or(cfg.ReadBusyPercentWhileRunning, DefaultReadBusyPercentWhileRunning))
 	}
 	e, err := newEngine(logger, cfg, db, db, dispatcherWorkers{d: d}, p)
 	if err != nil {
@@ -228,7 +234,12 @@ func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
 	e.base = ctx
 	e.mu.Unlock()
-	e.logger.InfoContext(ctx, "engine running", "max_runs", e.cfg.MaxRuns)
+	attrs := []any{"max_runs", e.cfg.MaxRuns}
+	if e.share != nil {
+		attrs = append(attrs, "read_conns", e.share.full, "read_conns_while_running", e.share.running,
+			"read_busy_percent_while_running", e.share.busyPercent)
+	}
+	e.logger.InfoContext(ctx, "engine running", attrs...)
 	t := time.NewTicker(e.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,6 +16,10 @@ import (
 // (DATABASE_READ_RUNNING_CONNS).
 const DefaultReadConnsWhileRunning = 1
 
+// DefaultReadBusyPercentWhileRunning is Config.ReadBusyPercentWhileRunning's
+// default (DATABASE_READ_RUNNING_BUSY_PERCENT).
+const DefaultReadBusyPercentWhileRunning = 50
+
 // readShare bounds how many statements of the read RPCs run at once on the read
 // pool: as many as the pool has connections while no run is in flight, and
 // fewer (Config.ReadConnsWhileRunning) while one is. The read pool alone bounds
@@ -24,8 +29,15 @@ const DefaultReadConnsWhileRunning = 1
 // reconciler's last look at the ledger found an unfinished run, whichever
 // replica drives it. The share is taken per statement: an export between pages
 // holds none, and a statement running when the share shrinks ends as it would.
+// While a run is in flight a place is also paced: after a statement that held it
+// for d, it stays taken, idle, long enough that statements hold it at most
+// busyPercent of the time (50: as long again as d), so a stream of export pages
+// cannot keep the database's CPU busy on reads either.
 type readShare struct {
 	full, running int
+	busyPercent   int // 1–100; 100: no pacing
+
+	after func(time.Duration, func()) // time.AfterFunc; tests replace it
 
 	mu      sync.Mutex
 	inUse   int
@@ -34,14 +46,21 @@ type readShare struct {
 	changed chan struct{} // closed (and replaced) when a statement ends or the share grows
 }
 
-func newReadShare(full, running int) *readShare {
+func newReadShare(full, running, busyPercent int) *readShare {
 	running = max(1, min(running, full))
-	return &readShare{full: full, running: running, changed: make(chan struct{})}
+	if busyPercent <= 0 || busyPercent > 100 {
+		busyPercent = 100
+	}
+	return &readShare{full: full, running: running, busyPercent: busyPercent, changed: make(chan struct{}),
+		after: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}
 }
+
+// inFlight says whether a run is in flight; r.mu is held.
+func (r *readShare) inFlight() bool { return r.local > 0 || r.ledger }
 
 // limit is the share now; r.mu is held.
 func (r *readShare) limit() int {
-	if r.local > 0 || r.ledger {
+	if r.inFlight() {
 		return r.running
 	}
 	return r.full
@@ -60,26 +79,44 @@ func (r *readShare) wakeLocked() {
 	r.changed = make(chan struct{})
 }
 
-// acquire waits for a place in the share, or for ctx to end.
-func (r *readShare) acquire(ctx context.Context) error {
+// acquire waits for a place in the share, or for ctx to end, and says when it
+// took it (for release).
+func (r *readShare) acquire(ctx context.Context) (time.Time, error) {
 	for {
 		r.mu.Lock()
 		if r.inUse < r.limit() {
 			r.inUse++
 			r.mu.Unlock()
-			return nil
+			return time.Now(), nil
 		}
 		changed := r.changed
 		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return time.Time{}, context.Cause(ctx)
 		case <-changed:
 		}
 	}
 }
 
-func (r *readShare) release() {
+// release gives back the place taken at taken: at once while no run is in
+// flight, else after the pause that keeps it busyPercent busy.
+func (r *readShare) release(taken time.Time) {
+	held := time.Since(taken)
+	r.mu.Lock()
+	pause := time.Duration(0)
+	if r.inFlight() && r.busyPercent < 100 {
+		pause = held * time.Duration(100-r.busyPercent) / time.Duration(r.busyPercent)
+	}
+	r.mu.Unlock()
+	if pause > 0 {
+		r.after(pause, r.free)
+		return
+	}
+	r.free()
+}
+
+func (r *readShare) free() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inUse--
@@ -117,23 +154,25 @@ type sharedReads struct {
 var _ store.Querier = sharedReads{}
 
 func (s sharedReads) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := s.share.acquire(ctx); err != nil {
+	taken, err := s.share.acquire(ctx)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	defer s.share.release()
+	defer s.share.release(taken)
 	return s.pool.Exec(ctx, sql, args...)
 }
 
 func (s sharedReads) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := s.share.acquire(ctx); err != nil {
+	taken, err := s.share.acquire(ctx)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		s.share.release()
+		s.share.release(taken)
 		return nil, err
 	}
-	return &sharedRows{Rows: rows, release: sync.OnceFunc(s.share.release)}, nil
+	return &sharedRows{Rows: rows, release: sync.OnceFunc(func() { s.share.release(taken) })}, nil
 }
 
 func (s sharedReads) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -142,17 +181,19 @@ func (s sharedReads) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 }
 
 func (s sharedReads) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if err := s.share.acquire(ctx); err != nil {
+	taken, err := s.share.acquire(ctx)
+	if err != nil {
 		return failedBatch{err: err}
 	}
-	return &sharedBatch{BatchResults: s.pool.SendBatch(ctx, b), release: sync.OnceFunc(s.share.release)}
+	return &sharedBatch{BatchResults: s.pool.SendBatch(ctx, b), release: sync.OnceFunc(func() { s.share.release(taken) })}
 }
 
 func (s sharedReads) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
-	if err := s.share.acquire(ctx); err != nil {
+	taken, err := s.share.acquire(ctx)
+	if err != nil {
 		return 0, err
 	}
-	defer s.share.release()
+	defer s.share.release(taken)
 	return s.pool.CopyFrom(ctx, table, columns, src)
 }
 

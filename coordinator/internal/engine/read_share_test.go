@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -22,11 +23,15 @@ func (r *readShare) inUseNow() int {
 func tryAcquire(r *readShare) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	return r.acquire(ctx) == nil
+	_, err := r.acquire(ctx)
+	return err == nil
 }
 
+// give ends a statement that took its place just now.
+func give(r *readShare) { r.release(time.Now()) }
+
 func TestReadShareShrinksWhileRunsAreInFlight(t *testing.T) {
-	r := newReadShare(4, 1)
+	r := newReadShare(4, 1, 100)
 	require.Equal(t, 4, r.size(), "no run in flight: the whole read pool")
 	for i := range 4 {
 		require.True(t, tryAcquire(r), "statement %d of 4 with no run in flight", i+1)
@@ -35,20 +40,23 @@ func TestReadShareShrinksWhileRunsAreInFlight(t *testing.T) {
 
 	// A run starts here while three statements still run: they end as they would,
 	// and no other starts until fewer than the running share remain.
-	r.release()
+	give(r)
 	r.driving(1)
 	require.Equal(t, 1, r.size())
 	require.False(t, tryAcquire(r), "3 statements in flight, share 1")
-	r.release()
-	r.release()
+	give(r)
+	give(r)
 	require.False(t, tryAcquire(r), "1 statement in flight, share 1")
-	r.release()
+	give(r)
 	require.True(t, tryAcquire(r))
 	require.False(t, tryAcquire(r))
 
 	// A waiting statement gets in when the run ends here, while the ledger shows none.
 	got := make(chan error, 1)
-	go func() { got <- r.acquire(context.Background()) }()
+	go func() {
+		_, err := r.acquire(context.Background())
+		got <- err
+	}()
 	r.driving(-1)
 	require.NoError(t, <-got)
 	require.Equal(t, 4, r.size())
@@ -68,20 +76,23 @@ func TestReadShareShrinksWhileRunsAreInFlight(t *testing.T) {
 }
 
 func TestReadShareNeverExceedsThePool(t *testing.T) {
-	r := newReadShare(2, 5)
+	r := newReadShare(2, 5, 100)
 	r.driving(1)
 	require.Equal(t, 2, r.size())
-	r = newReadShare(2, 0)
+	r = newReadShare(2, 0, 100)
 	r.driving(1)
 	require.Equal(t, 1, r.size())
 }
 
 func TestReadShareWaitEndsWithItsContext(t *testing.T) {
-	r := newReadShare(1, 1)
+	r := newReadShare(1, 1, 100)
 	require.True(t, tryAcquire(r))
 	ctx, cancel := context.WithCancelCause(context.Background())
 	got := make(chan error, 1)
-	go func() { got <- r.acquire(ctx) }()
+	go func() {
+		_, err := r.acquire(ctx)
+		got <- err
+	}()
 	stop := context.Canceled
 	cancel(stop)
 	require.ErrorIs(t, <-got, stop)
@@ -93,7 +104,7 @@ func TestReadShareWaitEndsWithItsContext(t *testing.T) {
 func TestSharedReadsGiveTheirPlaceBack(t *testing.T) {
 	ctx := t.Context()
 	pool := pgtest.NewPool(t)
-	share := newReadShare(1, 1)
+	share := newReadShare(1, 1, 100)
 	q := sharedReads{pool: pool, share: share}
 	free := func(what string) {
 		t.Helper()
@@ -157,6 +168,53 @@ func TestSharedReadsGiveTheirPlaceBack(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, q.QueryRow(ended, "SELECT 1").Scan(&one), context.Canceled)
 	require.ErrorIs(t, q.SendBatch(ended, &pgx.Batch{}).Close(), context.Canceled)
-	share.release()
+	give(share)
 	free("the waits that ended")
+}
+
+// While a run is in flight a statement's place stays taken after it, idle, for
+// as long again as the statement held it (50 %); with no run in flight, or at
+// 100 %, it is given back at once.
+func TestReadShareIsPacedWhileRunsAreInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		percent   int
+		running   bool
+		wantPause func(held time.Duration) time.Duration
+	}{
+		{"no run", 50, false, func(time.Duration) time.Duration { return 0 }},
+		{"a run, 50 %", 50, true, func(held time.Duration) time.Duration { return held }},
+		{"a run, 25 %", 25, true, func(held time.Duration) time.Duration { return 3 * held }},
+		{"a run, 100 %", 100, true, func(time.Duration) time.Duration { return 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newReadShare(2, 1, tc.percent)
+			var paused []time.Duration
+			var pending []func()
+			r.after = func(d time.Duration, f func()) {
+				paused = append(paused, d)
+				pending = append(pending, f)
+			}
+			if tc.running {
+				r.driving(1)
+			}
+			taken, err := r.acquire(context.Background())
+			require.NoError(t, err)
+			held := 40 * time.Millisecond
+			r.release(taken.Add(-held)) // as if the statement had held it 40 ms longer
+			if tc.wantPause(held) == 0 {
+				require.Empty(t, paused)
+				require.Zero(t, r.inUseNow(), "given back at once")
+				return
+			}
+			require.Len(t, paused, 1)
+			// The place was held at least 40 ms (more by however long the test took).
+			require.GreaterOrEqual(t, paused[0], tc.wantPause(held))
+			require.Equal(t, 1, r.inUseNow(), "idle but still taken")
+			require.False(t, tryAcquire(r), "the paced place is not free")
+			pending[0]()
+			require.Zero(t, r.inUseNow())
+			require.True(t, tryAcquire(r))
+		})
+	}
 }
