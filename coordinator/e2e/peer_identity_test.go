@@ -28,11 +28,7 @@ func TestServicesCheckEachOthersSPIFFEID(t *testing.T) {
 
 	t.Run("CoordinatorRefusesAWorkerWithAnotherID", func(t *testing.T) {
 		t.Parallel()
-		dev, err := launch.NewDevTLS(t.TempDir())
-		require.NoError(t, err)
-		// The worker's files, in its place, name another identity.
-		dev.Worker = issue(t, dev, "worker", impostorIdentity)
-		c := newCluster(t, clusterOptions{workers: 1, tls: dev})
+		c, dev := newImpostorCluster(t, "worker")
 		closing := c.generate(20, 41)
 
 		// The worker serves (its plaintext health port answers), but no handshake
@@ -68,10 +64,7 @@ func TestServicesCheckEachOthersSPIFFEID(t *testing.T) {
 
 	t.Run("WorkerRefusesACoordinatorWithAnotherID", func(t *testing.T) {
 		t.Parallel()
-		dev, err := launch.NewDevTLS(t.TempDir())
-		require.NoError(t, err)
-		dev.Coordinator = issue(t, dev, "coordinator", impostorIdentity)
-		c := newCluster(t, clusterOptions{workers: 1, tls: dev})
+		c, _ := newImpostorCluster(t, "coordinator")
 		closing := c.generate(20, 42)
 
 		// The coordinator reaches the worker (its handshake passes: the worker
@@ -87,4 +80,17 @@ func TestServicesCheckEachOthersSPIFFEID(t *testing.T) {
 		requireLogged(t, c, "worker-1.log", `"method":"/consolidation.v1.WorkerService/ProcessChunk"`,
 			`"code":"PermissionDenied"`, impostorIdentity)
 	})
+}
+
+// newImpostorCluster runs a coordinator and a worker on mTLS where the files of
+// one of them (name: "coordinator" or "worker"), in their place, name
+// impostorIdentity instead of the service's.
+func newImpostorCluster(t *testing.T, name string) (*cluster, *launch.DevTLS) {
+	t.Helper()
+	dev, err := launch.NewDevTLS(t.TempDir())
+	require.NoError(t, err)
+	files := map[string]*grpcx.TLSFiles{"coordinator": &dev.Coordinator, "worker": &dev.Worker}[name]
+	require.NotNil(t, files, "no service %q", name)
+	*files = issue(t, dev, name, impostorIdentity)
+	return newCluster(t, clusterOptions{workers: 1, tls: dev}), dev
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
@@ -33,13 +32,7 @@ func TestMaxConnectionAgeEndsALongLivedConnection(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	stream, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
-	require.NoError(t, err)
-	resp, err := stream.Recv()
-	require.NoError(t, err)
-	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.GetStatus())
+	stream := watchOnce(t, conn)
 	first := dials.get(t, 0)
 
 	// The watch lasts until its context ends, unless its connection does.
