@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/pgtest"
+	"github.com/nominacl/consolidation/pkg/store"
 )
 
 // inUseNow is how many places of the share are taken.
@@ -93,7 +95,7 @@ func TestReadShareWaitEndsWithItsContext(t *testing.T) {
 		_, err := r.acquire(ctx)
 		got <- err
 	}()
-	stop := context.Canceled
+	stop := errors.New("the caller went away")
 	cancel(stop)
 	require.ErrorIs(t, <-got, stop)
 	require.Equal(t, 1, r.inUseNow(), "the abandoned wait took no place")
@@ -217,4 +219,27 @@ func TestReadShareIsPacedWhileRunsAreInFlight(t *testing.T) {
 			require.True(t, tryAcquire(r))
 		})
 	}
+}
+
+// The engine's store sends a read RPC's statements (a context marked
+// ForReading) through the share, and run driving's around it.
+func TestReadRPCStatementsGoThroughTheShare(t *testing.T) {
+	ctx := t.Context()
+	pool := pgtest.NewPool(t)
+	share := newReadShare(1, 1, 100)
+	db := pgStore{pool: pool, reads: pool, share: share}
+	require.True(t, tryAcquire(share)) // the one place is taken
+	// The wait's own cause, which pgx would not give: the read was stopped
+	// waiting for the share, not by the database.
+	waited := errors.New("stopped waiting for the read share")
+	ended, cancel := context.WithCancelCause(ForReading(ctx))
+	cancel(waited)
+	_, err := db.GetClosing(ended, 1)
+	require.ErrorIs(t, err, waited, "a read waited for the share")
+	_, err = db.GetClosing(ctx, 1)
+	require.ErrorIs(t, err, store.ErrNotFound, "run driving does not wait for the share")
+	give(share)
+	_, err = db.GetClosing(ForReading(ctx), 1)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Zero(t, share.inUseNow())
 }
