@@ -85,8 +85,8 @@ func dialVia(t *testing.T, addr string, conns chan<- net.Conn) *grpc.ClientConn 
 }
 
 // watchOnce opens a health Watch and reads its first answer: the call is then in
-// the server's handler, and stays there.
-func watchOnce(t *testing.T, conn *grpc.ClientConn) {
+// the server's handler, and stays there until its connection ends or the test does.
+func watchOnce(t *testing.T, conn *grpc.ClientConn) healthpb.Health_WatchClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -95,6 +95,7 @@ func watchOnce(t *testing.T, conn *grpc.ClientConn) {
 	resp, err := stream.Recv()
 	require.NoError(t, err)
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.GetStatus())
+	return stream
 }
 
 func requireDone(t *testing.T, ctx context.Context, within time.Duration) {

@@ -88,7 +88,7 @@ func NewServer(logger *slog.Logger, opts ...ServerOption) *Server {
 		grpc.Creds(inProcessCredentials{cfg.creds}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelOptions...)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout,
-			MaxConnectionAge: MaxConnectionAge, MaxConnectionAgeGrace: MaxConnectionAgeGrace}),
+			MaxConnectionAge: cmp.Or(cfg.maxAge, MaxConnectionAge), MaxConnectionAgeGrace: cmp.Or(cfg.maxAgeGrace, MaxConnectionAgeGrace)}),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -124,6 +124,10 @@ type serverConfig struct {
 	stream []grpc.StreamServerInterceptor
 	extra  []grpc.ServerOption
 	meters metric.MeterProvider // WithMeterProvider; nil: the global one
+
+	// maxAge and maxAgeGrace replace MaxConnectionAge and its grace when not 0:
+	// only tests, which cannot wait half an hour, set them.
+	maxAge, maxAgeGrace time.Duration
 }
 
 // WithServerCredentials serves with creds instead of the default credentials.

@@ -96,6 +96,16 @@ type Config struct {
 	// MaxRuns bounds the runs driven at once; more wait for a slot, the earliest
 	// started first (default: MaxRunsForPool of the pool's size; never more).
 	MaxRuns int
+	// ReadConnsWhileRunning is how many statements of the read RPCs run at once
+	// on the read pool while a run is in flight, here or on another replica; the
+	// pool's whole size while none is (default: DefaultReadConnsWhileRunning, 1;
+	// never more than the read pool's size). See readShare.
+	ReadConnsWhileRunning int
+	// ReadBusyPercentWhileRunning paces the read pool's statements while a run is
+	// in flight: a place of the share is held by statements at most this percent
+	// of the time, idle the rest (default: DefaultReadBusyPercentWhileRunning, 50;
+	// 100: no pacing). See readShare.
+	ReadBusyPercentWhileRunning int
 }
 
 // Engine runs consolidations.
@@ -119,6 +129,8 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	watch *watchHub // one progress poller per watched run, shared by its watchers
+
+	share *readShare // the read RPCs' statements at once (nil: no read pool)
 
 	runsStarted  metric.Int64Counter
 	runsFinished metric.Int64Counter
@@ -153,11 +165,16 @@ func NewEngine(logger *slog.Logger, cfg Config, pool, reads *pgxpool.Pool, d *di
 		return nil, err
 	}
 	db := pgStore{pool: pool, reads: reads, conflicts: conflicts}
+	if reads != nil {
+		db.share = newReadShare(int(reads.Config().MaxConns), cmp.Or(cfg.ReadConnsWhileRunning, DefaultReadConnsWhileRunning),
+			cmp.Or(cfg.ReadBusyPercentWhileRunning, DefaultReadBusyPercentWhileRunning))
+	}
 	e, err := newEngine(logger, cfg, db, db, dispatcherWorkers{d: d}, p)
 	if err != nil {
 		return nil, err
 	}
 	e.records = db
+	e.share = db.share
 	return e, nil
 }
 
@@ -217,7 +234,12 @@ func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
 	e.base = ctx
 	e.mu.Unlock()
-	e.logger.InfoContext(ctx, "engine running", "max_runs", e.cfg.MaxRuns)
+	attrs := []any{"max_runs", e.cfg.MaxRuns}
+	if e.share != nil {
+		attrs = append(attrs, "read_conns", e.share.full, "read_conns_while_running", e.share.running,
+			"read_busy_percent_while_running", e.share.busyPercent)
+	}
+	e.logger.InfoContext(ctx, "engine running", attrs...)
 	t := time.NewTicker(e.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {
@@ -239,6 +261,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 			e.logger.WarnContext(ctx, "reconcile: listing unfinished runs", "error", err.Error())
 		}
 		return
+	}
+	if e.share != nil {
+		e.share.sawLedger(len(runs) > 0)
 	}
 	for _, r := range runs {
 		if !e.isActive(r.ID) {
@@ -278,6 +303,9 @@ func (e *Engine) launch(runID int64, size int) *activeRun {
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	a := &activeRun{cancel: cancel, done: make(chan struct{})}
 	e.active[runID] = a
+	if e.share != nil {
+		e.share.driving(1)
+	}
 	e.wg.Add(1)
 	// Stop driving when the engine stops (the run stays unfinished, to be resumed).
 	stop := context.AfterFunc(ctx, func() { cancel(errEngineStopped) })
@@ -289,6 +317,9 @@ func (e *Engine) launch(runID int64, size int) *activeRun {
 			e.mu.Lock()
 			delete(e.active, runID)
 			e.mu.Unlock()
+			if e.share != nil {
+				e.share.driving(-1)
+			}
 		}()
 		slots, err := e.takeSlot(runCtx, ctx, runID, size)
 		if err != nil {
