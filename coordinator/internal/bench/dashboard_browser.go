@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -61,6 +62,9 @@ func startBrowser(ctx context.Context, idle bool) (*browser, error) {
 			// children inherit it.
 			cmd.Args = append([]string{chrt, "--idle", "0", cmd.Path}, cmd.Args[1:]...)
 			cmd.Path = chrt
+			// What chromedp sets without a ModifyCmdFunc: the browser dies with
+			// the benchmark.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		}))
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
