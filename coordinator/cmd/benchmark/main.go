@@ -54,6 +54,8 @@ func main() {
 	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
 	profileSeconds := fs.Int("profile-seconds", 10, "length of each CPU profile (-profile)")
 	tabs := fs.Int("dashboard-tabs", 0, "serve the coordinator's dashboard and have this many simulated browser tabs watch every run")
+	tabsBrowser := fs.String("dashboard-browser", "", "with -dashboard-tabs: open the tabs in this real browser instead of simulating them: chromium (headless, started afresh for each run with tabs; its CPU is reported apart, and it competes with the run for the machine's cores)")
+	tabsIdle := fs.Bool("dashboard-browser-idle", false, "with -dashboard-browser: run the browser under SCHED_IDLE (chrt --idle 0), below even nice 19, so it gets a core only when the run leaves one")
 	tabsPaired := fs.Bool("dashboard-paired", false, "with -dashboard-tabs: the measured closings alternate without and with the tabs (the first without), each on services started afresh; -repeat 6 gives 3 pairs")
 	readLoad := fs.Bool("read-load", false, "during every measured closing, callers keep exporting and dry-running (validate_only) another, consolidated 1,000-employee closing and junk ProcessChunk calls with forged attempt tokens hit the workers (issue 21, point 3); each closing's line says its end state, its lease and the answers by code")
 	readExports := fs.Int("read-load-exports", 200, "with -read-load: callers exporting the other closing")
@@ -72,7 +74,7 @@ func main() {
 		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Rerun: *rerunFlag, Statements: *statements,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(),
 		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs,
-		DashboardPaired: *tabsPaired, ReadLoad: *readLoad || *readPaired, ReadLoadExports: *readExports, ReadLoadDryRuns: *readDryRuns,
+		DashboardPaired: *tabsPaired, DashboardBrowser: *tabsBrowser, DashboardBrowserIdle: *tabsIdle, ReadLoad: *readLoad || *readPaired, ReadLoadExports: *readExports, ReadLoadDryRuns: *readDryRuns,
 		ReadLoadJunk: *readJunk, ReadLoadPaired: *readPaired}
 	var err error
 	if cfg.Schemas, err = bench.ParseSchemas(*schemas); err != nil {
@@ -98,6 +100,18 @@ func main() {
 	cfg.BinDir = filepath.Dir(self)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *tabsBrowser != "" && *tabsBrowser != bench.BrowserChromium {
+		fmt.Fprintf(os.Stderr, "benchmark: -dashboard-browser: %q is not a browser this benchmark drives (%s)\n", *tabsBrowser, bench.BrowserChromium)
+		os.Exit(2)
+	}
+	if (*tabsBrowser != "" || *tabsIdle || *tabsPaired) && *tabs <= 0 {
+		fmt.Fprintln(os.Stderr, "benchmark: -dashboard-browser, -dashboard-browser-idle and -dashboard-paired go with -dashboard-tabs")
+		os.Exit(2)
+	}
+	if *tabsIdle && *tabsBrowser == "" {
+		fmt.Fprintln(os.Stderr, "benchmark: -dashboard-browser-idle goes with -dashboard-browser")
+		os.Exit(2)
+	}
 	if *readPaired && *tabsPaired {
 		fmt.Fprintln(os.Stderr, "benchmark: -read-load-paired and -dashboard-paired each pair the closings: give one")
 		os.Exit(2)

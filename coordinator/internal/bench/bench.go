@@ -70,7 +70,13 @@ type Config struct {
 	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
 	// dashboard").
 	DashboardPaired bool
-	dashboardAddr   string // UI_ADDR, set by runSchema with DashboardTabs
+	// DashboardBrowser, when BrowserChromium, opens the tabs in a real headless
+	// Chromium started for each run with tabs (dashboard_browser.go) instead of
+	// simulating them; DashboardBrowserIdle runs that browser under SCHED_IDLE.
+	DashboardBrowser     string
+	DashboardBrowserIdle bool
+	dashboardAddr        string   // UI_ADDR, set by runSchema with DashboardTabs
+	browser              *browser // the run's browser, with DashboardBrowser
 	// PostgresSettings ("name=value") are given to the throwaway PostgreSQL after
 	// its own (settings.go), so they override them.
 	PostgresSettings []string
@@ -378,11 +384,25 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, results, err
 			}
+			var browserCPU float64
+			if runCfg.DashboardTabs > 0 && cfg.DashboardBrowser == BrowserChromium {
+				// Started before the run and not counted in it: the tabs open once
+				// the run has an id, as a person opens its page.
+				if runCfg.browser, err = startBrowser(ctx, cfg.DashboardBrowserIdle); err != nil {
+					return lat, results, err
+				}
+				browserCPU = runCfg.browser.cpu()
+			}
 			r, err := consolidate(ctx, cluster.Client, runCfg, gen.ClosingID)
 			closeLoad()
+			if runCfg.browser != nil {
+				r.BrowserCPU = runCfg.browser.cpu() - browserCPU
+				runCfg.browser.close()
+			}
 			if err != nil {
 				return lat, results, err
 			}
+			r.Load1 = loadAverage()
 			if profiles != nil {
 				// What the coordinator allocated, since it started (alloc_space), and
 				// holds now (inuse_space): go tool pprof -sample_index=alloc_space.
@@ -496,7 +516,13 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 			if cfg.DashboardTabs > 0 {
-				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s\n", r.Tabs, mib(r.CoordRSS))
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s; load average %.2f", r.Tabs, mib(r.CoordRSS), r.Load1)
+				if r.TabsSeen.Tabs > 0 {
+					s := r.TabsSeen
+					fmt.Fprintf(out, "; chromium CPU s %.2f; %d/%d tabs at 100 %% (the last %.1f s after the end), progress values each received during the run: min %d, median %d",
+						r.BrowserCPU, s.AtEnd, s.Tabs, s.EndLag.Seconds(), s.LiveMin, s.LiveMedian)
+				}
+				fmt.Fprintln(out)
 			}
 			if cfg.ReadLoad {
 				printLoadLine(out, r)

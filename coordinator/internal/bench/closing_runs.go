@@ -47,10 +47,13 @@ func consolidateThen(ctx context.Context, client consolidationv1.ConsolidationSe
 // watchRun starts a run, calls started once Consolidate has returned, and
 // watches the run to its end: its wall is from the call to the final message.
 func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config,
-	req *consolidationv1.ConsolidateRequest, started func()) (Result, error) {
+	req *consolidationv1.ConsolidateRequest, started func()) (r Result, err error) {
 	tabs := 0
 	if cfg.dashboardAddr != "" {
 		tabs = cfg.DashboardTabs
+	}
+	if cfg.DashboardBrowser != "" && cfg.browser == nil {
+		tabs = 0 // a real browser's tabs watch the measured closings only
 	}
 	start := time.Now()
 	resp, err := client.Consolidate(ctx, req)
@@ -70,7 +73,20 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 	if err != nil {
 		return Result{}, err
 	}
-	if tabs > 0 {
+	if tabs > 0 && cfg.browser != nil {
+		closeTabs := cfg.browser.openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
+		defer func() {
+			if err != nil {
+				closeTabs(time.Now())
+				return
+			}
+			// The tabs must have received the run live and shown its end: a
+			// figure of idle tabs would say nothing.
+			if r.TabsSeen, err = closeTabs(r.Ended); err != nil {
+				err = fmt.Errorf("dashboard tabs of consolidation %d: %w", resp.GetConsolidationId(), err)
+			}
+		}()
+	} else if tabs > 0 {
 		closeTabs := openTabs(ctx, cfg.dashboardAddr, tabs, resp.GetConsolidationId())
 		defer func() {
 			if err := closeTabs(); err != nil {
@@ -100,7 +116,7 @@ func watchRun(ctx context.Context, client consolidationv1.ConsolidationServiceCl
 		}
 		if f := msg.GetFinal(); f != nil {
 			end := time.Now()
-			r := Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
+			r = Result{Wall: end.Sub(start), Chunks: int(f.GetTotalChunks()), Records: f.GetRecordsCreated(),
 				Estado: f.GetEstado(), RunID: resp.GetConsolidationId(), Called: start, Answered: answered, Ended: end, Tabs: tabs}
 			if load != nil {
 				counts := load.Stop(readLoadGrace)

@@ -118,3 +118,53 @@ func serverCPU(postmaster int) float64 {
 	}
 	return ticks / clockTicks
 }
+
+// treeCPU is the CPU seconds of a process and all its descendants so far: each
+// one's own (utime, stime) and its ended children's (cutime, cstime). A live
+// child's time is not in its parent's cutime, so nothing counts twice; the
+// difference of two readings is the tree's CPU time between them, while the
+// root lives. 0 when pid is 0 or gone.
+func treeCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	children := map[string][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(p); len(f) >= 15 {
+			children[f[1]] = append(children[f[1]], p)
+		}
+	}
+	var ticks float64
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[strconv.Itoa(p)]...)
+		f := statFields(p)
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			x, _ := strconv.ParseFloat(f[i], 64)
+			ticks += x
+		}
+	}
+	return ticks / clockTicks
+}
+
+// loadAverage is the machine's load average over the last minute (/proc/loadavg).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	x, _ := strconv.ParseFloat(f[0], 64)
+	return x
+}

@@ -53,8 +53,14 @@ type Result struct {
 	// was made, when it returned, and when the final Watch message arrived.
 	RunID                   int64
 	Called, Answered, Ended time.Time
-	// Tabs is how many dashboard tabs watched the closing.
-	Tabs int
+	// Tabs is how many dashboard tabs watched the closing; with a real browser
+	// (Config.DashboardBrowser), TabsSeen is what they showed and BrowserCPU the
+	// CPU seconds of the browser's processes during the run.
+	Tabs       int
+	TabsSeen   TabsSeen
+	BrowserCPU float64
+	// Load1 is the machine's load average over the minute before the run ended.
+	Load1 float64
 	// Load is what the read load (Config.ReadLoad) was answered during the
 	// closing, nil without it; Lease what became of the run's lease (with
 	// Config.ReadLoad).
@@ -92,6 +98,9 @@ type Figure struct {
 	// read load ran during them (Config.ReadLoad).
 	Tabs   int
 	Loaded bool
+	// BrowserCPU is the browser's CPU seconds of each repeat (real-browser
+	// tabs only); Load1 the machine's load average at each repeat's end.
+	BrowserCPU, Load1 Spread
 	// AutovacuumsWall and AutovacuumsFloor add up the autovacuum passes of the
 	// repeats (Result).
 	AutovacuumsWall, AutovacuumsFloor int64
@@ -136,8 +145,12 @@ func Figures(rs []Result) []Figure {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs, Loaded: k.loaded}
 		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine, peak []float64
-		var kCoord, kWorkers, kPostgres, kTotal, kWAL []float64
+		var kCoord, kWorkers, kPostgres, kTotal, kWAL, browserCPU, load1 []float64
 		for _, r := range g {
+			load1 = append(load1, r.Load1)
+			if r.TabsSeen.Tabs > 0 {
+				browserCPU = append(browserCPU, r.BrowserCPU)
+			}
 			peak = append(peak, float64(r.CoordRSS)/(1<<20))
 			k := float64(r.Employees) / 1000
 			kCoord, kWorkers = append(kCoord, r.CoordCPU/k), append(kWorkers, r.WorkersCPU/k)
@@ -178,6 +191,7 @@ func Figures(rs []Result) []Figure {
 		f.PerThousand.Coord, f.PerThousand.Workers = spreadOf(kCoord), spreadOf(kWorkers)
 		f.PerThousand.Postgres, f.PerThousand.Total, f.PerThousand.WALMiB = spreadOf(kPostgres), spreadOf(kTotal), spreadOf(kWAL)
 		f.CoordPeak = spreadOf(peak)
+		f.BrowserCPU, f.Load1 = spreadOf(browserCPU), spreadOf(load1)
 		out = append(out, f)
 	}
 	return out
@@ -232,11 +246,19 @@ func Print(w io.Writer, cfg Config, rep Report) {
 	}
 	if cfg.DashboardTabs > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|\n")
+		tabs := "simulated (HTTP clients)"
+		if cfg.DashboardBrowser != "" {
+			tabs = cfg.DashboardBrowser
+			if cfg.DashboardBrowserIdle {
+				tabs += " under SCHED_IDLE"
+			}
+		}
+		fmt.Fprintf(w, "Dashboard tabs: %s.\n\n", tabs)
+		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s | browser CPU s | load average |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range rep.Figures {
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Tabs, f.Runs,
-				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"))
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Tabs, f.Runs,
+				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"), f.BrowserCPU.plain("%.2f"), f.Load1.plain("%.1f"))
 		}
 	}
 	if cfg.ReadLoad {
