@@ -123,3 +123,45 @@ func TestSmallRunIsDispatchedBeforeALargeOne(t *testing.T) {
 	require.LessOrEqual(t, largeBetween, slots, "the large run was given slots while the small one waited")
 	require.Positive(t, largeAfter, "the small run ended after the large one had dispatched everything")
 }
+
+// TestSmallRunOnTheOtherReplicaIsNotTurnedAway: two coordinator replicas share
+// one worker; a large closing driven by one of them keeps both of the worker's
+// slots busy with many chunks to go, and a small closing is started through the
+// other. The small run's calls wait at the worker and get the slots as they free
+// up, ahead of the large run's (docs/architecture.md, "Many runs at once": on the
+// worker, across replicas), instead of being turned away busy while the large
+// run's replica re-fills every slot the moment it frees.
+func TestSmallRunOnTheOtherReplicaIsNotTurnedAway(t *testing.T) {
+	t.Parallel()
+	const slots = 2 // one worker, WORKER_MAX_IN_FLIGHT of both replicas and of the worker
+	env := []string{"WORKER_MAX_IN_FLIGHT=" + itoa(slots)}
+	c := newCluster(t, clusterOptions{workers: 1, coordinators: 2, coordEnv: env, workerEnv: env})
+	large := c.generate(600, 403)
+	small := c.generate(133, 404)
+
+	largeRun := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: large, ChunkSize: 1}).GetConsolidationId()
+	c.waitFor(largeRun, time.Minute, "the large run going", func(r *consolidationv1.Consolidation) bool {
+		return r.GetChunksSucceeded() >= 10
+	})
+	largeDriver := c.driverOf(largeRun)
+	c.client = c.clients[1-largeDriver] // the replica started through drives the run
+	smallRun := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: small, ChunkSize: 5}).GetConsolidationId()
+	c.requireCleanResult(small, smallRun, nil)
+	c.requireCleanResult(large, largeRun, nil)
+
+	var smallChunks, smallBusy, largeAfter int
+	require.NoError(t, c.pool.QueryRow(context.Background(), `
+		SELECT (SELECT count(*) FROM consolidation_chunk WHERE run_id = $2),
+		       (SELECT count(*) FROM consolidation_chunk_attempt WHERE run_id = $2 AND outcome = $3),
+		       (SELECT count(*) FROM consolidation_chunk_attempt a
+		         WHERE a.run_id = $1 AND a.started_at > (SELECT finished_at FROM consolidation_run WHERE id = $2))`,
+		largeRun, smallRun, domain.OutcomeBusy).Scan(&smallChunks, &smallBusy, &largeAfter))
+	t.Logf("small run: %d chunks, %d attempts turned away busy; large run: %d dispatched after the small run ended",
+		smallChunks, smallBusy, largeAfter)
+	require.Equal(t, 27, smallChunks)
+	// A call waits at most 2 s (server.SlotWait) for a slot that a one-employee
+	// chunk frees within milliseconds; turned away, it would sleep in its backoff
+	// while the large run's replica took the slot back.
+	require.Less(t, smallBusy, smallChunks, "the small run's calls were turned away busy")
+	require.Positive(t, largeAfter, "the small run ended after the large one had dispatched everything")
+}

@@ -184,19 +184,20 @@ func FailChunkWith(ctx context.Context, q Querier, runID, epoch int64, index int
 
 // Assignment is what a worker needs to process a chunk.
 type Assignment struct {
-	Closing Closing
-	Chunk   Chunk
-	Token   int64 // 0 when revoked
+	Closing      Closing
+	Chunk        Chunk
+	Token        int64 // 0 when revoked
+	RunEmployees int   // the run's total_employees: a worker serves the smallest run first
 }
 
-// GetAssignment reads a chunk with its closing.
+// GetAssignment reads a chunk with its closing and its run's size.
 func GetAssignment(ctx context.Context, q Querier, runID int64, index int) (Assignment, error) {
 	var a Assignment
 	var token pgtype.Int8
 	rows, err := q.Query(ctx, `
-		SELECT `+sqlChunkColumns+`, k.id, k.mes, k.anno, k.estado, attempt_token
+		SELECT `+sqlChunkColumns+`, k.id, k.mes, k.anno, k.estado, attempt_token, k.total_employees
 		FROM consolidation_chunk
-		CROSS JOIN LATERAL (SELECT k.id, k.mes, k.anno, k.estado FROM consolidation_run r
+		CROSS JOIN LATERAL (SELECT k.id, k.mes, k.anno, k.estado, r.total_employees FROM consolidation_run r
 			JOIN nomina_cierrenomina k ON k.id = r.cierre_id WHERE r.id = run_id) k
 		WHERE run_id = $1 AND chunk_index = $2`, runID, index)
 	if err != nil {
@@ -204,7 +205,7 @@ func GetAssignment(ctx context.Context, q Querier, runID int64, index int) (Assi
 	}
 	a, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Assignment, error) {
 		var a Assignment
-		dests := append(chunkDests(&a.Chunk), &a.Closing.ID, &a.Closing.Mes, &a.Closing.Anno, &a.Closing.Estado, &token)
+		dests := append(chunkDests(&a.Chunk), &a.Closing.ID, &a.Closing.Mes, &a.Closing.Anno, &a.Closing.Estado, &token, &a.RunEmployees)
 		return a, row.Scan(dests...)
 	})
 	if err != nil {

@@ -82,6 +82,10 @@ func TestGetAssignment(t *testing.T) {
 		require.Equal(t, store.Closing{ID: 7, Mes: 3, Anno: 2026, Estado: domain.EstadoConsolidando}, a.Closing)
 		require.Equal(t, chunkOf(t, pool, runID, 1), a.Chunk)
 		require.Equal(t, token, a.Token)
+		var employees int
+		require.NoError(t, pool.QueryRow(t.Context(), "SELECT total_employees FROM consolidation_run WHERE id = $1", runID).Scan(&employees))
+		require.Positive(t, employees)
+		require.Equal(t, employees, a.RunEmployees)
 	})
 	t.Run("NoTokenBeforeDispatch", func(t *testing.T) {
 		t.Parallel()

@@ -48,6 +48,12 @@ const (
 	// holds at most one connection at a time, briefly (the lease heartbeat, the control
 	// totals, the run's end).
 	ReservedConns = 2
+	// MaxStarting is how many starts (Consolidate calls) check and plan their
+	// closing at once on a coordinator; the others wait in the start lane, and the
+	// smallest closing waiting goes next (docs/architecture.md, "Many runs at
+	// once"). The work is PostgreSQL's, a pass or two over each closing's
+	// employees: a few at once keep its cores busy.
+	MaxStarting = 4
 )
 
 // MaxRunsForPool is the number of runs a pool of conns connections can drive at
@@ -122,6 +128,9 @@ type Engine struct {
 	// that is ended after a cancel while it waited in runs, so that its quick end
 	// does not wait behind long runs.
 	runs, ends *runSlots
+	// starts is the start lane: at most MaxStarting starts check and plan their
+	// closing at once, the smallest closing first.
+	starts *runSlots
 
 	mu     sync.Mutex
 	base   context.Context // Run's context: runs stop (to be resumed) when it ends
@@ -202,7 +211,7 @@ func newEngine(logger *slog.Logger, cfg Config, l ledger, c closings, w workers,
 	}
 	meter := otel.Meter("consolidation/coordinator")
 	e := &Engine{logger: logger, cfg: cfg, ledger: l, closings: c, workers: w, progress: p,
-		runs: newRunSlots(cfg.MaxRuns), ends: newRunSlots(1),
+		runs: newRunSlots(cfg.MaxRuns), ends: newRunSlots(1), starts: newRunSlots(MaxStarting),
 		active: map[int64]*activeRun{}, gauges: newRunGauges()}
 	e.watch = newWatchHub(e.report, cfg.WatchEvery)
 	var err error
@@ -325,7 +334,7 @@ func (e *Engine) launch(runID int64, size int) *activeRun {
 		if err != nil {
 			return // the engine stops: the run stays unfinished, to be resumed
 		}
-		defer slots.release()
+		defer slots.Release()
 		e.drive(runCtx, runID)
 	}()
 	return a
@@ -335,19 +344,19 @@ func (e *Engine) launch(runID int64, size int) *activeRun {
 // run cancelled while it waits takes the slot for ending cancelled runs instead.
 // It fails only when the engine stops (engineCtx ends).
 func (e *Engine) takeSlot(runCtx, engineCtx context.Context, runID int64, size int) (*runSlots, error) {
-	if e.runs.tryAcquire() {
+	if e.runs.TryAcquire() {
 		return e.runs, nil
 	}
 	e.logger.InfoContext(runCtx, "run waiting for a slot", "consolidation_id", runID,
-		"max_runs", e.cfg.MaxRuns, "runs_waiting", e.runs.queued()+1)
-	err := e.runs.acquire(runCtx, runID, size)
+		"max_runs", e.cfg.MaxRuns, "runs_waiting", e.runs.Queued()+1)
+	err := e.runs.Acquire(runCtx, runID, size)
 	if err == nil {
 		return e.runs, nil
 	}
 	if !errors.Is(err, errCancelled) {
 		return nil, err
 	}
-	if err := e.ends.acquire(engineCtx, runID, size); err != nil {
+	if err := e.ends.Acquire(engineCtx, runID, size); err != nil {
 		return nil, err
 	}
 	return e.ends, nil

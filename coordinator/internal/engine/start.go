@@ -139,6 +139,21 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	if err := checkEstado(closing, req); err != nil {
 		return Started{}, err
 	}
+	employees, err := e.closings.CountEmployees(ctx, closing.ID)
+	if err != nil {
+		return Started{}, err
+	}
+	// The checks and the plan pass over the closing's employees: in the start
+	// lane, the smallest closing first (docs/architecture.md, "Many runs at once").
+	if err := e.starts.Acquire(ctx, closing.ID, employees); err != nil {
+		return Started{}, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			e.starts.Release()
+		}
+	}()
 	problems, err := e.closings.CheckRUTs(ctx, closing.ID, refusalExamples)
 	if err != nil {
 		return Started{}, err
@@ -157,7 +172,7 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	if req.Mode == domain.ModeRetryFailed {
 		err = e.planRetry(ctx, closing, &nr)
 	} else {
-		err = e.planFull(ctx, closing, policy, req.ChunkSize, &nr)
+		err = e.planFull(ctx, closing, policy, employees, req.ChunkSize, &nr)
 	}
 	if err != nil {
 		return Started{}, err
@@ -187,6 +202,8 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	case err != nil:
 		return Started{}, err
 	}
+	started = true
+	e.starts.Release()
 	run, err := e.ledger.GetRun(ctx, runID)
 	if err != nil {
 		return Started{}, err
@@ -286,13 +303,9 @@ func rutRefusal(closingID int64, p store.RUTProblems) *Error {
 	return e
 }
 
-// planFull plans every libro employee of the closing, streaming them so the
-// coordinator holds only the chunk boundaries.
-func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, size int, nr *store.NewRun) error {
-	n, err := e.closings.CountEmployees(ctx, c.ID)
-	if err != nil {
-		return err
-	}
+// planFull plans every libro employee of the closing (n, counted), streaming
+// them so the coordinator holds only the chunk boundaries.
+func (e *Engine) planFull(ctx context.Context, c store.Closing, policy domain.Policy, n, size int, nr *store.NewRun) error {
 	if err := checkPlanBounds(c.ID, n, size); err != nil {
 		return err
 	}

@@ -36,11 +36,13 @@ type Config struct {
 	Faults *Faults
 }
 
-// Slot takes one of the worker's chunk slots without waiting: ok is false when
-// every slot is taken; release gives it back.
-type Slot func() (release func(), ok bool)
+// Slot takes one of the worker's chunk slots for a chunk of run runID, a run of
+// size employees (the smallest run waiting is served first), waiting a short
+// while at most: it returns ErrBusy when none freed meanwhile, or ctx's error;
+// release gives the slot back.
+type Slot func(ctx context.Context, runID int64, size int) (release func(), err error)
 
-// ErrBusy is Process's answer when its Slot has none free.
+// ErrBusy is Process's answer when its Slot had none free.
 var ErrBusy = errors.New("worker is at its in-flight limit")
 
 // DefaultSoftTimeout is Config.SoftTimeout's default: the old Celery design's soft limit.
@@ -154,9 +156,9 @@ func (p *Processor) process(ctx context.Context, req Request, slot Slot, start t
 		return p.fromLedger(a.Chunk), nil // this attempt committed already: a repeated delivery
 	}
 	if slot != nil {
-		release, ok := slot()
-		if !ok {
-			return Summary{}, ErrBusy
+		release, err := slot(ctx, req.RunID, a.RunEmployees)
+		if err != nil {
+			return Summary{}, err
 		}
 		defer release()
 	}

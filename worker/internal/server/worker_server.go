@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,6 +16,7 @@ import (
 	"github.com/nominacl/consolidation/pkg/config"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 	"github.com/nominacl/consolidation/pkg/rules"
+	"github.com/nominacl/consolidation/pkg/slots"
 	"github.com/nominacl/consolidation/pkg/store"
 	consolidationv1 "github.com/nominacl/consolidation/proto/consolidation/v1"
 	"github.com/nominacl/consolidation/worker/internal/chunk"
@@ -25,7 +27,8 @@ type WorkerServer struct {
 	consolidationv1.UnimplementedWorkerServiceServer
 	logger    *slog.Logger
 	processor *chunk.Processor
-	slots     chan struct{}
+	slots     *slots.BySize
+	slotWait  time.Duration
 }
 
 // DefaultMaxInFlight is how many chunks a worker processes at once unless
@@ -33,23 +36,40 @@ type WorkerServer struct {
 // the coordinator's dispatcher also defaults to.
 const DefaultMaxInFlight = config.DefaultWorkerMaxInFlight
 
+// SlotWait is how long a call waits at most for one of the worker's chunk slots
+// when all are taken, before it is answered RESOURCE_EXHAUSTED (never more than
+// half the time the call has left). Several coordinator replicas share the
+// workers, each bounding only its own calls; a call waiting here is served by
+// size, the smallest run's first, whichever replica sent it (docs/architecture.md,
+// "Many runs at once").
+const SlotWait = 2 * time.Second
+
 // NewWorkerServer builds the server; maxInFlight bounds the chunks it processes at
-// once (a further call gets RESOURCE_EXHAUSTED and the coordinator tries elsewhere;
-// 0: DefaultMaxInFlight).
+// once (a further call waits up to SlotWait for a slot, then gets
+// RESOURCE_EXHAUSTED and the coordinator tries again; 0: DefaultMaxInFlight).
 func NewWorkerServer(logger *slog.Logger, processor *chunk.Processor, maxInFlight int) *WorkerServer {
 	maxInFlight = cmp.Or(maxInFlight, DefaultMaxInFlight)
-	return &WorkerServer{logger: logger, processor: processor, slots: make(chan struct{}, max(1, maxInFlight))}
+	return &WorkerServer{logger: logger, processor: processor, slots: slots.New(max(1, maxInFlight)), slotWait: SlotWait}
 }
 
 // takeSlot is the processor's chunk.Slot: one of the maxInFlight slots, taken
-// only by a call whose attempt token the processor has checked.
-func (s *WorkerServer) takeSlot() (func(), bool) {
-	select {
-	case s.slots <- struct{}{}:
-		return func() { <-s.slots }, true
-	default:
-		return nil, false
+// only by a call whose attempt token the processor has checked. A freed slot goes
+// to the smallest run's call waiting (size: the run's employees), of one run to
+// the call that asked first.
+func (s *WorkerServer) takeSlot(ctx context.Context, runID int64, size int) (func(), error) {
+	wait := s.slotWait
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)/2)
 	}
+	wctx, cancel := context.WithTimeoutCause(ctx, max(wait, 0), chunk.ErrBusy)
+	defer cancel()
+	if err := s.slots.Acquire(wctx, runID, size); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, chunk.ErrBusy
+	}
+	return s.slots.Release, nil
 }
 
 // ProcessChunk validates the request, runs the chunk and maps the outcome to a status.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
@@ -79,4 +82,83 @@ func TestToStatus(t *testing.T) {
 func dbError(code, table string) error {
 	pgErr := &pgconn.PgError{Code: code, TableName: table, Message: "secret SQL", Detail: "Failing row contains (12345678-5)"}
 	return &chunk.DatabaseError{Code: code, Err: fmt.Errorf("committing chunk 3: %w", pgErr)}
+}
+
+func TestTakeSlot(t *testing.T) {
+	t.Parallel()
+	newServer := func(slotWait time.Duration) *WorkerServer {
+		s := NewWorkerServer(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, 1)
+		s.slotWait = slotWait
+		return s
+	}
+
+	t.Run("SmallestRunServedFirstWhenSaturated", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(time.Minute)
+		release, err := s.takeSlot(t.Context(), 1, 100_000) // the big run's chunk holds the only slot
+		require.NoError(t, err)
+		// Two more calls of the big run, then one of a small run, wait (from any replica).
+		got := make(chan int64, 3)
+		for _, c := range []struct {
+			run  int64
+			size int
+		}{{1, 100_000}, {1, 100_000}, {2, 120}} {
+			before := s.slots.Queued()
+			go func() {
+				if rel, err := s.takeSlot(t.Context(), c.run, c.size); err == nil {
+					got <- c.run
+					rel()
+				}
+			}()
+			require.Eventually(t, func() bool { return s.slots.Queued() == before+1 }, 5*time.Second, time.Millisecond)
+		}
+		release()
+		var order []int64
+		for range 3 {
+			select {
+			case run := <-got:
+				order = append(order, run)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("calls served: %v of 3", order)
+			}
+		}
+		require.Equal(t, []int64{2, 1, 1}, order)
+	})
+
+	t.Run("BusyAfterTheWait", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(10 * time.Millisecond)
+		release, err := s.takeSlot(t.Context(), 1, 100)
+		require.NoError(t, err)
+		defer release()
+		_, err = s.takeSlot(t.Context(), 2, 50)
+		require.ErrorIs(t, err, chunk.ErrBusy)
+		require.Zero(t, s.slots.Queued())
+	})
+
+	t.Run("NeverPastHalfTheCallsTime", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(time.Hour)
+		release, err := s.takeSlot(t.Context(), 1, 100)
+		require.NoError(t, err)
+		defer release()
+		short, cancelShort := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancelShort()
+		// The call has 2 s left: it is answered busy after 1 s, not left to run out.
+		_, err = s.takeSlot(short, 2, 50)
+		require.ErrorIs(t, err, chunk.ErrBusy)
+		require.NoError(t, short.Err())
+	})
+
+	t.Run("CallEndedWhileWaiting", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(time.Hour)
+		release, err := s.takeSlot(t.Context(), 1, 100)
+		require.NoError(t, err)
+		defer release()
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err = s.takeSlot(ctx, 2, 50)
+		require.ErrorIs(t, err, context.Canceled)
+	})
 }
