@@ -4,7 +4,7 @@ import "context"
 
 // SQLFindPrevious and SQLSavePrevious are the statements a chunk commit finds and
 // saves the previous rows with, for the test of their plans.
-const (
+var (
 	SQLFindPrevious = sqlFindPrevious
 	SQLSavePrevious = sqlSavePrevious
 )
