@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -238,25 +239,42 @@ func nonNil(ids []int64) []int64 {
 // consolidation_previous_chunk saved (one jsonb row an employee): a run started by
 // it and ended by this one finds its first chunks' rows there, so it is restored
 // and emptied too (two probes of an empty primary key otherwise).
+//
+// JSON keeps one null: a json or jsonb column holding JSON null and one holding
+// SQL NULL are saved alike, and json_populate_recordset makes SQL NULL of both.
+// A json or jsonb column that is NOT NULL held JSON null, so the restore puts
+// JSON null back there (fuentes_utilizadas of a record whose list was nil, say);
+// the select lists are therefore made from the catalog (restoreColumns) at the
+// run's end. In a nullable json column of the application's, the two cannot be
+// told apart and SQL NULL comes back.
 const (
 	sqlRestoreEmployees = `
-INSERT INTO nomina_empleado_consolidado OVERRIDING SYSTEM VALUE
-SELECT r.* FROM consolidation_previous_chunk s,
+INSERT INTO nomina_empleado_consolidado ({columns}) OVERRIDING SYSTEM VALUE
+SELECT {values} FROM consolidation_previous_chunk s,
 	json_populate_recordset(NULL::nomina_empleado_consolidado, s.employees) r
 WHERE s.run_id = $1
 UNION ALL
-SELECT r.* FROM consolidation_previous_result s,
+SELECT {values} FROM consolidation_previous_result s,
 	jsonb_populate_record(NULL::nomina_empleado_consolidado, s.employee) r
 WHERE s.run_id = $1`
 	sqlRestoreConcepts = `
-INSERT INTO nomina_concepto_empleado_consolidado OVERRIDING SYSTEM VALUE
-SELECT r.* FROM consolidation_previous_chunk s,
+INSERT INTO nomina_concepto_empleado_consolidado ({columns}) OVERRIDING SYSTEM VALUE
+SELECT {values} FROM consolidation_previous_chunk s,
 	json_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
 WHERE s.run_id = $1
 UNION ALL
-SELECT r.* FROM consolidation_previous_result s,
+SELECT {values} FROM consolidation_previous_result s,
 	jsonb_populate_recordset(NULL::nomina_concepto_empleado_consolidado, s.concepts) r
 WHERE s.run_id = $1`
+	// sqlRestoreColumns is the columns of the result tables in their order, and
+	// whether each is a NOT NULL json or jsonb column.
+	sqlRestoreColumns = `
+SELECT (SELECT c.relname::text FROM pg_class c WHERE c.oid = a.attrelid), a.attname::text,
+	a.attnotnull AND a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+FROM pg_attribute a
+WHERE a.attrelid IN ('nomina_empleado_consolidado'::regclass, 'nomina_concepto_empleado_consolidado'::regclass)
+	AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum`
 	sqlRestoreRunIDs = `
 UPDATE nomina_empleado_consolidado e SET consolidation_run_id = k.run_id
 FROM consolidation_previous_chunk s, unnest(s.kept_ids, s.kept_run_ids) AS k(id, run_id)
@@ -275,18 +293,65 @@ DELETE FROM consolidation_previous_result WHERE run_id = $1`
 // libro, and the previous rows of employees whose chunk failed (a full run
 // replaces the closing's results; retry_failed adds to its run's). Either way the
 // saved rows are dropped. It returns the statements, for the end's batch.
-func settlePrevious(closingID, runID int64, mode domain.Mode, removeRows bool) []batchStmt {
+func settlePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, mode domain.Mode, removeRows bool) ([]batchStmt, error) {
 	var stmts []batchStmt
 	switch {
 	case removeRows:
+		restore, err := restoreStatements(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
 		stmts = append(stmts, batchStmt{"restoring the run ids of the kept rows", sqlRestoreRunIDs, []any{runID}})
 		stmts = append(stmts, removeResults("removing the rows of the run",
 			"e.cierre_id = $1 AND e.consolidation_run_id = $2", closingID, runID)...)
-		stmts = append(stmts, batchStmt{"restoring the previous employee rows", sqlRestoreEmployees, []any{runID}},
-			batchStmt{"restoring the previous concept rows", sqlRestoreConcepts, []any{runID}})
+		stmts = append(stmts, batchStmt{"restoring the previous employee rows", restore["nomina_empleado_consolidado"], []any{runID}},
+			batchStmt{"restoring the previous concept rows", restore["nomina_concepto_empleado_consolidado"], []any{runID}})
 	case mode == domain.ModeFull:
 		stmts = append(stmts, removeResults("removing the rows the run did not write",
 			"e.cierre_id = $1 AND e.consolidation_run_id IS DISTINCT FROM $2", closingID, runID)...)
 	}
-	return append(stmts, batchStmt{"dropping the saved previous rows", sqlDropSaved, []any{runID}})
+	return append(stmts, batchStmt{"dropping the saved previous rows", sqlDropSaved, []any{runID}}), nil
+}
+
+// restoreStatements makes the restoring INSERTs of both result tables, by table
+// name, from their columns as the catalog has them now: every column, a NOT NULL
+// json or jsonb column's SQL NULL read as the JSON null it was saved from.
+func restoreStatements(ctx context.Context, tx pgx.Tx) (map[string]string, error) {
+	rows, err := tx.Query(ctx, sqlRestoreColumns)
+	if err != nil {
+		return nil, fmt.Errorf("reading the result tables' columns: %w", err)
+	}
+	type column struct {
+		table, name string
+		jsonNotNull bool
+	}
+	cols, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (column, error) {
+		var c column
+		err := row.Scan(&c.table, &c.name, &c.jsonNotNull)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the result tables' columns: %w", err)
+	}
+	names := map[string][]string{}
+	values := map[string][]string{}
+	for _, c := range cols {
+		name := pgx.Identifier{c.name}.Sanitize()
+		value := "r." + name
+		if c.jsonNotNull {
+			value = "coalesce(" + value + ", 'null')"
+		}
+		names[c.table] = append(names[c.table], name)
+		values[c.table] = append(values[c.table], value)
+	}
+	out := map[string]string{}
+	for table, sql := range map[string]string{"nomina_empleado_consolidado": sqlRestoreEmployees,
+		"nomina_concepto_empleado_consolidado": sqlRestoreConcepts} {
+		if len(names[table]) == 0 {
+			return nil, fmt.Errorf("reading the result tables' columns: none found for %s", table)
+		}
+		out[table] = strings.NewReplacer("{columns}", strings.Join(names[table], ", "),
+			"{values}", strings.Join(values[table], ", ")).Replace(sql)
+	}
+	return out, nil
 }

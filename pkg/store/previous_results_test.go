@@ -523,3 +523,29 @@ func TestReRunKeepsUnchangedRows(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoredJSONNullStaysJSONNull: a jsonb column holding JSON null (the
+// service's fuentes_utilizadas, an application's NOT NULL column of the concept
+// rows) is put back as JSON null, not SQL NULL, by a run that removes its rows.
+func TestRestoredJSONNullStaysJSONNull(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	_, err := pool.Exec(t.Context(), `ALTER TABLE nomina_concepto_empleado_consolidado
+		ADD COLUMN revision jsonb NOT NULL DEFAULT 'null'`)
+	require.NoError(t, err)
+	_, second := consolidatedTwice(t, pool) // every row stale: all saved
+	_, err = pool.Exec(t.Context(), `UPDATE nomina_empleado_consolidado SET fuentes_utilizadas = 'null'
+		WHERE cierre_id = 7 AND empleado_origen_id = 101`)
+	require.NoError(t, err)
+	before := resultRows(t, pool, 7)
+	dispatchAndCommit(t, pool, second, 0)
+	dispatchAndCommit(t, pool, second, 1)
+	require.Equal(t, 3, savedRows(t, pool, second))
+	finish(t, pool, second, domain.EstadoError, true)
+	require.Equal(t, before, resultRows(t, pool, 7))
+	require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM nomina_empleado_consolidado
+		WHERE cierre_id = 7 AND jsonb_typeof(fuentes_utilizadas) = 'null'`))
+	require.Equal(t, 9, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id
+		WHERE e.cierre_id = 7 AND jsonb_typeof(c.revision) = 'null'`))
+}

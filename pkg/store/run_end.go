@@ -85,7 +85,10 @@ func EndRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEn
 			return err
 		}
 		// The rest in one round trip, in this order.
-		stmts := settlePrevious(closed.ClosingID, runID, closed.Mode, o.RemoveRows)
+		stmts, err := settlePrevious(ctx, tx, closed.ClosingID, runID, closed.Mode, o.RemoveRows)
+		if err != nil {
+			return fmt.Errorf("ending consolidation %d: %w", runID, err)
+		}
 		stmts = append(stmts, batchStmt{"replacing the metrics", sqlDeleteMetrics, []any{runID}},
 			batchStmt{"writing the metrics", sqlInsertMetrics, []any{runID, o.RemoveRows, AlgorithmVersion()}})
 		if err := execBatch(ctx, tx, stmts...); err != nil {
