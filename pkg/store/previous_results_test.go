@@ -389,10 +389,27 @@ func rollbackSQL(t *testing.T) string {
 // they come back exactly.
 func TestSavedChunksHandedToAnOlderRelease(t *testing.T) {
 	t.Parallel()
-	for _, handedOver := range []bool{false, true} {
-		t.Run(fmt.Sprintf("handedOver=%v", handedOver), func(t *testing.T) {
+	for _, c := range []struct{ handedOver, kept bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		handedOver := c.handedOver
+		t.Run(fmt.Sprintf("handedOver=%v/kept=%v", c.handedOver, c.kept), func(t *testing.T) {
 			t.Parallel()
-			pool, second, before := replacedBySecondRun(t)
+			var pool *pgxpool.Pool
+			var second int64
+			var before []string
+			if c.kept { // Ana's row kept, Luis's and Rosa's replaced
+				pool = loadClosing(t)
+				_, second = consolidatedTwice(t, pool)
+				_, err := pool.Exec(t.Context(), `UPDATE nomina_empleado_consolidado SET cargo = replace(cargo, ' (antes)', '')
+					WHERE cierre_id = 7 AND empleado_origen_id = 101`)
+				require.NoError(t, err)
+				before = resultRows(t, pool, 7)
+				dispatchAndCommit(t, pool, second, 0)
+				dispatchAndCommit(t, pool, second, 1)
+				require.Equal(t, 1, keptRows(t, pool, second))
+				require.Equal(t, 2, savedRows(t, pool, second))
+			} else {
+				pool, second, before = replacedBySecondRun(t)
+			}
 			if handedOver {
 				_, err := pool.Exec(t.Context(), rollbackSQL(t))
 				require.NoError(t, err)
