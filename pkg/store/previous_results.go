@@ -13,7 +13,7 @@ import (
 )
 
 // A run keeps a closing's previous results readable until its own rows are
-// complete (docs/rules.md, "Forced runs"): UNIQUE (cierre_id, rut) allows one row
+// complete (docs/rules.md, "Previous results"): UNIQUE (cierre_id, rut) allows one row
 // per employee, so each chunk's commit settles the previous rows of its own
 // employees (replacePrevious) and the end of the run settles what was saved
 // (settlePrevious): dropped when the run keeps its rows, put back exactly when it
@@ -22,8 +22,8 @@ import (
 // consolidation_run_id. The others' previous rows are saved and deleted, and the
 // new rows written. What a chunk commit saved and re-stamped is one row of
 // consolidation_previous_chunk, written in that commit's transaction, so it
-// stands or falls with the rows that replaced them (docs/lifecycle.md, "Forced
-// runs and the previous results").
+// stands or falls with the rows that replaced them (docs/lifecycle.md, "Rows
+// removed and kept").
 
 // sqlFindPrevious finds the closing's rows of the given RUTs written by another
 // run (or by none): one lookup of the (cierre_id, rut) unique index a RUT. The
