@@ -42,15 +42,13 @@ CROSS JOIN LATERAL (
 	WHERE e.cierre_id = $1 AND e.rut = r.rut LIMIT 1) e
 WHERE e.other`
 
-// sqlFindPreviousConcepts reads the concept rows of the rows sqlFindPrevious
-// finds, through the same probes and then the (empleado_consolidado_id,
-// codigo_concepto) unique index.
-var sqlFindPreviousConcepts = `
-SELECT ` + selectList(conceptColumns) + ` FROM unnest($2::text[]) AS r(rut)
-CROSS JOIN LATERAL (
-	SELECT e.id FROM nomina_empleado_consolidado e
-	WHERE e.cierre_id = $1 AND e.rut = r.rut AND e.consolidation_run_id IS DISTINCT FROM $3 LIMIT 1) e
-JOIN nomina_concepto_empleado_consolidado c ON c.empleado_consolidado_id = e.id`
+// sqlPreviousConcepts reads the concept rows of the given employee rows: a range
+// of the (empleado_consolidado_id, codigo_concepto) unique index an employee. The
+// OFFSET 0 keeps the lateral subquery a parameterized scan, for the reason given
+// at sqlFindPrevious: planned on stale statistics, = ANY scans the table.
+var sqlPreviousConcepts = "SELECT c.* FROM unnest($1::bigint[]) AS k(id)\nCROSS JOIN LATERAL (\n\tSELECT " +
+	selectList(conceptColumns) + ` FROM nomina_concepto_empleado_consolidado
+	WHERE empleado_consolidado_id = k.id OFFSET 0) c`
 
 // sqlSavePrevious moves the employee rows of ids $3 into one row of
 // consolidation_previous_chunk, the chunk's: the employee rows and their concept
@@ -86,7 +84,7 @@ SELECT (SELECT * FROM saved), (SELECT count(*) FROM old_employees), (SELECT coun
 // others saved and deleted. It returns the records still to write and the
 // summary of the kept ones (the chunk's share of the control totals counts
 // both). A chunk with nothing to replace (every chunk of a closing's first run)
-// costs one round trip of index probes.
+// costs one statement of index probes.
 func replacePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, index int, recs []rules.Consolidated) ([]rules.Consolidated, WriteSummary, error) {
 	var kept WriteSummary
 	if len(recs) == 0 {
@@ -102,7 +100,7 @@ func replacePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, ind
 			ruts = append(ruts, recs[i].RUT)
 		}
 	}
-	prev, err := readPrevious(ctx, tx, closingID, runID, ruts)
+	prev, err := readPrevious(ctx, tx, closingID, runID, ruts, recs)
 	if err != nil {
 		return nil, kept, fmt.Errorf("finding the previous rows of %d employees: %w", len(recs), err)
 	}
@@ -146,32 +144,40 @@ func replacePrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, ind
 }
 
 // readPrevious reads the closing's rows of ruts written by another run than
-// runID, with their concept rows, by RUT: both queries in one round trip.
-func readPrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, ruts []string) (map[string]*StoredRecord, error) {
-	b := &pgx.Batch{}
-	b.Queue(sqlFindPrevious, closingID, ruts, runID)
-	b.Queue(sqlFindPreviousConcepts, closingID, ruts, runID)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	rows, err := br.Query()
+// runID, by RUT, and the concept rows of those whose employee row is what its
+// record (the first of recs with the RUT) would write: only they can be kept, so
+// a re-run whose employees all changed reads no concept row. Two round trips
+// when some employee row matches, one otherwise.
+func readPrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, ruts []string, recs []rules.Consolidated) (map[string]*StoredRecord, error) {
+	rows, err := tx.Query(ctx, sqlFindPrevious, closingID, ruts, runID)
 	if err != nil {
 		return nil, err
 	}
 	var other bool
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
+	stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
 		var r StoredRecord
 		err := row.Scan(append(scanTargets(employeeColumns, &r), &other)...)
 		return r, err
 	})
-	if err != nil {
+	if err != nil || len(stored) == 0 {
 		return nil, err
 	}
-	byID := make(map[int64]*StoredRecord, len(recs))
-	prev := make(map[string]*StoredRecord, len(recs))
-	for i := range recs {
-		byID[recs[i].ID], prev[recs[i].RUT] = &recs[i], &recs[i]
+	prev := make(map[string]*StoredRecord, len(stored))
+	for i := range stored {
+		prev[stored[i].RUT] = &stored[i]
 	}
-	rows, err = br.Query()
+	byID := make(map[int64]*StoredRecord, len(stored))
+	var ids []int64
+	for i := range recs {
+		if p := prev[recs[i].RUT]; p != nil && byID[p.ID] == nil && sameEmployee(p, &recs[i]) {
+			byID[p.ID] = p
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return prev, nil
+	}
+	rows, err = tx.Query(ctx, sqlPreviousConcepts, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -182,33 +188,20 @@ func readPrevious(ctx context.Context, tx pgx.Tx, closingID, runID int64, ruts [
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return prev, br.Close()
+	return prev, err
 }
 
-// sameResult reports whether a stored row and its concept rows hold exactly what
-// writing rec would write, every column the service writes but the row's id, run
-// id and fecha_consolidacion (a kept row keeps the time its values were written).
-// JSON null and an empty array are different values (a nil slice is written as
-// null).
+// sameResult reports whether a stored row and its concept rows (read only for a
+// row sameEmployee accepts) hold exactly what writing rec would write.
 func sameResult(s *StoredRecord, rec *rules.Consolidated) bool {
-	p := &s.Consolidated
-	if p.EmpleadoOrigenID != rec.EmpleadoOrigenID || p.RUT != rec.RUT || p.NombreCompleto != rec.NombreCompleto ||
-		p.Cargo != rec.Cargo || p.CentroCosto != rec.CentroCosto || p.EsIngreso != rec.EsIngreso ||
-		p.EsFiniquito != rec.EsFiniquito || p.TieneAusentismo != rec.TieneAusentismo ||
-		p.TotalHaberes != rec.TotalHaberes || p.TotalDescuentos != rec.TotalDescuentos ||
-		p.LiquidoPagar != rec.LiquidoPagar || p.DiscrepanciasResueltas != rec.DiscrepanciasResueltas ||
-		!sameJSONList(p.FuentesUtilizadas, rec.FuentesUtilizadas) || !sameJSONList(p.ReglasAplicadas, rec.ReglasAplicadas) ||
-		len(p.Lines) != len(rec.Lines) {
+	if !sameEmployee(s, rec) || len(s.Lines) != len(rec.Lines) {
 		return false
 	}
 	// Concept codes are unique per employee (the table's UNIQUE); the stored
 	// lines come in no particular order.
-	byCode := make(map[string]*rules.ConceptLine, len(p.Lines))
-	for i := range p.Lines {
-		byCode[p.Lines[i].Code] = &p.Lines[i]
+	byCode := make(map[string]*rules.ConceptLine, len(s.Lines))
+	for i := range s.Lines {
+		byCode[s.Lines[i].Code] = &s.Lines[i]
 	}
 	for i := range rec.Lines {
 		if l := byCode[rec.Lines[i].Code]; l == nil || *l != rec.Lines[i] {
@@ -217,6 +210,21 @@ func sameResult(s *StoredRecord, rec *rules.Consolidated) bool {
 		delete(byCode, rec.Lines[i].Code) // a code twice in rec is not what is stored
 	}
 	return true
+}
+
+// sameEmployee reports whether a stored employee row holds exactly what writing
+// rec would write in it, every column the service writes but the row's id, run id
+// and fecha_consolidacion (a kept row keeps the time its values were written).
+// JSON null and an empty array are different values (a nil slice is written as
+// null).
+func sameEmployee(s *StoredRecord, rec *rules.Consolidated) bool {
+	p := &s.Consolidated
+	return p.EmpleadoOrigenID == rec.EmpleadoOrigenID && p.RUT == rec.RUT && p.NombreCompleto == rec.NombreCompleto &&
+		p.Cargo == rec.Cargo && p.CentroCosto == rec.CentroCosto && p.EsIngreso == rec.EsIngreso &&
+		p.EsFiniquito == rec.EsFiniquito && p.TieneAusentismo == rec.TieneAusentismo &&
+		p.TotalHaberes == rec.TotalHaberes && p.TotalDescuentos == rec.TotalDescuentos &&
+		p.LiquidoPagar == rec.LiquidoPagar && p.DiscrepanciasResueltas == rec.DiscrepanciasResueltas &&
+		sameJSONList(p.FuentesUtilizadas, rec.FuentesUtilizadas) && sameJSONList(p.ReglasAplicadas, rec.ReglasAplicadas)
 }
 
 // sameJSONList reports whether two string lists are written as the same JSON.

@@ -287,6 +287,9 @@ func TestPreviousResults(t *testing.T) {
 				require.Regexp(t, `"Index Cond": "\(\(cierre_id = (\$1|'8'::bigint)\) AND \(\(rut\)::text = r\.rut\)\)"`, find,
 					"one probe of the unique index a RUT (%s statistics, %s)", stats, mode)
 				require.NotContains(t, find, "Seq Scan", stats, mode)
+				concepts := explain(stats, mode, store.SQLPreviousConcepts, "bigint[]", "ARRAY["+strings.Join(ids, ",")+"]")
+				require.Contains(t, concepts, "nomina_concepto_empleado_consolidado_empleado_codigo_key", stats, mode)
+				require.NotContains(t, concepts, "Seq Scan", stats, mode)
 				if stats == "analyzed" { // the save runs only when a forced run finds previous rows
 					save := explain(stats, mode, store.SQLSavePrevious, "bigint, integer, bigint[], bigint[], bigint[]",
 						"1, 0, ARRAY["+strings.Join(ids[:75], ",")+"], ARRAY["+strings.Join(ids[75:], ",")+"], '{}'")
@@ -565,4 +568,31 @@ func TestRestoredJSONNullStaysJSONNull(t *testing.T) {
 	require.Equal(t, 9, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado c
 		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id
 		WHERE e.cierre_id = 7 AND jsonb_typeof(c.revision) = 'null'`))
+}
+
+// TestReRunReplacesAnEmployeeWhoseConceptChangedAlone: a concept's name changed in
+// the libro leaves Rosa's employee row as it was (same totals) but not her concept
+// rows, so her rows are replaced, and Luis's, unchanged, kept.
+func TestReRunReplacesAnEmployeeWhoseConceptChangedAlone(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	first := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, first, 0)
+	dispatchAndCommit(t, pool, first, 1)
+	finish(t, pool, first, domain.EstadoConsolidados, false)
+	_, err := pool.Exec(t.Context(), "UPDATE nomina_registro_concepto_empleado SET nombre_concepto = 'Sueldo base mensual' WHERE id = 1008")
+	require.NoError(t, err)
+	luisID, _ := employeeRowOf(t, pool, 102)
+	rosaID, _ := employeeRowOf(t, pool, 103)
+	second := newRun(t, pool, twoChunks)
+	require.Equal(t, chunk1Sum, dispatchAndCommit(t, pool, second, 1))
+	id, run := employeeRowOf(t, pool, 102)
+	require.Equal(t, [2]int64{luisID, second}, [2]int64{id, run}, "Luis's row kept and re-stamped")
+	id, run = employeeRowOf(t, pool, 103)
+	require.NotEqual(t, rosaID, id, "Rosa's row replaced")
+	require.Equal(t, second, run)
+	require.Equal(t, 1, savedRows(t, pool, second))
+	require.Equal(t, 1, keptRows(t, pool, second))
+	require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado
+		WHERE empleado_consolidado_id = $1 AND nombre_concepto = 'Sueldo base mensual'`, id))
 }
