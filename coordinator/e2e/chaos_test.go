@@ -387,6 +387,7 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 	}
 	mismatched, missing, dup, stale := 0, 0, 0, 0
 	var diff rowDiff
+	var differing []int64
 	for id, w := range want {
 		g, ok := got[id]
 		switch {
@@ -402,6 +403,7 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 			}
 			mismatched++
 			diff.add(g, w)
+			differing = append(differing, id)
 		}
 	}
 	orphans := 0
@@ -412,6 +414,7 @@ func (s *soak) invariants(ctx context.Context, c *chaosClosing, estado, found, c
 	}
 	if mismatched > 0 {
 		bad("what differs in the %d differing rows: %s", mismatched, diff)
+		bad("where they are: %s", s.locate(ctx, c, differing, got, want))
 	}
 	if missing+dup+stale+mismatched+orphans > 0 {
 		bad("rows: %d missing, %d duplicated, %d of another run, %d differing, %d orphan", missing, dup, stale, mismatched, orphans)
