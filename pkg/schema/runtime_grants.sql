@@ -16,6 +16,9 @@ GRANT SELECT, INSERT, DELETE ON nomina_empleado_consolidado, nomina_concepto_emp
     nomina_metrica_consolidacion TO {{role}};
 GRANT USAGE ON SEQUENCE nomina_empleado_consolidado_id_seq, nomina_concepto_empleado_consolidado_id_seq,
     nomina_metrica_consolidacion_id_seq TO {{role}};
+-- A forced run keeps the row of an employee whose result did not change and
+-- re-stamps only the run that wrote it (docs/rules.md, "Previous results").
+GRANT UPDATE (consolidation_run_id) ON nomina_empleado_consolidado TO {{role}};
 
 -- The service's own tables: the run and chunk ledger, every dispatch, and the
 -- previous results a running full run replaced (read, written, locked, removed).

@@ -253,8 +253,8 @@ const sqlFreshPlans = "DISCARD PLANS"
 var freshPlansTx = pgx.TxOptions{BeginQuery: "BEGIN; " + sqlFreshPlans}
 
 // CommitChunk writes a chunk's consolidated rows, in place of the closing's
-// previous rows of the same employees (saved for the end of the run, see
-// savePrevious), and marks the chunk succeeded in the ledger, in one transaction, provided token is still the chunk's current
+// previous rows of the same employees (saved for the end of the run; rows that
+// would not change are kept and re-stamped, see replacePrevious), and marks the chunk succeeded in the ledger, in one transaction, provided token is still the chunk's current
 // attempt token (fencing): the chunk's ledger row is locked first, so a concurrent
 // re-dispatch or cancel either happens before (and this commit is refused with
 // ErrStaleAttempt, whatever became of the chunk) or waits for it. When this same
@@ -286,12 +286,14 @@ func CommitChunk(ctx context.Context, pool *pgxpool.Pool, runID int64, index int
 		if inTx != nil {
 			inTx()
 		}
-		if _, err := savePrevious(ctx, tx, closingID, runID, index, recs); err != nil {
+		write, kept, err := replacePrevious(ctx, tx, closingID, runID, index, recs)
+		if err != nil {
 			return err
 		}
-		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), recs); err != nil {
+		if sum, err = WriteResults(ctx, tx, closingID, runID, time.Now(), write); err != nil {
 			return err
 		}
+		sum = sum.plus(kept)
 		return execBatch(ctx, tx,
 			batchStmt{fmt.Sprintf("recording chunk %d of consolidation %d", index, runID), sqlChunkSucceeded, []any{
 				runID, index, sum.Records, stats.DurationSeconds, stats.CPUSeconds, stats.PeakRSSBytes,

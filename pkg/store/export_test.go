@@ -2,11 +2,13 @@ package store
 
 import "context"
 
-// SQLFindPrevious and SQLSavePrevious are the statements a chunk commit finds and
-// saves the previous rows with, for the test of their plans.
-const (
-	SQLFindPrevious = sqlFindPrevious
-	SQLSavePrevious = sqlSavePrevious
+// SQLFindPrevious, SQLPreviousConcepts and SQLSavePrevious are the statements a
+// chunk commit finds, reads and saves the previous rows with, for the test of
+// their plans.
+var (
+	SQLFindPrevious     = sqlFindPrevious
+	SQLSavePrevious     = sqlSavePrevious
+	SQLPreviousConcepts = sqlPreviousConcepts
 )
 
 // FailChunk is FailChunkWith for a chunk no worker died on: the ledger tests' way

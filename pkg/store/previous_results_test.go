@@ -44,6 +44,14 @@ func savedRows(t *testing.T, pool *pgxpool.Pool, runID int64) int {
 		+ (SELECT count(*) FROM consolidation_previous_result WHERE run_id = $1)`, runID)
 }
 
+// keptRows counts the unchanged employee rows a run's chunk commits kept and
+// re-stamped.
+func keptRows(t *testing.T, pool *pgxpool.Pool, runID int64) int {
+	t.Helper()
+	return countRows(t, pool, `SELECT coalesce(sum(cardinality(kept_ids)), 0) FROM consolidation_previous_chunk
+		WHERE run_id = $1`, runID)
+}
+
 // oneRowPerEmployee requires closing 7 to have exactly one employee row per libro
 // employee, each with its concept rows, as a reader sees it.
 func oneRowPerEmployee(t *testing.T, pool *pgxpool.Pool) {
@@ -64,7 +72,16 @@ func consolidatedTwice(t *testing.T, pool *pgxpool.Pool) (first, second int64) {
 	dispatchAndCommit(t, pool, first, 1)
 	finish(t, pool, first, domain.EstadoConsolidados, false)
 	require.Zero(t, savedRows(t, pool, first), "a first run has nothing to save")
+	staleRows(t, pool, 7)
 	return first, newRun(t, pool, twoChunks)
+}
+
+// staleRows makes every row of a closing differ from what the rules compute (as
+// rows written before the libro changed), so the next run replaces them all.
+func staleRows(t *testing.T, pool *pgxpool.Pool, closingID int64) {
+	t.Helper()
+	_, err := pool.Exec(t.Context(), "UPDATE nomina_empleado_consolidado SET cargo = cargo || ' (antes)' WHERE cierre_id = $1", closingID)
+	require.NoError(t, err)
 }
 
 // replacedBySecondRun is consolidatedTwice with both chunks of the second run
@@ -193,18 +210,29 @@ func TestPreviousResults(t *testing.T) {
 		require.Equal(t, before, resultRows(t, pool, 7))
 		require.Zero(t, savedRows(t, pool, second))
 	})
-	t.Run("RowsOfNoRunAreSavedAndRestoredToo", func(t *testing.T) {
-		t.Parallel()
-		pool := loadClosing(t)
-		writeWithoutRun(t, pool, 7, 101, 103) // written before the service kept run ids
-		before := resultRows(t, pool, 7)
-		runID := newRun(t, pool, twoChunks)
-		dispatchAndCommit(t, pool, runID, 0)
-		dispatchAndCommit(t, pool, runID, 1)
-		require.Equal(t, 3, savedRows(t, pool, runID))
-		finish(t, pool, runID, domain.EstadoCancelada, true)
-		require.Equal(t, before, resultRows(t, pool, 7))
-	})
+	for _, stale := range []bool{false, true} {
+		t.Run(fmt.Sprintf("RowsOfNoRunAreSavedAndRestoredToo/stale=%v", stale), func(t *testing.T) {
+			t.Parallel()
+			pool := loadClosing(t)
+			writeWithoutRun(t, pool, 7, 101, 103) // written before the service kept run ids
+			if stale {
+				staleRows(t, pool, 7)
+			}
+			before := resultRows(t, pool, 7)
+			runID := newRun(t, pool, twoChunks)
+			dispatchAndCommit(t, pool, runID, 0)
+			dispatchAndCommit(t, pool, runID, 1)
+			requireRowsOfRun(t, pool, runID, 3, 9)
+			if stale {
+				require.Equal(t, 3, savedRows(t, pool, runID))
+			} else {
+				require.Zero(t, savedRows(t, pool, runID), "unchanged rows are kept, not saved")
+				require.Equal(t, 3, keptRows(t, pool, runID))
+			}
+			finish(t, pool, runID, domain.EstadoCancelada, true)
+			require.Equal(t, before, resultRows(t, pool, 7), "run ids NULL again")
+		})
+	}
 	t.Run("TheSaveUsesTheIndexesWhateverThePlan", func(t *testing.T) {
 		t.Parallel()
 		pool := loadClosing(t)
@@ -259,8 +287,12 @@ func TestPreviousResults(t *testing.T) {
 				require.Regexp(t, `"Index Cond": "\(\(cierre_id = (\$1|'8'::bigint)\) AND \(\(rut\)::text = r\.rut\)\)"`, find,
 					"one probe of the unique index a RUT (%s statistics, %s)", stats, mode)
 				require.NotContains(t, find, "Seq Scan", stats, mode)
+				concepts := explain(stats, mode, store.SQLPreviousConcepts, "bigint[]", "ARRAY["+strings.Join(ids, ",")+"]")
+				require.Contains(t, concepts, "nomina_concepto_empleado_consolidado_empleado_codigo_key", stats, mode)
+				require.NotContains(t, concepts, "Seq Scan", stats, mode)
 				if stats == "analyzed" { // the save runs only when a forced run finds previous rows
-					save := explain(stats, mode, store.SQLSavePrevious, "bigint, integer, bigint[]", "1, 0, ARRAY["+strings.Join(ids, ",")+"]")
+					save := explain(stats, mode, store.SQLSavePrevious, "bigint, integer, bigint[], bigint[], bigint[]",
+						"1, 0, ARRAY["+strings.Join(ids[:75], ",")+"], ARRAY["+strings.Join(ids[75:], ",")+"], '{}'")
 					require.NotContains(t, save, "Seq Scan", mode)
 				}
 			}
@@ -360,10 +392,27 @@ func rollbackSQL(t *testing.T) string {
 // they come back exactly.
 func TestSavedChunksHandedToAnOlderRelease(t *testing.T) {
 	t.Parallel()
-	for _, handedOver := range []bool{false, true} {
-		t.Run(fmt.Sprintf("handedOver=%v", handedOver), func(t *testing.T) {
+	for _, c := range []struct{ handedOver, kept bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		handedOver := c.handedOver
+		t.Run(fmt.Sprintf("handedOver=%v/kept=%v", c.handedOver, c.kept), func(t *testing.T) {
 			t.Parallel()
-			pool, second, before := replacedBySecondRun(t)
+			var pool *pgxpool.Pool
+			var second int64
+			var before []string
+			if c.kept { // Ana's row kept, Luis's and Rosa's replaced
+				pool = loadClosing(t)
+				_, second = consolidatedTwice(t, pool)
+				_, err := pool.Exec(t.Context(), `UPDATE nomina_empleado_consolidado SET cargo = replace(cargo, ' (antes)', '')
+					WHERE cierre_id = 7 AND empleado_origen_id = 101`)
+				require.NoError(t, err)
+				before = resultRows(t, pool, 7)
+				dispatchAndCommit(t, pool, second, 0)
+				dispatchAndCommit(t, pool, second, 1)
+				require.Equal(t, 1, keptRows(t, pool, second))
+				require.Equal(t, 2, savedRows(t, pool, second))
+			} else {
+				pool, second, before = replacedBySecondRun(t)
+			}
 			if handedOver {
 				_, err := pool.Exec(t.Context(), rollbackSQL(t))
 				require.NoError(t, err)
@@ -386,4 +435,164 @@ func TestSavedChunksHandedToAnOlderRelease(t *testing.T) {
 			require.Zero(t, savedRows(t, pool, second))
 		})
 	}
+}
+
+// rowsOf is resultRows of the employee rows of closing 7 with the given libro ids
+// and their concept rows.
+func rowsOf(t *testing.T, pool *pgxpool.Pool, libroIDs ...int64) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `
+		SELECT 'employee ' || e::text FROM nomina_empleado_consolidado e
+		WHERE e.cierre_id = 7 AND e.empleado_origen_id = ANY($1)
+		UNION ALL
+		SELECT 'concept ' || c::text FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id
+		WHERE e.cierre_id = 7 AND e.empleado_origen_id = ANY($1)
+		ORDER BY 1`, libroIDs)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
+}
+
+// employeeRowOf is the id and run id of closing 7's row of a libro employee.
+func employeeRowOf(t *testing.T, pool *pgxpool.Pool, libroID int64) (id, runID int64) {
+	t.Helper()
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT id, coalesce(consolidation_run_id, 0) FROM nomina_empleado_consolidado
+		WHERE cierre_id = 7 AND empleado_origen_id = $1`, libroID).Scan(&id, &runID))
+	return id, runID
+}
+
+// TestReRunKeepsUnchangedRows: a forced run of closing 7 after its libro changed
+// keeps Ana's row (unchanged: re-stamped, same ids), replaces Luis's (a concept
+// changed), writes Cristóbal's (new in the libro) and, when it keeps its rows,
+// removes Rosa's (no longer in any chunk); the previous rows stay readable until
+// the end, and a run that removes its rows puts back exactly what was there.
+func TestReRunKeepsUnchangedRows(t *testing.T) {
+	t.Parallel()
+	// Chunks of the second run: Rosa (103) is in none of them.
+	secondChunks := []store.ChunkRange{
+		{Index: 0, FirstID: 101, LastID: 101, Employees: 1, Weight: 1},
+		{Index: 1, FirstID: 102, LastID: 102, Employees: 1, Weight: 1},
+		{Index: 2, FirstID: 104, LastID: 104, Employees: 1, Weight: 1},
+	}
+	rerun := func(t *testing.T) (pool *pgxpool.Pool, first, second int64, before []string) {
+		t.Helper()
+		pool = loadClosing(t)
+		first = newRun(t, pool, twoChunks)
+		dispatchAndCommit(t, pool, first, 0)
+		dispatchAndCommit(t, pool, first, 1)
+		finish(t, pool, first, domain.EstadoConsolidados, false)
+		_, err := pool.Exec(t.Context(), `
+			UPDATE nomina_registro_concepto_empleado SET valor = 510000.00 WHERE id = 1006;
+			INSERT INTO nomina_empleado_cierre (id, cierre_id, rut, nombre, cargo, centro_costo, sueldo_base) VALUES
+			  (104, 7, '9876543-3', 'Cristóbal Vera', 'Chofer', 'CC-40', 600000);
+			INSERT INTO nomina_registro_concepto_empleado (id, empleado_id, codigo_concepto, nombre_concepto, valor, tipo_concepto) VALUES
+			  (1010, 104, 'SB', 'Sueldo base', 600000.00, 'haber')`)
+		require.NoError(t, err)
+		before = resultRows(t, pool, 7)
+		anaID, _ := employeeRowOf(t, pool, 101)
+		ana := rowsOf(t, pool, 101)
+		luisID, _ := employeeRowOf(t, pool, 102)
+		rosa := rowsOf(t, pool, 103)
+
+		second = newRun(t, pool, secondChunks)
+		require.Equal(t, chunk0Sum, dispatchAndCommit(t, pool, second, 0), "a kept employee counts as written")
+		id, run := employeeRowOf(t, pool, 101)
+		require.Equal(t, anaID, id, "Ana's row is kept")
+		require.Equal(t, second, run, "and re-stamped")
+		require.Equal(t, strings.ReplaceAll(strings.Join(ana, "\n"), fmt.Sprintf(",%d)", first), fmt.Sprintf(",%d)", second)),
+			strings.Join(rowsOf(t, pool, 101), "\n"), "only the run id changed; the concept rows are the same rows")
+		require.Zero(t, savedRows(t, pool, second))
+		require.Equal(t, 1, keptRows(t, pool, second))
+
+		dispatchAndCommit(t, pool, second, 1)
+		id, run = employeeRowOf(t, pool, 102)
+		require.NotEqual(t, luisID, id, "Luis's row is replaced")
+		require.Equal(t, second, run)
+		require.Equal(t, 1, savedRows(t, pool, second))
+		require.Equal(t, 2, countRows(t, pool, `SELECT sum(json_array_length(concepts)) FROM consolidation_previous_chunk
+			WHERE run_id = $1`, second), "Luis's previous concept rows are saved")
+
+		dispatchAndCommit(t, pool, second, 2)
+		_, run = employeeRowOf(t, pool, 104)
+		require.Equal(t, second, run, "Cristóbal's row is new")
+		require.Equal(t, 1, savedRows(t, pool, second), "a new employee saves nothing")
+		require.Equal(t, rosa, rowsOf(t, pool, 103), "Rosa's row stays readable until the run ends")
+		return pool, first, second, before
+	}
+
+	t.Run("KeepingEnd", func(t *testing.T) {
+		t.Parallel()
+		pool, _, second, _ := rerun(t)
+		finish(t, pool, second, domain.EstadoConsolidados, false)
+		requireRowsOfRun(t, pool, second, 3, 5+2+1)
+		require.Zero(t, countRows(t, pool, `SELECT count(*) FROM nomina_empleado_consolidado
+			WHERE cierre_id = 7 AND consolidation_run_id IS DISTINCT FROM $1`, second), "every row is the run's; Rosa's is gone")
+		require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_chunk WHERE run_id = $1", second))
+		require.Zero(t, orphanConcepts(t, pool))
+	})
+	for _, end := range []domain.Estado{domain.EstadoCancelada, domain.EstadoError} {
+		t.Run("RemovingEndRestoresExactly/"+string(end), func(t *testing.T) {
+			t.Parallel()
+			pool, first, second, before := rerun(t)
+			finish(t, pool, second, end, true)
+			require.Equal(t, before, resultRows(t, pool, 7), "Ana's run id, Luis's previous rows, no Cristóbal")
+			requireRowsOfRun(t, pool, first, 3, 9)
+			require.Zero(t, countRows(t, pool, "SELECT count(*) FROM consolidation_previous_chunk WHERE run_id = $1", second))
+		})
+	}
+}
+
+// TestRestoredJSONNullStaysJSONNull: a jsonb column holding JSON null (the
+// service's fuentes_utilizadas, an application's NOT NULL column of the concept
+// rows) is put back as JSON null, not SQL NULL, by a run that removes its rows.
+func TestRestoredJSONNullStaysJSONNull(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	_, err := pool.Exec(t.Context(), `ALTER TABLE nomina_concepto_empleado_consolidado
+		ADD COLUMN revision jsonb NOT NULL DEFAULT 'null'`)
+	require.NoError(t, err)
+	_, second := consolidatedTwice(t, pool) // every row stale: all saved
+	_, err = pool.Exec(t.Context(), `UPDATE nomina_empleado_consolidado SET fuentes_utilizadas = 'null'
+		WHERE cierre_id = 7 AND empleado_origen_id = 101`)
+	require.NoError(t, err)
+	before := resultRows(t, pool, 7)
+	dispatchAndCommit(t, pool, second, 0)
+	dispatchAndCommit(t, pool, second, 1)
+	require.Equal(t, 3, savedRows(t, pool, second))
+	finish(t, pool, second, domain.EstadoError, true)
+	require.Equal(t, before, resultRows(t, pool, 7))
+	require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM nomina_empleado_consolidado
+		WHERE cierre_id = 7 AND jsonb_typeof(fuentes_utilizadas) = 'null'`))
+	require.Equal(t, 9, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado c
+		JOIN nomina_empleado_consolidado e ON e.id = c.empleado_consolidado_id
+		WHERE e.cierre_id = 7 AND jsonb_typeof(c.revision) = 'null'`))
+}
+
+// TestReRunReplacesAnEmployeeWhoseConceptChangedAlone: a concept's name changed in
+// the libro leaves Rosa's employee row as it was (same totals) but not her concept
+// rows, so her rows are replaced, and Luis's, unchanged, kept.
+func TestReRunReplacesAnEmployeeWhoseConceptChangedAlone(t *testing.T) {
+	t.Parallel()
+	pool := loadClosing(t)
+	first := newRun(t, pool, twoChunks)
+	dispatchAndCommit(t, pool, first, 0)
+	dispatchAndCommit(t, pool, first, 1)
+	finish(t, pool, first, domain.EstadoConsolidados, false)
+	_, err := pool.Exec(t.Context(), "UPDATE nomina_registro_concepto_empleado SET nombre_concepto = 'Sueldo base mensual' WHERE id = 1008")
+	require.NoError(t, err)
+	luisID, _ := employeeRowOf(t, pool, 102)
+	rosaID, _ := employeeRowOf(t, pool, 103)
+	second := newRun(t, pool, twoChunks)
+	require.Equal(t, chunk1Sum, dispatchAndCommit(t, pool, second, 1))
+	id, run := employeeRowOf(t, pool, 102)
+	require.Equal(t, [2]int64{luisID, second}, [2]int64{id, run}, "Luis's row kept and re-stamped")
+	id, run = employeeRowOf(t, pool, 103)
+	require.NotEqual(t, rosaID, id, "Rosa's row replaced")
+	require.Equal(t, second, run)
+	require.Equal(t, 1, savedRows(t, pool, second))
+	require.Equal(t, 1, keptRows(t, pool, second))
+	require.Equal(t, 1, countRows(t, pool, `SELECT count(*) FROM nomina_concepto_empleado_consolidado
+		WHERE empleado_consolidado_id = $1 AND nombre_concepto = 'Sueldo base mensual'`, id))
 }

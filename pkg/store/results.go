@@ -27,6 +27,22 @@ var (
 	sqlCopyConcepts  = "COPY nomina_concepto_empleado_consolidado (" + columnList(conceptColumns) + ") FROM STDIN (FORMAT binary)"
 )
 
+// add counts rec as written, with its concept lines.
+func (s *WriteSummary) add(rec *rules.Consolidated) {
+	s.Employees++
+	s.Records += 1 + len(rec.Lines)
+	s.TotalHaberes += rec.TotalHaberes
+	s.TotalDescuentos += rec.TotalDescuentos
+	s.LiquidoPagar += rec.LiquidoPagar
+}
+
+// plus is s and o added up.
+func (s WriteSummary) plus(o WriteSummary) WriteSummary {
+	return WriteSummary{Employees: s.Employees + o.Employees, Records: s.Records + o.Records,
+		TotalHaberes: s.TotalHaberes + o.TotalHaberes, TotalDescuentos: s.TotalDescuentos + o.TotalDescuentos,
+		LiquidoPagar: s.LiquidoPagar + o.LiquidoPagar}
+}
+
 // employeeRow is what one row of nomina_empleado_consolidado is written from.
 type employeeRow struct {
 	id, closingID, runID int64 // runID 0 writes NULL

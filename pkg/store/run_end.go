@@ -48,8 +48,8 @@ UPDATE consolidation_chunk_attempt SET finished_at = now(), outcome = {abandoned
 WHERE run_id = $1 AND finished_at IS NULL`)
 
 // FinishRun ends a run: it removes the run's rows when asked and settles the
-// previous rows its chunks replaced (settlePrevious: put back when the run's rows
-// are removed, else dropped, with a full run's stale rows), records the final
+// previous rows its chunks replaced or kept (settlePrevious: put back when the
+// run's rows are removed, else dropped, with a full run's stale rows), records the final
 // estado on the run and the closing, and replaces the closing's metrics row, in one
 // transaction guarded by the run still being unfinished, so finishing twice (a
 // reconciler and a resumed coordinator, say) changes nothing the second time.
@@ -85,11 +85,10 @@ func EndRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEn
 			return err
 		}
 		// The rest in one round trip, in this order.
-		var stmts []batchStmt
-		if o.RemoveRows {
-			stmts = removeResults("removing the rows of the run", "e.cierre_id = $1 AND e.consolidation_run_id = $2", closed.ClosingID, runID)
+		stmts, err := settlePrevious(ctx, tx, closed.ClosingID, runID, closed.Mode, o.RemoveRows)
+		if err != nil {
+			return fmt.Errorf("ending consolidation %d: %w", runID, err)
 		}
-		stmts = append(stmts, settlePrevious(closed.ClosingID, runID, closed.Mode, o.RemoveRows)...)
 		stmts = append(stmts, batchStmt{"replacing the metrics", sqlDeleteMetrics, []any{runID}},
 			batchStmt{"writing the metrics", sqlInsertMetrics, []any{runID, o.RemoveRows, AlgorithmVersion()}})
 		if err := execBatch(ctx, tx, stmts...); err != nil {

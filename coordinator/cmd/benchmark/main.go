@@ -49,6 +49,7 @@ func main() {
 	repeat := fs.Int("repeat", 1, "measure every figure this many times and report median, lowest and highest (wall and floor alternate)")
 	warmRuns := fs.Int("warm-runs", 3, "133-employee closings after the cold one on each freshly started cluster (the warm latency)")
 	rerunFlag := fs.Bool("rerun", false, "consolidate each measured closing again, forced, right after its first run, and report the re-run's wall against the first's")
+	rerunChanged := fs.Bool("rerun-changed", false, "with -rerun: before each re-run, add 1 to every libro concept value of the closing, so the re-run replaces every employee's rows (its worst case)")
 	smallFirst := fs.Int("small-first", 2, "133-employee closings consolidated on the same services before each measured closing, after the result tables were emptied and analyzed (month end's order on a new database); 0: none")
 	statements := fs.Bool("statements", false, "load pg_stat_statements and print, for each size, the statements of its closing and of its floor")
 	profile := fs.String("profile", "", "write CPU profiles of the coordinator and workers, taken during the largest size's first run, to this directory")
@@ -71,7 +72,7 @@ func main() {
 	}
 
 	cfg := bench.Config{Workers: *workers, InFlight: *inFlight, Policy: domain.Policy(*policy), ChunkSize: *chunkSize,
-		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Rerun: *rerunFlag, Statements: *statements,
+		SkipFloor: *noFloor, CSV: *csv, Variants: *variants, Repeat: *repeat, WarmRuns: *warmRuns, SmallFirst: *smallFirst, Rerun: *rerunFlag, RerunChanged: *rerunChanged, Statements: *statements,
 		ProfileDir: *profile, ProfileSeconds: *profileSeconds, CommandLine: commandLine(),
 		PostgresSettings: pgSettings, DatabaseURL: *databaseURL, DashboardTabs: *tabs,
 		DashboardPaired: *tabsPaired, DashboardBrowser: *tabsBrowser, DashboardBrowserIdle: *tabsIdle, ReadLoad: *readLoad || *readPaired, ReadLoadExports: *readExports, ReadLoadDryRuns: *readDryRuns,

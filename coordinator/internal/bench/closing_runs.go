@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +28,18 @@ func consolidate(ctx context.Context, client consolidationv1.ConsolidationServic
 func rerun(ctx context.Context, client consolidationv1.ConsolidationServiceClient, cfg Config, closing int64) (Result, error) {
 	return watchRun(ctx, client, cfg, &consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: int32(cfg.ChunkSize),
 		ChunkPolicy: domainpb.PolicyToProto(cfg.Policy), Force: true}, func() {})
+}
+
+// changeLibro adds 1 to every libro concept value of a closing, so a re-run
+// finds every employee's result changed (Config.RerunChanged), and vacuums and
+// analyzes the table it changed.
+func changeLibro(ctx context.Context, pool *pgxpool.Pool, closing int64) error {
+	if _, err := pool.Exec(ctx, `UPDATE nomina_registro_concepto_empleado r SET valor = r.valor + 1
+		FROM nomina_empleado_cierre e WHERE r.empleado_id = e.id AND e.cierre_id = $1`, closing); err != nil {
+		return fmt.Errorf("changing the libro of closing %d: %w", closing, err)
+	}
+	_, err := pool.Exec(ctx, "VACUUM (ANALYZE) nomina_registro_concepto_empleado")
+	return err
 }
 
 // readLoadGrace is how long the read load's calls in progress when the run
