@@ -501,9 +501,14 @@ func TestPermanentDatabaseErrorEndsTheRun(t *testing.T) {
 
 	// A worker's path: every chunk's rows break a CHECK constraint; each chunk
 	// fails on its first attempt, naming the SQLSTATE and the table, and is split
-	// down to every employee (each one's rows break it too).
+	// down to every employee (each one's rows break it too). Every employee's
+	// centro_costo (the libro's alone, docs/rules.md) changes first: a run keeps
+	// the rows of an employee whose result is unchanged and writes none of them.
 	_, err = c.pool.Exec(ctx, `DROP TRIGGER e2e_refuse ON consolidation_chunk_attempt;
 		ALTER TABLE nomina_concepto_empleado_consolidado ADD CONSTRAINT e2e_no_sb CHECK (codigo_concepto <> 'SB') NOT VALID`)
+	require.NoError(t, err)
+	_, err = c.pool.Exec(ctx, `UPDATE nomina_empleado_cierre SET centro_costo = coalesce(centro_costo, '') || '-B'
+		WHERE cierre_id = $1`, closing)
 	require.NoError(t, err)
 	again := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 20})
 	final = c.waitEnd(again.GetConsolidationId(), time.Minute)
