@@ -53,9 +53,27 @@
     pending = setTimeout(() => { pending = null; loadDetails(); }, 5000);
   };
 
+  // Progress is drawn at most twice a second: a large run ends chunks faster
+  // than anyone reads, and each drawing costs the browser a style and paint pass
+  // (20 tabs drawing every event took more CPU than the run they watched,
+  // docs/benchmarks.md, "Real browser tabs"). The latest event is drawn; the
+  // final one at once.
+  let latest = null, drawTimer = null;
+  const drawLatest = () => {
+    drawTimer = null;
+    if (latest) { const p = latest; latest = null; draw(p); }
+  };
   const source = new EventSource(card.dataset.events);
   source.addEventListener("progress", (ev) => {
-    const p = JSON.parse(ev.data);
+    latest = JSON.parse(ev.data);
+    if (latest.final) {
+      if (drawTimer) { clearTimeout(drawTimer); drawTimer = null; }
+      drawLatest();
+    } else if (!drawTimer) {
+      drawTimer = setTimeout(drawLatest, 500);
+    }
+  });
+  const draw = (p) => {
     bar.value = p.percent;
     bar.textContent = p.percent_text;
     el("percent").textContent = p.percent_text;
@@ -76,6 +94,6 @@
       chunksDone = p.chunks_done;
       detailsSoon();
     }
-  });
+  };
   source.addEventListener("gone", () => source.close());
 })();
