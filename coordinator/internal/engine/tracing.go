@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -34,6 +35,9 @@ func traceparentOf(ctx context.Context) string {
 	return carrier.Get("traceparent")
 }
 
+// traceparentReadTimeout bounds startRunSpan's read of the stored traceparent.
+const traceparentReadTimeout = 5 * time.Second
+
 // startRunSpan starts the run's span, the root of a new trace linked to the span
 // of the call that started the run (its stored traceparent; no link when there is
 // none or it cannot be read). It carries ids only. The traceparent is read only
@@ -44,7 +48,12 @@ func (e *Engine) startRunSpan(ctx context.Context, run store.Run) (context.Conte
 	if !span.IsRecording() {
 		return spanCtx, span
 	}
-	tp, err := e.ledger.RunTraceparent(ctx, run.ID)
+	// A shutdown arriving meanwhile does not cut the read short: the span is
+	// exported whatever becomes of the run, and without its link it would belong to
+	// no call (docs/architecture.md, "Tracing (pkg/telemetry)"). The read is one primary-key lookup.
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceparentReadTimeout)
+	defer cancel()
+	tp, err := e.ledger.RunTraceparent(readCtx, run.ID)
 	if err != nil {
 		e.logger.WarnContext(ctx, "reading the run's traceparent", "consolidation_id", run.ID, "error", err.Error())
 	}
