@@ -258,6 +258,16 @@ func (s *soak) snapshotClosings() []*chaosClosing {
 	return slices.Clone(s.closings)
 }
 
+// chaosRUTBase gives closing n a RUT range of its own. A year of its own is not
+// enough: an open-ended absence (no fecha_fin) covers every later month, so a
+// closing written while another ran, for an earlier year and with RUTs in the
+// other's range, added absences to that one's month after its run had read its
+// sources; the oracle, reading later, counted them (docs/reliability.md). Each
+// range holds a 20,000-employee closing and its unmatched novedades (bodies
+// every 7); after 600 closings the ranges come round again, to closings long
+// ended, so a body stays within eight digits.
+func chaosRUTBase(n int) uint32 { return 2_000_000 + uint32(n%600)*150_000 }
+
 // startClosing generates a closing, starts its run (retrying with one request
 // id while coordinators are down) and checks it in the background once it ends.
 func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing {
@@ -273,7 +283,7 @@ func (s *soak) startClosing(ctx context.Context, n, employees int) *chaosClosing
 		// overlap: each closing gets a year of its own, so no closing generated
 		// while another runs or is checked adds movements to its month.
 		sum, err := synth.Generate(ctx, s.pool, synth.Config{Employees: employees, Seed: s.seed*1000 + uint64(n),
-			Year: 2026 + n, Month: time.March})
+			Year: 2026 + n, Month: time.March, RUTBase: chaosRUTBase(n)})
 		c.id = sum.ClosingID
 		return err
 	})

@@ -34,6 +34,11 @@ type Config struct {
 	Estado string
 	// BatchSize is how many employees are written per COPY batch. Default: 2000.
 	BatchSize int
+	// RUTBase, when not 0, is the body of the first employee's RUT (the others
+	// follow every 7): a caller generating closings side by side gives each a
+	// range of its own, since movements are matched by RUT whatever the closing.
+	// 0: drawn from Seed and the closing's id.
+	RUTBase uint32
 }
 
 // Summary counts what Generate wrote.
@@ -133,6 +138,9 @@ func Generate(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Summary, err
 	g.last = g.first.AddDate(0, 1, -1)
 	// Bodies are base + 7·i: unique within the closing, different across closings.
 	g.base = 2_000_000 + uint32(g.rng.IntN(20_000_000))
+	if cfg.RUTBase != 0 {
+		g.base = cfg.RUTBase
+	}
 	for start := 0; start < cfg.Employees; start += cfg.BatchSize {
 		n := min(cfg.BatchSize, cfg.Employees-start)
 		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return g.batch(ctx, tx, start, n) }); err != nil {
