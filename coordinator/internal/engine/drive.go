@@ -31,11 +31,21 @@ func (e *Engine) drive(ctx context.Context, runID int64) {
 		}
 	})
 	defer unhook()
-	epoch, ok, err := e.ledger.AcquireLease(held, runID, e.cfg.Replica, e.cfg.LeaseTTL)
+	// The lease is taken on a context the engine's stop does not cut short: a stop
+	// arriving while the statement runs could otherwise leave the lease taken in
+	// the ledger but unknown here, held by nobody until it expires. Taken while the
+	// engine stopped, it is given back at once (docs/lifecycle.md#more-than-one-coordinator).
+	acquireCtx, cancelAcquire := context.WithTimeout(context.WithoutCancel(held), e.cfg.LeaseTTL)
+	epoch, ok, err := e.ledger.AcquireLease(acquireCtx, runID, e.cfg.Replica, e.cfg.LeaseTTL)
+	cancelAcquire()
 	if err != nil {
 		if held.Err() == nil {
 			e.logger.WarnContext(ctx, "driving run: acquiring its lease", "consolidation_id", runID, "error", err.Error())
 		}
+		return
+	}
+	if ok && held.Err() != nil {
+		e.releaseLease(ctx, runID, epoch)
 		return
 	}
 	if !ok {
