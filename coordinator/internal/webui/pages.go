@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
@@ -42,20 +43,47 @@ var funcs = template.FuncMap{
 // name) with status; the page is rendered into a buffer first, so a template
 // error is a 500, never half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData) {
-	d.renderThen(w, r, page, tmpl, status, p, "")
+	d.renderShared(w, r, page, tmpl, status, p, "")
 }
 
-// renderThen renders as render does, then writes tail: HTML rendered already
-// and shared by many responses, written as it is rather than copied into each
-// response's buffer (docs/benchmarks.md, "The dashboard").
-func (d *Dashboard) renderThen(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, tail template.HTML) {
+// sharedMark stands for the shared HTML in a rendered page: an HTML comment
+// no data can produce (html/template escapes every "<" of data, and drops the
+// comments of template text).
+const sharedMark = "<!--shared-->"
+
+// maxPooledBuf is the largest render buffer kept for the next response.
+const maxPooledBuf = 64 << 10
+
+var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// renderShared renders as render does, where the template writes sharedMark
+// once, and writes shared in its place: HTML rendered already and shared by
+// many responses (a run's details, the same for all its tabs), written as it is
+// rather than copied into each response's buffer. Twenty tabs opening one run's
+// page at once would otherwise each copy the whole chunk map
+// (docs/benchmarks.md, "The dashboard").
+func (d *Dashboard) renderShared(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, shared template.HTML) {
 	p.Caller = d.callerOf(r)
 	if p.Caller.CanStart || p.Caller.CanCancel {
 		p.CSRF = csrfToken(w, r)
 	}
 	p.LiveMs = d.cfg.LiveEvery.Milliseconds()
-	var buf bytes.Buffer
-	if err := d.pages[page].ExecuteTemplate(&buf, tmpl, p); err != nil {
+	buf := renderBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuf {
+			buf.Reset()
+			renderBufs.Put(buf)
+		}
+	}()
+	err := d.pages[page].ExecuteTemplate(buf, tmpl, p)
+	before, after := buf.Bytes(), []byte(nil)
+	if err == nil && shared != "" {
+		var found bool
+		if before, after, found = bytes.Cut(before, []byte(sharedMark)); !found {
+			err = fmt.Errorf("template %s of page %s has no place for the shared details", tmpl, page)
+		}
+	}
+	if err != nil {
 		d.logger.ErrorContext(r.Context(), "dashboard page not rendered", "page", page, "error", err.Error())
 		http.Error(w, "error interno; vea el log del coordinador", http.StatusInternalServerError)
 		return
@@ -63,9 +91,13 @@ func (d *Dashboard) renderThen(w http.ResponseWriter, r *http.Request, page, tmp
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if _, err := buf.WriteTo(w); err == nil && tail != "" {
-		_, _ = io.WriteString(w, string(tail))
+	if _, err := w.Write(before); err != nil || shared == "" {
+		return
 	}
+	if _, err := io.WriteString(w, string(shared)); err != nil {
+		return
+	}
+	_, _ = w.Write(after)
 }
 
 // message is a page that only says something: a refusal, an error.
@@ -276,7 +308,7 @@ func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
 // runDetails is everything of the run page below its progress bar, which the
 // page fetches again as chunks end and when the run ends.
 func (d *Dashboard) runDetails(w http.ResponseWriter, r *http.Request) {
-	d.runPart(w, r, "actions") // then the view's Summary, as the "details" template has it
+	d.runPart(w, r, "details")
 }
 
 func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string) {
@@ -292,11 +324,11 @@ func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string)
 		d.engineError(w, r, err)
 		return
 	}
-	var tail template.HTML
-	if tmpl == "actions" {
-		tail = v.Summary
-	}
-	d.renderThen(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v}, tail)
+	// The view's Summary is shared by every tab of the run: the template gets a
+	// mark in its place, and the response the Summary itself.
+	shared := v.Summary
+	v.Summary = sharedMark
+	d.renderShared(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v}, shared)
 }
 
 // runView reads and builds what the run page shows of a run.
