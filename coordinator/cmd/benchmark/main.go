@@ -43,6 +43,8 @@ func main() {
 	meMax := fs.Int("month-end-max", 5000, "month end: employees of the largest closing (the smallest has 50; sizes log-uniform)")
 	meReplicas := fs.Int("month-end-replicas", 2, "month end: coordinator replicas")
 	meBig := fs.Int("month-end-big", 0, "month end: also one closing of this many employees, sent first (issue 24: 1,000,000); 0: none")
+	meOver := fs.Duration("month-end-over", 0, "month end: send the closings (after the big one) at random moments over this long, as a month end's calls come in; 0: all at once, the worst case")
+	meSmallOnly := fs.Bool("month-end-small-only", false, "month end: send only the small closings (the same ones; no big one): what the machine gives them with nothing larger in the way")
 	meSmall := fs.Int("month-end-small", 999, "month end: closings of at most this many employees count as small (their p50, p99 and slowest are reported)")
 	closing := fs.Int64("closing", 0, "measure this existing closing instead, through the running coordinator at -coordinator: -repeat forced runs, each watched to its end, with mean, median, stdev, min and max (every run rewrites the closing's results: use a copy)")
 	coordinator := fs.String("coordinator", "localhost:50051", "with -closing: the coordinator's gRPC address (TLS from TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE; plaintext without them)")
@@ -143,7 +145,7 @@ func main() {
 		return
 	}
 	if *monthEnd {
-		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas, Big: *meBig, SmallUpTo: *meSmall}
+		me := bench.MonthEnd{Closings: *meClosings, MaxEmployees: *meMax, Replicas: *meReplicas, Big: *meBig, SmallUpTo: *meSmall, Over: *meOver, SmallOnly: *meSmallOnly}
 		if _, err := bench.RunMonthEnd(ctx, cfg, me, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "benchmark:", err)
 			os.Exit(1)

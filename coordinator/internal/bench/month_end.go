@@ -35,6 +35,13 @@ type MonthEnd struct {
 	// Big, if not 0, adds one closing of this many employees, sent first: the
 	// others are sent once its Consolidate has returned (its run is going).
 	Big int
+	// Over, if not 0, spreads the other closings' Consolidate calls over this
+	// long (each at a seeded, uniformly random moment), as a month end's calls
+	// come in over its hours; 0 sends them all at once, the worst case.
+	Over time.Duration
+	// SmallOnly sends only the small closings (the same ones, and no big one):
+	// what the machine gives them with nothing larger in the way.
+	SmallOnly bool
 }
 
 // MonthEndResult is what the scenario measured.
@@ -70,8 +77,8 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "month end: %d closings of %d to %d employees, %d coordinator replicas, a big closing of %d employees (logs in %s)\n",
-		me.Closings, me.MinEmployees, me.MaxEmployees, me.Replicas, me.Big, logDir)
+	fmt.Fprintf(out, "month end: %d closings of %d to %d employees sent over %s, %d coordinator replicas, a big closing of %d employees (logs in %s)\n",
+		me.Closings, me.MinEmployees, me.MaxEmployees, me.Over, me.Replicas, me.Big, logDir)
 	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
 	if err != nil {
 		return res, err
@@ -92,14 +99,21 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	lo, hi := math.Log(float64(me.MinEmployees)), math.Log(float64(me.MaxEmployees))
 	for i := range sizes {
 		sizes[i] = int(math.Round(math.Exp(lo + rng.Float64()*(hi-lo))))
-		res.Employees += sizes[i]
+	}
+	if me.SmallOnly {
+		sizes = slices.DeleteFunc(sizes, func(n int) bool { return n > me.SmallUpTo })
+		closings, me.Big = closings[:len(sizes)], 0
+		res.Closings = len(sizes)
+	}
+	for _, n := range sizes {
+		res.Employees += n
 	}
 	if me.Big > 0 { // first: sent first
 		sizes = slices.Insert(sizes, 0, me.Big)
 		closings = append(closings, 0)
 		res.Employees += me.Big
 	}
-	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, me.Closings)
+	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, res.Closings)
 	for i, n := range sizes {
 		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(i + 1)})
 		if err != nil {
@@ -151,22 +165,42 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		}
 	})
 
-	fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
+	// When each closing is sent, from the moment the big closing's run is going
+	// (all at 0 unless spread).
+	sendAt := make([]time.Duration, len(closings))
+	if me.Over > 0 {
+		for i := range sendAt {
+			sendAt[i] = time.Duration(rng.Int64N(int64(me.Over)))
+		}
+		fmt.Fprintf(out, "sending the %d closings over %s ...\n", me.Closings, me.Over)
+	} else {
+		fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
+	}
 	walls := make([]time.Duration, len(closings))
 	results := make([]Result, len(closings))
 	estados := make([]string, len(closings))
 	errs := make([]error, len(closings))
 	start := time.Now()
+	sending := start
 	var wg sync.WaitGroup
 	for i, closing := range closings {
 		client := cluster.Clients[i%len(cluster.Clients)]
 		started := make(chan struct{})
 		wg.Go(func() {
+			if i > 0 || me.Big == 0 {
+				select {
+				case <-time.After(time.Until(sending.Add(sendAt[i]))):
+				case <-ctx.Done():
+					errs[i] = ctx.Err()
+					return
+				}
+			}
 			r, err := consolidateThen(ctx, client, cfg, closing, func() { close(started) })
 			walls[i], results[i], estados[i], errs[i] = r.Wall, r, r.Estado, err
 		})
 		if i == 0 && me.Big > 0 {
 			<-started // the big closing's run is going before the others are sent
+			sending = time.Now()
 		}
 	}
 	wg.Wait()
@@ -226,8 +260,8 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 // PrintMonthEnd writes the scenario's table.
 func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| closings | employees | big closing | its wall | replicas | end states | total wall | sum of the closings' floors | wall / floors | small closings (≤ %d) | their p50 | their p99 | their slowest | peak sessions: coordinators / workers |\n", me.SmallUpTo)
-	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| closings | sent over | employees | big closing | its wall | replicas | end states | total wall | sum of the closings' floors | wall / floors | small closings (≤ %d) | their p50 | their p99 | their slowest | peak sessions: coordinators / workers |\n", me.SmallUpTo)
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var states []string
 	for e, n := range r.Estados {
 		states = append(states, fmt.Sprintf("%s %d", e, n))
@@ -241,7 +275,11 @@ func PrintMonthEnd(w io.Writer, r MonthEndResult, me MonthEnd) {
 	if me.Big > 0 {
 		big = duration(r.BigWall)
 	}
-	fmt.Fprintf(w, "| %d | %d | %d | %s | %d | %v | %s | %s | %s | %d | %s | %s | %s | %d / %d |\n", r.Closings, r.Employees,
+	over := "at once"
+	if me.Over > 0 {
+		over = duration(me.Over)
+	}
+	fmt.Fprintf(w, "| %d | %s | %d | %d | %s | %d | %v | %s | %s | %s | %d | %s | %s | %s | %d / %d |\n", r.Closings, over, r.Employees,
 		me.Big, big, r.Replicas, states, duration(r.Wall), floors, ratio, r.SmallClosings, duration(r.MedianSmall),
 		duration(r.P99Small), duration(r.SlowestSmall), r.PeakCoordinatorSessions, r.PeakWorkerSessions)
 }
