@@ -95,7 +95,11 @@ type endpoint struct {
 	failures   int // calls failed in a row
 	coolUntil  time.Time
 	notServing bool // its health said NOT_SERVING and has not said SERVING since
-	removed    bool
+	// heard: its health has answered at least once (or it has no health service).
+	// Until then it takes chunks, as a worker serving would, but is not counted
+	// healthy: a draining worker is connected a moment before it says so.
+	heard   bool
+	removed bool
 }
 
 // waiter is an Acquire call waiting for a slot.

@@ -48,9 +48,15 @@ func (d *Dispatcher) slotState() slotState {
 	s := slotState{slots: len(d.endpoints) * d.cfg.MaxInFlightPerWorker}
 	for _, ep := range d.endpoints {
 		s.busy += ep.inFlight
-		if !ep.notServing && ep.conn.GetState() == connectivity.Ready {
+		if ep.healthy() {
 			s.healthy++
 		}
 	}
 	return s
+}
+
+// healthy: connected, and its health has said it serves (not only not yet said
+// otherwise). Under Dispatcher.mu.
+func (ep *endpoint) healthy() bool {
+	return ep.heard && !ep.notServing && ep.conn.GetState() == connectivity.Ready
 }

@@ -80,6 +80,7 @@ func (d *Dispatcher) pollUntilServing(ctx context.Context, ep *endpoint) bool {
 func (d *Dispatcher) setServing(ep *endpoint, serving bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ep.heard = true
 	if ep.notServing == !serving {
 		return
 	}

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"google.golang.org/grpc/connectivity"
 )
 
 // WorkerState is what the dispatcher knows of one worker now.
@@ -14,7 +12,8 @@ type WorkerState struct {
 	// Connection is the gRPC connection's state: IDLE, CONNECTING, READY,
 	// TRANSIENT_FAILURE or SHUTDOWN.
 	Connection string
-	// Serving: connected and its health does not say NOT_SERVING (draining).
+	// Serving: connected, and its health has said SERVING (a worker without a
+	// health service counts as saying it) and not NOT_SERVING since (draining).
 	Serving    bool
 	NotServing bool // its health said NOT_SERVING and has not said SERVING since
 	Slots      int  // WORKER_MAX_IN_FLIGHT
@@ -33,7 +32,7 @@ func (d *Dispatcher) Workers() []WorkerState {
 	for _, ep := range d.endpoints {
 		state := ep.conn.GetState()
 		w := WorkerState{Addr: ep.addr, Connection: state.String(), NotServing: ep.notServing,
-			Serving: !ep.notServing && state == connectivity.Ready, Slots: d.cfg.MaxInFlightPerWorker, Busy: ep.inFlight,
+			Serving: ep.healthy(), Slots: d.cfg.MaxInFlightPerWorker, Busy: ep.inFlight,
 			FailuresInARow: ep.failures}
 		if ep.coolUntil.After(now) {
 			w.CoolingUntil = ep.coolUntil
