@@ -16,8 +16,10 @@ type WorkerState struct {
 	// health service counts as saying it) and not NOT_SERVING since (draining).
 	Serving    bool
 	NotServing bool // its health said NOT_SERVING and has not said SERVING since
-	Slots      int  // WORKER_MAX_IN_FLIGHT
-	Busy       int  // slots leased to a call now
+	// HealthHeard: its health has answered at least once.
+	HealthHeard bool
+	Slots       int // WORKER_MAX_IN_FLIGHT
+	Busy        int // slots leased to a call now
 	// CoolingUntil is set while the worker cools down after failed calls.
 	CoolingUntil   time.Time
 	FailuresInARow int
@@ -31,7 +33,7 @@ func (d *Dispatcher) Workers() []WorkerState {
 	now := time.Now()
 	for _, ep := range d.endpoints {
 		state := ep.conn.GetState()
-		w := WorkerState{Addr: ep.addr, Connection: state.String(), NotServing: ep.notServing,
+		w := WorkerState{Addr: ep.addr, Connection: state.String(), NotServing: ep.notServing, HealthHeard: ep.heard,
 			Serving: ep.healthy(), Slots: d.cfg.MaxInFlightPerWorker, Busy: ep.inFlight,
 			FailuresInARow: ep.failures}
 		if ep.coolUntil.After(now) {

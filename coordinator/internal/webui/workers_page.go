@@ -48,6 +48,8 @@ func (d *Dashboard) workersPage(w http.ResponseWriter, r *http.Request) {
 			row.Health, row.Tone = "en pausa tras fallos", "warn"
 		case ws.Serving:
 			row.Health, row.Tone = "sano", "ok"
+		case !ws.HealthHeard && ws.Connection == "READY":
+			row.Health, row.Tone = "conectado, esperando su estado de salud", "warn"
 		default:
 			row.Health, row.Tone = "sin conexión ("+ws.Connection+")", "bad"
 		}
