@@ -448,6 +448,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			r.CoordRSS = peakRSS(coord.Pid())
+			r.CoordAnon, r.CoordFile = residentSplit(coord.Pid())
 			for _, s := range cluster.Workers {
 				r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
 			}
@@ -525,7 +526,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
 			if cfg.DashboardTabs > 0 {
-				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s; load average %.2f", r.Tabs, mib(r.CoordRSS), r.Load1)
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s (at the end: anon %s, file %s); load average %.2f",
+					r.Tabs, mib(r.CoordRSS), mib(r.CoordAnon), mib(r.CoordFile), r.Load1)
 				if r.TabsSeen.Tabs > 0 {
 					s := r.TabsSeen
 					fmt.Fprintf(out, "; chromium CPU s %.2f; %d/%d tabs at 100 %% (the last %.1f s after the end), progress values each received during the run: min %d, median %d",

@@ -46,13 +46,23 @@ func resetPeakRSS(pid int) {
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-func peakRSS(pid int) int64 {
+func peakRSS(pid int) int64 { return procStatus(pid, "VmHWM") }
+
+// residentSplit is a process's resident memory now, split as the kernel counts
+// it: anon (its heap, stacks and other private memory) and file (pages of its
+// binary and other mapped files, shared and dropped under pressure).
+func residentSplit(pid int) (anon, file int64) {
+	return procStatus(pid, "RssAnon"), procStatus(pid, "RssFile")
+}
+
+// procStatus is a "kB" field of /proc/PID/status, in bytes (0 when missing).
+func procStatus(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)

@@ -16,16 +16,19 @@ import (
 
 // Result is one measurement: one closing consolidated, then its floor.
 type Result struct {
-	Schema      Schema
-	Employees   int
-	Repeat      int // 1, 2, ...
-	Chunks      int
-	Records     int64
-	Wall        time.Duration
-	CoordRSS    int64
-	WorkerRSS   []int64
-	Floor       time.Duration
-	FloorRecord int64
+	Schema    Schema
+	Employees int
+	Repeat    int // 1, 2, ...
+	Chunks    int
+	Records   int64
+	Wall      time.Duration
+	CoordRSS  int64
+	// CoordAnon and CoordFile split the coordinator's resident memory at the
+	// run's end (residentSplit).
+	CoordAnon, CoordFile int64
+	WorkerRSS            []int64
+	Floor                time.Duration
+	FloorRecord          int64
 	// Rerun is the wall of a forced run of the same closing right after (Config.Rerun).
 	Rerun time.Duration
 	// ParallelFloor is the same rows copied in Streams streams at once

@@ -36,8 +36,11 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprint(w, "retry: 5000\n\n"); err != nil || rc.Flush() != nil {
 		return
 	}
+	// Only the run's row is kept while the stream lasts, not the view (its
+	// rendered details): a stream lasts as long as the run.
+	opened := v.Run
 	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
-		run := v.Run
+		run := opened
 		if final != nil {
 			run = final.Run
 		}

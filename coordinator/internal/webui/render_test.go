@@ -2,9 +2,11 @@ package webui
 
 import (
 	"html/template"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -61,4 +63,25 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 	d.renderShared(w, httptest.NewRequest("GET", "/ui/", nil), "message", "layout", http.StatusOK, pageData{View: "x"}, shared)
 	require.Equal(t, http.StatusInternalServerError, w.Code)
 	require.NotContains(t, w.Body.String(), string(shared))
+}
+
+// The embedded assets carry their content types (the pages are served with
+// nosniff, so a wrong one would leave a page unstyled or without its script).
+func TestStaticAssetsHaveTheirTypes(t *testing.T) {
+	t.Parallel()
+	static, err := fs.Sub(staticFS, "static")
+	require.NoError(t, err)
+	h := http.StripPrefix("/ui/static/", staticHandler(http.FileServerFS(static)))
+	for file, want := range map[string]string{"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/ui/static/"+file, nil))
+		require.Equal(t, http.StatusOK, w.Code, file)
+		require.Equal(t, want, w.Header().Get("Content-Type"), file)
+		require.NotEmpty(t, w.Body.Bytes(), file)
+	}
+	entries, err := fs.ReadDir(static, ".")
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.Contains(t, staticTypes, path.Ext(e.Name()), "an embedded asset with no type of its own: %s", e.Name())
+	}
 }
