@@ -77,8 +77,6 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(out, "month end: %d closings of %d to %d employees sent over %s, %d coordinator replicas, a big closing of %d employees (logs in %s)\n",
-		me.Closings, me.MinEmployees, me.MaxEmployees, me.Over, me.Replicas, me.Big, logDir)
 	stores, err := launch.StartStores(ctx, launch.StoresConfig{Database: "bench"})
 	if err != nil {
 		return res, err
@@ -113,6 +111,8 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		closings = append(closings, 0)
 		res.Employees += me.Big
 	}
+	fmt.Fprintf(out, "month end: %d closings of %d to %d employees (small only: %v) sent over %s, %d coordinator replicas, a big closing of %d employees (logs in %s)\n",
+		res.Closings, me.MinEmployees, me.MaxEmployees, me.SmallOnly, me.Over, me.Replicas, me.Big, logDir)
 	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, res.Closings)
 	for i, n := range sizes {
 		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(i + 1)})
