@@ -366,8 +366,9 @@ func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
 	v.Summary = template.HTML(buf.String()) //nolint:gosec // our own template's output, escaped as it was rendered
 	// The view keeps only what the caller's part of the page reads; the rest is
 	// in Summary now. A view is held by the cache and by each tab's request
-	// while it is served: the chunk map's cells held twice were most of the
-	// coordinator's extra heap with 20 tabs (docs/benchmarks.md, "The dashboard").
+	// while it is served: the chunk map's cells, kept beside their rendering,
+	// were the largest part of the coordinator's extra heap with 20 tabs
+	// (docs/benchmarks.md, "The dashboard").
 	v.Chunks, v.Chart, v.FailedChunks, v.FailedEmployees, v.Metrics = chunkMap{}, "", nil, nil, nil
 	return v, nil
 }
