@@ -635,8 +635,8 @@ func TestWorkersKilledByOneEmployee(t *testing.T) {
 	require.Len(t, final.GetFailedChunks(), 1)
 	requireResultsEqual(t, c.pool, closing, without(expected(t, c.pool, closing), killer))
 	// Every chunk that held the killer died twice: 60 halves down to one in 5 or 6
-	// splits, and the killer alone (a call on its way to a worker as it died counts
-	// too).
+	// splits, and the killer alone. Only calls a worker had taken on count: one
+	// waiting for a slot as its worker died is never_started (docs/lifecycle.md).
 	require.GreaterOrEqual(t, c.diedAttempts(resp.GetConsolidationId()), 2*6)
 }
 

@@ -250,12 +250,14 @@ func (l *Slot) Worker() string { return l.ep.addr }
 // kind says what failed.
 func (l *Slot) ProcessChunk(ctx context.Context, req ChunkRequest) (ChunkResult, error) {
 	var reached peer.Peer // set once the call has a connection to the worker
-	var trailer metadata.MD
+	var header, trailer metadata.MD
 	resp, err := l.ep.client.ProcessChunk(ctx, &consolidationv1.ProcessChunkRequest{
 		ConsolidationId: req.RunID, ClosingId: req.ClosingID, ChunkIndex: int32(req.Index), AttemptToken: req.Token,
-	}, grpc.Peer(&reached), grpc.Trailer(&trailer))
+	}, grpc.Peer(&reached), grpc.Header(&header), grpc.Trailer(&trailer))
 	if err != nil {
-		return ChunkResult{}, callError(err, reached.Addr != nil, grpcx.Answered(trailer))
+		return ChunkResult{}, callError(err, callReach{
+			Reached: reached.Addr != nil, Held: grpcx.Held(header), Answered: grpcx.Answered(trailer),
+		})
 	}
 	return ChunkResult{FromLedger: resp.GetSummary().GetFromLedger()}, nil
 }

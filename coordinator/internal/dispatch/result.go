@@ -38,13 +38,14 @@ const (
 	KindDataError
 	// KindTimeout: the call passed its deadline.
 	KindTimeout
-	// KindNotStarted: the call never reached a worker: there was no connection to
-	// it (refused, unreachable, still connecting when the deadline came). The
-	// worker did nothing.
+	// KindNotStarted: no worker took the chunk on: there was no connection to it
+	// (refused, unreachable, still connecting when the deadline came), or the
+	// worker died before it took one of its slots for the chunk. The worker did
+	// nothing with it.
 	KindNotStarted
-	// KindWorkerDied: the call reached a worker and its connection broke before
-	// the worker answered (UNAVAILABLE with a peer and no answer): the worker died
-	// holding the chunk (killed, out of memory). Worth another attempt; a chunk
+	// KindWorkerDied: the worker had taken the chunk on and its connection broke
+	// before it answered (UNAVAILABLE, held, no answer): the worker died holding
+	// the chunk (killed, out of memory). Worth another attempt; a chunk
 	// whose workers die on every attempt is split (docs/lifecycle.md#how-a-run-ends).
 	KindWorkerDied
 	// KindDatabaseRefused: the database refused the chunk for a reason that is not
@@ -86,25 +87,38 @@ type CallError struct {
 
 func (e *CallError) Error() string { return e.Msg }
 
+// callReach is how far a failed ProcessChunk call got.
+type callReach struct {
+	// Reached: the call got as far as a connection to the worker. gRPC names the
+	// peer (grpc.Peer) only once the call has a stream on a connection.
+	Reached bool
+	// Held: the worker had taken one of its slots for the chunk (grpcx.Held, the
+	// header it sends then): it was working on it.
+	Held bool
+	// Answered: the worker's handler answered (grpcx.Answered, its trailer).
+	Answered bool
+}
+
 // callError turns an error of a ProcessChunk call into a *CallError: the one place
-// that maps gRPC status codes to kinds. reached says whether the call got as far
-// as a connection to the worker: gRPC names the peer (grpc.Peer) only once the
-// call has a stream on a connection, so a call without one never reached a
-// worker. Such a call failing UNAVAILABLE (no connection: refused, unreachable)
-// or DEADLINE_EXCEEDED (the deadline came while connecting) is not started;
-// other codes keep their kind. UNAVAILABLE with a peer means the connection broke
-// during the call: the worker may have been working on the chunk. answered says
-// whether the worker's handler answered (grpcx.Answered): UNAVAILABLE with a peer
-// and no answer is the worker dying under the call (KindWorkerDied); with one, the
-// worker's own report (a transient database error, say).
-func callError(err error, reached, answered bool) *CallError {
+// that maps gRPC status codes to kinds. A call that never reached a worker and
+// failed UNAVAILABLE (no connection: refused, unreachable) or DEADLINE_EXCEEDED
+// (the deadline came while connecting) is not started. UNAVAILABLE after reaching
+// it, with no answer, means the connection broke during the call: the worker died
+// under it. Only a worker that held the chunk died holding it (KindWorkerDied, a
+// count toward splitting the chunk); one that died before taking it on (the call
+// waiting for a slot another chunk held, or not yet read) did nothing with it, and
+// the call is not started (docs/lifecycle.md#how-a-run-ends). With an answer,
+// UNAVAILABLE is the worker's own report (a transient database error, say).
+func callError(err error, r callReach) *CallError {
 	st := status.Convert(err)
 	kind := kindOf(st.Code())
 	switch {
-	case !reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded):
+	case !r.Reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded):
 		kind = KindNotStarted
-	case reached && !answered && st.Code() == codes.Unavailable:
+	case r.Reached && !r.Answered && st.Code() == codes.Unavailable && r.Held:
 		kind = KindWorkerDied
+	case r.Reached && !r.Answered && st.Code() == codes.Unavailable:
+		kind = KindNotStarted
 	case grpcx.IsDatabaseRefused(st):
 		kind = KindDatabaseRefused
 	}

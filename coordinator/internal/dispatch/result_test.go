@@ -21,39 +21,39 @@ import (
 func TestCallErrorKinds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name     string
-		err      error
-		reached  bool // the call had a connection to the worker
-		answered bool // the worker's handler answered (its trailer)
-		want     ErrorKind
-		msg      string
+		name  string
+		err   error
+		reach callReach
+		want  ErrorKind
+		msg   string
 	}{
-		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), true, true, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
-		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), true, true, KindDataError, "closing_id must be > 0"},
-		{"NotFoundIsDataError", status.Error(codes.NotFound, "chunk 3 of consolidation 9: not found"), true, true, KindDataError, "chunk 3 of consolidation 9: not found"},
-		{"DatabaseRefusalIsItsOwnKind", grpcx.DatabaseRefused("database error 42501 insufficient_privilege", "42501"), true, true, KindDatabaseRefused, "database error 42501 insufficient_privilege"},
-		{"AbortedIsStale", status.Error(codes.Aborted, "stale attempt"), true, true, KindStale, "stale attempt"},
-		{"DeadlineExceededIsTimeout", status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit"), true, true, KindTimeout, "chunk exceeded its time limit"},
-		{"ResourceExhaustedIsBusy", status.Error(codes.ResourceExhausted, "worker is at its in-flight limit"), true, true, KindBusy, "worker is at its in-flight limit"},
-		{"UnavailableIsOther", status.Error(codes.Unavailable, "database error 57P01"), true, true, KindOther, "database error 57P01"},
-		{"WorkerAnsweredUnavailableIsOther", status.Error(codes.Unavailable, "chunk failed: boom"), true, true, KindOther, "chunk failed: boom"},
-		{"ConnectionLostMidCallIsWorkerDied", status.Error(codes.Unavailable, "error reading from server: EOF"), true, false, KindWorkerDied, "error reading from server: EOF"},
-		{"InternalWithoutAnswerIsOther", status.Error(codes.Internal, "stream terminated"), true, false, KindOther, "stream terminated"},
-		{"InternalIsOther", status.Error(codes.Internal, "boom"), true, true, KindOther, "boom"},
-		{"CanceledIsOther", status.Error(codes.Canceled, "chunk cancelled"), true, true, KindOther, "chunk cancelled"},
-		{"UnknownIsOther", status.Error(codes.Unknown, "?"), true, true, KindOther, "?"},
-		{"ClientDeadlineIsTimeout", status.FromContextError(context.DeadlineExceeded).Err(), true, true, KindTimeout, context.DeadlineExceeded.Error()},
-		{"PlainErrorIsOther", errors.New("connection reset"), true, true, KindOther, "connection reset"},
-		{"ConnectionRefusedIsNotStarted", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), false, false, KindNotStarted,
+		{"FailedPreconditionIsDataError", status.Error(codes.FailedPrecondition, "employee row 7: total_haberes does not fit numeric(12,2)"), callReach{Reached: true, Answered: true}, KindDataError, "employee row 7: total_haberes does not fit numeric(12,2)"},
+		{"InvalidArgumentIsDataError", status.Error(codes.InvalidArgument, "closing_id must be > 0"), callReach{Reached: true, Answered: true}, KindDataError, "closing_id must be > 0"},
+		{"NotFoundIsDataError", status.Error(codes.NotFound, "chunk 3 of consolidation 9: not found"), callReach{Reached: true, Answered: true}, KindDataError, "chunk 3 of consolidation 9: not found"},
+		{"DatabaseRefusalIsItsOwnKind", grpcx.DatabaseRefused("database error 42501 insufficient_privilege", "42501"), callReach{Reached: true, Answered: true}, KindDatabaseRefused, "database error 42501 insufficient_privilege"},
+		{"AbortedIsStale", status.Error(codes.Aborted, "stale attempt"), callReach{Reached: true, Answered: true}, KindStale, "stale attempt"},
+		{"DeadlineExceededIsTimeout", status.Error(codes.DeadlineExceeded, "chunk exceeded its time limit"), callReach{Reached: true, Answered: true}, KindTimeout, "chunk exceeded its time limit"},
+		{"ResourceExhaustedIsBusy", status.Error(codes.ResourceExhausted, "worker is at its in-flight limit"), callReach{Reached: true, Answered: true}, KindBusy, "worker is at its in-flight limit"},
+		{"UnavailableIsOther", status.Error(codes.Unavailable, "database error 57P01"), callReach{Reached: true, Answered: true}, KindOther, "database error 57P01"},
+		{"WorkerAnsweredUnavailableIsOther", status.Error(codes.Unavailable, "chunk failed: boom"), callReach{Reached: true, Answered: true}, KindOther, "chunk failed: boom"},
+		{"ConnectionLostWhileHeldIsWorkerDied", status.Error(codes.Unavailable, "error reading from server: EOF"), callReach{Reached: true, Held: true}, KindWorkerDied, "error reading from server: EOF"},
+		{"ConnectionLostBeforeTheWorkerHeldItIsNotStarted", status.Error(codes.Unavailable, "error reading from server: EOF"), callReach{Reached: true}, KindNotStarted, "error reading from server: EOF"},
+		{"InternalWithoutAnswerIsOther", status.Error(codes.Internal, "stream terminated"), callReach{Reached: true}, KindOther, "stream terminated"},
+		{"InternalIsOther", status.Error(codes.Internal, "boom"), callReach{Reached: true, Answered: true}, KindOther, "boom"},
+		{"CanceledIsOther", status.Error(codes.Canceled, "chunk cancelled"), callReach{Reached: true, Answered: true}, KindOther, "chunk cancelled"},
+		{"UnknownIsOther", status.Error(codes.Unknown, "?"), callReach{Reached: true, Answered: true}, KindOther, "?"},
+		{"ClientDeadlineIsTimeout", status.FromContextError(context.DeadlineExceeded).Err(), callReach{Reached: true, Answered: true}, KindTimeout, context.DeadlineExceeded.Error()},
+		{"PlainErrorIsOther", errors.New("connection reset"), callReach{Reached: true, Answered: true}, KindOther, "connection reset"},
+		{"ConnectionRefusedIsNotStarted", status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`), callReach{}, KindNotStarted,
 			`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`},
-		{"DeadlineWhileConnectingIsNotStarted", status.Error(codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready"), false, false, KindNotStarted,
+		{"DeadlineWhileConnectingIsNotStarted", status.Error(codes.DeadlineExceeded, "context deadline exceeded while waiting for connections to become ready"), callReach{}, KindNotStarted,
 			"context deadline exceeded while waiting for connections to become ready"},
-		{"CanceledBeforeConnectingIsOther", status.Error(codes.Canceled, "grpc: the client connection is closing"), false, false, KindOther, "grpc: the client connection is closing"},
-		{"InternalBeforeConnectingIsOther", status.Error(codes.Internal, "received picker error with illegal status"), false, false, KindOther, "received picker error with illegal status"},
+		{"CanceledBeforeConnectingIsOther", status.Error(codes.Canceled, "grpc: the client connection is closing"), callReach{}, KindOther, "grpc: the client connection is closing"},
+		{"InternalBeforeConnectingIsOther", status.Error(codes.Internal, "received picker error with illegal status"), callReach{}, KindOther, "received picker error with illegal status"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ce := callError(tc.err, tc.reached, tc.answered)
+			ce := callError(tc.err, tc.reach)
 			require.Equal(t, tc.want, ce.Kind)
 			require.Equal(t, tc.msg, ce.Error())
 			require.Equal(t, status.Code(tc.err).String(), ce.Code)
@@ -121,9 +121,10 @@ func callOnce(t *testing.T, target string) error {
 }
 
 // TestProcessChunkTellsCallsThatNeverReachedAWorker calls real gRPC servers: a
-// call with no connection to the worker is not started; one whose connection
-// breaks while the worker has it is not: the worker died under it, unless the
-// worker answered.
+// call with no connection to the worker is not started, nor is one whose
+// connection breaks before the worker took the chunk on; one that breaks while
+// the worker held it (its header said so) is a worker that died under it, unless
+// the worker answered.
 func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 	t.Parallel()
 	t.Run("NobodyListensIsNotStarted", func(t *testing.T) {
@@ -138,27 +139,42 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		require.Equal(t, KindNotStarted, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		require.Equal(t, codes.Unavailable.String(), ce.Code)
 	})
-	t.Run("BusyWorkerIsBusy", func(t *testing.T) {
-		t.Parallel()
-		addr, _ := serveStub(t, func(context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+	// Workers that answer, or fail without answering: the header sent when a
+	// worker took the chunk reaches the caller with a failed call, so a connection
+	// broken under a held chunk is a death.
+	for _, tc := range []struct {
+		name   string
+		answer func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error)
+		want   ErrorKind
+	}{
+		{"BusyWorkerIsBusy", func(context.Context) (*consolidationv1.ProcessChunkResponse, error) {
 			return nil, status.Error(codes.ResourceExhausted, "worker is at its in-flight limit")
-		})
-		var ce *CallError
-		require.ErrorAs(t, callOnce(t, addr), &ce)
-		require.Equal(t, KindBusy, ce.Kind, "%s: %s", ce.Code, ce.Msg)
-	})
-	t.Run("WorkerAnsweringUnavailableIsOther", func(t *testing.T) {
-		t.Parallel()
-		addr, _ := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
-			require.NoError(t, grpcx.MarkAnswered(ctx))
+		}, KindBusy},
+		{"WorkerAnsweringUnavailableIsOther", func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+			if err := grpcx.MarkAnswered(ctx); err != nil {
+				return nil, err
+			}
 			return nil, status.Error(codes.Unavailable, "database error 57P01")
+		}, KindOther},
+		{"HeldWithoutAnswerIsWorkerDied", func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+			if err := grpcx.MarkHeld(ctx); err != nil {
+				return nil, err
+			}
+			return nil, status.Error(codes.Unavailable, "error reading from server: EOF")
+		}, KindWorkerDied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := serveStub(t, tc.answer)
+			var ce *CallError
+			require.ErrorAs(t, callOnce(t, addr), &ce)
+			require.Equal(t, tc.want, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		})
-		var ce *CallError
-		require.ErrorAs(t, callOnce(t, addr), &ce)
-		require.Equal(t, KindOther, ce.Kind, "%s: %s", ce.Code, ce.Msg)
-	})
-	t.Run("WorkerGoneMidCallIsWorkerDied", func(t *testing.T) {
+	}
+	t.Run("WorkerGoneBeforeHoldingTheChunkIsNotStarted", func(t *testing.T) {
 		t.Parallel()
+		// The worker has the call (waiting for a slot another chunk holds, say)
+		// and dies: the connection breaks under a call it never took on.
 		started := make(chan struct{})
 		addr, stop := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
 			close(started)
@@ -171,7 +187,7 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		}()
 		var ce *CallError
 		require.ErrorAs(t, callOnce(t, addr), &ce)
-		require.Equal(t, KindWorkerDied, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+		require.Equal(t, KindNotStarted, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		require.Equal(t, codes.Unavailable.String(), ce.Code)
 	})
 }

@@ -69,6 +69,12 @@ func (s *WorkerServer) takeSlot(ctx context.Context, runID int64, size int) (fun
 		}
 		return nil, chunk.ErrBusy
 	}
+	// From here this worker holds the chunk: if it dies now, the chunk may be
+	// the cause. A call still waiting for a slot when the worker died was not held
+	// (docs/lifecycle.md#how-a-run-ends).
+	if err := grpcx.MarkHeld(ctx); err != nil {
+		s.logger.WarnContext(ctx, "marking the call held", "consolidation_id", runID, "error", err.Error())
+	}
 	return s.slots.Release, nil
 }
 

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
@@ -150,6 +153,29 @@ func TestTakeSlot(t *testing.T) {
 		require.NoError(t, short.Err())
 	})
 
+	t.Run("HeldOnlyOnceTheSlotIsTaken", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(time.Minute)
+		first, second := &headerStream{}, &headerStream{}
+		release, err := s.takeSlot(grpc.NewContextWithServerTransportStream(t.Context(), first), 1, 100)
+		require.NoError(t, err)
+		require.True(t, grpcx.Held(first.sent()), "the call holding the slot tells its caller")
+		taken := make(chan error, 1)
+		go func() {
+			rel, err := s.takeSlot(grpc.NewContextWithServerTransportStream(t.Context(), second), 2, 50)
+			if err == nil {
+				rel()
+			}
+			taken <- err
+		}()
+		require.Eventually(t, func() bool { return s.slots.Queued() == 1 }, 5*time.Second, time.Millisecond)
+		// A worker dying now dies holding the first chunk, not the second.
+		require.False(t, grpcx.Held(second.sent()), "a call waiting for a slot does not hold its chunk")
+		release()
+		require.NoError(t, <-taken)
+		require.True(t, grpcx.Held(second.sent()))
+	})
+
 	t.Run("CallEndedWhileWaiting", func(t *testing.T) {
 		t.Parallel()
 		s := newServer(time.Hour)
@@ -161,4 +187,28 @@ func TestTakeSlot(t *testing.T) {
 		_, err = s.takeSlot(ctx, 2, 50)
 		require.ErrorIs(t, err, context.Canceled)
 	})
+}
+
+// headerStream is the gRPC call a handler's context carries, recording the
+// header the handler sends.
+type headerStream struct {
+	mu     sync.Mutex
+	header metadata.MD
+}
+
+func (h *headerStream) Method() string                  { return "/consolidation.v1.WorkerService/ProcessChunk" }
+func (h *headerStream) SetHeader(md metadata.MD) error  { return h.SendHeader(md) }
+func (h *headerStream) SetTrailer(md metadata.MD) error { return nil }
+
+func (h *headerStream) SendHeader(md metadata.MD) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.header = metadata.Join(h.header, md)
+	return nil
+}
+
+func (h *headerStream) sent() metadata.MD {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.header.Copy()
 }
