@@ -172,9 +172,9 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		for i := range sendAt {
 			sendAt[i] = time.Duration(rng.Int64N(int64(me.Over)))
 		}
-		fmt.Fprintf(out, "sending the %d closings over %s ...\n", me.Closings, me.Over)
+		fmt.Fprintf(out, "sending the %d closings over %s ...\n", len(closings), me.Over)
 	} else {
-		fmt.Fprintf(out, "sending the %d closings at once ...\n", me.Closings)
+		fmt.Fprintf(out, "sending the %d closings at once ...\n", len(closings))
 	}
 	walls := make([]time.Duration, len(closings))
 	results := make([]Result, len(closings))
