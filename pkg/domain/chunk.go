@@ -51,12 +51,14 @@ const (
 	// OutcomeBusy: the worker had no room for the chunk. It did nothing, and the
 	// attempt does not count toward the chunk's limit.
 	OutcomeBusy Outcome = "busy"
-	// OutcomeNeverStarted: the call never reached a worker (no connection to it:
-	// refused, unreachable, still connecting). Like a busy reply, it does not count
-	// toward the chunk's limit.
+	// OutcomeNeverStarted: no worker took the chunk on: the call never reached one
+	// (no connection to it: refused, unreachable, still connecting), or its worker
+	// died before taking one of its slots for the chunk. Like a busy reply, it does
+	// not count toward the chunk's limit.
 	OutcomeNeverStarted Outcome = "never_started"
-	// OutcomeWorkerDied: the call reached a worker and its connection broke before
-	// any answer: the worker died (killed, out of memory) holding the chunk.
+	// OutcomeWorkerDied: the worker had taken the chunk on (a slot) and its
+	// connection broke before any answer: the worker died (killed, out of memory)
+	// holding the chunk.
 	OutcomeWorkerDied Outcome = "worker_died"
 	// OutcomeError: any other failure (worker gone, connection lost, database
 	// error on the worker); worth another attempt.
