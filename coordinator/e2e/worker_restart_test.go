@@ -75,7 +75,7 @@ func TestWorkerRestartedWhileItsSlotsWereBusy(t *testing.T) {
 		}
 	}
 	for chunk, n := range counted {
-		require.LessOrEqual(t, n, maxAttempts, "chunk %d: attempts that reached a worker", chunk)
+		require.LessOrEqual(t, n, maxAttempts, "chunk %d: attempts a worker took on", chunk)
 	}
 	// The held chunks were cut short by the kill, and committed after the restart.
 	require.Equal(t, maxAttempts, counted[0], "chunk 0: the held attempt, then its commit")

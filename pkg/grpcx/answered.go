@@ -30,8 +30,10 @@ func MarkAnswered(ctx context.Context) error {
 // mark MarkAnswered sets.
 func Answered(trailer metadata.MD) bool { return len(trailer.Get(answeredTrailer)) > 0 }
 
-// MarkHeld tells the caller of ctx's call, at once, that the handler holds its
-// work now: it sends the call's header. Call it once, when the work begins.
+// MarkHeld tells the caller of ctx's call that the handler holds its work now:
+// it sends the call's header. Call it once, when the work begins. The header is
+// queued, not flushed: a server killed within microseconds of the call loses it,
+// and its caller takes the call for one the server never took on.
 func MarkHeld(ctx context.Context) error {
 	return grpc.SendHeader(ctx, metadata.Pairs(heldHeader, "1"))
 }

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/nominacl/consolidation/pkg/grpcx"
@@ -105,10 +107,11 @@ func serveStub(t *testing.T, answer func(ctx context.Context) (*consolidationv1.
 	return l.Addr().String(), srv.Stop
 }
 
-// callOnce slots a slot on the dispatcher's only worker and processes a chunk there.
-func callOnce(t *testing.T, target string) error {
+// callOnce slots a slot on the dispatcher's only worker and processes a chunk
+// there, with opts on the connection to it.
+func callOnce(t *testing.T, target string, opts ...grpcx.DialOption) error {
 	t.Helper()
-	d, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Target: target})
+	d, err := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Target: target, DialOptions: opts})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -190,4 +193,42 @@ func TestProcessChunkTellsCallsThatNeverReachedAWorker(t *testing.T) {
 		require.Equal(t, KindNotStarted, ce.Kind, "%s: %s", ce.Code, ce.Msg)
 		require.Equal(t, codes.Unavailable.String(), ce.Code)
 	})
+	t.Run("WorkerGoneHoldingTheChunkIsWorkerDied", func(t *testing.T) {
+		t.Parallel()
+		// The worker took the chunk on, its header reached the coordinator, and it
+		// dies: the connection breaks under a chunk it held.
+		addr, stop := serveStub(t, func(ctx context.Context) (*consolidationv1.ProcessChunkResponse, error) {
+			if err := grpcx.MarkHeld(ctx); err != nil {
+				return nil, err
+			}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		header := headerSeen{seen: make(chan struct{})}
+		go func() {
+			<-header.seen
+			stop() // closes the connection under the call in flight
+		}()
+		var ce *CallError
+		require.ErrorAs(t, callOnce(t, addr, grpcx.WithGRPCDialOptions(grpc.WithStatsHandler(&header))), &ce)
+		require.Equal(t, KindWorkerDied, ce.Kind, "%s: %s", ce.Code, ce.Msg)
+		require.Equal(t, codes.Unavailable.String(), ce.Code)
+	})
+}
+
+// headerSeen is a client stats handler that closes seen when a call's header
+// has arrived.
+type headerSeen struct {
+	seen chan struct{}
+	once sync.Once
+}
+
+func (h *headerSeen) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (h *headerSeen) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (h *headerSeen) HandleConn(context.Context, stats.ConnStats)                       {}
+
+func (h *headerSeen) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.InHeader); ok {
+		h.once.Do(func() { close(h.seen) })
+	}
 }

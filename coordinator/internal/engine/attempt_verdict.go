@@ -14,8 +14,8 @@ type attemptVerdict struct {
 	Outcome   domain.Outcome
 	Retryable bool // another attempt may succeed
 	CoolDown  bool // the worker is passed over for a while
-	// TurnedAway: no worker did anything with the chunk (it was busy, or the call
-	// never reached it). Such a call does not count toward MaxAttempts; the time
+	// TurnedAway: no worker did anything with the chunk (it was busy, or no worker
+	// took the call on: never reached, or died before taking a slot for it). Such a call does not count toward MaxAttempts; the time
 	// spent on them in a row is bounded by BusyBudget instead.
 	TurnedAway bool
 	Text       string // recorded on the attempt
@@ -66,7 +66,7 @@ func classifyAttempt(res dispatch.ChunkResult, err error, runStopped error) atte
 // chunkTries is what a chunk has been through in one runChunk: the failed calls
 // that count toward MaxAttempts, and the current run of calls turned away.
 type chunkTries struct {
-	Failed      int       // calls that reached a worker and failed
+	Failed      int       // calls a worker took on (or answered) that failed
 	Died        int       // of those, calls whose worker died holding the chunk
 	Turned      int       // calls turned away in a row (busy, never started)
 	TurnedSince time.Time // when the first of those came back
