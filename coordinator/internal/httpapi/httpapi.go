@@ -39,6 +39,12 @@ const MaxRequestBytes = 4 << 20
 // headers.
 const ReadHeaderTimeout = 10 * time.Second
 
+// idleTimeout is how long a kept-alive connection may wait for its next request
+// before the server closes it, as the dashboard's listener does: without it an
+// idle connection, and its goroutine and buffers, is kept until the client
+// closes it. A variable for the test only.
+var idleTimeout = 2 * time.Minute
+
 // NewHandler is the API over srv, which must be served (grpcx.Server.Serve).
 // Responses use the proto's field names, with every field present (int64 as
 // strings, enums by name), as `cierrectl -json` prints them; requests may use
@@ -87,7 +93,7 @@ func Serve(ctx context.Context, logger *slog.Logger, l net.Listener, h http.Hand
 	if tlsConfig != nil {
 		l = tls.NewListener(l, tlsConfig)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: idleTimeout,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
