@@ -2778,8 +2778,8 @@ type FailedChunk struct {
 	LastEmployeeId int64 `protobuf:"varint,3,opt,name=last_employee_id,json=lastEmployeeId,proto3" json:"last_employee_id,omitempty"`
 	// Libro employees in the range.
 	Employees int32 `protobuf:"varint,4,opt,name=employees,proto3" json:"employees,omitempty"`
-	// Dispatches a worker took on and that failed (busy replies and calls no
-	// worker took on are not counted).
+	// Times the chunk was dispatched, calls turned away (busy, or no worker took
+	// them on) included; CHUNK_MAX_ATTEMPTS counts only the others.
 	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// The last error: a fixed message with ids, never personal data.
 	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
