@@ -39,6 +39,10 @@ type Config struct {
 	// range of its own, since movements are matched by RUT whatever the closing.
 	// 0: drawn from Seed and the closing's id.
 	RUTBase uint32
+	// NoAnalyze leaves the source tables without fresh statistics: a caller
+	// generating many closings analyzes once after the last (each ANALYZE samples
+	// tables that grow with every closing, most of generating hundreds).
+	NoAnalyze bool
 }
 
 // Summary counts what Generate wrote.
@@ -152,6 +156,9 @@ func Generate(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Summary, err
 	}
 	// A payroll database has statistics on its tables; a freshly loaded one needs
 	// them before the planner picks the canonical-RUT indexes.
+	if cfg.NoAnalyze {
+		return s, nil
+	}
 	for _, table := range analyzed {
 		if _, err := pool.Exec(ctx, "ANALYZE "+table); err != nil {
 			return s, fmt.Errorf("analyzing %s: %w", table, err)

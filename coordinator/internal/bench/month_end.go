@@ -115,7 +115,8 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		res.Closings, me.MinEmployees, me.MaxEmployees, me.SmallOnly, me.Over, me.Replicas, me.Big, logDir)
 	fmt.Fprintf(out, "generating %d employees in %d closings ...\n", res.Employees, res.Closings)
 	for i, n := range sizes {
-		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(i + 1)})
+		// settleSources analyzes them all once, after the last.
+		gen, err := synth.Generate(ctx, pool, synth.Config{Employees: n, Seed: uint64(i + 1), NoAnalyze: true})
 		if err != nil {
 			return res, err
 		}
@@ -172,9 +173,16 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		for i := range sendAt {
 			sendAt[i] = time.Duration(rng.Int64N(int64(me.Over)))
 		}
-		fmt.Fprintf(out, "sending the %d closings over %s ...\n", len(closings), me.Over)
-	} else {
-		fmt.Fprintf(out, "sending the %d closings at once ...\n", len(closings))
+	}
+	switch others := len(closings) - min(me.Big, 1); {
+	case me.Big > 0 && me.Over > 0:
+		fmt.Fprintf(out, "sending the big closing, then the other %d over %s ...\n", others, me.Over)
+	case me.Big > 0:
+		fmt.Fprintf(out, "sending the big closing, then the other %d at once ...\n", others)
+	case me.Over > 0:
+		fmt.Fprintf(out, "sending the %d closings over %s ...\n", others, me.Over)
+	default:
+		fmt.Fprintf(out, "sending the %d closings at once ...\n", others)
 	}
 	walls := make([]time.Duration, len(closings))
 	results := make([]Result, len(closings))
