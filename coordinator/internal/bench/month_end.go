@@ -243,7 +243,7 @@ func RunMonthEnd(ctx context.Context, cfg Config, me MonthEnd, out io.Writer) (M
 		res.MedianSmall, res.P99Small = percentile(small, 50), percentile(small, 99)
 	}
 	if !cfg.SkipFloor {
-		fmt.Fprintf(out, "measuring the floor of each of the %d closings ...\n", me.Closings)
+		fmt.Fprintf(out, "measuring the floor of each of the %d closings ...\n", len(closings))
 		for _, closing := range closings {
 			d, _, _, err := floor(ctx, pool, closing)
 			if err != nil {
