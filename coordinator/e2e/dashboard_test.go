@@ -178,6 +178,10 @@ func TestDashboard(t *testing.T) {
 	// The operator starts a closing and watches it end, without a reload.
 	{
 		do(operator, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#start")))
+		// Over HTTP/2: the browser's tabs share one connection, where HTTP/1.1
+		// would give each run tab's events one of six.
+		require.Equal(t, "h2", mustRun(t, operator, chromedp.Evaluate[string](
+			`performance.getEntriesByType("navigation")[0].nextHopProtocol`)))
 		// Keyboard: the first Tab reaches the skip link, and a few more the form.
 		do(operator, chromedp.KeyEvent(kb.Tab))
 		require.Equal(t, "Ir al contenido", mustRun(t, operator, chromedp.Evaluate[string](`document.activeElement.textContent`)))

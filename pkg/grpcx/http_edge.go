@@ -27,6 +27,11 @@ func (s Security) DashboardTLS() (*tls.Config, error) {
 	return &tls.Config{MinVersion: tls.VersionTLS13, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		c, err := material.serverConfig(s.Identities)
 		if c != nil {
+			// The config returned here is the one the handshake uses: without
+			// its protocols a browser is served HTTP/1.1, where it opens at most
+			// six connections to the host and every run tab holds one for its
+			// events.
+			c.NextProtos = []string{"h2", "http/1.1"}
 			// A certificate, when given, must name an identity as on the gRPC
 			// port; none is no identity (a proxy's header may name one).
 			c.ClientAuth = tls.VerifyClientCertIfGiven
