@@ -2,11 +2,9 @@ package grpcx_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,12 +29,7 @@ func TestDashboardServesHTTP2(t *testing.T) {
 	go func() { _ = srv.ServeTLS(l, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	caPEM, err := os.ReadFile(clientFiles.CA)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	require.True(t, roots.AppendCertsFromPEM(caPEM))
-	cert, err := tls.LoadX509KeyPair(clientFiles.Cert, clientFiles.Key)
-	require.NoError(t, err)
+	roots, cert := clientMaterial(t, clientFiles)
 	for name, certs := range map[string][]tls.Certificate{"WithACertificate": {cert}, "WithoutOne": nil} {
 		t.Run(name, func(t *testing.T) {
 			client := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true,

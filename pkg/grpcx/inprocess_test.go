@@ -114,12 +114,7 @@ func verifiedState(t *testing.T, sec grpcx.Security, files grpcx.TLSFiles) *tls.
 			_ = c.Close()
 		}
 	}()
-	caPEM, err := os.ReadFile(files.CA)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	require.True(t, roots.AppendCertsFromPEM(caPEM))
-	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
-	require.NoError(t, err)
+	roots, cert := clientMaterial(t, files)
 
 	// Without a certificate: the server's handshake fails.
 	anon, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13})
@@ -138,4 +133,17 @@ func verifiedState(t *testing.T, sec grpcx.Security, files grpcx.TLSFiles) *tls.
 	require.NotNil(t, state)
 	require.NotEmpty(t, state.VerifiedChains)
 	return state
+}
+
+// clientMaterial is what a client holding files trusts (their CA) and presents
+// (their certificate).
+func clientMaterial(t *testing.T, files grpcx.TLSFiles) (*x509.CertPool, tls.Certificate) {
+	t.Helper()
+	caPEM, err := os.ReadFile(files.CA)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	require.NoError(t, err)
+	return roots, cert
 }
