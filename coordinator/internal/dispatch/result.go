@@ -115,10 +115,11 @@ func callError(err error, r callReach) *CallError {
 	switch {
 	case !r.Reached && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded):
 		kind = KindNotStarted
-	case r.Reached && !r.Answered && st.Code() == codes.Unavailable && r.Held:
-		kind = KindWorkerDied
 	case r.Reached && !r.Answered && st.Code() == codes.Unavailable:
 		kind = KindNotStarted
+		if r.Held {
+			kind = KindWorkerDied
+		}
 	case grpcx.IsDatabaseRefused(st):
 		kind = KindDatabaseRefused
 	}

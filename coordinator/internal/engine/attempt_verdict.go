@@ -15,8 +15,9 @@ type attemptVerdict struct {
 	Retryable bool // another attempt may succeed
 	CoolDown  bool // the worker is passed over for a while
 	// TurnedAway: no worker did anything with the chunk (it was busy, or no worker
-	// took the call on: never reached, or died before taking a slot for it). Such a call does not count toward MaxAttempts; the time
-	// spent on them in a row is bounded by BusyBudget instead.
+	// took the call on: never reached, or died before taking a slot for it). Such
+	// a call does not count toward MaxAttempts; the time spent on them in a row is
+	// bounded by BusyBudget instead.
 	TurnedAway bool
 	Text       string // recorded on the attempt
 	// EndsRun: the database refused the chunk for a reason every chunk meets (a
