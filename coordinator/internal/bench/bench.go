@@ -75,8 +75,13 @@ type Config struct {
 	// simulating them; DashboardBrowserIdle runs that browser under SCHED_IDLE.
 	DashboardBrowser     string
 	DashboardBrowserIdle bool
-	dashboardAddr        string   // UI_ADDR, set by runSchema with DashboardTabs
-	browser              *browser // the run's browser, with DashboardBrowser
+	// DashboardTLS runs the services on mTLS with a throwaway CA, so the
+	// dashboard is served over TLS and the browser speaks HTTP/2 to it: its
+	// tabs share one connection to one host, as one person's tabs do.
+	DashboardTLS  bool
+	dashboardAddr string         // UI_ADDR, set by runSchema with DashboardTabs
+	devTLS        *launch.DevTLS // the cluster's certificates, with DashboardTLS
+	browser       *browser       // the run's browser, with DashboardBrowser
 	// PostgresSettings ("name=value") are given to the throwaway PostgreSQL after
 	// its own (settings.go), so they override them.
 	PostgresSettings []string
@@ -231,7 +236,14 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			return lat, nil, err
 		}
 		cfg.dashboardAddr = addr
-		fmt.Fprintf(out, "  %d dashboard tabs watch every run on http://%s/ui/\n", cfg.DashboardTabs, addr)
+		scheme := "http"
+		if cfg.DashboardTLS {
+			if cfg.devTLS, err = newDashboardTLS(filepath.Join(logDir, "tls-"+string(sc))); err != nil {
+				return lat, nil, err
+			}
+			scheme = "https"
+		}
+		fmt.Fprintf(out, "  %d dashboard tabs watch every run on %s://%s/ui/\n", cfg.DashboardTabs, scheme, addr)
 	}
 	dbURL, err := schemaDatabase(ctx, stores, sc, out)
 	if err != nil {
@@ -392,7 +404,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if runCfg.DashboardTabs > 0 && cfg.DashboardBrowser == BrowserChromium {
 				// Started before the run and not counted in it: the tabs open once
 				// the run has an id, as a person opens its page.
-				if runCfg.browser, err = startBrowser(ctx, cfg.DashboardBrowserIdle); err != nil {
+				if runCfg.browser, err = startBrowser(ctx, cfg.DashboardBrowserIdle, cfg.DashboardTLS); err != nil {
 					return lat, results, err
 				}
 				browserCPU = runCfg.browser.cpu()
@@ -530,8 +542,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 					r.Tabs, mib(r.CoordRSS), mib(r.CoordAnon), mib(r.CoordFile), r.Load1)
 				if r.TabsSeen.Tabs > 0 {
 					s := r.TabsSeen
-					fmt.Fprintf(out, "; chromium CPU s %.2f; %d/%d tabs at 100 %% (the last %.1f s after the end), progress values each received during the run: min %d, median %d",
-						r.BrowserCPU, s.AtEnd, s.Tabs, s.EndLag.Seconds(), s.LiveMin, s.LiveMedian)
+					fmt.Fprintf(out, "; chromium CPU s %.2f; %d/%d tabs at 100 %% (the last %.1f s after the end), progress values each received during the run: min %d, median %d; pages over %s",
+						r.BrowserCPU, s.AtEnd, s.Tabs, s.EndLag.Seconds(), s.LiveMin, s.LiveMedian, s.Protocols)
 				}
 				fmt.Fprintln(out)
 			}
@@ -562,10 +574,14 @@ func startCluster(ctx context.Context, cfg Config, stores *launch.Stores, sc Sch
 	coordEnv := env
 	if cfg.dashboardAddr != "" {
 		coordEnv = append(append([]string{}, env...), "UI_ADDR="+cfg.dashboardAddr)
+		if cfg.devTLS != nil {
+			// The browser stands in for the authenticating proxy (dashboardViewer).
+			coordEnv = append(coordEnv, "UI_TRUSTED_PROXIES=127.0.0.1,::1")
+		}
 	}
 	return launch.StartCluster(ctx, launch.ClusterConfig{BinDir: cfg.BinDir, LogDir: clusterLogs,
 		DatabaseURL: dbURL, RedisURL: stores.RedisURL, Workers: cfg.Workers, WorkerMetrics: true, Pprof: cfg.ProfileDir != "",
-		WorkerEnv: env, CoordinatorEnv: coordEnv})
+		WorkerEnv: env, CoordinatorEnv: coordEnv, TLS: cfg.devTLS})
 }
 
 // copyStreams is how many chunks the workers write at once: the parallel

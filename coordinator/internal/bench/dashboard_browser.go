@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -19,8 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/coordinator/internal/webui"
 	"github.com/nominacl/consolidation/pkg/localdb"
 )
 
@@ -30,28 +34,64 @@ const BrowserChromium = "chromium"
 // tabHosts is the name every tab's host ends with: the browser resolves each
 // tabN.dashboard.test to the loopback address. A browser keeps at most 6
 // HTTP/1.1 connections to one host and each tab holds one open for its events;
-// a host of its own per tab gives every tab its connections, as 20 people's
-// browsers would (the benchmark's dashboard is plain HTTP/1.1, as behind a
-// proxy that ends TLS). The first version of these tabs did the same.
+// over plain HTTP (the dashboard behind a proxy that ends TLS) a host of its
+// own per tab gives every tab its connections, as 20 people's browsers would.
+// The first version of these tabs did the same. Over TLS (-dashboard-tls) the
+// browser speaks HTTP/2 and every tab opens the same host, as one person's
+// tabs do: one connection carries them all.
 const tabHosts = ".dashboard.test"
+
+// dashboardViewer is who the tabs are over TLS, where the dashboard shows
+// nothing to a caller with no identity: the browser sends the header an
+// authenticating proxy would (docs/security-model.md), which the benchmark's
+// coordinator trusts from loopback, naming an identity its policy allows only
+// to read, as the people who watch closings are.
+const dashboardViewer = "panel@benchmark.test"
+
+// dashboardViewerPolicy is the rule newDashboardTLS adds to the coordinator's
+// policy for dashboardViewer: the dashboard's read methods.
+const dashboardViewerPolicy = `  - identities: ["` + dashboardViewer + `"]
+    methods:
+      - consolidation.v1.ConsolidationService/ListConsolidations
+      - consolidation.v1.ConsolidationService/GetConsolidation
+      - consolidation.v1.ConsolidationService/WatchConsolidation
+      - consolidation.v1.ConsolidationService/ExplainEmployee
+`
+
+// newDashboardTLS makes the cluster's certificates and policies in dir, the
+// coordinator's policy allowing dashboardViewer to read.
+func newDashboardTLS(dir string) (*launch.DevTLS, error) {
+	d, err := launch.NewDevTLS(dir)
+	if err != nil {
+		return nil, err
+	}
+	return d, os.WriteFile(d.CoordinatorPolicy, []byte(launch.CoordinatorPolicy+dashboardViewerPolicy), 0o600)
+}
+
+// tlsHost is the one host of every tab over TLS: an address the dashboard's
+// certificate names (Chromium refused the certificate for a name it does not
+// hold, ignore-certificate-errors or not).
+const tlsHost = "127.0.0.1"
 
 // browser is one headless Chromium, started for one measured run.
 type browser struct {
 	ctx    context.Context // the browser's chromedp context; tabs are its children
 	cancel func()
 	pid    int
+	tls    bool // the dashboard is served over TLS, by the benchmark's throwaway CA
 }
 
 // startBrowser starts a headless Chromium with no tab of the run open. With
 // idle, every process of it runs under SCHED_IDLE (chrt --idle 0): it gets a
-// core only when nothing else wants one, below even nice 19.
-func startBrowser(ctx context.Context, idle bool) (*browser, error) {
+// core only when nothing else wants one, below even nice 19. With tls the
+// dashboard's certificate, signed by the benchmark's throwaway CA, is accepted.
+func startBrowser(ctx context.Context, idle, tls bool) (*browser, error) {
 	path, err := localdb.Chromium()
 	if err != nil {
 		return nil, err
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.Flag("host-resolver-rules", "MAP *"+tabHosts+" 127.0.0.1"))
+		chromedp.Flag("host-resolver-rules", "MAP *"+tabHosts+" 127.0.0.1"), chromedp.Flag("ignore-certificate-errors", tls))
 	if idle {
 		chrt, err := exec.LookPath("chrt")
 		if err != nil {
@@ -69,7 +109,7 @@ func startBrowser(ctx context.Context, idle bool) (*browser, error) {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	b := &browser{ctx: bctx, cancel: func() { cancelBrowser(); cancelAlloc() }}
+	b := &browser{ctx: bctx, cancel: func() { cancelBrowser(); cancelAlloc() }, tls: tls}
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
 		b.cancel()
 		return nil, fmt.Errorf("starting chromium: %w", err)
@@ -98,16 +138,24 @@ const tabWatch = `(() => {
   return true;
 })()`
 
+// tabShown is what a tab shows, for an error: its address, title and the
+// start of its text.
+const tabShown = `location.href + " " + JSON.stringify(document.title) + " " +
+  JSON.stringify((document.body ? document.body.innerText : "").slice(0, 200))`
+
 const tabRead = `({ percent: Number(document.getElementById("bar").value),
   final: document.getElementById("progress").dataset.final === "1",
-  seen: window.__benchSeen || [] })`
+  seen: window.__benchSeen || [],
+  protocol: performance.getEntriesByType("navigation")[0]?.nextHopProtocol || "" })`
 
 // tabState is what tabRead returns: the bar's value, whether the page saw the
-// run's end, and the values it was given, each [unix ms, percent].
+// run's end, the values it was given, each [unix ms, percent], and the
+// protocol its page came over (h2, http/1.1).
 type tabState struct {
-	Percent float64      `json:"percent"`
-	Final   bool         `json:"final"`
-	Seen    [][2]float64 `json:"seen"`
+	Percent  float64      `json:"percent"`
+	Final    bool         `json:"final"`
+	Seen     [][2]float64 `json:"seen"`
+	Protocol string       `json:"protocol"`
 }
 
 // TabsSeen is what the browser's tabs showed of one run.
@@ -121,6 +169,9 @@ type TabsSeen struct {
 	LiveMin, LiveMedian int
 	// EndLag is the longest any tab took, after the run ended, to show 100 %.
 	EndLag time.Duration
+	// Protocols are the protocols the tabs' pages came over, each once, sorted
+	// and joined by commas.
+	Protocols string
 }
 
 // summarizeTabs reads the tabs' states against the run's end. The error says
@@ -131,7 +182,11 @@ func summarizeTabs(states []tabState, ended time.Time) (TabsSeen, error) {
 	end := float64(ended.UnixMilli())
 	var live []int
 	var errs []error
+	var protocols []string
 	for i, st := range states {
+		if !slices.Contains(protocols, st.Protocol) {
+			protocols = append(protocols, st.Protocol)
+		}
 		if st.Final && st.Percent == 100 {
 			s.AtEnd++
 		} else {
@@ -154,6 +209,8 @@ func summarizeTabs(states []tabState, ended time.Time) (TabsSeen, error) {
 		slices.Sort(live)
 		s.LiveMin, s.LiveMedian = live[0], live[len(live)/2]
 	}
+	slices.Sort(protocols)
+	s.Protocols = strings.Join(protocols, ",")
 	return s, errors.Join(errs...)
 }
 
@@ -175,6 +232,9 @@ func (b *browser) openTabs(ctx context.Context, addr string, n int, runID int64)
 	for i := range n {
 		tabs[i], cancels[i] = chromedp.NewContext(b.ctx)
 		page := fmt.Sprintf("http://tab%d%s:%s/ui/runs/%d", i+1, tabHosts, port, runID)
+		if b.tls {
+			page = fmt.Sprintf("https://%s:%s/ui/runs/%d", tlsHost, port, runID)
+		}
 		go func() {
 			for m, err := range chromedp.Console(tabs[i]) {
 				if err != nil {
@@ -193,10 +253,20 @@ func (b *browser) openTabs(ctx context.Context, addr string, n int, runID int64)
 			if errs[i] = chromedp.Do(tabs[i]); errs[i] != nil {
 				return
 			}
+			if b.tls {
+				if _, errs[i] = chromedp.Call(tabs[i], network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+					Headers: network.Headers{webui.DefaultProxyHeader: dashboardViewer}}); errs[i] != nil {
+					return
+				}
+			}
 			octx, cancel := context.WithTimeout(tabs[i], 2*time.Minute)
 			defer cancel()
 			if errs[i] = chromedp.Do(octx, chromedp.Navigate(page)); errs[i] == nil {
-				_, errs[i] = chromedp.Run(octx, chromedp.Evaluate[bool](tabWatch))
+				if _, errs[i] = chromedp.Run(octx, chromedp.Evaluate[bool](tabWatch)); errs[i] != nil {
+					// Not the run's page: say which page it was.
+					shown, _ := chromedp.Run(octx, chromedp.Evaluate[string](tabShown))
+					errs[i] = fmt.Errorf("tab %d on %s: %w (the page: %s)", i+1, page, errs[i], shown)
+				}
 			}
 		})
 	}
@@ -240,6 +310,12 @@ func (b *browser) openTabs(ctx context.Context, addr string, n int, runID int64)
 		if len(consoleErrs) > 0 {
 			return TabsSeen{}, fmt.Errorf("console errors: %s", strings.Join(consoleErrs, "; "))
 		}
-		return summarizeTabs(states, ended)
+		seen, err := summarizeTabs(states, ended)
+		if err == nil && b.tls && seen.Protocols != "h2" {
+			// What -dashboard-tls measures is the tabs sharing one HTTP/2
+			// connection; over anything else the figure would be another's.
+			err = fmt.Errorf("over TLS the tabs' pages came over %q, not only h2", seen.Protocols)
+		}
+		return seen, err
 	}
 }

@@ -1,23 +1,27 @@
 package bench
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nominacl/consolidation/coordinator/internal/launch"
+	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
 func TestSummarizeTabs(t *testing.T) {
 	ended := time.UnixMilli(1_000_000)
 	at := func(ms int64, pct float64) [2]float64 { return [2]float64{float64(ms), pct} }
-	live := tabState{Percent: 100, Final: true, Seen: [][2]float64{at(990_000, 10), at(995_000, 50), at(1_000_000, 90), at(1_000_400, 100)}}
-	fewer := tabState{Percent: 100, Final: true, Seen: [][2]float64{at(999_000, 70), at(1_001_500, 100)}}
+	live := tabState{Percent: 100, Final: true, Seen: [][2]float64{at(990_000, 10), at(995_000, 50), at(1_000_000, 90), at(1_000_400, 100)}, Protocol: "h2"}
+	fewer := tabState{Percent: 100, Final: true, Seen: [][2]float64{at(999_000, 70), at(1_001_500, 100)}, Protocol: "http/1.1"}
 
 	s, err := summarizeTabs([]tabState{live, fewer, live}, ended)
 	if err != nil {
 		t.Fatalf("tabs that saw the run and its end: %v", err)
 	}
-	want := TabsSeen{Tabs: 3, AtEnd: 3, LiveMin: 1, LiveMedian: 3, EndLag: 1500 * time.Millisecond}
+	want := TabsSeen{Tabs: 3, AtEnd: 3, LiveMin: 1, LiveMedian: 3, EndLag: 1500 * time.Millisecond, Protocols: "h2,http/1.1"}
 	if s != want {
 		t.Errorf("summary %+v, want %+v", s, want)
 	}
@@ -70,5 +74,35 @@ func TestTreeCPU(t *testing.T) {
 	}
 	if own := procCPU(cmd.Process.Pid); own >= treeCPU(cmd.Process.Pid) {
 		t.Errorf("the tree's CPU s %.2f is not above the parent's own %.2f", treeCPU(cmd.Process.Pid), own)
+	}
+}
+
+// TestDashboardTLSViewerOnlyReads checks the policy -dashboard-tls gives the
+// coordinator: the tabs' viewer may read a run and nothing else, and the
+// cluster's own callers keep what they had.
+func TestDashboardTLSViewerOnlyReads(t *testing.T) {
+	d, err := newDashboardTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(d.CoordinatorPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := grpcx.ParsePolicy(data)
+	if err != nil {
+		t.Fatalf("the policy written does not parse: %v", err)
+	}
+	const svc = "/consolidation.v1.ConsolidationService/"
+	for method, allowed := range map[string]bool{
+		"GetConsolidation": true, "WatchConsolidation": true, "ListConsolidations": true, "ExplainEmployee": true,
+		"Consolidate": false, "CancelConsolidation": false, "ExportConsolidation": false,
+	} {
+		if got := policy.Allows(dashboardViewer, svc+method); got != allowed {
+			t.Errorf("the viewer allowed %s: %v, want %v", method, got, allowed)
+		}
+	}
+	if !policy.Allows(launch.AppIdentity, svc+"Consolidate") {
+		t.Error("the payroll application may no longer consolidate")
 	}
 }

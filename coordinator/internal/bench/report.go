@@ -255,6 +255,11 @@ func Print(w io.Writer, cfg Config, rep Report) {
 			if cfg.DashboardBrowserIdle {
 				tabs += " under SCHED_IDLE"
 			}
+			if cfg.DashboardTLS {
+				tabs += ", every tab on one host over TLS and HTTP/2"
+			} else {
+				tabs += ", a host a tab over plain HTTP/1.1"
+			}
 		}
 		fmt.Fprintf(w, "Dashboard tabs: %s.\n\n", tabs)
 		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s | browser CPU s | load average |\n")

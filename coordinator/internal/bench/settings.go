@@ -22,6 +22,12 @@ func serviceEnv(cfg Config) (env []string, reasons []string) {
 		env = append(env, "WORKER_MAX_IN_FLIGHT="+strconv.Itoa(cfg.InFlight))
 		reasons = append(reasons, fmt.Sprintf("WORKER_MAX_IN_FLIGHT=%d (coordinator and workers): asked for with -in-flight", cfg.InFlight))
 	}
+	// Set by the local cluster (launch.StartCluster), listed here with the rest.
+	if cfg.DashboardTLS {
+		reasons = append(reasons, "TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and AUTHZ_POLICY_FILE (every service): mTLS with a throwaway CA's certificates, asked for with -dashboard-tls, so the dashboard is served over TLS and HTTP/2; and UI_TRUSTED_PROXIES=127.0.0.1,::1 (coordinator): the browser sends the authenticating proxy's header naming a read-only viewer")
+	} else {
+		reasons = append(reasons, "ALLOW_PLAINTEXT=true (every service): no certificates to make on a machine of its own; -dashboard-tls runs the services on mTLS instead")
+	}
 	return env, reasons
 }
 
