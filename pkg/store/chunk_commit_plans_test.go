@@ -22,31 +22,11 @@ import (
 func TestCommitChunkPlansOnTheResultsAsTheyAre(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	u, err := url.Parse(pgtest.NewDatabase(t))
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one session: the one that keeps its plans
-	u.RawQuery = q.Encode()
-	pool := pgtest.OpenPool(t, u.String())
-
 	const employees, size = 1200, 100
-	gen, err := synth.Generate(ctx, pool, synth.Config{Employees: employees, Seed: 24})
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "VACUUM (ANALYZE) nomina_empleado_consolidado, nomina_concepto_empleado_consolidado")
-	require.NoError(t, err)
-
-	rows, err := pool.Query(ctx, "SELECT id FROM nomina_empleado_cierre WHERE cierre_id = $1 ORDER BY id", gen.ClosingID)
-	require.NoError(t, err)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	require.NoError(t, err)
-	require.Len(t, ids, employees)
-	var chunks []store.ChunkRange
-	for i := 0; i < len(ids); i += size {
-		last := min(i+size, len(ids)) - 1
-		chunks = append(chunks, store.ChunkRange{Index: len(chunks), FirstID: ids[i], LastID: ids[last],
-			Employees: last - i + 1, Weight: float64(last - i + 1)})
-	}
-	runID := newRunOf(t, pool, gen.ClosingID, chunks)
+	dbURL, closingID, ids := plansFixture(t, employees, 24)
+	pool := pgtest.OpenPool(t, oneSession(t, dbURL))
+	chunks := chunkRanges(ids, 0, size)
+	runID := newRunOf(t, pool, closingID, chunks)
 
 	// seqScans flushes the session's statistics (at its next idle moment, before
 	// it answers) and reads how many scans of the employee rows it started.
@@ -72,4 +52,52 @@ func TestCommitChunkPlansOnTheResultsAsTheyAre(t *testing.T) {
 	require.Positive(t, concepts)
 	require.Zero(t, seqScans()-before,
 		"scans of the employee rows while committing %d concept rows over %d employee rows already written", concepts, half*size)
+}
+
+// plansFixture is a new database holding a generated closing of employees, its
+// result tables analyzed empty (as a database vacuumed before its first closing
+// has them): its URL, the closing and its employees' ids in order.
+func plansFixture(t *testing.T, employees int, seed uint64) (dbURL string, closingID int64, ids []int64) {
+	t.Helper()
+	ctx := t.Context()
+	dbURL = pgtest.NewDatabase(t)
+	pool := pgtest.OpenPool(t, dbURL)
+	gen, err := synth.Generate(ctx, pool, synth.Config{Employees: employees, Seed: seed})
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "VACUUM (ANALYZE) nomina_empleado_consolidado, nomina_concepto_empleado_consolidado")
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, "SELECT id FROM nomina_empleado_cierre WHERE cierre_id = $1 ORDER BY id", gen.ClosingID)
+	require.NoError(t, err)
+	ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Len(t, ids, employees)
+	return dbURL, gen.ClosingID, ids
+}
+
+// oneSession is dbURL for a pool of one session: the one that keeps its plans.
+func oneSession(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("pool_max_conns", "1")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// chunkRanges plans ids as a first chunk of first employees (none when 0), then
+// chunks of size.
+func chunkRanges(ids []int64, first, size int) []store.ChunkRange {
+	var chunks []store.ChunkRange
+	for i := 0; i < len(ids); {
+		n := size
+		if i == 0 && first > 0 {
+			n = first
+		}
+		last := min(i+n, len(ids)) - 1
+		chunks = append(chunks, store.ChunkRange{Index: len(chunks), FirstID: ids[i], LastID: ids[last],
+			Employees: last - i + 1, Weight: float64(last - i + 1)})
+		i = last + 1
+	}
+	return chunks
 }

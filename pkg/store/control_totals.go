@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ControlTotals are a run's sums as the ledger has them and as the written rows
@@ -37,13 +39,25 @@ FROM (SELECT coalesce(sum(employees), 0) AS employees, coalesce(sum(records), 0)
 
 // CheckControlTotals adds up a run's succeeded chunks in the ledger and the rows the
 // run wrote, so a run is only marked consolidated when both agree to the cent.
+//
+// It discards the session's plans first, in the same round trip: the statement
+// runs once a run, on a coordinator session that may have run it many times
+// while the result tables were nearly empty (the small closings before a big
+// one, in a new database), and PostgreSQL then keeps a generic plan made for a
+// page or two of rows — counting each employee's concept rows with a scan of the
+// whole concept table, once per employee: hours at 100,000 employees. Planned
+// afresh, it counts them through the index (docs/benchmarks.md, "Plans made on
+// empty tables").
 func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTotals, error) {
 	var t ControlTotals
-	err := q.QueryRow(ctx, sqlControlTotals, runID).
-		Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar,
+	b := &pgx.Batch{}
+	b.Queue(sqlFreshPlans)
+	b.Queue(sqlControlTotals, runID).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar,
 			&t.Written.Employees, &t.Written.Records, &t.Written.TotalHaberes, &t.Written.TotalDescuentos, &t.Written.LiquidoPagar)
-	if err != nil {
-		return t, fmt.Errorf("adding up the ledger and the rows of consolidation %d: %w", runID, err)
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return ControlTotals{}, fmt.Errorf("adding up the ledger and the rows of consolidation %d: %w", runID, err)
 	}
 	return t, nil
 }

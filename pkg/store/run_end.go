@@ -76,9 +76,13 @@ type RunEnded struct {
 }
 
 // EndRun is FinishRun, reporting also what the end found of the closing.
+//
+// Its statements over the result tables (the previous rows settled, a removed
+// run's rows deleted) are planned afresh, as CheckControlTotals is: the
+// transaction discards the session's plans as it begins.
 func EndRun(ctx context.Context, pool *pgxpool.Pool, runID, epoch int64, o RunEnd) (RunEnded, error) {
 	var ended RunEnded
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, pool, freshPlansTx, func(tx pgx.Tx) error {
 		ended = RunEnded{}
 		closed, ok, err := closeRun(ctx, tx, runID, epoch, o)
 		if err != nil || !ok {
