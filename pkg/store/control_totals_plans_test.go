@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/pkg/domain"
 	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/store"
 )
@@ -20,9 +21,7 @@ func TestControlTotalsPlanOnTheRowsAsTheyAre(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	const employees = 1202
-	dbURL, closingID, ids := plansFixture(t, employees, 25)
-	coord := pgtest.OpenPool(t, oneSession(t, dbURL))
-	pool := pgtest.OpenPool(t, dbURL) // the workers' sessions
+	coord, pool, closingID, ids := coordinatorAndWorkers(t, employees, 25)
 	// A first chunk of two employees, checked while it is all there is (more
 	// than five times: PostgreSQL then keeps a generic plan), then the rest.
 	chunks := chunkRanges(ids, 2, 100)
@@ -35,23 +34,61 @@ func TestControlTotalsPlanOnTheRowsAsTheyAre(t *testing.T) {
 	for i := 1; i < len(chunks); i++ {
 		dispatchAndCommit(t, pool, runID, i)
 	}
-	// scans flushes both sessions' statistics and reads how many scans of the
-	// concept rows they started, whole and through an index.
-	scans := func() (seq, idx int64) {
-		t.Helper()
-		for _, p := range []*pgxpool.Pool{pool, coord} {
-			_, err := p.Exec(ctx, "SELECT pg_stat_force_next_flush()")
-			require.NoError(t, err)
-		}
-		require.NoError(t, pool.QueryRow(ctx,
-			"SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'nomina_concepto_empleado_consolidado'").Scan(&seq, &idx))
-		return
-	}
-	s0, i0 := scans()
+	s0, i0 := conceptScans(t, pool, coord)
 	totals, err := store.CheckControlTotals(ctx, coord, runID)
 	require.NoError(t, err)
 	require.True(t, totals.Agree())
-	s1, i1 := scans()
+	s1, i1 := conceptScans(t, pool, coord)
 	require.Zero(t, s1-s0, "scans of the concept rows in one control totals check over %d employees", employees)
 	require.Positive(t, i1-i0, "the concept rows were not counted through the index")
+}
+
+// The run's end plans afresh too: a coordinator session that ended small runs
+// removing their rows, while the result tables held a page or two, then removes
+// the rows of a run of 1,200 employees (a failed or cancelled run's end). On a
+// kept plan that removal scanned the whole concept table once per employee
+// (1,201 scans here).
+func TestRunEndPlansOnTheRowsAsTheyAre(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const employees = 1200
+	coord, pool, closingID, ids := coordinatorAndWorkers(t, employees, 26)
+	for range 7 {
+		runID := newRunOf(t, pool, closingID, chunkRanges(ids[:2], 0, 2))
+		dispatchAndCommit(t, pool, runID, 0)
+		finish(t, coord, runID, domain.EstadoError, true)
+	}
+	chunks := chunkRanges(ids, 0, 100)
+	runID := newRunOf(t, pool, closingID, chunks)
+	for i := range chunks {
+		dispatchAndCommit(t, pool, runID, i)
+	}
+	s0, _ := conceptScans(t, pool, coord)
+	finish(t, coord, runID, domain.EstadoError, true)
+	s1, _ := conceptScans(t, pool, coord)
+	require.Zero(t, s1-s0, "scans of the concept rows in one run's end removing %d employees", employees)
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM nomina_concepto_empleado_consolidado").Scan(&left))
+	require.Zero(t, left)
+}
+
+// conceptScans flushes the pools' sessions' statistics and reads how many scans
+// of the concept rows they started, whole and through an index.
+func conceptScans(t *testing.T, pools ...*pgxpool.Pool) (seq, idx int64) {
+	t.Helper()
+	for _, p := range pools {
+		_, err := p.Exec(t.Context(), "SELECT pg_stat_force_next_flush()")
+		require.NoError(t, err)
+	}
+	require.NoError(t, pools[0].QueryRow(t.Context(),
+		"SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'nomina_concepto_empleado_consolidado'").Scan(&seq, &idx))
+	return seq, idx
+}
+
+// coordinatorAndWorkers is plansFixture with a pool of one session, the
+// coordinator's that keeps its plans, and one for the workers' commits.
+func coordinatorAndWorkers(t *testing.T, employees int, seed uint64) (coord, workers *pgxpool.Pool, closingID int64, ids []int64) {
+	t.Helper()
+	dbURL, closingID, ids := plansFixture(t, employees, seed)
+	return pgtest.OpenPool(t, oneSession(t, dbURL)), pgtest.OpenPool(t, dbURL), closingID, ids
 }
