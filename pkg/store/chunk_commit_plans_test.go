@@ -56,7 +56,8 @@ func TestCommitChunkPlansOnTheResultsAsTheyAre(t *testing.T) {
 
 // plansFixture is a new database holding a generated closing of employees, its
 // result tables analyzed empty (as a database vacuumed before its first closing
-// has them): its URL, the closing and its employees' ids in order.
+// has them) and left alone by autovacuum: its URL, the closing and its
+// employees' ids in order.
 func plansFixture(t *testing.T, employees int, seed uint64) (dbURL string, closingID int64, ids []int64) {
 	t.Helper()
 	ctx := t.Context()
@@ -64,6 +65,13 @@ func plansFixture(t *testing.T, employees int, seed uint64) (dbURL string, closi
 	pool := pgtest.OpenPool(t, dbURL)
 	gen, err := synth.Generate(ctx, pool, synth.Config{Employees: employees, Seed: seed})
 	require.NoError(t, err)
+	// No autovacuum on the result tables: its analyze would drop the plans a
+	// session kept, and a test of kept plans would pass whether or not the code
+	// discards them.
+	for _, table := range []string{"nomina_empleado_consolidado", "nomina_concepto_empleado_consolidado"} {
+		_, err = pool.Exec(ctx, "ALTER TABLE "+table+" SET (autovacuum_enabled = off)")
+		require.NoError(t, err)
+	}
 	_, err = pool.Exec(ctx, "VACUUM (ANALYZE) nomina_empleado_consolidado, nomina_concepto_empleado_consolidado")
 	require.NoError(t, err)
 	rows, err := pool.Query(ctx, "SELECT id FROM nomina_empleado_cierre WHERE cierre_id = $1 ORDER BY id", gen.ClosingID)

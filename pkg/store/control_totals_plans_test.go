@@ -31,6 +31,7 @@ func TestControlTotalsPlanOnTheRowsAsTheyAre(t *testing.T) {
 		_, err := store.CheckControlTotals(ctx, coord, runID)
 		require.NoError(t, err)
 	}
+	requireGenericPlan(t, coord, "%LEFT JOIN LATERAL (SELECT count(*) AS lines%")
 	for i := 1; i < len(chunks); i++ {
 		dispatchAndCommit(t, pool, runID, i)
 	}
@@ -58,6 +59,7 @@ func TestRunEndPlansOnTheRowsAsTheyAre(t *testing.T) {
 		dispatchAndCommit(t, pool, runID, 0)
 		finish(t, coord, runID, domain.EstadoError, true)
 	}
+	requireGenericPlan(t, coord, "DELETE FROM nomina_concepto_empleado_consolidado c USING%")
 	chunks := chunkRanges(ids, 0, 100)
 	runID := newRunOf(t, pool, closingID, chunks)
 	for i := range chunks {
@@ -91,4 +93,15 @@ func coordinatorAndWorkers(t *testing.T, employees int, seed uint64) (coord, wor
 	t.Helper()
 	dbURL, closingID, ids := plansFixture(t, employees, seed)
 	return pgtest.OpenPool(t, oneSession(t, dbURL)), pgtest.OpenPool(t, dbURL), closingID, ids
+}
+
+// requireGenericPlan requires the session of pool (one session) to have chosen
+// a generic plan for a statement like pattern: the state the tests above start
+// from, which PostgreSQL reaches on its own after five executions.
+func requireGenericPlan(t *testing.T, pool *pgxpool.Pool, pattern string) {
+	t.Helper()
+	var generic int64
+	require.NoError(t, pool.QueryRow(t.Context(),
+		"SELECT coalesce(max(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE $1", pattern).Scan(&generic))
+	require.Positive(t, generic, "no generic plan kept for %q: the test would not see a kept plan", pattern)
 }
