@@ -89,7 +89,11 @@ func (e *Engine) afterEndRedis(ctx context.Context, runID int64) (run store.Run,
 
 // finishEnded does the steps after the end of the ended runs whose steps nobody
 // did or is doing (a driver cut short right after the end's commit, a replica that
-// died): part of every reconciler pass.
+// died): part of every reconciler pass. A run still driven here is left to its
+// driver, which does them on the run's context (its trace) as soon as it has
+// recorded the end: the claim would not keep the two apart, both claiming as this
+// replica. A driver that returns without doing them leaves the run to the next
+// pass.
 func (e *Engine) finishEnded(ctx context.Context) {
 	ids, err := e.ledger.RunsAwaitingAfterEnd(ctx, afterEndBatch)
 	if err != nil {
@@ -101,6 +105,9 @@ func (e *Engine) finishEnded(ctx context.Context) {
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
+		}
+		if e.isActive(id) {
+			continue
 		}
 		e.afterEnd(ctx, id)
 	}

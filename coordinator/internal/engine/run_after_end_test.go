@@ -528,3 +528,51 @@ func TestWatchersSeeTheEndBeforeItsSteps(t *testing.T) {
 	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT after_end_done_at FROM consolidation_run WHERE id = $1", runID).Scan(&doneAt))
 	require.Nil(t, doneAt, "the steps after the end were done with Redis down")
 }
+
+// reconcileAtEnd runs a reconciler pass of its engine right after the run's end
+// commits, before the driver goes on to the steps after it, and counts the
+// claims on those steps made during that pass.
+type reconcileAtEnd struct {
+	ledger
+	e             *Engine
+	inPass        atomic.Bool
+	passed        atomic.Bool
+	claimedInPass atomic.Int32
+}
+
+func (l *reconcileAtEnd) FinishRun(ctx context.Context, lease store.RunLease, o store.RunEnd) (bool, error) {
+	ok, err := l.ledger.FinishRun(ctx, lease, o)
+	if err == nil && ok {
+		l.inPass.Store(true)
+		l.e.finishEnded(ctx)
+		l.inPass.Store(false)
+		l.passed.Store(true)
+	}
+	return ok, err
+}
+
+func (l *reconcileAtEnd) ClaimAfterEnd(ctx context.Context, runID int64, owner string, ttl time.Duration) (bool, error) {
+	claimed, err := l.ledger.ClaimAfterEnd(ctx, runID, owner, ttl)
+	if claimed && l.inPass.Load() {
+		l.claimedInPass.Add(1)
+	}
+	return claimed, err
+}
+
+// TestReconcilerLeavesARunsEndToItsDriver: a reconciler pass of the same
+// replica that comes between a run's end and its driver's steps after it leaves
+// them to the driver (both claim as the replica, so the claim does not keep
+// them apart): the steps are done and logged once, by the driver, on the run's
+// context — its trace, in a traced coordinator (e2e
+// TestOneClosingMakesOneLinkedTrace once logged the end without it).
+func TestReconcilerLeavesARunsEndToItsDriver(t *testing.T) {
+	t.Parallel()
+	f := newDriveFixture(t, 2, 3, 3)
+	l := &reconcileAtEnd{ledger: f.ledger}
+	e := f.engine("a", l, f.progress)
+	l.e = e
+	<-e.launch(f.runID, 6).done
+	f.settled(domain.EstadoConsolidados)
+	require.True(t, l.passed.Load(), "no reconciler pass came between the end and its steps")
+	require.Zero(t, l.claimedInPass.Load(), "the reconciler claimed the steps after the end of a run its driver was ending")
+}
