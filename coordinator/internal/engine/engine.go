@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -151,6 +152,10 @@ type Engine struct {
 type activeRun struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	// driving is set once the driver has its slot: from then on it does the
+	// steps after the run's end itself, or returns and leaves them to the next
+	// reconciler pass (finishEnded).
+	driving atomic.Bool
 }
 
 // NewEngine builds an Engine over a PostgreSQL pool and a worker dispatcher. The
@@ -295,6 +300,14 @@ func (e *Engine) isActive(runID int64) bool {
 	return ok
 }
 
+// isDriving says whether a run is driven here past its wait for a slot.
+func (e *Engine) isDriving(runID int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, ok := e.active[runID]
+	return ok && a.driving.Load()
+}
+
 // launch starts driving a run of size employees in the background unless it is
 // driven here already, and returns its handle. The driver first waits for a slot
 // (runSlots): at most MaxRuns runs are driven at once, however many are started or
@@ -335,6 +348,7 @@ func (e *Engine) launch(runID int64, size int) *activeRun {
 			return // the engine stops: the run stays unfinished, to be resumed
 		}
 		defer slots.Release()
+		a.driving.Store(true)
 		e.drive(runCtx, runID)
 	}()
 	return a

@@ -89,11 +89,12 @@ func (e *Engine) afterEndRedis(ctx context.Context, runID int64) (run store.Run,
 
 // finishEnded does the steps after the end of the ended runs whose steps nobody
 // did or is doing (a driver cut short right after the end's commit, a replica that
-// died): part of every reconciler pass. A run still driven here is left to its
-// driver, which does them on the run's context (its trace) as soon as it has
-// recorded the end: the claim would not keep the two apart, both claiming as this
-// replica. A driver that returns without doing them leaves the run to the next
-// pass.
+// died): part of every reconciler pass. A run driven here (its driver past its
+// wait for a slot) is left to its driver, which does them on the run's context
+// (its trace) as soon as it has recorded or seen the end: the claim would not
+// keep the two apart, both claiming as this replica. A driver that returns
+// without doing them leaves the run to the next pass; one still waiting for a
+// slot does not hold them up.
 func (e *Engine) finishEnded(ctx context.Context) {
 	ids, err := e.ledger.RunsAwaitingAfterEnd(ctx, afterEndBatch)
 	if err != nil {
@@ -106,7 +107,7 @@ func (e *Engine) finishEnded(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if e.isActive(id) {
+		if e.isDriving(id) {
 			continue
 		}
 		e.afterEnd(ctx, id)

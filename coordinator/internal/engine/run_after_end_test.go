@@ -576,3 +576,32 @@ func TestReconcilerLeavesARunsEndToItsDriver(t *testing.T) {
 	require.True(t, l.passed.Load(), "no reconciler pass came between the end and its steps")
 	require.Zero(t, l.claimedInPass.Load(), "the reconciler claimed the steps after the end of a run its driver was ending")
 }
+
+// noClaim is a ledger on which the steps after a run's end can never be claimed:
+// a replica that records the end and dies before those steps.
+type noClaim struct{ ledger }
+
+func (noClaim) ClaimAfterEnd(context.Context, int64, string, time.Duration) (bool, error) {
+	return false, nil
+}
+
+// TestReconcilerDoesTheEndOfARunWaitingForASlot: a run launched here but still
+// waiting for a run slot, ended meanwhile by another replica that did not do the
+// steps after the end, gets them from this replica's reconciler pass, not only
+// once a slot frees (the Redis progress the application reads would wait).
+func TestReconcilerDoesTheEndOfARunWaitingForASlot(t *testing.T) {
+	t.Parallel()
+	f := newDriveFixture(t, 2, 3, 3)
+	a := f.engine("a", f.ledger, f.progress) // one run slot (MaxRuns 1)
+	require.True(t, a.runs.TryAcquire(), "another run's slot")
+	waiting := a.launch(f.runID, 6)
+	f.engine("b", noClaim{f.ledger}, f.progress).drive(f.driveCtx, f.runID)
+	require.True(t, f.run().Finished(), "%s", f.logs)
+	require.False(t, f.ledger.AfterEndDone(f.runID))
+
+	a.finishEnded(t.Context())
+	require.True(t, f.ledger.AfterEndDone(f.runID), "the steps after the end waited for the run slot\n%s", f.logs)
+	a.runs.Release()
+	<-waiting.done
+	f.settled(domain.EstadoConsolidados)
+}
