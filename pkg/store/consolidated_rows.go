@@ -45,15 +45,21 @@ func StoredRecordOf(ctx context.Context, q Querier, closingID int64, canonRUT st
 	return recs[0], true, nil
 }
 
+// readStored plans each of its two queries afresh (DISCARD PLANS in the same
+// round trip): the export calls it a page at a time on long-lived sessions, and
+// a plan PostgreSQL kept after small closings' pages scanned the whole concept
+// table once a page (docs/benchmarks.md, "The same kept plan on the
+// coordinator's side").
 func readStored(ctx context.Context, q Querier, closingID int64, where string, args ...any) ([]StoredRecord, error) {
-	rows, err := q.Query(ctx, sqlStoredEmployees+where, append([]any{closingID}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("reading consolidated rows of closing %d: %w", closingID, err)
-	}
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
-		var r StoredRecord
-		err := row.Scan(scanTargets(employeeColumns, &r)...)
-		return r, err
+	var recs []StoredRecord
+	err := queryFresh(ctx, q, sqlStoredEmployees+where, append([]any{closingID}, args...), func(rows pgx.Rows) error {
+		var err error
+		recs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredRecord, error) {
+			var r StoredRecord
+			err := row.Scan(scanTargets(employeeColumns, &r)...)
+			return r, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading consolidated rows of closing %d: %w", closingID, err)
@@ -66,20 +72,28 @@ func readStored(ctx context.Context, q Querier, closingID int64, where string, a
 	for i, r := range recs {
 		ids[i], index[r.ID] = r.ID, i
 	}
-	rows, err = q.Query(ctx, sqlStoredConcepts, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading consolidated concepts of closing %d: %w", closingID, err)
-	}
-	var c storedConcept
-	_, err = pgx.ForEachRow(rows, scanTargets(conceptColumns, &c), func() error {
-		r := &recs[index[c.employeeID]]
-		r.Lines = append(r.Lines, c.line)
-		return nil
+	err = queryFresh(ctx, q, sqlStoredConcepts, []any{ids}, func(rows pgx.Rows) error {
+		var c storedConcept
+		_, err := pgx.ForEachRow(rows, scanTargets(conceptColumns, &c), func() error {
+			r := &recs[index[c.employeeID]]
+			r.Lines = append(r.Lines, c.line)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading consolidated concepts of closing %d: %w", closingID, err)
 	}
 	return recs, nil
+}
+
+// queryFresh runs a query planned on the rows as they are: DISCARD PLANS first,
+// in the same round trip, so a generic plan the session kept is not reused.
+func queryFresh(ctx context.Context, q Querier, sql string, args []any, read func(pgx.Rows) error) error {
+	b := &pgx.Batch{}
+	b.Queue(sqlFreshPlans)
+	b.Queue(sql, args...).Query(read)
+	return q.SendBatch(ctx, b).Close()
 }
 
 // LibroEmployeeOf is the libro row (nomina_empleado_cierre.id) of a closing's

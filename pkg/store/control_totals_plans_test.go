@@ -78,12 +78,19 @@ func TestRunEndPlansOnTheRowsAsTheyAre(t *testing.T) {
 // of the concept rows they started, whole and through an index.
 func conceptScans(t *testing.T, pools ...*pgxpool.Pool) (seq, idx int64) {
 	t.Helper()
+	return tableScans(t, "nomina_concepto_empleado_consolidado", pools...)
+}
+
+// tableScans flushes the pools' sessions' statistics and reads how many scans
+// of table they started, whole and through an index.
+func tableScans(t *testing.T, table string, pools ...*pgxpool.Pool) (seq, idx int64) {
+	t.Helper()
 	for _, p := range pools {
 		_, err := p.Exec(t.Context(), "SELECT pg_stat_force_next_flush()")
 		require.NoError(t, err)
 	}
 	require.NoError(t, pools[0].QueryRow(t.Context(),
-		"SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'nomina_concepto_empleado_consolidado'").Scan(&seq, &idx))
+		"SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = $1", table).Scan(&seq, &idx))
 	return seq, idx
 }
 
