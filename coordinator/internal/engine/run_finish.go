@@ -81,9 +81,6 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	}
 	switch {
 	case err == nil:
-		// A finished run's reading is the ledger's: its watchers get it now, not
-		// after the steps below (docs/architecture.md, "The end of a run").
-		e.notify(run.ID)
 	case errors.Is(err, store.ErrCancelRequested): // stored while the end was being decided
 		e.finish(ctx, run, epoch, errCancelled)
 		return
@@ -100,6 +97,11 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 	case err != nil:
 		log.ErrorContext(ctx, "finishing run failed; it is left for a resume", "error", err.Error())
 	}
+	// A finished run's reading is the ledger's: its watchers get it now, not
+	// after the steps below (docs/architecture.md, "The end of a run"). Also when
+	// the end's answer was lost (a heartbeat that saw the run ended stopped this
+	// driver first): the watch hub's reading says whether it ended.
+	e.notify(run.ID)
 	if errors.Is(context.Cause(ctx), errEngineStopped) {
 		return // another replica's reconciler, or this one's after a restart, does the rest
 	}
