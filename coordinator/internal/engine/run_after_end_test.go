@@ -65,6 +65,11 @@ const (
 	// stopped the driver (the run ended: its lease went with it), answers as the
 	// database driver does for a call whose context ended meanwhile.
 	faultHeartbeat endFault = "heartbeat"
+	// faultHeartbeatStops waits at the step until a lease heartbeat has stopped
+	// the driver (at a step after the end's commit, the heartbeat finds the run
+	// ended) and answers as faultHeartbeat does; it gives up after
+	// heartbeatStopsWithin, and the caller checks the driver was stopped.
+	faultHeartbeatStops endFault = "heartbeat stops"
 	// faultCancel stores a cancel at the step, as an operator's Cancel on any
 	// replica does.
 	faultCancel endFault = "cancel"
@@ -72,6 +77,10 @@ const (
 	// every later store call fails; another replica carries on.
 	faultCrash endFault = "crash"
 )
+
+// heartbeatStopsWithin bounds faultHeartbeatStops's wait: many lease
+// heartbeats (one every third of testLeaseTTL).
+const heartbeatStopsWithin = 10 * time.Second
 
 // faultLedger is a replica's ledger with one fault placed at one step of the
 // run's end; armed once every chunk has committed, so the step is the end's.
@@ -82,6 +91,9 @@ type faultLedger struct {
 	fault endFault
 	lease time.Duration
 	crash func() // kills the replica (faultCrash)
+
+	// endGate, if set, is waited for before the run's end is recorded.
+	endGate <-chan struct{}
 
 	armed atomic.Bool
 	fired atomic.Bool
@@ -103,6 +115,12 @@ func (l *faultLedger) at(ctx context.Context, method string, after bool) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-time.After(l.lease):
+		}
+	case faultHeartbeatStops:
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(heartbeatStopsWithin):
 		}
 	case faultCancel:
 		if _, err := store.RequestCancel(context.Background(), l.pool, runOfTest(ctx), "ops"); err != nil {
@@ -139,6 +157,9 @@ func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64) (stor
 }
 
 func (l *faultLedger) FinishRun(ctx context.Context, rl store.RunLease, o store.RunEnd) (bool, error) {
+	if l.endGate != nil && l.armed.Load() {
+		<-l.endGate
+	}
 	return call(l, withRun(ctx, rl.RunID), "FinishRun", func() (bool, error) { return l.ledger.FinishRun(ctx, rl, o) })
 }
 
@@ -329,6 +350,8 @@ type endFixture struct {
 	// waited for after the first chunk commits.
 	watchEvery time.Duration
 	hold       chan struct{}
+	// endGate, if set, is waited for before the run's end is recorded.
+	endGate chan struct{}
 }
 
 const endChunks = 4
@@ -352,7 +375,8 @@ func (f *endFixture) replica(name string, step endStep, fault endFault) (*Engine
 	f.t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	dead := &atomic.Bool{}
-	l := &faultLedger{ledger: pgStore{pool: f.pool}, pool: f.pool, step: step, fault: fault, lease: testLeaseTTL, dead: dead}
+	l := &faultLedger{ledger: pgStore{pool: f.pool}, pool: f.pool, step: step, fault: fault, lease: testLeaseTTL, dead: dead,
+		endGate: f.endGate}
 	l.crash = func() {
 		dead.Store(true)
 		go stop()
@@ -508,7 +532,7 @@ func TestWatchersSeeTheEndBeforeItsSteps(t *testing.T) {
 		fault endFault
 	}{
 		{"answered", endStep{}, ""},
-		{"heartbeat after the commit", endStep{"FinishRun", true}, faultHeartbeat},
+		{"heartbeat after the commit", endStep{"FinishRun", true}, faultHeartbeatStops},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -518,14 +542,21 @@ func TestWatchersSeeTheEndBeforeItsSteps(t *testing.T) {
 			f.redis = deadProgress{Store: f.redis, dead: down}
 			f.watchEvery = time.Hour
 			f.hold = make(chan struct{})
+			// The end is recorded after the watcher has had its reading of every
+			// chunk done: a reading the last chunk's end asked for cannot bring
+			// it the end.
+			f.endGate = make(chan struct{})
 			a, l := f.replica("a", tc.step, tc.fault)
 			runID := f.start(a)
 
 			final := make(chan *Report, 1)
 			go func() {
-				_ = a.Watch(t.Context(), Ref{RunID: runID}, func(_ progress.Snapshot, r *Report) error {
+				allDone := sync.OnceFunc(func() { close(f.endGate) })
+				_ = a.Watch(t.Context(), Ref{RunID: runID}, func(p progress.Snapshot, r *Report) error {
 					if r != nil {
 						final <- r
+					} else if p.TotalChunks > 0 && p.ChunksDone == p.TotalChunks {
+						allDone()
 					}
 					return nil
 				})
@@ -539,6 +570,10 @@ func TestWatchersSeeTheEndBeforeItsSteps(t *testing.T) {
 				t.Fatalf("the watcher never saw the end\n%s", f.logs)
 			}
 			require.True(t, l.fired.Load(), "the fault was not injected")
+			if tc.fault == faultHeartbeatStops {
+				require.Eventually(t, func() bool { return strings.Contains(f.logs.String(), "run's end interrupted") },
+					2*heartbeatStopsWithin, 10*time.Millisecond, "the heartbeat did not stop the driver before the end's answer")
+			}
 			var doneAt *time.Time
 			require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT after_end_done_at FROM consolidation_run WHERE id = $1", runID).Scan(&doneAt))
 			require.Nil(t, doneAt, "the steps after the end were done with Redis down")
