@@ -87,13 +87,20 @@ func readStored(ctx context.Context, q Querier, closingID int64, where string, a
 	return recs, nil
 }
 
-// queryFresh runs a query planned on the rows as they are: DISCARD PLANS first,
-// in the same round trip, so a generic plan the session kept is not reused.
+// queryFresh runs a query planned on the rows as they are (freshPlansBatch).
 func queryFresh(ctx context.Context, q Querier, sql string, args []any, read func(pgx.Rows) error) error {
-	b := &pgx.Batch{}
-	b.Queue(sqlFreshPlans)
+	b := freshPlansBatch()
 	b.Queue(sql, args...).Query(read)
 	return q.SendBatch(ctx, b).Close()
+}
+
+// freshPlansBatch is a batch that begins with DISCARD PLANS: the statements
+// queued after it, sent in the same round trip, are planned on the rows as they
+// are, not on a generic plan the session kept.
+func freshPlansBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(sqlFreshPlans)
+	return b
 }
 
 // LibroEmployeeOf is the libro row (nomina_empleado_cierre.id) of a closing's

@@ -50,8 +50,7 @@ FROM (SELECT coalesce(sum(employees), 0) AS employees, coalesce(sum(records), 0)
 // empty tables").
 func CheckControlTotals(ctx context.Context, q Querier, runID int64) (ControlTotals, error) {
 	var t ControlTotals
-	b := &pgx.Batch{}
-	b.Queue(sqlFreshPlans)
+	b := freshPlansBatch()
 	b.Queue(sqlControlTotals, runID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&t.Ledger.Employees, &t.Ledger.Records, &t.Ledger.TotalHaberes, &t.Ledger.TotalDescuentos, &t.Ledger.LiquidoPagar,
 			&t.Written.Employees, &t.Written.Records, &t.Written.TotalHaberes, &t.Written.TotalDescuentos, &t.Written.LiquidoPagar)
