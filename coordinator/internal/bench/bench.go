@@ -537,6 +537,11 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			fmt.Fprintf(out, "  %s, %d employees, repeat %d: %s, %s, floor %s, parallel floor %s (%d streams); CPU s: coordinator %.2f, workers %.2f, PostgreSQL %.2f, machine %.2f (%.0f%% of all cores busy); WAL %.1f MiB; autovacuum passes: %d in the closing, %d in the floor; scans of the employee result table in the closing: %d\n",
 				sc, n, rep+1, duration(r.Wall), r.Estado, duration(r.Floor), duration(r.ParallelFloor), r.Streams, r.CoordCPU, r.WorkersCPU, r.PostgresCPU, r.MachineCPU, 100*r.MachineBusy, float64(r.WALBytes)/(1<<20),
 				r.AutovacuumsWall, r.AutovacuumsFloor, r.ResultSeqScans)
+			if steps, err := readSteps(ctx, pool, r); err == nil {
+				fmt.Fprintf(out, "    %s\n", stepsLine(steps))
+			} else {
+				fmt.Fprintf(out, "    %v\n", err)
+			}
 			if cfg.DashboardTabs > 0 {
 				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s (at the end: anon %s, file %s); load average %.2f",
 					r.Tabs, mib(r.CoordRSS), mib(r.CoordAnon), mib(r.CoordFile), r.Load1)

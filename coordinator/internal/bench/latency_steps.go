@@ -28,19 +28,38 @@ var latencyStepNames = [6]string{"check and plan", "answer", "to the first dispa
 
 // add reads r's run's timestamps from the ledger and records its steps.
 func (s *latencySteps) add(ctx context.Context, pool *pgxpool.Pool, r Result) error {
+	steps, err := readSteps(ctx, pool, r)
+	if err != nil {
+		return err
+	}
+	for i, d := range steps {
+		s.steps[i] = append(s.steps[i], d.Seconds())
+	}
+	return nil
+}
+
+// readSteps reads r's run's timestamps from the ledger and splits its latency
+// into the six steps above.
+func readSteps(ctx context.Context, pool *pgxpool.Pool, r Result) ([6]time.Duration, error) {
 	var started, firstAttempt, lastCommit, finished time.Time
 	err := pool.QueryRow(ctx, `
 		SELECT r.started_at, (SELECT min(started_at) FROM consolidation_chunk_attempt WHERE run_id = r.id),
 		       (SELECT max(finished_at) FROM consolidation_chunk WHERE run_id = r.id), r.finished_at
 		FROM consolidation_run r WHERE r.id = $1`, r.RunID).Scan(&started, &firstAttempt, &lastCommit, &finished)
 	if err != nil {
-		return fmt.Errorf("reading the timestamps of consolidation %d: %w", r.RunID, err)
+		return [6]time.Duration{}, fmt.Errorf("reading the timestamps of consolidation %d: %w", r.RunID, err)
 	}
-	for i, d := range []time.Duration{started.Sub(r.Called), r.Answered.Sub(started), firstAttempt.Sub(started),
-		lastCommit.Sub(firstAttempt), finished.Sub(lastCommit), r.Ended.Sub(finished)} {
-		s.steps[i] = append(s.steps[i], d.Seconds())
+	return [6]time.Duration{started.Sub(r.Called), r.Answered.Sub(started), firstAttempt.Sub(started),
+		lastCommit.Sub(firstAttempt), finished.Sub(lastCommit), r.Ended.Sub(finished)}, nil
+}
+
+// stepsLine is one closing's steps on one line, for the measured closings.
+func stepsLine(steps [6]time.Duration) string {
+	line := "where the time goes:"
+	for i, d := range steps {
+		line += fmt.Sprintf(" %d. %s %s;", i+1, latencyStepNames[i], duration(d))
 	}
-	return nil
+	return line[:len(line)-1]
 }
 
 // print writes one line per step: median (lowest–highest).
