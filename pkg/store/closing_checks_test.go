@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -42,4 +43,44 @@ func TestCheckRUTs(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []int{2, 1, 2, 1}, []int{p.BadCount, len(p.Bad), p.RepeatedCount, len(p.Repeated)})
 	})
+}
+
+// The count of novedades without a libro match looks each novedad up in the
+// libro's (closing, canonical RUT) index: the canonical RUT is computed once a
+// novedad, never for the libro's rows (a hash anti join computed it for every
+// libro row of the closing, on the start's path: docs/benchmarks.md, "The
+// serial steps of a large closing"). Counted with PostgreSQL's own count of the
+// function's calls in the transaction: no clock.
+func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const employees = 3000
+	dbURL, closingID, _ := plansFixture(t, employees, 27)
+	pool := pgtest.OpenPool(t, dbURL)
+
+	var novedades, want int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
+		closingID).Scan(&novedades))
+	require.Positive(t, novedades)
+	require.Less(t, novedades, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	// The same question asked as plainly as it reads.
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades n
+		WHERE n.cierre_id = $1 AND NOT EXISTS (SELECT FROM nomina_empleado_cierre e WHERE e.cierre_id = n.cierre_id
+		                AND nomina_rut_canonical(e.rut) = nomina_rut_canonical(n.rut))`, closingID).Scan(&want))
+	require.Positive(t, want, "the closing has no unmatched novedades; the count would not be checked")
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL track_functions = 'pl'")
+	require.NoError(t, err)
+	got, err := store.CountUnmatchedNovedades(ctx, tx, closingID)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	var calls int
+	require.NoError(t, tx.QueryRow(ctx,
+		"SELECT coalesce(pg_stat_get_xact_function_calls('nomina_rut_canonical(text)'::regprocedure), 0)").Scan(&calls))
+	require.Positive(t, calls, "no call of the canonical RUT counted: the test would not see a libro computed")
+	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to count the unmatched novedades of %d novedades and %d libro rows",
+		novedades, employees)
 }
