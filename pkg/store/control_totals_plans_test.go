@@ -28,20 +28,26 @@ func TestControlTotalsPlanOnTheRowsAsTheyAre(t *testing.T) {
 	runID := newRunOf(t, pool, closingID, chunks)
 	dispatchAndCommit(t, pool, runID, 0)
 	for range 10 {
-		_, err := store.CheckControlTotals(ctx, coord, runID)
-		require.NoError(t, err)
+		for _, split := range []bool{false, true} {
+			_, err := store.CheckControlTotals(ctx, coord, runID, split)
+			require.NoError(t, err)
+		}
 	}
-	requireGenericPlan(t, coord, "%LEFT JOIN LATERAL (SELECT count(*) AS lines%")
+	requireGenericPlan(t, coord, "%LEFT JOIN LATERAL (SELECT count(*) AS lines%e.empleado_origen_id <%")
+	requireGenericPlan(t, coord, "%LEFT JOIN LATERAL (SELECT count(*) AS lines%e.empleado_origen_id >=%")
+	requireGenericPlan(t, coord, "%LEFT JOIN LATERAL (SELECT count(*) AS lines%AND true%")
 	for i := 1; i < len(chunks); i++ {
 		dispatchAndCommit(t, pool, runID, i)
 	}
-	s0, i0 := conceptScans(t, pool, coord)
-	totals, err := store.CheckControlTotals(ctx, coord, runID)
-	require.NoError(t, err)
-	require.True(t, totals.Agree())
-	s1, i1 := conceptScans(t, pool, coord)
-	require.Zero(t, s1-s0, "scans of the concept rows in one control totals check over %d employees", employees)
-	require.Positive(t, i1-i0, "the concept rows were not counted through the index")
+	for _, split := range []bool{false, true} {
+		s0, i0 := conceptScans(t, pool, coord)
+		totals, err := store.CheckControlTotals(ctx, coord, runID, split)
+		require.NoError(t, err)
+		require.True(t, totals.Agree())
+		s1, i1 := conceptScans(t, pool, coord)
+		require.Zero(t, s1-s0, "scans of the concept rows in one control totals check over %d employees (split %v)", employees, split)
+		require.Positive(t, i1-i0, "the concept rows were not counted through the index (split %v)", split)
+	}
 }
 
 // The run's end plans afresh too: a coordinator session that ended small runs

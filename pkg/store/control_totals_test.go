@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/domain"
+	"github.com/nominacl/consolidation/pkg/pgtest"
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
@@ -20,10 +21,15 @@ func TestCheckControlTotals(t *testing.T) {
 		TotalDescuentos: chunk0Sum.TotalDescuentos + chunk1Sum.TotalDescuentos,
 		LiquidoPagar:    chunk0Sum.LiquidoPagar + chunk1Sum.LiquidoPagar,
 	}
+	// check adds the totals up in one statement and split in two halves: both
+	// must say the same.
 	check := func(t *testing.T, pool *pgxpool.Pool, runID int64) store.ControlTotals {
 		t.Helper()
-		totals, err := store.CheckControlTotals(t.Context(), pool, runID)
+		totals, err := store.CheckControlTotals(t.Context(), pool, runID, false)
 		require.NoError(t, err)
+		split, err := store.CheckControlTotals(t.Context(), pool, runID, true)
+		require.NoError(t, err)
+		require.Equal(t, totals, split, "the halves do not add up to the whole")
 		return totals
 	}
 
@@ -64,6 +70,25 @@ func TestCheckControlTotals(t *testing.T) {
 		require.False(t, totals.Agree())
 		require.Equal(t, twoChunksSum, totals.Ledger)
 		require.Equal(t, twoChunksSum.TotalHaberes+1, totals.Written.TotalHaberes)
+	})
+	t.Run("HalvesOfAManyChunkRunAddUpToTheWhole", func(t *testing.T) {
+		t.Parallel()
+		const employees = 1202
+		dbURL, closingID, ids := plansFixture(t, employees, 28)
+		pool := pgtest.OpenPool(t, dbURL)
+		runID := newRunOf(t, pool, closingID, chunkRanges(ids, 0, 100))
+		for i := range 13 {
+			dispatchAndCommit(t, pool, runID, i)
+		}
+		totals := check(t, pool, runID)
+		require.True(t, totals.Agree(), "%+v", totals)
+		require.Equal(t, employees, totals.Written.Employees)
+		// A row changed in each half, either side of the median chunk.
+		_, err := pool.Exec(t.Context(), `UPDATE nomina_empleado_consolidado SET total_haberes = total_haberes + 0.01
+			WHERE empleado_origen_id = ANY($1)`, []int64{ids[10], ids[1100]})
+		require.NoError(t, err)
+		totals = check(t, pool, runID)
+		require.Equal(t, totals.Ledger.TotalHaberes+2, totals.Written.TotalHaberes)
 	})
 	t.Run("DisagreeWhenAConceptRowIsMissing", func(t *testing.T) {
 		t.Parallel()

@@ -270,7 +270,7 @@ func (f *driveFixture) settled(want domain.Estado) store.Run {
 		require.Empty(t, rows)
 	} else {
 		require.Len(t, rows, len(consolidated))
-		totals, err := f.ledger.CheckControlTotals(ctx, f.runID)
+		totals, err := f.ledger.CheckControlTotals(ctx, f.runID, false)
 		require.NoError(t, err)
 		require.True(t, totals.Agree(), "%+v", totals)
 		require.Equal(t, totals.Written.LiquidoPagar, run.LiquidoPagar)

@@ -31,7 +31,9 @@ type ledger interface {
 	LatestRunID(ctx context.Context, closingID int64) (int64, error)
 	UnfinishedRuns(ctx context.Context) ([]store.UnfinishedRun, error)
 	RequestCancel(ctx context.Context, runID int64, by string) (bool, error)
-	CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error)
+	// CheckControlTotals adds the run's totals up; split says in two halves at
+	// once (a large run: docs/benchmarks.md, "The serial steps of a large closing").
+	CheckControlTotals(ctx context.Context, runID int64, split bool) (store.ControlTotals, error)
 	FinishRun(ctx context.Context, l store.RunLease, o store.RunEnd) (bool, error)
 	AbortRun(ctx context.Context, l store.RunLease, errText string) (bool, error)
 	GetMetrics(ctx context.Context, closingID int64) (store.Metrics, error)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -244,7 +245,7 @@ var conformanceCases = []conformanceCase{
 		require.NoError(t, err)
 		require.Equal(t, 1, run.ChunksSucceeded)
 		require.Equal(t, 5, run.EmployeesDone)
-		totals, err := l.CheckControlTotals(ctx, runID)
+		totals, err := controlTotals(ctx, l, runID)
 		require.NoError(t, err)
 		require.True(t, totals.Agree(), "%+v", totals)
 		require.Equal(t, 5, totals.Ledger.Employees)
@@ -377,7 +378,7 @@ var conformanceCases = []conformanceCase{
 		require.NoError(t, err)
 		_, err = l.FinishRun(ctx, store.RunLease{RunID: runID, Epoch: epoch + 1}, end)
 		require.ErrorIs(t, err, store.ErrLeaseLost)
-		totals, err := l.CheckControlTotals(ctx, runID)
+		totals, err := controlTotals(ctx, l, runID)
 		require.NoError(t, err)
 		require.True(t, totals.Agree(), "%+v", totals)
 		require.Equal(t, 10, totals.Written.Employees)
@@ -475,4 +476,21 @@ func TestLedgerConformance(t *testing.T) {
 			})
 		}
 	}
+}
+
+// controlTotals checks a run's totals in one statement and in two halves, and
+// requires both to say the same.
+func controlTotals(ctx context.Context, l ledgerUnderTest, runID int64) (store.ControlTotals, error) {
+	whole, err := l.CheckControlTotals(ctx, runID, false)
+	if err != nil {
+		return whole, err
+	}
+	halves, err := l.CheckControlTotals(ctx, runID, true)
+	if err != nil {
+		return halves, err
+	}
+	if whole != halves {
+		return whole, fmt.Errorf("the totals in one statement %+v and in two halves %+v differ", whole, halves)
+	}
+	return whole, nil
 }

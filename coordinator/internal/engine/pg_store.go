@@ -99,8 +99,8 @@ func (s pgStore) RequestCancel(ctx context.Context, runID int64, by string) (boo
 	return store.RequestCancel(ctx, s.pool, runID, by)
 }
 
-func (s pgStore) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
-	return store.CheckControlTotals(ctx, s.db(ctx), runID)
+func (s pgStore) CheckControlTotals(ctx context.Context, runID int64, split bool) (store.ControlTotals, error) {
+	return store.CheckControlTotals(ctx, s.db(ctx), runID, split)
 }
 
 func (s pgStore) FinishRun(ctx context.Context, l store.RunLease, o store.RunEnd) (bool, error) {

@@ -150,9 +150,9 @@ func (l *faultLedger) GetRun(ctx context.Context, runID int64) (store.Run, error
 	return call(l, withRun(ctx, runID), "GetRun", func() (store.Run, error) { return l.ledger.GetRun(ctx, runID) })
 }
 
-func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64) (store.ControlTotals, error) {
+func (l *faultLedger) CheckControlTotals(ctx context.Context, runID int64, split bool) (store.ControlTotals, error) {
 	return call(l, withRun(ctx, runID), "CheckControlTotals", func() (store.ControlTotals, error) {
-		return l.ledger.CheckControlTotals(ctx, runID)
+		return l.ledger.CheckControlTotals(ctx, runID, split)
 	})
 }
 

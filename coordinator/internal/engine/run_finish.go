@@ -31,7 +31,7 @@ func (e *Engine) finish(ctx context.Context, run store.Run, epoch int64, cause e
 			step = "checking control totals"
 			err = e.waitOutDB(ctx, log, step, func(ctx context.Context) error {
 				var err error
-				totals, err = e.ledger.CheckControlTotals(ctx, run.ID)
+				totals, err = e.ledger.CheckControlTotals(ctx, run.ID, run.TotalEmployees >= store.SplitControlTotalsFrom)
 				return err
 			})
 		}

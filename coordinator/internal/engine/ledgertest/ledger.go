@@ -318,8 +318,9 @@ func (l *Ledger) RequestCancel(_ context.Context, runID int64, by string) (bool,
 	return changed, nil
 }
 
-// CheckControlTotals adds up the run's succeeded chunks and the rows it wrote.
-func (l *Ledger) CheckControlTotals(_ context.Context, runID int64) (store.ControlTotals, error) {
+// CheckControlTotals adds up the run's succeeded chunks and the rows it wrote
+// (split or not: the same sums).
+func (l *Ledger) CheckControlTotals(_ context.Context, runID int64, _ bool) (store.ControlTotals, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t store.ControlTotals
