@@ -68,11 +68,14 @@ func TestMigrateOnDjangoDatabase(t *testing.T) {
 	})
 	t.Run("BuildsItsIndexesValidAndNoneOfTheOwnSchemas", func(t *testing.T) {
 		for _, index := range []string{
-			"nomina_empleado_cierre_novedades_cierre_rut_canonical_idx", "nomina_movimiento_alta_baja_rut_canonical_idx",
-			"nomina_movimiento_ausentismo_rut_canonical_idx", "nomina_empleado_cierre_cierre_rut_canonical_idx",
+			"nomina_empleado_cierre_novedades_cierre_rut_canonical_ids_idx", "nomina_movimiento_alta_baja_rut_canonical_idx",
+			"nomina_movimiento_ausentismo_rut_canonical_idx", "nomina_empleado_cierre_cierre_rut_canonical_ids_idx",
 		} {
 			require.True(t, slicesHasPrefix(first, "index "+index+" valid=t "), index)
 		}
+		// 007's indexes on the libro and the novedades, replaced by 020's.
+		require.False(t, slicesHasPrefix(first, "index nomina_empleado_cierre_cierre_rut_canonical_idx "))
+		require.False(t, slicesHasPrefix(first, "index nomina_empleado_cierre_novedades_cierre_rut_canonical_idx "))
 		// 001's indexes go only with the tables it creates; Django's tables have theirs.
 		require.False(t, slicesHasPrefix(first, "index nomina_empleado_cierre_cierre_id_idx "))
 		require.False(t, slicesHasPrefix(first, "index nomina_discrepanciacierre_cierre_id_idx "))
@@ -116,7 +119,10 @@ func TestPrintSQLShowsTheStatementsAndWritesNothing(t *testing.T) {
 	} {
 		require.Contains(t, sql, want)
 	}
-	require.NotContains(t, sql, "DROP INDEX", "no index is invalid")
+	// 020 drops 007's libro and novedades indexes by name; the rebuild of an
+	// invalid index drops it by its quoted identifier.
+	require.Contains(t, sql, "DROP INDEX CONCURRENTLY IF EXISTS nomina_empleado_cierre_cierre_rut_canonical_idx;")
+	require.NotContains(t, sql, `DROP INDEX CONCURRENTLY IF EXISTS "`, "no index is invalid")
 	require.Equal(t, before, schemaSnapshot(t, pool), "printing changed the schema")
 }
 

@@ -84,3 +84,39 @@ func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
 	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to count the unmatched novedades of %d novedades and %d libro rows",
 		novedades, employees)
 }
+
+// The RUT checks read each row's canonical RUT, id and raw RUT from the
+// (closing, canonical RUT) indexes (migration 020) and compute no canonical RUT
+// of the libro's rows: computing one for every row of the closing was most of a
+// large closing's start (docs/benchmarks.md, "The serial steps of a large
+// closing"). Counted with PostgreSQL's own count of the function's calls in the
+// transaction: no clock.
+func TestRUTChecksComputeNoLibroRUT(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const employees = 3000
+	dbURL, closingID, _ := plansFixture(t, employees, 29)
+	pool := pgtest.OpenPool(t, dbURL)
+	var novedades int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
+		closingID).Scan(&novedades))
+	require.Less(t, novedades, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	// One libro RUT repeated, written otherwise, so the checks have something to find.
+	_, err := pool.Exec(ctx, `UPDATE nomina_empleado_cierre SET rut = '0' || (SELECT rut FROM nomina_empleado_cierre
+		WHERE cierre_id = $1 ORDER BY id LIMIT 1) WHERE id = (SELECT max(id) FROM nomina_empleado_cierre WHERE cierre_id = $1)`, closingID)
+	require.NoError(t, err)
+
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL track_functions = 'pl'")
+	require.NoError(t, err)
+	p, err := store.CheckRUTs(ctx, tx, closingID, 20)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.RepeatedCount, "%+v", p)
+	var calls int
+	require.NoError(t, tx.QueryRow(ctx,
+		"SELECT coalesce(pg_stat_get_xact_function_calls('nomina_rut_canonical(text)'::regprocedure), 0)").Scan(&calls))
+	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to check the RUTs of %d novedades and %d libro rows",
+		novedades, employees)
+}
