@@ -3,6 +3,8 @@ package store_test
 import (
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nominacl/consolidation/pkg/pgtest"
@@ -58,28 +60,19 @@ func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
 	dbURL, closingID, _ := plansFixture(t, employees, 27)
 	pool := pgtest.OpenPool(t, dbURL)
 
-	var novedades, want int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
-		closingID).Scan(&novedades))
-	require.Positive(t, novedades)
-	require.Less(t, novedades, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	novedades := fewerNovedades(t, pool, closingID, employees)
+	var want int
 	// The same question asked as plainly as it reads.
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades n
 		WHERE n.cierre_id = $1 AND NOT EXISTS (SELECT FROM nomina_empleado_cierre e WHERE e.cierre_id = n.cierre_id
 		                AND nomina_rut_canonical(e.rut) = nomina_rut_canonical(n.rut))`, closingID).Scan(&want))
 	require.Positive(t, want, "the closing has no unmatched novedades; the count would not be checked")
 
-	tx, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, "SET LOCAL track_functions = 'pl'")
-	require.NoError(t, err)
-	got, err := store.CountUnmatchedNovedades(ctx, tx, closingID)
-	require.NoError(t, err)
-	require.Equal(t, want, got)
-	var calls int
-	require.NoError(t, tx.QueryRow(ctx,
-		"SELECT coalesce(pg_stat_get_xact_function_calls('nomina_rut_canonical(text)'::regprocedure), 0)").Scan(&calls))
+	calls := canonicalRUTsComputed(t, pool, func(tx pgx.Tx) {
+		got, err := store.CountUnmatchedNovedades(ctx, tx, closingID)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
 	require.Positive(t, calls, "no call of the canonical RUT counted: the test would not see a libro computed")
 	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to count the unmatched novedades of %d novedades and %d libro rows",
 		novedades, employees)
@@ -97,26 +90,47 @@ func TestRUTChecksComputeNoLibroRUT(t *testing.T) {
 	const employees = 3000
 	dbURL, closingID, _ := plansFixture(t, employees, 29)
 	pool := pgtest.OpenPool(t, dbURL)
-	var novedades int
-	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
-		closingID).Scan(&novedades))
-	require.Less(t, novedades, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	novedades := fewerNovedades(t, pool, closingID, employees)
 	// One libro RUT repeated, written otherwise, so the checks have something to find.
 	_, err := pool.Exec(ctx, `UPDATE nomina_empleado_cierre SET rut = '0' || (SELECT rut FROM nomina_empleado_cierre
 		WHERE cierre_id = $1 ORDER BY id LIMIT 1) WHERE id = (SELECT max(id) FROM nomina_empleado_cierre WHERE cierre_id = $1)`, closingID)
 	require.NoError(t, err)
 
+	calls := canonicalRUTsComputed(t, pool, func(tx pgx.Tx) {
+		p, err := store.CheckRUTs(ctx, tx, closingID, 20)
+		require.NoError(t, err)
+		require.Equal(t, 1, p.RepeatedCount, "%+v", p)
+	})
+	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to check the RUTs of %d novedades and %d libro rows",
+		novedades, employees)
+}
+
+// fewerNovedades is how many novedades rows the closing has, fewer than half its
+// libro rows (so a count of canonical RUTs computed tells the two apart).
+func fewerNovedades(t *testing.T, pool *pgxpool.Pool, closingID int64, employees int) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
+		closingID).Scan(&n))
+	require.Positive(t, n)
+	require.Less(t, n, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	return n
+}
+
+// canonicalRUTsComputed runs fn in a transaction of pool and returns how many
+// times it computed a canonical RUT (nomina_rut_canonical's calls, as
+// PostgreSQL counts them with track_functions).
+func canonicalRUTsComputed(t *testing.T, pool *pgxpool.Pool, fn func(tx pgx.Tx)) int {
+	t.Helper()
+	ctx := t.Context()
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	_, err = tx.Exec(ctx, "SET LOCAL track_functions = 'pl'")
 	require.NoError(t, err)
-	p, err := store.CheckRUTs(ctx, tx, closingID, 20)
-	require.NoError(t, err)
-	require.Equal(t, 1, p.RepeatedCount, "%+v", p)
+	fn(tx)
 	var calls int
 	require.NoError(t, tx.QueryRow(ctx,
 		"SELECT coalesce(pg_stat_get_xact_function_calls('nomina_rut_canonical(text)'::regprocedure), 0)").Scan(&calls))
-	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to check the RUTs of %d novedades and %d libro rows",
-		novedades, employees)
+	return calls
 }
