@@ -154,17 +154,14 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 			e.starts.Release()
 		}
 	}()
-	// The RUT checks and the plan read the closing apart, each on a connection
-	// of its own at once: at 100,000 employees the checks take a third of a
-	// second on one core (docs/benchmarks.md, "The serial steps of a large
-	// closing"). A refusal of the RUTs is still the answer whatever the plan met.
-	ruts := make(chan error, 1)
-	var problems store.RUTProblems
-	go func() {
-		var err error
-		problems, err = e.closings.CheckRUTs(ctx, closing.ID, refusalExamples)
-		ruts <- err
-	}()
+	problems, err := e.closings.CheckRUTs(ctx, closing.ID, refusalExamples)
+	if err != nil {
+		return Started{}, err
+	}
+	if !problems.OK() {
+		return Started{}, rutRefusal(closing.ID, problems)
+	}
+
 	policy := req.Policy
 	if policy == "" {
 		policy = e.cfg.DefaultPolicy
@@ -177,16 +174,10 @@ func (e *Engine) start(ctx context.Context, req StartRequest) (Started, error) {
 	} else {
 		err = e.planFull(ctx, closing, policy, employees, req.ChunkSize, &nr)
 	}
-	if err == nil {
-		nr.UnmatchedNovedades, err = e.closings.CountUnmatchedNovedades(ctx, closing.ID)
-	}
-	if rutErr := <-ruts; rutErr != nil {
-		return Started{}, rutErr
-	}
-	if !problems.OK() {
-		return Started{}, rutRefusal(closing.ID, problems)
-	}
 	if err != nil {
+		return Started{}, err
+	}
+	if nr.UnmatchedNovedades, err = e.closings.CountUnmatchedNovedades(ctx, closing.ID); err != nil {
 		return Started{}, err
 	}
 
