@@ -47,7 +47,9 @@ const (
 	// cancel while it waited for a slot share them, each statement holding one
 	// briefly. Every other connection is counted for one driven run: its driver
 	// holds at most one connection at a time, briefly (the lease heartbeat, the control
-	// totals, the run's end).
+	// totals, the run's end), but two at once for the control totals of a run of
+	// store.SplitControlTotalsFrom employees or more, each for a fraction of a
+	// second (docs/architecture.md, "Many runs at once").
 	ReservedConns = 2
 	// MaxStarting is how many starts (Consolidate calls) check and plan their
 	// closing at once on a coordinator; the others wait in the start lane, and the
