@@ -56,11 +56,7 @@ func TestCheckRUTs(t *testing.T) {
 func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	const employees = 3000
-	dbURL, closingID, _ := plansFixture(t, employees, 27)
-	pool := pgtest.OpenPool(t, dbURL)
-
-	novedades := fewerNovedades(t, pool, closingID, employees)
+	pool, closingID, novedades := rutClosing(t, 27)
 	var want int
 	// The same question asked as plainly as it reads.
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM nomina_empleado_cierre_novedades n
@@ -75,7 +71,7 @@ func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
 	})
 	require.Positive(t, calls, "no call of the canonical RUT counted: the test would not see a libro computed")
 	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to count the unmatched novedades of %d novedades and %d libro rows",
-		novedades, employees)
+		novedades, rutEmployees)
 }
 
 // The RUT checks read each row's canonical RUT, id and raw RUT from the
@@ -87,10 +83,7 @@ func TestUnmatchedNovedadesComputeNoLibroRUT(t *testing.T) {
 func TestRUTChecksComputeNoLibroRUT(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	const employees = 3000
-	dbURL, closingID, _ := plansFixture(t, employees, 29)
-	pool := pgtest.OpenPool(t, dbURL)
-	novedades := fewerNovedades(t, pool, closingID, employees)
+	pool, closingID, novedades := rutClosing(t, 29)
 	// One libro RUT repeated, written otherwise, so the checks have something to find.
 	_, err := pool.Exec(ctx, `UPDATE nomina_empleado_cierre SET rut = '0' || (SELECT rut FROM nomina_empleado_cierre
 		WHERE cierre_id = $1 ORDER BY id LIMIT 1) WHERE id = (SELECT max(id) FROM nomina_empleado_cierre WHERE cierre_id = $1)`, closingID)
@@ -102,19 +95,25 @@ func TestRUTChecksComputeNoLibroRUT(t *testing.T) {
 		require.Equal(t, 1, p.RepeatedCount, "%+v", p)
 	})
 	require.LessOrEqual(t, calls, novedades, "canonical RUTs computed to check the RUTs of %d novedades and %d libro rows",
-		novedades, employees)
+		novedades, rutEmployees)
 }
 
-// fewerNovedades is how many novedades rows the closing has, fewer than half its
-// libro rows (so a count of canonical RUTs computed tells the two apart).
-func fewerNovedades(t *testing.T, pool *pgxpool.Pool, closingID int64, employees int) int {
+// rutEmployees is the libro size of rutClosing's closings.
+const rutEmployees = 3000
+
+// rutClosing generates a closing of rutEmployees libro rows (analyzed) and
+// returns a pool on its database, its id and how many novedades rows it has:
+// fewer than half its libro rows, so a count of canonical RUTs computed tells
+// the two apart.
+func rutClosing(t *testing.T, seed uint64) (pool *pgxpool.Pool, closingID int64, novedades int) {
 	t.Helper()
-	var n int
+	dbURL, closingID, _ := plansFixture(t, rutEmployees, seed)
+	pool = pgtest.OpenPool(t, dbURL)
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM nomina_empleado_cierre_novedades WHERE cierre_id = $1`,
-		closingID).Scan(&n))
-	require.Positive(t, n)
-	require.Less(t, n, employees/2, "the test needs fewer novedades than libro rows to tell them apart")
-	return n
+		closingID).Scan(&novedades))
+	require.Positive(t, novedades)
+	require.Less(t, novedades, rutEmployees/2, "the test needs fewer novedades than libro rows to tell them apart")
+	return pool, closingID, novedades
 }
 
 // canonicalRUTsComputed runs fn in a transaction of pool and returns how many

@@ -109,11 +109,7 @@ func CheckControlTotals(ctx context.Context, q Querier, runID int64, split bool)
 	if err := cmp.Or(err, secondErr); err != nil {
 		return ControlTotals{}, fmt.Errorf("adding up the ledger and the rows of consolidation %d: %w", runID, err)
 	}
-	t.Written.Employees += second.Employees
-	t.Written.Records += second.Records
-	t.Written.TotalHaberes += second.TotalHaberes
-	t.Written.TotalDescuentos += second.TotalDescuentos
-	t.Written.LiquidoPagar += second.LiquidoPagar
+	t.Written = t.Written.plus(second)
 	return t, nil
 }
 
