@@ -14,8 +14,7 @@ import (
 
 // openTabs opens n simulated dashboard tabs on a run, each doing what the run
 // page's script does (coordinator/internal/webui/static/dashboard.js): load the
-// page, follow its server-sent events, and fetch the details again when the
-// chunks done change, at most every 5 s, and once more at the end. The
+// page and follow its server-sent events, progress and details, to the end. The
 // returned func waits for the tabs to see the end (or stops them when ctx
 // ends) and returns the first error any met.
 func openTabs(ctx context.Context, addr string, n int, runID int64) func() error {
@@ -42,46 +41,60 @@ func openTabs(ctx context.Context, addr string, n int, runID int64) func() error
 
 // tab is one simulated tab on a run page until the run's final event.
 func tab(ctx context.Context, page string) error {
-	get := func(url string) error {
-		resp, err := httpGet(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, err = io.Copy(io.Discard, resp.Body)
+	resp, err := httpGet(ctx, page)
+	if err != nil {
 		return err
 	}
-	if err := get(page); err != nil {
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
 		return err
 	}
-	resp, err := httpGet(ctx, page+"/events")
+	resp, err = httpGet(ctx, page+"/events")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	lastDone, lastFetch := -1, time.Time{}
+	// The page's details come over the stream too; the run's last ones before
+	// its final progress event.
+	var event string
+	var details []byte
+	detailsAtEnd := false
 	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
+		line := sc.Text()
+		if name, ok := strings.CutPrefix(line, "event: "); ok {
+			event = name
+			continue
+		}
+		if line == "" { // an event ends
+			if event == "details" {
+				detailsAtEnd = len(details) > 0
+			}
+			event, details = "", details[:0]
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || event != "progress" {
+			if ok && event == "details" {
+				details = append(details, data...)
+			}
 			continue
 		}
 		var ev struct {
-			ChunksDone int  `json:"chunks_done"`
-			Final      bool `json:"final"`
+			Final bool `json:"final"`
 		}
 		if err := json.Unmarshal([]byte(data), &ev); err != nil {
 			return err
 		}
 		if ev.Final {
-			return get(page + "/details?fin=1")
-		}
-		if ev.ChunksDone != lastDone && time.Since(lastFetch) >= 5*time.Second {
-			lastDone, lastFetch = ev.ChunksDone, time.Now()
-			if err := get(page + "/details"); err != nil {
-				return err
+			if !detailsAtEnd {
+				return fmt.Errorf("%s: the run's final progress came without its details before it", page)
 			}
+			return nil
 		}
+		detailsAtEnd = false
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
 		return err

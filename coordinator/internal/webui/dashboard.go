@@ -98,7 +98,6 @@ func NewDashboard(logger *slog.Logger, cfg Config, e *engine.Engine, workers wor
 	m.HandleFunc("GET /ui/{$}", d.runsPage)
 	m.HandleFunc("GET /ui/runs/rows", d.runsRows)
 	m.HandleFunc("GET /ui/runs/{id}", d.runPage)
-	m.HandleFunc("GET /ui/runs/{id}/details", d.runDetails)
 	m.HandleFunc("GET /ui/runs/{id}/events", d.runEvents)
 	m.HandleFunc("GET /ui/closings/{closing}/employees/{employee}", d.explainPage)
 	m.HandleFunc("GET /ui/workers", d.workersPage)

@@ -1,9 +1,11 @@
 package webui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -18,22 +20,39 @@ import (
 // (docs/benchmarks.md, "The dashboard").
 const eventEvery = 500 * time.Millisecond
 
-// runEvents streams a run's progress as server-sent events ("progress", the
-// last one with final set), from the engine's watch hub: every tab watching a
-// run shares the one reading the hub makes of it, as WatchConsolidation streams
-// do. The stream ends when the run has ended.
+// detailsEvery is the least time between two details events of one stream (the
+// final one is sent at once): the bar moves with every progress event; the
+// chunk map and the totals below it need no more to be read, and each details
+// event carries the whole map.
+const detailsEvery = 5 * time.Second
+
+// runEvents streams a run's progress as server-sent events, from the engine's
+// watch hub: every tab watching a run shares the one reading the hub makes of
+// it, as WatchConsolidation streams do. "progress" events carry the bar's
+// figures (the last one with final set); "details" events carry the page's
+// details below the bar as HTML (the caller's actions, then the run's shared
+// details), at most every detailsEvery while chunks end, and once more, before
+// the final progress event, with the run's end. A tab thus holds one connection,
+// and fetches nothing while it watches (docs/benchmarks.md, "The dashboard").
+// The stream ends when the run has ended.
 func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	runID, ok := d.pathID(w, r, "id")
 	if !ok || !d.allowRead(w, r, methodWatch) {
 		return
 	}
+	build := func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) }
 	// The run as the page that opens this stream has just seen it: its view,
 	// shared with the run's other tabs.
-	v, err := d.views.get(r.Context(), runID, false, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
+	var v runView
+	var err error
+	offStack(func() { v, err = d.views.get(r.Context(), runID, false, build) })
 	if err != nil {
 		d.engineError(w, r, err)
 		return
 	}
+	// Who the caller is does not change while the stream lasts; the form token
+	// comes from the cookie the page set.
+	page := d.forCaller(w, r, pageData{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -47,6 +66,23 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	// Only the run's row is kept while the stream lasts, not the view (its
 	// rendered details): a stream lasts as long as the run.
 	opened := v.Run
+	detailsDone, detailsAt := v.Progress.ChunksDone, time.Now()
+	var actions streamActions
+	details := func(ended bool) error {
+		var v runView
+		var err error
+		offStack(func() {
+			if v, err = d.views.get(r.Context(), runID, ended, build); err == nil {
+				err = actions.render(d, page, v)
+			}
+		})
+		if err != nil {
+			// The page keeps the details it has; the next event tries again.
+			d.logger.WarnContext(r.Context(), "dashboard details not sent", "run_id", runID, "error", err.Error())
+			return nil
+		}
+		return writeDetails(w, actions.before, v.summary, actions.after)
+	}
 	var sent time.Time
 	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
 		// At most one event every eventEvery but the final one: the hub reads a
@@ -59,6 +95,9 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		run := opened
 		if final != nil {
 			run = final.Run
+			if err := details(true); err != nil {
+				return err
+			}
 		}
 		data, err := json.Marshal(newProgressEvent(p, final, run))
 		if err != nil {
@@ -67,6 +106,12 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
 			return err
 		}
+		if final == nil && p.ChunksDone != detailsDone && time.Since(detailsAt) >= detailsEvery {
+			detailsDone, detailsAt = p.ChunksDone, time.Now()
+			if err := details(false); err != nil {
+				return err
+			}
+		}
 		return rc.Flush()
 	})
 	if err != nil && r.Context().Err() == nil {
@@ -74,4 +119,117 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprint(w, "event: gone\ndata: {}\n\n")
 		_ = rc.Flush()
 	}
+}
+
+// streamActions is a stream's rendering of the run page's "details" template
+// for its caller around the shared details: the caller's actions, which change
+// only with what the run allows (running: cancel; partial: retry). Rendered
+// again only then, not at every details event: a template's execution grows
+// the stack of the goroutine that runs it, and each tab's stream has one
+// (docs/benchmarks.md, "The dashboard").
+type streamActions struct {
+	rendered          bool
+	running, canRetry bool
+	before, after     []byte
+}
+
+func (a *streamActions) render(d *Dashboard, page pageData, v runView) error {
+	if a.rendered && a.running == v.Running && a.canRetry == v.CanRetry {
+		return nil
+	}
+	var buf bytes.Buffer
+	p := d.runPageData(v)
+	p.Caller, p.CSRF, p.LiveMs = page.Caller, page.CSRF, page.LiveMs
+	before, after, err := d.execute(&buf, "run", "details", p, true)
+	if err != nil {
+		return err
+	}
+	*a = streamActions{rendered: true, running: v.Running, canRetry: v.CanRetry, before: before, after: after}
+	return nil
+}
+
+// offStack runs f on a goroutine of its own and waits for it. A stream's
+// goroutine lasts as long as the run it watches, and a goroutine's stack grows
+// with the deepest call it made and shrinks back only when the collector finds
+// it three quarters unused: building a view or executing a template (many
+// frames) on it would leave each tab's stream holding a stack several times
+// the size its waiting needs (docs/benchmarks.md, "The dashboard").
+func offStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// writeDetails writes a "details" event: the parts of its HTML in order, the
+// view's shared details among them written as they are (not copied into a
+// buffer of the stream's own).
+func writeDetails(w io.Writer, parts ...[]byte) error {
+	if _, err := io.WriteString(w, "event: details\n"); err != nil {
+		return err
+	}
+	data := &eventData{w: w}
+	for _, part := range parts {
+		if _, err := data.Write(part); err != nil {
+			return err
+		}
+	}
+	return data.end()
+}
+
+// eventData writes text as a server-sent event's data: "data: " before every
+// line, which the browser joins again with line feeds. A carriage return, alone
+// or before a line feed, ends a line as a line feed does (the event stream's
+// syntax and HTML's both read it so).
+type eventData struct {
+	w       io.Writer
+	midLine bool // a "data: " line is open
+	cr      bool // the last byte written was a carriage return
+}
+
+var dataPrefix = []byte("data: ")
+
+func (e *eventData) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if e.cr && p[0] == '\n' { // the line feed of a CR LF: its line has ended
+			p, e.cr = p[1:], false
+			continue
+		}
+		e.cr = false
+		if !e.midLine {
+			if _, err := e.w.Write(dataPrefix); err != nil {
+				return 0, err
+			}
+			e.midLine = true
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			if _, err := e.w.Write(p); err != nil {
+				return 0, err
+			}
+			break
+		}
+		if _, err := e.w.Write(p[:i]); err != nil {
+			return 0, err
+		}
+		if _, err := io.WriteString(e.w, "\n"); err != nil {
+			return 0, err
+		}
+		e.midLine, e.cr = false, p[i] == '\r'
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// end ends the event: its last line, and the empty line after it.
+func (e *eventData) end() error {
+	end := "\n"
+	if e.midLine {
+		end = "\n\n"
+	}
+	_, err := io.WriteString(e.w, end)
+	return err
 }

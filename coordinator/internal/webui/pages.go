@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,7 +42,7 @@ var funcs = template.FuncMap{
 // name) with status; the page is rendered into a buffer first, so a template
 // error is a 500, never half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData) {
-	d.renderShared(w, r, page, tmpl, status, p, "")
+	d.renderShared(w, r, page, tmpl, status, p, nil)
 }
 
 // sharedMark stands for the shared HTML in a rendered page: an HTML comment
@@ -62,27 +61,11 @@ var renderBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // rather than copied into each response's buffer. Twenty tabs opening one run's
 // page at once would otherwise each copy the whole chunk map
 // (docs/benchmarks.md, "The dashboard").
-func (d *Dashboard) renderShared(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, shared template.HTML) {
-	p.Caller = d.callerOf(r)
-	if p.Caller.CanStart || p.Caller.CanCancel {
-		p.CSRF = csrfToken(w, r)
-	}
-	p.LiveMs = d.cfg.LiveEvery.Milliseconds()
+func (d *Dashboard) renderShared(w http.ResponseWriter, r *http.Request, page, tmpl string, status int, p pageData, shared []byte) {
+	p = d.forCaller(w, r, p)
 	buf := renderBufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBuf {
-			buf.Reset()
-			renderBufs.Put(buf)
-		}
-	}()
-	err := d.pages[page].ExecuteTemplate(buf, tmpl, p)
-	before, after := buf.Bytes(), []byte(nil)
-	if err == nil && shared != "" {
-		var found bool
-		if before, after, found = bytes.Cut(before, []byte(sharedMark)); !found {
-			err = fmt.Errorf("template %s of page %s has no place for the shared details", tmpl, page)
-		}
-	}
+	defer putRenderBuf(buf)
+	before, after, err := d.execute(buf, page, tmpl, p, shared != nil)
 	if err != nil {
 		d.logger.ErrorContext(r.Context(), "dashboard page not rendered", "page", page, "error", err.Error())
 		http.Error(w, "error interno; vea el log del coordinador", http.StatusInternalServerError)
@@ -91,13 +74,48 @@ func (d *Dashboard) renderShared(w http.ResponseWriter, r *http.Request, page, t
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if _, err := w.Write(before); err != nil || shared == "" {
+	if _, err := w.Write(before); err != nil || shared == nil {
 		return
 	}
-	if _, err := io.WriteString(w, string(shared)); err != nil {
+	if _, err := w.Write(shared); err != nil {
 		return
 	}
 	_, _ = w.Write(after)
+}
+
+// forCaller fills in what p says of the caller: who it is, its form token when
+// it may post anything, and how often live parts refresh.
+func (d *Dashboard) forCaller(w http.ResponseWriter, r *http.Request, p pageData) pageData {
+	p.Caller = d.callerOf(r)
+	if p.Caller.CanStart || p.Caller.CanCancel {
+		p.CSRF = csrfToken(w, r)
+	}
+	p.LiveMs = d.cfg.LiveEvery.Milliseconds()
+	return p
+}
+
+// execute renders tmpl of page into buf, so that a template error is an error
+// and never half a page; with shared, it cuts the result where the template
+// wrote sharedMark, which it must have written.
+func (d *Dashboard) execute(buf *bytes.Buffer, page, tmpl string, p pageData, shared bool) (before, after []byte, err error) {
+	if err := d.pages[page].ExecuteTemplate(buf, tmpl, p); err != nil {
+		return nil, nil, err
+	}
+	before = buf.Bytes()
+	if shared {
+		var found bool
+		if before, after, found = bytes.Cut(before, []byte(sharedMark)); !found {
+			return nil, nil, fmt.Errorf("template %s of page %s has no place for the shared details", tmpl, page)
+		}
+	}
+	return before, after, nil
+}
+
+func putRenderBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuf {
+		buf.Reset()
+		renderBufs.Put(buf)
+	}
 }
 
 // message is a page that only says something: a refusal, an error.
@@ -296,39 +314,33 @@ type runView struct {
 	TraceID         string
 	Running         bool
 	CanRetry        bool // a partial run whose failed employees may be retried
-	// Summary is the "summary" template rendered with this view: the details
-	// that do not depend on the caller.
+	// Summary is where the template writes the details that do not depend on
+	// the caller: sharedMark, for which the response gets summary, rendered
+	// once with this view and shared by every tab of the run.
 	Summary template.HTML
+	summary []byte
 }
 
+// runPage is the run page. The details below its progress bar come again over
+// its event stream as chunks end and when the run ends (events.go).
 func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
-	d.runPart(w, r, "layout")
-}
-
-// runDetails is everything of the run page below its progress bar, which the
-// page fetches again as chunks end and when the run ends.
-func (d *Dashboard) runDetails(w http.ResponseWriter, r *http.Request) {
-	d.runPart(w, r, "details")
-}
-
-func (d *Dashboard) runPart(w http.ResponseWriter, r *http.Request, tmpl string) {
 	runID, ok := d.pathID(w, r, "id")
 	if !ok || !d.allowRead(w, r, methodGet) {
 		return
 	}
-	// "fin": the page saw the run end, so a view shared a moment ago that still
-	// shows it running will not do.
-	v, err := d.views.get(r.Context(), runID, r.URL.Query().Has("fin"),
-		func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
+	v, err := d.views.get(r.Context(), runID, false, func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) })
 	if err != nil {
 		d.engineError(w, r, err)
 		return
 	}
-	// The view's Summary is shared by every tab of the run: the template gets a
-	// mark in its place, and the response the Summary itself.
-	shared := v.Summary
+	d.renderShared(w, r, "run", "layout", http.StatusOK, d.runPageData(v), v.summary)
+}
+
+// runPageData is what the run page's templates read of v; its Summary is the
+// mark the shared details are written for.
+func (d *Dashboard) runPageData(v runView) pageData {
 	v.Summary = sharedMark
-	d.renderShared(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación " + strconv.FormatInt(runID, 10), Nav: "runs", View: v}, shared)
+	return pageData{Title: "Consolidación " + strconv.FormatInt(v.Run.ID, 10), Nav: "runs", View: v}
 }
 
 // runView reads and builds what the run page shows of a run.
@@ -359,13 +371,16 @@ func (d *Dashboard) runView(ctx context.Context, runID int64) (runView, error) {
 	// The details below the actions are the same for every caller: rendered
 	// here, once per build, not once per tab (docs/benchmarks.md, "The
 	// dashboard").
-	var buf bytes.Buffer
-	if err := d.pages["run"].ExecuteTemplate(&buf, "summary", pageData{View: v}); err != nil {
+	// Sized for the chunk map at once (about 110 bytes a cell) rather than
+	// grown by doubling: a large run's details are rendered every second while
+	// tabs watch it.
+	buf := bytes.NewBuffer(make([]byte, 0, 16<<10+128*len(cells)))
+	if err := d.pages["run"].ExecuteTemplate(buf, "summary", pageData{View: v}); err != nil {
 		return runView{}, fmt.Errorf("rendering the details of consolidation %d: %w", runID, err)
 	}
-	v.Summary = template.HTML(buf.String()) //nolint:gosec // our own template's output, escaped as it was rendered
+	v.summary = buf.Bytes()
 	// The view keeps only what the caller's part of the page reads; the rest is
-	// in Summary now. A view is held by the cache and by each tab's request
+	// in summary now. A view is held by the cache and by each tab's request
 	// while it is served: the chunk map's cells, kept beside their rendering,
 	// were the largest part of the coordinator's extra heap with 20 tabs
 	// (docs/benchmarks.md, "The dashboard").

@@ -18,9 +18,9 @@ import (
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
-// The run page and its details carry the run's shared details (rendered once
-// for all its tabs) at their place, once, whoever asks, and never the mark that
-// stood for them.
+// The run page and its details events carry the run's shared details
+// (rendered once for all its tabs) at their place, once, whoever asks, and
+// never the mark that stood for them.
 func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 	t.Parallel()
 	open, err := grpcx.Security{}.Authorization(nil)
@@ -30,39 +30,125 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 	for _, name := range []string{"run", "message"} {
 		d.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
-	const shared = template.HTML(`<section id="the-shared-details">mapa</section>`)
-	v := runView{Run: store.Run{ID: 7, ClosingID: 3, Estado: domain.EstadoConsolidando}, Running: true, Summary: sharedMark}
-	serve := func(tmpl, identity string) *httptest.ResponseRecorder {
+	const shared = "<section id=\"the-shared-details\">\nmapa\n</section>"
+	v := runView{Run: store.Run{ID: 7, ClosingID: 3, Estado: domain.EstadoConsolidando}, Running: true, summary: []byte(shared)}
+	request := func(identity string) *http.Request {
 		r := httptest.NewRequest("GET", "/ui/runs/7", nil)
 		r.RemoteAddr = "127.0.0.1:1"
-		w := httptest.NewRecorder()
 		if identity != "" { // an identified caller may cancel (no policy: every method is open)
-			d.cfg.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1")
 			r.Header.Set(DefaultProxyHeader, identity)
 		}
-		d.renderShared(w, r, "run", tmpl, http.StatusOK, pageData{Title: "Consolidación 7", Nav: "runs", View: v}, shared)
-		return w
+		return r
 	}
-	for _, tmpl := range []string{"layout", "details"} {
-		w := serve(tmpl, "")
-		require.Equal(t, http.StatusOK, w.Code, tmpl)
-		body := w.Body.String()
-		require.Equal(t, 1, strings.Count(body, string(shared)), "%s: the shared details once", tmpl)
-		require.NotContains(t, body, sharedMark, tmpl)
-		require.NotContains(t, body, `id="cancel"`, "%s: a read-only caller has no cancel button", tmpl)
-		if tmpl == "layout" {
-			require.Regexp(t, `(?s)id="progress".*<div id="details">\s*`+regexp.QuoteMeta(string(shared))+`</div>.*</html>$`, body)
-		}
+	d.cfg.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1")
+	page := func(identity string) string {
+		w := httptest.NewRecorder()
+		d.renderShared(w, request(identity), "run", "layout", http.StatusOK, d.runPageData(v), v.summary)
+		require.Equal(t, http.StatusOK, w.Code)
+		return w.Body.String()
 	}
-	body := serve("details", "ops@nomina.cl").Body.String()
-	require.Contains(t, body, `id="cancel"`, "an allowed caller's actions come before the shared details")
-	require.Less(t, strings.Index(body, `id="cancel"`), strings.Index(body, string(shared)))
+	details := func(identity string) string {
+		var b strings.Builder
+		r := request(identity)
+		var a streamActions
+		require.NoError(t, a.render(d, d.forCaller(httptest.NewRecorder(), r, pageData{}), v))
+		require.NoError(t, writeDetails(&b, a.before, v.summary, a.after))
+		events := readEvents(t, b.String())
+		require.Len(t, events, 1)
+		require.Equal(t, "details", events[0].name)
+		return events[0].data
+	}
+	for what, body := range map[string]string{"page": page(""), "details": details("")} {
+		require.Equal(t, 1, strings.Count(body, shared), "%s: the shared details once", what)
+		require.NotContains(t, body, sharedMark, what)
+		require.NotContains(t, body, `id="cancel"`, "%s: a read-only caller has no cancel button", what)
+	}
+	require.Regexp(t, `(?s)id="progress".*<div id="details">\s*`+regexp.QuoteMeta(shared)+`</div>.*</html>$`, page(""))
+	for what, body := range map[string]string{"page": page("ops@nomina.cl"), "details": details("ops@nomina.cl")} {
+		require.Contains(t, body, `id="cancel"`, "%s: an allowed caller's actions come before the shared details", what)
+		require.Less(t, strings.Index(body, `id="cancel"`), strings.Index(body, shared), what)
+	}
+
+	// A stream renders its caller's actions again when what the run allows
+	// changes, and only then.
+	var a streamActions
+	r := request("ops@nomina.cl")
+	caller := d.forCaller(httptest.NewRecorder(), r, pageData{})
+	require.NoError(t, a.render(d, caller, v))
+	require.Contains(t, string(a.before), `id="cancel"`)
+	kept := a.before
+	require.NoError(t, a.render(d, caller, v))
+	require.Same(t, &kept[0], &a.before[0], "rendered again with nothing changed")
+	ended := v
+	ended.Running, ended.CanRetry = false, true
+	require.NoError(t, a.render(d, caller, ended))
+	require.NotContains(t, string(a.before), `id="cancel"`, "the run ended: no cancel any more")
+	require.Contains(t, string(a.before), `id="retry"`, "a partial run: retry")
 
 	// A template with no place for them is an error, never a page without them.
 	w := httptest.NewRecorder()
-	d.renderShared(w, httptest.NewRequest("GET", "/ui/", nil), "message", "layout", http.StatusOK, pageData{View: "x"}, shared)
+	d.renderShared(w, httptest.NewRequest("GET", "/ui/", nil), "message", "layout", http.StatusOK, pageData{View: "x"}, v.summary)
 	require.Equal(t, http.StatusInternalServerError, w.Code)
-	require.NotContains(t, w.Body.String(), string(shared))
+	require.NotContains(t, w.Body.String(), shared)
+}
+
+// A details event's data is the HTML it was given, line for line, whatever
+// ends its lines, however it was cut into writes: the browser reads back
+// exactly what HTML's own parsing would (CR LF and a lone CR are line feeds).
+func TestEventDataKeepsTheLines(t *testing.T) {
+	t.Parallel()
+	for _, html := range []string{
+		"one line",
+		"<ol>\n<li>a</li>\n\n<li>b</li>\n</ol>\n",
+		"a\r\nb\rc\n\r\nd",
+		"\n\nstarts with empty lines",
+		"data: not a field\nevent: nor this\n: nor a comment",
+	} {
+		want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(html)
+		want = strings.TrimSuffix(want, "\n") // an event's data loses its last line feed
+		for cut := range len(html) + 1 {
+			var b strings.Builder
+			e := &eventData{w: &b}
+			_, err := e.Write([]byte(html[:cut]))
+			require.NoError(t, err)
+			_, err = e.Write([]byte(html[cut:]))
+			require.NoError(t, err)
+			require.NoError(t, e.end())
+			events := readEvents(t, "event: details\n"+b.String())
+			require.Len(t, events, 1, "%q cut at %d: %q", html, cut, b.String())
+			require.Equal(t, want, events[0].data, "%q cut at %d", html, cut)
+		}
+	}
+}
+
+type sseEvent struct{ name, data string }
+
+// readEvents parses an event stream as a browser's EventSource does (the
+// HTML standard's "event stream interpretation"), for the fields used here.
+func readEvents(t *testing.T, stream string) []sseEvent {
+	t.Helper()
+	var events []sseEvent
+	var name string
+	var data []string
+	lines := strings.Split(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(stream), "\n")
+	require.Equal(t, "", lines[len(lines)-1], "a stream ends with a line feed")
+	for _, line := range lines[:len(lines)-1] {
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch {
+		case line == "":
+			if data != nil {
+				events = append(events, sseEvent{name: name, data: strings.Join(data, "\n")})
+			}
+			name, data = "", nil
+		case field == "event":
+			name = value
+		case field == "data":
+			data = append(data, value)
+		}
+	}
+	require.Nil(t, data, "an event left open at the end of the stream")
+	return events
 }
 
 // The embedded assets carry their content types (the pages are served with

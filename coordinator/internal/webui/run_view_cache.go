@@ -7,7 +7,7 @@ import (
 )
 
 // runViewCache shares one build of a run's view (its report, chunk map, chart,
-// trace id and the details rendered once: runView.Summary) among the tabs that
+// trace id and the details rendered once: runView.summary) among the tabs that
 // ask for it: a running run's view for ttl, so many tabs on one run cost the
 // ledger and the coordinator about one build and one render per ttl, whatever
 // their number (docs/benchmarks.md, "The dashboard"). An ended run's view no

@@ -23,35 +23,13 @@
     setTimeout(refresh, liveMs);
   }
 
-  // Run page: follow the run's progress over server-sent events, and fetch the
-  // details (chunk map, totals, failed employees) again as chunks end.
+  // Run page: follow the run's progress over server-sent events; its details
+  // (chunk map, totals, failed employees) come over the same stream as chunks
+  // end, at most every 5 s, and with the run's end, before its final progress.
   const card = document.getElementById("progress");
   if (!card || card.dataset.final) return;
   const el = (id) => document.getElementById(id);
   const bar = el("bar"), details = el("details");
-  let chunksDone = Number(el("chunks").dataset.done) || 0;
-  let pending = null, loading = false, again = false;
-
-  const loadDetails = async () => {
-    if (loading) { again = true; return; }
-    loading = true;
-    try {
-      const url = card.dataset.final ? card.dataset.details + "?fin=1" : card.dataset.details;
-      const resp = await fetch(url, { headers: { Accept: "text/html" }, cache: "no-store" });
-      if (resp.ok) details.innerHTML = await resp.text();
-    } catch (e) {
-      // Kept as it was; the next change fetches it again.
-    }
-    loading = false;
-    if (again) { again = false; loadDetails(); }
-  };
-  // At most one details fetch every 5 s while chunks end: the bar above moves
-  // with every event; the map below needs no more to be read, and each fetch
-  // sends the whole map (rendered once a second for every tab of the run).
-  const detailsSoon = () => {
-    if (pending) return;
-    pending = setTimeout(() => { pending = null; loadDetails(); }, 5000);
-  };
 
   // Progress is drawn at most twice a second: a large run ends chunks faster
   // than anyone reads, and each drawing costs the browser a style and paint pass
@@ -64,6 +42,7 @@
     if (latest) { const p = latest; latest = null; draw(p); }
   };
   const source = new EventSource(card.dataset.events);
+  source.addEventListener("details", (ev) => { details.innerHTML = ev.data; });
   source.addEventListener("progress", (ev) => {
     latest = JSON.parse(ev.data);
     if (latest.final) {
@@ -88,11 +67,6 @@
     if (p.final) {
       source.close();
       card.dataset.final = "1";
-      if (pending) { clearTimeout(pending); pending = null; }
-      loadDetails();
-    } else if (p.chunks_done !== chunksDone) {
-      chunksDone = p.chunks_done;
-      detailsSoon();
     }
   };
   source.addEventListener("gone", () => source.close());
