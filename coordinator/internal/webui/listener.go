@@ -22,14 +22,6 @@ type ServeConfig struct {
 // shutdownWait bounds how long a stopping dashboard waits for its requests.
 const shutdownWait = 5 * time.Second
 
-// idleTimeout closes a browser's connection that carries nothing for this long.
-// A tab watching a run holds its event stream's connection, which is never
-// idle; the others a browser opened for the page and its assets would each keep
-// a goroutine and its buffers in the coordinator for as long as they stay open
-// (docs/benchmarks.md, "The dashboard"). The next click after it opens a new
-// one: a handshake on the same network.
-const idleTimeout = 5 * time.Second
-
 // Serve serves the dashboard on cfg.Addr until ctx ends: HTTPS with the gRPC
 // port's certificate when TLS files are set (a client certificate identifies
 // its holder), else plain HTTP. It returns once listening, with a function that
@@ -50,7 +42,7 @@ func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: d, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+	srv := &http.Server{Handler: d, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {
