@@ -99,5 +99,8 @@ func tab(ctx context.Context, page string) error {
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
 		return err
 	}
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s: the event stream ended before the run's final progress", page)
 }

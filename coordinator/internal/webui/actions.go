@@ -24,8 +24,8 @@ const csrfCookie = "ui_csrf"
 
 // csrfToken is the caller's token, set as a cookie when they have none yet.
 func csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
-		return c.Value
+	if tok := cookieToken(r); tok != "" {
+		return tok
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
@@ -33,6 +33,14 @@ func csrfToken(w http.ResponseWriter, r *http.Request) string {
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/ui/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode})
 	return tok
+}
+
+// cookieToken is the caller's form token from its cookie; "" when it has none.
+func cookieToken(r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+		return c.Value
+	}
+	return ""
 }
 
 // validToken reports whether the posted form carries the caller's token.

@@ -50,9 +50,8 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		d.engineError(w, r, err)
 		return
 	}
-	// Who the caller is does not change while the stream lasts; the form token
-	// comes from the cookie the page set.
-	page := d.forCaller(w, r, pageData{})
+	// Who the caller is does not change while the stream lasts.
+	page := d.streamCaller(r)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -68,7 +67,10 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	opened := v.Run
 	detailsDone, detailsAt := v.Progress.ChunksDone, time.Now()
 	var actions streamActions
-	details := func(ended bool) error {
+	// details sends a details event; false when the view could not be built
+	// (the page keeps the details it has: a running run's come again in
+	// detailsEvery, and an ended run's page reloads).
+	details := func(ended bool) (bool, error) {
 		var v runView
 		var err error
 		offStack(func() {
@@ -77,11 +79,12 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 		if err != nil {
-			// The page keeps the details it has; the next event tries again.
-			d.logger.WarnContext(r.Context(), "dashboard details not sent", "run_id", runID, "error", err.Error())
-			return nil
+			if r.Context().Err() == nil {
+				d.logger.WarnContext(r.Context(), "dashboard details not sent", "run_id", runID, "error", err.Error())
+			}
+			return false, nil
 		}
-		return writeDetails(w, actions.before, v.summary, actions.after)
+		return true, writeDetails(w, actions.before, v.summary, actions.after)
 	}
 	var sent time.Time
 	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
@@ -92,14 +95,18 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		sent = time.Now()
-		run := opened
+		run, reload := opened, false
 		if final != nil {
 			run = final.Run
-			if err := details(true); err != nil {
+			sent, err := details(true)
+			if err != nil {
 				return err
 			}
+			reload = !sent
 		}
-		data, err := json.Marshal(newProgressEvent(p, final, run))
+		ev := newProgressEvent(p, final, run)
+		ev.Reload = reload
+		data, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
@@ -108,7 +115,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		if final == nil && p.ChunksDone != detailsDone && time.Since(detailsAt) >= detailsEvery {
 			detailsDone, detailsAt = p.ChunksDone, time.Now()
-			if err := details(false); err != nil {
+			if _, err := details(false); err != nil {
 				return err
 			}
 		}
@@ -119,6 +126,18 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprint(w, "event: gone\ndata: {}\n\n")
 		_ = rc.Flush()
 	}
+}
+
+// streamCaller is who a stream's caller is, and its form token: the one in the
+// cookie its page set, never a new one (a stream's response sets no cookie, and
+// a new token would replace the one the caller's other tabs use). Without the
+// cookie the stream's details carry no forms.
+func (d *Dashboard) streamCaller(r *http.Request) pageData {
+	p := pageData{Caller: d.callerOf(r), CSRF: cookieToken(r), LiveMs: d.cfg.LiveEvery.Milliseconds()}
+	if p.CSRF == "" {
+		p.Caller.CanStart, p.Caller.CanCancel = false, false
+	}
+	return p
 }
 
 // streamActions is a stream's rendering of the run page's "details" template

@@ -402,6 +402,8 @@ type progressEvent struct {
 	EstadoLabel string  `json:"estado_label"`
 	Tone        string  `json:"tone"`
 	Final       bool    `json:"final"`
+	// Reload: the run's final details could not be sent; the page loads again.
+	Reload bool `json:"reload,omitempty"`
 }
 
 func newProgressEvent(p progress.Snapshot, final *engine.Report, run store.Run) progressEvent {

@@ -32,12 +32,14 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 	}
 	const shared = "<section id=\"the-shared-details\">\nmapa\n</section>"
 	v := runView{Run: store.Run{ID: 7, ClosingID: 3, Estado: domain.EstadoConsolidando}, Running: true, summary: []byte(shared)}
+	token := strings.Repeat("t", 43) // the form token in the caller's cookie, which its page set
 	request := func(identity string) *http.Request {
 		r := httptest.NewRequest("GET", "/ui/runs/7", nil)
 		r.RemoteAddr = "127.0.0.1:1"
 		if identity != "" { // an identified caller may cancel (no policy: every method is open)
 			r.Header.Set(DefaultProxyHeader, identity)
 		}
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: token})
 		return r
 	}
 	d.cfg.TrustedProxies, _ = ParseTrustedProxies("127.0.0.1")
@@ -51,7 +53,7 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 		var b strings.Builder
 		r := request(identity)
 		var a streamActions
-		require.NoError(t, a.render(d, d.forCaller(httptest.NewRecorder(), r, pageData{}), v))
+		require.NoError(t, a.render(d, d.streamCaller(r), v))
 		require.NoError(t, writeDetails(&b, a.before, v.summary, a.after))
 		events := readEvents(t, b.String())
 		require.Len(t, events, 1)
@@ -67,13 +69,19 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 	for what, body := range map[string]string{"page": page("ops@nomina.cl"), "details": details("ops@nomina.cl")} {
 		require.Contains(t, body, `id="cancel"`, "%s: an allowed caller's actions come before the shared details", what)
 		require.Less(t, strings.Index(body, `id="cancel"`), strings.Index(body, shared), what)
+		require.Contains(t, body, `value="`+token+`"`, "%s: the form carries the cookie's token", what)
 	}
+	// A stream sets no cookie: without one, its details carry no forms.
+	var a streamActions
+	noCookie := request("ops@nomina.cl")
+	noCookie.Header.Del("Cookie")
+	require.NoError(t, a.render(d, d.streamCaller(noCookie), v))
+	require.NotContains(t, string(a.before), `id="cancel"`)
 
 	// A stream renders its caller's actions again when what the run allows
 	// changes, and only then.
-	var a streamActions
-	r := request("ops@nomina.cl")
-	caller := d.forCaller(httptest.NewRecorder(), r, pageData{})
+	a = streamActions{}
+	caller := d.streamCaller(request("ops@nomina.cl"))
 	require.NoError(t, a.render(d, caller, v))
 	require.Contains(t, string(a.before), `id="cancel"`)
 	kept := a.before

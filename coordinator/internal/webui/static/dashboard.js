@@ -67,6 +67,7 @@
     if (p.final) {
       source.close();
       card.dataset.final = "1";
+      if (p.reload) location.reload(); // the end's details did not come
     }
   };
   source.addEventListener("gone", () => source.close());
