@@ -433,17 +433,24 @@ func TestDuplicateDeliveryIsAnsweredFromTheLedger(t *testing.T) {
 
 func TestWorkerSIGTERMMidRun(t *testing.T) {
 	t.Parallel()
-	// The worker is busy with a chunk that stalls 2s when it gets SIGTERM: it stops
-	// taking work, finishes the chunk within its drain time, and exits; the run
-	// completes on the other worker.
-	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_BEFORE_COMMIT=1=2s"}})
+	// The worker is busy with a chunk that stalls 2s inside its commit's
+	// transaction when it gets SIGTERM: it stops taking work, finishes the chunk
+	// within its drain time, and exits; the run completes on the other worker.
+	c := newCluster(t, clusterOptions{workers: 2, workerEnv: []string{"FAULT_HOLD_IN_COMMIT=1=2s"}})
 	closing := c.generate(1500, 141)
 	resp := c.consolidate(&consolidationv1.ConsolidateRequest{ClosingId: closing, ChunkSize: 100})
 	runID := resp.GetConsolidationId()
+	// The ledger says a chunk is running from its dispatch, before the worker
+	// has taken the call: signalled then, the worker turns the call away (it is
+	// draining) and another worker does the chunk. So the worker is signalled
+	// once it is in the stall: a worker session idle in a transaction for longer
+	// than any commit but the held one takes, while chunk 1 is running.
 	var worker string
 	require.Eventually(t, func() bool {
 		err := c.pool.QueryRow(context.Background(), `SELECT worker FROM consolidation_chunk
-			WHERE run_id = $1 AND chunk_index = 1 AND status = $2`, runID, domain.ChunkRunning).Scan(&worker)
+			WHERE run_id = $1 AND chunk_index = 1 AND status = $2 AND EXISTS (SELECT FROM pg_stat_activity
+				WHERE application_name = 'consolidation-worker' AND state = 'idle in transaction'
+				AND state_change < now() - interval '500 milliseconds')`, runID, domain.ChunkRunning).Scan(&worker)
 		return err == nil
 	}, 30*time.Second, 10*time.Millisecond)
 	var victim *launch.Process
