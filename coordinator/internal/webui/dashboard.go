@@ -8,6 +8,7 @@ package webui
 
 import (
 	"cmp"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nominacl/consolidation/coordinator/internal/dispatch"
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
+	"github.com/nominacl/consolidation/coordinator/internal/progress"
 	"github.com/nominacl/consolidation/pkg/grpcx"
 )
 
@@ -63,6 +65,14 @@ type Dashboard struct {
 	pages   map[string]*template.Template
 	mux     *http.ServeMux
 	views   *runViewCache
+	streams runStreams
+	// watchRun and buildRunView are the engine's watch of a run and the run
+	// page's view of it, as the event streams read them.
+	watchRun     func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error
+	buildRunView func(ctx context.Context, runID int64) (runView, error)
+	// base is the context of the runs' event writers: they end with it (Serve
+	// sets the server's).
+	base context.Context
 }
 
 //go:embed templates/*.html
@@ -80,7 +90,11 @@ func NewDashboard(logger *slog.Logger, cfg Config, e *engine.Engine, workers wor
 		return nil, errors.New("the dashboard needs the authorization policy, the engine and the dispatcher")
 	}
 	d := &Dashboard{logger: logger, cfg: cfg, engine: e, workers: workers, pages: map[string]*template.Template{},
-		views: newRunViewCache(time.Second)}
+		views: newRunViewCache(time.Second), streams: runStreams{runs: map[int64]*runStream{}}, base: context.Background()}
+	d.watchRun = func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error {
+		return e.Watch(ctx, engine.Ref{RunID: runID}, send)
+	}
+	d.buildRunView = d.runView
 	for _, name := range []string{"runs", "run", "explain", "workers", "throughput", "message"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -129,9 +143,11 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // for two file types; docs/benchmarks.md, "The dashboard").
 var staticTypes = map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
-// staticHandler lets browsers keep the embedded assets for an hour.
+// staticHandler lets browsers keep the embedded assets for an hour; a page's
+// assets are fetched with it, and its connection is not kept after.
 func staticHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		closeAfter(w, r)
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		if t, ok := staticTypes[path.Ext(r.URL.Path)]; ok {
 			w.Header().Set("Content-Type", t)

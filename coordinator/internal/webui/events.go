@@ -3,14 +3,10 @@ package webui
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/nominacl/consolidation/coordinator/internal/engine"
-	"github.com/nominacl/consolidation/coordinator/internal/progress"
 )
 
 // eventEvery is the least time between two progress events of one stream (the
@@ -26,105 +22,80 @@ const eventEvery = 500 * time.Millisecond
 // event carries the whole map.
 const detailsEvery = 5 * time.Second
 
-// runEvents streams a run's progress as server-sent events, from the engine's
-// watch hub: every tab watching a run shares the one reading the hub makes of
-// it, as WatchConsolidation streams do. "progress" events carry the bar's
-// figures (the last one with final set); "details" events carry the page's
-// details below the bar as HTML (the caller's actions, then the run's shared
-// details), at most every detailsEvery while chunks end, and once more, before
-// the final progress event, with the run's end. A tab thus holds one connection,
-// and fetches nothing while it watches (docs/benchmarks.md, "The dashboard").
-// The stream ends when the run has ended.
+// runEvents streams a run's progress as server-sent events. The tab joins the
+// run's stream, whose one writer shares the engine's watch hub reading among
+// every tab watching the run (as WatchConsolidation streams share it) and
+// writes the events (run_streams.go). A tab thus holds one connection, and
+// fetches nothing while it watches (docs/benchmarks.md, "The dashboard"). The
+// stream ends when the run has ended.
 func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 	runID, ok := d.pathID(w, r, "id")
 	if !ok || !d.allowRead(w, r, methodWatch) {
 		return
 	}
-	build := func(ctx context.Context) (runView, error) { return d.runView(ctx, runID) }
 	// The run as the page that opens this stream has just seen it: its view,
 	// shared with the run's other tabs.
 	var v runView
 	var err error
-	offStack(func() { v, err = d.views.get(r.Context(), runID, false, build) })
+	offStack(func() {
+		v, err = d.views.get(r.Context(), runID, false, func(ctx context.Context) (runView, error) { return d.buildRunView(ctx, runID) })
+	})
 	if err != nil {
 		d.engineError(w, r, err)
 		return
 	}
-	// Who the caller is does not change while the stream lasts.
-	page := d.streamCaller(r)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a buffering proxy would hold the events
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	// The browser reconnects after 5 s when the stream breaks off before the end.
-	if _, err := fmt.Fprint(w, "retry: 5000\n\n"); err != nil || rc.Flush() != nil {
+	if r.Method == http.MethodHead {
 		return
 	}
-	// Only the run's row is kept while the stream lasts, not the view (its
-	// rendered details): a stream lasts as long as the run.
-	opened := v.Run
-	detailsDone, detailsAt := v.Progress.ChunksDone, time.Now()
-	var actions streamActions
-	// details sends a details event; false when the view could not be built
-	// (the page keeps the details it has: a running run's come again in
-	// detailsEvery, and an ended run's page reloads).
-	details := func(ended bool) (bool, error) {
-		var v runView
-		var err error
-		offStack(func() {
-			if v, err = d.views.get(r.Context(), runID, ended, build); err == nil {
-				err = actions.render(d, page, v)
+	// Who the caller is does not change while the stream lasts.
+	sub := &streamSub{page: d.streamCaller(r), done: make(chan struct{})}
+	// The browser reconnects after 5 s when the stream breaks off before the end.
+	const retry = "retry: 5000\n\n"
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		// HTTP/1.x: the connection is taken from the server, which keeps no
+		// goroutine or buffer for it; the body ends when the connection closes.
+		h.Set("Connection", "close")
+		conn, rw, err := rc.Hijack()
+		if err == nil {
+			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			_, _ = rw.WriteString("HTTP/1.1 200 OK\r\n")
+			_ = h.Write(rw)
+			_, _ = rw.WriteString("\r\n" + retry)
+			if err := rw.Flush(); err != nil {
+				_ = conn.Close()
+				return
 			}
-		})
-		if err != nil {
-			if r.Context().Err() == nil {
-				d.logger.WarnContext(r.Context(), "dashboard details not sent", "run_id", runID, "error", err.Error())
+			sub.out = connOut{conn: conn}
+			if s, first := d.streams.join(runID, v.Run, sub); first {
+				go d.writeRun(s, v.Progress.ChunksDone)
 			}
-			return false, nil
+			return
 		}
-		return true, writeDetails(w, actions.before, v.summary, actions.after)
+		if !errors.Is(err, http.ErrNotSupported) {
+			return
+		}
+		h.Del("Connection")
 	}
-	var sent time.Time
-	err = d.engine.Watch(r.Context(), engine.Ref{RunID: runID}, func(p progress.Snapshot, final *engine.Report) error {
-		// At most one event every eventEvery but the final one: the hub reads a
-		// large run at every chunk's end, many times a second, and a tab draws
-		// twice a second at most.
-		if final == nil && time.Since(sent) < eventEvery {
-			return nil
-		}
-		sent = time.Now()
-		run, reload := opened, false
-		if final != nil {
-			run = final.Run
-			sent, err := details(true)
-			if err != nil {
-				return err
-			}
-			reload = !sent
-		}
-		ev := newProgressEvent(p, final, run)
-		ev.Reload = reload
-		data, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
-			return err
-		}
-		if final == nil && p.ChunksDone != detailsDone && time.Since(detailsAt) >= detailsEvery {
-			detailsDone, detailsAt = p.ChunksDone, time.Now()
-			if _, err := details(false); err != nil {
-				return err
-			}
-		}
-		return rc.Flush()
-	})
-	if err != nil && r.Context().Err() == nil {
-		// An ended stream says why; the page then stops listening.
-		_, _ = fmt.Fprint(w, "event: gone\ndata: {}\n\n")
-		_ = rc.Flush()
+	// HTTP/2: the handler waits while the run's writer writes to its response.
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, retry); err != nil || rc.Flush() != nil {
+		return
+	}
+	sub.out = responseOut{w: w, rc: rc}
+	s, first := d.streams.join(runID, v.Run, sub)
+	if first {
+		go d.writeRun(s, v.Progress.ChunksDone)
+	}
+	select {
+	case <-sub.done:
+	case <-r.Context().Done():
+		sub.end()
+		d.streams.leave(s, sub)
 	}
 }
 

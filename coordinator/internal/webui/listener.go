@@ -25,7 +25,9 @@ const shutdownWait = 5 * time.Second
 // Serve serves the dashboard on cfg.Addr until ctx ends: HTTPS with the gRPC
 // port's certificate when TLS files are set (a client certificate identifies
 // its holder), else plain HTTP. It returns once listening, with a function that
-// waits for the server to stop after ctx has ended. Event streams end with ctx.
+// waits for the server to stop after ctx has ended. Event streams end with ctx
+// (the server's shutdown does not wait for them: their connections are taken
+// from it).
 func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.Engine, workers workerStates) (wait func(), err error) {
 	tlsConfig, err := cfg.Security.DashboardTLS()
 	if err != nil {
@@ -38,6 +40,7 @@ func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.
 	if err != nil {
 		return nil, err
 	}
+	d.base = ctx // the runs' event writers end with the server, and their taken connections with them
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err

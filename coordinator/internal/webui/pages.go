@@ -333,7 +333,20 @@ func (d *Dashboard) runPage(w http.ResponseWriter, r *http.Request) {
 		d.engineError(w, r, err)
 		return
 	}
+	closeAfter(w, r)
 	d.renderShared(w, r, "run", "layout", http.StatusOK, d.runPageData(v), v.summary)
+}
+
+// closeAfter closes an HTTP/1.x connection once its response is sent: the run
+// page's tab asks nothing more on it while it watches (its event stream opens a
+// connection of its own), and an idle connection kept would hold a goroutine
+// and buffers for the server's IdleTimeout (docs/benchmarks.md, "The
+// dashboard"). Said in the response, so a client or proxy never sends on it
+// again; HTTP/2 connections, shared by every tab, are kept.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // runPageData is what the run page's templates read of v; its Summary is the
