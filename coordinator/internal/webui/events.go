@@ -60,6 +60,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1.x: the connection is taken from the server, which keeps no
 		// goroutine or buffer for it; the body ends when the connection closes.
 		h.Set("Connection", "close")
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 		conn, rw, err := rc.Hijack()
 		if err == nil {
 			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
@@ -70,32 +71,44 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 				_ = conn.Close()
 				return
 			}
-			sub.out = connOut{conn: conn}
+			sub.conn = conn
 			if s, first := d.streams.join(runID, v.Run, sub); first {
 				go d.writeRun(s, v.Progress.ChunksDone)
 			}
 			return
 		}
 		if !errors.Is(err, http.ErrNotSupported) {
+			d.logger.WarnContext(r.Context(), "dashboard event stream not opened", "run_id", runID, "error", err.Error())
 			return
 		}
 		h.Del("Connection")
+		h.Del("Date")
 	}
-	// HTTP/2: the handler waits while the run's writer writes to its response.
+	// HTTP/2: the handler waits, and writes the events the run's writer hands
+	// it.
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.WriteString(w, retry); err != nil || rc.Flush() != nil {
 		return
 	}
-	sub.out = responseOut{w: w, rc: rc}
+	sub.wake = make(chan struct{}, 1)
 	s, first := d.streams.join(runID, v.Run, sub)
 	if first {
 		go d.writeRun(s, v.Progress.ChunksDone)
 	}
-	select {
-	case <-sub.done:
-	case <-r.Context().Done():
+	for {
+		select {
+		case <-sub.wake:
+			if sub.writeResponse(w, rc) {
+				continue
+			}
+		case <-sub.done: // ended by the writer (the dashboard stopping)
+			return
+		case <-r.Context().Done():
+		}
+		// The stream's last events are written, or its tab has gone.
 		sub.end()
 		d.streams.leave(s, sub)
+		return
 	}
 }
 
@@ -114,9 +127,7 @@ func (d *Dashboard) streamCaller(r *http.Request) pageData {
 // streamActions is a stream's rendering of the run page's "details" template
 // for its caller around the shared details: the caller's actions, which change
 // only with what the run allows (running: cancel; partial: retry). Rendered
-// again only then, not at every details event: a template's execution grows
-// the stack of the goroutine that runs it, and each tab's stream has one
-// (docs/benchmarks.md, "The dashboard").
+// again only then, not for every tab at every details event (run_streams.go).
 type streamActions struct {
 	rendered          bool
 	running, canRetry bool
@@ -138,12 +149,12 @@ func (a *streamActions) render(d *Dashboard, page pageData, v runView) error {
 	return nil
 }
 
-// offStack runs f on a goroutine of its own and waits for it. A stream's
-// goroutine lasts as long as the run it watches, and a goroutine's stack grows
-// with the deepest call it made and shrinks back only when the collector finds
-// it three quarters unused: building a view or executing a template (many
-// frames) on it would leave each tab's stream holding a stack several times
-// the size its waiting needs (docs/benchmarks.md, "The dashboard").
+// offStack runs f on a goroutine of its own and waits for it. An HTTP/2
+// stream's handler lasts as long as the run it watches, and a goroutine's stack
+// grows with the deepest call it made and shrinks back only when the collector
+// finds it three quarters unused: building a view (many frames) on it would
+// leave each such tab holding a stack several times the size its waiting needs
+// (docs/benchmarks.md, "The dashboard").
 func offStack(f func()) {
 	done := make(chan struct{})
 	go func() {
@@ -153,9 +164,8 @@ func offStack(f func()) {
 	<-done
 }
 
-// writeDetails writes a "details" event: the parts of its HTML in order, the
-// view's shared details among them written as they are (not copied into a
-// buffer of the stream's own).
+// writeDetails writes a "details" event: the parts of its HTML in order, each
+// line framed as the event's data.
 func writeDetails(w io.Writer, parts ...[]byte) error {
 	if _, err := io.WriteString(w, "event: details\n"); err != nil {
 		return err

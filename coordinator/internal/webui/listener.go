@@ -26,8 +26,8 @@ const shutdownWait = 5 * time.Second
 // port's certificate when TLS files are set (a client certificate identifies
 // its holder), else plain HTTP. It returns once listening, with a function that
 // waits for the server to stop after ctx has ended. Event streams end with ctx
-// (the server's shutdown does not wait for them: their connections are taken
-// from it).
+// (the server's shutdown does not wait for those over HTTP/1.x: their
+// connections were taken from it).
 func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.Engine, workers workerStates) (wait func(), err error) {
 	tlsConfig, err := cfg.Security.DashboardTLS()
 	if err != nil {
@@ -46,7 +46,10 @@ func Serve(ctx context.Context, logger *slog.Logger, cfg ServeConfig, e *engine.
 		return nil, err
 	}
 	srv := &http.Server{Handler: d, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		BaseContext: func(net.Listener) context.Context { return ctx }, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// An HTTP/2 connection that takes no byte for writeWait is closed, with
+		// the event streams of the tabs on it (their browser reconnects).
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: writeWait}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

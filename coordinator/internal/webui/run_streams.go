@@ -17,31 +17,41 @@ import (
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
-// writeWait bounds one write of events to one tab. The tabs of a run are
-// written to one after the other: a tab that has stopped reading (a laptop
-// closed without its connection being closed) holds the others' events up to
-// this long once, and is then dropped; its browser reconnects when it wakes.
+// writeWait bounds one write of events to one tab: a tab whose write does not
+// finish within it (a laptop closed without its connection being closed) is
+// dropped, and its browser reconnects when it wakes. Each tab is written to by
+// a goroutine of its own while it has events waiting, so a slow tab holds up
+// nobody else's events.
 const writeWait = 10 * time.Second
+
+// rstAvoidanceDelay is how long a taken connection is kept after its last
+// event before it is closed, as net/http does: closing a connection with bytes
+// from the client still unread would reset it and could lose the last event.
+const rstAvoidanceDelay = 500 * time.Millisecond
 
 // errNoTabs ends a run's writer's watch: every tab has left.
 var errNoTabs = errors.New("no tab watches the run")
 
+// goneEvent ends a stream whose run can no longer be watched (the coordinator
+// stopping, the run unreadable): the page then stops listening.
+var goneEvent = []byte("event: gone\ndata: {}\n\n")
+
 // runStreams are the event streams of the watched runs: for each, one writer
-// goroutine that takes the engine's readings and writes each event to every tab
-// watching the run. A tab costs no goroutine of its own: over HTTP/1.1 its
-// connection is taken from the server once the stream's header is written
-// (the server's goroutine, its background reader and its buffers end there),
-// and only the connection is kept; over HTTP/2, where a connection cannot be
-// taken, the stream's handler waits for the writer to end it
-// (docs/benchmarks.md, "The dashboard").
+// goroutine that takes the engine's readings, frames each event once and hands
+// it to every tab watching the run. A tab keeps no goroutine of its own while
+// it waits: over HTTP/1.1 its connection is taken from the server once the
+// stream's header is written (the server's goroutine, its background reader
+// and its buffers end there) and a goroutine writes to it only while it has
+// events waiting; over HTTP/2, where a connection cannot be taken, the stream's
+// handler waits and writes them (docs/benchmarks.md, "The dashboard").
 type runStreams struct {
 	mu   sync.Mutex
 	runs map[int64]*runStream
 }
 
-// runStream is one watched run's tabs. A runStream that has no tab left, or
-// whose run has ended, is taken out of runStreams at once, in the same lock as
-// its last tab: a tab that comes after it starts a new one.
+// runStream is one watched run's tabs. A runStream whose run has ended, or that
+// its writer found without tabs, is taken out of runStreams in the same lock:
+// a tab that comes after it starts a new one.
 type runStream struct {
 	runID  int64
 	opened store.Run // the run as the first tab's page saw it, for the events' estado while it runs
@@ -51,75 +61,156 @@ type runStream struct {
 // streamSub is one tab watching a run.
 type streamSub struct {
 	page    pageData      // who the tab's caller is and its form token
-	out     streamOut     // where its events go
 	fresh   bool          // joined since the last event (guarded by runStreams.mu): the next reading goes to it at once
 	actions streamActions // its caller's actions, rendered by the run's writer only
+	conn    net.Conn      // HTTP/1.x: its taken connection; nil over HTTP/2
+	wake    chan struct{} // HTTP/2: capacity 1, its handler has events to write
 
-	mu     sync.Mutex
-	closed bool          // its stream has ended; nothing more is written to it
-	done   chan struct{} // closed with closed
+	mu      sync.Mutex
+	next    waiting       // the events not written yet
+	writing bool          // HTTP/1.x: a goroutine is writing next
+	closed  bool          // its stream has ended: nothing more is written to it
+	done    chan struct{} // closed with closed
 }
 
-// streamOut is where a tab's events are written: its taken connection, or its
-// HTTP/2 response.
-type streamOut interface {
-	write(b []byte) error // writes b and sends it at once, within writeWait
-	close()
+// waiting are a tab's events not written yet, newest only: a tab that is
+// behind skips to the newest progress and details, never a queue.
+type waiting struct {
+	progress []byte
+	details  net.Buffers
+	last     net.Buffers // the stream's last events: written, then the stream ends
 }
 
-// connOut is an HTTP/1.x connection taken from the server, the stream's body
-// read by the browser until the connection closes.
-type connOut struct{ conn net.Conn }
+func (w waiting) empty() bool { return w.progress == nil && w.details == nil && w.last == nil }
 
-func (c connOut) write(b []byte) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
-		return err
+// parts are the events to write, in order.
+func (w waiting) parts() net.Buffers {
+	if w.last != nil {
+		return slices.Clone(w.last)
 	}
-	_, err := c.conn.Write(b)
-	return err
-}
-
-func (c connOut) close() { _ = c.conn.Close() }
-
-// responseOut is an HTTP/2 stream's response; its handler waits on the tab's
-// done and returns when it closes.
-type responseOut struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-}
-
-func (r responseOut) write(b []byte) error {
-	if err := r.rc.SetWriteDeadline(time.Now().Add(writeWait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+	parts := make(net.Buffers, 0, 1+len(w.details))
+	if w.progress != nil {
+		parts = append(parts, w.progress)
 	}
-	if _, err := r.w.Write(b); err != nil {
-		return err
-	}
-	return r.rc.Flush()
+	return append(parts, w.details...)
 }
 
-func (responseOut) close() {}
+// offer hands the tab its next events, and starts writing them to a taken
+// connection (HTTP/1.x) or wakes the handler (HTTP/2). gone is called when the
+// tab turns out to have gone.
+func (s *streamSub) offer(progress []byte, details, last net.Buffers, gone func()) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	switch {
+	case last != nil:
+		s.next = waiting{last: last}
+	case s.next.last == nil:
+		if progress != nil {
+			s.next.progress = progress
+		}
+		if details != nil {
+			s.next.details = details
+		}
+	}
+	start := s.conn != nil && !s.writing
+	s.writing = s.writing || start
+	s.mu.Unlock()
+	if start {
+		go s.writeConn(gone)
+	} else if s.conn == nil {
+		select {
+		case s.wake <- struct{}{}:
+		default: // woken already
+		}
+	}
+}
 
-// send writes b to the tab unless its stream has ended.
-func (s *streamSub) send(b []byte) error {
+// take returns the events waiting, if any and the stream has not ended; with
+// none, the HTTP/1.x writing goroutine stops (the next offer starts another).
+func (s *streamSub) take() (waiting, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.next
+	s.next = waiting{}
+	if s.closed || w.empty() {
+		s.writing = false
+		return waiting{}, false
+	}
+	return w, true
+}
+
+// writeConn writes a taken connection's waiting events until none is left.
+func (s *streamSub) writeConn(gone func()) {
+	for {
+		w, ok := s.take()
+		if !ok {
+			return
+		}
+		parts := w.parts()
+		err := s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		if err == nil {
+			_, err = parts.WriteTo(s.conn)
+		}
+		if err != nil {
+			s.end() // the tab has gone (its browser reconnects if it has not)
+			gone()
+			return
+		}
+		if w.last != nil {
+			s.finish()
+			return
+		}
+	}
+}
+
+// writeResponse writes an HTTP/2 stream's waiting events, from its handler.
+// It says whether the stream goes on.
+func (s *streamSub) writeResponse(w http.ResponseWriter, rc *http.ResponseController) bool {
+	next, ok := s.take()
+	if !ok {
+		return true
+	}
+	// A write deadline over HTTP/2 resets the stream when it passes, written
+	// to or not: cleared after each write.
+	if err := rc.SetWriteDeadline(time.Now().Add(writeWait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return false
+	}
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	for _, part := range next.parts() {
+		if _, err := w.Write(part); err != nil {
+			return false
+		}
+	}
+	return rc.Flush() == nil && next.last == nil
+}
+
+// end ends the tab's stream at once: its taken connection is closed, its
+// handler (HTTP/2) returns.
+func (s *streamSub) end() { s.close(false) }
+
+// finish ends the tab's stream after its last event: a taken connection is
+// closed once the client has had time to stop sending.
+func (s *streamSub) finish() { s.close(true) }
+
+func (s *streamSub) close(graceful bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return net.ErrClosed
+		return
 	}
-	return s.out.write(b)
-}
-
-// end ends the tab's stream: its connection is closed, its handler (HTTP/2)
-// returns. Called by the writer, or by an HTTP/2 handler whose tab has gone.
-func (s *streamSub) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		s.out.close()
-		close(s.done)
+	s.closed = true
+	close(s.done)
+	if s.conn == nil {
+		return
 	}
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok && graceful && cw.CloseWrite() == nil {
+		time.AfterFunc(rstAvoidanceDelay, func() { _ = s.conn.Close() })
+		return
+	}
+	_ = s.conn.Close()
 }
 
 // join adds a tab to its run's stream; first says the tab is the stream's
@@ -136,8 +227,8 @@ func (rs *runStreams) join(runID int64, opened store.Run, sub *streamSub) (s *ru
 	return s, first
 }
 
-// leave takes a tab out of its run's stream, and the stream out of runStreams
-// when it was the last.
+// leave takes a tab out of its run's stream (its writer takes the stream out
+// of runStreams at its next reading if it was the last).
 func (rs *runStreams) leave(s *runStream, sub *streamSub) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -193,17 +284,18 @@ func (rs *runStreams) drop(s *runStream) {
 }
 
 // writeRun is a watched run's writer: it takes the engine's readings of the run
-// and writes them to its tabs until the run ends, every tab has left, or the
+// and hands them to its tabs until the run ends, every tab has left, or the
 // dashboard stops. "progress" events carry the bar's figures (the last one with
 // final set), at most one every eventEvery but the final one; "details" events
 // carry the page's details below the bar as HTML (each tab's caller's actions,
-// then the run's shared details), at most every detailsEvery while chunks end,
-// and once more, before the final progress event, with the run's end.
+// then the run's shared details, framed once for all the tabs), at most every
+// detailsEvery while chunks end, and once more, before the final progress
+// event, with the run's end.
 func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 	ctx, cancel := context.WithCancel(d.base)
 	defer cancel()
 	build := func(ctx context.Context) (runView, error) { return d.buildRunView(ctx, s.runID) }
-	// The view's details read at this event; nil when there are none to send
+	// The view read for this event's details; nil when there are none to send
 	// (the tabs keep the details they have: a running run's come again in
 	// detailsEvery, and an ended run's pages reload).
 	view := func(ended bool) *runView {
@@ -216,15 +308,18 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		}
 		return &v
 	}
+	gone := func(sub *streamSub) func() { return func() { d.streams.leave(s, sub) } }
 	var sent time.Time
 	detailsAt := time.Now()
-	var buf bytes.Buffer // one tab's event(s), framed; reused from tab to tab
 	send := func(p progress.Snapshot, final *engine.Report) error {
 		now := time.Now()
 		due := final != nil || now.Sub(sent) >= eventEvery
 		to, all := d.streams.targets(s, due, final != nil)
 		if all == 0 {
 			return errNoTabs
+		}
+		if len(to) == 0 {
+			return nil
 		}
 		if due {
 			sent = now
@@ -240,47 +335,42 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		}
 		ev := newProgressEvent(p, final, run)
 		progressEv, err := frameProgress(ev)
-		if err != nil {
-			return err
+		var reloadEv []byte // the final progress for a tab whose details could not be built
+		if err == nil && final != nil {
+			ev.Reload = true
+			reloadEv, err = frameProgress(ev)
 		}
-		var reloadEv []byte // the final progress event for a tab whose details could not be sent
-		for _, sub := range to {
-			buf.Reset()
-			sendDetails := v != nil
-			if sendDetails {
-				if err := sub.actions.render(d, sub.page, *v); err != nil {
-					d.logger.WarnContext(ctx, "dashboard details not sent", "run_id", s.runID, "error", err.Error())
-					sendDetails = false
-				}
-			}
-			if final != nil {
-				if sendDetails {
-					_ = writeDetails(&buf, sub.actions.before, v.summary, sub.actions.after)
-					buf.Write(progressEv)
-				} else {
-					if reloadEv == nil {
-						ev.Reload = true
-						if reloadEv, err = frameProgress(ev); err != nil {
-							return err
-						}
-					}
-					buf.Write(reloadEv)
-				}
-			} else {
-				buf.Write(progressEv)
-				if sendDetails {
-					_ = writeDetails(&buf, sub.actions.before, v.summary, sub.actions.after)
-				}
-			}
-			if err := sub.send(buf.Bytes()); err != nil || final != nil {
-				// A tab that cannot be written to has gone (its browser
-				// reconnects if it has not); the final event ends every stream.
+		if err != nil {
+			for _, sub := range to { // taken out of runStreams already if final: ended here
 				sub.end()
 				d.streams.leave(s, sub)
 			}
+			return err
+		}
+		var shared sharedFrame
+		if v != nil {
+			shared = frameShared(v.summary)
+		}
+		for _, sub := range to {
+			var details net.Buffers
+			if v != nil {
+				if err := sub.actions.render(d, sub.page, *v); err != nil {
+					d.logger.WarnContext(ctx, "dashboard details not sent", "run_id", s.runID, "error", err.Error())
+				} else {
+					details = shared.event(sub.actions.before, sub.actions.after)
+				}
+			}
+			switch {
+			case final == nil:
+				sub.offer(progressEv, details, nil, gone(sub))
+			case details != nil:
+				sub.offer(nil, nil, append(details, progressEv), gone(sub))
+			default:
+				sub.offer(nil, nil, net.Buffers{reloadEv}, gone(sub))
+			}
 		}
 		if final == nil && d.streams.endIfIdle(s) {
-			return errNoTabs // the last tabs went while being written to
+			return errNoTabs // the last tabs left since the last reading
 		}
 		return nil
 	}
@@ -291,10 +381,10 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		}
 		for _, sub := range d.streams.end(s) {
 			if err != nil && !errors.Is(err, errNoTabs) && ctx.Err() == nil {
-				// An ended stream says why; the page then stops listening.
-				_ = sub.send([]byte("event: gone\ndata: {}\n\n"))
+				sub.offer(nil, nil, net.Buffers{goneEvent}, func() {})
+			} else {
+				sub.end()
 			}
-			sub.end()
 		}
 		return
 	}
@@ -307,4 +397,39 @@ func frameProgress(ev progressEvent) ([]byte, error) {
 		return nil, err
 	}
 	return fmt.Appendf(nil, "event: progress\ndata: %s\n\n", data), nil
+}
+
+// sharedFrame is a view's shared details framed as event data once, for all
+// the tabs of its run: each tab's details event is its caller's actions framed
+// around these bytes, not a copy of them.
+type sharedFrame struct {
+	html, data []byte
+	end        eventData // the framing's state after them
+}
+
+func frameShared(html []byte) sharedFrame {
+	var b bytes.Buffer
+	b.Grow(len(html) + len(html)/8 + 64)
+	e := eventData{w: &b}
+	_, _ = e.Write(html)
+	e.w = nil
+	return sharedFrame{html: html, data: b.Bytes(), end: e}
+}
+
+// event is a details event of the shared details between before and after.
+func (f sharedFrame) event(before, after []byte) net.Buffers {
+	var head, tail bytes.Buffer
+	if len(before) > 0 && before[len(before)-1] != '\n' {
+		// The shared details would not start a line of the event's data:
+		// framed whole, for this tab.
+		_ = writeDetails(&head, before, f.html, after)
+		return net.Buffers{head.Bytes()}
+	}
+	_ = writeDetails(&head, before) // its data's lines, the last one ended
+	head.Truncate(head.Len() - 1)   // the event goes on: not the empty line that would end it
+	e := f.end
+	e.w = &tail
+	_, _ = e.Write(after)
+	_ = e.end()
+	return net.Buffers{head.Bytes(), f.data, tail.Bytes()}
 }

@@ -30,7 +30,8 @@ import (
 // joins gets the next reading at once; a tab that leaves is dropped and the
 // others go on; the run's end brings each tab the run's final details, then the
 // final progress event, then the stream's end; a tab that comes after the end
-// gets the end at once, from a new writer.
+// gets the end at once, from a new writer. A tab that reads nothing holds up
+// no other.
 func TestRunStreamsShareOneWriter(t *testing.T) {
 	t.Parallel()
 	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
@@ -58,11 +59,14 @@ func testRunStreams(t *testing.T, h2 bool) {
 		d.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	var ended atomic.Bool
+	big := strings.Repeat("<p>"+strings.Repeat("x", 96)+"</p>\n", 16<<20/104)
 	d.buildRunView = func(context.Context, int64) (runView, error) {
 		v := runView{Run: store.Run{ID: 7, ClosingID: 3, Estado: domain.EstadoConsolidando}, Running: true,
 			summary: []byte("<p>en curso</p>")}
 		if ended.Load() {
-			v.Run.Estado, v.Running, v.summary = domain.EstadoConsolidados, false, []byte("<p>terminada</p>")
+			// Larger than a connection's buffers and a stream's window take:
+			// a tab that does not read cannot be written all of it.
+			v.Run.Estado, v.Running, v.summary = domain.EstadoConsolidados, false, []byte("<p>terminada</p>"+big)
 		}
 		return v, nil
 	}
@@ -157,10 +161,16 @@ func testRunStreams(t *testing.T, h2 bool) {
 	final := reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 4},
 		final: &engine.Report{Run: store.Run{ID: 7, Estado: domain.EstadoConsolidados, FinishedAt: time.Now()}}}
 
+	// The first tab reads nothing after its first event.
+	stuck := openTab()
+	require.Eventually(t, func() bool { return tabs() == 1 }, 30*time.Second, 5*time.Millisecond)
+	d.streams.mu.Lock()
+	stuckSub := d.streams.runs[7].subs[0]
+	d.streams.mu.Unlock()
 	a, b, c := openTab(), openTab(), openTab()
-	require.Eventually(t, func() bool { return tabs() == 3 }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return tabs() == 4 }, 30*time.Second, 5*time.Millisecond)
 	readings <- reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 1}}
-	for _, tb := range []tab{a, b, c} {
+	for _, tb := range []tab{stuck, a, b, c} {
 		ev, err := nextEvent(tb.r)
 		require.NoError(t, err)
 		require.Equal(t, 1, progressOf(ev).ChunksDone)
@@ -168,7 +178,7 @@ func testRunStreams(t *testing.T, h2 bool) {
 	// c's tab closes: the writer drops it at its next writes (HTTP/1.1) or its
 	// handler leaves (HTTP/2); a and b go on.
 	require.NoError(t, c.body.Close())
-	for tabs() != 2 {
+	for tabs() != 3 {
 		select {
 		case readings <- reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 2}}:
 		case <-ctx.Done():
@@ -181,6 +191,11 @@ func testRunStreams(t *testing.T, h2 bool) {
 	untilEnd(a)
 	untilEnd(b)
 	require.Equal(t, 0, tabs())
+	// The tab that does not read held up neither: its write waits still.
+	stuckSub.mu.Lock()
+	require.False(t, stuckSub.closed, "the tab that reads nothing was written to in full, or dropped before the others were written to")
+	stuckSub.mu.Unlock()
+	require.NoError(t, stuck.body.Close())
 
 	// A tab opened after the end: a new writer, whose watch ends at once.
 	late := openTab()
@@ -189,7 +204,7 @@ func testRunStreams(t *testing.T, h2 bool) {
 	untilEnd(late)
 	require.Equal(t, int32(2), watches.Load())
 	if !h2 {
-		require.Equal(t, int32(4), taken.Load(), "every HTTP/1.1 stream's connection is taken from the server")
+		require.Equal(t, int32(5), taken.Load(), "every HTTP/1.1 stream's connection is taken from the server")
 	}
 	d.streams.mu.Lock()
 	defer d.streams.mu.Unlock()
@@ -222,6 +237,25 @@ func nextEvent(r *bufio.Reader) (sseEvent, error) {
 			name = value
 		case field == "data":
 			data = append(data, value)
+		}
+	}
+}
+
+// A details event framed around the shared details (framed once for all the
+// tabs) is the event framed whole.
+func TestSharedFrameIsTheWholeEvent(t *testing.T) {
+	t.Parallel()
+	for _, before := range []string{"", "acciones\n", "a\r\n", "a\n\n", "sin fin de línea", "a\r"} {
+		for _, shared := range []string{"", "mapa", "\nmapa\n", "a\r\nb\rc", "termina en\r", "\n"} {
+			for _, after := range []string{"", "después", "\nx", "\n", "y\r\n"} {
+				var whole strings.Builder
+				require.NoError(t, writeDetails(&whole, []byte(before), []byte(shared), []byte(after)))
+				var parts strings.Builder
+				event := frameShared([]byte(shared)).event([]byte(before), []byte(after))
+				_, err := event.WriteTo(&parts)
+				require.NoError(t, err)
+				require.Equal(t, whole.String(), parts.String(), "%q + %q + %q", before, shared, after)
+			}
 		}
 	}
 }
