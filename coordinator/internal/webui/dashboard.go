@@ -70,6 +70,7 @@ type Dashboard struct {
 	// page's view of it, as the event streams read them.
 	watchRun     func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error
 	buildRunView func(ctx context.Context, runID int64) (runView, error)
+	writeWait    time.Duration // the longest write of events to one tab
 	// base is the context of the runs' event writers: they end with it (Serve
 	// sets the server's).
 	base context.Context
@@ -90,7 +91,7 @@ func NewDashboard(logger *slog.Logger, cfg Config, e *engine.Engine, workers wor
 		return nil, errors.New("the dashboard needs the authorization policy, the engine and the dispatcher")
 	}
 	d := &Dashboard{logger: logger, cfg: cfg, engine: e, workers: workers, pages: map[string]*template.Template{},
-		views: newRunViewCache(time.Second), streams: runStreams{runs: map[int64]*runStream{}}, base: context.Background()}
+		views: newRunViewCache(time.Second), streams: runStreams{runs: map[int64]*runStream{}}, writeWait: writeWait, base: context.Background()}
 	d.watchRun = func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error {
 		return e.Watch(ctx, engine.Ref{RunID: runID}, send)
 	}

@@ -52,7 +52,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Who the caller is does not change while the stream lasts.
-	sub := &streamSub{page: d.streamCaller(r), done: make(chan struct{})}
+	sub := &streamSub{page: d.streamCaller(r), wait: d.writeWait, done: make(chan struct{})}
 	// The browser reconnects after 5 s when the stream breaks off before the end.
 	const retry = "retry: 5000\n\n"
 	rc := http.NewResponseController(w)
@@ -63,7 +63,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 		conn, rw, err := rc.Hijack()
 		if err == nil {
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			_ = conn.SetWriteDeadline(time.Now().Add(d.writeWait))
 			_, _ = rw.WriteString("HTTP/1.1 200 OK\r\n")
 			_ = h.Write(rw)
 			_, _ = rw.WriteString("\r\n" + retry)

@@ -54,6 +54,9 @@ func TestRunPageSplicesTheSharedDetails(t *testing.T) {
 		r := request(identity)
 		var a streamActions
 		require.NoError(t, a.render(d, d.streamCaller(r), v))
+		// The actions end a line: the shared details after them are framed once
+		// for every tab (sharedFrame), not copied into each tab's event.
+		require.True(t, len(a.before) == 0 || a.before[len(a.before)-1] == '\n', "%q", a.before)
 		require.NoError(t, writeDetails(&b, a.before, v.summary, a.after))
 		events := readEvents(t, b.String())
 		require.Len(t, events, 1)

@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,8 @@ import (
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
-// writeWait bounds one write of events to one tab: a tab whose write does not
+// writeWait bounds one write of events to one tab (Dashboard.writeWait, this
+// unless a test says otherwise): a tab whose write does not
 // finish within it (a laptop closed without its connection being closed) is
 // dropped, and its browser reconnects when it wakes. Each tab is written to by
 // a goroutine of its own while it has events waiting, so a slow tab holds up
@@ -64,6 +66,7 @@ type streamSub struct {
 	fresh   bool          // joined since the last event (guarded by runStreams.mu): the next reading goes to it at once
 	actions streamActions // its caller's actions, rendered by the run's writer only
 	conn    net.Conn      // HTTP/1.x: its taken connection; nil over HTTP/2
+	wait    time.Duration // writeWait
 	wake    chan struct{} // HTTP/2: capacity 1, its handler has events to write
 
 	mu      sync.Mutex
@@ -150,7 +153,7 @@ func (s *streamSub) writeConn(gone func()) {
 			return
 		}
 		parts := w.parts()
-		err := s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		err := s.conn.SetWriteDeadline(time.Now().Add(s.wait))
 		if err == nil {
 			_, err = parts.WriteTo(s.conn)
 		}
@@ -175,7 +178,7 @@ func (s *streamSub) writeResponse(w http.ResponseWriter, rc *http.ResponseContro
 	}
 	// A write deadline over HTTP/2 resets the stream when it passes, written
 	// to or not: cleared after each write.
-	if err := rc.SetWriteDeadline(time.Now().Add(writeWait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := rc.SetWriteDeadline(time.Now().Add(s.wait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return false
 	}
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
@@ -197,17 +200,24 @@ func (s *streamSub) finish() { s.close(true) }
 
 func (s *streamSub) close(graceful bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return
 	}
 	s.closed = true
 	close(s.done)
+	s.mu.Unlock()
+	// Closing may write (TLS's closing alert): not under mu, which the run's
+	// writer takes to hand the tab its events.
 	if s.conn == nil {
 		return
 	}
 	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok && graceful && cw.CloseWrite() == nil {
 		time.AfterFunc(rstAvoidanceDelay, func() { _ = s.conn.Close() })
+		return
+	}
+	if t, ok := s.conn.(*tls.Conn); ok && !graceful {
+		_ = t.NetConn().Close() // a tab gone or stalled would not take the alert
 		return
 	}
 	_ = s.conn.Close()
@@ -409,7 +419,7 @@ type sharedFrame struct {
 
 func frameShared(html []byte) sharedFrame {
 	var b bytes.Buffer
-	b.Grow(len(html) + len(html)/8 + 64)
+	b.Grow(len(html) + len(html)/4 + 64) // "data: " and a line feed a line
 	e := eventData{w: &b}
 	_, _ = e.Write(html)
 	e.w = nil

@@ -45,43 +45,64 @@ func TestRunStreamsShareOneWriter(t *testing.T) {
 type reading struct {
 	p     progress.Snapshot
 	final *engine.Report
+	err   error // ends the watch with it
 }
 
-func testRunStreams(t *testing.T, h2 bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// streamsFixture is a dashboard's event streams of run 7 served over HTTP/1.1
+// or HTTP/2, fed readings by the test through a stand-in for the engine's
+// watch.
+type streamsFixture struct {
+	t        *testing.T
+	ctx      context.Context
+	h2       bool
+	d        *Dashboard
+	srv      *httptest.Server
+	readings chan reading
+	watches  atomic.Int32
+	taken    atomic.Int32       // HTTP/1.1 connections taken from the server
+	ended    atomic.Bool        // the run's view says it has ended
+	stop     context.CancelFunc // the dashboard stops
+}
+
+// big is the ended run's shared details: larger than a connection's buffers
+// and a stream's window take, so a tab that does not read cannot be written
+// all of it.
+var big = strings.Repeat("<p>"+strings.Repeat("x", 96)+"</p>\n", 16<<20/104)
+
+func newStreamsFixture(t *testing.T, h2 bool, wait time.Duration) *streamsFixture {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
 	open, err := grpcx.Security{}.Authorization(nil)
 	require.NoError(t, err)
-	d := &Dashboard{logger: slog.New(slog.DiscardHandler), cfg: Config{ProxyHeader: DefaultProxyHeader, Authorization: open},
+	f := &streamsFixture{t: t, ctx: ctx, h2: h2, readings: make(chan reading)}
+	f.d = &Dashboard{logger: slog.New(slog.DiscardHandler), cfg: Config{ProxyHeader: DefaultProxyHeader, Authorization: open},
 		pages: map[string]*template.Template{}, views: newRunViewCache(time.Second),
-		streams: runStreams{runs: map[int64]*runStream{}}, base: ctx}
+		streams: runStreams{runs: map[int64]*runStream{}}, writeWait: wait}
+	f.d.base, f.stop = context.WithCancel(ctx)
 	for _, name := range []string{"run", "message"} {
-		d.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+		f.d.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
-	var ended atomic.Bool
-	big := strings.Repeat("<p>"+strings.Repeat("x", 96)+"</p>\n", 16<<20/104)
-	d.buildRunView = func(context.Context, int64) (runView, error) {
+	f.d.buildRunView = func(context.Context, int64) (runView, error) {
 		v := runView{Run: store.Run{ID: 7, ClosingID: 3, Estado: domain.EstadoConsolidando}, Running: true,
 			summary: []byte("<p>en curso</p>")}
-		if ended.Load() {
-			// Larger than a connection's buffers and a stream's window take:
-			// a tab that does not read cannot be written all of it.
+		if f.ended.Load() {
 			v.Run.Estado, v.Running, v.summary = domain.EstadoConsolidados, false, []byte("<p>terminada</p>"+big)
 		}
 		return v, nil
 	}
-	readings := make(chan reading)
-	var watches atomic.Int32
-	d.watchRun = func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error {
+	f.d.watchRun = func(ctx context.Context, runID int64, send func(progress.Snapshot, *engine.Report) error) error {
 		if runID != 7 {
 			return fmt.Errorf("watching run %d", runID)
 		}
-		watches.Add(1)
+		f.watches.Add(1)
 		for {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case r := <-readings:
+			case r := <-f.readings:
+				if r.err != nil {
+					return r.err
+				}
 				if err := send(r.p, r.final); err != nil || r.final != nil {
 					return err
 				}
@@ -89,126 +110,193 @@ func testRunStreams(t *testing.T, h2 bool) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ui/runs/{id}/events", d.runEvents)
-	srv := httptest.NewUnstartedServer(mux)
-	var taken atomic.Int32
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	mux.HandleFunc("GET /ui/runs/{id}/events", f.d.runEvents)
+	f.srv = httptest.NewUnstartedServer(mux)
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateHijacked {
-			taken.Add(1)
+			f.taken.Add(1)
 		}
 	}
 	if h2 {
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
+		f.srv.EnableHTTP2 = true
+		f.srv.StartTLS()
 	} else {
-		srv.Start()
+		f.srv.Start()
 	}
-	defer srv.Close()
+	t.Cleanup(f.srv.Close)
+	return f
+}
 
-	tabs := func() int {
-		d.streams.mu.Lock()
-		defer d.streams.mu.Unlock()
-		if s := d.streams.runs[7]; s != nil {
-			return len(s.subs)
-		}
-		return 0
+// feed hands the run's watch its next reading.
+func (f *streamsFixture) feed(r reading) {
+	select {
+	case f.readings <- r:
+	case <-f.ctx.Done():
+		f.t.Fatal("the run's writer stopped watching")
 	}
-	type tab struct {
-		body io.Closer
-		r    *bufio.Reader
-	}
-	openTab := func() tab {
-		req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/runs/7/events", nil)
-		require.NoError(t, err)
-		resp, err := srv.Client().Do(req)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-		if h2 {
-			require.Equal(t, 2, resp.ProtoMajor)
-		} else {
-			require.True(t, resp.Close, "an HTTP/1.1 stream's body ends with its connection")
-		}
-		return tab{body: resp.Body, r: bufio.NewReader(resp.Body)}
-	}
-	progressOf := func(ev sseEvent) progressEvent {
-		require.Equal(t, "progress", ev.name)
-		var p progressEvent
-		require.NoError(t, json.Unmarshal([]byte(ev.data), &p))
-		return p
-	}
-	// untilEnd reads a tab's events to its stream's end: the last two must be
-	// the final details and the final progress.
-	untilEnd := func(tb tab) {
-		var last []sseEvent
-		for {
-			ev, err := nextEvent(tb.r)
-			if err == io.EOF {
-				break
-			}
-			require.NoError(t, err)
-			last = append(last, ev)
-		}
-		require.GreaterOrEqual(t, len(last), 2)
-		details, end := last[len(last)-2], progressOf(last[len(last)-1])
-		require.Equal(t, "details", details.name)
-		require.Contains(t, details.data, "<p>terminada</p>")
-		require.NotContains(t, details.data, "<p>en curso</p>")
-		require.True(t, end.Final)
-		require.False(t, end.Reload)
-		require.Equal(t, 4, end.ChunksDone)
-	}
-	final := reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 4},
+}
+
+// final is the run's end.
+func (f *streamsFixture) final() reading {
+	return reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 4},
 		final: &engine.Report{Run: store.Run{ID: 7, Estado: domain.EstadoConsolidados, FinishedAt: time.Now()}}}
+}
 
-	// The first tab reads nothing after its first event.
-	stuck := openTab()
-	require.Eventually(t, func() bool { return tabs() == 1 }, 30*time.Second, 5*time.Millisecond)
-	d.streams.mu.Lock()
-	stuckSub := d.streams.runs[7].subs[0]
-	d.streams.mu.Unlock()
-	a, b, c := openTab(), openTab(), openTab()
-	require.Eventually(t, func() bool { return tabs() == 4 }, 30*time.Second, 5*time.Millisecond)
-	readings <- reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 1}}
-	for _, tb := range []tab{stuck, a, b, c} {
+// tabs is how many tabs watch the run.
+func (f *streamsFixture) tabs() int {
+	f.d.streams.mu.Lock()
+	defer f.d.streams.mu.Unlock()
+	if s := f.d.streams.runs[7]; s != nil {
+		return len(s.subs)
+	}
+	return 0
+}
+
+// waitTabs waits until n tabs watch the run (a tab joins after its response's
+// header is sent).
+func (f *streamsFixture) waitTabs(n int) {
+	require.Eventually(f.t, func() bool { return f.tabs() == n }, time.Minute, 5*time.Millisecond)
+}
+
+type tab struct {
+	body io.Closer
+	r    *bufio.Reader
+}
+
+func (f *streamsFixture) openTab() tab {
+	t := f.t
+	req, err := http.NewRequestWithContext(f.ctx, "GET", f.srv.URL+"/ui/runs/7/events", nil)
+	require.NoError(t, err)
+	resp, err := f.srv.Client().Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	if f.h2 {
+		require.Equal(t, 2, resp.ProtoMajor)
+	} else {
+		require.True(t, resp.Close, "an HTTP/1.1 stream's body ends with its connection")
+	}
+	return tab{body: resp.Body, r: bufio.NewReader(resp.Body)}
+}
+
+func (f *streamsFixture) progressOf(ev sseEvent) progressEvent {
+	require.Equal(f.t, "progress", ev.name)
+	var p progressEvent
+	require.NoError(f.t, json.Unmarshal([]byte(ev.data), &p))
+	return p
+}
+
+// next reads a tab's next event.
+func (f *streamsFixture) next(tb tab) sseEvent {
+	ev, err := nextEvent(tb.r)
+	require.NoError(f.t, err)
+	return ev
+}
+
+// untilEnd reads a tab's events to its stream's end and returns them.
+func (f *streamsFixture) untilEnd(tb tab) []sseEvent {
+	var events []sseEvent
+	for {
 		ev, err := nextEvent(tb.r)
-		require.NoError(t, err)
-		require.Equal(t, 1, progressOf(ev).ChunksDone)
+		if err == io.EOF {
+			return events
+		}
+		require.NoError(f.t, err)
+		events = append(events, ev)
+	}
+}
+
+// untilFinal reads a tab's events to its stream's end: the last two must be
+// the final details and the final progress.
+func (f *streamsFixture) untilFinal(tb tab) {
+	last := f.untilEnd(tb)
+	require.GreaterOrEqual(f.t, len(last), 2)
+	details, end := last[len(last)-2], f.progressOf(last[len(last)-1])
+	require.Equal(f.t, "details", details.name)
+	require.Contains(f.t, details.data, "<p>terminada</p>")
+	require.NotContains(f.t, details.data, "<p>en curso</p>")
+	require.True(f.t, end.Final)
+	require.False(f.t, end.Reload)
+	require.Equal(f.t, 4, end.ChunksDone)
+}
+
+func testRunStreams(t *testing.T, h2 bool) {
+	f := newStreamsFixture(t, h2, time.Minute)
+	// The first tab reads nothing after its first event.
+	stuck := f.openTab()
+	f.waitTabs(1)
+	f.d.streams.mu.Lock()
+	stuckSub := f.d.streams.runs[7].subs[0]
+	f.d.streams.mu.Unlock()
+	a, b, c := f.openTab(), f.openTab(), f.openTab()
+	f.waitTabs(4)
+	f.feed(reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 1}})
+	for _, tb := range []tab{stuck, a, b, c} {
+		require.Equal(t, 1, f.progressOf(f.next(tb)).ChunksDone)
 	}
 	// c's tab closes: the writer drops it at its next writes (HTTP/1.1) or its
-	// handler leaves (HTTP/2); a and b go on.
+	// handler leaves (HTTP/2); the others go on.
 	require.NoError(t, c.body.Close())
-	for tabs() != 3 {
-		select {
-		case readings <- reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 2}}:
-		case <-ctx.Done():
-			t.Fatal("the closed tab was never dropped")
-		}
+	for f.tabs() != 3 {
+		f.feed(reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 2}})
 		time.Sleep(50 * time.Millisecond)
 	}
-	ended.Store(true)
-	readings <- final
-	untilEnd(a)
-	untilEnd(b)
-	require.Equal(t, 0, tabs())
-	// The tab that does not read held up neither: its write waits still.
+	f.ended.Store(true)
+	f.feed(f.final())
+	f.untilFinal(a)
+	f.untilFinal(b)
+	require.Equal(t, 0, f.tabs())
+	// The tab that does not read held up neither of them: its write waits
+	// still, and its events are whole when it reads them.
 	stuckSub.mu.Lock()
-	require.False(t, stuckSub.closed, "the tab that reads nothing was written to in full, or dropped before the others were written to")
+	require.False(t, stuckSub.closed, "the tab that reads nothing was written to in full, or dropped, before the others were written to")
 	stuckSub.mu.Unlock()
-	require.NoError(t, stuck.body.Close())
+	f.untilFinal(stuck)
 
 	// A tab opened after the end: a new writer, whose watch ends at once.
-	late := openTab()
-	require.Eventually(t, func() bool { return tabs() == 1 }, 30*time.Second, 5*time.Millisecond)
-	readings <- final
-	untilEnd(late)
-	require.Equal(t, int32(2), watches.Load())
+	late := f.openTab()
+	f.waitTabs(1)
+	f.feed(f.final())
+	f.untilFinal(late)
+	require.Equal(t, int32(2), f.watches.Load())
 	if !h2 {
-		require.Equal(t, int32(5), taken.Load(), "every HTTP/1.1 stream's connection is taken from the server")
+		require.Equal(t, int32(5), f.taken.Load(), "every HTTP/1.1 stream's connection is taken from the server")
 	}
-	d.streams.mu.Lock()
-	defer d.streams.mu.Unlock()
-	require.Empty(t, d.streams.runs)
+	f.d.streams.mu.Lock()
+	defer f.d.streams.mu.Unlock()
+	require.Empty(t, f.d.streams.runs)
+}
+
+// A stream outlives a pause longer than its write deadline; a run that can no
+// longer be watched ends its streams with a "gone" event; the dashboard's
+// stopping ends them without one.
+func TestRunStreamsEnd(t *testing.T) {
+	t.Parallel()
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			const wait = 200 * time.Millisecond
+			f := newStreamsFixture(t, proto == "HTTP/2", wait)
+			tb := f.openTab()
+			f.waitTabs(1)
+			f.feed(reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 1}})
+			require.Equal(t, 1, f.progressOf(f.next(tb)).ChunksDone)
+			time.Sleep(5 * wait)
+			f.feed(reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 2}})
+			require.Equal(t, 2, f.progressOf(f.next(tb)).ChunksDone, "the stream broke off after a pause")
+			f.feed(reading{err: &engine.Error{Kind: engine.KindUnavailable, Msg: "coordinator is shutting down; watch again"}})
+			events := f.untilEnd(tb)
+			require.Len(t, events, 1)
+			require.Equal(t, "gone", events[0].name)
+
+			tb = f.openTab()
+			f.waitTabs(1)
+			f.feed(reading{p: progress.Snapshot{TotalChunks: 4, ChunksDone: 3}})
+			require.Equal(t, 3, f.progressOf(f.next(tb)).ChunksDone)
+			f.stop()
+			require.Empty(t, f.untilEnd(tb), "a stopping dashboard's streams end with no event")
+		})
+	}
 }
 
 // nextEvent reads one event with data from an event stream, as EventSource
