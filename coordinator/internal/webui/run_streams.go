@@ -18,9 +18,9 @@ import (
 	"github.com/nominacl/consolidation/pkg/store"
 )
 
-// writeWait bounds one write of events to one tab (Dashboard.writeWait, this
-// unless a test says otherwise): a tab whose write does not
-// finish within it (a laptop closed without its connection being closed) is
+// writeWait bounds each piece (writePiece) of a write of events to one tab
+// (Dashboard.writeWait, this unless a test says otherwise): a tab that takes
+// none within it (a laptop closed without its connection being closed) is
 // dropped, and its browser reconnects when it wakes. Each tab is written to by
 // a goroutine of its own while it has events waiting, so a slow tab holds up
 // nobody else's events.
@@ -152,12 +152,7 @@ func (s *streamSub) writeConn(gone func()) {
 		if !ok {
 			return
 		}
-		parts := w.parts()
-		err := s.conn.SetWriteDeadline(time.Now().Add(s.wait))
-		if err == nil {
-			_, err = parts.WriteTo(s.conn)
-		}
-		if err != nil {
+		if err := writeWithin(w.parts(), s.wait, s.conn.SetWriteDeadline, s.conn.Write); err != nil {
 			s.end() // the tab has gone (its browser reconnects if it has not)
 			gone()
 			return
@@ -178,16 +173,39 @@ func (s *streamSub) writeResponse(w http.ResponseWriter, rc *http.ResponseContro
 	}
 	// A write deadline over HTTP/2 resets the stream when it passes, written
 	// to or not: cleared after each write.
-	if err := rc.SetWriteDeadline(time.Now().Add(s.wait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	deadline := func(t time.Time) error {
+		if err := rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
+	}
+	defer func() { _ = deadline(time.Time{}) }()
+	if err := writeWithin(next.parts(), s.wait, deadline, w.Write); err != nil {
 		return false
 	}
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-	for _, part := range next.parts() {
-		if _, err := w.Write(part); err != nil {
-			return false
+	return rc.Flush() == nil && next.last == nil
+}
+
+// writePiece is the most written to a tab under one deadline: a tab must take
+// this much every writeWait, not a whole details event (about 150 KB on a
+// 100,000-employee run) — a slow link is not a stalled one.
+const writePiece = 16 << 10
+
+// writeWithin writes parts in pieces of writePiece at most, each within wait.
+func writeWithin(parts net.Buffers, wait time.Duration, setDeadline func(time.Time) error, write func([]byte) (int, error)) error {
+	for _, p := range parts {
+		for len(p) > 0 {
+			n := min(len(p), writePiece)
+			if err := setDeadline(time.Now().Add(wait)); err != nil {
+				return err
+			}
+			if _, err := write(p[:n]); err != nil {
+				return err
+			}
+			p = p[n:]
 		}
 	}
-	return rc.Flush() == nil && next.last == nil
+	return nil
 }
 
 // end ends the tab's stream at once: its taken connection is closed, its

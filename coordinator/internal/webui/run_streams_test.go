@@ -299,6 +299,42 @@ func TestRunStreamsEnd(t *testing.T) {
 	}
 }
 
+// A tab on a slow link is not a stalled one: it gets a details event that
+// takes it longer than the write deadline to read, as long as it keeps reading.
+func TestRunStreamsSlowTab(t *testing.T) {
+	t.Parallel()
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			f := newStreamsFixture(t, proto == "HTTP/2", time.Second)
+			tb := f.openTab()
+			f.waitTabs(1)
+			f.ended.Store(true)
+			f.feed(f.final())
+			// 64 KiB every 20 ms: the 16 MiB final takes seconds to read, each
+			// piece written to it far less than the deadline.
+			tb.r = bufio.NewReader(&slowReader{r: tb.r})
+			f.untilFinal(tb)
+		})
+	}
+}
+
+// slowReader reads r at about 64 KiB every 20 ms.
+type slowReader struct {
+	r    io.Reader
+	read int
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if s.read >= 64<<10 {
+		time.Sleep(20 * time.Millisecond)
+		s.read = 0
+	}
+	n, err := s.r.Read(p)
+	s.read += n
+	return n, err
+}
+
 // nextEvent reads one event with data from an event stream, as EventSource
 // does (blocks without data, such as "retry:", are skipped).
 func nextEvent(r *bufio.Reader) (sseEvent, error) {
