@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,6 +71,12 @@ type Config struct {
 	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
 	// dashboard").
 	DashboardPaired bool
+	// DashboardOpened, with DashboardPaired, has one simulated tab open the
+	// newest ended run's page and stream on the fresh services before each
+	// measured closing, in both groups (openedBefore): the pair then compares
+	// coordinators that have both served the dashboard once, as one that runs
+	// all month has, and what differs is the tabs watching the run.
+	DashboardOpened bool
 	// DashboardBrowser, when BrowserChromium, opens the tabs in a real headless
 	// Chromium started for each run with tabs (dashboard_browser.go) instead of
 	// simulating them; DashboardBrowserIdle runs that browser under SCHED_IDLE.
@@ -338,6 +345,11 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 					return lat, results, err
 				}
 				services, coord = cluster.Processes(), cluster.Coordinator
+				if cfg.DashboardOpened {
+					if err := openedBefore(ctx, pool, cfg.dashboardAddr); err != nil {
+						return lat, results, err
+					}
+				}
 			}
 			if rep > 0 {
 				if err := resetClosing(ctx, pool, gen.ClosingID); err != nil {
@@ -409,7 +421,9 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 				browserCPU = runCfg.browser.cpu()
 			}
+			stopSampling := sampleResident(coord.Pid(), 10*time.Millisecond)
 			r, err := consolidate(ctx, cluster.Client, runCfg, gen.ClosingID)
+			anonPeak, filePeak := stopSampling()
 			closeLoad()
 			if runCfg.browser != nil {
 				r.BrowserCPU = runCfg.browser.cpu() - browserCPU
@@ -460,6 +474,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 			}
 			r.CoordRSS = peakRSS(coord.Pid())
+			r.CoordAnonPeak, r.CoordFilePeak = anonPeak, filePeak
 			r.CoordAnon, r.CoordFile = residentSplit(coord.Pid())
 			for _, s := range cluster.Workers {
 				r.WorkerRSS = append(r.WorkerRSS, peakRSS(s.Pid()))
@@ -543,8 +558,8 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				fmt.Fprintf(out, "    %v\n", err)
 			}
 			if cfg.DashboardTabs > 0 {
-				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s (at the end: anon %s, file %s); load average %.2f",
-					r.Tabs, mib(r.CoordRSS), mib(r.CoordAnon), mib(r.CoordFile), r.Load1)
+				fmt.Fprintf(out, "    %d dashboard tabs: coordinator peak RSS %s (peaks read every 10 ms: anon %s, file %s; at the end: anon %s, file %s); load average %.2f",
+					r.Tabs, mib(r.CoordRSS), mib(r.CoordAnonPeak), mib(r.CoordFilePeak), mib(r.CoordAnon), mib(r.CoordFile), r.Load1)
 				if r.TabsSeen.Tabs > 0 {
 					s := r.TabsSeen
 					fmt.Fprintf(out, "; chromium CPU s %.2f; %d/%d tabs at 100 %% (the last %.1f s after the end), progress values each received during the run: min %d, median %d; pages over %s",

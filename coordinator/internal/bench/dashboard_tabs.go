@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -37,6 +39,19 @@ func openTabs(ctx context.Context, addr string, n int, runID int64) func() error
 		cancel()
 		return errors.Join(errs...)
 	}
+}
+
+// openedBefore has one simulated tab open the newest ended run's page and read
+// its stream to the end (Config.DashboardOpened).
+func openedBefore(ctx context.Context, pool *pgxpool.Pool, addr string) error {
+	var runID int64
+	if err := pool.QueryRow(ctx, "SELECT max(id) FROM consolidation_run WHERE finished_at IS NOT NULL").Scan(&runID); err != nil {
+		return fmt.Errorf("the run whose page is opened first: %w", err)
+	}
+	if err := tab(ctx, fmt.Sprintf("http://%s/ui/runs/%d", addr, runID)); err != nil {
+		return fmt.Errorf("opening run %d's page first: %w", runID, err)
+	}
+	return nil
 }
 
 // tab is one simulated tab on a run page until the run's final event.

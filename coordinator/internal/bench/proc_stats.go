@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // procCPU is a process's user+system CPU seconds (/proc/PID/stat).
@@ -53,6 +54,36 @@ func peakRSS(pid int) int64 { return procStatus(pid, "VmHWM") }
 // binary and other mapped files, shared and dropped under pressure).
 func residentSplit(pid int) (anon, file int64) {
 	return procStatus(pid, "RssAnon"), procStatus(pid, "RssFile")
+}
+
+// sampleResident reads a process's residentSplit every `every` until stop is
+// called, and stop returns the highest of each part. The kernel keeps a peak of
+// the whole (VmHWM) but not of its parts: a run that touches more of the
+// binary's pages (file) and one that holds more heap (anon) have the same kind
+// of peak, and only the parts tell them apart.
+func sampleResident(pid int, every time.Duration) (stop func() (anon, file int64)) {
+	done := make(chan struct{})
+	var peakAnon, peakFile int64
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			a, f := residentSplit(pid)
+			peakAnon, peakFile = max(peakAnon, a), max(peakFile, f)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(done)
+		<-finished
+		return peakAnon, peakFile
+	}
 }
 
 // procStatus is a "kB" field of /proc/PID/status, in bytes (0 when missing).

@@ -26,9 +26,12 @@ type Result struct {
 	// CoordAnon and CoordFile split the coordinator's resident memory at the
 	// run's end (residentSplit).
 	CoordAnon, CoordFile int64
-	WorkerRSS            []int64
-	Floor                time.Duration
-	FloorRecord          int64
+	// CoordAnonPeak and CoordFilePeak are the highest of each part, read every
+	// 10 ms during the run (sampleResident): CoordRSS is at most their sum.
+	CoordAnonPeak, CoordFilePeak int64
+	WorkerRSS                    []int64
+	Floor                        time.Duration
+	FloorRecord                  int64
 	// Rerun is the wall of a forced run of the same closing right after (Config.Rerun).
 	Rerun time.Duration
 	// ParallelFloor is the same rows copied in Streams streams at once
@@ -97,6 +100,8 @@ type Figure struct {
 	CoordRSS, WorkerRSS int64 // the highest peak of any repeat (of any worker)
 	// CoordPeak is the coordinator's peak RSS of each repeat, in MiB.
 	CoordPeak Spread
+	// CoordAnonPeak and CoordFilePeak are its parts' peaks (Result), in MiB.
+	CoordAnonPeak, CoordFilePeak Spread
 	// Tabs is the dashboard tabs that watched these closings; Loaded says the
 	// read load ran during them (Config.ReadLoad).
 	Tabs   int
@@ -147,7 +152,7 @@ func Figures(rs []Result) []Figure {
 	for _, k := range order {
 		g := groups[k]
 		f := Figure{Schema: k.sc, Employees: k.n, Chunks: g[0].Chunks, Records: g[0].Records, Runs: len(g), Tabs: k.tabs, Loaded: k.loaded}
-		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine, peak []float64
+		var wall, floor, ratio, pfloor, pratio, again, againRatio, wallRow, floorRow, coord, workers, machine, peak, anonPeak, filePeak []float64
 		var kCoord, kWorkers, kPostgres, kTotal, kWAL, browserCPU, load1 []float64
 		for _, r := range g {
 			load1 = append(load1, r.Load1)
@@ -155,6 +160,7 @@ func Figures(rs []Result) []Figure {
 				browserCPU = append(browserCPU, r.BrowserCPU)
 			}
 			peak = append(peak, float64(r.CoordRSS)/(1<<20))
+			anonPeak, filePeak = append(anonPeak, float64(r.CoordAnonPeak)/(1<<20)), append(filePeak, float64(r.CoordFilePeak)/(1<<20))
 			k := float64(r.Employees) / 1000
 			kCoord, kWorkers = append(kCoord, r.CoordCPU/k), append(kWorkers, r.WorkersCPU/k)
 			kWAL = append(kWAL, float64(r.WALBytes)/(1<<20)/k)
@@ -194,6 +200,7 @@ func Figures(rs []Result) []Figure {
 		f.PerThousand.Coord, f.PerThousand.Workers = spreadOf(kCoord), spreadOf(kWorkers)
 		f.PerThousand.Postgres, f.PerThousand.Total, f.PerThousand.WALMiB = spreadOf(kPostgres), spreadOf(kTotal), spreadOf(kWAL)
 		f.CoordPeak = spreadOf(peak)
+		f.CoordAnonPeak, f.CoordFilePeak = spreadOf(anonPeak), spreadOf(filePeak)
 		f.BrowserCPU, f.Load1 = spreadOf(browserCPU), spreadOf(load1)
 		out = append(out, f)
 	}
@@ -262,11 +269,12 @@ func Print(w io.Writer, cfg Config, rep Report) {
 			}
 		}
 		fmt.Fprintf(w, "Dashboard tabs: %s.\n\n", tabs)
-		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | coordinator CPU s | browser CPU s | load average |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| schema | employees | dashboard tabs | runs | wall | coordinator peak RSS, MiB | its anon peak | its file peak | coordinator CPU s | browser CPU s | load average |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range rep.Figures {
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Tabs, f.Runs,
-				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordCPU.plain("%.2f"), f.BrowserCPU.plain("%.2f"), f.Load1.plain("%.1f"))
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", f.label(), thousands(int64(f.Employees)), f.Tabs, f.Runs,
+				f.Wall.seconds(), f.CoordPeak.plain("%.1f"), f.CoordAnonPeak.plain("%.1f"), f.CoordFilePeak.plain("%.1f"),
+				f.CoordCPU.plain("%.2f"), f.BrowserCPU.plain("%.2f"), f.Load1.plain("%.1f"))
 		}
 	}
 	if cfg.ReadLoad {
