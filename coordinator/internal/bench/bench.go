@@ -71,9 +71,10 @@ type Config struct {
 	// afresh, so each closing's peak RSS is its own (docs/benchmarks.md, "The
 	// dashboard").
 	DashboardPaired bool
-	// DashboardOpened, with DashboardPaired, has one simulated tab open the
-	// newest ended run's page and stream on the fresh services before each
-	// measured closing, in both groups (openedBefore): the pair then compares
+	// DashboardOpened, with DashboardPaired, has one simulated tab open a small
+	// closing's ended run (the last latency closing's) page and stream on the
+	// fresh services before each measured closing, in both groups alike
+	// (openedBefore): the pair then compares
 	// coordinators that have both served the dashboard once, as one that runs
 	// all month has, and what differs is the tabs watching the run.
 	DashboardOpened bool
@@ -273,6 +274,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 	}()
 	var cold, warm []float64
 	var coldSteps, warmSteps latencySteps
+	var openedRun int64 // the last latency closing's run: its page is opened first (Config.DashboardOpened)
 	for rep := range cfg.Repeat {
 		// The closings first, so the services start just before the first one.
 		closings := make([]int64, 1+cfg.WarmRuns)
@@ -294,6 +296,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 			if err != nil {
 				return lat, nil, err
 			}
+			openedRun = r.RunID
 			steps := &warmSteps
 			if i == 0 {
 				cold = append(cold, r.Wall.Seconds())
@@ -346,7 +349,7 @@ func runSchema(ctx context.Context, cfg Config, stores *launch.Stores, sc Schema
 				}
 				services, coord = cluster.Processes(), cluster.Coordinator
 				if cfg.DashboardOpened {
-					if err := openedBefore(ctx, pool, cfg.dashboardAddr); err != nil {
+					if err := openedBefore(ctx, cfg.dashboardAddr, openedRun); err != nil {
 						return lat, results, err
 					}
 				}

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"bufio"
 	"context"
 	"encoding/json"
@@ -41,13 +39,9 @@ func openTabs(ctx context.Context, addr string, n int, runID int64) func() error
 	}
 }
 
-// openedBefore has one simulated tab open the newest ended run's page and read
-// its stream to the end (Config.DashboardOpened).
-func openedBefore(ctx context.Context, pool *pgxpool.Pool, addr string) error {
-	var runID int64
-	if err := pool.QueryRow(ctx, "SELECT max(id) FROM consolidation_run WHERE finished_at IS NOT NULL").Scan(&runID); err != nil {
-		return fmt.Errorf("the run whose page is opened first: %w", err)
-	}
+// openedBefore has one simulated tab open an ended run's page and read its
+// stream to the end (Config.DashboardOpened).
+func openedBefore(ctx context.Context, addr string, runID int64) error {
 	if err := tab(ctx, fmt.Sprintf("http://%s/ui/runs/%d", addr, runID)); err != nil {
 		return fmt.Errorf("opening run %d's page first: %w", runID, err)
 	}

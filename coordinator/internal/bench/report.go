@@ -27,7 +27,8 @@ type Result struct {
 	// run's end (residentSplit).
 	CoordAnon, CoordFile int64
 	// CoordAnonPeak and CoordFilePeak are the highest of each part, read every
-	// 10 ms during the run (sampleResident): CoordRSS is at most their sum.
+	// 10 ms during the run (sampleResident): a peak between two readings is
+	// missed, and CoordRSS's window starts a little earlier (resetPeakRSS).
 	CoordAnonPeak, CoordFilePeak int64
 	WorkerRSS                    []int64
 	Floor                        time.Duration
