@@ -107,7 +107,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		// The stream's last events are written, or its tab has gone.
 		sub.end()
-		d.streams.leave(s, sub)
+		sub.leave()
 		return
 	}
 }

@@ -68,6 +68,7 @@ type streamSub struct {
 	conn    net.Conn      // HTTP/1.x: its taken connection; nil over HTTP/2
 	wait    time.Duration // writeWait
 	wake    chan struct{} // HTTP/2: capacity 1, its handler has events to write
+	leave   func()        // takes it out of its run's stream: set when it joins
 
 	mu      sync.Mutex
 	next    waiting       // the events not written yet
@@ -89,7 +90,7 @@ func (w waiting) empty() bool { return w.progress == nil && w.details == nil && 
 // parts are the events to write, in order.
 func (w waiting) parts() net.Buffers {
 	if w.last != nil {
-		return slices.Clone(w.last)
+		return w.last
 	}
 	parts := make(net.Buffers, 0, 1+len(w.details))
 	if w.progress != nil {
@@ -99,9 +100,9 @@ func (w waiting) parts() net.Buffers {
 }
 
 // offer hands the tab its next events, and starts writing them to a taken
-// connection (HTTP/1.x) or wakes the handler (HTTP/2). gone is called when the
-// tab turns out to have gone.
-func (s *streamSub) offer(progress []byte, details, last net.Buffers, gone func()) {
+// connection (HTTP/1.x) or wakes the handler (HTTP/2). A tab that turns out to
+// have gone leaves its run's stream.
+func (s *streamSub) offer(progress []byte, details, last net.Buffers) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -122,7 +123,7 @@ func (s *streamSub) offer(progress []byte, details, last net.Buffers, gone func(
 	s.writing = s.writing || start
 	s.mu.Unlock()
 	if start {
-		go s.writeConn(gone)
+		go s.writeConn()
 	} else if s.conn == nil {
 		select {
 		case s.wake <- struct{}{}:
@@ -146,7 +147,7 @@ func (s *streamSub) take() (waiting, bool) {
 }
 
 // writeConn writes a taken connection's waiting events until none is left.
-func (s *streamSub) writeConn(gone func()) {
+func (s *streamSub) writeConn() {
 	for {
 		w, ok := s.take()
 		if !ok {
@@ -154,7 +155,7 @@ func (s *streamSub) writeConn(gone func()) {
 		}
 		if err := writeWithin(w.parts(), s.wait, s.conn.SetWriteDeadline, s.conn.Write); err != nil {
 			s.end() // the tab has gone (its browser reconnects if it has not)
-			gone()
+			s.leave()
 			return
 		}
 		if w.last != nil {
@@ -251,6 +252,7 @@ func (rs *runStreams) join(runID int64, opened store.Run, sub *streamSub) (s *ru
 		rs.runs[runID] = s
 	}
 	sub.fresh = true
+	sub.leave = func() { rs.leave(s, sub) }
 	s.subs = append(s.subs, sub)
 	return s, first
 }
@@ -336,7 +338,6 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		}
 		return &v
 	}
-	gone := func(sub *streamSub) func() { return func() { d.streams.leave(s, sub) } }
 	var sent time.Time
 	detailsAt := time.Now()
 	send := func(p progress.Snapshot, final *engine.Report) error {
@@ -371,7 +372,7 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		if err != nil {
 			for _, sub := range to { // taken out of runStreams already if final: ended here
 				sub.end()
-				d.streams.leave(s, sub)
+				sub.leave()
 			}
 			return err
 		}
@@ -390,11 +391,11 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 			}
 			switch {
 			case final == nil:
-				sub.offer(progressEv, details, nil, gone(sub))
+				sub.offer(progressEv, details, nil)
 			case details != nil:
-				sub.offer(nil, nil, append(details, progressEv), gone(sub))
+				sub.offer(nil, nil, append(details, progressEv))
 			default:
-				sub.offer(nil, nil, net.Buffers{reloadEv}, gone(sub))
+				sub.offer(nil, nil, net.Buffers{reloadEv})
 			}
 		}
 		if final == nil && d.streams.endIfIdle(s) {
@@ -409,7 +410,7 @@ func (d *Dashboard) writeRun(s *runStream, detailsDone int) {
 		}
 		for _, sub := range d.streams.end(s) {
 			if err != nil && !errors.Is(err, errNoTabs) && ctx.Err() == nil {
-				sub.offer(nil, nil, net.Buffers{goneEvent}, func() {})
+				sub.offer(nil, nil, net.Buffers{goneEvent})
 			} else {
 				sub.end()
 			}
