@@ -182,3 +182,20 @@ func TestStaticAssetsHaveTheirTypes(t *testing.T) {
 		require.Contains(t, staticTypes, path.Ext(e.Name()), "an embedded asset with no type of its own: %s", e.Name())
 	}
 }
+
+// escapeNow escapes a page's template as its first execution would, without
+// data, and stops at a template that cannot be escaped.
+func TestEscapeNow(t *testing.T) {
+	t.Parallel()
+	good := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/run.html"))
+	for _, entry := range append([]string{"layout"}, entryPoints["run"]...) {
+		require.NoError(t, escapeNow(good, entry))
+	}
+	// html/template refuses to clone a template set once it has been escaped:
+	// escaping did happen, before any page was served.
+	_, err := good.Clone()
+	require.ErrorContains(t, err, "after it has executed")
+
+	bad := template.Must(template.New("bad").Parse(`{{define "e"}}{{if .}}<a href="{{end}}x{{end}}`))
+	require.Error(t, escapeNow(bad, "e"))
+}
