@@ -63,7 +63,20 @@ func (c *runViewCache) get(ctx context.Context, runID int64, ended bool, build f
 	if err != nil {
 		return runView{}, err
 	}
-	e.at, e.view = time.Now(), v
+	at := time.Now()
+	e.at, e.view = at, v
+	if v.Running {
+		// A running run's view is let go once stale: its tabs' writer builds
+		// it again every detailsEvery anyway, and holding it in between would
+		// keep it in the heap the collector paces itself by.
+		time.AfterFunc(c.ttl, func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.at.Equal(at) {
+				e.at, e.view = time.Time{}, runView{}
+			}
+		})
+	}
 	return v, nil
 }
 

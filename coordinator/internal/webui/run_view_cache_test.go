@@ -67,6 +67,27 @@ func TestRunViewCache(t *testing.T) {
 		require.Equal(t, int32(2), f.builds.Load())
 	})
 
+	t.Run("ARunningViewIsLetGoOnceStale", func(t *testing.T) {
+		t.Parallel()
+		f := newViewCacheFixture(t, time.Millisecond, true)
+		f.ask(1, false)
+		held := func() bool {
+			f.cache.mu.Lock()
+			e := f.cache.entries[7]
+			f.cache.mu.Unlock()
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return !e.at.IsZero()
+		}
+		require.Eventually(t, func() bool { return !held() }, time.Minute, time.Millisecond,
+			"a running run's stale view is still held")
+		// An ended run's view is kept.
+		f.running.Store(false)
+		f.ask(1, true)
+		time.Sleep(10 * time.Millisecond)
+		require.True(t, held(), "an ended run's view was let go")
+	})
+
 	t.Run("TabsThatSawTheEndShareOneBuildOfTheEndedRun", func(t *testing.T) {
 		t.Parallel()
 		f := newViewCacheFixture(t, time.Hour, true)
