@@ -71,7 +71,7 @@ func (d *Dashboard) runEvents(w http.ResponseWriter, r *http.Request) {
 				_ = conn.Close()
 				return
 			}
-			sub.conn = conn
+			sub.conn, sub.raw = conn, rawConn(conn)
 			if s, first := d.streams.join(runID, v.Run, sub); first {
 				go d.writeRun(s, v.Progress.ChunksDone)
 			}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nominacl/consolidation/coordinator/internal/engine"
@@ -21,9 +22,9 @@ import (
 // writeWait bounds each piece (writePiece) of a write of events to one tab
 // (Dashboard.writeWait, this unless a test says otherwise): a tab that takes
 // none within it (a laptop closed without its connection being closed) is
-// dropped, and its browser reconnects when it wakes. Each tab is written to by
-// a goroutine of its own while it has events waiting, so a slow tab holds up
-// nobody else's events.
+// dropped, and its browser reconnects when it wakes. What a tab's socket does
+// not take at once is written by a goroutine of the tab's own, so a slow tab
+// holds up nobody else's events.
 const writeWait = 10 * time.Second
 
 // rstAvoidanceDelay is how long a taken connection is kept after its last
@@ -43,9 +44,10 @@ var goneEvent = []byte("event: gone\ndata: {}\n\n")
 // it to every tab watching the run. A tab keeps no goroutine of its own while
 // it waits: over HTTP/1.1 its connection is taken from the server once the
 // stream's header is written (the server's goroutine, its background reader
-// and its buffers end there) and a goroutine writes to it only while it has
-// events waiting; over HTTP/2, where a connection cannot be taken, the stream's
-// handler waits and writes them (docs/benchmarks.md, "The dashboard").
+// and its buffers end there), the run's writer writes its events as far as its
+// socket takes them at once, and a goroutine of the tab's writes the rest, only
+// while there is some; over HTTP/2, where a connection cannot be taken, the
+// stream's handler waits and writes them (docs/benchmarks.md, "The dashboard").
 type runStreams struct {
 	mu   sync.Mutex
 	runs map[int64]*runStream
@@ -62,17 +64,18 @@ type runStream struct {
 
 // streamSub is one tab watching a run.
 type streamSub struct {
-	page    pageData      // who the tab's caller is and its form token
-	fresh   bool          // joined since the last event (guarded by runStreams.mu): the next reading goes to it at once
-	actions streamActions // its caller's actions, rendered by the run's writer only
-	conn    net.Conn      // HTTP/1.x: its taken connection; nil over HTTP/2
-	wait    time.Duration // writeWait
-	wake    chan struct{} // HTTP/2: capacity 1, its handler has events to write
-	leave   func()        // takes it out of its run's stream: set when it joins
+	page    pageData        // who the tab's caller is and its form token
+	fresh   bool            // joined since the last event (guarded by runStreams.mu): the next reading goes to it at once
+	actions streamActions   // its caller's actions, rendered by the run's writer only
+	conn    net.Conn        // HTTP/1.x: its taken connection; nil over HTTP/2
+	raw     syscall.RawConn // conn's socket when it has one (not TLS): written first without waiting (writeNow)
+	wait    time.Duration   // writeWait
+	wake    chan struct{}   // HTTP/2: capacity 1, its handler has events to write
+	leave   func()          // takes it out of its run's stream: set when it joins
 
 	mu      sync.Mutex
 	next    waiting       // the events not written yet
-	writing bool          // HTTP/1.x: a goroutine is writing next
+	writing bool          // HTTP/1.x: next is being written (by the run's writer, or a goroutine of the tab's)
 	closed  bool          // its stream has ended: nothing more is written to it
 	done    chan struct{} // closed with closed
 }
@@ -80,28 +83,35 @@ type streamSub struct {
 // waiting are a tab's events not written yet, newest only: a tab that is
 // behind skips to the newest progress and details, never a queue.
 type waiting struct {
+	partial  net.Buffers // what a write from the run's writer left of its events: written first, whole
 	progress []byte
 	details  net.Buffers
 	last     net.Buffers // the stream's last events: written, then the stream ends
 }
 
-func (w waiting) empty() bool { return w.progress == nil && w.details == nil && w.last == nil }
+func (w waiting) empty() bool {
+	return w.partial == nil && w.progress == nil && w.details == nil && w.last == nil
+}
 
 // parts are the events to write, in order.
 func (w waiting) parts() net.Buffers {
-	if w.last != nil {
+	if w.last != nil && w.partial == nil {
 		return w.last
 	}
-	parts := make(net.Buffers, 0, 1+len(w.details))
+	parts := make(net.Buffers, 0, len(w.partial)+1+len(w.details)+len(w.last))
+	parts = append(parts, w.partial...)
+	if w.last != nil {
+		return append(parts, w.last...)
+	}
 	if w.progress != nil {
 		parts = append(parts, w.progress)
 	}
 	return append(parts, w.details...)
 }
 
-// offer hands the tab its next events, and starts writing them to a taken
-// connection (HTTP/1.x) or wakes the handler (HTTP/2). A tab that turns out to
-// have gone leaves its run's stream.
+// offer hands the tab its next events, and writes them to a taken connection
+// (HTTP/1.x) or wakes the handler (HTTP/2). A tab that turns out to have gone
+// leaves its run's stream. Only the run's writer offers.
 func (s *streamSub) offer(progress []byte, details, last net.Buffers) {
 	s.mu.Lock()
 	if s.closed {
@@ -110,7 +120,7 @@ func (s *streamSub) offer(progress []byte, details, last net.Buffers) {
 	}
 	switch {
 	case last != nil:
-		s.next = waiting{last: last}
+		s.next = waiting{partial: s.next.partial, last: last}
 	case s.next.last == nil:
 		if progress != nil {
 			s.next.progress = progress
@@ -122,14 +132,62 @@ func (s *streamSub) offer(progress []byte, details, last net.Buffers) {
 	start := s.conn != nil && !s.writing
 	s.writing = s.writing || start
 	s.mu.Unlock()
-	if start {
-		go s.writeConn()
-	} else if s.conn == nil {
+	switch {
+	case start:
+		if !s.writeNow() {
+			go s.writeConn()
+		}
+	case s.conn == nil:
 		select {
 		case s.wake <- struct{}{}:
 		default: // woken already
 		}
 	}
+}
+
+// writeNow writes the tab's waiting events from the run's writer, as far as
+// its socket takes them without waiting, and says whether that was all: a tab
+// that keeps up (nearly every tab, nearly always) then costs no goroutine per
+// event, whose stack the runtime would keep for the next (docs/benchmarks.md,
+// "What a watched run's extra megabyte was"). What is left goes to a goroutine
+// of the tab's own (writeConn), with the deadlines a slow tab gets.
+func (s *streamSub) writeNow() (done bool) {
+	if s.raw == nil {
+		return false
+	}
+	w, ok := s.take()
+	if !ok {
+		return true
+	}
+	// A write that does not wait needs no deadline; one left by an earlier
+	// write (writeConn's, or the header's) would fail it once passed.
+	err := s.conn.SetWriteDeadline(time.Time{})
+	var rest net.Buffers
+	if err == nil {
+		rest, err = writeNow(s.raw, w.parts())
+	}
+	switch {
+	case err != nil:
+		s.end() // the tab has gone (its browser reconnects if it has not)
+		s.leave()
+		return true
+	case len(rest) > 0:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if w.last != nil {
+			s.next = waiting{last: rest}
+		} else {
+			s.next = waiting{partial: rest} // nothing was offered since: the run's writer is here
+		}
+		return false
+	case w.last != nil:
+		s.finish()
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = false
+	return true
 }
 
 // take returns the events waiting, if any and the stream has not ended; with

@@ -306,13 +306,17 @@ func TestRunStreamsSlowTab(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/2"} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
-			f := newStreamsFixture(t, proto == "HTTP/2", time.Second)
+			// A writer blocked on a full socket is woken only once a third of
+			// what the socket holds has gone (Linux): over loopback, where it
+			// holds up to 4 MiB, more than 1 MiB, about 0.4 s at this pace. A
+			// 1 s deadline left too little room on a loaded machine.
+			f := newStreamsFixture(t, proto == "HTTP/2", 3*time.Second)
 			tb := f.openTab()
 			f.waitTabs(1)
 			f.ended.Store(true)
 			f.feed(f.final())
-			// 64 KiB every 20 ms: the 16 MiB final takes seconds to read, each
-			// piece written to it far less than the deadline.
+			// 64 KiB every 20 ms: the 16 MiB final takes about 5 s to read,
+			// longer than the deadline, each piece written to it far less.
 			tb.r = bufio.NewReader(&slowReader{r: tb.r})
 			f.untilFinal(tb)
 		})
@@ -382,4 +386,66 @@ func TestSharedFrameIsTheWholeEvent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A tab that keeps up is written its events by the run's writer as it offers
+// them, with no goroutine of the tab's; an event larger than the tab's socket
+// takes at once is written in part so, the rest by the tab's goroutine, and
+// arrives whole, before the events offered after it.
+func TestOfferWritesWhatTheSocketTakes(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+	sub := &streamSub{conn: conn, raw: rawConn(conn), wait: time.Minute, done: make(chan struct{}), leave: func() {}}
+	require.NotNil(t, sub.raw)
+	r := bufio.NewReader(client)
+	progressEv := func(done int) []byte {
+		ev, err := frameProgress(progressEvent{ChunksDone: done})
+		require.NoError(t, err)
+		return ev
+	}
+
+	sub.offer(progressEv(1), nil, nil)
+	sub.mu.Lock()
+	require.False(t, sub.writing, "a small event to a tab that keeps up was left to a goroutine")
+	sub.mu.Unlock()
+	ev, err := nextEvent(r)
+	require.NoError(t, err)
+	require.Contains(t, ev.data, `"chunks_done":1`)
+
+	// 16 MiB of details, more than a socket's buffer: written in part, the
+	// rest left to the tab's goroutine while the events after it are offered.
+	var details strings.Builder
+	require.NoError(t, writeDetails(&details, []byte(big)))
+	sub.offer(nil, net.Buffers{[]byte(details.String())}, nil)
+	sub.mu.Lock()
+	require.True(t, sub.writing, "the socket took 16 MiB at once: the test proves nothing")
+	sub.mu.Unlock()
+	sub.offer(progressEv(2), nil, nil)
+	sub.offer(progressEv(3), nil, nil)
+	sub.offer(nil, nil, net.Buffers{progressEv(4)})
+
+	ev, err = nextEvent(r) // read only now: the socket was full when the events after it were offered
+	require.NoError(t, err)
+	require.Equal(t, "details", ev.name)
+	require.Equal(t, strings.TrimSuffix(big, "\n"), ev.data, "the details event was not written whole")
+	var last int
+	for {
+		ev, err := nextEvent(r)
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		var p progressEvent
+		require.NoError(t, json.Unmarshal([]byte(ev.data), &p))
+		require.Greater(t, p.ChunksDone, last, "the events came out of order")
+		last = p.ChunksDone
+	}
+	require.Equal(t, 4, last, "the stream ended before its last event")
 }
