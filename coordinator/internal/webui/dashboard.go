@@ -174,6 +174,9 @@ var entryPoints = map[string][]string{"run": {"details", "summary"}, "runs": {"r
 // dashboard (docs/benchmarks.md, "The dashboard"). Escaping comes before
 // executing, so executing without data, which fails, escapes all the same.
 func escapeNow(t *template.Template, entry string) error {
+	if t.Lookup(entry) == nil {
+		return fmt.Errorf("no template %q", entry)
+	}
 	err := t.ExecuteTemplate(io.Discard, entry, nil)
 	if escErr := (*template.Error)(nil); errors.As(err, &escErr) {
 		return err

@@ -198,4 +198,5 @@ func TestEscapeNow(t *testing.T) {
 
 	bad := template.Must(template.New("bad").Parse(`{{define "e"}}{{if .}}<a href="{{end}}x{{end}}`))
 	require.Error(t, escapeNow(bad, "e"))
+	require.Error(t, escapeNow(good, "renamed"), "an entry point that is no template passed")
 }

@@ -146,11 +146,12 @@ func (s *streamSub) offer(progress []byte, details, last net.Buffers) {
 }
 
 // writeNow writes the tab's waiting events from the run's writer, as far as
-// its socket takes them without waiting, and says whether that was all: a tab
-// that keeps up (nearly every tab, nearly always) then costs no goroutine per
-// event, whose stack the runtime would keep for the next (docs/benchmarks.md,
-// "What a watched run's extra megabyte was"). What is left goes to a goroutine
-// of the tab's own (writeConn), with the deadlines a slow tab gets.
+// its socket takes them without waiting, and says whether it is done with them
+// (all written, or the tab gone): a tab that keeps up (nearly every tab, nearly
+// always) then costs no goroutine per event, whose stack the runtime would keep
+// for the next (docs/benchmarks.md, "What a watched run's extra megabyte
+// was"). What is left goes to a goroutine of the tab's own (writeConn), with
+// the deadlines a slow tab gets; an event begun is finished before any other.
 func (s *streamSub) writeNow() (done bool) {
 	if s.raw == nil {
 		return false
@@ -162,9 +163,10 @@ func (s *streamSub) writeNow() (done bool) {
 	// A write that does not wait needs no deadline; one left by an earlier
 	// write (writeConn's, or the header's) would fail it once passed.
 	err := s.conn.SetWriteDeadline(time.Time{})
+	parts := w.parts()
 	var rest net.Buffers
 	if err == nil {
-		rest, err = writeNow(s.raw, w.parts())
+		rest, err = writeNow(s.raw, parts)
 	}
 	switch {
 	case err != nil:
@@ -174,10 +176,14 @@ func (s *streamSub) writeNow() (done bool) {
 	case len(rest) > 0:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if w.last != nil {
-			s.next = waiting{last: rest}
-		} else {
-			s.next = waiting{partial: rest} // nothing was offered since: the run's writer is here
+		// Nothing was offered since: the run's writer is here.
+		switch {
+		case size(rest) == size(parts):
+			s.next = w // none of it written: newer events may still replace it
+		case w.last != nil:
+			s.next = waiting{partial: rest, last: net.Buffers{}} // then the stream ends
+		default:
+			s.next = waiting{partial: rest}
 		}
 		return false
 	case w.last != nil:
@@ -190,8 +196,16 @@ func (s *streamSub) writeNow() (done bool) {
 	return true
 }
 
+// size is how many bytes b holds.
+func size(b net.Buffers) (n int) {
+	for _, p := range b {
+		n += len(p)
+	}
+	return n
+}
+
 // take returns the events waiting, if any and the stream has not ended; with
-// none, the HTTP/1.x writing goroutine stops (the next offer starts another).
+// none, the HTTP/1.x writing stops (the next offer writes again).
 func (s *streamSub) take() (waiting, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -388,64 +389,96 @@ func TestSharedFrameIsTheWholeEvent(t *testing.T) {
 	}
 }
 
+// tcpTab is a tab's stream over a TCP connection, as the server takes it, and
+// the tab's end of it.
+func tcpTab(t *testing.T) (*streamSub, *bufio.Reader) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	sub := &streamSub{conn: conn, raw: rawConn(conn), wait: time.Minute, done: make(chan struct{}), leave: func() {}}
+	require.NotNil(t, sub.raw)
+	return sub, bufio.NewReader(client)
+}
+
+func progressFrame(t *testing.T, done int) []byte {
+	ev, err := frameProgress(progressEvent{ChunksDone: done})
+	require.NoError(t, err)
+	return ev
+}
+
+// bigDetails is a details event of 16 MiB, more than a socket's buffers take.
+func bigDetails(t *testing.T) []byte {
+	var details bytes.Buffer
+	require.NoError(t, writeDetails(&details, []byte(big)))
+	return details.Bytes()
+}
+
 // A tab that keeps up is written its events by the run's writer as it offers
 // them, with no goroutine of the tab's; an event larger than the tab's socket
 // takes at once is written in part so, the rest by the tab's goroutine, and
-// arrives whole, before the events offered after it.
+// arrives whole, before the events offered after it; a last event so large
+// arrives whole too, and ends the stream.
 func TestOfferWritesWhatTheSocketTakes(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	conn, err := ln.Accept()
-	require.NoError(t, err)
-	sub := &streamSub{conn: conn, raw: rawConn(conn), wait: time.Minute, done: make(chan struct{}), leave: func() {}}
-	require.NotNil(t, sub.raw)
-	r := bufio.NewReader(client)
-	progressEv := func(done int) []byte {
-		ev, err := frameProgress(progressEvent{ChunksDone: done})
-		require.NoError(t, err)
-		return ev
-	}
-
-	sub.offer(progressEv(1), nil, nil)
-	sub.mu.Lock()
-	require.False(t, sub.writing, "a small event to a tab that keeps up was left to a goroutine")
-	sub.mu.Unlock()
-	ev, err := nextEvent(r)
-	require.NoError(t, err)
-	require.Contains(t, ev.data, `"chunks_done":1`)
-
-	// 16 MiB of details, more than a socket's buffer: written in part, the
-	// rest left to the tab's goroutine while the events after it are offered.
-	var details strings.Builder
-	require.NoError(t, writeDetails(&details, []byte(big)))
-	sub.offer(nil, net.Buffers{[]byte(details.String())}, nil)
-	sub.mu.Lock()
-	require.True(t, sub.writing, "the socket took 16 MiB at once: the test proves nothing")
-	sub.mu.Unlock()
-	sub.offer(progressEv(2), nil, nil)
-	sub.offer(progressEv(3), nil, nil)
-	sub.offer(nil, nil, net.Buffers{progressEv(4)})
-
-	ev, err = nextEvent(r) // read only now: the socket was full when the events after it were offered
-	require.NoError(t, err)
-	require.Equal(t, "details", ev.name)
-	require.Equal(t, strings.TrimSuffix(big, "\n"), ev.data, "the details event was not written whole")
-	var last int
-	for {
+	t.Run("Running", func(t *testing.T) {
+		t.Parallel()
+		sub, r := tcpTab(t)
+		sub.offer(progressFrame(t, 1), nil, nil)
+		sub.mu.Lock()
+		require.False(t, sub.writing, "a small event to a tab that keeps up was left to a goroutine")
+		sub.mu.Unlock()
 		ev, err := nextEvent(r)
-		if err == io.EOF {
-			break
-		}
 		require.NoError(t, err)
-		var p progressEvent
-		require.NoError(t, json.Unmarshal([]byte(ev.data), &p))
-		require.Greater(t, p.ChunksDone, last, "the events came out of order")
-		last = p.ChunksDone
-	}
-	require.Equal(t, 4, last, "the stream ended before its last event")
+		require.Contains(t, ev.data, `"chunks_done":1`)
+
+		sub.offer(nil, net.Buffers{bigDetails(t)}, nil)
+		sub.mu.Lock()
+		require.True(t, sub.writing, "the socket took 16 MiB at once: the test proves nothing")
+		sub.mu.Unlock()
+		sub.offer(progressFrame(t, 2), nil, nil)
+		sub.offer(progressFrame(t, 3), nil, nil)
+		sub.offer(nil, nil, net.Buffers{progressFrame(t, 4)})
+
+		ev, err = nextEvent(r) // read only now: the socket was full when the events after it were offered
+		require.NoError(t, err)
+		require.Equal(t, "details", ev.name)
+		require.Equal(t, strings.TrimSuffix(big, "\n"), ev.data, "the details event was not written whole")
+		var last int
+		for {
+			ev, err := nextEvent(r)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			var p progressEvent
+			require.NoError(t, json.Unmarshal([]byte(ev.data), &p))
+			require.Greater(t, p.ChunksDone, last, "the events came out of order")
+			last = p.ChunksDone
+		}
+		require.Equal(t, 4, last, "the stream ended before its last event")
+	})
+
+	t.Run("Last", func(t *testing.T) {
+		t.Parallel()
+		sub, r := tcpTab(t)
+		sub.offer(nil, nil, net.Buffers{bigDetails(t), progressFrame(t, 4)})
+		sub.mu.Lock()
+		require.True(t, sub.writing, "the socket took 16 MiB at once: the test proves nothing")
+		sub.mu.Unlock()
+		ev, err := nextEvent(r)
+		require.NoError(t, err)
+		require.Equal(t, "details", ev.name)
+		require.Equal(t, strings.TrimSuffix(big, "\n"), ev.data, "the last details were not written whole")
+		ev, err = nextEvent(r)
+		require.NoError(t, err)
+		require.Equal(t, 4, (&streamsFixture{t: t}).progressOf(ev).ChunksDone)
+		_, err = nextEvent(r)
+		require.Equal(t, io.EOF, err, "the stream did not end after its last event")
+	})
 }
